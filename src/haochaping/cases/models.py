@@ -1,0 +1,44 @@
+"""Service cases (办件) pushed by business systems."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haochaping.db.base import Base, UTCDateTime, utcnow
+from haochaping.db.types import BigIntPK
+
+
+class Case(Base):
+    """One handling of one service item for one applicant."""
+
+    __tablename__ = "service_case"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('received', 'accepted', 'completed', 'rejected')", name="status_valid"
+        ),
+        CheckConstraint("mode IN ('online', 'offline')", name="mode_valid"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    case_no: Mapped[str] = mapped_column(String(50), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("item.id"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("org.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    mode: Mapped[str] = mapped_column(String(10))
+    case_type: Mapped[str] = mapped_column(String(20), default="immediate")
+    status: Mapped[str] = mapped_column(String(20))
+    applicant_type: Mapped[str] = mapped_column(String(20))
+    applicant_name: Mapped[str | None] = mapped_column(String(200))
+    applicant_cert_type: Mapped[str | None] = mapped_column(String(20))
+    applicant_cert_no: Mapped[str | None] = mapped_column(String(64))
+    applicant_phone: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_client.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

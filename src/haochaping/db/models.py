@@ -1,0 +1,9 @@
+"""Imports every model module so that the metadata is complete (Alembic, tests)."""
+
+from haochaping.accounts import models as accounts_models  # noqa: F401
+from haochaping.cases import models as cases_models  # noqa: F401
+from haochaping.evaluations import models as evaluations_models  # noqa: F401
+from haochaping.orgs import models as orgs_models  # noqa: F401
+from haochaping.db.base import Base
+
+metadata = Base.metadata

@@ -1,0 +1,47 @@
+"""Stable values of the evaluation domain, with the Chinese labels shown to people."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    PC = "pc"
+    MOBILE = "mobile"
+    QRCODE = "qrcode"
+    PAD = "pad"
+    TERMINAL = "terminal"
+    PHONE = "phone"
+    SMS = "sms"
+    REVIEW = "review"  # 社会各界“综合点评”
+    INSPECTION = "inspection"  # 政府部门“监督查评”
+
+
+CASE_BOUND_CHANNELS = frozenset(
+    {Channel.PC, Channel.MOBILE, Channel.QRCODE, Channel.PAD, Channel.TERMINAL, Channel.PHONE,
+     Channel.SMS}
+)
+FREE_CHANNELS = frozenset({Channel.REVIEW, Channel.INSPECTION})
+
+CHANNEL_LABELS = {
+    Channel.PC: "PC端",
+    Channel.MOBILE: "移动端",
+    Channel.QRCODE: "二维码",
+    Channel.PAD: "评价器",
+    Channel.TERMINAL: "自助终端",
+    Channel.PHONE: "电话",
+    Channel.SMS: "短信",
+    Channel.REVIEW: "综合点评",
+    Channel.INSPECTION: "监督查评",
+}
+
+# Exchange-data platform code (`pf`) per channel: the national default mapping.
+CHANNEL_PF = {
+    Channel.PC: 1, Channel.MOBILE: 2, Channel.QRCODE: 3, Channel.PAD: 4,
+    Channel.TERMINAL: 5, Channel.PHONE: 6, Channel.SMS: 7,
+}
+
+LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+DEFAULT_STAGE = "whole"
+STAGE_LABELS = {"whole": "整体", "accept": "受理", "complete": "办结"}

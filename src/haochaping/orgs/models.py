@@ -1,0 +1,74 @@
+"""Regions, organisations, staff and service items (reference data)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from haochaping.db.base import Base, UTCDateTime, utcnow
+from haochaping.db.types import BigIntPK
+
+
+class Region(Base):
+    """An administrative region: province, city, county, town or village (five tiers)."""
+
+    __tablename__ = "region"
+    __table_args__ = (CheckConstraint("tier BETWEEN 1 AND 5", name="tier_range"),)
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    parent_code: Mapped[str | None] = mapped_column(ForeignKey("region.code"), index=True)
+    tier: Mapped[int] = mapped_column(Integer)
+    # Materialised path of codes ("/330000/330100/"): a subtree is one prefix match.
+    path: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Org(Base):
+    """An organisation: a department, a service hall or a window inside a hall (a tree)."""
+
+    __tablename__ = "org"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("org.id"), index=True)
+    region_code: Mapped[str] = mapped_column(ForeignKey("region.code"), index=True)
+    # Materialised path of org codes ("/P/HALL1/W01/"): scope checks are a prefix test.
+    path: Mapped[str] = mapped_column(String(600))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    parent: Mapped[Org | None] = relationship(remote_side=[id], lazy="raise")
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('department', 'hall', 'window')", name="kind_valid"),
+        Index("ix_org_path", "path"),
+    )
+
+
+class Staff(Base):
+    """A staff member (工作人员) of an organisation, known by staff number (工号)."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    staff_no: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Item(Base):
+    """A government service item (政务服务事项), keyed by its implementation code (实施编码)."""
+
+    __tablename__ = "item"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    basic_code: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
