@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -11,7 +10,6 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
-    Integer,
     SmallInteger,
     String,
     Text,
@@ -85,19 +83,6 @@ class Evaluation(Base):
     device_id: Mapped[str | None] = mapped_column(String(100))
     evaluated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class IdempotencyRecord(Base):
-    """The first answer to a request made with an `Idempotency-Key`, replayed on retries."""
-
-    __tablename__ = "idempotency_record"
-
-    client_id: Mapped[int] = mapped_column(ForeignKey("api_client.id"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer)
-    body: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Invitation(Base):

@@ -1,0 +1,95 @@
+"""The application factory: `create_app(settings)` mounts the API and the pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.middleware.sessions import SessionMiddleware
+
+from haochaping import __version__
+from haochaping.accounts import api as accounts_api
+from haochaping.cases import api as cases_api
+from haochaping.config import Settings
+from haochaping.core import handlers
+from haochaping.core.middleware import BodySizeLimit
+from haochaping.db.session import make_engine, make_sessionmaker
+from haochaping.evaluations import api as evaluations_api
+from haochaping.evaluations import tags
+from haochaping.evaluations.service import IntakeRules
+from haochaping.orgs import api as orgs_api
+
+STATIC = Path(__file__).parent / "static"
+
+
+async def load_rules(app: FastAPI) -> IntakeRules:
+    """Seed the national reason tags if missing and build the intake rules."""
+    settings: Settings = app.state.settings
+    async with app.state.sessionmaker() as db:
+        await tags.seed(db)
+        await db.commit()
+        sets = await tags.load(db)
+    return IntakeRules(tagset_version=tags.NATIONAL_VERSION, tags=sets[tags.NATIONAL_VERSION],
+                       window_days=settings.evaluation_window_days,
+                       good_levels=frozenset(settings.good_levels))
+
+
+async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
+    """Open the database and load what every request needs (lifespan, or tests directly)."""
+    app.state.engine = engine or make_engine(app.state.settings)
+    app.state.owns_engine = engine is None
+    app.state.sessionmaker = sessionmaker or make_sessionmaker(app.state.engine)
+    app.state.rules = await load_rules(app)
+
+
+async def shutdown(app: FastAPI) -> None:
+    """Release what startup opened."""
+    if getattr(app.state, "owns_engine", False):
+        await app.state.engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app for the given settings (tests pass their own)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await startup(app)
+        yield
+        await shutdown(app)
+
+    app = FastAPI(
+        title="好差评 Haochaping",
+        version=__version__,
+        description="政务服务“好差评”平台接口：办件、评价、差评整改、统计上报。",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.client_cache = {}
+    handlers.install(app)
+    app.add_middleware(
+        SessionMiddleware, secret_key=settings.secret_key, session_cookie="hcp_session",
+        same_site="lax", https_only=settings.session_cookie_secure, max_age=12 * 3600,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    for module in (accounts_api, orgs_api, cases_api, evaluations_api):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request):
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return JSONResponse({"error": {"code": "database_unavailable",
+                                           "message": "数据库不可用", "details": []}},
+                                status_code=503)
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,136 @@
+"""JSON routes for ratings: intake (single, batch), reading, and rating links."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from haochaping.cases import service as case_service
+from haochaping.cases.schemas import InvitationCreate, InvitationRead
+from haochaping.core import idempotency
+from haochaping.core.auth import CurrentPrincipal
+from haochaping.core.db import DbSession
+from haochaping.core.errors import NotFound
+from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.evaluations import invitations, queries, schemas
+from haochaping.evaluations import service as evaluation_service
+from haochaping.evaluations.choices import Channel
+from haochaping.evaluations.models import Evaluation
+
+router = APIRouter(prefix="/api/v1", tags=["evaluations 评价"])
+
+
+def source_of(request: Request) -> evaluation_service.Source:
+    client = request.client
+    return evaluation_service.Source(ip=client.host if client else None,
+                                     user_agent=request.headers.get("user-agent"))
+
+
+def _conflict_bodies() -> dict[int | str, dict[str, Any]]:
+    return {409: {"description": "已评价（duplicate_evaluation），details 中给出已有评价的 id"},
+            404: {"description": "办件不存在（case_not_found）"},
+            403: {"description": "渠道或机构超出 API 密钥的范围"},
+            422: {"description": "未受理、超出评价期限、原因代码不符、差评缺少原因等"}}
+
+
+@router.post("/evaluations", status_code=201, response_model=schemas.EvaluationRead,
+             responses=_conflict_bodies())
+async def create_evaluation(
+    data: schemas.EvaluationCreate, request: Request, db: DbSession, actor: CurrentPrincipal,
+    idempotency_key: Annotated[str | None, Header()] = None,
+):
+    """Submit one rating. A retry with the same `Idempotency-Key` replays the first answer."""
+    rules = request.app.state.rules
+    if idempotency_key is not None:
+        digest = idempotency.request_hash(data.model_dump(mode="json"))
+        replay = await idempotency.claim(db=db, actor=actor, key=idempotency_key, digest=digest)
+        if replay is not None:
+            await db.rollback()
+            return JSONResponse(replay[1], status_code=replay[0],
+                                headers={"Idempotent-Replayed": "true"})
+    body = await evaluation_service.submit(db=db, actor=actor, data=data, rules=rules,
+                                           source=source_of(request))
+    encoded = jsonable_encoder(body)
+    if idempotency_key is not None:
+        await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=201,
+                                body=encoded)
+    await db.commit()
+    return JSONResponse(encoded, status_code=201)
+
+
+@router.post("/evaluations/batch")
+async def create_evaluations_batch(data: schemas.EvaluationBatch, request: Request,
+                                   db: DbSession, actor: CurrentPrincipal):
+    """Up to 1,000 independent ratings from a buffering channel; one result per item."""
+    results = await evaluation_service.submit_batch(
+        db=db, actor=actor, items=data.items, rules=request.app.state.rules,
+        source=source_of(request))
+    await db.commit()
+    return JSONResponse(jsonable_encoder({"items": results}))
+
+
+@router.get("/evaluations", response_model=Page[schemas.EvaluationRead])
+async def list_evaluations(
+    request: Request, db: DbSession, actor: CurrentPrincipal,
+    case_no: str | None = None, org_code: str | None = None, item_code: str | None = None,
+    level: Annotated[int | None, Query(ge=1, le=5)] = None, channel: Channel | None = None,
+    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    cursor: str | None = None, limit: Limit = 50,
+):
+    """Ratings in the caller's subtree, newest first, cursor-paginated."""
+    stmt = queries.evaluations(actor=actor, case_no=case_no, org_code=org_code,
+                               item_code=item_code, level=level, channel=channel, since=since,
+                               until=until, before_id=decode_int_cursor(cursor), limit=limit)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    rules = request.app.state.rules
+    items = [_read(row, rules) for row in rows]
+    return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
+    ev, case_no, org_code, item_code, window_code, staff_no = row
+    target = evaluation_service.Target(case_no=case_no, org_code=org_code, item_code=item_code,
+                                       window_code=window_code, staff_no=staff_no,
+                                       region_code=ev.region_code)
+    return evaluation_service.read_from_row(queries.row_dict(ev), target, rules)
+
+
+@router.get("/evaluations/{evaluation_id}", response_model=schemas.EvaluationRead)
+async def get_evaluation(evaluation_id: int, request: Request, db: DbSession,
+                         actor: CurrentPrincipal):
+    row = (await db.execute(
+        queries.evaluations(actor=actor, limit=1).where(Evaluation.id == evaluation_id)
+    )).first()
+    if row is None:
+        raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
+    return _read(row, request.app.state.rules)
+
+
+@router.post("/cases/{case_no}/invitations", status_code=201, response_model=InvitationRead,
+             tags=["cases 办件"])
+async def create_invitation(case_no: str, request: Request, db: DbSession,
+                            actor: CurrentPrincipal, data: InvitationCreate | None = None):
+    """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
+    data = data or InvitationCreate()
+    case = await case_service.get_case(db=db, case_no=case_no, actor=actor)
+    settings = request.app.state.settings
+    inv = await invitations.create(db=db, case=case, stage=data.stage, channel=data.channel,
+                                   window_days=request.app.state.rules.window_days,
+                                   client_id=actor.id if actor.is_client else None)
+    await db.commit()
+    url = f"{settings.base_url.rstrip('/')}/r/{invitations.token_for(settings.secret_key, inv)}"
+    return InvitationRead(url=url, qr_url=f"{url}/qr.svg", expires_at=inv.expires_at)
+
+
+def qr_svg(url: str) -> Response:
+    """A QR code of a link, as SVG."""
+    svg = segno.make(url, error="m").svg_inline(scale=6, border=2, title="扫码评价")
+    return Response(svg, media_type="image/svg+xml",
+                    headers={"Cache-Control": "private, max-age=3600"})

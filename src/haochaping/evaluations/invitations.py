@@ -1,0 +1,89 @@
+"""Signed, single-use rating links (评价邀请) for a case's applicant."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.cases.models import Case
+from haochaping.core.errors import Invalid, NotFound
+from haochaping.core.security import load_signed, signer
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations.models import Invitation
+
+SALT = "invitation"
+
+
+def token_for(secret: str, invitation: Invitation) -> str:
+    """The signed token that stands in the link (the nonce alone is guessable by no one)."""
+    return signer(secret, SALT).dumps({"n": invitation.nonce})
+
+
+def expiry_for(case: Case, window_days: int, now: datetime) -> datetime:
+    """A link lives until the evaluation window closes (completion + N days)."""
+    start = case.completed_at or now
+    return start + timedelta(days=window_days)
+
+
+async def create(*, db: AsyncSession, case: Case, stage: str, channel: str, window_days: int,
+                 client_id: int | None) -> Invitation:
+    """A new invitation for an accepted case."""
+    now = utcnow()
+    if case.status == "received" or case.accepted_at is None:
+        raise Invalid("办件尚未受理，暂不能发送评价邀请", code="case_not_accepted",
+                      details=[{"field": "case_no"}])
+    expires = expiry_for(case, window_days, now)
+    if expires <= now:
+        raise Invalid("已超过评价期限，不能再发送评价邀请", code="evaluation_window_closed",
+                      details=[{"field": "case_no"}])
+    inv = Invitation(nonce=secrets.token_urlsafe(18), case_id=case.id, stage=stage,
+                     channel=channel, expires_at=expires, client_id=client_id, created_at=now)
+    db.add(inv)
+    await db.flush()
+    return inv
+
+
+class InvitationProblem(Invalid):
+    """Why a link cannot be used: forged, expired, used."""
+
+
+async def open_link(*, db: AsyncSession, secret: str, token: str) -> Invitation:
+    """The invitation behind a token, or a clear refusal (forged, unknown)."""
+    data = load_signed(secret, SALT, token, max_age=None)
+    if not data or not isinstance(data.get("n"), str):
+        raise NotFound("评价链接无效，请核对链接或联系办理窗口", code="invitation_invalid")
+    inv = (await db.execute(select(Invitation).where(Invitation.nonce == data["n"]))
+           ).scalar_one_or_none()
+    if inv is None:
+        raise NotFound("评价链接无效，请核对链接或联系办理窗口", code="invitation_invalid")
+    return inv
+
+
+def usable_problem(inv: Invitation, now: datetime) -> str | None:
+    """None when the link may be used; otherwise the stable reason code."""
+    if inv.used_at is not None:
+        return "invitation_used"
+    if now >= inv.expires_at:
+        return "invitation_expired"
+    return None
+
+
+async def mark_used(*, db: AsyncSession, invitation_id: int, evaluation_id: int,
+                    now: datetime) -> bool:
+    """Spend the link; False when another request spent it first (single use, race-safe)."""
+    result = await db.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.used_at.is_(None))
+        .values(used_at=now, evaluation_id=evaluation_id)
+    )
+    return result.rowcount == 1
+
+
+async def get_case(db: AsyncSession, case_id: int) -> Case:
+    case = await db.get(Case, case_id)
+    if case is None:  # pragma: no cover - FK guarantees it
+        raise NotFound("办件不存在", code="case_not_found")
+    return case

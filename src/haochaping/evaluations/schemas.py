@@ -1,0 +1,77 @@
+"""Request and response bodies of the evaluation routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, Field, StrictBool, StrictInt, StringConstraints
+
+from haochaping.cases.choices import ApplicantType, CertType
+from haochaping.cases.schemas import CaseNo, CertNo, PersonName, Phone
+from haochaping.core.schemas import Code, InputModel, ReadModel
+from haochaping.evaluations.choices import Channel
+
+Stage = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,30}$")]
+ReasonCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Za-z_]{1,16}$")]
+COMMENT_MAX = 2000
+
+
+class Rater(InputModel):
+    type: ApplicantType = ApplicantType.PERSON
+    name: PersonName | None = None
+    cert_type: CertType | None = None
+    cert_no: CertNo | None = None
+    phone: Phone | None = None
+    is_agent: StrictBool = False
+
+
+class EvaluationCreate(InputModel):
+    case_no: CaseNo | None = None
+    org_code: Code | None = None
+    item_code: Code | None = None
+    stage: Stage = "whole"
+    channel: Channel
+    level: Annotated[StrictInt, Field(ge=1, le=5)]
+    reasons: Annotated[list[ReasonCode], Field(max_length=20)] = []
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX)] | None = None
+    rater: Rater | None = None
+    anonymous: StrictBool = False
+    public: StrictBool = True
+    evaluated_at: AwareDatetime | None = None
+    device_id: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class EvaluationBatch(InputModel):
+    items: Annotated[list[Any], Field(min_length=1, max_length=1000)]
+
+
+class RaterRead(ReadModel):
+    type: str
+    name: str | None
+    cert_no: str | None
+    phone: str | None
+
+
+class EvaluationRead(ReadModel):
+    id: int
+    case_no: str | None
+    stage: str
+    eval_count: int
+    channel: str
+    level: int
+    level_label: str
+    is_bad: bool
+    reasons: list[str]
+    comment: str | None
+    tagset_version: str
+    org_code: str
+    item_code: str | None
+    window_code: str | None
+    staff_no: str | None
+    region_code: str
+    rater: RaterRead | None
+    anonymous: bool
+    public: bool
+    evaluated_at: datetime
+    received_at: datetime

@@ -1,0 +1,387 @@
+"""Evaluation intake: validate, deduplicate and store ratings for good (append-only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.cases.models import Case
+from haochaping.core.auth import Principal
+from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from haochaping.core.security import mask_cert_no, mask_name, mask_phone
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations import schemas
+from haochaping.evaluations.choices import CASE_BOUND_CHANNELS, LEVEL_LABELS
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.tags import Tag
+from haochaping.orgs.models import Item, Org, Staff
+
+EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
+# Raters and assessors who sign in may file the two channels not bound to a case.
+USER_CHANNEL_ROLES = {"review": {"admin", "office", "assessor"},
+                      "inspection": {"admin", "office", "assessor"}}
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What intake checks a rating against (jurisdiction policies refine these later)."""
+
+    tagset_version: str
+    tags: dict[str, Tag]
+    window_days: int = 30
+    good_levels: frozenset[int] = frozenset({3, 4, 5})
+
+    def is_bad(self, level: int) -> bool:
+        return level not in self.good_levels
+
+
+@dataclass
+class Source:
+    """Where a rating came from: recorded on the row, never trusted for scope."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    invitation_id: int | None = None
+
+
+@dataclass
+class Target:
+    """What a rating is about, resolved to ids (for the row) and codes (for the answer)."""
+
+    case_id: int | None = None
+    case_no: str | None = None
+    org_id: int = 0
+    org_code: str = ""
+    region_code: str = ""
+    item_id: int | None = None
+    item_code: str | None = None
+    window_id: int | None = None
+    window_code: str | None = None
+    staff_id: int | None = None
+    staff_no: str | None = None
+    applicant: dict[str, Any] = field(default_factory=dict)
+
+
+def _invalid(message: str, code: str, field_name: str, **extra: Any) -> Invalid:
+    return Invalid(message, code=code, details=[{"field": field_name, **extra}])
+
+
+def check_content(*, data: schemas.EvaluationCreate, rules: IntakeRules) -> None:
+    """Level-bound rules: reasons belong to the level; a bad rating says why."""
+    for code in data.reasons:
+        tag = rules.tags.get(code)
+        if tag is None:
+            raise _invalid(f"评价原因代码 {code} 不存在", "unknown_reason", "reasons", value=code)
+        if tag.level != data.level:
+            raise _invalid(
+                f"评价原因“{tag.text}”({code}) 属于“{LEVEL_LABELS[tag.level]}”，"
+                f"与所选等级“{LEVEL_LABELS[data.level]}”不符",
+                "reason_level_mismatch", "reasons", value=code,
+            )
+    if len(set(data.reasons)) != len(data.reasons):
+        raise _invalid("评价原因有重复", "duplicate_reason", "reasons")
+    if rules.is_bad(data.level) and not data.reasons and not data.comment:
+        raise _invalid("差评须至少选择一项原因或填写评价内容", "reason_required", "reasons")
+
+
+def check_channel(*, actor: Principal, channel: str) -> None:
+    """A client posts only on its channels; people only on review/inspection by role."""
+    if actor.is_client:
+        if channel not in (actor.channels or ()):
+            raise Forbidden(f"此 API 密钥无权使用渠道 {channel}", code="channel_out_of_scope",
+                            details=[{"field": "channel", "value": channel}])
+    elif actor.role not in USER_CHANNEL_ROLES.get(channel, ()):
+        raise Forbidden("当前角色无权在此渠道提交评价", code="channel_out_of_scope",
+                        details=[{"field": "channel", "value": channel}])
+
+
+def check_case_rules(*, case: Case, data: schemas.EvaluationCreate, rules: IntakeRules,
+                     now: datetime) -> None:
+    """A case may be rated from acceptance until the window after completion closes."""
+    if case.status == "received" or case.accepted_at is None:
+        raise _invalid("办件尚未受理，暂不能评价", "case_not_accepted", "case_no")
+    end = case.completed_at
+    if end is not None and now > end + timedelta(days=rules.window_days):
+        raise _invalid(f"已超过评价期限（办结后 {rules.window_days} 天）",
+                       "evaluation_window_closed", "case_no")
+    r = data.rater
+    if (r is not None and r.cert_no and case.applicant_cert_no and not r.is_agent
+            and r.cert_no.upper() != case.applicant_cert_no.upper()):
+        raise _invalid("评价人不是该办件的申请人", "rater_not_applicant", "rater.cert_no")
+
+
+_CASE_TARGET = (
+    select(Case, Org.code, Org.path, Org.region_code, Item.code, Staff.staff_no)
+    .join(Org, Org.id == Case.org_id)
+    .join(Item, Item.id == Case.item_id)
+    .outerjoin(Staff, Staff.id == Case.staff_id)
+)
+
+
+def _target_from_case(case: Case, org_code: str, region_code: str, item_code: str,
+                      staff_no: str | None, window_code: str | None) -> Target:
+    return Target(
+        case_id=case.id, case_no=case.case_no, org_id=case.org_id, org_code=org_code,
+        region_code=region_code, item_id=case.item_id, item_code=item_code,
+        window_id=case.window_id, window_code=window_code, staff_id=case.staff_id,
+        staff_no=staff_no,
+        applicant={"rater_type": case.applicant_type, "rater_name": case.applicant_name,
+                   "rater_cert_type": case.applicant_cert_type,
+                   "rater_cert_no": case.applicant_cert_no, "rater_phone": case.applicant_phone},
+    )
+
+
+async def _window_codes(db: AsyncSession, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict((await db.execute(select(Org.id, Org.code).where(Org.id.in_(ids)))).all())
+
+
+async def resolve_case_targets(
+    *, db: AsyncSession, case_nos: set[str]
+) -> dict[str, tuple[Case, str, Target]]:
+    """Cases by number with their org path and target, in two queries."""
+    rows = (await db.execute(_CASE_TARGET.where(Case.case_no.in_(case_nos)))).all()
+    windows = await _window_codes(db, {r[0].window_id for r in rows if r[0].window_id})
+    out = {}
+    for case, org_code, path, region_code, item_code, staff_no in rows:
+        target = _target_from_case(case, org_code, region_code, item_code, staff_no,
+                                   windows.get(case.window_id) if case.window_id else None)
+        out[case.case_no] = (case, path, target)
+    return out
+
+
+async def resolve_free_target(
+    *, db: AsyncSession, actor: Principal, data: schemas.EvaluationCreate
+) -> Target:
+    """The org and/or item that a general comment or supervisory rating is about."""
+    if data.case_no:
+        raise _invalid("综合点评与监督查评不绑定办件，请填写 org_code 或 item_code",
+                       "case_not_allowed", "case_no")
+    if not data.org_code and not data.item_code:
+        raise _invalid("须填写被评价的机构 org_code 或事项 item_code", "target_required",
+                       "org_code")
+    item = None
+    if data.item_code:
+        item = (await db.execute(select(Item).where(Item.code == data.item_code))
+                ).scalar_one_or_none()
+        if item is None:
+            raise NotFound(f"事项 {data.item_code} 不存在", code="item_not_found",
+                           details=[{"field": "item_code", "value": data.item_code}])
+    if data.org_code:
+        org = (await db.execute(select(Org).where(Org.code == data.org_code))).scalar_one_or_none()
+        if org is None:
+            raise NotFound(f"机构 {data.org_code} 不存在", code="org_not_found",
+                           details=[{"field": "org_code", "value": data.org_code}])
+        if item is not None and item.org_id != org.id:
+            raise _invalid("事项不属于所填机构", "item_org_mismatch", "item_code")
+    else:
+        org = await db.get(Org, item.org_id)  # type: ignore[union-attr]
+    actor.require(org.path)  # type: ignore[union-attr]
+    window = org if org.kind == "window" else None  # type: ignore[union-attr]
+    return Target(org_id=org.id, org_code=org.code, region_code=org.region_code,  # type: ignore[union-attr]
+                  item_id=item.id if item else None, item_code=item.code if item else None,
+                  window_id=window.id if window else None,
+                  window_code=window.code if window else None)
+
+
+def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principal,
+              rules: IntakeRules, source: Source, now: datetime) -> dict[str, Any]:
+    """The column values of a new evaluation row."""
+    r = data.rater
+    rater = (
+        {"rater_type": r.type.value, "rater_name": r.name, "rater_cert_type": r.cert_type,
+         "rater_cert_no": r.cert_no, "rater_phone": r.phone}
+        if r is not None else dict(target.applicant)
+    )
+    if not rater.get("rater_type"):
+        rater["rater_type"] = "person"
+    return {
+        "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
+        "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),
+        "comment": data.comment or None, "tagset_version": rules.tagset_version,
+        "org_id": target.org_id, "item_id": target.item_id, "window_id": target.window_id,
+        "staff_id": target.staff_id, "region_code": target.region_code, **rater,
+        "anonymous": data.anonymous, "is_public": data.public,
+        "client_id": actor.id if actor.is_client else None,
+        "user_id": None if actor.is_client else actor.id,
+        "invitation_id": source.invitation_id,
+        "source_ip": source.ip, "user_agent": (source.user_agent or "")[:300] or None,
+        "device_id": data.device_id,
+        "evaluated_at": min(data.evaluated_at, now) if data.evaluated_at else now,
+        "received_at": now,
+    }
+
+
+def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> dict[str, Any]:
+    """The answer for a stored rating: personal data masked, anonymous raters hidden."""
+    rater = None
+    if not row["anonymous"]:
+        rater = {"type": row["rater_type"], "name": mask_name(row["rater_name"]),
+                 "cert_no": mask_cert_no(row["rater_cert_no"]),
+                 "phone": mask_phone(row["rater_phone"])}
+    return {
+        "id": row["id"], "case_no": target.case_no, "stage": row["stage"],
+        "eval_count": row["eval_count"], "channel": row["channel"], "level": row["level"],
+        "level_label": LEVEL_LABELS[row["level"]], "is_bad": rules.is_bad(row["level"]),
+        "reasons": row["reasons"], "comment": row["comment"],
+        "tagset_version": row["tagset_version"], "org_code": target.org_code,
+        "item_code": target.item_code, "window_code": target.window_code,
+        "staff_no": target.staff_no, "region_code": target.region_code, "rater": rater,
+        "anonymous": row["anonymous"], "public": row["is_public"],
+        "evaluated_at": row["evaluated_at"], "received_at": row["received_at"],
+    }
+
+
+def _insert(db: AsyncSession):
+    dialect = db.bind.dialect.name  # type: ignore[union-attr]
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(EVALUATION)
+
+
+async def _existing_id(db: AsyncSession, case_id: int, stage: str, count: int) -> int | None:
+    return (await db.execute(
+        select(Evaluation.id).where(Evaluation.case_id == case_id, Evaluation.stage == stage,
+                                    Evaluation.eval_count == count)
+    )).scalar_one_or_none()
+
+
+def duplicate_error(existing_id: int | None) -> Conflict:
+    return Conflict("该办件在此环节已评价", code="duplicate_evaluation",
+                    details=[{"id": existing_id}])
+
+
+async def insert_one(db: AsyncSession, row: dict[str, Any]) -> int:
+    """Insert one rating; 409 when the case and stage were already rated."""
+    if row["case_id"] is None:
+        stmt = _insert(db).values(row).returning(EVALUATION.c.id)
+    else:
+        stmt = (_insert(db).values(row)
+                .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
+                .returning(EVALUATION.c.id))
+    new_id = (await db.execute(stmt)).scalar_one_or_none()
+    if new_id is None:
+        raise duplicate_error(
+            await _existing_id(db, row["case_id"], row["stage"], row["eval_count"]))
+    return new_id
+
+
+async def submit(
+    *, db: AsyncSession, actor: Principal, data: schemas.EvaluationCreate, rules: IntakeRules,
+    source: Source, target: Target | None = None, case: Case | None = None,
+) -> dict[str, Any]:
+    """Validate and store one rating; returns its answer body (the caller commits)."""
+    now = utcnow()
+    check_channel(actor=actor, channel=data.channel)
+    check_content(data=data, rules=rules)
+    if data.channel in CASE_BOUND_CHANNELS:
+        if not data.case_no:
+            raise _invalid("此渠道的评价须填写办件编号 case_no", "case_no_required", "case_no")
+        if data.org_code or data.item_code:
+            raise _invalid("绑定办件的评价不再填写 org_code / item_code", "target_conflict",
+                           "org_code")
+        if target is None or case is None:
+            found = await resolve_case_targets(db=db, case_nos={data.case_no})
+            if data.case_no not in found:
+                raise NotFound(f"办件 {data.case_no} 不存在", code="case_not_found",
+                               details=[{"field": "case_no", "value": data.case_no}])
+            case, path, target = found[data.case_no]
+            actor.require(path)
+        check_case_rules(case=case, data=data, rules=rules, now=now)
+    else:
+        target = await resolve_free_target(db=db, actor=actor, data=data)
+    row = build_row(data=data, target=target, actor=actor, rules=rules, source=source, now=now)
+    row["id"] = await insert_one(db, row)
+    return read_from_row(row, target, rules)
+
+
+async def submit_batch(
+    *, db: AsyncSession, actor: Principal, items: list[Any], rules: IntakeRules, source: Source
+) -> list[dict[str, Any]]:
+    """Store many independent ratings at once; one result per item, in order."""
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    parsed: list[tuple[int, schemas.EvaluationCreate]] = []
+    for i, raw in enumerate(items):
+        try:
+            parsed.append((i, schemas.EvaluationCreate.model_validate(raw)))
+        except ValidationError as exc:
+            results[i] = {"status": 422, "error": validation_error_body(exc)["error"]}
+    case_nos = {d.case_no for _, d in parsed if d.case_no and d.channel in CASE_BOUND_CHANNELS}
+    found = await resolve_case_targets(db=db, case_nos=case_nos) if case_nos else {}
+    now = utcnow()
+    pending: list[tuple[int, dict[str, Any], Target]] = []
+    seen: dict[tuple[int, str], int] = {}
+    for i, data in parsed:
+        try:
+            check_channel(actor=actor, channel=data.channel)
+            check_content(data=data, rules=rules)
+            if data.channel in CASE_BOUND_CHANNELS:
+                if not data.case_no:
+                    raise _invalid("此渠道的评价须填写办件编号 case_no", "case_no_required",
+                                   "case_no")
+                if data.case_no not in found:
+                    raise NotFound(f"办件 {data.case_no} 不存在", code="case_not_found",
+                                   details=[{"field": "case_no", "value": data.case_no}])
+                case, path, target = found[data.case_no]
+                actor.require(path)
+                check_case_rules(case=case, data=data, rules=rules, now=now)
+                key = (case.id, data.stage)
+                if key in seen:
+                    results[i] = {"status": 409, "_dup_of": seen[key]}
+                    continue
+                seen[key] = i
+            else:
+                target = await resolve_free_target(db=db, actor=actor, data=data)
+            row = build_row(data=data, target=target, actor=actor, rules=rules, source=source,
+                            now=now)
+            pending.append((i, row, target))
+        except DomainError as exc:
+            results[i] = {"status": exc.status_code, "error": exc.body()["error"]}
+    await _insert_many(db, pending, results, rules)
+    for i, res in enumerate(results):
+        if res is not None and "_dup_of" in res:
+            first = results[res.pop("_dup_of")]
+            results[i] = {"status": 409,
+                          "error": duplicate_error(first.get("id") if first else None)
+                          .body()["error"]}
+    return results  # type: ignore[return-value]
+
+
+async def _insert_many(db: AsyncSession, pending: list[tuple[int, dict[str, Any], Target]],
+                       results: list[dict[str, Any] | None], rules: IntakeRules) -> None:
+    bound = [p for p in pending if p[1]["case_id"] is not None]
+    free = [p for p in pending if p[1]["case_id"] is None]
+    for chunk_start in range(0, len(bound), 400):
+        chunk = bound[chunk_start:chunk_start + 400]
+        stmt = (_insert(db).values([row for _, row, _ in chunk])
+                .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
+                .returning(EVALUATION.c.id, EVALUATION.c.case_id, EVALUATION.c.stage))
+        got = {(c, s): new_id for new_id, c, s in (await db.execute(stmt)).all()}
+        for i, row, target in chunk:
+            new_id = got.get((row["case_id"], row["stage"]))
+            if new_id is None:
+                existing = await _existing_id(db, row["case_id"], row["stage"], 1)
+                results[i] = {"status": 409, "error": duplicate_error(existing).body()["error"]}
+            else:
+                row["id"] = new_id
+                results[i] = {"status": 201, "id": new_id,
+                              "evaluation": read_from_row(row, target, rules)}
+    for i, row, target in free:
+        row["id"] = await insert_one(db, row)
+        results[i] = {"status": 201, "id": row["id"],
+                      "evaluation": read_from_row(row, target, rules)}
+
+
+def validation_error_body(exc: ValidationError) -> dict[str, Any]:
+    """A pydantic error as the API's error body (422)."""
+    from haochaping.core.handlers import validation_details, validation_message
+
+    details = validation_details(exc.errors())
+    return {"error": {"code": "invalid_input", "message": validation_message(details),
+                      "details": details}}

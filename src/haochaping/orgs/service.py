@@ -1,0 +1,139 @@
+"""Reference data use cases: regions, organisations, staff, service items."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.core.auth import Principal
+from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.orgs import schemas
+from haochaping.orgs.models import Item, Org, Region, Staff
+
+
+async def get_region(*, db: AsyncSession, code: str) -> Region:
+    """A region by code, or 404."""
+    region = await db.get(Region, code)
+    if region is None:
+        raise NotFound(f"行政区划 {code} 不存在", code="region_not_found",
+                       details=[{"field": "region_code", "value": code}])
+    return region
+
+
+async def get_org(*, db: AsyncSession, code: str, field: str = "org_code") -> Org:
+    """An organisation by code, or 404."""
+    org = (await db.execute(select(Org).where(Org.code == code))).scalar_one_or_none()
+    if org is None:
+        raise NotFound(f"机构 {code} 不存在", code="org_not_found",
+                       details=[{"field": field, "value": code}])
+    return org
+
+
+def _same_or_conflict(what: str, changes: dict[str, tuple[object, object]]) -> None:
+    diff = [k for k, (old, new) in changes.items() if old != new]
+    if diff:
+        raise Conflict(f"{what}已存在，且以下字段不可修改：{', '.join(diff)}",
+                       code="immutable_field", details=[{"field": k} for k in diff])
+
+
+async def create_region(
+    *, db: AsyncSession, actor: Principal, data: schemas.RegionCreate
+) -> tuple[Region, bool]:
+    """Create a region, or rename an existing one (its place in the tree never moves)."""
+    actor.require_role("admin", "office")
+    existing = await db.get(Region, data.code)
+    if existing is not None:
+        _same_or_conflict("行政区划", {"parent_code": (existing.parent_code, data.parent_code)})
+        existing.name = data.name
+        return existing, False
+    if data.parent_code:
+        parent = await get_region(db=db, code=data.parent_code)
+        if parent.tier >= 5:
+            raise Invalid("行政区划最多五级", code="region_too_deep",
+                          details=[{"field": "parent_code"}])
+        tier, path = parent.tier + 1, f"{parent.path}{data.code}/"
+    else:
+        tier, path = 1, f"/{data.code}/"
+    region = Region(code=data.code, name=data.name, parent_code=data.parent_code, tier=tier,
+                    path=path)
+    db.add(region)
+    await db.flush()
+    return region, True
+
+
+async def create_org(
+    *, db: AsyncSession, actor: Principal, data: schemas.OrgCreate
+) -> tuple[Org, bool]:
+    """Create an organisation under a parent in the caller's subtree, or rename it."""
+    actor.require_role("admin", "office")
+    await get_region(db=db, code=data.region_code)
+    existing = (await db.execute(select(Org).where(Org.code == data.code))).scalar_one_or_none()
+    if existing is not None:
+        actor.require(existing.path)
+        parent_code = None
+        if existing.parent_id is not None:
+            parent_code = (await db.get(Org, existing.parent_id)).code  # type: ignore[union-attr]
+        _same_or_conflict("机构", {"kind": (existing.kind, data.kind.value),
+                                   "parent_code": (parent_code, data.parent_code)})
+        existing.name = data.name
+        existing.region_code = data.region_code
+        return existing, False
+    if data.parent_code:
+        parent = await get_org(db=db, code=data.parent_code, field="parent_code")
+        actor.require(parent.path)
+        if parent.kind == "window":
+            raise Invalid("窗口下不能再设机构", code="invalid_parent",
+                          details=[{"field": "parent_code"}])
+        parent_id, path = parent.id, f"{parent.path}{data.code}/"
+    else:
+        if actor.is_client or actor.role != "admin":
+            raise Forbidden("只有系统管理员可以创建顶级机构", code="role_forbidden")
+        parent_id, path = None, f"/{data.code}/"
+    if data.kind == "window" and parent_id is None:
+        raise Invalid("窗口必须属于某个大厅或部门", code="invalid_parent",
+                      details=[{"field": "parent_code"}])
+    org = Org(code=data.code, name=data.name, kind=data.kind.value, parent_id=parent_id,
+              region_code=data.region_code, path=path)
+    db.add(org)
+    await db.flush()
+    return org, True
+
+
+async def create_staff(
+    *, db: AsyncSession, actor: Principal, data: schemas.StaffCreate
+) -> tuple[Staff, Org, bool]:
+    """Create a staff member of an organisation in scope, or update name and org."""
+    actor.require_role("admin", "office")
+    org = await get_org(db=db, code=data.org_code)
+    actor.require(org.path)
+    staff = (
+        await db.execute(select(Staff).where(Staff.staff_no == data.staff_no))
+    ).scalar_one_or_none()
+    if staff is not None:
+        old_org = await db.get(Org, staff.org_id)
+        actor.require(old_org.path)  # type: ignore[union-attr]
+        staff.name, staff.org_id = data.name, org.id
+        return staff, org, False
+    staff = Staff(staff_no=data.staff_no, name=data.name, org_id=org.id)
+    db.add(staff)
+    await db.flush()
+    return staff, org, True
+
+
+async def create_item(
+    *, db: AsyncSession, actor: Principal, data: schemas.ItemCreate
+) -> tuple[Item, Org, bool]:
+    """Create a service item implemented by an organisation in scope, or update it."""
+    actor.require_role("admin", "office")
+    org = await get_org(db=db, code=data.org_code)
+    actor.require(org.path)
+    item = (await db.execute(select(Item).where(Item.code == data.code))).scalar_one_or_none()
+    if item is not None:
+        old_org = await db.get(Org, item.org_id)
+        actor.require(old_org.path)  # type: ignore[union-attr]
+        item.name, item.org_id, item.basic_code = data.name, org.id, data.basic_code
+        return item, org, False
+    item = Item(code=data.code, name=data.name, org_id=org.id, basic_code=data.basic_code)
+    db.add(item)
+    await db.flush()
+    return item, org, True

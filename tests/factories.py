@@ -1,0 +1,137 @@
+"""Factories: request payloads (factory_boy) and a small world of reference data."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import factory
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.accounts import service as account_service
+from haochaping.cases import service as case_service
+from haochaping.cases.schemas import CaseUpsert
+from haochaping.core.auth import Principal
+from haochaping.orgs import schemas as org_schemas
+from haochaping.orgs import service as org_service
+
+ALL_CHANNELS = ["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms", "review",
+                "inspection"]
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApplicantFactory(factory.DictFactory):
+    type = "person"
+    name = "张三"
+    cert_type = "id_card"
+    cert_no = factory.Sequence(lambda n: f"330102199001{n % 100:02d}{n % 10000:04d}")
+    phone = factory.Sequence(lambda n: f"138{n % 100000000:08d}")
+
+
+class CasePayloadFactory(factory.DictFactory):
+    """A completed offline case served yesterday at window W_A1."""
+
+    case_no = factory.LazyFunction(lambda: f"HZ-{uuid.uuid4().hex[:16]}")
+    item_code = "ITEM-A1"
+    org_code = "HALL-A"
+    window_code = "W-A1"
+    staff_no = "S-A1"
+    mode = "offline"
+    case_type = "immediate"
+    applicant = factory.SubFactory(ApplicantFactory)
+    status = "completed"
+    received_at = factory.LazyFunction(lambda: iso(now() - timedelta(days=1, hours=1)))
+    accepted_at = factory.LazyFunction(lambda: iso(now() - timedelta(days=1)))
+    completed_at = factory.LazyFunction(lambda: iso(now() - timedelta(hours=20)))
+
+
+class EvaluationPayloadFactory(factory.DictFactory):
+    """A 非常满意 rating at the window pad."""
+
+    stage = "whole"
+    channel = "pad"
+    level = 5
+    reasons = factory.LazyFunction(lambda: ["517"])
+    comment = "办事很快"
+
+
+@dataclass
+class World:
+    """Reference data and credentials of one test province."""
+
+    keys: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)  # username -> password
+    suffix: str = ""
+
+    def code(self, base: str) -> str:
+        return f"{base}{self.suffix}"
+
+
+ADMIN = Principal(kind="user", id=0, name="factory", org_id=0, org_path="/", role="admin")
+PASSWORD = "pass-word-123"
+
+
+async def build_world(db: AsyncSession, suffix: str = "") -> World:
+    """Province 330000 → city 330100 → county 330102; an office with two halls and a
+    department; windows, staff, items; API keys and users of every role."""
+    w = World(suffix=suffix)
+    s = suffix
+    regions = [("330000", "浙江省", None), ("330100", "杭州市", "330000"),
+               ("330102", "上城区", "330100")]
+    for code, name, parent in regions:
+        await org_service.create_region(db=db, actor=ADMIN, data=org_schemas.RegionCreate(
+            code=code, name=name, parent_code=parent))
+    orgs = [
+        (f"OFFICE{s}", "省政务服务管理办公室", "department", None, "330000"),
+        (f"HALL-A{s}", "上城区市民之家", "hall", f"OFFICE{s}", "330102"),
+        (f"W-A1{s}", "综合受理1号窗口", "window", f"HALL-A{s}", "330102"),
+        (f"W-A2{s}", "综合受理2号窗口", "window", f"HALL-A{s}", "330102"),
+        (f"HALL-B{s}", "杭州市民中心", "hall", f"OFFICE{s}", "330100"),
+        (f"W-B1{s}", "不动产登记窗口", "window", f"HALL-B{s}", "330100"),
+        (f"DEPT-M{s}", "市场监督管理局", "department", f"OFFICE{s}", "330100"),
+    ]
+    for code, name, kind, parent, region in orgs:
+        await org_service.create_org(db=db, actor=ADMIN, data=org_schemas.OrgCreate(
+            code=code, name=name, kind=kind, parent_code=parent, region_code=region))
+    for staff_no, name, org in [(f"S-A1{s}", "李娜", f"W-A1{s}"), (f"S-B1{s}", "王强", f"W-B1{s}")]:
+        await org_service.create_staff(db=db, actor=ADMIN, data=org_schemas.StaffCreate(
+            staff_no=staff_no, name=name, org_code=org))
+    for code, name, org in [(f"ITEM-A1{s}", "营业执照核发", f"HALL-A{s}"),
+                            (f"ITEM-B1{s}", "不动产登记", f"HALL-B{s}")]:
+        await org_service.create_item(db=db, actor=ADMIN, data=org_schemas.ItemCreate(
+            code=code, name=name, org_code=org))
+    for name, org, channels in [("all", f"OFFICE{s}", ALL_CHANNELS),
+                                ("hall_a_pad", f"HALL-A{s}", ["pad", "qrcode"]),
+                                ("hall_b", f"HALL-B{s}", ALL_CHANNELS)]:
+        _, key = await account_service.create_client(db=db, name=f"{name}{s}", org_code=org,
+                                                     channels=channels)
+        w.keys[name] = key
+    for username, role, org in [("admin", "admin", f"OFFICE{s}"),
+                                ("office", "office", f"OFFICE{s}"),
+                                ("unit_a", "unit", f"HALL-A{s}"),
+                                ("unit_b", "unit", f"HALL-B{s}"),
+                                ("assessor", "assessor", f"OFFICE{s}")]:
+        await account_service.create_user(db=db, username=f"{username}{s}", password=PASSWORD,
+                                          role=role, org_code=org)
+        w.users[username] = f"{username}{s}"
+    return w
+
+
+async def make_case(db: AsyncSession, world: World, **overrides) -> dict:
+    """A case stored through the service, as a business system would push it."""
+    payload = CasePayloadFactory(**overrides)
+    s = world.suffix
+    for k in ("item_code", "org_code", "window_code", "staff_no"):
+        if k not in overrides and payload.get(k):
+            payload[k] = payload[k] + s
+    await case_service.upsert_case(db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload))
+    await db.commit()
+    return payload
