@@ -2,7 +2,7 @@
 transaction per test, and an HTTP client bound to the app.
 
 Choose the database with HAOCHAPING_TEST_DATABASE_URL (default: a SQLite file in a temp dir).
-A PostgreSQL URL gets a fresh database `<name>_hcp` created next to the one named; if the
+A PostgreSQL URL gets a fresh database `<name>_hcp_<pid>` created next to the one named; if the
 server cannot be reached the run fails, it does not skip.
 """
 
@@ -34,12 +34,28 @@ def _database_url() -> str:
     return f"sqlite+aiosqlite:///{folder}/test.db"
 
 
+async def _drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    base, _, target = url.rpartition("/")
+    conn = await asyncpg.connect(base.replace("postgresql+asyncpg", "postgresql") + "/postgres")
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{target}' AND pid <> pg_backend_pid()"
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{target}"')
+    finally:
+        await conn.close()
+
+
 async def _recreate_pg_database(url: str) -> str:
-    """Drop and create `<db>_hcp`; returns the URL of the new database."""
+    """Drop and create `<db>_hcp_<pid>`; returns the URL of the new database."""
     import asyncpg
 
     base, _, dbname = url.rpartition("/")
-    target = f"{dbname}_hcp"
+    # One database per test process, so that parallel runs never collide.
+    target = f"{dbname}_hcp_{os.getpid()}"
     dsn = base.replace("postgresql+asyncpg", "postgresql") + f"/{dbname}"
     conn = await asyncpg.connect(dsn)
     try:
@@ -55,14 +71,16 @@ async def _recreate_pg_database(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings():
     url = _database_url()
     if url.startswith("postgresql"):
         url = asyncio.run(_recreate_pg_database(url))
     s = Settings(env="test", database_url=url, secret_key=TEST_SECRET,
                  base_url="http://testserver", _env_file=None)
     migrate.upgrade(s)
-    return s
+    yield s
+    if url.startswith("postgresql"):
+        asyncio.run(_drop_pg_database(url))
 
 
 @pytest.fixture(scope="session")

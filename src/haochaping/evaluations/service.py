@@ -49,6 +49,7 @@ class Source:
     ip: str | None = None
     user_agent: str | None = None
     invitation_id: int | None = None
+    client_id: int | None = None  # the client that issued the rating link, if any
 
 
 @dataclass
@@ -93,8 +94,8 @@ def check_content(*, data: schemas.EvaluationCreate, rules: IntakeRules) -> None
 
 def check_channel(*, actor: Principal, channel: str) -> None:
     """A client posts only on its channels; people only on review/inspection by role."""
-    if actor.is_client:
-        if channel not in (actor.channels or ()):
+    if actor.channels is not None:  # API clients and rating links carry their channels
+        if channel not in actor.channels:
             raise Forbidden(f"此 API 密钥无权使用渠道 {channel}", code="channel_out_of_scope",
                             details=[{"field": "channel", "value": channel}])
     elif actor.role not in USER_CHANNEL_ROLES.get(channel, ()):
@@ -210,8 +211,8 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
         "org_id": target.org_id, "item_id": target.item_id, "window_id": target.window_id,
         "staff_id": target.staff_id, "region_code": target.region_code, **rater,
         "anonymous": data.anonymous, "is_public": data.public,
-        "client_id": actor.id if actor.is_client else None,
-        "user_id": None if actor.is_client else actor.id,
+        "client_id": actor.id if actor.kind == "client" else source.client_id,
+        "user_id": actor.id if actor.kind == "user" else None,
         "invitation_id": source.invitation_id,
         "source_ip": source.ip, "user_agent": (source.user_agent or "")[:300] or None,
         "device_id": data.device_id,
@@ -385,3 +386,31 @@ def validation_error_body(exc: ValidationError) -> dict[str, Any]:
     details = validation_details(exc.errors())
     return {"error": {"code": "invalid_input", "message": validation_message(details),
                       "details": details}}
+
+
+async def submit_via_invitation(
+    *, db: AsyncSession, secret: str, token: str, level: int, reasons: list[str],
+    comment: str | None, rules: IntakeRules, source: Source,
+) -> dict[str, Any]:
+    """A citizen's rating through a signed link: the link names case, stage and channel,
+    and is spent by the rating (single use, race-safe). The caller commits."""
+    from haochaping.evaluations import invitations
+
+    inv = await invitations.open_link(db=db, secret=secret, token=token)
+    now = utcnow()
+    problem = invitations.usable_problem(inv, now)
+    if problem == "invitation_used":
+        raise Conflict("此评价链接已使用过，感谢您的评价", code=problem)
+    if problem == "invitation_expired":
+        raise Invalid("此评价链接已过期", code=problem)
+    case = await invitations.get_case(db, inv.case_id)
+    data = schemas.EvaluationCreate(case_no=case.case_no, stage=inv.stage, channel=inv.channel,
+                                    level=level, reasons=reasons, comment=comment or None)
+    actor = Principal(kind="invitation", id=inv.id, name="citizen", org_id=0, org_path="/",
+                      channels=frozenset({inv.channel}))
+    source.invitation_id, source.client_id = inv.id, inv.client_id
+    body = await submit(db=db, actor=actor, data=data, rules=rules, source=source)
+    if not await invitations.mark_used(db=db, invitation_id=inv.id, evaluation_id=body["id"],
+                                       now=now):
+        raise Conflict("此评价链接已使用过，感谢您的评价", code="invitation_used")
+    return body

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (Python packages, Debian's chromium), makes sure
+# PostgreSQL and Redis answer, then runs the whole suite on SQLite and on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=$(command -v python3.11 || command -v python3)
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing Debian's chromium for the browser tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+fi
+
+PG_HOST=127.0.0.1
+if ! pg_isready -q -h "$PG_HOST" -p 5432; then
+  echo "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  for _ in $(seq 1 30); do pg_isready -q -h "$PG_HOST" -p 5432 && break; sleep 1; done
+fi
+if ! (command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1); then
+  echo "starting Redis"
+  as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+
+.venv/bin/ruff check src tests bench
+
+echo "== tests on SQLite (embedded default) =="
+.venv/bin/python -m pytest "$@"
+echo "== tests on PostgreSQL =="
+HAOCHAPING_TEST_DATABASE_URL="postgresql+asyncpg://postgres@${PG_HOST}:5432/test" \
+  .venv/bin/python -m pytest "$@"
