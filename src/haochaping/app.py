@@ -16,6 +16,7 @@ from haochaping import __version__
 from haochaping.accounts import api as accounts_api
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
+from haochaping.console import pages as console_pages
 from haochaping.core import handlers
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.db.session import make_engine, make_sessionmaker
@@ -23,6 +24,7 @@ from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import tags
 from haochaping.evaluations.service import IntakeRules
 from haochaping.orgs import api as orgs_api
+from haochaping.portal import pages as portal_pages
 
 STATIC = Path(__file__).parent / "static"
 
@@ -77,7 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax", https_only=settings.session_cookie_secure, max_age=12 * 3600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (accounts_api, orgs_api, cases_api, evaluations_api):
+    for module in (accounts_api, orgs_api, cases_api, evaluations_api, console_pages,
+                   portal_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
