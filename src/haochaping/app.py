@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,8 +26,15 @@ from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import tags
 from haochaping.evaluations.service import IntakeRules
+from haochaping.integrations import build_notifier
 from haochaping.orgs import api as orgs_api
+from haochaping.policies import api as policies_api
+from haochaping.policies.service import PolicyCache
 from haochaping.portal import pages as portal_pages
+from haochaping.workorders import api as workorders_api
+from haochaping.workorders import runner
+from haochaping.workorders.intake import make_on_stored
+from haochaping.workorders.loop import CalendarCache
 
 STATIC = Path(__file__).parent / "static"
 
@@ -46,7 +56,11 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.engine = engine or make_engine(app.state.settings)
     app.state.owns_engine = engine is None
     app.state.sessionmaker = sessionmaker or make_sessionmaker(app.state.engine)
-    app.state.rules = await load_rules(app)
+    app.state.policy_cache = PolicyCache()
+    app.state.calendar_cache = CalendarCache()
+    app.state.notifier = build_notifier(app.state.settings)
+    rules = await load_rules(app)
+    app.state.rules = dataclasses.replace(rules, on_stored=make_on_stored(app.state))
 
 
 async def shutdown(app: FastAPI) -> None:
@@ -62,7 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await startup(app)
+        job = None
+        if settings.job_interval_seconds > 0:
+            # The embedded default runs the deadline job in-process; production may set the
+            # interval to 0 and run `haochaping worker` instead (safe either way).
+            job = asyncio.create_task(runner.run_forever(app.state,
+                                                         settings.job_interval_seconds))
         yield
+        if job is not None:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
         await shutdown(app)
 
     app = FastAPI(
@@ -79,8 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         same_site="lax", https_only=settings.session_cookie_secure, max_age=12 * 3600,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (accounts_api, orgs_api, cases_api, evaluations_api, console_pages,
-                   portal_pages):
+    for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
+                   policies_api, console_pages, portal_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -45,3 +45,7 @@ LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意
 
 DEFAULT_STAGE = "whole"
 STAGE_LABELS = {"whole": "整体", "accept": "受理", "complete": "办结"}
+
+# Stored channel of a system default rating (默认评价): never accepted from a client.
+DEFAULT_RATING_CHANNEL = "system"
+CHANNEL_LABELS_ALL = {**CHANNEL_LABELS, DEFAULT_RATING_CHANNEL: "系统默认"}

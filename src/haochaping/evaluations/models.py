@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
@@ -42,7 +43,7 @@ class Evaluation(Base):
         CheckConstraint("eval_count BETWEEN 1 AND 2", name="count_range"),
         CheckConstraint(
             "channel IN ('pc', 'mobile', 'qrcode', 'pad', 'terminal', 'phone', 'sms', "
-            "'review', 'inspection')",
+            "'review', 'inspection', 'system')",
             name="channel_valid",
         ),
         # Once per case, stage and count: a second rating is a conflict, never an overwrite.
@@ -74,6 +75,8 @@ class Evaluation(Base):
     rater_phone: Mapped[str | None] = mapped_column(String(32))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A system default rating (默认评价) recorded by policy: marked and reported apart.
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Where it came from.
     client_id: Mapped[int | None] = mapped_column(ForeignKey("api_client.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))

@@ -37,6 +37,9 @@ class IntakeRules:
     tags: dict[str, Tag]
     window_days: int = 30
     good_levels: frozenset[int] = frozenset({3, 4, 5})
+    # Called with the rows just stored, in the same transaction (the closed loop opens work
+    # orders for bad ratings here); set by the app at startup.
+    on_stored: Any = None
 
     def is_bad(self, level: int) -> bool:
         return level not in self.good_levels
@@ -299,6 +302,8 @@ async def submit(
         target = await resolve_free_target(db=db, actor=actor, data=data)
     row = build_row(data=data, target=target, actor=actor, rules=rules, source=source, now=now)
     row["id"] = await insert_one(db, row)
+    if rules.on_stored is not None:
+        await rules.on_stored(db, [row])
     return read_from_row(row, target, rules)
 
 
@@ -345,6 +350,9 @@ async def submit_batch(
         except DomainError as exc:
             results[i] = {"status": exc.status_code, "error": exc.body()["error"]}
     await _insert_many(db, pending, results, rules)
+    stored = [row for _, row, _ in pending if "id" in row]
+    if stored and rules.on_stored is not None:
+        await rules.on_stored(db, stored)
     for i, res in enumerate(results):
         if res is not None and "_dup_of" in res:
             first = results[res.pop("_dup_of")]

@@ -128,14 +128,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_staff_org_id'), ['org_id'], unique=False)
 
     op.create_table('idempotency_record',
-    sa.Column('client_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('owner', sa.String(length=40), nullable=False),
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=False),
     sa.Column('body', sa.JSON(), nullable=False),
     sa.Column('created_at', haochaping.db.base.UTCDateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['client_id'], ['api_client.id'], name=op.f('fk_idempotency_record_client_id_api_client')),
-    sa.PrimaryKeyConstraint('client_id', 'key', name=op.f('pk_idempotency_record'))
+    sa.PrimaryKeyConstraint('owner', 'key', name=op.f('pk_idempotency_record'))
     )
     op.create_table('service_case',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),

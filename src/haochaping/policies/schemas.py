@@ -1,0 +1,79 @@
+"""Policy values: every number of the closed loop, with the national-practice defaults."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from haochaping.core.schemas import InputModel
+
+Days = Annotated[StrictInt, Field(ge=0, le=365)]
+
+
+class DefaultRatingRule(BaseModel):
+    """A system default rating for a completed case not rated within N days (off by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: StrictBool = False
+    after_days: Annotated[StrictInt, Field(ge=1, le=365)] = 7
+    level: Annotated[StrictInt, Field(ge=3, le=5)] = 3
+
+
+class PolicyValues(BaseModel):
+    """The effective numbers for a jurisdiction (defaults from DOMAIN.md section 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bad_levels: list[Annotated[StrictInt, Field(ge=1, le=5)]] = [1, 2]
+    verify_days: Days = 1  # contact and verify, working days from the bad rating's arrival
+    rectify_days: Days = 15  # rectification, working days from arrival
+    callback_days: Days = 3  # callback, working days from the reported rectification
+    warn_days: Days = 1  # warn this many working days before a deadline
+    max_contact_attempts: Annotated[StrictInt, Field(ge=1, le=20)] = 3
+    spot_check_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+    evaluation_window_days: Annotated[StrictInt, Field(ge=1, le=3650)] = 30
+    default_rating: DefaultRatingRule = DefaultRatingRule()
+    followup_allowance: Annotated[StrictInt, Field(ge=0, le=3)] = 1
+    appeal_days: Days = 3  # a unit appeals within N working days of the bad rating
+    appeal_decision_days: Days = 5  # the office decides within N working days
+
+    @model_validator(mode="after")
+    def _bad_levels_low(self) -> PolicyValues:
+        if not self.bad_levels or max(self.bad_levels) > 3 or 1 not in self.bad_levels:
+            raise ValueError("差评等级须包含 1，且不能高于 3")
+        return self
+
+
+class PolicyValuesPatch(InputModel):
+    """The values one region sets (all optional: unset ones are inherited)."""
+
+    bad_levels: list[Annotated[StrictInt, Field(ge=1, le=5)]] | None = None
+    verify_days: Days | None = None
+    rectify_days: Days | None = None
+    callback_days: Days | None = None
+    warn_days: Days | None = None
+    max_contact_attempts: Annotated[StrictInt, Field(ge=1, le=20)] | None = None
+    spot_check_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    evaluation_window_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
+    default_rating: DefaultRatingRule | None = None
+    followup_allowance: Annotated[StrictInt, Field(ge=0, le=3)] | None = None
+    appeal_days: Days | None = None
+    appeal_decision_days: Days | None = None
+
+
+class PolicyCreate(InputModel):
+    region_code: str
+    effective_from: date | None = None
+    values: PolicyValuesPatch
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+
+class PolicyRead(BaseModel):
+    id: int
+    region_code: str
+    version: int
+    effective_from: date
+    values: dict
+    effective: PolicyValues
+    note: str | None = None

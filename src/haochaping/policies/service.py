@@ -1,0 +1,119 @@
+"""Policy use cases: publish a new version for a region; resolve the effective values."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.core.auth import Principal
+from haochaping.core.errors import Forbidden, Invalid
+from haochaping.core.timeutil import SHANGHAI, utcnow
+from haochaping.orgs.models import Org, Region
+from haochaping.orgs.service import get_region
+from haochaping.policies import schemas
+from haochaping.policies.models import PolicySet
+
+CACHE_SECONDS = 30.0
+
+
+def today_local() -> date:
+    return utcnow().astimezone(SHANGHAI).date()
+
+
+def merge(layers: list[dict[str, Any]]) -> schemas.PolicyValues:
+    """Defaults, then each region's own values from the root down; validated as a whole."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v is not None})
+    try:
+        return schemas.PolicyValues.model_validate(merged)
+    except ValueError as exc:
+        raise Invalid(f"政策参数组合无效：{exc}", code="invalid_policy") from exc
+
+
+def _region_codes(path: str) -> list[str]:
+    return [c for c in path.split("/") if c]
+
+
+async def _actor_region_path(db: AsyncSession, actor: Principal) -> str:
+    row = (await db.execute(select(Region.path).join(Org, Org.region_code == Region.code)
+                            .where(Org.id == actor.org_id))).scalar_one_or_none()
+    return row or "/"
+
+
+async def create_policy(*, db: AsyncSession, actor: Principal,
+                        data: schemas.PolicyCreate) -> PolicySet:
+    """Publish the next version of a region's policy (admins anywhere, offices in their area)."""
+    actor.require_role("admin", "office")
+    if actor.is_client:
+        raise Forbidden("政策只能由人员账号维护", code="user_required")
+    region = await get_region(db=db, code=data.region_code)
+    if actor.role != "admin" and not region.path.startswith(await _actor_region_path(db, actor)):
+        raise Forbidden("只能维护本辖区的政策", code="out_of_scope")
+    own = data.values.model_dump(exclude_none=True)
+    # Validate the result of inheriting these values, so an invalid mix never lands.
+    ancestors = await _layers(db, region.path, data.effective_from or today_local(),
+                              exclude=region.code)
+    merge([*ancestors, own])
+    last = (await db.execute(select(func.max(PolicySet.version))
+                             .where(PolicySet.region_code == region.code))).scalar()
+    policy = PolicySet(region_code=region.code, version=(last or 0) + 1,
+                       effective_from=data.effective_from or today_local(), values=own,
+                       note=data.note, created_by=actor.name)
+    db.add(policy)
+    await db.flush()
+    return policy
+
+
+async def _layers(db: AsyncSession, region_path: str, on: date,
+                  exclude: str | None = None) -> list[dict[str, Any]]:
+    codes = [c for c in _region_codes(region_path) if c != exclude]
+    rows = (await db.execute(
+        select(PolicySet).where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
+        .order_by(PolicySet.version)
+    )).scalars().all()
+    latest: dict[str, PolicySet] = {}
+    for p in rows:
+        latest[p.region_code] = p
+    return [latest[c].values for c in codes if c in latest]
+
+
+async def effective(*, db: AsyncSession, region_code: str,
+                    on: date | None = None) -> tuple[schemas.PolicyValues, int | None]:
+    """The values in force for a region on a day, and the id of the most specific set."""
+    region = await get_region(db=db, code=region_code)
+    on = on or today_local()
+    codes = _region_codes(region.path)
+    rows = (await db.execute(
+        select(PolicySet).where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
+        .order_by(PolicySet.version)
+    )).scalars().all()
+    latest: dict[str, PolicySet] = {}
+    for p in rows:
+        latest[p.region_code] = p
+    layers = [latest[c] for c in codes if c in latest]
+    return merge([p.values for p in layers]), (layers[-1].id if layers else None)
+
+
+class PolicyCache:
+    """Effective policy per region for the hot paths, refreshed every 30 s or on edit."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float, schemas.PolicyValues, int | None]] = {}
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    async def get(self, db: AsyncSession,
+                  region_code: str) -> tuple[schemas.PolicyValues, int | None]:
+        hit = self._data.get(region_code)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        values, policy_id = await effective(db=db, region_code=region_code)
+        self._data[region_code] = (now + CACHE_SECONDS, values, policy_id)
+        return values, policy_id

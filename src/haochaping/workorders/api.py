@@ -1,0 +1,161 @@
+"""JSON routes of the closed loop: work orders, actions, attachments, follow-ups,
+spot checks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
+from haochaping.core.db import DbSession
+from haochaping.core.errors import NotFound
+from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.timeutil import utcnow
+from haochaping.workorders import attachments as attachment_store
+from haochaping.workorders import queries, schemas
+from haochaping.workorders import service as wo_service
+from haochaping.workorders.loop import loop_context
+from haochaping.workorders.models import Attachment, SpotCheck, WorkOrder
+from haochaping.workorders.states import State
+
+router = APIRouter(prefix="/api/v1", tags=["work orders 差评工单"])
+
+
+async def load_order(work_order_id: int, db: DbSession, principal: CurrentPrincipal
+                     ) -> WorkOrder:
+    """The work order named in the path, visible to the caller (403 outside its scope)."""
+    order = await wo_service.get_order(db=db, work_order_id=work_order_id)
+    await wo_service.require_visible(db, principal, order)
+    return order
+
+
+CurrentWorkOrder = Annotated[WorkOrder, Depends(load_order)]
+
+
+async def _detail(request: Request, db, order: WorkOrder, principal: Principal) -> dict:
+    ctx = await loop_context(request, db)
+    return await queries.detail(db=db, order=order, actor_role=principal.role or "",
+                                rules=request.app.state.rules, deadlines=ctx.deadlines,
+                                now=utcnow())
+
+
+@router.get("/work-orders", response_model=Page[schemas.WorkOrderRead])
+async def list_work_orders(request: Request, db: DbSession, principal: CurrentPrincipal,
+                           state: State | None = None, org_code: str | None = None,
+                           overdue: bool | None = None, due_before: datetime | None = None,
+                           cursor: str | None = None, limit: Limit = 50):
+    """A queue of work orders in the caller's subtree (filters: state, org, overdue, due)."""
+    now = utcnow()
+    stmt = queries.work_orders(actor=principal, state=state, org_code=org_code, overdue=overdue,
+                               due_before=due_before, now=now,
+                               after_id=decode_int_cursor(cursor), limit=limit)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ctx = await loop_context(request, db)
+    items = [await queries.detail(db=db, order=o, actor_role=principal.role or "",
+                                  rules=request.app.state.rules, deadlines=ctx.deadlines,
+                                  now=now, with_events=False) for o, _code, _name in rows]
+    return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+@router.get("/work-orders/{work_order_id}", response_model=schemas.WorkOrderRead)
+async def get_work_order(order: CurrentWorkOrder, request: Request, db: DbSession,
+                         principal: CurrentPrincipal):
+    """One work order with its rating, deadlines as dates, and its timeline."""
+    return await _detail(request, db, order, principal)
+
+
+@router.post("/work-orders/{work_order_id}/actions", response_model=schemas.WorkOrderRead)
+async def act_on_work_order(order: CurrentWorkOrder, request: Request, db: DbSession,
+                            principal: CurrentUser,
+                            data: Annotated[schemas.ActionIn, Body()]):
+    """Take an action; one the state or the role does not allow answers 409 / 403."""
+    ctx = await loop_context(request, db)
+    await wo_service.act(db=db, principal=principal, order=order, data=data, ctx=ctx)
+    await db.commit()
+    return await _detail(request, db, order, principal)
+
+
+@router.post("/work-orders/{work_order_id}/attachments", status_code=201)
+async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSession,
+                            principal: CurrentUser, file: Annotated[UploadFile, File()]):
+    """Store an evidence file (PDF, PNG, JPEG, WebP; size-limited); cite it in an action."""
+    settings = request.app.state.settings
+    data = await file.read(settings.attachment_max_bytes + 1)
+    content_type = attachment_store.check(filename=file.filename or "", declared=file.content_type,
+                                          data=data, max_bytes=settings.attachment_max_bytes)
+    key, digest = attachment_store.store(Path(settings.upload_dir), data)
+    a = Attachment(work_order_id=order.id, filename=(file.filename or "file")[:200],
+                   content_type=content_type, size=len(data), sha256=digest, storage_key=key,
+                   uploaded_by=principal.name)
+    db.add(a)
+    await db.flush()
+    await db.commit()
+    return {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+            "sha256": a.sha256}
+
+
+@router.get("/work-orders/{work_order_id}/attachments/{attachment_id}")
+async def download_attachment(order: CurrentWorkOrder, attachment_id: int, request: Request,
+                              db: DbSession):
+    a = await db.get(Attachment, attachment_id)
+    if a is None or a.work_order_id != order.id:
+        raise NotFound("附件不存在", code="attachment_not_found")
+    path = Path(request.app.state.settings.upload_dir) / a.storage_key
+    return Response(path.read_bytes(), media_type=a.content_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{a.id}{Path(a.filename).suffix}",
+        "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/work-orders/{work_order_id}/follow-up", status_code=201)
+async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
+                    principal: CurrentPrincipal, data: schemas.FollowUpIn):
+    """The rater's one follow-up rating (追评) after rectification, posted by a channel."""
+    from haochaping.workorders import followup
+
+    ctx = await loop_context(request, db)
+    body = await followup.add(db=db, order=order, data=data, rules=request.app.state.rules,
+                              ctx=ctx, source_ip=request.client.host if request.client else None)
+    await db.commit()
+    return body
+
+
+@router.get("/spot-checks")
+async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "pending",
+                           cursor: str | None = None, limit: Limit = 50):
+    """Callback tasks on sampled good ratings in the caller's subtree."""
+    from haochaping.orgs.models import Org
+
+    stmt = (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
+            .where(Org.path.startswith(principal.org_path, autoescape=True),
+                   SpotCheck.state == state).order_by(SpotCheck.id).limit(limit + 1))
+    after = decode_int_cursor(cursor)
+    if after:
+        stmt = stmt.where(SpotCheck.id > after)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [{"id": s.id, "evaluation_id": s.evaluation_id, "org_code": code,
+                       "state": s.state, "verdict": s.verdict, "work_order_id": s.work_order_id,
+                       "created_at": s.created_at} for s, code in rows],
+            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+@router.post("/spot-checks/{spot_check_id}/callback")
+async def spot_check_callback(spot_check_id: int, request: Request, db: DbSession,
+                              principal: CurrentUser, data: schemas.SpotCheckCallbackIn):
+    """Record the callback of a sampled good rating; a dissatisfied citizen opens a work
+    order."""
+    from haochaping.workorders import spotchecks
+
+    ctx = await loop_context(request, db)
+    result = await spotchecks.record(db=db, principal=principal, spot_check_id=spot_check_id,
+                                     data=data, ctx=ctx)
+    await db.commit()
+    return result

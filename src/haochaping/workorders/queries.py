@@ -1,0 +1,141 @@
+"""Read side of work orders: scoped lists (queues) and the detail view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.core.auth import Principal
+from haochaping.evaluations import queries as evaluation_queries
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.service import IntakeRules, Target, read_from_row
+from haochaping.orgs.models import Org
+from haochaping.workorders.context import Deadlines
+from haochaping.workorders.models import WorkOrder, WorkOrderEvent, WorkOrderUnit
+from haochaping.workorders.states import (
+    OPEN_STATES,
+    STATE_LABELS,
+    State,
+    allowed_actions,
+)
+
+W = WorkOrder
+OVERDUE_CONDITIONS = [
+    (("verifying", "transferred"), W.verify_due_at),
+    (("verifying", "transferred", "rectifying"), W.rectify_due_at),
+    (("callback", "explained"), W.callback_due_at),
+]
+
+
+def overdue_clause(now: datetime):
+    """An order is overdue when a deadline of its current state has passed, or it was
+    escalated for one and is still under supervision."""
+    return or_(*[and_(W.state.in_(states), due < now) for states, due in OVERDUE_CONDITIONS],
+               and_(W.state == "supervising", W.overdue_at.is_not(None)))
+
+
+def visible(actor: Principal):
+    """Orders with an active unit (lead or co-handling) inside the caller's subtree."""
+    return (select(WorkOrderUnit.work_order_id)
+            .join(Org, Org.id == WorkOrderUnit.org_id)
+            .where(WorkOrderUnit.work_order_id == W.id, WorkOrderUnit.active.is_(True),
+                   Org.path.startswith(actor.org_path, autoescape=True))
+            .exists())
+
+
+def work_orders(*, actor: Principal, state: str | None = None, states: list[str] | None = None,
+                org_code: str | None = None, overdue: bool | None = None,
+                due_before: datetime | None = None, now: datetime, after_id: int | None = None,
+                limit: int = 50) -> Select:
+    """A queue: the caller's work orders, oldest first (the first to fall due)."""
+    stmt = (select(W, Org.code, Org.name).join(Org, Org.id == W.org_id)
+            .where(visible(actor)).order_by(W.id).limit(limit + 1))
+    if state:
+        stmt = stmt.where(W.state == state)
+    if states:
+        stmt = stmt.where(W.state.in_(states))
+    if org_code:
+        sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
+        stmt = stmt.where(Org.path.startswith(sub))
+    if overdue is True:
+        stmt = stmt.where(overdue_clause(now))
+    elif overdue is False:
+        stmt = stmt.where(~overdue_clause(now))
+    if due_before:
+        stmt = stmt.where(or_(*[and_(W.state.in_(states_), due < due_before)
+                                for states_, due in OVERDUE_CONDITIONS]))
+    if after_id:
+        stmt = stmt.where(W.id > after_id)
+    return stmt
+
+
+def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[dict[str, Any]]:
+    """The deadlines that bind the order in its current state, as dates and days left."""
+    from haochaping.core.timeutil import SHANGHAI
+
+    out = []
+    for states, due in OVERDUE_CONDITIONS:
+        value = getattr(order, due.key)
+        if order.state in states and value is not None:
+            out.append({"kind": due.key.removesuffix("_due_at"), "due_at": value,
+                        "due_date": value.astimezone(SHANGHAI).date(),
+                        "remaining_workdays": deadlines.remaining(value, now),
+                        "overdue": value < now, "verified": order.deadlines_verified})
+    return out
+
+
+def is_overdue(order: WorkOrder, now: datetime) -> bool:
+    if order.state == "supervising":
+        return order.overdue_at is not None
+    return any(order.state in states and getattr(order, due.key) is not None
+               and getattr(order, due.key) < now for states, due in OVERDUE_CONDITIONS)
+
+
+async def detail(*, db: AsyncSession, order: WorkOrder, actor_role: str, rules: IntakeRules,
+                 deadlines: Deadlines, now: datetime, with_events: bool = True
+                 ) -> dict[str, Any]:
+    """Everything the work-order page and API show about one order."""
+    ev_row = (await db.execute(
+        evaluation_queries.evaluations(
+            actor=Principal(kind="system", id=0, name="", org_id=0, org_path="/"), limit=1)
+        .where(Evaluation.id == order.evaluation_id)
+    )).first()
+    ev, case_no, org_code, item_code, window_code, staff_no = ev_row  # type: ignore[misc]
+    evaluation = read_from_row(
+        evaluation_queries.row_dict(ev),
+        Target(case_no=case_no, org_code=org_code, item_code=item_code,
+               window_code=window_code, staff_no=staff_no, region_code=ev.region_code), rules)
+    units = (await db.execute(
+        select(WorkOrderUnit.role, Org.code).join(Org, Org.id == WorkOrderUnit.org_id)
+        .where(WorkOrderUnit.work_order_id == order.id, WorkOrderUnit.active.is_(True))
+    )).all()
+    lead = next((c for r, c in units if r == "lead"), org_code)
+    events = []
+    if with_events:
+        events = list((await db.execute(
+            select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == order.id)
+            .order_by(WorkOrderEvent.id))).scalars())
+    return {
+        "id": order.id, "state": order.state, "state_label": STATE_LABELS[State(order.state)],
+        "version": order.version, "origin": order.origin, "org_code": lead,
+        "co_org_codes": sorted(c for r, c in units if r == "co"), "evaluation": evaluation,
+        "case_no": case_no, "opened_at": order.opened_at,
+        "deadlines": deadlines_of(order, deadlines, now),
+        "deadlines_verified": order.deadlines_verified, "overdue": is_overdue(order, now),
+        "callback_attempts": order.callback_attempts, "followups": order.followups,
+        "close_reason": order.close_reason, "policy_id": order.policy_id,
+        "allowed_actions": sorted({_public_action(a) for a in
+                                   allowed_actions(State(order.state), actor_role)}),
+        "events": events,
+    }
+
+
+def _public_action(action) -> str:
+    """The three callback outcomes are one API action, `callback`, with a verdict."""
+    return "callback" if action.value.startswith("callback_") else action.value
+
+
+OPEN = sorted(s.value for s in OPEN_STATES)

@@ -1,0 +1,143 @@
+"""Request and response bodies of the work-order routes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from haochaping.core.schemas import Code, InputModel, ReadModel
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+AttachmentIds = Annotated[list[StrictInt], Field(max_length=20)]
+
+
+class _Action(InputModel):
+    version: StrictInt | None = None  # the version the person saw; stale → 409
+    attachment_ids: AttachmentIds = []
+
+
+class VerifyIn(_Action):
+    action: Literal["verify"]
+    note: Note
+
+
+class TransferIn(_Action):
+    action: Literal["transfer"]
+    lead_org_code: Code
+    co_org_codes: Annotated[list[Code], Field(max_length=10)] = []
+    note: Note
+
+
+class ExplainIn(_Action):
+    action: Literal["explain"]
+    note: Note
+
+
+class ReportRectifiedIn(_Action):
+    action: Literal["report_rectified"]
+    note: Note
+
+
+class CallbackIn(_Action):
+    action: Literal["callback"]
+    method: Literal["phone", "sms", "wechat", "visit"]
+    reached: StrictBool
+    verdict: Literal["satisfied", "basic", "dissatisfied"] | None = None
+    note: Note | None = None
+
+
+class CloseUnreachableIn(_Action):
+    action: Literal["close_unreachable"]
+    note: Note
+
+
+class EscalateIn(_Action):
+    action: Literal["escalate"]
+    note: Note
+
+
+class RedispatchIn(_Action):
+    action: Literal["redispatch"]
+    note: Note
+    lead_org_code: Code | None = None
+    rectify_days: Annotated[StrictInt, Field(ge=1, le=60)] | None = None
+
+
+class HoldAccountableIn(_Action):
+    action: Literal["hold_accountable"]
+    note: Note
+
+
+class CloseIn(_Action):
+    action: Literal["close"]
+    note: Note
+
+
+ActionIn = Annotated[
+    VerifyIn | TransferIn | ExplainIn | ReportRectifiedIn | CallbackIn | CloseUnreachableIn
+    | EscalateIn | RedispatchIn | HoldAccountableIn | CloseIn,
+    Field(discriminator="action"),
+]
+
+
+class FollowUpIn(InputModel):
+    level: Annotated[StrictInt, Field(ge=1, le=5)]
+    reasons: Annotated[list[str], Field(max_length=20)] = []
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+
+
+class CitizenVerdictIn(InputModel):
+    verdict: Literal["satisfied", "basic", "dissatisfied"]
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class EventRead(ReadModel):
+    id: int
+    action: str
+    from_state: str | None
+    to_state: str
+    actor_kind: str
+    actor_name: str
+    note: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class DeadlineRead(ReadModel):
+    kind: str
+    due_at: datetime
+    due_date: date
+    remaining_workdays: int
+    overdue: bool
+    verified: bool
+
+
+class WorkOrderRead(ReadModel):
+    id: int
+    state: str
+    state_label: str
+    version: int
+    origin: str
+    org_code: str
+    co_org_codes: list[str]
+    evaluation: dict[str, Any]
+    case_no: str | None
+    opened_at: datetime
+    deadlines: list[DeadlineRead]
+    deadlines_verified: bool
+    overdue: bool
+    callback_attempts: int
+    followups: int
+    close_reason: str | None
+    policy_id: int | None
+    allowed_actions: list[str]
+    events: list[EventRead] = []
+
+
+class SpotCheckCallbackIn(InputModel):
+    method: Literal["phone", "sms", "wechat", "visit"]
+    reached: StrictBool
+    verdict: Literal["satisfied", "basic", "dissatisfied"] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000)] | None = None
