@@ -39,6 +39,16 @@ _TYPE_MESSAGES = {
     "timezone_aware": "时间须带时区，例如 2026-01-01T09:00:00+08:00",
     "int_parsing": "应为整数",
     "value_error": "取值无效",
+    "union_tag_invalid": "未知的操作类型",
+    "union_tag_not_found": "缺少操作类型字段",
+    "literal_error": "取值不在允许范围内",
+    "float_type": "应为数字",
+    "float_parsing": "应为数字",
+    "bool_parsing": "应为布尔值 true/false",
+    "date_from_datetime_parsing": "日期格式不正确，应为 YYYY-MM-DD",
+    "date_parsing": "日期格式不正确，应为 YYYY-MM-DD",
+    "date_type": "日期格式不正确，应为 YYYY-MM-DD",
+    "json_invalid": "不是合法的 JSON",
 }
 
 

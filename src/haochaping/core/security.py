@@ -14,6 +14,13 @@ _hasher = PasswordHasher()
 # A valid hash to verify against when the user does not exist, so timing reveals nothing.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
+
+def use_fast_hashing_for_tests() -> None:
+    """Cheap argon2 parameters: test suites hash hundreds of passwords (never in production)."""
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
 API_KEY_PREFIX = "hcp_"
 
 

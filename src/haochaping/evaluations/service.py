@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from haochaping.core.security import mask_cert_no, mask_name, mask_phone
+from haochaping.core.security import mask_cert_no, mask_name, mask_phone, mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import CASE_BOUND_CHANNELS, LEVEL_LABELS
@@ -235,7 +235,8 @@ def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> di
         "id": row["id"], "case_no": target.case_no, "stage": row["stage"],
         "eval_count": row["eval_count"], "channel": row["channel"], "level": row["level"],
         "level_label": LEVEL_LABELS[row["level"]], "is_bad": rules.is_bad(row["level"]),
-        "reasons": row["reasons"], "comment": row["comment"],
+        # ID and phone numbers typed into the comment are masked like the rater's own.
+        "reasons": row["reasons"], "comment": mask_text(row["comment"]),
         "tagset_version": row["tagset_version"], "org_code": target.org_code,
         "item_code": target.item_code, "window_code": target.window_code,
         "staff_no": target.staff_no, "region_code": target.region_code, "rater": rater,

@@ -27,11 +27,11 @@ async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
               source_ip: str | None = None, via: str = "api") -> dict[str, Any]:
     """Store the follow-up as evaluation count 2; a bad one re-opens supervision."""
     policy = PolicyValues.model_validate(order.policy)
+    if order.followups >= policy.followup_allowance:
+        raise Conflict("已追加过评价，每个差评只能追评一次", code="followup_used")
     if order.state not in ANSWERED or (order.rectified_at is None
                                        and order.explained_at is None):
         raise Invalid("整改完成后才能追加评价", code="followup_not_open")
-    if order.followups >= policy.followup_allowance:
-        raise Conflict("已追加过评价，每个差评只能追评一次", code="followup_used")
     first = await db.get(Evaluation, order.evaluation_id)
     content = evaluation_schemas.EvaluationCreate(
         case_no=None, stage=first.stage, channel=first.channel,  # type: ignore[union-attr]
