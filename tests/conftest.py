@@ -78,7 +78,9 @@ def settings():
     if url.startswith("postgresql"):
         url = asyncio.run(_recreate_pg_database(url))
     s = Settings(env="test", database_url=url, secret_key=TEST_SECRET,
-                 base_url="http://testserver", _env_file=None)
+                 base_url="http://testserver", upload_dir=tempfile.mkdtemp(prefix="hcp-up-"),
+                 sms_log_path=os.path.join(tempfile.mkdtemp(prefix="hcp-sms-"), "sms.jsonl"),
+                 job_interval_seconds=0, _env_file=None)
     migrate.upgrade(s)
     yield s
     if url.startswith("postgresql"):

@@ -102,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SessionMiddleware, secret_key=settings.secret_key, session_cookie="hcp_session",
         same_site="lax", https_only=settings.session_cookie_secure, max_age=12 * 3600,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       upload_bytes=settings.attachment_max_bytes)
     for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
                    policies_api, console_pages, portal_pages):
         app.include_router(module.router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -160,6 +161,86 @@ def client_create(
     typer.echo(f"已创建客户端 {client.name}，渠道：{','.join(client.channels)}")
     typer.echo("API 密钥（只显示这一次，请妥善保存）：")
     typer.echo(key)
+
+
+# --- calendar: the working-day calendar (法定节假日与调休) -----------------------------------
+
+calendar_app = typer.Typer(help="工作日历：法定节假日与调休上班")
+app.add_typer(calendar_app, name="calendar")
+
+
+@calendar_app.command("import")
+def calendar_import(
+    file: Annotated[Path, typer.Argument(help="CSV with columns date,type,name")],
+    year: Annotated[int, typer.Option(help="the year of the State Council's notice")],
+    source: Annotated[
+        str | None, typer.Option(help="e.g. 国办发明电〔2026〕x号 (default: the file name)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who imports, for the record")] = "cli",
+) -> None:
+    """Import a year's holidays and make-up working days; the year then counts as known."""
+    from haochaping.core import calendar as work_calendar
+    from haochaping.core.errors import Invalid
+
+    if not file.is_file():
+        typer.secho(f"错误：找不到文件 {file}", fg="red", err=True)
+        raise typer.Exit(2)
+
+    async def run(db):
+        text = work_calendar.decode_csv(file.read_bytes())
+        return await work_calendar.import_year(
+            db=db, year=year, csv_text=text, source=source or file.name, actor=by)
+
+    try:
+        result = asyncio.run(_with_session(run))
+    except Invalid as exc:
+        typer.secho(f"错误（{exc.code}）：{exc.message}", fg="red", err=True)
+        for detail in exc.details:
+            typer.secho(f"  {detail['message']}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"已导入 {result.year} 年工作日历：放假 {result.holidays} 天，"
+               f"调休上班 {result.workdays} 天（来源：{result.source}）")
+    if result.replaced:
+        typer.echo(f"已替换该年原有的 {result.replaced} 条记录")
+
+
+@calendar_app.command("show")
+def calendar_show(
+    year: Annotated[int | None, typer.Option(help="default: this year")] = None,
+) -> None:
+    """List a year's days off and make-up working days."""
+    from haochaping.core import calendar as work_calendar
+
+    shown = year or work_calendar.local_today().year
+    cal = asyncio.run(_with_session(work_calendar.load_calendar))
+    source = cal.year_source(shown)
+    if source is None:
+        typer.secho(work_calendar.missing_warning(cal, [shown]), fg="yellow")
+    else:
+        typer.echo(f"{shown} 年工作日历（来源：{source}）")
+    days = cal.special_days(shown)
+    for day in days:
+        typer.echo(work_calendar.describe_day(day))
+    if not days:
+        typer.echo("（没有节假日或调休记录）")
+
+
+@calendar_app.command("status")
+def calendar_status() -> None:
+    """Which years from last year to next year are known, and which are missing."""
+    from haochaping.core import calendar as work_calendar
+
+    cal = asyncio.run(_with_session(work_calendar.load_calendar))
+    years = work_calendar.status_years(work_calendar.local_today())
+    for y in years:
+        source = cal.year_source(y)
+        if source is None:
+            typer.secho(f"{y} 年  缺失  （期限按周一至周五推算，未经核实）", fg="yellow")
+        else:
+            typer.echo(f"{y} 年  已知  {source}")
+    warning = work_calendar.missing_warning(cal, years)
+    if warning:
+        typer.secho(warning, fg="yellow")
 
 
 def main() -> None:

@@ -17,22 +17,31 @@ def _too_large_body(limit: int) -> bytes:
 class BodySizeLimit:
     """Refuses request bodies over a limit with 413, before they are read into memory."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None,
+                 upload_suffix: str = "/attachments") -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        # File uploads (attachments) may be larger than JSON bodies; their routes check again.
+        self.upload_max = max(upload_bytes or max_bytes, max_bytes) + 64 * 1024
+        self.upload_suffix = upload_suffix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (self.upload_max if scope.get("path", "").endswith(self.upload_suffix)
+                 else self.default_max)
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    declared = self.max_bytes + 1
-                if declared > self.max_bytes:
-                    await self._refuse(send)
+                    declared = limit + 1
+                if declared > limit:
+                    await self._refuse(send, limit)
                     return
         received = 0
         refused = False
@@ -44,10 +53,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     # A chunked body grew past the limit: answer now, end the request.
                     refused = True
-                    await self._refuse(send)
+                    await self._refuse(send, limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -61,8 +70,9 @@ class BodySizeLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, send: Send) -> None:
-        body = _too_large_body(self.max_bytes)
+    @staticmethod
+    async def _refuse(send: Send, limit: int) -> None:
+        body = _too_large_body(limit)
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json; charset=utf-8"),
                                 (b"content-length", str(len(body)).encode())]})

@@ -2,6 +2,7 @@
 
 from haochaping.accounts import models as accounts_models  # noqa: F401
 from haochaping.cases import models as cases_models  # noqa: F401
+from haochaping.core import calendar_models  # noqa: F401
 from haochaping.core import models as core_models  # noqa: F401
 from haochaping.db.base import Base
 from haochaping.evaluations import models as evaluations_models  # noqa: F401

@@ -85,6 +85,7 @@ async def open_for_evaluation(
                           to_state=order.state, actor_kind="system", actor_name=SYSTEM.name,
                           note=None, data={"origin": origin}, created_at=now))
     await notify.opened(db=db, ctx=ctx, order=order, evaluation=evaluation)
+    await db.flush()
     return order
 
 
