@@ -243,5 +243,36 @@ def calendar_status() -> None:
         typer.secho(warning, fg="yellow")
 
 
+@app.command()
+def worker(
+    interval: Annotated[float, typer.Option(help="seconds between passes")] = 60.0,
+    once: Annotated[bool, typer.Option(help="run one pass and exit")] = False,
+) -> None:
+    """Run the deadline job and outbox delivery (safe beside other workers and `serve`)."""
+    import logging
+
+    from haochaping.app import create_app, shutdown, startup
+    from haochaping.db import migrate as db_migrate
+    from haochaping.workorders import runner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    db_migrate.upgrade(settings)
+
+    async def run() -> None:
+        application = create_app(settings)
+        await startup(application)
+        try:
+            if once:
+                report, delivery = await runner.run_pass(application.state)
+                typer.echo(f"{report}；投递：{delivery}")
+            else:
+                await runner.run_forever(application.state, interval)
+        finally:
+            await shutdown(application)
+
+    asyncio.run(run())
+
+
 def main() -> None:
     app()

@@ -42,7 +42,8 @@ async def test_good_rating_opens_nothing(client, db, world, handlers):
                           json=EvaluationPayloadFactory(case_no=case["case_no"]),
                           headers={"X-Api-Key": world.keys["hall_a_pad"]})
     assert r.status_code == 201
-    assert (await db.execute(select(func.count()).select_from(WorkOrder))).scalar_one() == 0
+    assert (await db.execute(select(func.count()).select_from(WorkOrder).where(
+        WorkOrder.evaluation_id == r.json()["id"]))).scalar_one() == 0
 
 
 async def test_the_whole_loop_to_a_satisfied_callback(client, db, world, bad, handlers):
@@ -71,7 +72,8 @@ async def test_the_whole_loop_to_a_satisfied_callback(client, db, world, bad, ha
     assert [e["action"] for e in body["events"]] == [
         "open", "verify", "report_rectified", "callback_satisfied"]
     assert all(e["actor_name"] for e in body["events"])
-    assert (await db.execute(select(func.count()).select_from(CallbackAttempt))).scalar_one() == 1
+    assert (await db.execute(select(func.count()).select_from(CallbackAttempt).where(
+        CallbackAttempt.work_order_id == order.id))).scalar_one() == 1
 
 
 async def test_dissatisfied_callback_goes_to_supervision_and_back(client, db, world, bad,
@@ -84,7 +86,8 @@ async def test_dissatisfied_callback_goes_to_supervision_and_back(client, db, wo
                   verdict="dissatisfied", note="仍不满意")
     assert r.json()["state"] == "supervising"
     office_mail = (await db.execute(select(OutboxMessage).where(
-        OutboxMessage.kind == "escalated"))).scalars().all()
+        OutboxMessage.kind == "escalated",
+        OutboxMessage.payload["work_order_id"].as_integer() == order.id))).scalars().all()
     assert [m.recipient for m in office_mail] == [EMAILS["office"]]
     # The unit cannot re-dispatch: that is the office's role.
     err = assert_error(await act(client, unit, order.id, action="redispatch", note="x"), 403,
@@ -203,7 +206,7 @@ async def test_good_follow_up_closes_the_callback(client, db, world, bad, handle
 async def test_queue_filters_and_scope(client, db, world, bad, handlers):
     _ev, order = bad
     r = await client.get(WO, params={"state": "verifying"}, headers=handlers["unit_a"])
-    assert [o["id"] for o in r.json()["items"]] == [order.id]
+    assert [o["id"] for o in r.json()["items"]] == [order.id]  # other worlds are out of scope
     r = await client.get(WO, params={"overdue": "true"}, headers=handlers["unit_a"])
     assert r.json()["items"] == []
     r = await client.get(WO, headers=handlers["unit_b"])
