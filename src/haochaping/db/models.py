@@ -1,11 +1,16 @@
 """Imports every model module so that the metadata is complete (Alembic, tests)."""
 
 from haochaping.accounts import models as accounts_models  # noqa: F401
+from haochaping.appeals import models as appeals_models  # noqa: F401
 from haochaping.cases import models as cases_models  # noqa: F401
 from haochaping.core import calendar_models  # noqa: F401
 from haochaping.core import models as core_models  # noqa: F401
+from haochaping.core import outbox_models as core_outbox_models  # noqa: F401
 from haochaping.db.base import Base
 from haochaping.evaluations import models as evaluations_models  # noqa: F401
+from haochaping.evaluations import standing as evaluations_standing  # noqa: F401
 from haochaping.orgs import models as orgs_models  # noqa: F401
+from haochaping.policies import models as policies_models  # noqa: F401
+from haochaping.workorders import models as workorders_models  # noqa: F401
 
 metadata = Base.metadata
