@@ -17,6 +17,9 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from haochaping import __version__
 from haochaping.accounts import api as accounts_api
+from haochaping.analytics import api as analytics_api
+from haochaping.appeals import api as appeals_api
+from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import pages as console_pages
@@ -24,6 +27,7 @@ from haochaping.core import handlers
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
+from haochaping.evaluations import hooks
 from haochaping.evaluations import tags
 from haochaping.evaluations.service import IntakeRules
 from haochaping.integrations import build_notifier
@@ -59,8 +63,12 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.policy_cache = PolicyCache()
     app.state.calendar_cache = CalendarCache()
     app.state.notifier = build_notifier(app.state.settings)
+    app.state.register_cache = RegisterCache()
     rules = await load_rules(app)
-    app.state.rules = dataclasses.replace(rules, on_stored=make_on_stored(app.state))
+    # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
+    # holding ratings of registered malicious raters.
+    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(
+        make_on_stored(app.state), make_register_hook(app.state)))
 
 
 async def shutdown(app: FastAPI) -> None:
@@ -105,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        upload_bytes=settings.attachment_max_bytes)
     for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
-                   policies_api, console_pages, portal_pages):
+                   policies_api, appeals_api, analytics_api, console_pages, portal_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

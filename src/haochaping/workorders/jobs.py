@@ -48,6 +48,7 @@ class SweepReport:
     escalated: dict[str, int] = field(default_factory=dict)
     spot_checks: int = 0
     default_ratings: int = 0
+    appeals: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return (f"预警 {sum(self.warned.values())} 件，超期转督办 {sum(self.escalated.values())} "

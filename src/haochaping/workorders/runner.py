@@ -9,7 +9,9 @@ import os
 import socket
 from typing import Any
 
+from haochaping.appeals import jobs as appeal_jobs
 from haochaping.core import outbox
+from haochaping.core.timeutil import utcnow
 from haochaping.workorders import jobs
 
 log = logging.getLogger("haochaping.jobs")
@@ -21,6 +23,7 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
         report = await jobs.sweep(db, policies=state.policy_cache,
                                   tagset_version=state.rules.tagset_version,
                                   good_levels=state.rules.good_levels)
+        report.appeals = await appeal_jobs.sweep(db, utcnow())
         await db.commit()
     delivery = await outbox.deliver_due(
         state.sessionmaker, state.notifier, worker_id=f"{socket.gethostname()}:{os.getpid()}",

@@ -1,0 +1,105 @@
+"""JSON routes for appeals (申诉复核) and the review of held ratings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import StringConstraints
+from sqlalchemy import select
+
+from haochaping.appeals import schemas
+from haochaping.appeals import service as appeal_service
+from haochaping.appeals.models import Appeal
+from haochaping.core.auth import CurrentUser
+from haochaping.core.db import DbSession
+from haochaping.core.errors import Conflict, Forbidden, NotFound
+from haochaping.core.schemas import InputModel, Limit, decode_int_cursor, encode_cursor
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import (
+    EvaluationStanding,
+    Standing,
+    set_standing,
+)
+from haochaping.orgs.models import Org
+from haochaping.workorders.loop import loop_context
+
+router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
+
+
+async def _read(db, appeal: Appeal) -> dict:
+    org = await db.get(Org, appeal.org_id)
+    return appeal_service.read(appeal, org.code)
+
+
+@router.post("/appeals", status_code=201, response_model=schemas.AppealRead)
+async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSession,
+                      user: CurrentUser):
+    """A unit appeals a bad rating of its own (mistaken, malicious, outside remit, other)."""
+    ctx = await loop_context(request, db)
+    appeal = await appeal_service.file(db=db, principal=user, data=data, ctx=ctx)
+    body = await _read(db, appeal)
+    await db.commit()
+    return body
+
+
+@router.get("/appeals")
+async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = None,
+                       cursor: str | None = None, limit: Limit = 50):
+    """Appeals in the caller's subtree, oldest first (the decision queue)."""
+    stmt = (select(Appeal, Org.code).join(Org, Org.id == Appeal.org_id)
+            .where(Org.path.startswith(user.org_path, autoescape=True))
+            .order_by(Appeal.id).limit(limit + 1))
+    if state:
+        stmt = stmt.where(Appeal.state == state)
+    after = decode_int_cursor(cursor)
+    if after:
+        stmt = stmt.where(Appeal.id > after)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [appeal_service.read(a, code) for a, code in rows],
+            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+@router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead)
+async def get_appeal(appeal_id: int, db: DbSession, user: CurrentUser):
+    return await _read(db, await appeal_service.get(db=db, principal=user, appeal_id=appeal_id))
+
+
+@router.post("/appeals/{appeal_id}/decision", response_model=schemas.AppealRead)
+async def decide_appeal(appeal_id: int, data: schemas.AppealDecision, request: Request,
+                        db: DbSession, user: CurrentUser):
+    """The office upholds or rejects an appeal, with reasons."""
+    appeal = await appeal_service.get(db=db, principal=user, appeal_id=appeal_id)
+    ctx = await loop_context(request, db)
+    await appeal_service.decide(db=db, principal=user, appeal=appeal, data=data, ctx=ctx)
+    body = await _read(db, appeal)
+    await db.commit()
+    request.app.state.register_cache.clear()
+    return body
+
+
+class StandingDecision(InputModel):
+    standing: Literal["valid", "invalid"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]
+
+
+@router.post("/evaluations/{evaluation_id}/standing")
+async def review_held_rating(evaluation_id: int, data: StandingDecision, db: DbSession,
+                             user: CurrentUser):
+    """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""
+    if user.role not in ("office", "admin"):
+        raise Forbidden("待复核评价由政务服务管理机构决定", code="role_forbidden")
+    row = (await db.execute(select(Evaluation, Org.path).join(Org, Org.id == Evaluation.org_id)
+                            .where(Evaluation.id == evaluation_id))).first()
+    if row is None:
+        raise NotFound("评价不存在", code="evaluation_not_found")
+    user.require(row[1])
+    current = await db.get(EvaluationStanding, evaluation_id)
+    if current is None or current.standing != Standing.HELD.value:
+        raise Conflict("该评价不在待复核状态", code="not_held")
+    await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing(data.standing),
+                       reason="review", actor=user.name, note=data.note)
+    await db.commit()
+    return {"evaluation_id": evaluation_id, "standing": data.standing}

@@ -1,0 +1,44 @@
+"""Request and response bodies of the appeal routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
+
+from haochaping.core.schemas import InputModel, ReadModel
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=5000)]
+
+
+class AppealCreate(InputModel):
+    evaluation_id: StrictInt
+    category: Literal["mistaken", "malicious", "outside_remit", "other"]
+    reasons: Text
+    attachment_ids: Annotated[list[StrictInt], Field(max_length=20)] = []
+
+
+class AppealDecision(InputModel):
+    decision: Literal["uphold", "reject"]
+    note: Text
+    register_rater: StrictBool = False  # only for an upheld "malicious" appeal
+    register_days: Annotated[StrictInt, Field(ge=1, le=3650)] = 365
+
+
+class AppealRead(ReadModel):
+    id: int
+    work_order_id: int
+    evaluation_id: int
+    org_code: str
+    category: str
+    category_label: str
+    reasons: str
+    state: str
+    filed_by: str
+    filed_at: datetime
+    decide_due_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    register_rater: bool

@@ -1,0 +1,168 @@
+"""Appeals (申诉复核): a unit appeals a bad rating of its own; the office decides.
+
+Upheld: the rating stays on record but leaves the statistics (standing `invalid`), its work
+order ends as invalidated, and a malicious rater may go on the register. Rejected: the work
+order returns to rectification with its deadlines moved by the time the appeal took (the
+loop's clock stops while an appeal is pending)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.appeals import schemas
+from haochaping.appeals.models import Appeal, MaliciousRater
+from haochaping.core import outbox
+from haochaping.core.auth import Principal
+from haochaping.core.crypto import identity_hash
+from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.core.timeutil import SHANGHAI, utcnow
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.orgs.models import Org
+from haochaping.policies.schemas import PolicyValues
+from haochaping.workorders import notify
+from haochaping.workorders import service as wo_service
+from haochaping.workorders.context import LoopContext
+from haochaping.workorders.models import WorkOrder
+from haochaping.workorders.states import Action
+
+CATEGORY_LABELS = {"mistaken": "误评", "malicious": "恶意差评", "outside_remit": "非本单位职责",
+                   "other": "其他"}
+
+
+async def file(*, db: AsyncSession, principal: Principal, data: schemas.AppealCreate,
+               ctx: LoopContext) -> Appeal:
+    """File an appeal on a bad rating of the caller's own unit, within the policy deadline."""
+    actor = wo_service.Actor.of(principal)
+    ev = await db.get(Evaluation, data.evaluation_id)
+    if ev is None:
+        raise NotFound("评价不存在", code="evaluation_not_found")
+    order = (await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == ev.id))
+             ).scalar_one_or_none()
+    org = await db.get(Org, order.org_id if order else ev.org_id)
+    principal.require(org.path)  # type: ignore[union-attr]
+    if order is None:
+        raise Invalid("只能对差评提出申诉", code="not_a_bad_rating",
+                      details=[{"field": "evaluation_id"}])
+    if (await db.execute(select(Appeal.id).where(Appeal.evaluation_id == ev.id))).first():
+        raise Conflict("该评价已提出过申诉", code="duplicate_appeal")
+    policy = PolicyValues.model_validate(order.policy)
+    now = utcnow()
+    calendar = ctx.deadlines.calendar
+    deadline, _ = calendar.deadline_at(ev.received_at, policy.appeal_days)
+    if now > deadline:
+        raise Invalid(f"已超过申诉期限（差评产生后 {policy.appeal_days} 个工作日内）",
+                      code="appeal_deadline_passed")
+    due, _ = calendar.deadline_at(now, policy.appeal_decision_days)
+    appeal = Appeal(work_order_id=order.id, evaluation_id=ev.id, org_id=order.org_id,
+                    category=data.category, reasons=data.reasons, state="pending",
+                    from_state=order.state, filed_by=actor.name, filed_at=now,
+                    decide_due_at=due)
+    await wo_service.transition(db=db, order=order, action=Action.APPEAL, actor=actor,
+                                note=data.reasons, data={"category": data.category},
+                                attachment_ids=data.attachment_ids, now=now)
+    db.add(appeal)
+    await db.flush()
+    await notify.escalated(db=db, order=order,
+                           reason=f"责任单位提出申诉（{CATEGORY_LABELS[data.category]}），请复核")
+    return appeal
+
+
+async def get(*, db: AsyncSession, principal: Principal, appeal_id: int) -> Appeal:
+    """An appeal in the caller's subtree, or 404/403."""
+    appeal = await db.get(Appeal, appeal_id)
+    if appeal is None:
+        raise NotFound("申诉不存在", code="appeal_not_found")
+    org = await db.get(Org, appeal.org_id)
+    principal.require(org.path)  # type: ignore[union-attr]
+    return appeal
+
+
+def _shift(calendar: Any, due: datetime | None, paused: int) -> datetime | None:
+    """A deadline moved on by the working days the appeal kept the clock stopped."""
+    if due is None or paused <= 0:
+        return due
+    return calendar.deadline_at(due, paused)[0]
+
+
+async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
+                 data: schemas.AppealDecision, ctx: LoopContext) -> Appeal:
+    """The office's decision: uphold (rating invalid, order ends) or reject (back to work)."""
+    actor = wo_service.Actor.of(principal)
+    if actor.role not in ("office", "admin"):
+        raise Forbidden("申诉由政务服务管理机构复核决定", code="role_forbidden")
+    if appeal.state != "pending":
+        raise Conflict("该申诉已作出决定", code="appeal_decided")
+    if data.register_rater and not (data.decision == "uphold"
+                                    and appeal.category == "malicious"):
+        raise Invalid("只有认定为恶意差评的申诉才能将评价人列入恶意评价人员信息库",
+                      code="register_not_allowed", details=[{"field": "register_rater"}])
+    order = await db.get(WorkOrder, appeal.work_order_id)
+    ev = await db.get(Evaluation, appeal.evaluation_id)
+    now = utcnow()
+    calendar = ctx.deadlines.calendar
+    if data.decision == "uphold":
+        await wo_service.transition(db=db, order=order, action=Action.UPHOLD_APPEAL,  # type: ignore[arg-type]
+                                    actor=actor, note=data.note, now=now,
+                                    changes={"closed_at": now, "close_reason": "appeal_upheld"})
+        await set_standing(db=db, evaluation_id=appeal.evaluation_id,
+                           standing=Standing.INVALID, reason="appeal_upheld", actor=actor.name,
+                           note=data.note, source_id=appeal.id)
+        if data.register_rater:
+            await _register(db=db, ev=ev, appeal=appeal, days=data.register_days,  # type: ignore[arg-type]
+                            actor=actor.name, secret=ctx.settings.secret_key, now=now)
+        outcome = "经复核，您的评价不计入统计。如有异议可拨打 12345 反映。"
+    else:
+        paused = calendar.workdays_between(appeal.filed_at.astimezone(SHANGHAI).date(),
+                                           now.astimezone(SHANGHAI).date())
+        changes = {"rectify_due_at": _shift(calendar, order.rectify_due_at, paused),  # type: ignore[union-attr]
+                   "verify_due_at": _shift(calendar, order.verify_due_at, paused),  # type: ignore[union-attr]
+                   "warned_rectify_at": None}
+        await wo_service.transition(db=db, order=order, action=Action.REJECT_APPEAL,  # type: ignore[arg-type]
+                                    actor=actor, note=data.note, now=now, changes=changes,
+                                    data={"paused_workdays": paused})
+        outcome = "您的评价经复核有效，责任单位将继续整改。"
+    appeal.state = "upheld" if data.decision == "uphold" else "rejected"
+    appeal.decided_by, appeal.decided_at, appeal.decision_note = actor.name, now, data.note
+    appeal.register_rater = data.register_rater
+    if ev is not None and ev.rater_phone and not ev.anonymous:
+        await outbox.enqueue(db, kind="appeal_decided", channel="sms", recipient=ev.rater_phone,
+                             subject="", body=f"【好差评】{outcome}",
+                             payload={"appeal_id": appeal.id},
+                             dedupe_key=f"appeal-decided:{appeal.id}")
+    await db.flush()
+    return appeal
+
+
+async def _register(*, db: AsyncSession, ev: Evaluation, appeal: Appeal, days: int, actor: str,
+                    secret: str, now: datetime) -> None:
+    for kind, value in (("cert", ev.rater_cert_no), ("phone", ev.rater_phone)):
+        digest = identity_hash(secret, value)
+        if digest:
+            db.add(MaliciousRater(identity_hash=digest, kind=kind, appeal_id=appeal.id,
+                                  expires_at=now + timedelta(days=days), created_by=actor,
+                                  created_at=now))
+
+
+async def registered(db: AsyncSession, hashes: list[str], now: datetime) -> bool:
+    """True when any of the identity hashes is on the register and not expired."""
+    if not hashes:
+        return False
+    return (await db.execute(select(MaliciousRater.id).where(
+        MaliciousRater.identity_hash.in_(hashes), MaliciousRater.active.is_(True),
+        MaliciousRater.expires_at > now).limit(1))).first() is not None
+
+
+def read(appeal: Appeal, org_code: str) -> dict[str, Any]:
+    return {"id": appeal.id, "work_order_id": appeal.work_order_id,
+            "evaluation_id": appeal.evaluation_id, "org_code": org_code,
+            "category": appeal.category, "category_label": CATEGORY_LABELS[appeal.category],
+            "reasons": appeal.reasons, "state": appeal.state, "filed_by": appeal.filed_by,
+            "filed_at": appeal.filed_at, "decide_due_at": appeal.decide_due_at,
+            "decided_by": appeal.decided_by, "decided_at": appeal.decided_at,
+            "decision_note": appeal.decision_note, "register_rater": appeal.register_rater}
+

@@ -1,0 +1,1 @@
+from tests.workorders.conftest import bad, handlers  # noqa: F401  (shared fixtures)
