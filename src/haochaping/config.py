@@ -33,6 +33,41 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = False
     db_pool_size: int = Field(10, ge=1)
     db_echo: bool = False
+    # The closed loop: attachments and the periodic deadline job.
+    upload_dir: str = "./data/uploads"
+    attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    # Seconds between passes of the deadline job inside `serve` (0: only `haochaping worker`).
+    job_interval_seconds: float = Field(60, ge=0)
+    # Abuse limits (429), shared across processes through Redis when a URL is given.
+    redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0; empty: per-process memory
+    rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
+    rate_public_per_minute: int = Field(120, ge=0)  # public pages, per IP
+    rate_login_per_minute: int = Field(20, ge=0)  # sign-in attempts, per IP
+    login_max_failures: int = Field(5, ge=1)  # then the username is locked ...
+    login_lockout_seconds: int = Field(900, ge=30)  # ... for this long
+    # Notifications, delivered through the outbox (core/outbox.py) by the worker.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_user: str = ""  # empty: no SMTP AUTH
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(30, gt=0, le=300)
+    mail_from: str = "好差评平台 <noreply@localhost>"
+    sms_gateway: str = Field("log", pattern="^(log|http|none)$")
+    sms_log_path: str = "./data/sms.jsonl"
+    sms_http_url: str = ""
+    sms_http_token: str = ""
+    sms_http_auth_header: str = "Authorization"
+    sms_http_auth_prefix: str = "Bearer "  # the header's value is prefix + token
+    # JSON sent to the operator; string values may use $to, $text and $key (the message key).
+    sms_http_template: str = '{"to": "$to", "text": "$text", "id": "$key"}'
+    sms_http_timeout_seconds: float = Field(15, gt=0, le=300)
+    outbox_batch_size: int = Field(50, ge=1, le=1000)
+    outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_backoff_base_seconds: float = Field(30, gt=0)
+    outbox_backoff_max_seconds: float = Field(6 * 3600, gt=0)
+    # A claimed message not reported back within the lease (a crashed worker) is retried.
+    outbox_lease_seconds: int = Field(300, ge=30)
 
     @model_validator(mode="after")
     def _secret_in_production(self) -> Settings:

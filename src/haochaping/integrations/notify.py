@@ -1,0 +1,61 @@
+"""Notification Protocols: `Notifier` (used by the outbox), `EmailSender`, `SmsGateway`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class DeliveryError(Exception):
+    """A message that could not be delivered; `permanent` ones are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class EmailSender(Protocol):
+    """Sends one e-mail; raises `DeliveryError` when it was not accepted."""
+
+    async def send(self, *, to: str, subject: str, body: str, key: str) -> None: ...
+
+
+class SmsGateway(Protocol):
+    """Sends one text message; raises `DeliveryError` when the operator did not accept it."""
+
+    async def send(self, *, to: str, text: str, key: str) -> None: ...
+
+
+class Notifier(Protocol):
+    """What the outbox talks to: one message on one channel to one recipient.
+
+    `key` identifies the message across retries (the outbox row), so that a receiver can
+    recognise the rare duplicate that at-least-once delivery allows after a crash.
+    """
+
+    async def send(
+        self, *, channel: str, recipient: str, subject: str, body: str, key: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelNotifier:
+    """A `Notifier` that hands e-mail and SMS to the configured sender of each channel."""
+
+    email: EmailSender | None
+    sms: SmsGateway | None
+
+    async def send(
+        self, *, channel: str, recipient: str, subject: str, body: str, key: str
+    ) -> None:
+        """Deliver one message through its channel's sender."""
+        if channel == "email":
+            if self.email is None:
+                raise DeliveryError("未配置邮件发送服务", permanent=True)
+            await self.email.send(to=recipient, subject=subject, body=body, key=key)
+        elif channel == "sms":
+            if self.sms is None:
+                raise DeliveryError("未配置短信网关", permanent=True)
+            await self.sms.send(to=recipient, text=body, key=key)
+        else:
+            raise DeliveryError(f"未知的通知渠道：{channel}", permanent=True)
