@@ -25,6 +25,7 @@ from haochaping.config import Settings
 from haochaping.console import pages as console_pages
 from haochaping.core import handlers
 from haochaping.core.middleware import BodySizeLimit
+from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import hooks
@@ -64,6 +65,10 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.calendar_cache = CalendarCache()
     app.state.notifier = build_notifier(app.state.settings)
     app.state.register_cache = RegisterCache()
+    app.state.rate_counter = build_counter(app.state.settings.redis_url)
+    app.state.login_guard = LoginGuard(app.state.rate_counter,
+                                       max_failures=app.state.settings.login_max_failures,
+                                       lockout_seconds=app.state.settings.login_lockout_seconds)
     rules = await load_rules(app)
     # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
     # holding ratings of registered malicious raters.
@@ -73,6 +78,9 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
 
 async def shutdown(app: FastAPI) -> None:
     """Release what startup opened."""
+    counter = getattr(app.state, "rate_counter", None)
+    if hasattr(counter, "close"):
+        await counter.close()
     if getattr(app.state, "owns_engine", False):
         await app.state.engine.dispose()
 
