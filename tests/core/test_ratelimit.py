@@ -10,6 +10,7 @@ import time
 import uuid
 
 import httpx
+
 from haochaping.core.ratelimit import MemoryCounter, RedisCounter
 from tests.factories import PASSWORD, assert_error
 
