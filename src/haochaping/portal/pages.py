@@ -1,5 +1,125 @@
-"""HTML routes (placeholder until the pages land)."""
+"""HTML routes of the citizen portal: the rating page behind a signed, single-use link."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter(include_in_schema=False)
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from haochaping.core.db import DbSession
+from haochaping.core.errors import DomainError, Invalid
+from haochaping.core.templating import FONT_COOKIE, FONT_SIZES, html_route, render, safe_next
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations import api as evaluation_api
+from haochaping.evaluations import invitations
+from haochaping.evaluations import service as evaluation_service
+from haochaping.evaluations.models import Invitation
+from haochaping.evaluations.schemas import COMMENT_MAX
+from haochaping.portal import queries as portal_queries
+from haochaping.portal.forms import RatingForm, validation_problem
+
+router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
+
+EXPIRED = "已超过本次服务的评价期限。如有意见，可拨打 12345 政务服务热线反映。"
+# Why a link can no longer be used: (status, heading, explanation), by the service's code.
+CLOSED = {
+    "invitation_used": (409, "您已完成评价", "此链接已使用，每个办件只能评价一次。感谢您的评价！"),
+    "duplicate_evaluation": (409, "您已完成评价", "此办件已经评价过了，感谢您的参与！"),
+    "invitation_expired": (410, "此评价链接已过期", EXPIRED),
+    "evaluation_window_closed": (410, "此评价链接已过期", EXPIRED),
+}
+
+
+async def _open(request: Request, db: DbSession, token: str) -> Invitation:
+    settings = request.app.state.settings
+    return await invitations.open_link(db=db, secret=settings.secret_key, token=token)
+
+
+def _closed(request: Request, code: str) -> Response:
+    status, title, message = CLOSED[code]
+    return render(request, "portal/notice.html",
+                  {"title": title, "message": message, "code": code}, status_code=status)
+
+
+async def _form_page(request: Request, db: DbSession, inv: Invitation, form: RatingForm,
+                     error: str | None = None, status_code: int = 200) -> Response:
+    rules = request.app.state.rules
+    summary = await portal_queries.service_summary(db=db, case_id=inv.case_id)
+    groups = {level: sorted((t for t in rules.tags.values() if t.level == level),
+                            key=lambda t: t.code) for level in (5, 4, 3, 2, 1)}
+    return render(request, "portal/rate.html", {
+        "title": "服务评价", "summary": summary, "form": form, "error": error,
+        "groups": groups, "bad_levels": sorted(set(range(1, 6)) - set(rules.good_levels)),
+        "comment_max": COMMENT_MAX,
+    }, status_code=status_code)
+
+
+@router.get("/r/{token}")
+async def rating_page(token: str, request: Request, db: DbSession):
+    """The rating form of a link, or why the link cannot be used."""
+    inv = await _open(request, db, token)
+    problem = invitations.usable_problem(inv, utcnow())
+    if problem:
+        return _closed(request, problem)
+    return await _form_page(request, db, inv, RatingForm())
+
+
+@router.post("/r/{token}")
+async def submit_rating(token: str, request: Request, db: DbSession):
+    """Store the citizen's rating (the link is spent), then thank them."""
+    form = RatingForm.from_form(await request.form())
+    inv = await _open(request, db, token)
+    if form.level is None:
+        problem = invitations.usable_problem(inv, utcnow())
+        if problem:
+            return _closed(request, problem)
+        return await _form_page(request, db, inv, form, "请选择您对本次服务的满意程度", 422)
+    settings = request.app.state.settings
+    try:
+        await evaluation_service.submit_via_invitation(
+            db=db, secret=settings.secret_key, token=token, level=form.level,
+            reasons=form.reasons, comment=form.comment, rules=request.app.state.rules,
+            source=evaluation_api.source_of(request))
+    except DomainError as exc:
+        # Nothing is committed: the request's session rolls back whatever was written.
+        if exc.code in CLOSED:
+            return _closed(request, exc.code)
+        if not isinstance(exc, Invalid):
+            raise
+        return await _form_page(request, db, inv, form, exc.message, 422)
+    except ValidationError as exc:
+        return await _form_page(request, db, inv, form, validation_problem(exc), 422)
+    await db.commit()
+    return RedirectResponse(f"/r/{token}/thanks", status_code=303)
+
+
+@router.get("/r/{token}/thanks")
+async def thanks(token: str, request: Request, db: DbSession):
+    """The thank-you page after a rating; an unused link goes back to its form."""
+    inv = await _open(request, db, token)
+    if inv.used_at is None:
+        return RedirectResponse(f"/r/{token}", status_code=303)
+    level = await portal_queries.rated_level(db=db, evaluation_id=inv.evaluation_id)
+    rules = request.app.state.rules
+    return render(request, "portal/thanks.html", {
+        "title": "谢谢您的评价", "level": level,
+        "is_bad": level is not None and rules.is_bad(level),
+    })
+
+
+@router.get("/r/{token}/qr.svg")
+async def qr_code(token: str, request: Request, db: DbSession):
+    """The QR code of a genuine rating link, to print on a receipt or show at the window."""
+    await _open(request, db, token)
+    base = request.app.state.settings.base_url.rstrip("/")
+    return evaluation_api.qr_svg(f"{base}/r/{token}")
+
+
+@router.get("/font")
+async def choose_font(size: str = "normal", next: str | None = None):
+    """Remember the chosen font size (适老化大字模式) without JavaScript, then go back."""
+    response = RedirectResponse(safe_next(next, "/console"), status_code=303)
+    if size in FONT_SIZES:
+        response.set_cookie(FONT_COOKIE, size, max_age=365 * 86400, samesite="lax",
+                            httponly=False)
+    return response

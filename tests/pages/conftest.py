@@ -1,0 +1,144 @@
+"""Browser-test harness: the app served by a real uvicorn on 127.0.0.1, Debian's chromium
+driven by Playwright, and reference data committed under a unique suffix.
+
+The live server commits through its own engine, so nothing it writes is rolled back: every
+code the tests create carries the suffix of `live_world`, and assertions only look at it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from haochaping.app import create_app
+from haochaping.config import Settings
+from haochaping.db.session import make_sessionmaker
+from tests import factories
+
+AXE = Path(__file__).parent / "assets" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+         "device_scale_factor": 2}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+
+    def api(self) -> httpx.AsyncClient:
+        """An HTTP client for the live server's JSON API."""
+        return httpx.AsyncClient(base_url=self.url, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """create_app(settings) with its normal lifespan, served by uvicorn in a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    live_settings = settings.model_copy(update={"base_url": url})
+    config = uvicorn.Config(create_app(live_settings), log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="live-server")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.05)
+    yield LiveServer(url=url, settings=live_settings)
+    server.should_exit = True
+    thread.join(timeout=15)
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def committing(engine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose commits are real (for data the live server must see)."""
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+async def live_world(committing) -> factories.World:
+    """A committed world whose codes, users and keys carry a suffix unique to this run."""
+    async with committing() as db:
+        world = await factories.build_world(db, suffix=f"-{uuid.uuid4().hex[:8]}")
+        await db.commit()
+    return world
+
+
+async def live_case(committing, world: factories.World, **overrides) -> dict:
+    """A completed case of the live world, committed."""
+    async with committing() as db:
+        return await factories.make_case(db, world, **overrides)
+
+
+async def live_link(live: LiveServer, world: factories.World, case_no: str) -> str:
+    """A rating link from the live server's API, as a window system would ask for it."""
+    async with live.api() as api:
+        r = await api.post(f"/api/v1/cases/{case_no}/invitations",
+                           headers={"X-Api-Key": world.keys["hall_a_pad"]})
+    assert r.status_code == 201, r.text
+    url = r.json()["url"]
+    assert url.startswith(live.url + "/r/"), url
+    return urlsplit(url).path
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator:
+    """One headless chromium for the whole run (never `playwright install`)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def new_page(browser, live_server):
+    """Open pages (phone or desktop) against the live server; closed after the test.
+
+    CSP is enforced unless `bypass_csp` (only to inject axe-core); script errors and CSP
+    refusals are collected in `page.errors` (4xx pages are not: tests assert statuses)."""
+    contexts = []
+
+    async def open_page(screen: dict, *, bypass_csp: bool = False):
+        context = await browser.new_context(base_url=live_server.url, locale="zh-CN",
+                                            bypass_csp=bypass_csp, **screen)
+        contexts.append(context)
+        page = await context.new_page()
+        page.errors = []
+        page.on("console", lambda m: m.type == "error" and not m.text.startswith(
+            "Failed to load resource") and page.errors.append(m.text))
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        await context.close()
+
+
+async def axe_violations(page) -> list[dict]:
+    """Serious and critical axe-core violations of the page as it is now."""
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => await axe.run(document)")
+    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "targets": [n["target"] for n in v["nodes"]][:5]}
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
