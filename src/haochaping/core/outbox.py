@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from haochaping.config import Settings
 from haochaping.core.errors import Conflict, NotFound
@@ -144,7 +145,10 @@ async def enqueue(
         .on_conflict_do_nothing()
         .returning(M.id)
     )
-    return (await db.execute(stmt)).scalar_one_or_none() is not None
+    added = (await db.execute(stmt)).scalar_one_or_none() is not None
+    if added:
+        db.sync_session.info["outbox_pending"] = True
+    return added
 
 
 def _due(now: datetime, policy: DeliveryPolicy) -> ColumnElement[bool]:
@@ -391,3 +395,32 @@ async def retry_message(db: AsyncSession, *, message_id: int) -> OutboxMessage:
     message.next_attempt_at = utcnow()
     await db.flush()
     return message
+
+
+# --- delivery right after commit ------------------------------------------------------------
+# A committed transaction that enqueued messages wakes the in-process worker, so that
+# notifications leave seconds after the change instead of at the next periodic pass.
+
+_WAKERS: list[Any] = []
+
+
+def on_commit_wake(callback: Any) -> None:
+    """Register a callable run after any commit that enqueued a message."""
+    _WAKERS.append(callback)
+
+
+def forget_wake(callback: Any) -> None:
+    if callback in _WAKERS:
+        _WAKERS.remove(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop("outbox_pending", False):
+        for callback in list(_WAKERS):
+            callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop("outbox_pending", None)

@@ -4,6 +4,7 @@ inside `haochaping serve` and by `haochaping worker`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -12,19 +13,29 @@ from typing import Any
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.core import outbox
 from haochaping.core.timeutil import utcnow
+from haochaping.integrity import jobs as integrity_jobs
+from haochaping.ledger import jobs as ledger_jobs
 from haochaping.workorders import jobs
 
 log = logging.getLogger("haochaping.jobs")
 
 
 async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]:
-    """One pass: sweep deadlines (one transaction), then deliver what is due."""
+    """One pass: sweep deadlines (one transaction), seal new ratings, deliver what is due."""
     async with state.sessionmaker() as db:
         report = await jobs.sweep(db, policies=state.policy_cache,
                                   tagset_version=state.rules.tagset_version,
                                   good_levels=state.rules.good_levels)
         report.appeals = await appeal_jobs.sweep(db, utcnow())
         await db.commit()
+    # The detectors' batch checks, once per interval across processes (never raises).
+    await integrity_jobs.run_due(state)
+    try:  # seal new ratings into the ledger (its own transactions; never blocks intake)
+        sealed = await ledger_jobs.seal_pending(state.sessionmaker)
+        if sealed.blocks:
+            log.info("ledger: %s", sealed)
+    except Exception:  # noqa: BLE001 - delivery must still run; the next pass seals them
+        log.exception("ledger seal failed")
     delivery = await outbox.deliver_due(
         state.sessionmaker, state.notifier, worker_id=f"{socket.gethostname()}:{os.getpid()}",
         policy=outbox.DeliveryPolicy.from_settings(state.settings))
@@ -32,14 +43,38 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
 
 
 async def run_forever(state: Any, interval: float) -> None:
-    """Pass after pass until cancelled; a failing pass is logged and retried next time."""
-    while True:
-        try:
-            report, delivery = await run_pass(state)
-            if any(report.warned.values()) or any(report.escalated.values()) or delivery.claimed:
-                log.info("deadline job: %s; outbox: %s", report, delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - the job must survive a bad pass
-            log.exception("deadline job pass failed")
-        await asyncio.sleep(interval)
+    """Pass after pass until cancelled; a failing pass is logged and retried next time.
+
+    Between passes, a commit that enqueued notifications wakes the loop to deliver them
+    at once (after commit, never before)."""
+    wake = asyncio.Event()
+    outbox.on_commit_wake(wake.set)
+    loop = asyncio.get_running_loop()
+    next_sweep = loop.time()
+    try:
+        while True:
+            wake.clear()  # before the work: a commit during it wakes the next round
+            try:
+                if loop.time() >= next_sweep:
+                    report, delivery = await run_pass(state)
+                    next_sweep = loop.time() + interval
+                    if (any(report.warned.values()) or any(report.escalated.values())
+                            or delivery.claimed):
+                        log.info("deadline job: %s; outbox: %s", report, delivery)
+                else:
+                    await deliver(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the job must survive a bad pass
+                log.exception("deadline job pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
+    finally:
+        outbox.forget_wake(wake.set)
+
+
+async def deliver(state: Any) -> outbox.DeliveryReport:
+    """Deliver what is due now (used when a commit wakes the loop)."""
+    return await outbox.deliver_due(
+        state.sessionmaker, state.notifier, worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        policy=outbox.DeliveryPolicy.from_settings(state.settings))
