@@ -40,7 +40,7 @@ async def test_work_order_mail_is_delivered_after_commit(settings, engine):
                     "X-Api-Key": world.keys["hall_a_pad"]}, json=factories.EvaluationPayloadFactory(
                         case_no=case["case_no"], level=1, reasons=[], comment="排队两小时"))
                 assert r.status_code == 201, r.text
-            for _ in range(100):  # no periodic pass is due for an hour: only the wake-up
+            for _ in range(300):  # no periodic pass is due for an hour: only the wake-up
                 if smtp.to(handler):
                     break
                 await asyncio.sleep(0.1)
