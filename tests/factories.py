@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import factory
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts import service as account_service
@@ -135,3 +137,80 @@ async def make_case(db: AsyncSession, world: World, **overrides) -> dict:
     await case_service.upsert_case(db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload))
     await db.commit()
     return payload
+
+
+# --- reference-data payloads (added for the API suite; existing factories unchanged) ------
+
+class RegionPayloadFactory(factory.DictFactory):
+    """A village-level (12-digit) region under the county 330102."""
+
+    code = factory.Sequence(lambda n: f"330102{n % 1000:03d}{n // 1000 % 1000:03d}")
+    name = factory.Sequence(lambda n: f"测试社区{n}")
+    parent_code = None
+
+
+class OrgPayloadFactory(factory.DictFactory):
+    """A window in hall HALL-A."""
+
+    code = factory.LazyFunction(lambda: f"W-{uuid.uuid4().hex[:10]}")
+    name = "新设窗口"
+    kind = "window"
+    parent_code = "HALL-A"
+    region_code = "330102"
+
+
+class StaffPayloadFactory(factory.DictFactory):
+    staff_no = factory.LazyFunction(lambda: f"S-{uuid.uuid4().hex[:10]}")
+    name = "赵敏"
+    org_code = "W-A1"
+
+
+class ItemPayloadFactory(factory.DictFactory):
+    code = factory.LazyFunction(lambda: f"IT-{uuid.uuid4().hex[:12]}")
+    name = "食品经营许可"
+    org_code = "HALL-A"
+    basic_code = None
+
+
+# --- assertions shared by the API tests ------------------------------------------------
+
+INTAKE_TABLES = ("region", "org", "staff", "item", "service_case", "evaluation", "invitation",
+                 "idempotency_record", "api_client", "app_user", "reason_tag")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The refusal has the contract's error body: stable code, Chinese message, details list."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"], body
+    err = body["error"]
+    assert set(err) == {"code", "message", "details"}, err
+    if code is not None:
+        assert err["code"] == code, err
+    assert isinstance(err["details"], list)
+    assert _CJK.search(err["message"]), f"message is not for people: {err['message']!r}"
+    return err
+
+
+async def table_counts(db: AsyncSession) -> dict[str, int]:
+    """Row counts of the intake tables: compared before and after a refused request."""
+    from haochaping.db.models import metadata
+
+    counts = {}
+    for name in INTAKE_TABLES:
+        counts[name] = (
+            await db.execute(select(func.count()).select_from(metadata.tables[name]))
+        ).scalar_one()
+    return counts
+
+
+def key_headers(world: World, name: str = "all") -> dict[str, str]:
+    return {"X-Api-Key": world.keys[name]}
+
+
+async def bearer_headers(client, username: str, password: str = PASSWORD) -> dict[str, str]:
+    """Sign in through the OAuth2 password form and return the Authorization header."""
+    r = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

@@ -35,6 +35,8 @@ async def create_user(*, db: AsyncSession, username: str, password: str, role: s
 
 async def authenticate(*, db: AsyncSession, username: str, password: str) -> User:
     """The user whose credentials these are, or 401 (same answer for any wrong part)."""
+    if "\x00" in username:  # no account has one, and PostgreSQL refuses to compare it
+        raise Unauthenticated("用户名或密码错误", code="invalid_credentials")
     user = (await db.execute(select(User).where(User.username == username))).scalar_one_or_none()
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:

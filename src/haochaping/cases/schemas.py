@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, StringConstraints, model_validator
+from pydantic import StringConstraints, model_validator
 
 from haochaping.cases.choices import ApplicantType, CaseStatus, CaseType, CertType, ServiceMode
-from haochaping.core.schemas import Code, InputModel, ReadModel
+from haochaping.core.schemas import Code, InputModel, ReadModel, Timestamp
 
 CaseNo = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
                                           pattern=r"^[^\s/?#%\\]+$")]
@@ -38,9 +38,9 @@ class CaseUpsert(InputModel):
     case_type: CaseType = CaseType.IMMEDIATE
     applicant: Applicant
     status: CaseStatus
-    received_at: AwareDatetime | None = None
-    accepted_at: AwareDatetime | None = None
-    completed_at: AwareDatetime | None = None
+    received_at: Timestamp | None = None
+    accepted_at: Timestamp | None = None
+    completed_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _timestamps_fit_status(self) -> CaseUpsert:

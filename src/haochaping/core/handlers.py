@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from haochaping.core.errors import DomainError
@@ -41,7 +41,6 @@ _TYPE_MESSAGES = {
     "value_error": "取值无效",
     "union_tag_invalid": "未知的操作类型",
     "union_tag_not_found": "缺少操作类型字段",
-    "literal_error": "取值不在允许范围内",
     "float_type": "应为数字",
     "float_parsing": "应为数字",
     "bool_parsing": "应为布尔值 true/false",
@@ -49,7 +48,12 @@ _TYPE_MESSAGES = {
     "date_parsing": "日期格式不正确，应为 YYYY-MM-DD",
     "date_type": "日期格式不正确，应为 YYYY-MM-DD",
     "json_invalid": "不是合法的 JSON",
+    "int_from_float": "应为整数",
+    "model_attributes_type": "应为 JSON 对象",
+    "string_unicode": "应为合法的 UTF-8 字符串",
 }
+# For the pydantic error types above that have no sentence of their own: people read Chinese.
+_FALLBACK_MESSAGE = "取值不符合要求"
 
 
 def validation_details(errors: Any) -> list[dict[str, Any]]:
@@ -62,7 +66,7 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
             # Our own validators speak Chinese already; pydantic prefixes "Value error, ".
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
         out.append({"field": ".".join(loc) or None, "type": err.get("type"),
-                    "message": msg or str(err.get("msg", ""))})
+                    "message": msg or _FALLBACK_MESSAGE})
     return out
 
 
@@ -100,10 +104,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        codes = {404: ("not_found", "页面或接口不存在"), 405: ("method_not_allowed", "不支持此请求方法"),
+        # 400 is FastAPI's "There was an error parsing the body" (bytes that are not UTF-8).
+        codes = {400: ("malformed_request", "请求体无法解析，请使用 UTF-8 编码的 JSON 或表单"),
+                 404: ("not_found", "页面或接口不存在"),
+                 405: ("method_not_allowed", "不支持此请求方法"),
                  401: ("unauthenticated", "请先登录"), 403: ("forbidden", "无权访问"),
                  413: ("payload_too_large", "请求体过大")}
-        code, message = codes.get(exc.status_code, ("http_error", str(exc.detail)))
+        code, message = codes.get(exc.status_code, ("http_error", "请求无法处理"))
         return error_response(exc.status_code, code, message)
 
     @app.exception_handler(IntegrityError)
@@ -111,6 +118,20 @@ def install(app: FastAPI) -> None:
         # A concurrent write won a uniqueness race: the caller may retry and will get 200/409.
         log.info("integrity conflict: %s", exc.orig)
         return error_response(409, "conflict", "数据已被并发修改或已存在，请重试")
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError):
+        # SQLSTATE class 22 (data exception: a NUL byte, a number out of range, ...) is the
+        # caller's input that the database cannot hold; anything else is our fault.
+        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("22"):
+            log.info("data exception: %s", exc.orig)
+            return error_response(422, "invalid_value", "请求中含有无法保存的字符或超出范围的数值")
+        raise exc  # to the 500 handler below, which logs it
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        # Runs in the outermost middleware; the exception is still logged and re-raised there.
+        return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError):

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from haochaping.core.errors import Malformed
 
@@ -17,11 +26,46 @@ Code = Annotated[
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
+# The largest id a BIGINT column holds: bigger numbers in a path or cursor name nothing.
+MAX_ID = 2**63 - 1
+MIN_YEAR, MAX_YEAR = 1900, 2999
+
+
+def _storable_time(value: datetime) -> datetime:
+    """An aware time that both databases can hold once converted to UTC."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"时间须在 {MIN_YEAR}–{MAX_YEAR} 年之间") from None
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"时间须在 {MIN_YEAR}–{MAX_YEAR} 年之间")
+    return value
+
+
+# A timestamp with an offset (ISO 8601), within years that UTC conversion and storage survive.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(isinstance(v, str) and "\x00" in v for v in value)
+    return False
+
 
 class InputModel(BaseModel):
     """Base of every request body: unknown fields are refused, not ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text; refuse it on every backend alike.
+        if _has_nul(value):
+            raise ValueError("不能包含空字符（U+0000）")
+        return value
 
 
 class ReadModel(BaseModel):
@@ -60,7 +104,7 @@ def decode_int_cursor(cursor: str | None) -> int | None:
     value = decode_cursor(cursor)
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_ID:
         raise Malformed("分页游标无效", code="invalid_cursor", details=[{"field": "cursor"}])
     return int(value)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
@@ -16,7 +15,14 @@ from haochaping.core import idempotency
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound
-from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import (
+    MAX_ID,
+    Limit,
+    Page,
+    Timestamp,
+    decode_int_cursor,
+    encode_cursor,
+)
 from haochaping.evaluations import invitations, queries, schemas
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.choices import Channel
@@ -79,7 +85,7 @@ async def list_evaluations(
     request: Request, db: DbSession, actor: CurrentPrincipal,
     case_no: str | None = None, org_code: str | None = None, item_code: str | None = None,
     level: Annotated[int | None, Query(ge=1, le=5)] = None, channel: Channel | None = None,
-    since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+    since: Timestamp | None = None, until: Timestamp | None = None,
     cursor: str | None = None, limit: Limit = 50,
 ):
     """Ratings in the caller's subtree, newest first, cursor-paginated."""
@@ -103,7 +109,8 @@ def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=schemas.EvaluationRead)
-async def get_evaluation(evaluation_id: int, request: Request, db: DbSession,
+async def get_evaluation(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+                         db: DbSession,
                          actor: CurrentPrincipal):
     row = (await db.execute(
         queries.evaluations(actor=actor, limit=1).where(Evaluation.id == evaluation_id)

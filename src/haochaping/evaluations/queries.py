@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import aliased
 
 from haochaping.cases.models import Case
@@ -37,9 +37,10 @@ def evaluations(
     if case_no:
         stmt = stmt.where(Case.case_no == case_no)
     if org_code:
-        # The organisation and everything below it.
+        # The organisation and everything below it. A plain prefix comparison, not LIKE:
+        # codes may contain "_", which LIKE would read as a wildcard.
         sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
-        stmt = stmt.where(Org.path.startswith(sub))
+        stmt = stmt.where(func.substr(Org.path, 1, func.length(sub)) == sub)
     if item_code:
         stmt = stmt.where(Item.code == item_code)
     if level is not None:

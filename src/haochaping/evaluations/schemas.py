@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
 from haochaping.cases.choices import ApplicantType, CertType
 from haochaping.cases.schemas import CaseNo, CertNo, PersonName, Phone
-from haochaping.core.schemas import Code, InputModel, ReadModel
+from haochaping.core.schemas import Code, InputModel, ReadModel, Timestamp
 from haochaping.evaluations.choices import Channel
 
 Stage = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,30}$")]
-ReasonCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Za-z_]{1,16}$")]
+ReasonCode = Annotated[str, StringConstraints(strip_whitespace=True,
+                                              pattern=r"^[0-9A-Za-z_]{1,16}$")]
 COMMENT_MAX = 2000
 
 
@@ -34,11 +35,12 @@ class EvaluationCreate(InputModel):
     channel: Channel
     level: Annotated[StrictInt, Field(ge=1, le=5)]
     reasons: Annotated[list[ReasonCode], Field(max_length=20)] = []
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX)] | None = None
+    comment: Annotated[str, StringConstraints(strip_whitespace=True,
+                                              max_length=COMMENT_MAX)] | None = None
     rater: Rater | None = None
     anonymous: StrictBool = False
     public: StrictBool = True
-    evaluated_at: AwareDatetime | None = None
+    evaluated_at: Timestamp | None = None
     device_id: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 

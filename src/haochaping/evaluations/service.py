@@ -200,10 +200,13 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
               rules: IntakeRules, source: Source, now: datetime) -> dict[str, Any]:
     """The column values of a new evaluation row."""
     r = data.rater
-    rater = (
+    # Every rater column, even when nobody is named (a general comment without a rater).
+    rater: dict[str, Any] = dict.fromkeys(("rater_type", "rater_name", "rater_cert_type",
+                                           "rater_cert_no", "rater_phone"))
+    rater.update(
         {"rater_type": r.type.value, "rater_name": r.name, "rater_cert_type": r.cert_type,
          "rater_cert_no": r.cert_no, "rater_phone": r.phone}
-        if r is not None else dict(target.applicant)
+        if r is not None else target.applicant
     )
     if not rater.get("rater_type"):
         rater["rater_type"] = "person"
@@ -332,6 +335,9 @@ async def submit_batch(
                 if not data.case_no:
                     raise _invalid("此渠道的评价须填写办件编号 case_no", "case_no_required",
                                    "case_no")
+                if data.org_code or data.item_code:
+                    raise _invalid("绑定办件的评价不再填写 org_code / item_code",
+                                   "target_conflict", "org_code")
                 if data.case_no not in found:
                     raise NotFound(f"办件 {data.case_no} 不存在", code="case_not_found",
                                    details=[{"field": "case_no", "value": data.case_no}])
@@ -356,10 +362,12 @@ async def submit_batch(
         await rules.on_stored(db, stored)
     for i, res in enumerate(results):
         if res is not None and "_dup_of" in res:
-            first = results[res.pop("_dup_of")]
-            results[i] = {"status": 409,
-                          "error": duplicate_error(first.get("id") if first else None)
-                          .body()["error"]}
+            first = results[res.pop("_dup_of")] or {}
+            existing = first.get("id")
+            if existing is None and first.get("status") == 409:
+                # The first of the pair met a rating stored before: name that one.
+                existing = first["error"]["details"][0].get("id")
+            results[i] = {"status": 409, "error": duplicate_error(existing).body()["error"]}
     return results  # type: ignore[return-value]
 
 

@@ -42,7 +42,8 @@ async def create_region(data: schemas.RegionCreate, db: DbSession, actor: Curren
 
 @router.get("/regions", response_model=Page[schemas.RegionRead])
 async def list_regions(db: DbSession, _actor: CurrentPrincipal,
-                       parent_code: str | None = None, tier: Annotated[int | None, Query(ge=1, le=5)] = None,
+                       parent_code: str | None = None,
+                       tier: Annotated[int | None, Query(ge=1, le=5)] = None,
                        cursor: str | None = None, limit: Limit = 100):
     rows = (await db.execute(queries.regions(parent_code=parent_code, tier=tier,
                                              after=decode_cursor(cursor), limit=limit))).scalars()

@@ -1,0 +1,113 @@
+"""Races with real commits: concurrent retries and duplicates store exactly one rating.
+
+These tests use the `live` app (its own committing engine and a world with unique codes), so
+twenty requests really run side by side against SQLite's single writer or PostgreSQL's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from haochaping.cases.models import Case
+from haochaping.core.models import IdempotencyRecord
+from haochaping.evaluations.models import Evaluation
+from tests.factories import EvaluationPayloadFactory, make_case
+
+RACERS = 20
+
+
+async def stored_for_case(live, case_no: str) -> list[Evaluation]:
+    async with live.sessionmaker() as db:
+        return list((await db.execute(
+            select(Evaluation).join(Case, Case.id == Evaluation.case_id)
+            .where(Case.case_no == case_no))).scalars())
+
+
+async def new_case(live) -> dict:
+    async with live.sessionmaker() as db:
+        return await make_case(db, live.world)
+
+
+async def test_the_service_answers_health_checks(live):
+    r = await live.client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+async def test_concurrent_retries_with_one_key_store_one_rating(live):
+    case = await new_case(live)
+    body = EvaluationPayloadFactory(case_no=case["case_no"])
+    headers = {"X-Api-Key": live.world.keys["hall_a_pad"], "Idempotency-Key": "retry-storm-1"}
+    answers = await asyncio.gather(*[
+        live.client.post("/api/v1/evaluations", json=body, headers=headers)
+        for _ in range(RACERS)])
+    assert [a.status_code for a in answers] == [201] * RACERS, [a.text for a in answers]
+    bodies = [a.json() for a in answers]
+    assert all(b == bodies[0] for b in bodies)
+    replayed = [a for a in answers if a.headers.get("idempotent-replayed") == "true"]
+    assert len(replayed) == RACERS - 1
+    rows = await stored_for_case(live, case["case_no"])
+    assert [r.id for r in rows] == [bodies[0]["id"]]
+    async with live.sessionmaker() as db:
+        records = (await db.execute(select(func.count()).select_from(IdempotencyRecord)
+                                    .where(IdempotencyRecord.key == "retry-storm-1"))
+                   ).scalar_one()
+    assert records == 1
+
+
+async def test_concurrent_retries_of_a_general_comment_store_one(live):
+    """`review` ratings have no natural key: only the Idempotency-Key keeps them single."""
+    body = {"channel": "review", "org_code": live.code("HALL-A"), "level": 4, "reasons": [],
+            "comment": "大厅环境整洁"}
+    headers = {"X-Api-Key": live.world.keys["all"], "Idempotency-Key": "review-storm"}
+    answers = await asyncio.gather(*[
+        live.client.post("/api/v1/evaluations", json=body, headers=headers)
+        for _ in range(RACERS)])
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) == 1
+    async with live.sessionmaker() as db:
+        count = (await db.execute(select(func.count()).select_from(Evaluation)
+                                  .where(Evaluation.comment == "大厅环境整洁",
+                                         Evaluation.id.in_(ids)))).scalar_one()
+        others = (await db.execute(select(func.count()).select_from(Evaluation)
+                                   .where(Evaluation.comment == "大厅环境整洁",
+                                          Evaluation.id.not_in(ids)))).scalar_one()
+    assert (count, others) == (1, 0)
+
+
+async def test_concurrent_duplicates_without_a_key_are_one_201_and_409s(live):
+    case = await new_case(live)
+    body = EvaluationPayloadFactory(case_no=case["case_no"])
+    answers = await asyncio.gather(*[
+        live.client.post("/api/v1/evaluations", json={**body, "comment": f"第{i}次提交"},
+                         headers={"X-Api-Key": live.world.keys["hall_a_pad"]})
+        for i in range(RACERS)])
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] + [409] * (RACERS - 1), [a.text for a in answers]
+    winner = next(a.json() for a in answers if a.status_code == 201)
+    for a in answers:
+        if a.status_code == 409:
+            err = a.json()["error"]
+            assert err["code"] == "duplicate_evaluation"
+            assert err["details"] == [{"id": winner["id"]}]
+    assert [r.id for r in await stored_for_case(live, case["case_no"])] == [winner["id"]]
+
+
+async def test_concurrent_batches_rating_the_same_cases_store_each_once(live):
+    cases = [await new_case(live) for _ in range(5)]
+    items = [EvaluationPayloadFactory(case_no=c["case_no"]) for c in cases]
+    answers = await asyncio.gather(*[
+        live.client.post("/api/v1/evaluations/batch", json={"items": items},
+                         headers={"X-Api-Key": live.world.keys["hall_a_pad"]})
+        for _ in range(4)])
+    assert {a.status_code for a in answers} == {200}, [a.text for a in answers]
+    for i, case in enumerate(cases):
+        results = [a.json()["items"][i] for a in answers]
+        assert sorted(r["status"] for r in results) == [201, 409, 409, 409]
+        stored = await stored_for_case(live, case["case_no"])
+        assert len(stored) == 1
+        assert all(r.get("id", stored[0].id) == stored[0].id for r in results)
+        assert all(r["error"]["details"] == [{"id": stored[0].id}]
+                   for r in results if r["status"] == 409)
