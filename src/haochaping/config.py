@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Seconds between passes of the deadline job inside `serve` (0: only `haochaping worker`).
     job_interval_seconds: float = Field(60, ge=0)
+    # Encryption at rest of certificate and phone numbers (SM4): "k1:<base64 16 bytes>,k2:...";
+    # empty: a key derived from the secret (development). New values use data_key_id.
+    data_keys: str = ""
+    data_key_id: str = ""
     # Abuse limits (429), shared across processes through Redis when a URL is given.
     redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0; empty: per-process memory
     rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
@@ -78,6 +82,8 @@ class Settings(BaseSettings):
                 "HAOCHAPING_SECRET_KEY must be set to a random string of 32+ characters "
                 "in production"
             )
+        if self.env == "production" and not self.data_keys:
+            raise ValueError("HAOCHAPING_DATA_KEYS must be set in production (SM4 data keys)")
         return self
 
     @property

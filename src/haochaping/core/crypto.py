@@ -24,6 +24,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 _KEYS: dict[str, bytes] = {}
 _ACTIVE: list[str] = []
+_HASH_SECRET: list[str] = []
 
 
 def normalise_identity(value: str) -> str:
@@ -72,6 +73,15 @@ def configure_keys(*, secret: str, keys_spec: str = "", active: str = "") -> Non
     _KEYS.clear()
     _KEYS.update(keys)
     _ACTIVE[:] = [active]
+    _HASH_SECRET[:] = [secret]
+
+
+def identity_hash_configured(value: str | None) -> str | None:
+    """`identity_hash` with the secret installed by `configure_keys`."""
+    if not value:
+        return None
+    _ensure_keys()
+    return identity_hash(_HASH_SECRET[0], value)
 
 
 def _ensure_keys() -> None:

@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from haochaping.config import Settings
+from haochaping.core.crypto import configure_keys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -23,6 +24,8 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings) -> None:
     """Bring the database schema to the newest revision (call outside an event loop)."""
     settings.ensure_data_dir()
+    configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys,
+                   active=settings.data_key_id)
     command.upgrade(alembic_config(settings), "head")
 
 

@@ -11,10 +11,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from haochaping.config import Settings
+from haochaping.core.crypto import configure_keys
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """An async engine for the configured database, tuned per backend."""
+    # Whoever talks to the database reads and writes encrypted identifiers: install the keys.
+    configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys,
+                   active=settings.data_key_id)
     if settings.is_sqlite:
         settings.ensure_data_dir()
         engine = create_async_engine(
