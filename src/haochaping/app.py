@@ -32,6 +32,8 @@ from haochaping.evaluations import hooks
 from haochaping.evaluations import tags
 from haochaping.evaluations.service import IntakeRules
 from haochaping.integrations import build_notifier
+from haochaping.ledger import api as ledger_api
+from haochaping.ledger import pages as ledger_pages
 from haochaping.orgs import api as orgs_api
 from haochaping.policies import api as policies_api
 from haochaping.policies.service import PolicyCache
@@ -121,7 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        upload_bytes=settings.attachment_max_bytes)
     for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
-                   policies_api, appeals_api, analytics_api, console_pages, portal_pages):
+                   policies_api, appeals_api, analytics_api, ledger_api, console_pages,
+                   portal_pages, ledger_pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

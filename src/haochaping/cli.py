@@ -274,5 +274,61 @@ def worker(
     asyncio.run(run())
 
 
+# --- ledger: the tamper-evident record of ratings (评价存证账本) ------------------------------
+
+ledger_app = typer.Typer(help="评价存证账本：SM3 哈希链的封存与校验")
+app.add_typer(ledger_app, name="ledger")
+
+
+async def _with_sessionmaker(fn):
+    from haochaping.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(_settings())
+    try:
+        return await fn(make_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+@ledger_app.command("seal")
+def ledger_seal(
+    block_size: Annotated[int, typer.Option(min=1, max=100_000, help="ratings per block")]
+    = 10_000,
+) -> None:
+    """Seal every new rating into the ledger now (safe beside running workers)."""
+    from haochaping.ledger import jobs as ledger_jobs
+
+    report = asyncio.run(_with_sessionmaker(
+        lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size)))
+    typer.echo(str(report))
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    anchor: Annotated[list[str] | None, typer.Option(
+        help="a published root to compare, HEIGHT:ROOT (repeatable)")] = None,
+    grace: Annotated[float, typer.Option(
+        min=0, help="seconds a rating may take to commit; older blocks' ranges are closed")]
+    = 300.0,
+) -> None:
+    """Recompute every sealed rating and block; exit 1 naming what was altered or inserted."""
+    from datetime import timedelta
+
+    from haochaping.ledger import jobs as ledger_jobs
+
+    try:
+        anchors = ledger_jobs.parse_anchors(anchor or [])
+    except ValueError as exc:
+        typer.secho(f"错误：{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    report = asyncio.run(_with_sessionmaker(
+        lambda maker: ledger_jobs.verify(maker, anchors=anchors,
+                                         grace=timedelta(seconds=grace))))
+    for line in report.lines():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()

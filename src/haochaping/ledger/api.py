@@ -1,0 +1,45 @@
+"""JSON routes of the ledger: published block roots and proofs (public, no sign-in)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from haochaping.core.db import DbSession
+from haochaping.core.errors import NotFound
+from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.ledger import queries, schemas
+from haochaping.ledger import service as ledger_service
+from haochaping.ledger.models import LedgerBlock
+
+router = APIRouter(prefix="/api/v1/ledger", tags=["ledger 存证账本"])
+
+BigId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+@router.get("/blocks", response_model=Page[schemas.BlockRead])
+async def list_blocks(db: DbSession, cursor: str | None = None, limit: Limit = 50):
+    """Sealed blocks and their roots, newest first."""
+    rows = list((await db.execute(
+        queries.blocks(before=decode_int_cursor(cursor), limit=limit))).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [ledger_service.block_read(b) for b in rows],
+            "next_cursor": encode_cursor(rows[-1].height) if more else None}
+
+
+@router.get("/blocks/{height}", response_model=schemas.BlockRead)
+async def get_block(height: BigId, db: DbSession):
+    """One block's header."""
+    block = await db.get(LedgerBlock, height)
+    if block is None:
+        raise NotFound(f"区块 {height} 不存在", code="ledger_block_not_found",
+                       details=[{"field": "height", "value": height}])
+    return ledger_service.block_read(block)
+
+
+@router.get("/evaluations/{evaluation_id}/proof", response_model=schemas.ProofRead)
+async def get_proof(evaluation_id: BigId, db: DbSession):
+    """Where a rating is sealed, and the audit path from its content hash to the block root."""
+    return await ledger_service.proof(db=db, evaluation_id=evaluation_id)

@@ -1,0 +1,143 @@
+"""Ledger work spanning many short transactions: sealing what is new, verifying everything."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from haochaping.core.timeutil import utcnow
+from haochaping.ledger import hashing, service
+from haochaping.ledger.service import Finding, FindingKind
+
+
+@dataclass
+class SealReport:
+    """What a sealing pass did."""
+
+    blocks: int = 0
+    ratings: int = 0
+    first_height: int | None = None
+    last_height: int | None = None
+
+    def __str__(self) -> str:
+        if not self.blocks:
+            return "没有需要封存的新评价"
+        return (f"已封存 {self.ratings} 条评价，区块 {self.first_height}–{self.last_height}"
+                f"（共 {self.blocks} 个）")
+
+
+@dataclass
+class VerifyReport:
+    """What verification found: counts, and every problem by rating or block."""
+
+    blocks: int = 0
+    entries: int = 0
+    pending: int = 0
+    watermark: int = 0
+    head_height: int | None = None
+    head_root: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def ids(self, kind: FindingKind) -> list[int]:
+        """The evaluation ids named by findings of one kind."""
+        return [f.evaluation_id for f in self.findings
+                if f.kind == kind and f.evaluation_id is not None]
+
+    def lines(self) -> list[str]:
+        """The report for people: a summary, every finding, and the verdict."""
+        out = [f"账本校验 ledger verify：区块 blocks {self.blocks}，已封存评价 sealed "
+               f"{self.entries}，待封存 pending {self.pending}"]
+        if self.head_height is not None:
+            out.append(f"最新区块 head：{self.head_height}  根 root {self.head_root}")
+        for finding in self.findings:
+            out.append(f"  {service.FINDING_LABELS[finding.kind]}：{finding.message}")
+        if self.ok:
+            out.append("结论：校验通过 OK")
+        else:
+            counts = Counter(f.kind for f in self.findings)
+            summary = "，".join(f"{service.FINDING_LABELS[k]} {n}" for k, n in counts.items())
+            out.append(f"结论：校验未通过 FAILED（{summary}）")
+        return out
+
+
+def parse_anchors(values: list[str]) -> dict[int, bytes]:
+    """Published roots given as HEIGHT:ROOT (hex) on the command line."""
+    anchors = {}
+    for value in values:
+        height, _, root = value.partition(":")
+        try:
+            raw = bytes.fromhex(root)
+            if not height.isdigit() or len(raw) != hashing.HASH_SIZE:
+                raise ValueError(value)
+        except ValueError:
+            raise ValueError(f"无法识别的根哈希 {value!r}，格式应为 区块高度:64位十六进制根哈希"
+                             ) from None
+        anchors[int(height)] = raw
+    return anchors
+
+
+async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
+                       block_size: int = service.BLOCK_SIZE, now: datetime | None = None,
+                       grace: timedelta = service.GRACE) -> SealReport:
+    """Seal every committed, unsealed rating above the watermark: one transaction per block."""
+    report = SealReport()
+    after: int | None = None
+    while True:
+        async with sessionmaker() as db:
+            sealed = await service.seal_block(db=db, after=after, block_size=block_size,
+                                              now=now, grace=grace)
+            if sealed is None:
+                return report
+            await db.commit()
+        report.blocks += 1
+        report.ratings += sealed.entry_count
+        report.first_height = report.first_height or sealed.height
+        report.last_height = sealed.height
+        # Ratings below this that commit late are picked up by the next pass.
+        after = sealed.last_id
+
+
+async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
+                 anchors: dict[int, bytes] | None = None, now: datetime | None = None,
+                 grace: timedelta = service.GRACE) -> VerifyReport:
+    """Recompute every sealed rating and block; name whatever was altered, removed or added.
+
+    One short transaction per block, so that SQLite's writer (intake) never waits long."""
+    report = VerifyReport()
+    async with sessionmaker() as db:
+        blocks = await service.all_blocks(db)
+        report.findings.extend(await service.forged_entries(db))
+        report.watermark = service.watermark_of(blocks, now=now or utcnow(), grace=grace)
+        inserted, report.pending = await service.unsealed(db, at_or_below=report.watermark)
+    report.blocks = len(blocks)
+    if blocks:
+        report.head_height, report.head_root = blocks[-1].height, blocks[-1].root.hex()
+    prev = None
+    for block in blocks:
+        report.findings.extend(service.check_header(block, prev))
+        async with sessionmaker() as db:
+            checked = await service.check_block(db=db, block=block)
+        report.entries += checked.entries
+        report.findings.extend(checked.findings)
+        prev = block
+    report.findings.extend(service.inserted_findings(inserted, report.watermark))
+    by_height = {b.height: b for b in blocks}
+    for height, root in sorted((anchors or {}).items()):
+        block = by_height.get(height)
+        if block is None:
+            report.findings.append(Finding(FindingKind.ANCHOR_MISMATCH,
+                                           f"公布过的区块 {height} 在账本中不存在",
+                                           block_height=height))
+        elif block.root != root:
+            report.findings.append(Finding(
+                FindingKind.ANCHOR_MISMATCH,
+                f"区块 {height} 的根 {block.root.hex()[:16]}… 与公布的 {root.hex()[:16]}… 不符",
+                block_height=height))
+    return report
