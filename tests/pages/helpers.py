@@ -30,3 +30,33 @@ async def rate(client, key: str, case_no: str, level: int, **extra) -> dict:
     r = await client.post("/api/v1/evaluations", json=body, headers={"X-Api-Key": key})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+_VERSION = re.compile(r'name="version" value="(\d+)"')
+
+
+async def page_form(client, path: str) -> tuple[str, str | None]:
+    """The CSRF token and the work-order version shown on a page."""
+    r = await client.get(path)
+    assert r.status_code == 200, r.text[-2000:]
+    version = _VERSION.search(r.text)
+    return csrf_of(r.text), version.group(1) if version else None
+
+
+async def act(client, order_id: int, action: str, *, version: str | int | None = "current",
+              **fields):
+    """Post one action form of the work-order page, as the browser would."""
+    csrf, shown = await page_form(client, f"/console/work-orders/{order_id}")
+    data = {"csrf_token": csrf, "action": action, **fields}
+    if version == "current":
+        version = shown
+    if version is not None:
+        data["version"] = str(version)
+    return await client.post(f"/console/work-orders/{order_id}/actions", data=data)
+
+
+def alert(html: str) -> str:
+    """The text of the page's role=alert message."""
+    match = re.search(r'role="alert"[^>]*>(.*?)</div>', html, re.S)
+    assert match, "no alert on the page"
+    return re.sub(r"<[^>]+>", "", match.group(1)).strip()

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from starlette.datastructures import QueryParams
+from pydantic import ValidationError
+from starlette.datastructures import FormData, QueryParams
 
+from haochaping.core.handlers import validation_details
 from haochaping.core.timeutil import SHANGHAI
 from haochaping.evaluations.choices import Channel
 
@@ -96,3 +98,324 @@ class EvaluationFilters:
     @property
     def active(self) -> bool:
         return bool(self.query())
+
+
+# --- the work-order queue ------------------------------------------------------------------
+
+OVERDUE_CHOICES = {"yes": "仅看已超期", "no": "仅看未超期"}
+
+
+@dataclass
+class WorkOrderFilters:
+    """What a work-order queue is filtered by; bad values are dropped and reported."""
+
+    state: str | None = None
+    overdue: str | None = None  # "yes" | "no"
+    due_before: date | None = None
+    org_code: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams, states: set[str]) -> WorkOrderFilters:
+        """Parse the queue's query string; never fails, collects messages instead."""
+        f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
+        state = (params.get("state") or "").strip()
+        if state:
+            if state in states:
+                f.state = state
+            else:
+                f.errors.append("工单状态取值无效，已忽略")
+        overdue = (params.get("overdue") or "").strip()
+        if overdue:
+            if overdue in OVERDUE_CHOICES:
+                f.overdue = overdue
+            else:
+                f.errors.append("超期条件取值无效，已忽略")
+        raw = (params.get("due_before") or "").strip()
+        if raw:
+            f.due_before = _day(raw)
+            if f.due_before is None:
+                f.errors.append("到期日期格式应为 年-月-日，已忽略")
+        return f
+
+    @property
+    def overdue_flag(self) -> bool | None:
+        return {"yes": True, "no": False}.get(self.overdue or "")
+
+    @property
+    def due_before_at(self) -> datetime | None:
+        # "Due on or before the day": deadlines end before the next midnight in Shanghai.
+        return day_start(self.due_before + timedelta(days=1)) if self.due_before else None
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {
+            "state": self.state, "overdue": self.overdue, "org_code": self.org_code,
+            "due_before": self.due_before.isoformat() if self.due_before else None,
+        }
+        values.update(changes)
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query())
+
+
+# --- posted forms: the values to show again, the body for the service's model ---------------
+
+NOTE_MAX = 5000
+FIELD_LABELS = {
+    "action": "操作", "version": "工单版本", "note": "情况说明", "lead_org_code": "牵头单位",
+    "co_org_codes": "协办单位", "method": "回访方式", "reached": "是否联系上评价人",
+    "verdict": "评价人意见", "rectify_days": "整改期限", "attachment_ids": "附件",
+    "category": "申诉类别", "reasons": "申诉理由", "decision": "复核决定",
+    "register_rater": "列入恶意评价人员信息库", "register_days": "列入期限",
+    "evaluation_id": "评价",
+}
+CHOICE_FIELDS = {"method", "reached", "verdict", "lead_org_code", "category", "decision",
+                 "action"}
+
+
+def _field_name(loc: tuple[Any, ...], labels: dict[str, str]) -> str | None:
+    for part in reversed([str(p) for p in loc]):
+        if part in labels:
+            return part
+    return None
+
+
+def validation_problem(exc: ValidationError, labels: dict[str, str] | None = None) -> str:
+    """The refusals of a posted form as sentences naming the fields people see."""
+    labels = labels or FIELD_LABELS
+    messages: list[str] = []
+    for err, detail in zip(exc.errors(), validation_details(exc.errors()), strict=True):
+        name = _field_name(err.get("loc", ()), labels)
+        label = labels.get(name or "", "")
+        kind = err.get("type", "")
+        ctx = err.get("ctx") or {}
+        if label and kind in ("missing", "string_too_short", "too_short"):
+            verb = "请选择" if name in CHOICE_FIELDS else "请填写"
+            text = f"{verb}{label}"
+        elif label and kind == "greater_than_equal":
+            text = f"{label}不能小于 {ctx.get('ge')}"
+        elif label and kind == "less_than_equal":
+            text = f"{label}不能大于 {ctx.get('le')}"
+        elif label:
+            text = f"{label}：{detail['message']}"
+        else:
+            text = detail["message"]
+        if text not in messages:
+            messages.append(text)
+    return "；".join(messages) or "填写的内容不符合要求"
+
+
+def _one(form: FormData, name: str, max_len: int = NOTE_MAX) -> str:
+    value = form.get(name)
+    # Browsers send textarea line breaks as CRLF but count them as one character.
+    return value.replace("\r\n", "\n")[:max_len + 1] if isinstance(value, str) else ""
+
+
+def _ints(form: FormData, name: str, limit: int = 20) -> list[Any]:
+    out: list[Any] = []
+    for value in form.getlist(name)[:limit + 1]:
+        if isinstance(value, str) and value.strip():
+            out.append(_int_or_raw(value))
+    return out
+
+
+def _int_or_raw(value: str) -> Any:
+    """An integer when the text is one; otherwise the text, for the model to refuse."""
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
+
+
+def _optional_int(form: FormData, name: str) -> Any:
+    value = _one(form, name, 30).strip()
+    return _int_or_raw(value) if value else None
+
+
+@dataclass
+class ActionForm:
+    """An action posted from the work-order page: kept for a re-render, turned into ActionIn."""
+
+    action: str
+    values: dict[str, Any]
+    body: dict[str, Any]
+    version: int | None
+
+    @classmethod
+    def from_form(cls, form: FormData) -> ActionForm:
+        action = _one(form, "action", 40).strip()
+        version = _optional_int(form, "version")
+        values: dict[str, Any] = {
+            "note": _one(form, "note"),
+            "lead_org_code": _one(form, "lead_org_code", 60).strip(),
+            "lead_org_other": _one(form, "lead_org_other", 60).strip(),
+            "co_org_codes": [v.strip() for v in form.getlist("co_org_codes")
+                             if isinstance(v, str) and v.strip()][:11],
+            "method": _one(form, "method", 20).strip(),
+            "reached": _one(form, "reached", 5).strip(),
+            "verdict": _one(form, "verdict", 20).strip(),
+            "rectify_days": _one(form, "rectify_days", 10).strip(),
+            "attachment_ids": _ints(form, "attachment_ids"),
+        }
+        body: dict[str, Any] = {"action": action, "version": version,
+                                "attachment_ids": values["attachment_ids"]}
+        note = values["note"].strip()
+        if action == "callback":
+            body["method"] = values["method"] or None
+            reached = {"yes": True, "no": False}.get(values["reached"])
+            if reached is not None:
+                body["reached"] = reached
+            if values["verdict"]:
+                body["verdict"] = values["verdict"]
+            body["note"] = note or None
+        else:
+            body["note"] = note
+        if action == "transfer":
+            # A unit may name an organisation outside its own subtree by code.
+            body["lead_org_code"] = values["lead_org_other"] or values["lead_org_code"]
+            body["co_org_codes"] = values["co_org_codes"]
+        if action == "redispatch":
+            if values["lead_org_code"]:
+                body["lead_org_code"] = values["lead_org_code"]
+            if values["rectify_days"]:
+                body["rectify_days"] = _int_or_raw(values["rectify_days"])
+        return cls(action=action, values=values, body=body,
+                   version=version if isinstance(version, int) else None)
+
+
+@dataclass
+class AppealForm:
+    """A unit's appeal posted from the work-order page."""
+
+    values: dict[str, Any]
+    version: int | None
+
+    @classmethod
+    def from_form(cls, form: FormData) -> AppealForm:
+        version = _optional_int(form, "version")
+        return cls(values={"category": _one(form, "category", 30).strip(),
+                           "reasons": _one(form, "reasons").strip(),
+                           "attachment_ids": _ints(form, "attachment_ids")},
+                   version=version if isinstance(version, int) else None)
+
+    def body(self, evaluation_id: int) -> dict[str, Any]:
+        return {"evaluation_id": evaluation_id, "category": self.values["category"] or None,
+                "reasons": self.values["reasons"],
+                "attachment_ids": self.values["attachment_ids"]}
+
+
+@dataclass
+class DecisionForm:
+    """The office's decision on an appeal."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def from_form(cls, form: FormData) -> DecisionForm:
+        return cls(values={"decision": _one(form, "decision", 20).strip(),
+                           "note": _one(form, "note").strip(),
+                           "register_rater": form.get("register_rater") in ("on", "yes", "1"),
+                           "register_days": _one(form, "register_days", 10).strip()})
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"decision": self.values["decision"] or None,
+                                "note": self.values["note"],
+                                "register_rater": self.values["register_rater"]}
+        if self.values["register_days"]:
+            body["register_days"] = _int_or_raw(self.values["register_days"])
+        return body
+
+
+# --- the policy form ------------------------------------------------------------------------
+
+POLICY_INT_FIELDS = {
+    "verify_days": "核实期限（工作日）",
+    "rectify_days": "整改期限（工作日）",
+    "callback_days": "回访期限（工作日）",
+    "warn_days": "提前预警（工作日）",
+    "max_contact_attempts": "回访最多联系次数",
+    "evaluation_window_days": "评价期限（办结后天数）",
+    "followup_allowance": "追评次数",
+    "appeal_days": "申诉期限（工作日）",
+    "appeal_decision_days": "申诉复核期限（工作日）",
+}
+POLICY_LABELS = {
+    **POLICY_INT_FIELDS,
+    "bad_levels": "差评等级", "spot_check_rate": "好评抽查回访比例（%）",
+    "default_rating": "默认评价", "enabled": "默认评价", "after_days": "默认评价时限（天）",
+    "level": "默认评价等级", "region_code": "行政区划", "effective_from": "生效日期",
+    "note": "说明", "values": "政策参数",
+}
+BAD_LEVEL_CHOICES = {"1": "仅“非常不满意”", "1,2": "“非常不满意”和“不满意”",
+                     "1,2,3": "“非常不满意”“不满意”和“基本满意”"}
+
+
+@dataclass
+class PolicyForm:
+    """A new policy version as typed: empty fields are inherited from above."""
+
+    values: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, region_code: str = "") -> PolicyForm:
+        return cls(values={"region_code": region_code})
+
+    @classmethod
+    def from_form(cls, form: FormData) -> PolicyForm:
+        names = [*POLICY_INT_FIELDS, "bad_levels", "spot_check_rate", "default_enabled",
+                 "default_after_days", "default_level", "region_code", "effective_from"]
+        f = cls(values={n: _one(form, n, 30).strip() for n in names})
+        f.values["note"] = _one(form, "note", 600).strip()
+        patch: dict[str, Any] = {}
+        for name, label in POLICY_INT_FIELDS.items():
+            raw = f.values[name]
+            if raw:
+                value = _int_or_raw(raw)
+                if isinstance(value, int):
+                    patch[name] = value
+                else:
+                    f.errors.append(f"{label}须为整数")
+        if f.values["bad_levels"]:
+            if f.values["bad_levels"] in BAD_LEVEL_CHOICES:
+                patch["bad_levels"] = [int(v) for v in f.values["bad_levels"].split(",")]
+            else:
+                f.errors.append("差评等级取值无效")
+        rate = f.values["spot_check_rate"]
+        if rate:
+            try:
+                percent = float(rate)
+            except ValueError:
+                percent = -1.0
+            if not 0 <= percent <= 100:
+                f.errors.append("好评抽查回访比例须为 0 到 100 之间的数字")
+            else:
+                patch["spot_check_rate"] = round(percent / 100, 6)
+        enabled = f.values["default_enabled"]
+        if enabled in ("on", "off"):
+            rule: dict[str, Any] = {"enabled": enabled == "on"}
+            for key, name, label in (("after_days", "default_after_days", "默认评价时限（天）"),
+                                     ("level", "default_level", "默认评价等级")):
+                if f.values[name]:
+                    value = _int_or_raw(f.values[name])
+                    if isinstance(value, int):
+                        rule[key] = value
+                    else:
+                        f.errors.append(f"{label}须为整数")
+            patch["default_rating"] = rule
+        elif enabled:
+            f.errors.append("默认评价取值无效")
+        effective_from = None
+        if f.values["effective_from"]:
+            effective_from = _day(f.values["effective_from"])
+            if effective_from is None:
+                f.errors.append("生效日期格式应为 年-月-日")
+        if not f.values["region_code"]:
+            f.errors.append("请选择行政区划")
+        if not patch and not f.errors:
+            f.errors.append("请至少填写一项本级设定的参数（留空的参数沿用上级）")
+        f.body = {"region_code": f.values["region_code"], "values": patch,
+                  "effective_from": effective_from, "note": f.values["note"] or None}
+        return f

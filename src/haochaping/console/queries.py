@@ -5,16 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from haochaping.appeals.models import Appeal
+from haochaping.appeals.service import CATEGORY_LABELS
+from haochaping.cases.models import Case
 from haochaping.console.forms import EvaluationFilters
 from haochaping.core.auth import Principal
+from haochaping.core.calendar_models import CalendarYear
 from haochaping.core.schemas import decode_int_cursor, encode_cursor
 from haochaping.core.security import mask_text
+from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import queries
 from haochaping.evaluations import service as evaluation_service
-from haochaping.orgs.models import Item, Org
+from haochaping.evaluations.choices import LEVEL_LABELS
+from haochaping.evaluations.models import Evaluation
+from haochaping.orgs.models import Item, Org, Region
+from haochaping.policies.models import PolicySet
+from haochaping.workorders import queries as wo_queries
+from haochaping.workorders.context import Deadlines
+from haochaping.workorders.models import Attachment, WorkOrder
+from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
+
+Window = aliased(Org)
 
 PAGE_SIZE = 20
 
@@ -74,3 +89,303 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
         item["item_name"] = items_by_id.get(ev.item_id, "") if ev.item_id else ""
         out.append(item)
     return EvaluationPage(items=out, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+
+
+# --- the closed loop: queues and the work-order page ---------------------------------------
+
+DEADLINE_KINDS = {"verify": "核实期限", "rectify": "整改期限", "callback": "回访期限"}
+EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
+ACTOR_KINDS = {"system": "系统", "citizen": "评价人"}
+CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "visit": "上门",
+                    "link": "评价人通过链接"}
+VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
+SUPERVISED_STATES = ("supervising", "accountability")
+ORG_OPTIONS_MAX = 500
+
+
+def remaining_text(deadline: dict[str, Any]) -> str:
+    """A deadline as people count it: 剩余 3 个工作日 / 今日到期 / 已超期 2 个工作日."""
+    days = deadline["remaining_workdays"]
+    if deadline["overdue"]:
+        return f"已超期 {max(1, -days)} 个工作日"
+    if days <= 0:
+        return "今日到期"
+    return f"剩余 {days} 个工作日"
+
+
+def deadline_view(deadline: dict[str, Any]) -> dict[str, Any]:
+    return {**deadline, "label": DEADLINE_KINDS.get(deadline["kind"], deadline["kind"]),
+            "text": remaining_text(deadline)}
+
+
+@dataclass
+class WorkOrderPage:
+    """One page of a work-order queue."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(1 for item in self.items if item["overdue"])
+
+
+async def work_order_page(*, db: AsyncSession, actor: Principal, filters: Any,
+                          deadlines: Deadlines, supervision: bool = False,
+                          limit: int = PAGE_SIZE) -> WorkOrderPage:
+    """A queue of the actor's work orders (the supervision queue: supervised or overdue)."""
+    now = utcnow()
+    stmt = wo_queries.work_orders(
+        actor=actor, state=filters.state, org_code=filters.org_code or None,
+        overdue=filters.overdue_flag, due_before=filters.due_before_at, now=now,
+        after_id=decode_int_cursor(filters.cursor), limit=limit)
+    if supervision:
+        stmt = stmt.where(or_(WorkOrder.state.in_(SUPERVISED_STATES),
+                              wo_queries.overdue_clause(now)))
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    ev_ids = [order.evaluation_id for order, _code, _name in rows]
+    ratings: dict[int, tuple[int, str | None]] = {}
+    if ev_ids:
+        ratings = {i: (lvl, name) for i, lvl, name in (await db.execute(
+            select(Evaluation.id, Evaluation.level, Item.name)
+            .outerjoin(Item, Item.id == Evaluation.item_id)
+            .where(Evaluation.id.in_(ev_ids)))).all()}
+    items = []
+    for order, code, name in rows:
+        level, item_name = ratings.get(order.evaluation_id, (0, None))
+        due = sorted((deadline_view(d) for d in wo_queries.deadlines_of(order, deadlines, now)),
+                     key=lambda d: d["due_at"])
+        items.append({"id": order.id, "state": order.state,
+                      "state_label": STATE_LABELS[State(order.state)], "level": level,
+                      "item_name": item_name or "", "org_code": code, "org_name": name,
+                      "opened_at": order.opened_at, "deadline": due[0] if due else None,
+                      "overdue": wo_queries.is_overdue(order, now),
+                      "escalations": order.escalations})
+    return WorkOrderPage(items=items,
+                         next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+
+
+async def org_options(*, db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
+    """Departments and halls a work order may be transferred to: the office's whole area,
+    a unit's own subtree (a unit may also type another organisation's code)."""
+    stmt = (select(Org.code, Org.name, Org.kind, Org.path)
+            .where(Org.kind != "window", Org.path.startswith(actor.org_path, autoescape=True))
+            .order_by(Org.path).limit(ORG_OPTIONS_MAX))
+    rows = (await db.execute(stmt)).all()
+    top = min((p.count("/") for *_, p in rows), default=0)
+    return [{"code": c, "name": n, "kind": k, "depth": p.count("/") - top}
+            for c, n, k, p in rows]
+
+
+async def work_order_view(*, db: AsyncSession, order: WorkOrder, actor: Principal,
+                          rules: evaluation_service.IntakeRules, deadlines: Deadlines
+                          ) -> dict[str, Any]:
+    """Everything the work-order page shows: the loop's detail with names, case, files."""
+    now = utcnow()
+    d = await wo_queries.detail(db=db, order=order, actor_role=actor.role or "", rules=rules,
+                                deadlines=deadlines, now=now)
+    ev = d["evaluation"]
+    ev["reason_texts"] = [rules.tags[c].text if c in rules.tags else c for c in ev["reasons"]]
+    case = None
+    if order.case_id is not None:
+        row = (await db.execute(
+            select(Case, Item.name, Org.name, Window.name).join(Item, Item.id == Case.item_id)
+            .join(Org, Org.id == Case.org_id).outerjoin(Window, Window.id == Case.window_id)
+            .where(Case.id == order.case_id))).first()
+        if row is not None:
+            c, item_name, hall_name, window_name = row
+            case = {"case_no": c.case_no, "item_name": item_name, "hall_name": hall_name,
+                    "window_name": window_name, "received_at": c.received_at,
+                    "accepted_at": c.accepted_at, "completed_at": c.completed_at,
+                    "mode": c.mode}
+    codes = {d["org_code"], *d["co_org_codes"]}
+    names = dict((await db.execute(select(Org.code, Org.name).where(Org.code.in_(codes)))).all())
+    files = (await db.execute(select(Attachment).where(Attachment.work_order_id == order.id)
+                              .order_by(Attachment.id))).scalars().all()
+    by_event: dict[int, list[Attachment]] = {}
+    for a in files:
+        if a.event_id is not None:
+            by_event.setdefault(a.event_id, []).append(a)
+    events = [_event_view(e, by_event.get(e.id, [])) for e in d["events"]]
+    appeals = (await db.execute(select(Appeal).where(Appeal.work_order_id == order.id)
+                                .order_by(Appeal.id))).scalars().all()
+    followups = []
+    if order.followups and case is not None:
+        first = await db.get(Evaluation, order.evaluation_id)
+        followups = (await db.execute(select(Evaluation).where(
+            Evaluation.case_id == order.case_id, Evaluation.stage == first.stage,  # type: ignore[union-attr]
+            Evaluation.eval_count > 1).order_by(Evaluation.id))).scalars().all()
+    return {
+        **d, "evaluation": ev, "case": case,
+        "lead": {"code": d["org_code"], "name": names.get(d["org_code"], "")},
+        "co_orgs": [{"code": c, "name": names.get(c, "")} for c in d["co_org_codes"]],
+        "deadlines": [deadline_view(x) for x in d["deadlines"]],
+        "events": events, "pending_files": [a for a in files if a.event_id is None],
+        "appeals": [_appeal_view(a) for a in appeals],
+        "followups": [{"level": f.level, "is_bad": rules.is_bad(f.level),
+                       "reason_texts": [rules.tags[c].text if c in rules.tags else c
+                                        for c in f.reasons],
+                       "comment": mask_text(f.comment), "evaluated_at": f.evaluated_at}
+                      for f in followups],
+        "policy": order.policy,
+    }
+
+
+def _event_view(e: Any, files: list[Attachment]) -> dict[str, Any]:
+    data = e.data or {}
+    extras = []
+    if data.get("lead_org_code"):
+        extras.append(f"牵头单位：{data['lead_org_code']}")
+    if data.get("co_org_codes"):
+        extras.append("协办单位：" + "、".join(data["co_org_codes"]))
+    if data.get("method"):
+        extras.append(f"回访方式：{CALLBACK_METHODS.get(data['method'], data['method'])}")
+    if "reached" in data and data.get("method"):
+        extras.append("已联系上评价人" if data["reached"] else "未联系上评价人")
+    if data.get("verdict"):
+        extras.append(f"评价人意见：{VERDICTS.get(data['verdict'], data['verdict'])}")
+    if data.get("rectify_days"):
+        extras.append(f"整改期限：{data['rectify_days']} 个工作日")
+    if data.get("category"):
+        extras.append(f"申诉类别：{CATEGORY_LABELS.get(data['category'], data['category'])}")
+    if data.get("paused_workdays"):
+        extras.append(f"申诉期间暂停计时 {data['paused_workdays']} 个工作日")
+    try:
+        label = ACTION_LABELS[Action(e.action)]
+    except ValueError:
+        label = EVENT_LABELS.get(e.action, e.action)
+    return {
+        "id": e.id, "label": label, "actor": e.actor_name,
+        "actor_kind": ACTOR_KINDS.get(e.actor_kind, ""), "at": e.created_at,
+        "from_label": STATE_LABELS[State(e.from_state)] if e.from_state else None,
+        "to_label": STATE_LABELS[State(e.to_state)], "note": mask_text(e.note),
+        "extras": extras, "files": files,
+    }
+
+
+def _appeal_view(a: Appeal) -> dict[str, Any]:
+    return {"id": a.id, "work_order_id": a.work_order_id, "category": a.category,
+            "category_label": CATEGORY_LABELS.get(a.category, a.category),
+            "reasons": mask_text(a.reasons), "state": a.state,
+            "state_label": APPEAL_STATES.get(a.state, a.state), "filed_by": a.filed_by,
+            "filed_at": a.filed_at, "decide_due_at": a.decide_due_at,
+            "decided_by": a.decided_by, "decided_at": a.decided_at,
+            "decision_note": mask_text(a.decision_note), "register_rater": a.register_rater}
+
+
+APPEAL_STATES = {"pending": "待复核", "upheld": "申诉成立", "rejected": "申诉驳回"}
+
+
+async def appeal_page(*, db: AsyncSession, actor: Principal, state: str | None,
+                      cursor: str | None, limit: int = PAGE_SIZE) -> tuple[list[dict], str | None]:
+    """Appeals in the actor's subtree, oldest first (the decision queue)."""
+    stmt = (select(Appeal, Org.code, Org.name).join(Org, Org.id == Appeal.org_id)
+            .where(Org.path.startswith(actor.org_path, autoescape=True))
+            .order_by(Appeal.id).limit(limit + 1))
+    if state:
+        stmt = stmt.where(Appeal.state == state)
+    after = decode_int_cursor(cursor)
+    if after:
+        stmt = stmt.where(Appeal.id > after)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [{**_appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows]
+    return items, (encode_cursor(rows[-1][0].id) if more else None)
+
+
+# --- settings pages: policies, calendar, outbox -------------------------------------------
+
+async def region_options(db: AsyncSession) -> list[dict[str, Any]]:
+    rows = (await db.execute(select(Region).where(Region.tier <= 4)
+                             .order_by(Region.path).limit(ORG_OPTIONS_MAX))).scalars().all()
+    return [{"code": r.code, "name": r.name, "tier": r.tier} for r in rows]
+
+
+async def policy_versions(*, db: AsyncSession, region: Region) -> list[dict[str, Any]]:
+    """The versions of the region's policy and of its ancestors', newest first."""
+    codes = [c for c in region.path.split("/") if c]
+    names = dict((await db.execute(select(Region.code, Region.name)
+                                   .where(Region.code.in_(codes)))).all())
+    rows = (await db.execute(select(PolicySet).where(PolicySet.region_code.in_(codes))
+                             .order_by(PolicySet.created_at.desc(), PolicySet.id.desc()))
+            ).scalars().all()
+    return [{"id": p.id, "region_code": p.region_code, "region_name": names.get(p.region_code),
+             "own": p.region_code == region.code, "version": p.version,
+             "effective_from": p.effective_from, "values": p.values, "note": p.note,
+             "created_by": p.created_by, "created_at": p.created_at} for p in rows]
+
+
+def policy_sources(region: Region, versions: list[dict[str, Any]], today: Any
+                   ) -> dict[str, str]:
+    """Where each effective value comes from: the nearest region that sets it, else 默认."""
+    codes = [c for c in region.path.split("/") if c]
+    latest: dict[str, dict[str, Any]] = {}
+    for v in sorted(versions, key=lambda v: v["version"]):
+        if v["effective_from"] <= today:
+            latest[v["region_code"]] = v
+    sources: dict[str, str] = {}
+    for code in codes:
+        if code in latest:
+            for key, value in latest[code]["values"].items():
+                if value is not None:
+                    sources[key] = latest[code]["region_name"] or code
+    return sources
+
+
+async def calendar_years(db: AsyncSession) -> list[CalendarYear]:
+    return list((await db.execute(select(CalendarYear).order_by(CalendarYear.year.desc())))
+                .scalars())
+
+
+async def user_region_code(db: AsyncSession, actor: Principal) -> str | None:
+    """The region of the person's organisation (the policy page starts there)."""
+    return (await db.execute(select(Org.region_code).where(Org.id == actor.org_id))
+            ).scalar_one_or_none()
+
+
+POLICY_ROWS = [
+    ("bad_levels", "差评等级"), ("verify_days", "核实期限"), ("rectify_days", "整改期限"),
+    ("callback_days", "回访期限"), ("warn_days", "超期预警"),
+    ("max_contact_attempts", "回访最多联系次数"), ("spot_check_rate", "好评抽查回访比例"),
+    ("evaluation_window_days", "评价期限"), ("default_rating", "默认评价"),
+    ("followup_allowance", "追评次数"), ("appeal_days", "申诉期限"),
+    ("appeal_decision_days", "申诉复核期限"),
+]
+_WORKDAY_KEYS = {"verify_days", "rectify_days", "callback_days", "appeal_days",
+                 "appeal_decision_days"}
+
+
+def policy_value_text(key: str, value: Any) -> str:
+    """A policy value as people read it."""
+    if value is None:
+        return "—"
+    if key == "bad_levels":
+        return "、".join(LEVEL_LABELS.get(v, str(v)) for v in sorted(value, reverse=True))
+    if key in _WORKDAY_KEYS:
+        return "当日" if value == 0 else f"{value} 个工作日"
+    if key == "warn_days":
+        return f"到期前 {value} 个工作日"
+    if key == "spot_check_rate":
+        return f"{float(value) * 100:g}%"
+    if key == "evaluation_window_days":
+        return f"办结后 {value} 天内"
+    if key in ("max_contact_attempts", "followup_allowance"):
+        return f"{value} 次"
+    if key == "default_rating":
+        rule = value if isinstance(value, dict) else value.model_dump()
+        if not rule.get("enabled"):
+            return "不启用"
+        level = LEVEL_LABELS.get(rule.get("level", 3), "")
+        return f"办结 {rule.get('after_days', 7)} 天内未评价的，记为“{level}”"
+    return str(value)
+
+
+def policy_rows(values: dict[str, Any], sources: dict[str, str] | None = None
+                ) -> list[dict[str, str]]:
+    """(label, value, source) rows of a policy's values, in a fixed order."""
+    return [{"key": key, "label": label, "text": policy_value_text(key, values.get(key)),
+             "source": (sources or {}).get(key, "全国默认")}
+            for key, label in POLICY_ROWS if sources is not None or key in values]

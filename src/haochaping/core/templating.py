@@ -118,14 +118,28 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
 
 
 def error_page(request: Request, template: str, *, status_code: int, title: str,
-               message: str) -> Response:
+               message: str, headers: dict[str, str] | None = None) -> Response:
     """An error answered as a page in Chinese."""
     return render(request, template, {"title": title, "message": message,
-                                      "status_code": status_code}, status_code=status_code)
+                                      "status_code": status_code}, status_code=status_code,
+                  headers=headers)
 
 
 ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在",
-                409: "操作冲突", 410: "链接已失效", 422: "填写内容有误", 429: "请求过于频繁"}
+                409: "操作冲突", 410: "链接已失效", 422: "填写内容有误",
+                429: "请求过于频繁，请稍后再试"}
+
+
+def _retry_after(exc: DomainError) -> dict[str, str] | None:
+    """Retry-After for a 429, from the limit's window when the refusal names it."""
+    if exc.status_code != 429:
+        return None
+    for detail in exc.details:
+        if isinstance(detail, dict):
+            seconds = detail.get("window_seconds") or detail.get("retry_after_seconds")
+            if seconds:
+                return {"Retry-After": str(seconds)}
+    return {"Retry-After": "60"}
 
 
 def login_redirect(request: Request) -> Response:
@@ -152,7 +166,7 @@ def html_route(error_template: str) -> type[APIRoute]:
                 except DomainError as exc:
                     return error_page(request, error_template, status_code=exc.status_code,
                                       title=ERROR_TITLES.get(exc.status_code, "出错了"),
-                                      message=exc.message)
+                                      message=exc.message, headers=_retry_after(exc))
                 except RequestValidationError:
                     return error_page(request, error_template, status_code=422,
                                       title=ERROR_TITLES[422],

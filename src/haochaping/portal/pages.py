@@ -1,13 +1,15 @@
-"""HTML routes of the citizen portal: the rating page behind a signed, single-use link."""
+"""HTML routes of the citizen portal: the landing page, the rating page behind a signed,
+single-use link, and the progress page of a bad review behind its progress link."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
+from haochaping.core.ratelimit import limiter
 from haochaping.core.templating import FONT_COOKIE, FONT_SIZES, html_route, render, safe_next
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import api as evaluation_api
@@ -15,10 +17,15 @@ from haochaping.evaluations import invitations
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.models import Invitation
 from haochaping.evaluations.schemas import COMMENT_MAX
+from haochaping.portal import progress_pages
 from haochaping.portal import queries as portal_queries
 from haochaping.portal.forms import RatingForm, validation_problem
+from haochaping.portal.progress_pages import CitizenLimit
+from haochaping.workorders import citizen
+from haochaping.workorders.loop import loop_context
 
 router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
+PublicLimit = [Depends(limiter("public", "rate_public_per_minute"))]
 
 EXPIRED = "已超过本次服务的评价期限。如有意见，可拨打 12345 政务服务热线反映。"
 # Why a link can no longer be used: (status, heading, explanation), by the service's code.
@@ -54,7 +61,15 @@ async def _form_page(request: Request, db: DbSession, inv: Invitation, form: Rat
     }, status_code=status_code)
 
 
-@router.get("/r/{token}")
+@router.get("/", dependencies=PublicLimit)
+async def landing(request: Request):
+    """A short introduction with the ways in: the console, and the public ledger if mounted."""
+    paths = {getattr(route, "path", None) for route in request.app.routes}
+    return render(request, "portal/landing.html", {"title": "政务服务“好差评”",
+                                                   "ledger": "/ledger" in paths})
+
+
+@router.get("/r/{token}", dependencies=CitizenLimit)
 async def rating_page(token: str, request: Request, db: DbSession):
     """The rating form of a link, or why the link cannot be used."""
     inv = await _open(request, db, token)
@@ -64,7 +79,7 @@ async def rating_page(token: str, request: Request, db: DbSession):
     return await _form_page(request, db, inv, RatingForm())
 
 
-@router.post("/r/{token}")
+@router.post("/r/{token}", dependencies=CitizenLimit)
 async def submit_rating(token: str, request: Request, db: DbSession):
     """Store the citizen's rating (the link is spent), then thank them."""
     form = RatingForm.from_form(await request.form())
@@ -93,7 +108,7 @@ async def submit_rating(token: str, request: Request, db: DbSession):
     return RedirectResponse(f"/r/{token}/thanks", status_code=303)
 
 
-@router.get("/r/{token}/thanks")
+@router.get("/r/{token}/thanks", dependencies=CitizenLimit)
 async def thanks(token: str, request: Request, db: DbSession):
     """The thank-you page after a rating; an unused link goes back to its form."""
     inv = await _open(request, db, token)
@@ -101,13 +116,16 @@ async def thanks(token: str, request: Request, db: DbSession):
         return RedirectResponse(f"/r/{token}", status_code=303)
     level = await portal_queries.rated_level(db=db, evaluation_id=inv.evaluation_id)
     rules = request.app.state.rules
+    # A bad review opened a work order: the rater may follow it on the progress page.
+    ctx = await loop_context(request, db)
+    progress = await citizen.progress_path(db=db, ctx=ctx, evaluation_id=inv.evaluation_id)
     return render(request, "portal/thanks.html", {
         "title": "谢谢您的评价", "level": level,
-        "is_bad": level is not None and rules.is_bad(level),
+        "is_bad": level is not None and rules.is_bad(level), "progress": progress,
     })
 
 
-@router.get("/r/{token}/qr.svg")
+@router.get("/r/{token}/qr.svg", dependencies=CitizenLimit)
 async def qr_code(token: str, request: Request, db: DbSession):
     """The QR code of a genuine rating link, to print on a receipt or show at the window."""
     await _open(request, db, token)
@@ -123,3 +141,6 @@ async def choose_font(size: str = "normal", next: str | None = None):
         response.set_cookie(FONT_COOKIE, size, max_age=365 * 86400, samesite="lax",
                             httponly=False)
     return response
+
+
+router.include_router(progress_pages.router)

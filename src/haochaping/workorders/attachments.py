@@ -6,7 +6,10 @@ import hashlib
 import secrets
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from haochaping.core.errors import Invalid, PayloadTooLarge
+from haochaping.workorders.models import Attachment, WorkOrder
 
 # What the file's first bytes must be for each allowed type.
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
@@ -53,3 +56,16 @@ def store(folder: Path, data: bytes) -> tuple[str, str]:
     key = secrets.token_hex(16)
     (folder / key).write_bytes(data)
     return key, hashlib.sha256(data).hexdigest()
+
+
+async def add(*, db: AsyncSession, order: WorkOrder, filename: str, declared: str | None,
+              data: bytes, max_bytes: int, folder: Path, uploaded_by: str) -> Attachment:
+    """Check and store an evidence file of a work order; the next action cites it by id."""
+    content_type = check(filename=filename, declared=declared, data=data, max_bytes=max_bytes)
+    key, digest = store(folder, data)
+    attachment = Attachment(work_order_id=order.id, filename=(filename or "file")[:200],
+                            content_type=content_type, size=len(data), sha256=digest,
+                            storage_key=key, uploaded_by=uploaded_by)
+    db.add(attachment)
+    await db.flush()
+    return attachment
