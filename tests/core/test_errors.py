@@ -30,39 +30,34 @@ async def test_unknown_route_and_method_answer_with_the_error_body(client, world
                  "method_not_allowed")
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"case_no": "X", "level": ',  # cut off
-    b"{'level': 5}",  # not JSON quotes
-    b'{"level": 5,}',
-    b"\x00\x01\x02",
-])
-async def test_malformed_json_is_400_and_stores_nothing(client, db, world, case, raw):
+async def test_malformed_json_is_400_and_stores_nothing(client, db, world, case):
     before = await table_counts(db)
-    r = await client.post("/api/v1/evaluations", content=raw,
-                          headers={**key_headers(world), **JSON})
-    assert_error(r, 400, "malformed_json")
+    for raw in [b'{"case_no": "X", "level": ',  # cut off
+                b"{'level': 5}",  # not JSON quotes
+                b'{"level": 5,}', b"\x00\x01\x02"]:
+        for route in ("/api/v1/evaluations", "/api/v1/evaluations/batch", "/api/v1/cases",
+                      "/api/v1/orgs"):
+            r = await client.post(route, content=raw, headers={**key_headers(world), **JSON})
+            assert_error(r, 400, "malformed_json")
     assert await table_counts(db) == before
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"comment": "\xff\xfe\xfd"}',
-    "{\"comment\": \"办事很快\"}".encode("gbk"),
-])
-async def test_non_utf8_body_is_400_with_a_chinese_message(client, db, world, case, raw):
+async def test_non_utf8_body_is_400_with_a_chinese_message(client, db, world, case):
     before = await table_counts(db)
-    r = await client.post("/api/v1/evaluations", content=raw,
-                          headers={**key_headers(world), **JSON})
-    err = assert_error(r, 400)
-    assert err["code"].startswith("malformed")
+    for raw in [b'{"comment": "\xff\xfe\xfd"}', "{\"comment\": \"办事很快\"}".encode("gbk")]:
+        r = await client.post("/api/v1/evaluations", content=raw,
+                              headers={**key_headers(world), **JSON})
+        err = assert_error(r, 400)
+        assert err["code"].startswith("malformed")
     assert await table_counts(db) == before
 
 
-@pytest.mark.parametrize("raw", [b"null", b"[]", b'[{"level": 5}]', b'"text"', b"5", b"true"])
-async def test_a_body_that_is_not_an_object_is_422(client, db, world, raw):
+async def test_a_body_that_is_not_an_object_is_422(client, db, world):
     before = await table_counts(db)
-    r = await client.post("/api/v1/evaluations", content=raw,
-                          headers={**key_headers(world), **JSON})
-    assert_error(r, 422, "invalid_input")
+    for raw in [b"null", b"[]", b'[{"level": 5}]', b'"text"', b"5", b"true"]:
+        r = await client.post("/api/v1/evaluations", content=raw,
+                              headers={**key_headers(world), **JSON})
+        assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
 
@@ -105,14 +100,19 @@ async def test_unknown_fields_are_refused_by_name(client, db, world, case):
     assert await table_counts(db) == before
 
 
-@pytest.mark.parametrize("text", ["a\x00b", "\x00"])
-async def test_nul_characters_in_text_are_refused_on_every_database(client, db, world, case,
-                                                                  text):
+async def test_nul_characters_in_text_are_refused_on_every_database(client, db, world, case):
     before = await table_counts(db)
-    body = {**EvaluationPayloadFactory(case_no=case["case_no"]), "comment": text}
-    err = assert_error(await client.post("/api/v1/evaluations", json=body,
-                                         headers=key_headers(world)), 422, "invalid_input")
-    assert err["details"][0]["field"] == "comment"
+    for change, field in [({"comment": "a\x00b"}, "comment"), ({"comment": "\x00"}, "comment"),
+                          ({"rater": {"name": "张\x00三"}}, "rater.name"),
+                          ({"device_id": "pad\x00"}, "device_id")]:
+        body = {**EvaluationPayloadFactory(case_no=case["case_no"]), **change}
+        err = assert_error(await client.post("/api/v1/evaluations", json=body,
+                                             headers=key_headers(world)), 422, "invalid_input")
+        assert err["details"][0]["field"] == field
+    r = await client.post("/api/v1/orgs", headers=key_headers(world), json={
+        "code": "W-NUL", "name": "窗口\x00", "kind": "window", "parent_code": "HALL-A",
+        "region_code": "330102"})
+    assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
 

@@ -14,7 +14,7 @@ from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import NotFound
+from haochaping.core.errors import Forbidden, NotFound
 from haochaping.core.schemas import (
     MAX_ID,
     Limit,
@@ -126,6 +126,10 @@ async def create_invitation(case_no: str, request: Request, db: DbSession,
                             actor: CurrentPrincipal, data: InvitationCreate | None = None):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
     data = data or InvitationCreate()
+    if actor.channels is not None and data.channel not in actor.channels:
+        # A key may not hand out links that rate on a channel it may not use itself.
+        raise Forbidden(f"此 API 密钥无权使用渠道 {data.channel}", code="channel_out_of_scope",
+                        details=[{"field": "channel", "value": data.channel}])
     case = await case_service.get_case(db=db, case_no=case_no, actor=actor)
     settings = request.app.state.settings
     inv = await invitations.create(db=db, case=case, stage=data.stage, channel=data.channel,

@@ -1,0 +1,181 @@
+"""POST /api/v1/evaluations/batch: one result per item, in order; items are independent."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from haochaping.cases.models import Case
+from haochaping.evaluations.models import Evaluation
+from haochaping.orgs.models import Item, Org, Staff
+from tests.factories import (
+    EvaluationPayloadFactory,
+    assert_error,
+    key_headers,
+    make_case,
+    now,
+    table_counts,
+)
+
+
+def batch(client, headers, items):
+    return client.post("/api/v1/evaluations/batch", json={"items": items}, headers=headers)
+
+
+async def ratings_of(db, case_no: str) -> list[Evaluation]:
+    return list((await db.execute(
+        select(Evaluation).join(Case, Case.id == Evaluation.case_id)
+        .where(Case.case_no == case_no))).scalars())
+
+
+def item_error(result: dict, status: int, code: str) -> dict:
+    assert result["status"] == status, result
+    err = result["error"]
+    assert err["code"] == code and err["message"] and isinstance(err["details"], list), err
+    return err
+
+
+async def test_each_item_gets_its_own_answer_in_order(client, db, world):
+    a, b, c = [await make_case(db, world) for _ in range(3)]
+    stored_before = await make_case(db, world)
+    first = await client.post("/api/v1/evaluations", headers=key_headers(world),
+                              json=EvaluationPayloadFactory(case_no=stored_before["case_no"]))
+    items = [
+        EvaluationPayloadFactory(case_no=a["case_no"]),                       # 0 stored
+        EvaluationPayloadFactory(case_no=a["case_no"], level=4, reasons=[]),  # 1 dup in batch
+        EvaluationPayloadFactory(case_no=stored_before["case_no"]),           # 2 dup of stored
+        {**EvaluationPayloadFactory(case_no=b["case_no"]), "level": 6},       # 3 invalid
+        "not an object",                                                      # 4
+        EvaluationPayloadFactory(case_no="HZ-NOPE"),                          # 5 unknown case
+        EvaluationPayloadFactory(case_no=b["case_no"], level=1, reasons=[],
+                                 comment=None),                               # 6 no reason
+        EvaluationPayloadFactory(case_no=c["case_no"], level=2, reasons=["213"],
+                                 comment="材料要求不清楚"),                     # 7 stored
+        {"channel": "review", "org_code": "W-A2", "level": 4},                # 8 stored
+        EvaluationPayloadFactory(case_no=b["case_no"], stage="accept"),       # 9 stored
+    ]
+    r = await batch(client, key_headers(world), items)
+    assert r.status_code == 200, r.text
+    results = r.json()["items"]
+    assert [x["status"] for x in results] == [201, 409, 409, 422, 422, 404, 422, 201, 201, 201]
+    assert item_error(results[1], 409, "duplicate_evaluation")["details"] == [
+        {"id": results[0]["id"]}]
+    assert item_error(results[2], 409, "duplicate_evaluation")["details"] == [
+        {"id": first.json()["id"]}]
+    assert item_error(results[3], 422, "invalid_input")["details"][0]["field"] == "level"
+    item_error(results[4], 422, "invalid_input")
+    item_error(results[5], 404, "case_not_found")
+    item_error(results[6], 422, "reason_required")
+    for i in (0, 7, 8, 9):
+        row = await db.get(Evaluation, results[i]["id"])
+        assert row is not None and row.id == results[i]["id"]
+        assert results[i]["evaluation"]["id"] == results[i]["id"]
+    assert [e.level for e in await ratings_of(db, a["case_no"])] == [5]
+    assert [e.stage for e in await ratings_of(db, b["case_no"])] == ["accept"]
+    assert [e.level for e in await ratings_of(db, c["case_no"])] == [2]
+
+
+async def test_a_duplicate_pair_of_an_already_rated_case_names_the_stored_rating(client, db,
+                                                                                  world):
+    case = await make_case(db, world)
+    body = EvaluationPayloadFactory(case_no=case["case_no"])
+    stored = (await client.post("/api/v1/evaluations", json=body,
+                                headers=key_headers(world))).json()["id"]
+    r = await batch(client, key_headers(world), [body, body, body])
+    for result in r.json()["items"]:
+        assert item_error(result, 409, "duplicate_evaluation")["details"] == [{"id": stored}]
+
+
+async def test_refusals_inside_a_batch_store_nothing(client, db, world):
+    case = await make_case(db, world)
+    before = await table_counts(db)
+    items = [
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "comment": "a\x00b"},
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "org_code": "HALL-A"},
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "reasons": ["113"]},
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "channel": "sms"},
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "extra": True},
+        [1, 2], None, 5,
+    ]
+    r = await batch(client, key_headers(world, "hall_a_pad"), items)
+    results = r.json()["items"]
+    assert [x["status"] for x in results] == [422, 422, 422, 403, 422, 422, 422, 422]
+    item_error(results[1], 422, "target_conflict")
+    item_error(results[2], 422, "reason_level_mismatch")
+    item_error(results[3], 403, "channel_out_of_scope")
+    assert await table_counts(db) == before
+
+
+async def test_items_outside_the_keys_scope_fail_alone(client, db, world):
+    mine = await make_case(db, world)
+    theirs = await make_case(db, world, org_code="HALL-B", window_code="W-B1", staff_no="S-B1",
+                             item_code="ITEM-B1")
+    r = await batch(client, key_headers(world, "hall_a_pad"), [
+        EvaluationPayloadFactory(case_no=theirs["case_no"]),
+        EvaluationPayloadFactory(case_no=mine["case_no"]),
+    ])
+    results = r.json()["items"]
+    item_error(results[0], 403, "out_of_scope")
+    assert results[1]["status"] == 201
+    assert await ratings_of(db, theirs["case_no"]) == []
+
+
+async def test_batch_answers_mask_personal_data(client, db, world):
+    case = await make_case(db, world)
+    r = await batch(client, key_headers(world), [EvaluationPayloadFactory(
+        case_no=case["case_no"])])
+    assert r.json()["items"][0]["evaluation"]["rater"]["name"] == "张*"
+    assert case["applicant"]["cert_no"] not in r.text
+    assert case["applicant"]["phone"] not in r.text
+
+
+async def test_a_thousand_buffered_pad_ratings_are_accepted(client, db, world):
+    """A window pad that was offline for a day sends its 1,000 ratings at once."""
+    org, window, item, staff = [
+        (await db.execute(select(model.id).where(column == code))).scalar_one()
+        for model, column, code in ((Org, Org.code, "HALL-A"), (Org, Org.code, "W-A1"),
+                                    (Item, Item.code, "ITEM-A1"),
+                                    (Staff, Staff.staff_no, "S-A1"))]
+    stamp = now() - timedelta(hours=3)
+    case_nos = [f"PAD-{uuid.uuid4().hex[:12]}-{i}" for i in range(1000)]
+    db.add_all([Case(case_no=no, item_id=item, org_id=org, window_id=window, staff_id=staff,
+                     mode="offline", status="completed", applicant_type="person",
+                     applicant_name="张三", received_at=stamp, accepted_at=stamp,
+                     completed_at=stamp) for no in case_nos])
+    await db.commit()
+    items = [{"case_no": no, "channel": "pad", "level": 5 - i % 3, "reasons": [],
+              "comment": f"第{i}条"} for i, no in enumerate(case_nos)]
+    r = await batch(client, key_headers(world, "hall_a_pad"), items)
+    assert r.status_code == 200
+    results = r.json()["items"]
+    assert len(results) == 1000 and {x["status"] for x in results} == {201}
+    assert [x["evaluation"]["case_no"] for x in results] == case_nos  # in order
+    ids = [x["id"] for x in results]
+    assert len(set(ids)) == 1000
+    assert (await db.execute(select(func.count()).select_from(Evaluation)
+                             .where(Evaluation.id.in_(ids)))).scalar_one() == 1000
+
+
+async def test_more_than_a_thousand_items_are_refused_whole(client, db, world):
+    before = await table_counts(db)
+    items = [{"channel": "review", "org_code": "HALL-A", "level": 5}] * 1001
+    err = assert_error(await batch(client, key_headers(world), items), 422, "invalid_input")
+    assert err["details"][0]["field"] == "items" and err["details"][0]["type"] == "too_long"
+    assert await table_counts(db) == before
+
+
+async def test_malformed_batches_are_refused(client, db, world):
+    headers = key_headers(world)
+    before = await table_counts(db)
+    for body in ({"items": []}, {"items": "x"}, {}, {"items": [{}], "source": "pad"}, [],
+                 {"items": None}):
+        r = await client.post("/api/v1/evaluations/batch", json=body, headers=headers)
+        assert_error(r, 422, "invalid_input")
+    r = await client.post("/api/v1/evaluations/batch", content=b'{"items": [',
+                          headers={**headers, "content-type": "application/json"})
+    assert_error(r, 400, "malformed_json")
+    assert_error(await client.post("/api/v1/evaluations/batch", json={"items": [{}]}), 401,
+                 "unauthenticated")
+    assert await table_counts(db) == before
