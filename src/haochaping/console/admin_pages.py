@@ -22,6 +22,7 @@ from haochaping.console.layout import ConsoleUser, Csrf, flash, is_manager, page
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
+from haochaping.core.crypto import MissingKey, decrypt
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
@@ -179,8 +180,13 @@ async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
 # --- notifications --------------------------------------------------------------------------
 
 def _recipient(channel: str, recipient: str) -> str:
-    """Phone numbers are masked; e-mail addresses of handlers are shown as they are."""
-    return (mask_phone(recipient) or "") if channel == "sms" else recipient
+    """Phone numbers (stored encrypted) are masked; handlers' e-mail addresses are shown."""
+    if channel != "sms":
+        return recipient
+    try:
+        return mask_phone(decrypt(recipient)) or ""
+    except (MissingKey, ValueError):
+        return "（号码无法解密）"
 
 
 async def _outbox_page(request: Request, db: DbSession, user: Any, *, error: str | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
+from starlette.routing import Match
 
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
@@ -64,9 +65,15 @@ async def _form_page(request: Request, db: DbSession, inv: Invitation, form: Rat
 @router.get("/", dependencies=PublicLimit)
 async def landing(request: Request):
     """A short introduction with the ways in: the console, and the public ledger if mounted."""
-    paths = {getattr(route, "path", None) for route in request.app.routes}
-    return render(request, "portal/landing.html", {"title": "政务服务“好差评”",
-                                                   "ledger": "/ledger" in paths})
+    return render(request, "portal/landing.html", {
+        "title": "政务服务“好差评”", "ledger": has_page(request, "/ledger")})
+
+
+def has_page(request: Request, path: str) -> bool:
+    """Whether the app answers GET `path` (another domain's page may or may not be mounted)."""
+    scope = {"type": "http", "path": path, "method": "GET", "root_path": "",
+             "path_params": {}, "headers": []}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
 @router.get("/r/{token}", dependencies=CitizenLimit)
