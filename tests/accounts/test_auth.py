@@ -102,6 +102,9 @@ async def test_invalid_bearer_tokens_are_401(client, world):
     ]:
         r = await client.get("/api/v1/orgs", headers={"Authorization": authorization})
         assert_error(r, 401, "invalid_token")
+    for other_scheme in ("Basic YWRtaW46cGFzcw==", "Token abc", "Bearer"):
+        r = await client.get("/api/v1/orgs", headers={"Authorization": other_scheme})
+        assert_error(r, 401, "unauthenticated")
 
 
 async def test_expired_tokens_are_401(client, db, settings, world):

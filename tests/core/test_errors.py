@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from haochaping.core.schemas import encode_cursor
@@ -130,13 +131,30 @@ NUL_ADDRESSES = ["/api/v1/orgs?q=%00", "/api/v1/cases/A%00B", "/api/v1/orgs/A%00
                  "/api/v1/staff?org_code=%00", "/api/v1/evaluations?case_no=%00"]
 
 
-async def test_nul_characters_in_the_address_never_crash(client, world):
+async def test_nul_characters_in_the_address_never_crash(client, settings, world):
     for path in NUL_ADDRESSES:
         r = await client.get(path, headers=key_headers(world))
         # SQLite compares the text as given (nothing matches); PostgreSQL refuses U+0000.
         assert r.status_code in (200, 404, 422), (path, r.text)
         if r.status_code != 200:
             assert_error(r, r.status_code)
+        if not settings.is_sqlite:
+            assert_error(r, 422, "invalid_value")
+
+
+async def test_an_unexpected_failure_is_a_500_with_the_error_body(app, world, monkeypatch):
+    from haochaping.orgs import service as org_service
+
+    async def broken(**_):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(org_service, "get_region", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/api/v1/regions/330000", headers=key_headers(world))
+    err = assert_error(r, 500, "internal_error")
+    assert "disk on fire" not in r.text  # no internals leak to the caller
+    assert err["details"] == []
 
 
 async def test_timestamps_at_the_edge_of_the_calendar_are_422(client, db, world, case):

@@ -30,6 +30,7 @@ class Live:
     client: httpx.AsyncClient
     world: factories.World
     sessionmaker: object
+    app: object
 
     def code(self, base: str) -> str:
         return self.world.code(base)
@@ -89,7 +90,7 @@ async def live(live_settings):
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
                                      timeout=120) as client:
-            yield Live(client=client, world=world, sessionmaker=sessionmaker)
+            yield Live(client=client, world=world, sessionmaker=sessionmaker, app=app)
     finally:
         await shutdown(app)
         await engine.dispose()

@@ -11,9 +11,12 @@ import asyncio
 from sqlalchemy import func, select
 
 from haochaping.cases.models import Case
+from haochaping.core.errors import Conflict
 from haochaping.core.models import IdempotencyRecord
-from haochaping.evaluations.models import Evaluation
-from tests.factories import EvaluationPayloadFactory, make_case
+from haochaping.evaluations import service as evaluation_service
+from haochaping.evaluations.models import Evaluation, Invitation
+from tests.conftest import TEST_SECRET
+from tests.factories import CasePayloadFactory, EvaluationPayloadFactory, make_case
 
 RACERS = 20
 
@@ -111,3 +114,51 @@ async def test_concurrent_batches_rating_the_same_cases_store_each_once(live):
         assert all(r.get("id", stored[0].id) == stored[0].id for r in results)
         assert all(r["error"]["details"] == [{"id": stored[0].id}]
                    for r in results if r["status"] == 409)
+
+
+async def test_concurrent_pushes_of_a_new_case_create_it_once(live):
+    payload = CasePayloadFactory(item_code=live.code("ITEM-A1"), org_code=live.code("HALL-A"),
+                                 window_code=live.code("W-A1"), staff_no=live.code("S-A1"))
+    answers = await asyncio.gather(*[
+        live.client.post("/api/v1/cases", json=payload,
+                         headers={"X-Api-Key": live.world.keys["all"]})
+        for _ in range(10)])
+    codes = [a.status_code for a in answers]
+    # One creates it; the others update it (200) or lost the race and may retry (409).
+    assert codes.count(201) == 1 and set(codes) <= {200, 201, 409}, [a.text for a in answers]
+    for a in answers:
+        if a.status_code == 409:
+            assert a.json()["error"]["code"] == "conflict"
+    async with live.sessionmaker() as db:
+        count = (await db.execute(select(func.count()).select_from(Case)
+                                  .where(Case.case_no == payload["case_no"]))).scalar_one()
+    assert count == 1
+
+
+async def test_a_rating_link_used_twice_at_once_rates_once(live):
+    case = await new_case(live)
+    r = await live.client.post(f"/api/v1/cases/{case['case_no']}/invitations",
+                               headers={"X-Api-Key": live.world.keys["all"]})
+    token = r.json()["url"].rsplit("/r/", 1)[1]
+
+    async def use(level: int):
+        async with live.sessionmaker() as db:
+            try:
+                body = await evaluation_service.submit_via_invitation(
+                    db=db, secret=TEST_SECRET, token=token, level=level, reasons=[],
+                    comment=None, rules=live.app.state.rules,
+                    source=evaluation_service.Source(ip="198.51.100.2"))
+                await db.commit()
+                return body["id"]
+            except Conflict as exc:
+                return exc.code
+
+    outcomes = await asyncio.gather(*[use(5 - i % 2) for i in range(6)])
+    ids = [o for o in outcomes if isinstance(o, int)]
+    assert len(ids) == 1, outcomes
+    assert set(outcomes) - set(ids) <= {"invitation_used", "duplicate_evaluation"}
+    assert [e.id for e in await stored_for_case(live, case["case_no"])] == ids
+    async with live.sessionmaker() as db:
+        inv = (await db.execute(select(Invitation).join(Case, Case.id == Invitation.case_id)
+                                .where(Case.case_no == case["case_no"]))).scalar_one()
+    assert inv.used_at is not None and inv.evaluation_id == ids[0]
