@@ -50,7 +50,10 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    live_settings = settings.model_copy(update={"base_url": url})
+    # Every browser test comes from 127.0.0.1: the per-IP caps are tested over HTTP instead.
+    live_settings = settings.model_copy(update={
+        "base_url": url, "rate_citizen_per_minute": 1000, "rate_login_per_minute": 1000,
+        "rate_public_per_minute": 1000})
     config = uvicorn.Config(create_app(live_settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,

@@ -66,7 +66,7 @@ async def test_progress_shows_public_steps_and_the_units_answer_only(
     assert page.status_code == 200
     assert "您的评价办理进度" in page.text and "已受理，正在核实" in page.text
     assert "营业执照核发" in page.text and "您的评价</dt><dd>不满意" in page.text
-    assert "您对整改结果满意吗" not in page.text and "追加评价</h2>" not in page.text
+    assert "您对整改结果满意吗" not in page.text and 'id="followup-heading"' not in page.text
 
     order = await order_of(db, progress, settings)
     unit = await bearer_headers(client, world.users["unit_a"])
@@ -82,7 +82,8 @@ async def test_progress_shows_public_steps_and_the_units_answer_only(
     # Internal notes, staff and handlers' names never reach the rater.
     assert "约谈" not in html and "李娜" not in html and world.users["unit_a"] not in html
     assert "13812345678" not in html
-    assert "您对整改结果满意吗" in html and "追加评价</h2>" in html
+    # The verdict first; the follow-up rating is offered too, folded until wanted.
+    assert "您对整改结果满意吗" in html and "追加评价（选填）</span></summary>" in html
     order = await order_of(db, progress, settings)
     assert f'name="version" value="{order.version}"' in html
 
