@@ -141,8 +141,11 @@ async def test_units_may_read_the_calendar_but_not_import(client, world):
 
 
 async def _dead(db, **values) -> int:
-    await outbox.enqueue(db, kind="workorder_opened", channel=values.pop("channel"),
-                         recipient=values.pop("recipient"), subject="【差评工单】#1", body="正文")
+    channel = values.pop("channel")
+    subject = "" if channel == "sms" else "【差评工单】#1"
+    body = "【好差评】办理进度：http://testserver/p/SECRET-TOKEN" if channel == "sms" else "正文"
+    await outbox.enqueue(db, kind="workorder_opened", channel=channel,
+                         recipient=values.pop("recipient"), subject=subject, body=body)
     message = (await db.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
                ).scalars().first()
     await db.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(
@@ -162,6 +165,8 @@ async def test_outbox_lists_failures_masked_and_retries(client, db, world):
     assert "139****5678" in page.text and "13912345678" not in page.text
     assert "unit-a@hall.example" in page.text and "短信网关拒绝：号码无效" in page.text
     assert "已停止重试（已尝试 8 次）" in page.text
+    # A text message carries the rater's progress link: it is never shown to staff.
+    assert "SECRET-TOKEN" not in page.text and "短信正文含评价人的个人链接" in page.text
     dead = re.search(r'counts__num">(\d+)</span><span class="counts__label">已停止重试', page.text)
     assert dead and dead.group(1) == "2"
     r = await client.post(f"/console/outbox/{sms}/retry", data={"csrf_token": "nope"})

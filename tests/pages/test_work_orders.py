@@ -409,3 +409,22 @@ async def test_a_malicious_appeal_is_decided_on_the_work_order_page(client, db, 
         "next": f"{QUEUE}/{order.id}"})
     assert r.status_code == 303 and r.headers["location"] == f"{QUEUE}/{order.id}"
     assert await state_of(db, order) == "rectifying"
+
+
+async def test_close_after_the_configured_failed_callbacks(client, db, world, bad):
+    _ev, order = bad
+    await sign_in(client, world.users["unit_a"])
+    await act(client, order.id, "explain", note="该诉求无法律依据，已解释")
+    page = await client.get(f"{QUEUE}/{order.id}")
+    assert "已回访 0 次，满 3 次仍联系不上可办结" in page.text
+    r = await act(client, order.id, "close_unreachable", note="联系不上")
+    assert r.status_code == 422 and "回访未满 3 次" in alert(r.text)
+    for _ in range(3):
+        r = await act(client, order.id, "callback", method="sms", reached="no")
+        assert r.status_code == 303
+    r = await act(client, order.id, "callback", method="sms", reached="no", verdict="satisfied")
+    assert r.status_code == 422 and "未联系上评价人时不能记录评价" in r.text
+    r = await act(client, order.id, "close_unreachable", note="三次联系不上，办结")
+    assert r.status_code == 303 and await state_of(db, order) == "closed"
+    page = await client.get(f"{QUEUE}/{order.id}")
+    assert page.text.count("未联系上评价人") == 3 and "多次联系不上，办结" in page.text
