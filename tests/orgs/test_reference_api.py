@@ -116,6 +116,31 @@ async def test_region_list_filters_and_pages(client, world):
                  "invalid_input")
 
 
+async def test_regions_are_written_only_inside_the_callers_own_region(client, db, world):
+    """Regions are shared: hall A (in county 330102) may add its villages, not rename the
+    province or add towns to the city; only an administrator adds a new province."""
+    pad = key_headers(world, "hall_a_pad")
+    ok = await client.post("/api/v1/regions", headers=pad,
+                           json={"code": "330102001", "name": "湖滨街道", "parent_code": "330102"})
+    assert ok.status_code == 201, ok.text
+    before = await table_counts(db)
+    for payload in ({"code": "330000", "name": "被改名的省"},
+                    {"code": "330100", "name": "被改名的市", "parent_code": "330000"},
+                    {"code": "330100001", "name": "别的街道", "parent_code": "330100"},
+                    {"code": "110000", "name": "北京市"}):
+        assert_error(await client.post("/api/v1/regions", headers=pad, json=payload), 403,
+                     "out_of_scope")
+    assert_error(await client.post("/api/v1/regions", headers=key_headers(world),
+                                   json={"code": "110000", "name": "北京市"}), 403,
+                 "out_of_scope")
+    assert await table_counts(db) == before
+    assert (await db.get(Region, "330000")).name == "浙江省"
+    admin = await bearer_headers(client, world.users["admin"])
+    r = await client.post("/api/v1/regions", headers=admin, json={"code": "110000",
+                                                                  "name": "北京市"})
+    assert r.status_code == 201 and r.json()["tier"] == 1
+
+
 async def test_people_below_the_office_may_not_write_regions(client, world):
     for who in ("unit_a", "assessor"):
         headers = await bearer_headers(client, world.users[who])

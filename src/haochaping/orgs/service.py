@@ -36,6 +36,17 @@ def _same_or_conflict(what: str, changes: dict[str, tuple[object, object]]) -> N
                        code="immutable_field", details=[{"field": k} for k in diff])
 
 
+async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -> None:
+    """Regions are shared by every organisation: apart from administrators, a caller writes
+    only inside the region of its own organisation (as for policies)."""
+    if actor.kind == "user" and actor.role == "admin":
+        return
+    own = (await db.execute(select(Region.path).join(Org, Org.region_code == Region.code)
+                            .where(Org.id == actor.org_id))).scalar_one_or_none()
+    if own is None or not path.startswith(own):
+        raise Forbidden("只能维护本机构所在辖区内的行政区划", code="out_of_scope")
+
+
 async def create_region(
     *, db: AsyncSession, actor: Principal, data: schemas.RegionCreate
 ) -> tuple[Region, bool]:
@@ -43,6 +54,7 @@ async def create_region(
     actor.require_role("admin", "office")
     existing = await db.get(Region, data.code)
     if existing is not None:
+        await _require_region_scope(db, actor, existing.path)
         _same_or_conflict("行政区划", {"parent_code": (existing.parent_code, data.parent_code)})
         existing.name = data.name
         return existing, False
@@ -54,6 +66,7 @@ async def create_region(
         tier, path = parent.tier + 1, f"{parent.path}{data.code}/"
     else:
         tier, path = 1, f"/{data.code}/"
+    await _require_region_scope(db, actor, path)
     region = Region(code=data.code, name=data.name, parent_code=data.parent_code, tier=tier,
                     path=path)
     db.add(region)
