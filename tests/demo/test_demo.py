@@ -1,0 +1,245 @@
+"""The demo province as loaded into a database: sizes, texture, validity, idempotency, and
+that a person can sign in and use it.
+
+The province is loaded once for the module (3,000 cases; reference data at full size) inside a
+transaction that is rolled back at the end, like every other test's data.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from haochaping.accounts import service as account_service
+from haochaping.accounts.models import ApiClient, User
+from haochaping.app import create_app, startup
+from haochaping.cases.models import Case
+from haochaping.core.timeutil import utcnow
+from haochaping.demo import codes, generate, loader
+from haochaping.evaluations.choices import Channel
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.tags import NATIONAL_VERSION, national_tags
+from haochaping.orgs.models import Item, Org, Region, Staff
+
+CASES = 3000
+TABLES = (Region, Org, Staff, Item, User, ApiClient, Case, Evaluation)
+
+
+@dataclass
+class Demo:
+    db: AsyncSession
+    maker: async_sessionmaker[AsyncSession]
+    summary: loader.Summary
+
+
+@pytest.fixture(scope="module")
+async def demo(engine) -> AsyncIterator[Demo]:
+    """The demo loaded once into a transaction that is rolled back after the module."""
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        maker = async_sessionmaker(bind=conn, expire_on_commit=False, autoflush=False,
+                                   join_transaction_mode="create_savepoint")
+        async with maker() as db:
+            summary = await loader.load_into(db, cases=CASES, seed=7)
+            await db.commit()
+            yield Demo(db, maker, summary)
+        await trans.rollback()
+
+
+async def scalar(db: AsyncSession, stmt):
+    return (await db.execute(stmt)).scalar_one()
+
+
+async def count(db: AsyncSession, model, *where) -> int:
+    return await scalar(db, select(func.count()).select_from(model).where(*where))
+
+
+async def table_counts(db: AsyncSession) -> dict[str, int]:
+    return {m.__tablename__: await count(db, m) for m in TABLES}
+
+
+async def test_reference_data_has_the_size_of_a_province(demo: Demo):
+    db = demo.db
+    tiers = dict((await db.execute(select(Region.tier, func.count()).where(
+        Region.code.like("99%")).group_by(Region.tier))).all())
+    assert tiers[1] == 1 and tiers[2] >= 3 and tiers[3] >= 10
+    kinds = dict((await db.execute(select(Org.kind, func.count()).where(
+        Org.path.like(f"/{generate.ROOT_CODE}/%")).group_by(Org.kind))).all())
+    assert kinds["hall"] >= 40 and kinds["window"] >= 300
+    assert await count(db, Staff, Staff.org_id.in_(select(Org.id).where(
+        Org.kind == "window", Org.path.like(f"/{generate.ROOT_CODE}/%")))) >= 1000
+    names = set((await db.execute(select(Item.name))).scalars())
+    assert len(names) >= 100 and await count(db, Item) >= 500
+    for expected in ("企业设立登记（营业执照核发）", "不动产登记（转移登记）", "社保卡补换",
+                     "公积金提取（购房）", "户籍迁移（迁入）", "普通护照签发",
+                     "医保报销（零星报销）", "食品经营许可"):
+        assert expected in names
+    root = (await db.execute(select(Org).where(Org.code == generate.ROOT_CODE))).scalar_one()
+    assert root.parent_id is None and root.kind == "department"
+    assert root.name == "示范省政务服务管理办公室" and root.path == f"/{root.code}/"
+    assert codes.is_valid_credit_code(root.code)
+
+
+async def test_org_tree_is_consistent(demo: Demo):
+    db = demo.db
+    parent = aliased(Org)
+    rows = (await db.execute(select(Org.kind, Org.path, parent.kind, parent.path, Org.code)
+                             .join(parent, parent.id == Org.parent_id))).all()
+    assert rows
+    for kind, path, parent_kind, parent_path, code in rows:
+        assert path == f"{parent_path}{code}/"
+        assert parent_kind != "window"
+        if kind == "window":
+            assert parent_kind == "hall"
+    # Every region an org sits in exists, and region paths follow the same rule.
+    regions = {r.code: r for r in (await db.execute(select(Region))).scalars()}
+    for r in regions.values():
+        if r.parent_code:
+            assert r.path == f"{regions[r.parent_code].path}{r.code}/"
+
+
+async def test_ratings_have_the_texture_of_real_data(demo: Demo):
+    db = demo.db
+    levels = Counter(dict((await db.execute(select(Evaluation.level, func.count())
+                                            .group_by(Evaluation.level))).all()))
+    total = sum(levels.values())
+    good = (levels[3] + levels[4] + levels[5]) / total
+    assert 0.97 <= good <= 0.999
+    assert levels[1] and levels[2] and levels[3] and levels[4] and levels[5]
+    channels = set((await db.execute(select(Evaluation.channel).distinct())).scalars())
+    assert channels == {c.value for c in Channel}
+    # General comments and supervisory ratings name an org (or item), never a case.
+    free = (await db.execute(select(Evaluation.channel, Evaluation.case_id).where(
+        Evaluation.channel.in_(["review", "inspection"])))).all()
+    assert free and all(case_id is None for _, case_id in free)
+    assert await count(db, Evaluation, Evaluation.case_id.is_(None),
+                       Evaluation.channel.notin_(["review", "inspection"])) == 0
+    # A realistic share of completed cases is rated; the rest stay unrated.
+    completed = await count(db, Case, Case.status == "completed")
+    rated = await count(db, Evaluation, Evaluation.case_id.in_(
+        select(Case.id).where(Case.status == "completed")))
+    assert 0.6 <= rated / completed <= 0.8
+    statuses = Counter(dict((await db.execute(select(Case.status, func.count())
+                                              .group_by(Case.status))).all()))
+    assert statuses["completed"] / CASES > 0.9 and statuses["accepted"] and statuses["rejected"]
+    assert demo.summary.levels == levels and sum(demo.summary.cases.values()) == CASES
+
+
+async def test_reasons_belong_to_the_level_and_bad_ratings_say_why(demo: Demo):
+    level_of = {t.code: t.level for t in national_tags()}
+    rows = (await demo.db.execute(select(Evaluation.level, Evaluation.reasons,
+                                         Evaluation.comment, Evaluation.tagset_version))).all()
+    with_reasons = 0
+    for level, reasons, comment, version in rows:
+        assert version == NATIONAL_VERSION
+        assert len(set(reasons)) == len(reasons)
+        assert all(level_of[code] == level for code in reasons), (level, reasons)
+        if level <= 2:
+            assert reasons or comment
+        with_reasons += bool(reasons)
+    assert with_reasons / len(rows) > 0.5
+
+
+async def test_cases_and_ratings_fit_together(demo: Demo):
+    db = demo.db
+    window, staff = aliased(Org), aliased(Staff)
+    cases = (await db.execute(select(Case, window.parent_id, window.kind, staff.org_id)
+                              .outerjoin(window, window.id == Case.window_id)
+                              .outerjoin(staff, staff.id == Case.staff_id))).all()
+    assert len(cases) == CASES
+    assert len({c.case_no for c, *_ in cases}) == CASES
+    for case, hall_id, window_kind, staff_org in cases:
+        if case.mode == "offline":
+            assert window_kind == "window" and hall_id == case.org_id
+            assert staff_org == case.window_id  # staff serve at their own window
+        else:
+            assert case.window_id is None
+        assert case.received_at <= (case.accepted_at or case.received_at)
+        assert (case.accepted_at or case.received_at) <= (case.completed_at or utcnow())
+        assert (case.status == "completed") == (case.completed_at is not None)
+        if case.applicant_cert_type == "id_card":
+            assert codes.is_valid_id_card_no(case.applicant_cert_no)
+        elif case.applicant_cert_type == "credit_code":
+            assert codes.is_valid_credit_code(case.applicant_cert_no)
+    rated = (await db.execute(select(Evaluation, Case).join(Case, Case.id == Evaluation.case_id)
+                              )).all()
+    assert rated
+    for ev, case in rated:
+        assert (ev.org_id, ev.item_id, ev.window_id, ev.staff_id) == (
+            case.org_id, case.item_id, case.window_id, case.staff_id)
+        assert ev.rater_cert_no == case.applicant_cert_no
+        assert case.status in {"completed", "accepted"}
+        assert case.accepted_at <= ev.evaluated_at <= ev.received_at <= utcnow()
+        if case.completed_at is not None:
+            assert ev.evaluated_at <= case.completed_at + timedelta(days=30)
+        assert ev.evaluated_at.tzinfo is not None and ev.evaluated_at.utcoffset() == timedelta(0)
+
+
+async def test_a_second_run_changes_nothing(demo: Demo):
+    before = await table_counts(demo.db)
+    again = await loader.load_into(demo.db, cases=CASES, seed=8)
+    assert again.already_loaded and "未做任何改动" in str(again)
+    assert await loader.load_into_if_empty(demo.db, cases=CASES) is None
+    assert await table_counts(demo.db) == before
+
+
+async def test_demo_accounts_sign_in_and_the_key_works(demo: Demo, settings):
+    text = str(demo.summary)
+    assert demo.summary.client_key and demo.summary.client_key in text
+    for username, password, role, _ in loader.DEMO_USERS:
+        assert f"{username}" in text and password in text
+        user = await account_service.authenticate(db=demo.db, username=username,
+                                                  password=password)
+        assert user.role == role.value
+    admin_org = await scalar(demo.db, select(Org.code).join(User, User.org_id == Org.id)
+                             .where(User.username == "admin"))
+    assert admin_org == generate.ROOT_CODE
+
+    app = create_app(settings)
+    await startup(app, engine=demo.db.bind, sessionmaker=demo.maker)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        key = {"X-Api-Key": demo.summary.client_key}
+        r = await http.get("/api/v1/evaluations", params={"level": 1}, headers=key)
+        assert r.status_code == 200, r.text
+        assert r.json()["items"] and all(e["level"] == 1 for e in r.json()["items"])
+        # A recent completed case nobody rated yet can still be rated through the API ...
+        fresh = (await demo.db.execute(
+            select(Case.case_no).where(
+                Case.status == "completed", Case.completed_at > utcnow() - timedelta(days=20),
+                Case.id.notin_(select(Evaluation.case_id).where(
+                    Evaluation.case_id.is_not(None))))
+            .order_by(Case.completed_at.desc()).limit(1))).scalar_one()
+        r = await http.post("/api/v1/evaluations", headers=key, json={
+            "case_no": fresh, "channel": "pad", "level": 5, "reasons": ["517"]})
+        assert r.status_code == 201, r.text
+        # ... and a case the demo already rated answers 409, like any other.
+        rated = await scalar(demo.db, select(Case.case_no).join(
+            Evaluation, Evaluation.case_id == Case.id).where(
+            Case.completed_at > utcnow() - timedelta(days=20), Case.case_no != fresh)
+            .order_by(Case.completed_at.desc()).limit(1))
+        r = await http.post("/api/v1/evaluations", headers=key, json={
+            "case_no": rated, "channel": "pad", "level": 5})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_evaluation"
+        # The unit account sees the ratings of its own hall (and of the hall's windows) only.
+        r = await http.post("/api/v1/auth/token", data={"username": "unit",
+                                                         "password": "unit12345"})
+        assert r.status_code == 200, r.text
+        bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await http.get("/api/v1/evaluations", headers=bearer, params={"limit": 100})
+        hall = await scalar(demo.db, select(Org.code).join(User, User.org_id == Org.id)
+                            .where(User.username == "unit"))
+        assert r.status_code == 200 and r.json()["items"]
+        windows = set((await demo.db.execute(select(Org.code).where(
+            Org.parent_id == select(Org.id).where(Org.code == hall).scalar_subquery())
+        )).scalars())
+        assert {e["org_code"] for e in r.json()["items"]} <= {hall, *windows}
+
