@@ -23,10 +23,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+from sqlalchemy import TypeDecorator
 
 from haochaping.config import Settings
 from haochaping.db import migrate
 from haochaping.db.session import make_engine, make_sessionmaker
+from haochaping.evaluations.models import Evaluation
 from haochaping.ledger import jobs as ledger_jobs
 
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -76,9 +78,22 @@ def rating(i: int, org_id: int, start: datetime) -> tuple:
             None, at, at + timedelta(seconds=3))
 
 
-async def load(dsn: str, n: int) -> float:
+def stored_form(dialect) -> list:
+    """For each column, what the model's column type does to a value on the way in (say, the
+    encryption of a personal identifier), or None; COPY bypasses SQLAlchemy, so we apply it."""
+    table = Evaluation.__table__
+    out = []
+    for name in COLUMNS:
+        kind = table.c[name].type
+        out.append((lambda k: lambda v: k.process_bind_param(v, dialect))(kind)
+                   if isinstance(kind, TypeDecorator) else None)
+    return out
+
+
+async def load(dsn: str, n: int, dialect) -> float:
     """Reference data and n ratings through COPY; returns the seconds it took."""
     t0 = time.perf_counter()
+    forms = [(i, f) for i, f in enumerate(stored_form(dialect)) if f is not None]
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
@@ -93,6 +108,8 @@ async def load(dsn: str, n: int) -> float:
         start = datetime(2025, 11, 22, tzinfo=UTC)
         for lo in range(1, n + 1, COPY_CHUNK):
             records = [rating(i, org_id, start) for i in range(lo, min(lo + COPY_CHUNK, n + 1))]
+            if forms:
+                records = [_stored(r, forms) for r in records]
             await conn.copy_records_to_table("evaluation", records=records, columns=COLUMNS)
             print(f"  loaded {min(lo + COPY_CHUNK - 1, n):>9,} ratings", flush=True)
         await conn.execute("SELECT setval(pg_get_serial_sequence('evaluation', 'id'), $1)", n)
@@ -100,6 +117,13 @@ async def load(dsn: str, n: int) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - t0
+
+
+def _stored(record: tuple, forms: list) -> tuple:
+    values = list(record)
+    for i, form in forms:
+        values[i] = form(values[i])
+    return tuple(values)
 
 
 async def timed(label: str, coro_fn, profile: bool):
@@ -124,11 +148,11 @@ async def main(args: argparse.Namespace) -> int:
     try:
         settings = Settings(database_url=url, _env_file=None)
         await asyncio.to_thread(migrate.upgrade, settings)
-        print(f"database {name}; loading {args.ratings:,} ratings with COPY ...", flush=True)
-        print(f"load: {await load(dsn, args.ratings):.1f} s", flush=True)
-        engine = make_engine(settings)
+        engine = make_engine(settings)  # also installs the data keys, should columns need them
         maker = make_sessionmaker(engine)
         try:
+            print(f"database {name}; loading {args.ratings:,} ratings with COPY ...", flush=True)
+            print(f"load: {await load(dsn, args.ratings, engine.dialect):.1f} s", flush=True)
             report, seal_s = await timed(
                 "seal", lambda: ledger_jobs.seal_pending(maker, block_size=args.block_size),
                 args.profile)

@@ -13,9 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from haochaping.core.timeutil import utcnow
 from haochaping.db.session import make_sessionmaker
 from haochaping.evaluations.models import Evaluation
-from haochaping.ledger import jobs, service
+from haochaping.ledger import hashing, jobs, service
 from haochaping.ledger.models import LedgerBlock, LedgerEntry
 from haochaping.ledger.service import FindingKind
+from haochaping.workorders import runner
 from tests import factories
 from tests.ledger.conftest import LATER, EvaluationRowFactory, add_ratings, tamper
 
@@ -71,6 +72,12 @@ async def test_second_seal_adds_nothing(db, sessionmaker, world):
     assert (await db.execute(select(func.count()).select_from(LedgerEntry))).scalar_one() == entries
 
 
+async def test_the_periodic_pass_seals_new_ratings(app, db, world):
+    ids = await add_ratings(db, 3)
+    await runner.run_pass(app.state)
+    assert all([await entry_of(db, i) for i in ids])
+
+
 async def test_updated_level_is_named_as_altered(db, sessionmaker, world):
     ids = await add_ratings(db, 5, level=2)
     await seal(sessionmaker)
@@ -123,7 +130,7 @@ async def test_rewriting_rating_and_entry_together_breaks_the_merkle_root(db, se
     victim = ids[3]
     await tamper(db, "evaluation", "UPDATE evaluation SET level = 5 WHERE id = :id", id=victim)
     # The attacker also recomputes the rating's content hash, so the rating itself matches ...
-    version = 1
+    version = hashing.CONTENT_VERSION
     new_hash = await service.current_hash(db, victim, version)
     await tamper(db, "ledger_entry", "UPDATE ledger_entry SET content_hash = :h "
                  "WHERE evaluation_id = :id", h=new_hash, id=victim)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from haochaping.core.timeutil import utcnow
 from haochaping.ledger import hashing, service
@@ -83,25 +84,61 @@ def parse_anchors(values: list[str]) -> dict[int, bytes]:
     return anchors
 
 
+def _can_read_ahead(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Whether sessions get connections of their own, so that reading ahead overlaps the
+    database's work with ours (PostgreSQL; SQLite has one writer, tests one connection)."""
+    bind = sessionmaker.kw.get("bind")
+    return isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
+
+
+async def _read_batch(sessionmaker: async_sessionmaker[AsyncSession], *, after: int | None,
+                      block_size: int, now: datetime | None,
+                      grace: timedelta) -> service.Batch:
+    """The next unsealed ratings, read in a short transaction of their own, then hashed."""
+    async with sessionmaker() as db:
+        batch = await service.read_batch(db=db, after=after, block_size=block_size, now=now,
+                                         grace=grace)
+    batch.hashes = await service.hash_rows(batch.rows, batch.version)
+    return batch
+
+
 async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
                        block_size: int = service.BLOCK_SIZE, now: datetime | None = None,
                        grace: timedelta = service.GRACE) -> SealReport:
-    """Seal every committed, unsealed rating above the watermark: one transaction per block."""
+    """Seal every committed, unsealed rating above the watermark: one transaction per block.
+
+    The next ratings are read and hashed outside the sealing transaction (on PostgreSQL while
+    the previous block is being written), so the head stays locked only to write a block."""
     report = SealReport()
-    after: int | None = None
-    while True:
-        async with sessionmaker() as db:
-            sealed = await service.seal_block(db=db, after=after, block_size=block_size,
-                                              now=now, grace=grace)
-            if sealed is None:
-                return report
-            await db.commit()
+    ahead = _can_read_ahead(sessionmaker)
+
+    def read(after: int | None):
+        return _read_batch(sessionmaker, after=after, block_size=block_size, now=now,
+                           grace=grace)
+
+    batch = await read(None)
+    while batch.rows:
+        # Ratings below the last id read that commit late are picked up by the next pass.
+        following = asyncio.ensure_future(read(batch.rows[-1][0])) if ahead else None
+        try:
+            async with sessionmaker() as db:
+                sealed = await service.seal_block(db=db, batch=batch)
+                if sealed is not None:
+                    await db.commit()
+        except BaseException:
+            if following is not None:
+                following.cancel()
+            raise
+        if sealed is None:  # another sealer took them all: it carries on from here
+            if following is not None:
+                following.cancel()
+            break
         report.blocks += 1
         report.ratings += sealed.entry_count
         report.first_height = report.first_height or sealed.height
         report.last_height = sealed.height
-        # Ratings below this that commit late are picked up by the next pass.
-        after = sealed.last_id
+        batch = await following if following is not None else await read(sealed.last_id)
+    return report
 
 
 async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
@@ -109,7 +146,8 @@ async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
                  grace: timedelta = service.GRACE) -> VerifyReport:
     """Recompute every sealed rating and block; name whatever was altered, removed or added.
 
-    One short transaction per block, so that SQLite's writer (intake) never waits long."""
+    One short transaction per block, so that SQLite's writer (intake) never waits long; on
+    PostgreSQL the next block is read while this one is hashed."""
     report = VerifyReport()
     async with sessionmaker() as db:
         blocks = await service.all_blocks(db)
@@ -119,14 +157,30 @@ async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
     report.blocks = len(blocks)
     if blocks:
         report.head_height, report.head_root = blocks[-1].height, blocks[-1].root.hex()
-    prev = None
-    for block in blocks:
-        report.findings.extend(service.check_header(block, prev))
+    ahead = _can_read_ahead(sessionmaker)
+
+    async def read(block) -> list:
         async with sessionmaker() as db:
-            checked = await service.check_block(db=db, block=block)
-        report.entries += checked.entries
-        report.findings.extend(checked.findings)
-        prev = block
+            return await service.block_rows(db=db, block=block)
+
+    following = asyncio.ensure_future(read(blocks[0])) if blocks and ahead else None
+    try:
+        prev = None
+        for i, block in enumerate(blocks):
+            report.findings.extend(service.check_header(block, prev))
+            if following is not None:
+                rows = await following
+                nxt = i + 1 < len(blocks)
+                following = asyncio.ensure_future(read(blocks[i + 1])) if nxt else None
+            else:
+                rows = await read(block)
+            checked = await service.check_rows(block=block, rows=rows)
+            report.entries += checked.entries
+            report.findings.extend(checked.findings)
+            prev = block
+    finally:
+        if following is not None:
+            following.cancel()
     report.findings.extend(service.inserted_findings(inserted, report.watermark))
     by_height = {b.height: b for b in blocks}
     for height, root in sorted((anchors or {}).items()):

@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, exists, func, insert, or_, select, text
+from sqlalchemy import String, Table, exists, func, insert, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.errors import NotFound
 from haochaping.core.timeutil import utcnow
+from haochaping.db.types import EncryptedString
 from haochaping.evaluations.models import Evaluation
 from haochaping.ledger import hashing
 from haochaping.ledger.models import LedgerBlock, LedgerEntry
@@ -96,8 +97,13 @@ class BlockCheck:
 
 
 def content_columns(version: int = hashing.CONTENT_VERSION) -> list[Any]:
-    """The evaluation columns a content hash of this version covers, in order."""
-    return [EVALUATION.c[name] for name in hashing.CONTENT_COLUMNS[version]]
+    """The evaluation columns a content hash of this version covers, in order.
+
+    Values are hashed as stored: encrypted identifiers are taken as their ciphertext
+    (type_coerce skips decryption), which never changes once written and costs nothing."""
+    return [type_coerce(EVALUATION.c[name], String()) if isinstance(
+        EVALUATION.c[name].type, EncryptedString) else EVALUATION.c[name]
+        for name in hashing.CONTENT_COLUMNS[version]]
 
 
 async def hash_rows(rows: Sequence[Sequence[Any]], version: int) -> list[bytes]:
@@ -133,20 +139,49 @@ async def watermark(db: AsyncSession, *, now: datetime, grace: timedelta = GRACE
     return found or 0
 
 
-async def seal_block(*, db: AsyncSession, after: int | None = None, block_size: int = BLOCK_SIZE,
-                     now: datetime | None = None, grace: timedelta = GRACE,
-                     ) -> SealedBlock | None:
-    """Seal the next committed, unsealed ratings above `after` (default: the watermark), in id
-    order, into one block; None when there is nothing to seal. The caller commits."""
-    await lock_head(db)
-    last = await head(db)
+@dataclass
+class Batch:
+    """Unsealed ratings read, and hashed, ahead of the transaction that seals them."""
+
+    version: int
+    rows: list[Any]
+    hashes: list[bytes]
+
+
+async def read_batch(*, db: AsyncSession, after: int | None = None,
+                     block_size: int = BLOCK_SIZE, now: datetime | None = None,
+                     grace: timedelta = GRACE) -> Batch:
+    """The next unsealed ratings above `after` (default: the watermark), not yet hashed."""
     if after is None:
         after = await watermark(db, now=now or utcnow(), grace=grace)
     version = hashing.CONTENT_VERSION
     rows = await unsealed_rows(db, after=after, limit=block_size, version=version)
+    return Batch(version=version, rows=rows, hashes=[])
+
+
+async def seal_block(*, db: AsyncSession, after: int | None = None, block_size: int = BLOCK_SIZE,
+                     now: datetime | None = None, grace: timedelta = GRACE,
+                     batch: Batch | None = None) -> SealedBlock | None:
+    """Seal the next unsealed ratings above `after` (default: the watermark), or a batch read
+    and hashed beforehand, in id order into one block; None when none is left. The caller
+    commits."""
+    await lock_head(db)
+    last = await head(db)
+    if batch is None:
+        batch = await read_batch(db=db, after=after, block_size=block_size, now=now,
+                                 grace=grace)
+        batch.hashes = await hash_rows(batch.rows, batch.version)
+    elif batch.rows:
+        # Read before the lock: drop what another sealer has sealed since.
+        taken = set((await db.execute(select(ENTRY.c.evaluation_id).where(
+            ENTRY.c.evaluation_id.between(batch.rows[0][0], batch.rows[-1][0])))).scalars())
+        if taken:
+            kept = [(r, h) for r, h in zip(batch.rows, batch.hashes, strict=True)
+                    if r[0] not in taken]
+            batch = Batch(batch.version, [r for r, _ in kept], [h for _, h in kept])
+    rows, hashes, version = batch.rows, batch.hashes, batch.version
     if not rows:
         return None
-    hashes = await hash_rows(rows, version)
     # Taken after the rows were read: every id in the block was handed out before this time.
     sealed_at = utcnow()
     height, prev_root, first_seq, high_water = 1, hashing.GENESIS_ROOT, 1, 0
@@ -247,26 +282,38 @@ def check_header(block: Any, prev: Any | None) -> list[Finding]:
     return found
 
 
+async def block_rows(*, db: AsyncSession, block: Any) -> list[Any]:
+    """A block's entries in seq order, each with the current content of its rating (or None)."""
+    if block.content_version not in hashing.CONTENT_COLUMNS:
+        return []
+    return list((await db.execute(
+        select(ENTRY.c.seq, ENTRY.c.evaluation_id, ENTRY.c.block_height, ENTRY.c.content_hash,
+               *content_columns(block.content_version))
+        .select_from(ENTRY.outerjoin(EVALUATION, EVALUATION.c.id == ENTRY.c.evaluation_id))
+        .where(ENTRY.c.seq.between(block.first_seq, block.last_seq))
+        .order_by(ENTRY.c.seq)
+    )).all())
+
+
 async def check_block(*, db: AsyncSession, block: Any) -> BlockCheck:
     """Recompute every entry of a block from the current rows, then its Merkle root."""
+    return await check_rows(block=block, rows=await block_rows(db=db, block=block))
+
+
+async def check_rows(*, block: Any, rows: list[Any]) -> BlockCheck:
+    """Check a block against its entries and their ratings as read by `block_rows`."""
     result = BlockCheck()
     h = block.height
     version = block.content_version
     if version not in hashing.CONTENT_COLUMNS:
         return result
-    rows = (await db.execute(
-        select(ENTRY.c.seq, ENTRY.c.evaluation_id, ENTRY.c.block_height, ENTRY.c.content_hash,
-               *content_columns(version))
-        .select_from(ENTRY.outerjoin(EVALUATION, EVALUATION.c.id == ENTRY.c.evaluation_id))
-        .where(ENTRY.c.seq.between(block.first_seq, block.last_seq))
-        .order_by(ENTRY.c.seq)
-    )).all()
     result.entries = len(rows)
     present = [r[4:] for r in rows if r[4] is not None]
     current = iter(await hash_rows(present, version))
     expected_seq = block.first_seq
     prev_id: int | None = None
-    for seq, evaluation_id, height, stored, found_id, *_ in rows:
+    for row in rows:
+        seq, evaluation_id, height, stored, found_id = row[0], row[1], row[2], row[3], row[4]
         if seq != expected_seq:
             result.findings.extend(_entries_missing(h, expected_seq, seq - 1, prev_id,
                                                     evaluation_id))
