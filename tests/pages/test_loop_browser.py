@@ -99,6 +99,16 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     await expect(handler.get_by_role("link", name="附件：整改照片.png")).to_be_visible()
     await expect(handler.locator(".deadline__kind")).to_have_text("回访期限")
     await handler.screenshot(path=f"{SCREENSHOTS}/hcp-work-order-phone.png", full_page=True)
+    # Large-font mode (特大): everything still fits the phone's width.
+    await handler.get_by_role("link", name="特大", exact=True).click()
+    for path in (handler.url, "/console/work-orders"):
+        await handler.goto(path)
+        assert await handler.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    await handler.go_back()
+    await handler.screenshot(path=f"{SCREENSHOTS}/hcp-work-order-xlarge-phone.png",
+                             full_page=True)
+    await handler.get_by_role("link", name="标准", exact=True).click()
     assert handler.errors == []
 
     # 5. The citizen sees the steps and the unit's answer, and is still dissatisfied.

@@ -220,7 +220,7 @@ async def _outbox_page(request: Request, db: DbSession, user: Any, *, error: str
     return await page(request, db, user, "console/outbox.html", {
         "title": "通知投递",
         "counts": [(STATUS_LABELS[s], counts.get(s.value, 0), s.value) for s in OutboxStatus],
-        "messages": messages, "error": error,
+        "messages": messages, "error": error, "here": OUTBOX,
     }, status_code=status_code)
 
 

@@ -146,6 +146,7 @@ async def _order_page(request: Request, db: DbSession, user: Any, order: WorkOrd
         "may_name_other_org": not is_manager(user),
         "posted": posted or {}, "error": error,
         "max_attempts": wo["policy"].get("max_contact_attempts"),
+        "here": order_path(order),  # a refused POST re-renders here: links come back to GET
     }
     return await page(request, db, user, "console/work_order.html", context,
                       status_code=status_code)
@@ -277,7 +278,8 @@ async def _appeal_queue(request: Request, db: DbSession, user: Any, *,
     return await page(request, db, user, "console/appeals.html", {
         "title": "申诉复核", "items": items, "next_cursor": next_cursor, "state": state,
         "filters": APPEAL_FILTERS, "can_decide": is_manager(user), "posted": posted or {},
-        "error": error,
+        "error": error, "here": APPEALS if posted else request.url.path + (
+            f"?{request.url.query}" if request.url.query else ""),
     }, status_code=status_code)
 
 

@@ -50,7 +50,7 @@ async def _page(request: Request, db: DbSession, token: str, order: WorkOrder, *
         "form": followup or RatingForm(), "groups": groups,
         "bad_levels": sorted(set(range(1, 6)) - set(rules.good_levels)),
         "comment_max": COMMENT_MAX, "note_max": NOTE_MAX, "error": error,
-        "error_at": error_at, "done": done,
+        "error_at": error_at, "done": done, "here": f"/p/{token}",
     }, status_code=status_code)
 
 
