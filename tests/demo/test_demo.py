@@ -41,9 +41,9 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-async def demo(engine) -> AsyncIterator[Demo]:
+async def demo(demo_engine) -> AsyncIterator[Demo]:
     """The demo loaded once into a transaction that is rolled back after the module."""
-    async with engine.connect() as conn:
+    async with demo_engine.connect() as conn:
         trans = await conn.begin()
         maker = async_sessionmaker(bind=conn, expire_on_commit=False, autoflush=False,
                                    join_transaction_mode="create_savepoint")
@@ -191,7 +191,7 @@ async def test_a_second_run_changes_nothing(demo: Demo):
     assert await table_counts(demo.db) == before
 
 
-async def test_demo_accounts_sign_in_and_the_key_works(demo: Demo, settings):
+async def test_demo_accounts_sign_in_and_the_key_works(demo: Demo, demo_settings):
     text = str(demo.summary)
     assert demo.summary.client_key and demo.summary.client_key in text
     for username, password, role, _ in loader.DEMO_USERS:
@@ -203,7 +203,7 @@ async def test_demo_accounts_sign_in_and_the_key_works(demo: Demo, settings):
                              .where(User.username == "admin"))
     assert admin_org == generate.ROOT_CODE
 
-    app = create_app(settings)
+    app = create_app(demo_settings)
     await startup(app, engine=demo.db.bind, sessionmaker=demo.maker)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -8,7 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
-from haochaping.db.types import BigIntPK
+from haochaping.db.types import BigIntPK, EncryptedString, identity_hash_default
 
 
 class Case(Base):
@@ -34,8 +34,13 @@ class Case(Base):
     applicant_type: Mapped[str] = mapped_column(String(20))
     applicant_name: Mapped[str | None] = mapped_column(String(200))
     applicant_cert_type: Mapped[str | None] = mapped_column(String(20))
-    applicant_cert_no: Mapped[str | None] = mapped_column(String(64))
-    applicant_phone: Mapped[str | None] = mapped_column(String(32))
+    # Personal identifiers: SM4-encrypted at rest, found through keyed hashes (HMAC-SM3).
+    applicant_cert_no: Mapped[str | None] = mapped_column(EncryptedString)
+    applicant_phone: Mapped[str | None] = mapped_column(EncryptedString)
+    applicant_cert_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=identity_hash_default("applicant_cert_no"))
+    applicant_phone_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=identity_hash_default("applicant_phone"))
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

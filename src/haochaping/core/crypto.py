@@ -10,6 +10,7 @@ can rotate: new values use the active key, old ones name the key they need. Open
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -32,6 +33,7 @@ def normalise_identity(value: str) -> str:
     return _SPACES.sub("", value).upper()
 
 
+@functools.lru_cache(maxsize=8)
 def _hash_key(secret: str) -> bytes:
     # A purpose-bound key derived from the service secret.
     return hashlib.new("sm3", b"haochaping-identity-v1:" + secret.encode()).digest()
@@ -65,12 +67,16 @@ def configure_keys(*, secret: str, keys_spec: str = "", active: str = "") -> Non
     """Install the data keys of this process (done wherever an engine is made)."""
     keys = parse_keys(keys_spec) if keys_spec else {}
     if not keys:
-        # Development and tests: a key derived from the secret, so the default just works.
-        keys = {"dev": hashlib.new("sm3", b"haochaping-data-v1:" + secret.encode()).digest()[:16]}
+        # Development and tests: a key derived from the secret, so the default just works;
+        # its id names the key's fingerprint, so values written under another secret in the
+        # same process stay readable.
+        derived = hashlib.new("sm3", b"haochaping-data-v1:" + secret.encode()).digest()[:16]
+        keys = {"dev" + hashlib.new("sm3", derived).hexdigest()[:8]: derived}
+        active = active or next(iter(keys))
     active = active or sorted(keys)[-1]
     if active not in keys:
         raise ValueError(f"the active data key {active!r} is not among the configured keys")
-    _KEYS.clear()
+    # Keys accumulate: a process that was given a key can keep reading what it wrote.
     _KEYS.update(keys)
     _ACTIVE[:] = [active]
     _HASH_SECRET[:] = [secret]
@@ -89,11 +95,17 @@ def _ensure_keys() -> None:
         raise MissingKey("no data keys configured (configure_keys was not called)")
 
 
-def encrypt(plaintext: str) -> str:
-    """SM4-GCM under the active key."""
+def encrypt(plaintext: str, *, deterministic: bool = False) -> str:
+    """SM4-GCM under the active key.
+
+    `deterministic` derives the nonce from the plaintext (HMAC-SM3), so equal values encrypt
+    equally and can be looked up with `=`; it reveals only that two values are equal."""
     _ensure_keys()
     key_id = _ACTIVE[0]
-    nonce = os.urandom(NONCE_BYTES)
+    if deterministic:
+        nonce = hmac.new(_KEYS[key_id], plaintext.encode(), "sm3").digest()[:NONCE_BYTES]
+    else:
+        nonce = os.urandom(NONCE_BYTES)
     enc = Cipher(algorithms.SM4(_KEYS[key_id]), modes.GCM(nonce)).encryptor()
     body = enc.update(plaintext.encode()) + enc.finalize()
     blob = base64.b64encode(nonce + body + enc.tag).decode()

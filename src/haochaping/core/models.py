@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
+from haochaping.db.types import BigIntPK
 
 
 class IdempotencyRecord(Base):
@@ -23,3 +24,19 @@ class IdempotencyRecord(Base):
     status_code: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """A sensitive access or administrative act, on record (e.g. revealing a phone number)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    actor_role: Mapped[str | None] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target_type: Mapped[str] = mapped_column(String(30))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
-from haochaping.db.types import BigIntPK
+from haochaping.db.types import BigIntPK, LookupEncryptedString
 
 RECIPIENT_MAX = 254  # the longest e-mail address SMTP allows
 SUBJECT_MAX = 200
@@ -76,7 +76,9 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(10))
-    recipient: Mapped[str] = mapped_column(String(RECIPIENT_MAX))  # e-mail address or phone
+    # E-mail address or phone: personal data, stored encrypted (deterministically, so that
+    # a lookup by recipient still works); RECIPIENT_MAX bounds the plaintext.
+    recipient: Mapped[str] = mapped_column(LookupEncryptedString)
     subject: Mapped[str] = mapped_column(String(SUBJECT_MAX), default="")
     body: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

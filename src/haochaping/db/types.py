@@ -38,3 +38,16 @@ def identity_hash_default(source_column: str):
         return identity_hash_configured(context.get_current_parameters().get(source_column))
 
     return compute
+
+
+class LookupEncryptedString(EncryptedString):
+    """Encrypted, but deterministically (the nonce comes from the value), so that an equality
+    lookup still works; for addresses the system itself must find again (outbox recipients)."""
+
+    impl = String(500)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:  # type: ignore[override]
+        if value is None or value == "":
+            return value
+        return encrypt(value, deterministic=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
-from haochaping.db.types import BigIntPK
+from haochaping.db.types import BigIntPK, EncryptedString, identity_hash_default
 
 
 class ReasonTag(Base):
@@ -71,8 +71,13 @@ class Evaluation(Base):
     rater_type: Mapped[str] = mapped_column(String(20), default="person")
     rater_name: Mapped[str | None] = mapped_column(String(200))
     rater_cert_type: Mapped[str | None] = mapped_column(String(20))
-    rater_cert_no: Mapped[str | None] = mapped_column(String(64))
-    rater_phone: Mapped[str | None] = mapped_column(String(32))
+    # SM4-encrypted at rest; the keyed hashes find a rater without decrypting anything.
+    rater_cert_no: Mapped[str | None] = mapped_column(EncryptedString)
+    rater_phone: Mapped[str | None] = mapped_column(EncryptedString)
+    rater_cert_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=identity_hash_default("rater_cert_no"))
+    rater_phone_hash: Mapped[str | None] = mapped_column(
+        String(64), index=True, default=identity_hash_default("rater_phone"))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     # A system default rating (默认评价) recorded by policy: marked and reported apart.

@@ -50,7 +50,10 @@ CONTENT_COLUMNS: dict[int, tuple[str, ...]] = {
         "source_ip", "user_agent", "device_id", "evaluated_at", "received_at",
     ),
 }
-CONTENT_VERSION = 1
+# Version 2: identifiers are stored SM4-encrypted (their ciphertext is what is hashed, see
+# ledger/service.py content_columns) and their keyed hashes are covered too.
+CONTENT_COLUMNS[2] = (*CONTENT_COLUMNS[1], "rater_cert_hash", "rater_phone_hash")
+CONTENT_VERSION = 2
 # Evaluation columns deliberately left out of every content hash (none so far); a test fails
 # when a column is added to the table and appears in neither list.
 UNHASHED_COLUMNS: frozenset[str] = frozenset()

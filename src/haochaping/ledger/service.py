@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Table, exists, func, insert, or_, select, text
+from sqlalchemy import String, Table, exists, func, insert, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.errors import NotFound
 from haochaping.core.timeutil import utcnow
+from haochaping.db.types import EncryptedString
 from haochaping.evaluations.models import Evaluation
 from haochaping.ledger import hashing
 from haochaping.ledger.models import LedgerBlock, LedgerEntry
@@ -96,8 +97,13 @@ class BlockCheck:
 
 
 def content_columns(version: int = hashing.CONTENT_VERSION) -> list[Any]:
-    """The evaluation columns a content hash of this version covers, in order."""
-    return [EVALUATION.c[name] for name in hashing.CONTENT_COLUMNS[version]]
+    """The evaluation columns a content hash of this version covers, in order.
+
+    Values are hashed as stored: encrypted identifiers are taken as their ciphertext
+    (type_coerce skips decryption), which never changes once written and costs nothing."""
+    return [type_coerce(EVALUATION.c[name], String()) if isinstance(
+        EVALUATION.c[name].type, EncryptedString) else EVALUATION.c[name]
+        for name in hashing.CONTENT_COLUMNS[version]]
 
 
 async def hash_rows(rows: Sequence[Sequence[Any]], version: int) -> list[bytes]:

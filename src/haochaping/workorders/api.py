@@ -113,6 +113,18 @@ async def download_attachment(order: CurrentWorkOrder, attachment_id: int, reque
         "X-Content-Type-Options": "nosniff"})
 
 
+@router.post("/work-orders/{work_order_id}/reveal-phone")
+async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
+                       principal: CurrentUser):
+    """The rater's phone number, for the callback; the reveal is recorded in the audit trail."""
+    from haochaping.workorders import contact
+
+    body = await contact.reveal_phone(db=db, principal=principal, order=order,
+                                      source_ip=request.client.host if request.client else None)
+    await db.commit()
+    return body
+
+
 @router.post("/work-orders/{work_order_id}/follow-up", status_code=201)
 async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
                     principal: CurrentPrincipal, data: schemas.FollowUpIn):

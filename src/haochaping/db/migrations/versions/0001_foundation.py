@@ -1,7 +1,7 @@
 """foundation
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-22 02:23:36.393514
 """
 from __future__ import annotations

@@ -1,0 +1,137 @@
+"""Personal data at rest: SM4-encrypted, found by keyed hash, revealed only on record."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from gmssl.sm4 import SM4_ENCRYPT, CryptSM4
+from sqlalchemy import select, text
+
+from haochaping.core import crypto
+from haochaping.core.models import AuditEvent
+from haochaping.core.outbox_models import OutboxMessage
+from haochaping.evaluations.models import Evaluation
+from tests.factories import EvaluationPayloadFactory, assert_error, make_case
+
+PHONE_RE = re.compile(rb"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+
+def test_openssl_sm4_matches_the_gmssl_reference():
+    key, block = os.urandom(16), os.urandom(16)
+    ours = Cipher(algorithms.SM4(key), modes.ECB()).encryptor().update(block)
+    ref = CryptSM4()
+    ref.set_key(key, SM4_ENCRYPT)
+    assert ref.crypt_ecb(block)[:16] == ours  # gmssl pads a second block; the first is SM4(block)
+
+
+def test_round_trip_rotation_and_tampering(settings):
+    old = base64.b64encode(b"A" * 16).decode()
+    new = base64.b64encode(b"B" * 16).decode()
+    try:
+        crypto.configure_keys(secret="s", keys_spec=f"k1:{old}")
+        stored_old = crypto.encrypt("13812345678")
+        crypto.configure_keys(secret="s", keys_spec=f"k1:{old},k2:{new}", active="k2")
+        stored_new = crypto.encrypt("13812345678")
+        assert crypto.key_id_of(stored_old) == "k1" and crypto.key_id_of(stored_new) == "k2"
+        assert crypto.decrypt(stored_old) == crypto.decrypt(stored_new) == "13812345678"
+        assert stored_new != crypto.encrypt("13812345678")  # a fresh nonce every time
+        raw = bytearray(base64.b64decode(stored_new.split(":", 2)[2]))
+        raw[-1] ^= 1
+        with pytest.raises(ValueError, match="integrity"):
+            crypto.decrypt("hcp1:k2:" + base64.b64encode(bytes(raw)).decode())
+        # A value naming a key this process was never given cannot be read.
+        with pytest.raises(crypto.MissingKey):
+            crypto.decrypt("hcp1:k9:" + stored_old.split(":", 2)[2])
+    finally:
+        crypto.configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys)
+
+
+async def test_stored_identifiers_are_ciphertext_and_searchable_by_hash(client, db, world):
+    case = await make_case(db, world)
+    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
+                          json=EvaluationPayloadFactory(case_no=case["case_no"]))
+    assert r.status_code == 201
+    cert, phone = case["applicant"]["cert_no"], case["applicant"]["phone"]
+    raw = (await db.execute(text(
+        "SELECT rater_cert_no, rater_phone, rater_cert_hash FROM evaluation WHERE id = :id"),
+        {"id": r.json()["id"]})).one()
+    assert raw[0].startswith("hcp1:") and cert not in raw[0]
+    assert raw[1].startswith("hcp1:") and phone not in raw[1]
+    raw_case = (await db.execute(text(
+        "SELECT applicant_cert_no, applicant_phone FROM service_case WHERE case_no = :n"),
+        {"n": case["case_no"]})).one()
+    assert all(v.startswith("hcp1:") for v in raw_case)
+    found = (await db.execute(select(Evaluation.id).where(
+        Evaluation.rater_cert_hash == crypto.identity_hash_configured(cert)))).scalars().all()
+    assert r.json()["id"] in found
+    assert (await db.get(Evaluation, r.json()["id"])).rater_phone == phone  # read back
+
+
+async def test_sms_recipients_are_stored_encrypted(client, db, world):
+    from tests.workorders.conftest import rate_badly
+
+    _ev, order = await rate_badly(client, db, world)
+    raw = (await db.execute(text(
+        "SELECT recipient FROM outbox_message WHERE channel = 'sms'"))).scalars().all()
+    assert raw and all(v.startswith("hcp1:") for v in raw)
+    # Read through the model, the recipient is the number again (to send to it).
+    msg = (await db.execute(select(OutboxMessage).where(OutboxMessage.channel == "sms"))
+           ).scalars().first()
+    assert PHONE_RE.fullmatch(msg.recipient.encode())
+
+
+async def test_the_handler_reveals_the_phone_on_record(client, db, world):
+    from tests.factories import bearer_headers
+    from tests.workorders.conftest import rate_badly
+
+    ev, order = await rate_badly(client, db, world)
+    unit = await bearer_headers(client, world.users["unit_a"])
+    r = await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone", headers=unit)
+    assert r.status_code == 200 and PHONE_RE.fullmatch(r.json()["phone"].encode())
+    audit = (await db.execute(select(AuditEvent).where(AuditEvent.target_id == order.id))
+             ).scalars().all()
+    assert [(a.action, a.actor) for a in audit] == [("reveal_phone", world.users["unit_a"])]
+    other = await bearer_headers(client, world.users["unit_b"])
+    assert_error(await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone",
+                                   headers=other), 403)
+    # Everywhere else the number stays masked.
+    r = await client.get(f"/api/v1/work-orders/{order.id}", headers=unit)
+    assert "*" in r.json()["evaluation"]["rater"]["phone"]
+
+
+def test_no_clear_identifier_in_the_database_file_after_a_demo_load(tmp_path, settings):
+    import asyncio
+
+    from haochaping.cases.models import Case
+    from haochaping.db import migrate
+    from haochaping.db.session import make_engine, make_sessionmaker
+    from haochaping.demo import loader
+
+    path = tmp_path / "demo.db"
+    # The same secret as the suite's, so the process keeps one data key.
+    s = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{path}"})
+    migrate.upgrade(s)
+    asyncio.run(loader.load(s, cases=3000, seed=7))
+
+    async def identifiers() -> set[bytes]:
+        engine = make_engine(s)
+        try:
+            async with make_sessionmaker(engine)() as db:  # read back through decryption
+                rows = (await db.execute(select(
+                    Case.applicant_cert_no, Case.applicant_phone))).all()
+                rows += (await db.execute(select(
+                    Evaluation.rater_cert_no, Evaluation.rater_phone))).all()
+        finally:
+            await engine.dispose()
+        return {v.encode() for row in rows for v in row if v}
+
+    known = asyncio.run(identifiers())
+    assert len(known) > 1000  # the demo's applicants really have numbers
+    blob = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("demo.db"))
+    leaks = [v for v in known if v in blob]
+    assert not leaks, f"identifiers stored in the clear: {leaks[:3]}"
+    # Nor any other mobile number (e.g. typed into a demo comment).
+    assert not PHONE_RE.findall(blob)
