@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haochaping.app import create_app, startup
 from haochaping.config import Settings
-from haochaping.db import migrate
 from haochaping.core.security import use_fast_hashing_for_tests
+from haochaping.db import migrate
 from haochaping.db.session import make_engine
 from tests import factories
 

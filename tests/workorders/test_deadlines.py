@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -46,7 +46,7 @@ def deadlines() -> Deadlines:
 def test_deadlines_follow_the_official_calendar(arrival, days, due_day):
     due, warn, verified = deadlines().compute(arrival, days, 1)
     assert verified
-    assert due.astimezone(SH).date() == datetime(*due_day).date()
+    assert due.astimezone(SH).date() == date(*due_day)
     # End of day in Asia/Shanghai: 23:59:59 local is 15:59:59 UTC.
     assert (due.astimezone(SH).hour, due.astimezone(SH).minute) == (23, 59)
     assert due.tzinfo is not None and due.astimezone(UTC).hour == 15
