@@ -27,7 +27,7 @@ async def summary(*, db: AsyncSession, actor: Principal, org_code: str | None = 
     scope = [Org.path.startswith(actor.org_path, autoescape=True)]
     if org_code:
         sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
-        scope.append(Org.path.startswith(sub))
+        scope.append(func.substr(Org.path, 1, func.length(sub)) == sub)  # not LIKE: "_"
     base = [Evaluation.eval_count == 1, *scope]
     if since:
         base.append(Evaluation.received_at >= since)

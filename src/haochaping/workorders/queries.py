@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
@@ -59,7 +59,7 @@ def work_orders(*, actor: Principal, state: str | None = None, states: list[str]
         stmt = stmt.where(W.state.in_(states))
     if org_code:
         sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
-        stmt = stmt.where(Org.path.startswith(sub))
+        stmt = stmt.where(func.substr(Org.path, 1, func.length(sub)) == sub)  # not LIKE
     if overdue is True:
         stmt = stmt.where(overdue_clause(now))
     elif overdue is False:
