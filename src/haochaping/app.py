@@ -28,8 +28,7 @@ from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
-from haochaping.evaluations import hooks
-from haochaping.evaluations import tags
+from haochaping.evaluations import hooks, tags
 from haochaping.evaluations.service import IntakeRules
 from haochaping.integrations import build_notifier
 from haochaping.ledger import api as ledger_api

@@ -114,7 +114,8 @@ async def warning(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
     labels = {"verify": "核实", "rectify": "整改", "callback": "回访"}
     await outbox_mail(db, kind="deadline_warning", recipients=await unit_handlers(db, org_id),
                       subject=f"【临期预警】差评工单 #{order_id} {labels[kind]}期限将至",
-                      body=f"差评工单 #{order_id} 的{labels[kind]}期限为 {due_text}，请抓紧办理。\n",
+                      body=(f"差评工单 #{order_id} 的{labels[kind]}期限为 {due_text}，"
+                            "请抓紧办理。\n"),
                       order_id=order_id, dedupe=f"warn:{kind}:{order_id}")
 
 
@@ -125,7 +126,8 @@ async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
     unit = await _org_name(db, org_id)
     await outbox_mail(db, kind="overdue", recipients=await office_handlers(db, org_id),
                       subject=f"【超期督办】差评工单 #{order_id}（{unit}）{labels[kind]}超期",
-                      body=f"差评工单 #{order_id}（{unit}）{labels[kind]}已超期，已自动转入督办。\n",
+                      body=(f"差评工单 #{order_id}（{unit}）{labels[kind]}已超期，"
+                            "已自动转入督办。\n"),
                       order_id=order_id, dedupe=f"overdue:{kind}:{order_id}:{version}")
 
 
