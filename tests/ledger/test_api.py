@@ -108,3 +108,13 @@ async def test_public_page_lists_recent_roots_in_chinese(client, db, sessionmake
     assert head.root.hex() in r.text
     assert '<th scope="col">根哈希（SM3）</th>' in r.text
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+async def test_proof_of_an_entry_moved_out_of_its_block_is_refused(client, db, sessionmaker,
+                                                                   world):
+    ids = await add_ratings(db, 2)
+    await jobs.seal_pending(sessionmaker)
+    await tamper(db, "ledger_entry", "UPDATE ledger_entry SET seq = seq + 1000000 "
+                 "WHERE evaluation_id = :id", id=ids[0])
+    assert_error(await client.get(f"/api/v1/ledger/evaluations/{ids[0]}/proof"), 409,
+                 "ledger_inconsistent")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import String, Table, exists, func, insert, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.errors import NotFound
+from haochaping.core.errors import Conflict, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.db.types import EncryptedString
 from haochaping.evaluations.models import Evaluation
@@ -233,7 +233,8 @@ async def unsealed_rows(db: AsyncSession, *, after: int, limit: int, version: in
     found: list[Any] = []
     select_rows = select(*content_columns(version)).order_by(EVALUATION.c.id)
     while len(found) < limit:
-        rows = (await db.execute(select_rows.where(EVALUATION.c.id > after).limit(limit))).all()
+        rows = (await db.execute(
+            select_rows.where(EVALUATION.c.id > after).limit(limit - len(found)))).all()
         if not rows:
             break
         sealed = set((await db.execute(
@@ -420,7 +421,11 @@ async def proof(*, db: AsyncSession, evaluation_id: int) -> dict[str, Any]:
         .where(ENTRY.c.seq.between(block.first_seq, block.last_seq)).order_by(ENTRY.c.seq)
     )).all()
     leaves = [h for _, h in seqs_hashes]
-    index = next(i for i, (seq, _) in enumerate(seqs_hashes) if seq == entry.seq)
+    index = next((i for i, (seq, _) in enumerate(seqs_hashes) if seq == entry.seq), None)
+    if index is None:
+        raise Conflict("该评价的存证记录与所在区块不一致，请运行账本校验",
+                       code="ledger_inconsistent",
+                       details=[{"field": "evaluation_id", "value": evaluation_id}])
     path = hashing.merkle_path(leaves, index)
     now_hash = await current_hash(db, evaluation_id, block.content_version)
     return {
