@@ -60,6 +60,26 @@ async def test_ratings_stored_through_the_api_verify_clean(client, db, sessionma
     assert result.ok, result.lines()
 
 
+async def test_blocks_sealed_before_encryption_still_verify(db, sessionmaker, world,
+                                                              monkeypatch):
+    """Content version 1 hashed identifiers in the clear; they are encrypted at rest now."""
+    monkeypatch.setattr(hashing, "CONTENT_VERSION", 1)
+    [rid] = await add_ratings(db, 1, rater_phone="13912345678")
+    await seal(sessionmaker)
+    monkeypatch.undo()
+    row = await db.get(Evaluation, rid)
+    plain = [getattr(row, name) for name in hashing.CONTENT_COLUMNS[1]]
+    assert "13912345678" in plain
+    assert (await entry_of(db, rid)).content_hash == hashing.content_hashes([plain], 1)[0]
+    stored = (await db.execute(text("SELECT rater_phone FROM evaluation WHERE id = :id"),
+                               {"id": rid})).scalar_one()
+    assert stored != "13912345678"  # encrypted at rest
+    await add_ratings(db, 1)
+    await seal(sessionmaker)  # current version from here on
+    result = await verify(sessionmaker)
+    assert result.ok, result.lines()
+
+
 async def test_second_seal_adds_nothing(db, sessionmaker, world):
     await add_ratings(db, 4)
     await seal(sessionmaker)

@@ -99,9 +99,10 @@ class BlockCheck:
 def content_columns(version: int = hashing.CONTENT_VERSION) -> list[Any]:
     """The evaluation columns a content hash of this version covers, in order.
 
-    Values are hashed as stored: encrypted identifiers are taken as their ciphertext
-    (type_coerce skips decryption), which never changes once written and costs nothing."""
-    return [type_coerce(EVALUATION.c[name], String()) if isinstance(
+    From version 2 values are hashed as stored: encrypted identifiers are taken as their
+    ciphertext (type_coerce skips decryption), which never changes once written and costs
+    nothing. Version 1 was sealed before they were encrypted: it hashes the plaintext."""
+    return [type_coerce(EVALUATION.c[name], String()) if version >= 2 and isinstance(
         EVALUATION.c[name].type, EncryptedString) else EVALUATION.c[name]
         for name in hashing.CONTENT_COLUMNS[version]]
 
