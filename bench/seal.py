@@ -27,6 +27,7 @@ import asyncpg
 from sqlalchemy import TypeDecorator
 
 from haochaping.config import Settings
+from haochaping.core.crypto import identity_hash_configured
 from haochaping.db import migrate
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations.models import Evaluation
@@ -42,7 +43,8 @@ COLUMNS = ("id", "case_id", "stage", "eval_count", "channel", "level", "reasons"
            "tagset_version", "org_id", "item_id", "window_id", "staff_id", "region_code",
            "rater_type", "rater_name", "rater_cert_type", "rater_cert_no", "rater_phone",
            "anonymous", "is_public", "is_default", "client_id", "user_id", "invitation_id",
-           "source_ip", "user_agent", "device_id", "evaluated_at", "received_at")
+           "source_ip", "user_agent", "device_id", "evaluated_at", "received_at",
+           "rater_cert_hash", "rater_phone_hash")
 
 
 async def create_database() -> tuple[str, str]:
@@ -71,12 +73,13 @@ def rating(i: int, org_id: int, start: datetime) -> tuple:
     """Rating i as a COPY record, in COLUMNS order."""
     level = LEVELS[i % len(LEVELS)]
     at = start + timedelta(seconds=i * 31.5)
+    cert, phone = f"330102199001{i % 10000:04d}{i % 100:02d}", f"138{i % 100_000_000:08d}"
     return (i, None, "whole", 1, CHANNELS[i % 7], level, json.dumps([REASONS[level]]),
             COMMENTS[i % len(COMMENTS)], "national-2020", org_id, None, None, None, "330102",
-            "person", "张三", "id_card", f"330102199001{i % 10000:04d}{i % 100:02d}",
-            f"138{i % 100_000_000:08d}", i % 11 == 0, i % 13 != 0, False, None, None, None,
-            f"10.{i % 256}.{i // 256 % 256}.{i % 7}", "Mozilla/5.0 (Linux; Android 14)",
-            None, at, at + timedelta(seconds=3))
+            "person", "张三", "id_card", cert, phone, i % 11 == 0, i % 13 != 0, False, None,
+            None, None, f"10.{i % 256}.{i // 256 % 256}.{i % 7}",
+            "Mozilla/5.0 (Linux; Android 14)", None, at, at + timedelta(seconds=3),
+            identity_hash_configured(cert), identity_hash_configured(phone))
 
 
 def stored_form(dialect) -> list:
