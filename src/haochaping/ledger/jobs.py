@@ -44,6 +44,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when nothing was found."""
         return not self.findings
 
     def ids(self, kind: FindingKind) -> list[int]:
@@ -85,8 +86,8 @@ def parse_anchors(values: list[str]) -> dict[int, bytes]:
 
 
 def _can_read_ahead(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
-    """Whether sessions get connections of their own, so that reading ahead overlaps the
-    database's work with ours (PostgreSQL; SQLite has one writer, tests one connection)."""
+    """Whether sessions get connections of their own, so reading ahead can overlap work."""
+    # PostgreSQL only: SQLite has one writer, and the tests' sessions share one connection.
     bind = sessionmaker.kw.get("bind")
     return isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
 
@@ -105,10 +106,9 @@ async def _read_batch(sessionmaker: async_sessionmaker[AsyncSession], *, after: 
 async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
                        block_size: int = service.BLOCK_SIZE, now: datetime | None = None,
                        grace: timedelta = service.GRACE) -> SealReport:
-    """Seal every committed, unsealed rating above the watermark: one transaction per block.
-
-    The next ratings are read and hashed outside the sealing transaction (on PostgreSQL while
-    the previous block is being written), so the head stays locked only to write a block."""
+    """Seal every committed, unsealed rating above the watermark: one transaction per block."""
+    # The next ratings are read and hashed outside the sealing transaction (on PostgreSQL
+    # while the previous block is being written): the head stays locked only to write one.
     report = SealReport()
     ahead = _can_read_ahead(sessionmaker)
 
@@ -144,10 +144,9 @@ async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
 async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
                  anchors: dict[int, bytes] | None = None, now: datetime | None = None,
                  grace: timedelta = service.GRACE) -> VerifyReport:
-    """Recompute every sealed rating and block; name whatever was altered, removed or added.
-
-    One short transaction per block, so that SQLite's writer (intake) never waits long; on
-    PostgreSQL the next block is read while this one is hashed."""
+    """Recompute every sealed rating and block; name whatever was altered, removed or added."""
+    # One short transaction per block, so that SQLite's writer (intake) never waits long; on
+    # PostgreSQL the next block is read while this one is hashed.
     report = VerifyReport()
     async with sessionmaker() as db:
         blocks = await service.all_blocks(db)

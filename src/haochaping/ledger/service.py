@@ -97,11 +97,10 @@ class BlockCheck:
 
 
 def content_columns(version: int = hashing.CONTENT_VERSION) -> list[Any]:
-    """The evaluation columns a content hash of this version covers, in order.
-
-    From version 2 values are hashed as stored: encrypted identifiers are taken as their
-    ciphertext (type_coerce skips decryption), which never changes once written and costs
-    nothing. Version 1 was sealed before they were encrypted: it hashes the plaintext."""
+    """The evaluation columns a content hash of this version covers, in order."""
+    # From version 2 values are hashed as stored: encrypted identifiers are taken as their
+    # ciphertext (type_coerce skips decryption), which never changes once written and costs
+    # nothing. Version 1 was sealed before they were encrypted: it hashes the plaintext.
     return [type_coerce(EVALUATION.c[name], String()) if version >= 2 and isinstance(
         EVALUATION.c[name].type, EncryptedString) else EVALUATION.c[name]
         for name in hashing.CONTENT_COLUMNS[version]]
@@ -163,9 +162,8 @@ async def read_batch(*, db: AsyncSession, after: int | None = None,
 async def seal_block(*, db: AsyncSession, after: int | None = None, block_size: int = BLOCK_SIZE,
                      now: datetime | None = None, grace: timedelta = GRACE,
                      batch: Batch | None = None) -> SealedBlock | None:
-    """Seal the next unsealed ratings above `after` (default: the watermark), or a batch read
-    and hashed beforehand, in id order into one block; None when none is left. The caller
-    commits."""
+    """Seal the next unsealed ratings (or a batch read beforehand) into one block, or None."""
+    # In id order, above `after` (default: the watermark). The caller commits.
     await lock_head(db)
     last = await head(db)
     if batch is None:
