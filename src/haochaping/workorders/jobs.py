@@ -37,7 +37,9 @@ DEADLINES = [
      W.warned_callback_at),
 ]
 KIND_LABELS = {"verify": "核实", "rectify": "整改", "callback": "回访"}
-NOTIFY_LIMIT = 5000  # per pass and kind; the rest are mailed by the next pass
+# Orders marked (and mailed) per pass, deadline kind and state, most urgent first: a backlog
+# after an outage is worked off over several passes, each of bounded size.
+DUE_BATCH = 20000
 SPOT_CHECK_BATCH = 20000
 DEFAULT_RATING_BATCH = 5000
 
@@ -58,16 +60,19 @@ class SweepReport:
 async def send_warnings(db: AsyncSession, now: datetime, report: SweepReport) -> None:
     """Mark and mail orders whose warning time has come (once each: warned_at IS NULL)."""
     for kind, states, due, warn, warned in DEADLINES:
+        # The conditions stand in the UPDATE itself, so a concurrent pass re-checks them.
+        is_due = (W.state.in_([s.value for s in states]), warn <= now, due > now,
+                  warned.is_(None))
         rows = (await db.execute(
-            update(W).where(W.state.in_([s.value for s in states]), warn <= now, due > now,
-                            warned.is_(None))
+            update(W).where(W.id.in_(select(W.id).where(*is_due).order_by(due)
+                                     .limit(DUE_BATCH)), *is_due)
             .values({warned.key: now}).returning(W.id, W.org_id, due)
             .execution_options(synchronize_session=False)
         )).all()
         report.warned[kind] = len(rows)
-        for order_id, org_id, due_at in rows[:NOTIFY_LIMIT]:
-            await notify.warning(db=db, order_id=order_id, org_id=org_id, kind=kind,
-                                 due_text=fmt_local(due_at))
+        if rows:
+            await notify.warnings(db=db, kind=kind, orders=[
+                (order_id, org_id, fmt_local(due_at)) for order_id, org_id, due_at in rows])
 
 
 async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport) -> None:
@@ -75,8 +80,10 @@ async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport)
     for kind, states, due, _warn, _warned in DEADLINES:
         count = 0
         for state in states:
+            is_due = (W.state == state.value, due < now)
             rows = (await db.execute(
-                update(W).where(W.state == state.value, due < now)
+                update(W).where(W.id.in_(select(W.id).where(*is_due).order_by(due)
+                                         .limit(DUE_BATCH)), *is_due)
                 .values(state=State.SUPERVISING.value, version=W.version + 1,
                         supervising_at=now, overdue_at=now, escalations=W.escalations + 1,
                         updated_at=now)
@@ -94,9 +101,7 @@ async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport)
                  "data": {"deadline": kind}, "created_at": now}
                 for oid, _org, _v in rows
             ])
-            for oid, org_id, version in rows[:NOTIFY_LIMIT]:
-                await notify.overdue(db=db, order_id=oid, org_id=org_id, kind=kind,
-                                     version=version)
+            await notify.overdues(db=db, kind=kind, orders=[tuple(row) for row in rows])
         report.escalated[kind] = count
 
 

@@ -3,13 +3,26 @@ transaction), delivered after commit by the outbox worker."""
 
 from __future__ import annotations
 
+import hashlib
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.models import User
 from haochaping.core import outbox
+from haochaping.core.outbox_models import (
+    DEDUPE_KEY_MAX,
+    RECIPIENT_MAX,
+    SUBJECT_MAX,
+    OutboxMessage,
+    OutboxStatus,
+)
+from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
@@ -108,27 +121,117 @@ async def assigned(*, db: AsyncSession, order: WorkOrder, org_ids: list[int]) ->
                     order=order, dedupe=f"assigned:{order.id}:{order.version}:{org_id}")
 
 
+KIND_LABELS = {"verify": "核实", "rectify": "整改", "callback": "回访"}
+
+
 async def warning(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
                   due_text: str) -> None:
     """A deadline is near: the unit's handlers."""
-    labels = {"verify": "核实", "rectify": "整改", "callback": "回访"}
-    await outbox_mail(db, kind="deadline_warning", recipients=await unit_handlers(db, org_id),
-                      subject=f"【临期预警】差评工单 #{order_id} {labels[kind]}期限将至",
-                      body=(f"差评工单 #{order_id} 的{labels[kind]}期限为 {due_text}，"
-                            "请抓紧办理。\n"),
-                      order_id=order_id, dedupe=f"warn:{kind}:{order_id}")
+    await warnings(db=db, kind=kind, orders=[(order_id, org_id, due_text)])
 
 
 async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
                   version: int) -> None:
     """A deadline passed and the order went to supervision: the office is told."""
-    labels = {"verify": "核实", "rectify": "整改", "callback": "回访"}
-    unit = await _org_name(db, org_id)
-    await outbox_mail(db, kind="overdue", recipients=await office_handlers(db, org_id),
-                      subject=f"【超期督办】差评工单 #{order_id}（{unit}）{labels[kind]}超期",
-                      body=(f"差评工单 #{order_id}（{unit}）{labels[kind]}已超期，"
-                            "已自动转入督办。\n"),
-                      order_id=order_id, dedupe=f"overdue:{kind}:{order_id}:{version}")
+    await overdues(db=db, kind=kind, orders=[(order_id, org_id, version)])
+
+
+async def warnings(*, db: AsyncSession, kind: str,
+                   orders: Sequence[tuple[int, int, str]]) -> None:
+    """`warning` for many orders at once, as (id, lead org, due text): a few queries in all."""
+    who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
+    label = KIND_LABELS[kind]
+    await _enqueue_mails(db, "deadline_warning", [
+        (rcpt, f"【临期预警】差评工单 #{order_id} {label}期限将至",
+         f"差评工单 #{order_id} 的{label}期限为 {due_text}，请抓紧办理。\n",
+         order_id, f"warn:{kind}:{order_id}")
+        for order_id, org_id, due_text in orders for rcpt in who.unit_handlers(org_id)])
+
+
+async def overdues(*, db: AsyncSession, kind: str,
+                   orders: Sequence[tuple[int, int, int]]) -> None:
+    """`overdue` for many orders at once, as (id, lead org, version): a few queries in all."""
+    who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
+    label = KIND_LABELS[kind]
+    await _enqueue_mails(db, "overdue", [
+        (rcpt, f"【超期督办】差评工单 #{order_id}（{who.name(org_id)}）{label}超期",
+         f"差评工单 #{order_id}（{who.name(org_id)}）{label}已超期，已自动转入督办。\n",
+         order_id, f"overdue:{kind}:{order_id}:{version}")
+        for order_id, org_id, version in orders for rcpt in who.office_handlers(org_id)])
+
+
+class Recipients:
+    """`unit_handlers`, `office_handlers` and org names for many organisations, looked up
+    together: the deadline job tells thousands of orders' units in one pass."""
+
+    def __init__(self, tree: dict[int, tuple[int | None, str]],
+                 emails: dict[tuple[int, str], set[str]]) -> None:
+        self._tree = tree  # org id -> (parent id, name), ancestors included
+        self._emails = emails  # (org id, "unit" | "office") -> addresses
+
+    @classmethod
+    async def load(cls, db: AsyncSession, org_ids: Collection[int]) -> Recipients:
+        tree: dict[int, tuple[int | None, str]] = {}
+        wanted = set(org_ids)
+        while wanted:  # one level of the tree per round
+            rows = [row for chunk in _chunks(sorted(wanted)) for row in (await db.execute(
+                select(Org.id, Org.parent_id, Org.name).where(Org.id.in_(chunk)))).all()]
+            tree.update({org_id: (parent_id, name) for org_id, parent_id, name in rows})
+            wanted = {parent for _, parent, _ in rows if parent is not None and parent not in tree}
+        emails: dict[tuple[int, str], set[str]] = defaultdict(set)
+        for chunk in _chunks(sorted(tree)):
+            for org_id, role, email in (await db.execute(
+                select(User.org_id, User.role, User.email)
+                .where(User.org_id.in_(chunk), User.role.in_(("unit", "office", "admin")),
+                       User.active.is_(True), User.email.is_not(None))
+            )).all():
+                if email:
+                    emails[(org_id, "unit" if role == "unit" else "office")].add(email)
+        return cls(tree, emails)
+
+    def name(self, org_id: int) -> str:
+        return self._tree[org_id][1] if org_id in self._tree else ""
+
+    def unit_handlers(self, org_id: int) -> list[str]:
+        return sorted(self._emails.get((org_id, "unit"), ())) or self.office_handlers(org_id)
+
+    def office_handlers(self, org_id: int) -> list[str]:
+        node: int | None = org_id
+        while node is not None and node in self._tree:
+            if found := self._emails.get((node, "office")):
+                return sorted(found)
+            node = self._tree[node][0]
+        return []
+
+
+def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
+    # Bounded IN lists: a statement takes at most 32767 parameters on PostgreSQL.
+    return (values[i:i + size] for i in range(0, len(values), size))
+
+
+async def _enqueue_mails(db: AsyncSession, kind: str,
+                         mails: list[tuple[str, str, str, int, str]]) -> None:
+    """`outbox.enqueue` of many e-mails in one statement: (recipient, subject, body, order id,
+    dedupe prefix); the same checks, shortening and dedupe keys (`prefix:recipient`)."""
+    if not mails:
+        return
+    now = utcnow()
+    rows = []
+    for rcpt, subject, body, order_id, dedupe in mails:
+        if not rcpt or len(rcpt) > RECIPIENT_MAX:
+            raise ValueError(f"an outbox recipient has 1 to {RECIPIENT_MAX} characters")
+        if len(subject) > SUBJECT_MAX:
+            subject = subject[: SUBJECT_MAX - 1] + "…"
+        key = f"{dedupe}:{rcpt}"
+        if len(key) > DEDUPE_KEY_MAX:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
+        rows.append({"kind": kind, "channel": "email", "recipient": rcpt, "subject": subject,
+                     "body": body, "payload": {"work_order_id": order_id}, "dedupe_key": key,
+                     "status": OutboxStatus.PENDING.value, "attempts": 0,
+                     "next_attempt_at": now, "created_at": now})
+    ins = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await db.execute(ins(OutboxMessage).on_conflict_do_nothing(), rows)
 
 
 async def outbox_mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: str,
