@@ -121,6 +121,8 @@ async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
                                            now.astimezone(SHANGHAI).date())
         changes = {"rectify_due_at": _shift(calendar, order.rectify_due_at, paused),  # type: ignore[union-attr]
                    "verify_due_at": _shift(calendar, order.verify_due_at, paused),  # type: ignore[union-attr]
+                   "rectify_warn_at": _shift(calendar, order.rectify_warn_at, paused),  # type: ignore[union-attr]
+                   "verify_warn_at": _shift(calendar, order.verify_warn_at, paused),  # type: ignore[union-attr]
                    "warned_rectify_at": None}
         await wo_service.transition(db=db, order=order, action=Action.REJECT_APPEAL,  # type: ignore[arg-type]
                                     actor=actor, note=data.note, now=now, changes=changes,
