@@ -201,3 +201,33 @@ async def test_calendar_status_warns_about_missing_years(client, handlers):
     assert years[2026] is True
     if not all(years.values()):
         assert "工作日历缺失" in r.json()["warning"]
+
+
+async def test_default_rating_only_where_a_policy_turns_it_on(client, db, world, handlers):
+    """Off by default; a region's rule records one marked default rating, reported apart."""
+    from haochaping.cases.models import Case
+    from haochaping.evaluations.models import Evaluation
+
+    old = await factories.make_case(
+        db, world, accepted_at=(datetime.now(UTC) - timedelta(days=12)).isoformat(),
+        received_at=(datetime.now(UTC) - timedelta(days=12, hours=1)).isoformat(),
+        completed_at=(datetime.now(UTC) - timedelta(days=10)).isoformat())
+    case_id = (await db.execute(select(Case.id).where(Case.case_no == old["case_no"]))
+               ).scalar_one()
+    policies = PolicyCache()
+    report = await jobs.sweep(db, policies=policies, tagset_version="national-2020",
+                              good_levels=frozenset({3, 4, 5}))
+    assert report.default_ratings == 0  # no jurisdiction asked for it
+    r = await client.post("/api/v1/policies", headers=handlers["office"], json={
+        "region_code": "330102",
+        "values": {"default_rating": {"enabled": True, "after_days": 7, "level": 5}}})
+    assert r.status_code == 201, r.text
+    for _ in range(2):  # idempotent: the second pass adds nothing
+        await jobs.sweep(db, policies=PolicyCache(), tagset_version="national-2020",
+                         good_levels=frozenset({3, 4, 5}))
+    rows = (await db.execute(select(Evaluation).where(Evaluation.case_id == case_id))
+            ).scalars().all()
+    assert [(e.level, e.is_default, e.channel) for e in rows] == [(5, True, "system")]
+    stats = (await client.get("/api/v1/stats/summary", params={"org_code": "HALL-A"},
+                              headers=handlers["office"])).json()
+    assert stats["default_ratings"] >= 1
