@@ -31,6 +31,8 @@ from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import hooks, tags
 from haochaping.evaluations.service import IntakeRules
 from haochaping.integrations import build_notifier
+from haochaping.integrity import api as integrity_api
+from haochaping.integrity import detectors as integrity_detectors
 from haochaping.ledger import api as ledger_api
 from haochaping.ledger import pages as ledger_pages
 from haochaping.orgs import api as orgs_api
@@ -72,9 +74,10 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
                                        lockout_seconds=app.state.settings.login_lockout_seconds)
     rules = await load_rules(app)
     # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
-    # holding ratings of registered malicious raters.
+    # holding ratings of registered malicious raters, the intake checks of the detectors.
     app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(
-        make_on_stored(app.state), make_register_hook(app.state)))
+        make_on_stored(app.state), make_register_hook(app.state),
+        integrity_detectors.make_intake_hook(app.state)))
 
 
 async def shutdown(app: FastAPI) -> None:
@@ -123,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        upload_bytes=settings.attachment_max_bytes)
     for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
                    policies_api, appeals_api, analytics_api, ledger_api, console_pages,
-                   portal_pages, ledger_pages):
+                   portal_pages, ledger_pages, integrity_api):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -9,6 +9,7 @@ from haochaping.core import outbox_models as core_outbox_models  # noqa: F401
 from haochaping.db.base import Base
 from haochaping.evaluations import models as evaluations_models  # noqa: F401
 from haochaping.evaluations import standing as evaluations_standing  # noqa: F401
+from haochaping.integrity import models as integrity_models  # noqa: F401
 from haochaping.ledger import models as ledger_models  # noqa: F401
 from haochaping.orgs import models as orgs_models  # noqa: F401
 from haochaping.policies import models as policies_models  # noqa: F401

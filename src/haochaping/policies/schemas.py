@@ -37,6 +37,7 @@ class PolicyValues(BaseModel):
     followup_allowance: Annotated[StrictInt, Field(ge=0, le=3)] = 1
     appeal_days: Days = 3  # a unit appeals within N working days of the bad rating
     appeal_decision_days: Days = 5  # the office decides within N working days
+    held_ratings_count: StrictBool = False  # ratings held for review (待复核) count meanwhile
 
     @model_validator(mode="after")
     def _bad_levels_low(self) -> PolicyValues:
@@ -60,6 +61,7 @@ class PolicyValuesPatch(InputModel):
     followup_allowance: Annotated[StrictInt, Field(ge=0, le=3)] | None = None
     appeal_days: Days | None = None
     appeal_decision_days: Days | None = None
+    held_ratings_count: StrictBool | None = None
 
 
 class PolicyCreate(InputModel):

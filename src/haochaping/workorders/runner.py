@@ -13,6 +13,7 @@ from typing import Any
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.core import outbox
 from haochaping.core.timeutil import utcnow
+from haochaping.integrity import jobs as integrity_jobs
 from haochaping.ledger import jobs as ledger_jobs
 from haochaping.workorders import jobs
 
@@ -27,6 +28,8 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
                                   good_levels=state.rules.good_levels)
         report.appeals = await appeal_jobs.sweep(db, utcnow())
         await db.commit()
+    # The detectors' batch checks, once per interval across processes (never raises).
+    await integrity_jobs.run_due(state)
     try:  # seal new ratings into the ledger (its own transactions; never blocks intake)
         sealed = await ledger_jobs.seal_pending(state.sessionmaker)
         if sealed.blocks:

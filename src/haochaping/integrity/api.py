@@ -1,0 +1,72 @@
+"""JSON routes of the review queue (疑似刷评复核) and the staff identity register."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+
+from haochaping.core.auth import CurrentUser
+from haochaping.core.db import DbSession
+from haochaping.core.schemas import MAX_ID, Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.integrity import detectors, queries, schemas, service
+from haochaping.integrity.service import FlagState
+
+router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
+FlagId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/checks", response_model=list[schemas.CheckRead])
+async def list_checks(principal: CurrentUser):
+    """The checks of the pipeline, with their labels and where they run."""
+    service.require_reviewer(principal)
+    return [{"name": c.name, "label": c.label, "intake": c.at_intake, "batch": c.in_batch}
+            for c in detectors.REGISTRY.values()]
+
+
+@router.get("/flags", response_model=Page[schemas.FlagRead])
+async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | None = None,
+                     check: str | None = None, org_code: str | None = None,
+                     cursor: str | None = None, limit: Limit = 50):
+    """Flagged ratings in the caller's subtree, oldest first (filters: state, check, org)."""
+    service.require_reviewer(principal)
+    subtree = await queries.org_path(db, principal, org_code) if org_code else None
+    rows = (await db.execute(queries.flags(
+        actor=principal, state=state.value if state else None, check=check, subtree=subtree,
+        after_id=decode_int_cursor(cursor), limit=limit))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [queries.item(r) for r in rows],
+            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+
+
+@router.get("/flags/{flag_id}", response_model=schemas.FlagDetail)
+async def get_flag(flag_id: FlagId, request: Request, db: DbSession, principal: CurrentUser):
+    """One flag with its evidence, the rating (personal data masked) and its history."""
+    flag = await service.get_flag(db=db, actor=principal, flag_id=flag_id)
+    return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
+
+
+@router.post("/flags/{flag_id}/review", response_model=schemas.FlagDetail)
+async def review_flag(flag_id: FlagId, data: schemas.ReviewIn, request: Request, db: DbSession,
+                      principal: CurrentUser):
+    """Clear the flag (the rating counts) or invalidate the rating; once per flag (409)."""
+    flag = await service.review(db=db, actor=principal, flag_id=flag_id, decision=data.decision,
+                                note=data.note)
+    await db.commit()
+    return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
+
+
+@router.post("/staff-identities", response_model=schemas.StaffIdentityRead)
+async def register_staff_identity(data: schemas.StaffIdentityIn, request: Request,
+                                  db: DbSession, principal: CurrentUser):
+    """Record a staff member's ID number and/or phone (kept only as keyed hashes); their
+    recent ratings are checked at once."""
+    staff, kinds, flagged = await service.register_staff_identity(
+        db=db, actor=principal, secret=request.app.state.settings.secret_key,
+        staff_no=data.staff_no, cert_no=data.cert_no, phone=data.phone)
+    await db.commit()
+    guard = getattr(request.app.state, "integrity_guard", None)
+    if guard is not None:
+        guard.identities.invalidate()
+    return {"staff_no": staff.staff_no, "recorded": kinds, "flagged": flagged}

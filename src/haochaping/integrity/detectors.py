@@ -1,0 +1,989 @@
+"""The detection pipeline: independent checks, each flagging suspect ratings with a reason
+(Chinese, for the reviewer) and the evidence behind it.
+
+A check is a subclass of `Check` decorated with `@register`. It may look at each rating as
+it is stored (`inspect`: intake, inside the rating's own transaction, so it must be cheap: in-
+memory sliding windows and at most one indexed lookup) and/or at recent ratings as a whole
+(`scan`: the periodic batch pass, set-based SQL). A check returns its findings; a rating it
+does not name passed. Flags are written by `service.raise_flags`, once per rating and check.
+
+The intake windows are per process: with several workers each sees its share of the traffic,
+so every intake check also has a batch `scan` over the database that catches what the split
+hid. They are heuristics that hold a rating for review; none of them refuses one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import and_, case, distinct, extract, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haochaping.cases.models import Case
+from haochaping.core.security import mask_text
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations.models import Evaluation, Invitation
+from haochaping.integrity.identity import IdentityHasher, mask, normalize
+from haochaping.integrity.models import StaffIdentity
+from haochaping.orgs.models import Org, Staff
+from haochaping.workorders.models import JobState
+
+log = logging.getLogger("haochaping.integrity")
+
+Row = dict[str, Any]
+Hook = Callable[[AsyncSession, list[Row]], Awaitable[None]]
+# Devices fixed at a window (the pad, the self-service terminal) are shared by every citizen
+# served there: they say nothing about who rated.
+FIXED_DEVICE_CHANNELS = frozenset({"pad", "terminal"})
+FREE_CHANNELS = frozenset({"review", "inspection", "system"})
+SOURCE_LABELS = {"phone": "手机号", "device": "设备", "ip": "IP 地址"}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Every number the checks use; the defaults are the ones measured in docs/detection.md."""
+
+    # source_burst: one phone / device / IP+browser rating many cases of different raters.
+    burst_window_seconds: int = 6 * 3600
+    burst_min_cases: int = 4
+    burst_min_raters: int = 2
+    burst_lookback_hours: int = 24
+    # invitation_misuse: links spent faster than a citizen can open them, again and again at
+    # one window; a source that tried spent or forged links.
+    link_min_seconds: float = 10.0
+    link_repeat_days: int = 7
+    link_min_repeats: int = 2
+    refusal_window_seconds: int = 24 * 3600
+    refusal_min_reused: int = 2
+    refusal_min_forged: int = 1
+    # instant_pad: the pad pressed seconds after completion, over and over.
+    pad_lookback_days: int = 7
+    pad_instant_seconds: float = 3.0
+    pad_min_ratings: int = 10
+    pad_min_instant: int = 6
+    pad_min_share: float = 0.5
+    # perfect_unit: a window or staff member more perfect than its peers can explain.
+    perfect_lookback_days: int = 30
+    perfect_min_ratings: int = 50
+    perfect_min_share: float = 0.98
+    # The null rate: the peers' 90th percentile, not their average (excellent units exist).
+    perfect_peer_quantile: float = 0.9
+    # A flag holds a whole unit's ratings and every unit is tested every pass: a high bar.
+    perfect_max_p: float = 1e-6
+    peer_min_ratings: int = 200
+    peer_min_units: int = 5
+    # duplicate_comment: the same written comment on different cases.
+    comment_lookback_days: int = 7
+    comment_min_chars: int = 10
+    comment_min_cases: int = 3  # at one unit
+    # Text seen at more units than this over a month is a common phrase (the rating page's
+    # quick phrases, a saying), not a paste.
+    comment_max_orgs: int = 3
+    comment_common_days: int = 30
+    # coordinated_bad: bad ratings against one unit from raters linked by phone/device/IP.
+    bad_lookback_days: int = 3
+    bad_span_hours: int = 24
+    bad_min_ratings: int = 3
+    bad_min_raters: int = 2
+    # Ratings read per batch pass by the watermark-driven backstops.
+    batch_limit: int = 50_000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check's flag on one rating: why (for people) and the evidence (for the record)."""
+
+    evaluation_id: int
+    org_id: int
+    check: str
+    subject: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+PASS: tuple[Finding, ...] = ()  # what a check returns for a rating it has nothing against
+
+
+class Check:
+    """Base of every check: override `inspect` (intake), `scan` (batch), or both."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]  # Chinese, shown in the review queue
+
+    async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
+        """Judge one rating just stored (same transaction): findings, or PASS."""
+        return PASS
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        """Judge recent ratings as a whole: the findings (ratings not named pass)."""
+        return []
+
+    @property
+    def at_intake(self) -> bool:
+        return type(self).inspect is not Check.inspect
+
+    @property
+    def in_batch(self) -> bool:
+        return type(self).scan is not Check.scan
+
+
+REGISTRY: dict[str, Check] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    """Add a check to the pipeline (a class decorator)."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def intake_checks() -> list[Check]:
+    return [c for c in REGISTRY.values() if c.at_intake]
+
+
+def batch_checks() -> list[Check]:
+    return [c for c in REGISTRY.values() if c.in_batch]
+
+
+def check_labels() -> dict[str, str]:
+    """Check name → Chinese label, for lists and filters."""
+    return {name: c.label for name, c in REGISTRY.items()}
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _rater(row: Row) -> str:
+    """Who rated, as far as the row says: the ID number, else this rating alone (unknown).
+
+    Rows read back from the database carry keyed hashes (the numbers are encrypted at rest);
+    rows at intake carry the numbers themselves, which never leave this process."""
+    cert = row.get("rater_cert_hash") or normalize("cert", row.get("rater_cert_no"))
+    return cert if cert else f"?{row['id']}"
+
+
+def source_keys(row: Row) -> list[tuple[str, str]]:
+    """(kind, value) of the sources a rating came from that belong to the rater."""
+    keys = []
+    phone = row.get("rater_phone_hash") or normalize("phone", row.get("rater_phone"))
+    if phone:
+        keys.append(("phone", phone))
+    device = row.get("device_id")
+    if device and row.get("channel") not in FIXED_DEVICE_CHANNELS:
+        keys.append(("device", device))
+    # The address is the rater's own only for a signed link opened in their browser; API
+    # clients post from their servers. Keyed with the browser, so a hall's shared Wi-Fi does
+    # not make every visitor one source.
+    if row.get("invitation_id") and row.get("source_ip"):
+        keys.append(("ip", f"{row['source_ip']}|{row.get('user_agent') or ''}"))
+    return keys
+
+
+def _source_shown(kind: str, row: Row) -> str:
+    if kind == "ip":
+        return mask("ip", row.get("source_ip")) or ""
+    if kind == "phone":
+        return mask("phone", normalize("phone", row.get("rater_phone"))) or ""
+    return mask(kind, row.get("device_id")) or ""
+
+
+@dataclass(slots=True)
+class SourceEvent:
+    t: float
+    evaluation_id: int
+    case_id: int
+    rater: str
+    org_id: int
+    flagged: bool = False
+
+
+class SourceWindow:
+    """One source's recent events, with counts of their cases and raters kept as it slides
+    (so that judging a rating costs the same however busy the source)."""
+
+    __slots__ = ("events", "cases", "raters")
+
+    def __init__(self) -> None:
+        self.events: deque[SourceEvent] = deque()
+        self.cases: Counter[int] = Counter()
+        self.raters: Counter[str] = Counter()
+
+    def _drop(self) -> None:
+        old = self.events.popleft()
+        for counts, key in ((self.cases, old.case_id), (self.raters, old.rater)):
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
+
+    def push(self, event: SourceEvent, window: float, limit: int) -> None:
+        while self.events and event.t - self.events[0].t > window:
+            self._drop()
+        if len(self.events) >= limit:
+            self._drop()
+        self.events.append(event)
+        self.cases[event.case_id] += 1
+        self.raters[event.rater] += 1
+
+    def burst(self, th: Thresholds) -> tuple[int, int] | None:
+        """(cases, raters) when the window is a burst, else None."""
+        if len(self.cases) >= th.burst_min_cases and len(self.raters) >= th.burst_min_raters:
+            return len(self.cases), len(self.raters)
+        return None
+
+    def __iter__(self):
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+class SourceWindows:
+    """Per-source sliding windows of recent ratings (per process, bounded in memory)."""
+
+    def __init__(self, *, window_seconds: float, per_key: int = 64,
+                 max_keys: int = 200_000) -> None:
+        self.window, self.per_key, self.max_keys = window_seconds, per_key, max_keys
+        self._data: dict[Any, SourceWindow] = {}
+        self._adds = 0
+
+    def add(self, key: Any, event: SourceEvent) -> SourceWindow:
+        """Record an event; returns the key's window (its events, oldest first)."""
+        window = self._data.get(key)
+        if window is None:
+            window = self._data[key] = SourceWindow()
+        window.push(event, self.window, self.per_key)
+        self._adds += 1
+        if self._adds % 10_000 == 0:
+            self._prune(event.t)
+        return window
+
+    def _prune(self, now: float) -> None:
+        stale = [k for k, w in self._data.items()
+                 if not w.events or now - w.events[-1].t > self.window]
+        for k in stale:
+            del self._data[k]
+        if len(self._data) > self.max_keys:  # a flood of one-off sources: keep the recent half
+            keep = sorted(self._data.items(),
+                          key=lambda kv: kv[1].events[-1].t)[len(self._data) // 2:]
+            self._data = dict(keep)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def burst_in(events: Iterable[SourceEvent], th: Thresholds) -> tuple[int, int] | None:
+    """(cases, raters) when a window's events are a burst, else None."""
+    cases, raters = set(), set()
+    for e in events:
+        cases.add(e.case_id)
+        raters.add(e.rater)
+    if len(cases) >= th.burst_min_cases and len(raters) >= th.burst_min_raters:
+        return len(cases), len(raters)
+    return None
+
+
+class RefusalLog:
+    """Refused rating links (reused, forged) per source, for a day (per process)."""
+
+    def __init__(self, window_seconds: float) -> None:
+        self.window = window_seconds
+        self._data: dict[str, deque[tuple[float, str]]] = {}
+
+    def add(self, key: str, code: str, t: float) -> None:
+        events = self._data.setdefault(key, deque(maxlen=50))
+        events.append((t, code))
+        if len(self._data) > 100_000:
+            self._data = {k: v for k, v in self._data.items() if t - v[-1][0] <= self.window}
+
+    def recent(self, key: str, t: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for when, code in self._data.get(key, ()):
+            if t - when <= self.window:
+                counts[code] = counts.get(code, 0) + 1
+        return counts
+
+
+StaffEntry = tuple[int, int, str]  # staff id, org id, staff number
+RAW = {"cert": "rater_cert_no", "phone": "rater_phone"}
+
+
+class IdentityCache:
+    """Identity hash → staff, reloaded at most once a minute (registrations are rare)."""
+
+    def __init__(self, ttl_seconds: float = 60.0) -> None:
+        self.ttl = ttl_seconds
+        self._index: dict[str, list[StaffEntry]] = {}
+        self._expires = 0.0
+
+    def invalidate(self) -> None:
+        self._expires = 0.0
+
+    async def get(self, db: AsyncSession) -> dict[str, list[StaffEntry]]:
+        now = time.monotonic()
+        if now < self._expires:
+            return self._index
+        self._index = await load_identity_index(db)
+        self._expires = now + self.ttl
+        return self._index
+
+
+async def load_identity_index(db: AsyncSession) -> dict[str, list[StaffEntry]]:
+    """Every registered staff identity hash with its staff member."""
+    index: dict[str, list[StaffEntry]] = {}
+    rows = await db.execute(select(StaffIdentity.identity_hash, Staff.id, Staff.org_id,
+                                   Staff.staff_no).join(Staff, Staff.id == StaffIdentity.staff_id))
+    for digest, staff_id, org_id, staff_no in rows:
+        index.setdefault(digest, []).append((staff_id, org_id, staff_no))
+    return index
+
+
+# --- the intake guard: per-process state and the hook -----------------------------------------
+
+class IntakeGuard:
+    """The intake checks with their per-process memory; `on_stored` is the intake hook."""
+
+    def __init__(self, *, secret: str, thresholds: Thresholds | None = None,
+                 checks: list[Check] | None = None) -> None:
+        self.secret = secret
+        self.thresholds = thresholds or Thresholds()
+        self.checks = intake_checks() if checks is None else checks
+        self.sources = SourceWindows(window_seconds=self.thresholds.burst_window_seconds)
+        self.fast_links = SourceWindows(window_seconds=self.thresholds.link_repeat_days * 86400)
+        self.hasher = IdentityHasher(secret)
+        self.refusals = RefusalLog(self.thresholds.refusal_window_seconds)
+        self.identities = IdentityCache()
+
+    async def findings_for(self, db: AsyncSession, rows: list[Row]) -> list[Finding]:
+        """Run every intake check on the rows just stored (a failing check is skipped)."""
+        found: list[Finding] = []
+        for row in rows:
+            if row.get("is_default") or row.get("channel") == "system":
+                continue
+            for check in self.checks:
+                try:
+                    found.extend(await check.inspect(self, db, row))
+                except Exception:  # noqa: BLE001 - a detector's bug must not refuse a rating
+                    log.exception("intake check %s failed on rating %s", check.name,
+                                  row.get("id"))
+        return found
+
+    async def on_stored(self, db: AsyncSession, rows: list[Row]) -> None:
+        """The `IntakeRules.on_stored` callback: flag what the checks find, same transaction
+        (in a savepoint: flags that cannot be written never cost the rating)."""
+        found = await self.findings_for(db, rows)
+        if found:
+            from haochaping.integrity import service
+
+            try:
+                async with db.begin_nested():
+                    await service.raise_flags(db=db, findings=found, stage="intake")
+            except Exception:  # noqa: BLE001 - the batch backstops find them again
+                log.exception("intake flags could not be written")
+
+    def note_refusal(self, *, code: str, source_ip: str | None, user_agent: str | None,
+                     at: datetime | None = None) -> None:
+        """Remember a refused rating link (reused or forged) from a browser."""
+        if source_ip:
+            self.refusals.add(f"{source_ip}|{user_agent or ''}", code, _ts(at or utcnow()))
+
+
+def make_intake_hook(state: Any) -> Hook:
+    """The intake hook of an app: the guard lives on `state.integrity_guard`."""
+    state.integrity_guard = IntakeGuard(secret=state.settings.secret_key)
+    return state.integrity_guard.on_stored
+
+
+def note_invitation_refusal(state: Any, *, code: str, source_ip: str | None,
+                            user_agent: str | None) -> None:
+    """Record a link refused as reused (`invitation_used`) or forged (`invitation_invalid`)."""
+    guard: IntakeGuard | None = getattr(state, "integrity_guard", None)
+    if guard is not None and code in ("invitation_used", "invitation_invalid"):
+        guard.note_refusal(code=code, source_ip=source_ip, user_agent=user_agent)
+
+
+# --- the batch context -------------------------------------------------------------------------
+
+@dataclass
+class BatchContext:
+    """What a batch check sees: the session, the time of the pass, thresholds, bad levels."""
+
+    db: AsyncSession
+    now: datetime
+    secret: str
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    bad_levels: frozenset[int] = frozenset({1, 2})
+
+    @property
+    def hasher(self) -> IdentityHasher:
+        if getattr(self, "_hasher", None) is None:
+            self._hasher = IdentityHasher(self.secret)
+        return self._hasher
+
+    def since(self, days: float) -> datetime:
+        return self.now - timedelta(days=days)
+
+    @property
+    def dialect(self) -> str:
+        return self.db.bind.dialect.name  # type: ignore[union-attr]
+
+    def recent(self, days: float):
+        """Ratings received in the last `days` before the pass, system defaults left out."""
+        return and_(Evaluation.received_at >= self.since(days), Evaluation.received_at < self.now,
+                    Evaluation.is_default.is_(False))
+
+    async def watermark(self, name: str) -> int:
+        """The last rating id a backstop has looked at."""
+        ins = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        await self.db.execute(ins(JobState).values(name=name, value=0, updated_at=utcnow())
+                              .on_conflict_do_nothing())
+        return (await self.db.execute(select(JobState.value).where(JobState.name == name))
+                ).scalar_one()
+
+    async def advance(self, name: str, value: int) -> None:
+        await self.db.execute(update(JobState).where(JobState.name == name)
+                              .values(value=value, updated_at=utcnow()))
+
+    def seconds_between(self, later, earlier):
+        """SQL: seconds from `earlier` to `later` (PostgreSQL and SQLite)."""
+        if self.dialect == "postgresql":
+            return extract("epoch", later - earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+async def _org_codes(db: AsyncSession, ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    rows = await db.execute(select(Org.id, Org.code, Org.name).where(Org.id.in_(ids)))
+    return {i: (code, name) for i, code, name in rows}
+
+
+# --- intake checks (each with a batch backstop) -----------------------------------------------
+
+@register
+class StaffSelfRating(Check):
+    """The rater's ID number or phone is that of the staff member who served (or a colleague)."""
+
+    name = "staff_self_rating"
+    label = "工作人员自评"
+
+    def match(self, hasher: IdentityHasher, index: dict[str, list[StaffEntry]], row: Row
+              ) -> Finding | None:
+        best: tuple[str, str, StaffEntry] | None = None
+        for kind in ("cert", "phone"):
+            digest = row.get(f"rater_{kind}_hash") or hasher(row.get(RAW[kind]))
+            for entry in index.get(digest, ()) if digest else ():
+                staff_id, org_id, _no = entry
+                if staff_id == row.get("staff_id"):
+                    best = ("self", kind, entry)
+                    break
+                if best is None and org_id in (row.get("window_id"), row.get("org_id")):
+                    best = ("colleague", kind, entry)
+            if best and best[0] == "self":
+                break
+        if best is None:
+            return None
+        relation, kind, (_sid, _oid, staff_no) = best
+        what = "身份证号" if kind == "cert" else "手机号"
+        reason = (f"评价人{what}与办理该件的工作人员（工号 {staff_no}）一致，疑似本人自评"
+                  if relation == "self" else
+                  f"评价人{what}与被评价单位的工作人员（工号 {staff_no}）一致，疑似内部刷评")
+        return Finding(evaluation_id=row["id"], org_id=row["org_id"], check=self.name,
+                       subject=f"工作人员 {staff_no}", reason=reason,
+                       evidence={"relation": relation, "matched": kind, "staff_no": staff_no})
+
+    async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
+        if not (row.get("rater_cert_no") or row.get("rater_phone")):
+            return PASS
+        index = await guard.identities.get(db)
+        if not index:
+            return PASS
+        found = self.match(guard.hasher, index, row)
+        return [found] if found else PASS
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        """Ratings past the watermark, against the identities as registered now."""
+        last = await ctx.watermark("integrity_self_rating")
+        rows = (await ctx.db.execute(
+            select(Evaluation.id, Evaluation.org_id, Evaluation.staff_id, Evaluation.window_id,
+                   Evaluation.rater_cert_hash, Evaluation.rater_phone_hash)
+            .where(Evaluation.id > last, Evaluation.received_at < ctx.now)
+            .order_by(Evaluation.id).limit(ctx.thresholds.batch_limit)
+        )).mappings().all()
+        if not rows:
+            return []
+        index = await load_identity_index(ctx.db)
+        found = [f for r in rows if index for f in [self.match(ctx.hasher, index, dict(r))] if f]
+        await ctx.advance("integrity_self_rating", rows[-1]["id"])
+        return found
+
+
+@register
+class SourceBurst(Check):
+    """One phone, device or IP address rating many different cases of different raters."""
+
+    name = "source_burst"
+    label = "同一来源短时评价多件"
+
+    def _findings(self, kind: str, row: Row, events: SourceWindow, th: Thresholds
+                  ) -> Sequence[Finding]:
+        burst = events.burst(th)
+        if burst is None:
+            return PASS
+        cases, raters = burst
+        shown = _source_shown(kind, row)
+        hours = th.burst_window_seconds / 3600
+        ids = [e.evaluation_id for e in events]
+        evidence = {"source": kind, "value": shown, "window_hours": hours, "cases": cases,
+                    "raters": raters, "evaluation_ids": ids}
+        reason = (f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内评价了 {cases} 件"
+                  f"不同办件，涉及 {raters} 个不同评价人")
+        out = []
+        for e in events:
+            if not e.flagged:
+                e.flagged = True
+                out.append(Finding(evaluation_id=e.evaluation_id, org_id=e.org_id,
+                                   check=self.name, subject=f"{SOURCE_LABELS[kind]} {shown}",
+                                   reason=reason, evidence=evidence))
+        return out
+
+    async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
+        if row.get("case_id") is None:
+            return PASS
+        found: list[Finding] = []
+        for kind, value in source_keys(row):
+            event = SourceEvent(_ts(row["received_at"]), row["id"], row["case_id"], _rater(row),
+                                row["org_id"])
+            # Only a hash of the value is kept in memory, never the number itself.
+            events = guard.sources.add((kind, hash(value)), event)
+            found.extend(self._findings(kind, row, events, guard.thresholds))
+        return found
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        """The same windows over the database: catches bursts split across processes."""
+        th = ctx.thresholds
+        E = Evaluation
+        base = and_(ctx.recent(th.burst_lookback_hours / 24), E.case_id.is_not(None))
+        many = func.count(distinct(E.case_id)) >= th.burst_min_cases
+        phones = select(E.rater_phone_hash).where(base, E.rater_phone_hash.is_not(None)) \
+            .group_by(E.rater_phone_hash).having(many)
+        devices = select(E.device_id).where(base, E.device_id.is_not(None),
+                                            E.channel.not_in(FIXED_DEVICE_CHANNELS)) \
+            .group_by(E.device_id).having(many)
+        ips = select(E.source_ip).where(base, E.invitation_id.is_not(None),
+                                        E.source_ip.is_not(None)) \
+            .group_by(E.source_ip).having(many)
+        cond = or_(E.rater_phone_hash.in_(phones), E.device_id.in_(devices),
+                   E.source_ip.in_(ips))
+        rows = (await ctx.db.execute(
+            # The phone itself (decrypted) only for these few rows: the evidence shows it masked.
+            select(E.id, E.case_id, E.org_id, E.channel, E.rater_phone, E.rater_phone_hash,
+                   E.rater_cert_hash,
+                   E.device_id, E.invitation_id, E.source_ip, E.user_agent, E.received_at)
+            .where(base, cond).order_by(E.received_at, E.id).limit(th.batch_limit)
+        )).mappings().all()
+        windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
+        found: list[Finding] = []
+        for r in rows:
+            row = dict(r)
+            for kind, value in source_keys(row):
+                event = SourceEvent(_ts(row["received_at"]), row["id"], row["case_id"],
+                                    _rater(row), row["org_id"])
+                events = windows.add((kind, value), event)
+                found.extend(self._findings(kind, row, events, th))
+        return found
+
+
+@register
+class InvitationMisuse(Check):
+    """Links spent faster than a citizen could open them, time after time at one window; or a
+    rating from a source that tried spent or forged links."""
+
+    name = "invitation_misuse"
+    label = "评价链接异常"
+
+    def _fast_findings(self, events: SourceWindow | list[SourceEvent], place: str,
+                       th: Thresholds) -> Sequence[Finding]:
+        if len(events) < th.link_min_repeats:
+            return PASS
+        seconds = [float(e.rater) for e in events]  # the rater slot carries the seconds here
+        reason = (f"{place} {th.link_repeat_days} 天内有 {len(events)} 条评价在评价链接签发后 "
+                  f"{th.link_min_seconds:g} 秒内完成，群众难以在此时间内收到并打开链接，"
+                  f"疑似工作人员代评")
+        out = []
+        for e in events:
+            if not e.flagged:
+                e.flagged = True
+                out.append(Finding(
+                    evaluation_id=e.evaluation_id, org_id=e.org_id, check=self.name,
+                    subject=place, reason=reason,
+                    evidence={"fast_links": len(events), "seconds_after_issue": float(e.rater),
+                              "all_seconds": seconds[:50],
+                              "evaluation_ids": [x.evaluation_id for x in events][:50],
+                              "days": th.link_repeat_days}))
+        return out
+
+    @staticmethod
+    async def _places(db: AsyncSession, units: Iterable[tuple[int, bool]]) -> dict[int, str]:
+        """The code of each window (or unit) named in a reason."""
+        units = list(units)
+        codes = await _org_codes(db, [u for u, _ in units])
+        return {u: f"{'窗口' if is_window else '单位'} {codes.get(u, ('?', ''))[0]}"
+                for u, is_window in units}
+
+    async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
+        inv_id = row.get("invitation_id")
+        if not inv_id:
+            return PASS
+        th = guard.thresholds
+        found: list[Finding] = []
+        if row.get("source_ip"):
+            key = f"{row['source_ip']}|{row.get('user_agent') or ''}"
+            refused = guard.refusals.recent(key, _ts(row["received_at"]))
+            reused, forged = refused.get("invitation_used", 0), refused.get("invitation_invalid", 0)
+            if reused >= th.refusal_min_reused or forged >= th.refusal_min_forged:
+                shown = _source_shown("ip", row)
+                found.append(Finding(
+                    evaluation_id=row["id"], org_id=row["org_id"], check=self.name,
+                    subject=f"IP 地址 {shown}",
+                    reason=(f"同一来源（{shown}）近 24 小时内 {reused} 次使用已用过的评价链接、"
+                            f"{forged} 次使用无效或伪造的链接后提交了本评价"),
+                    evidence={"invitation_id": inv_id, "refused_reused": reused,
+                              "refused_forged": forged, "source": shown}))
+        issued = (await db.execute(select(Invitation.created_at).where(Invitation.id == inv_id))
+                  ).scalar_one_or_none()
+        if issued is not None:
+            seconds = (row["received_at"] - issued).total_seconds()
+            if seconds < th.link_min_seconds:
+                unit = row.get("window_id") or row["org_id"]
+                event = SourceEvent(_ts(row["received_at"]), row["id"], row.get("case_id") or 0,
+                                    f"{max(seconds, 0):.1f}", row["org_id"])
+                events = guard.fast_links.add(unit, event)
+                if len(events) >= th.link_min_repeats:
+                    places = await self._places(db, [(unit, bool(row.get("window_id")))])
+                    found.extend(self._fast_findings(events, places[unit], th))
+        return found
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        """Fast link ratings of the last days grouped by window (intake memory is per
+        process)."""
+        th, E = ctx.thresholds, Evaluation
+        seconds = ctx.seconds_between(E.received_at, Invitation.created_at)
+        rows = (await ctx.db.execute(
+            select(E.id, E.org_id, E.window_id, E.case_id, E.received_at, seconds)
+            .join(Invitation, Invitation.id == E.invitation_id)
+            .where(ctx.recent(th.link_repeat_days), seconds < th.link_min_seconds)
+            .order_by(E.received_at, E.id).limit(th.batch_limit)
+        )).all()
+        groups: dict[int, list[SourceEvent]] = {}
+        kinds: dict[int, bool] = {}
+        for eid, org_id, window_id, case_id, received, sec in rows:
+            unit = window_id or org_id
+            kinds[unit] = window_id is not None
+            groups.setdefault(unit, []).append(SourceEvent(
+                _ts(received), eid, case_id or 0, f"{max(float(sec), 0):.1f}", org_id))
+        groups = {u: ev for u, ev in groups.items() if len(ev) >= th.link_min_repeats}
+        places = await self._places(ctx.db, ((u, kinds[u]) for u in groups))
+        return [f for unit, events in groups.items()
+                for f in self._fast_findings(events, places[unit], th)]
+
+
+# --- batch checks ------------------------------------------------------------------------------
+
+@register
+class InstantPad(Check):
+    """At one pad, ratings pressed within seconds of completion, time after time."""
+
+    name = "instant_pad"
+    label = "评价器办结即评"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th, E = ctx.thresholds, Evaluation
+        delay = ctx.seconds_between(E.evaluated_at, Case.completed_at)
+        is_instant = and_(delay >= -th.pad_instant_seconds, delay <= th.pad_instant_seconds)
+        base = and_(ctx.recent(th.pad_lookback_days), E.channel.in_(FIXED_DEVICE_CHANNELS),
+                    E.stage == "whole", E.window_id.is_not(None), Case.completed_at.is_not(None))
+        instant = func.sum(case((is_instant, 1), else_=0))
+        pads = (await ctx.db.execute(
+            select(E.window_id, E.device_id, func.count(), instant)
+            .join(Case, Case.id == E.case_id).where(base)
+            .group_by(E.window_id, E.device_id)
+            .having(and_(func.count() >= th.pad_min_ratings, instant >= th.pad_min_instant))
+        )).all()
+        suspects = [(w, d, n, k) for w, d, n, k in pads if k / n >= th.pad_min_share]
+        if not suspects:
+            return []
+        codes = await _org_codes(ctx.db, [w for w, *_ in suspects])
+        found = []
+        for window_id, device_id, n, k in suspects:
+            pad = E.device_id == device_id if device_id is not None else E.device_id.is_(None)
+            hits = (await ctx.db.execute(
+                select(E.id, E.org_id, delay).join(Case, Case.id == E.case_id)
+                .where(base, E.window_id == window_id, pad, is_instant).order_by(E.id)
+            )).all()
+            code = codes.get(window_id, ("?", ""))[0]
+            shown = f"窗口 {code}" + (f" 评价器 {mask('device', device_id)}" if device_id else "")
+            evidence = {"window_code": code, "device": mask("device", device_id),
+                        "ratings": n, "instant": k, "share": round(k / n, 3),
+                        "instant_seconds": th.pad_instant_seconds,
+                        "days": th.pad_lookback_days}
+            reason = (f"{shown}近 {th.pad_lookback_days} 天 {n} 条评价中有 {k} 条"
+                      f"（{k / n:.0%}）在办结后 {th.pad_instant_seconds:g} 秒内提交，"
+                      f"疑似工作人员代按评价器")
+            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
+                                 subject=shown, reason=reason,
+                                 evidence={**evidence, "seconds": round(float(sec), 1)})
+                         for eid, org_id, sec in hits)
+        return found
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lgn = math.lgamma(n + 1)
+    total = sum(math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp
+                         + (n - i) * lq) for i in range(k, n + 1))
+    return min(1.0, total)
+
+
+def peer_ceiling(units: list[tuple[int, int]], quantile: float) -> tuple[float, float]:
+    """(pooled rate, the rate of the better peers at `quantile`) of peer units given as
+    (ratings, top); peers with too few ratings to tell are left out of the quantile."""
+    m = sum(k for _, k in units) / sum(n for n, _ in units)
+    shares = sorted(k / n for n, k in units if n >= 30) or [m]
+    pos = quantile * (len(shares) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(shares) - 1)
+    return m, shares[lo] + (shares[hi] - shares[lo]) * (pos - lo)
+
+
+@register
+class PerfectUnit(Check):
+    """A window or staff member whose share of 非常满意 its peers cannot explain: even at the
+    rate of its better peers (excellent units exist), so many would come by chance with a
+    probability below a small threshold."""
+
+    name = "perfect_unit"
+    label = "满意度分布异常完美"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th = ctx.thresholds
+        found: list[Finding] = []
+        for unit, column in (("window", Evaluation.window_id), ("staff", Evaluation.staff_id)):
+            found.extend(await self._scan_unit(ctx, unit, column, th))
+        return found
+
+    async def _scan_unit(self, ctx: BatchContext, unit: str, column, th: Thresholds
+                         ) -> list[Finding]:
+        E = Evaluation
+        base = and_(ctx.recent(th.perfect_lookback_days), column.is_not(None),
+                    E.channel.not_in(FREE_CHANNELS))
+        top = func.sum(case((E.level == 5, 1), else_=0))
+        stats = (await ctx.db.execute(
+            select(column, E.region_code, func.count(), top).where(base)
+            .group_by(column, E.region_code)
+        )).all()
+        suspects = []
+        for unit_id, region, n, k in stats:
+            if n < th.perfect_min_ratings or k / n < th.perfect_min_share:
+                continue
+            # Peers: the other units of the same region, else every other unit; not those
+            # that look perfect themselves.
+            others = [(r, pn, pk) for u, r, pn, pk in stats
+                      if u != unit_id and pn >= 10 and pk / pn < th.perfect_min_share]
+            peers = [(pn, pk) for r, pn, pk in others if r == region]
+            if (len(peers) < th.peer_min_units
+                    or sum(pn for pn, _ in peers) < th.peer_min_ratings):
+                peers = [(pn, pk) for _r, pn, pk in others]
+            peer_n = sum(pn for pn, _ in peers)
+            if peer_n < th.peer_min_ratings:
+                continue
+            # The null is generous: as good as the better peers, not the average one.
+            peer_p, best = peer_ceiling(peers, th.perfect_peer_quantile)
+            p_value = binomial_tail(k, n, best)
+            if p_value < th.perfect_max_p:
+                suspects.append((unit_id, n, k, peer_p, best, peer_n, p_value))
+        if not suspects:
+            return []
+        if unit == "window":
+            names = {i: c for i, (c, _n) in (await _org_codes(
+                ctx.db, [s[0] for s in suspects])).items()}
+            label = "窗口"
+        else:
+            names = dict((await ctx.db.execute(select(Staff.id, Staff.staff_no).where(
+                Staff.id.in_([s[0] for s in suspects])))).all())
+            label = "工作人员"
+        found = []
+        for unit_id, n, k, peer_p, best, peer_n, p_value in suspects:
+            code = names.get(unit_id, "?")
+            ids = (await ctx.db.execute(
+                select(E.id, E.org_id).where(base, column == unit_id, E.level == 5)
+                .order_by(E.id).limit(th.batch_limit)
+            )).all()
+            evidence = {"unit": unit, "code": code, "ratings": n, "top": k,
+                        "share": round(k / n, 4), "peer_share": round(peer_p, 4),
+                        "peer_best": round(best, 4), "peer_ratings": peer_n,
+                        "p_value": float(f"{p_value:.3g}"), "days": th.perfect_lookback_days}
+            top_pct = round((1 - th.perfect_peer_quantile) * 100)
+            reason = (f"{label} {code} 近 {th.perfect_lookback_days} 天 {n} 条评价中 {k} 条为"
+                      f"“非常满意”（{k / n:.1%}），同类平均 {peer_p:.1%}、前 {top_pct}% 为 "
+                      f"{best:.1%}；即便按前 {top_pct}% 的水平，偶然出现的概率也只有约 "
+                      f"{p_value:.1e}")
+            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
+                                 subject=f"{label} {code}", reason=reason, evidence=evidence)
+                         for eid, org_id in ids)
+        return found
+
+
+@register
+class DuplicateComment(Check):
+    """The same written comment (long enough to be one's own words) on several cases of one
+    unit within days, and seen at few other units: pasted, where a common phrase is spread
+    over many units."""
+
+    name = "duplicate_comment"
+    label = "评价内容雷同"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th, E = ctx.thresholds, Evaluation
+        text = func.trim(E.comment)
+        base = and_(ctx.recent(th.comment_lookback_days), E.comment.is_not(None),
+                    E.case_id.is_not(None), func.length(text) >= th.comment_min_chars)
+        groups = (await ctx.db.execute(
+            select(E.org_id, text, func.count(distinct(E.case_id)))
+            .where(base).group_by(E.org_id, text)
+            .having(func.count(distinct(E.case_id)) >= th.comment_min_cases).limit(1000)
+        )).all()
+        if groups:
+            spread = dict((await ctx.db.execute(
+                select(text, func.count(distinct(E.org_id)))
+                .where(ctx.recent(th.comment_common_days), E.comment.is_not(None),
+                       text.in_({g[1] for g in groups}))
+                .group_by(text))).all())
+            groups = [g for g in groups if spread.get(g[1], 0) <= th.comment_max_orgs]
+        codes = await _org_codes(ctx.db, [g[0] for g in groups])
+        found = []
+        for org_id, comment, cases in groups:
+            ids = (await ctx.db.execute(
+                select(E.id).where(base, E.org_id == org_id, text == comment).order_by(E.id)
+                .limit(th.batch_limit))).scalars().all()
+            code, name = codes.get(org_id, ("?", "?"))
+            shown = mask_text(comment) or ""
+            short = shown if len(shown) <= 24 else shown[:24] + "…"
+            evidence = {"comment": shown, "cases": cases, "org_code": code,
+                        "evaluation_ids": list(ids)[:200], "days": th.comment_lookback_days}
+            reason = (f"相同的评价内容“{short}”在 {th.comment_lookback_days} 天内出现在"
+                      f"{name}（{code}）{cases} 件不同办件的评价中，疑似复制粘贴")
+            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
+                                 subject=f"评论 “{short}”", reason=reason, evidence=evidence)
+                         for eid in ids)
+        return found
+
+
+class _Links:
+    """Union-find over ratings."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+@register
+class CoordinatedBad(Check):
+    """A burst of bad ratings against one unit from raters linked by phone, device or IP."""
+
+    name = "coordinated_bad"
+    label = "关联人员集中差评"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th, E = ctx.thresholds, Evaluation
+        rows = (await ctx.db.execute(
+            select(E.id, E.org_id, E.case_id, E.channel, E.rater_phone_hash, E.rater_cert_hash,
+                   E.device_id, E.invitation_id, E.source_ip, E.user_agent, E.received_at)
+            .where(ctx.recent(th.bad_lookback_days), E.level.in_(sorted(ctx.bad_levels)),
+                   E.case_id.is_not(None))
+            .order_by(E.received_at, E.id).limit(th.batch_limit)
+        )).mappings().all()
+        by_org: dict[int, list[Row]] = {}
+        for r in rows:
+            by_org.setdefault(r["org_id"], []).append(dict(r))
+        span = th.bad_span_hours * 3600
+        groups = []
+        for org_id, ratings in by_org.items():
+            if len(ratings) < th.bad_min_ratings:
+                continue
+            links, last_seen = _Links(), {}
+            kinds: dict[tuple[int, int], set[str]] = {}
+            for r in ratings:
+                t = _ts(r["received_at"])
+                keys = source_keys(r)
+                cert = r.get("rater_cert_hash")
+                if cert:
+                    keys.append(("cert", cert))
+                links.find(r["id"])
+                for key in keys:
+                    prev = last_seen.get(key)
+                    if prev is not None and t - prev[0] <= span:
+                        links.union(prev[1], r["id"])
+                        kinds.setdefault((prev[1], r["id"]), set()).add(key[0])
+                    last_seen[key] = (t, r["id"])
+            members: dict[int, list[Row]] = {}
+            for r in ratings:
+                members.setdefault(links.find(r["id"]), []).append(r)
+            for group in members.values():
+                cases = {r["case_id"] for r in group}
+                raters = {_rater(r) for r in group}
+                if len(cases) >= th.bad_min_ratings and len(raters) >= th.bad_min_raters:
+                    ids = {r["id"] for r in group}
+                    via = sorted({k for (a, b), ks in kinds.items() if a in ids for k in ks})
+                    groups.append((org_id, group, len(cases), len(raters), via))
+        if not groups:
+            return []
+        codes = await _org_codes(ctx.db, [g[0] for g in groups])
+        via_labels = {"phone": "手机号", "device": "设备", "ip": "IP 地址", "cert": "身份证号"}
+        found = []
+        for org_id, group, cases, raters, via in groups:
+            code, name = codes.get(org_id, ("?", "?"))
+            first, last = group[0]["received_at"], group[-1]["received_at"]
+            hours = max((last - first).total_seconds() / 3600, 0.1)
+            shared = "、".join(via_labels[v] for v in via)
+            evidence = {"org_code": code, "ratings": len(group), "cases": cases,
+                        "raters": raters, "linked_by": via, "first": first.isoformat(),
+                        "last": last.isoformat(),
+                        "evaluation_ids": [r["id"] for r in group]}
+            reason = (f"{hours:.1f} 小时内 {len(group)} 条差评集中指向{name}（{code}），"
+                      f"{raters} 个评价人之间共用{shared}，疑似组织恶意差评")
+            found.extend(Finding(evaluation_id=r["id"], org_id=org_id, check=self.name,
+                                 subject=f"单位 {code}", reason=reason, evidence=evidence)
+                         for r in group)
+        return found
