@@ -49,6 +49,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
     cpu: dict[str, float] = field(default_factory=dict)
+    spread: list[int] = field(default_factory=list)  # connections per server worker
 
     def merge(self, other: Phase) -> None:
         """Add the observations of another slice of the same phase."""
@@ -60,6 +61,7 @@ class Phase:
         self.requests += other.requests
         self.latencies.extend(other.latencies)
         self.errors.update(other.errors)
+        self.spread = self.spread or other.spread
 
     @property
     def rate(self) -> float:
@@ -78,6 +80,8 @@ class Phase:
             f"p{p} {harness.percentile(lat, p) * 1000:.1f}" for p in (50, 90, 99))
             + f"  max {lat[-1] * 1000 if lat else float('nan'):.1f}")
         print(f"  errors: {dict(self.errors) if self.errors else 'none'}")
+        if self.spread:
+            print(f"  connections per server worker: {self.spread}")
         if self.cpu:
             print("  cpu (cores busy): " + ", ".join(f"{k} {v:.2f}" for k, v in self.cpu.items())
                   + f"  of {os.cpu_count()}")
@@ -93,8 +97,13 @@ class Phase:
 class CpuMeter:
     """CPU use of the server, PostgreSQL and this process over a phase, in busy cores."""
 
+    nice: int | None = None  # set from --nice: raise the benchmark above other work
+
     def __init__(self, server: harness.Server | None, dbname: str) -> None:
         self.server, self.dbname = server, dbname
+        if self.nice is not None:  # this process, the server, and this database's backends
+            harness.renice([os.getpid(), *(server.pids() if server else []),
+                            *harness.postgres_pids(dbname, auxiliary=False)], self.nice)
 
     def _sample(self) -> dict[str, float]:
         own = os.times()
@@ -124,8 +133,7 @@ async def api_phase(server: harness.Server, world: harness.World, *, dbname: str
     measuring = asyncio.Event()
     stop_at = [float("inf")]
 
-    async def client() -> None:
-        conn = await harness.HttpConnection.open("127.0.0.1", server.port)
+    async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
                 body = json.dumps(harness.rating_body(world, next(counter), "a")).encode()
@@ -150,7 +158,9 @@ async def api_phase(server: harness.Server, world: harness.World, *, dbname: str
         finally:
             conn.close()
 
-    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
+    conns = await harness.open_balanced(server, concurrency)
+    phase.spread = harness.worker_spread(server, conns)
+    tasks = [asyncio.create_task(client(conn)) for conn in conns]
     await asyncio.sleep(warmup)  # pools filled, key cache warm, code paths hot
     with CpuMeter(server, dbname) as cpu:
         stop_at[0] = time.perf_counter() + seconds
@@ -229,8 +239,7 @@ async def batch_phase(server: harness.Server, world: harness.World, *, dbname: s
     headers = {"X-Api-Key": world.key, "User-Agent": USER_AGENT}
     stop_at = [0.0]
 
-    async def client() -> None:
-        conn = await harness.HttpConnection.open("127.0.0.1", server.port)
+    async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
                 items = [harness.rating_body(world, next(counter), "b") for _ in range(size)]
@@ -251,10 +260,12 @@ async def batch_phase(server: harness.Server, world: harness.World, *, dbname: s
         finally:
             conn.close()
 
+    conns = await harness.open_balanced(server, clients)
+    phase.spread = harness.worker_spread(server, conns)
     with CpuMeter(server, dbname) as cpu:
         start = time.perf_counter()
         stop_at[0] = start + seconds
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await asyncio.gather(*(client(conn) for conn in conns))
         phase.seconds = time.perf_counter() - start
     phase.cpu = cpu.result
     return phase
@@ -284,6 +295,7 @@ async def main(args: argparse.Namespace) -> int:
         # Production runs the deadline job and outbox delivery in `haochaping worker`; in
         # `serve` they would spend the same two cores on notifications, which is not intake.
         env = {} if args.with_jobs else {"HAOCHAPING_JOB_INTERVAL_SECONDS": "0"}
+        CpuMeter.nice = args.nice
         if args.good_only:
             harness.LEVEL_CYCLE = tuple(x for x in harness.LEVEL_CYCLE if x >= 3)
         server = harness.Server(url, workers=args.workers, access_log=not args.no_access_log,
@@ -292,7 +304,7 @@ async def main(args: argparse.Namespace) -> int:
         await server.wait_ready()
         print(f"load average before: {os.getloadavg()[0]:.2f}")
         bad = sum(x < 3 for x in harness.LEVEL_CYCLE) / len(harness.LEVEL_CYCLE)
-        print(f"ratings: {bad:.0%} bad (each opens a work order); periodic jobs "
+        print(f"ratings: {bad:.0%} bad (a bad rating opens a work order); periodic jobs "
               f"{'in-process' if args.with_jobs else 'off (a separate worker in production)'}")
         print(f"service: haochaping serve --workers {args.workers} on port {server.port}"
               f"{' (uvicorn, no access log)' if args.no_access_log else ''}; "
@@ -378,6 +390,9 @@ def parse_args() -> argparse.Namespace:
                    help="no bad ratings, so no work orders: the intake path alone")
     p.add_argument("--with-jobs", action="store_true",
                    help="let the server run its periodic jobs in-process (default: off)")
+    p.add_argument("--nice", type=int, default=None,
+                   help="on a shared machine, run the benchmark's processes (load generator, "
+                        "server, its PostgreSQL backends) at this priority, e.g. -10 (root)")
     p.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = p.parse_args()
     if args.batch_seconds is None:

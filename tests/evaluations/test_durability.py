@@ -69,6 +69,14 @@ def durable_settings(settings: Settings):
         asyncio.run(_pg_admin(settings.database_url, *drop))
 
 
+@pytest.fixture
+async def durable_engine(durable_settings):
+    """A committing engine on the sibling database (the suite's engine rolls back)."""
+    engine = make_engine(durable_settings)
+    yield engine
+    await engine.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,9 +119,9 @@ class ServerProcess:
             self.proc.wait(timeout=15)
 
 
-async def test_every_acknowledged_rating_survives_sigkill(durable_settings, tmp_path):
-    engine = make_engine(durable_settings)
-    async with make_sessionmaker(engine)() as db:
+async def test_every_acknowledged_rating_survives_sigkill(durable_settings, durable_engine,
+                                                         tmp_path):
+    async with make_sessionmaker(durable_engine)() as db:
         world = await factories.build_world(db, suffix=f"-D{uuid.uuid4().hex[:6]}")
         await db.commit()
         cases = [(await factories.make_case(db, world))["case_no"] for _ in range(10)]
@@ -161,13 +169,9 @@ async def test_every_acknowledged_rating_survives_sigkill(durable_settings, tmp_
             if server.proc is not None and server.proc.poll() is None:
                 server.signal_group(signal.SIGTERM)
 
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(Evaluation.id, Evaluation.level, Evaluation.channel))
-            stored = {eid: (level, channel) for eid, level, channel in rows}
-    finally:
-        await engine.dispose()
+    async with durable_engine.connect() as conn:
+        rows = await conn.execute(select(Evaluation.id, Evaluation.level, Evaluation.channel))
+        stored = {eid: (level, channel) for eid, level, channel in rows}
     missing = sorted(set(acked) - set(stored))
     assert missing == [], f"{len(missing)} of {len(acked)} acknowledged ratings lost"
     assert {eid: stored[eid] for eid in acked} == acked
