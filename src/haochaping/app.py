@@ -75,9 +75,10 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     rules = await load_rules(app)
     # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
     # holding ratings of registered malicious raters, the intake checks of the detectors.
-    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(
-        make_on_stored(app.state), make_register_hook(app.state),
-        integrity_detectors.make_intake_hook(app.state)))
+    on_stored = [make_on_stored(app.state), make_register_hook(app.state)]
+    if app.state.settings.integrity_intake_checks:
+        on_stored.append(integrity_detectors.make_intake_hook(app.state))
+    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(*on_stored))
 
 
 async def shutdown(app: FastAPI) -> None:

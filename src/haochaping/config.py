@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     data_key_id: str = ""
     # Abuse limits (429), shared across processes through Redis when a URL is given.
     redis_url: str = ""  # e.g. redis://127.0.0.1:6379/0; empty: per-process memory
+    # The detectors' cheap checks in the intake request (self-rating, bursts, link misuse);
+    # off only to measure their cost (bench/intake.py) — the periodic batch checks still run.
+    integrity_intake_checks: bool = True
     rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
     rate_public_per_minute: int = Field(120, ge=0)  # public pages, per IP
     rate_login_per_minute: int = Field(20, ge=0)  # sign-in attempts, per IP
