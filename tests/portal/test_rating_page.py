@@ -168,3 +168,50 @@ async def test_font_size_is_remembered_without_javascript(client, link):
     assert 'aria-current="true">大</a>' in page.text
     r = await client.get("/font", params={"size": "huge", "next": "//evil.example/"})
     assert r.headers["location"] == "/console" and "set-cookie" not in r.headers
+
+
+# --- refused links feed the integrity checks (invitation_misuse) -----------------------------
+
+async def _issued_an_hour_ago(db) -> None:
+    """Links spent seconds after issue are a signal of their own (fast links): not this one."""
+    await db.execute(update(Invitation).values(created_at=now() - timedelta(hours=1)))
+
+
+async def _misuse_flags(db, case_no: str) -> list:
+    from haochaping.integrity.models import IntegrityFlag
+
+    [row] = await ratings_of(db, case_no)
+    return list((await db.execute(select(IntegrityFlag).where(
+        IntegrityFlag.evaluation_id == row.id,
+        IntegrityFlag.check_name == "invitation_misuse"))).scalars())
+
+
+async def test_rating_after_a_forged_link_from_the_same_browser_is_flagged(client, db, link,
+                                                                           case):
+    assert (await client.get(link[:-3] + "abc")).status_code == 404
+    assert (await client.post(link, data={"level": "5"})).status_code == 303
+    [flag] = await _misuse_flags(db, case["case_no"])
+    assert flag.evidence["refused_forged"] == 1 and flag.state == "open"
+
+
+async def test_replaying_spent_links_is_recorded_but_reopening_one_is_not(client, db, world,
+                                                                         link, case):
+    from tests.factories import make_case
+
+    await _issued_an_hour_ago(db)
+    assert (await client.post(link, data={"level": "5"})).status_code == 303
+    for _ in range(3):  # reopening the spent link (e.g. from the SMS) is harmless
+        assert (await client.get(link)).status_code == 409
+    second = await make_case(db, world)
+    link2 = await invite(client, world, second["case_no"])
+    await _issued_an_hour_ago(db)
+    assert (await client.post(link2, data={"level": "5"})).status_code == 303
+    assert await _misuse_flags(db, second["case_no"]) == []
+    for _ in range(2):  # now trying to rate again with both spent links
+        assert (await client.post(link, data={"level": "5"})).status_code == 409
+    third = await make_case(db, world)
+    link3 = await invite(client, world, third["case_no"])
+    await _issued_an_hour_ago(db)
+    assert (await client.post(link3, data={"level": "5"})).status_code == 303
+    [flag] = await _misuse_flags(db, third["case_no"])
+    assert flag.evidence["refused_reused"] == 2
