@@ -41,6 +41,9 @@ EXPECTED = {
     ("verifying", "appeal"): "appealing", ("transferred", "appeal"): "appealing",
     ("rectifying", "appeal"): "appealing",
     ("appealing", "uphold_appeal"): "invalidated", ("appealing", "reject_appeal"): "rectifying",
+    **{(s, "invalidate"): "invalidated" for s in (
+        "verifying", "transferred", "rectifying", "explained", "callback", "supervising",
+        "accountability")},
 }
 
 
@@ -70,6 +73,10 @@ def test_roles_by_action():
     assert Role.CITIZEN in ROLES[Action.CALLBACK_DISSATISFIED]
     assert Role.STAFF not in set().union(*ROLES.values())
     assert Role.ASSESSOR not in set().union(*ROLES.values())
+    # Only a held rating's review invalidates outside an appeal; no one's page offers it.
+    assert ROLES[Action.INVALIDATE] == {Role.REVIEW}
+    assert all(Action.INVALIDATE not in allowed_actions(s, r) for s in State
+               for r in ("admin", "office", "unit"))
 
 
 def test_final_states_allow_nothing_but_reopen():

@@ -22,6 +22,7 @@ from haochaping.evaluations.standing import (
     set_standing,
 )
 from haochaping.orgs.models import Org
+from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
@@ -96,10 +97,17 @@ async def review_held_rating(evaluation_id: int, data: StandingDecision, db: DbS
     if row is None:
         raise NotFound("评价不存在", code="evaluation_not_found")
     user.require(row[1])
-    current = await db.get(EvaluationStanding, evaluation_id)
+    current = await db.get(EvaluationStanding, evaluation_id, with_for_update=True)
     if current is None or current.standing != Standing.HELD.value:
         raise Conflict("该评价不在待复核状态", code="not_held")
+    order = None
+    if data.standing == "invalid":
+        order = await wo_service.order_of_rating(db, evaluation_id, lock=True)
+        wo_service.refuse_if_appealing(order)
     await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing(data.standing),
                        reason="review", actor=user.name, note=data.note)
+    if data.standing == "invalid":  # nothing left to rectify for a rating that does not count
+        await wo_service.end_invalidated(db=db, order=order, principal=user, note=data.note,
+                                         reason="review_invalidated")
     await db.commit()
     return {"evaluation_id": evaluation_id, "standing": data.standing}

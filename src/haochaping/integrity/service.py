@@ -21,6 +21,7 @@ from haochaping.integrity import detectors
 from haochaping.integrity.identity import IdentityHasher
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
+from haochaping.workorders import service as wo_service
 
 DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
 CLEARED = "detector_cleared"
@@ -102,6 +103,10 @@ async def review(*, db: AsyncSession, actor: Principal, flag_id: int, decision: 
         raise Invalid("判定无效须填写复核意见", code="note_required", details=[{"field": "note"}])
     # Lock the rating's standing first, so two reviews of one rating take turns.
     standing = await db.get(EvaluationStanding, flag.evaluation_id, with_for_update=True)
+    order = None
+    if decision == Decision.INVALIDATE:
+        order = await wo_service.order_of_rating(db, flag.evaluation_id, lock=True)
+        wo_service.refuse_if_appealing(order)
     now = utcnow()
     to_state = FlagState.CLEARED if decision == Decision.CLEAR else FlagState.INVALIDATED
     done = await db.execute(
@@ -132,6 +137,9 @@ async def review(*, db: AsyncSession, actor: Principal, flag_id: int, decision: 
             .values(state=FlagState.INVALIDATED.value, reviewed_by=actor.name,
                     reviewed_at=now, review_note=f"随标记 #{flag.id} 一并判定无效")
             .execution_options(synchronize_session=False))
+        # A bad rating judged fake leaves nothing to rectify: its work order ends.
+        await wo_service.end_invalidated(db=db, order=order, principal=actor, note=note,
+                                         reason="integrity_invalidated", now=now)
     await db.flush()
     await db.refresh(flag)
     return flag

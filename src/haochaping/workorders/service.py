@@ -32,8 +32,10 @@ from haochaping.workorders.models import (
     WorkOrderUnit,
 )
 from haochaping.workorders.states import (
+    FINAL_STATES,
     Action,
     IllegalTransition,
+    Role,
     RoleNotAllowed,
     State,
     next_state,
@@ -168,6 +170,36 @@ async def transition(
     if attachment_ids:
         await _attach(db, order, event, attachment_ids)
     return event
+
+
+async def order_of_rating(db: AsyncSession, evaluation_id: int, *,
+                          lock: bool = False) -> WorkOrder | None:
+    """The work order a bad rating opened, if any (locked for update on request)."""
+    stmt = select(WorkOrder).where(WorkOrder.evaluation_id == evaluation_id)
+    return (await db.execute(stmt.with_for_update() if lock else stmt)).scalar_one_or_none()
+
+
+def refuse_if_appealing(order: WorkOrder | None) -> None:
+    """A held rating under appeal is settled by the appeal's decision, not by a review."""
+    if order is not None and order.state == State.APPEALING.value:
+        raise Conflict("该差评正在申诉复核中，请在申诉复核中作出决定", code="appeal_pending",
+                       details=[{"work_order_id": order.id}])
+
+
+async def end_invalidated(*, db: AsyncSession, order: WorkOrder | None, principal: Principal,
+                          note: str | None, reason: str,
+                          now: datetime | None = None) -> WorkOrderEvent | None:
+    """End the open work order of a rating a review has just judged invalid (疑似刷评 or a
+    registered malicious rater): nothing more to rectify. Closed orders stay as they were."""
+    if order is None or State(order.state) in FINAL_STATES:
+        return None
+    refuse_if_appealing(order)
+    now = now or utcnow()
+    actor = Actor(kind="user", role=Role.REVIEW.value, name=principal.name, id=principal.id,
+                  org_path=principal.org_path)
+    return await transition(db=db, order=order, action=Action.INVALIDATE, actor=actor,
+                            note=note, now=now, data={"reason": reason},
+                            changes={"closed_at": now, "close_reason": reason})
 
 
 async def _attach(db: AsyncSession, order: WorkOrder, event: WorkOrderEvent,

@@ -19,7 +19,7 @@ class State(StrEnum):
     ACCOUNTABILITY = "accountability"  # 问责中
     APPEALING = "appealing"  # 申诉复核中
     CLOSED = "closed"  # 已办结
-    INVALIDATED = "invalidated"  # 申诉成立，差评无效
+    INVALIDATED = "invalidated"  # 差评无效：申诉成立，或复核认定为虚假评价
 
 
 class Action(StrEnum):
@@ -39,6 +39,7 @@ class Action(StrEnum):
     APPEAL = "appeal"  # 责任单位申诉
     UPHOLD_APPEAL = "uphold_appeal"  # 申诉成立
     REJECT_APPEAL = "reject_appeal"  # 申诉驳回
+    INVALIDATE = "invalidate"  # 待复核评价经复核判定无效（疑似刷评、恶意评价人员）
 
 
 class Role(StrEnum):
@@ -49,6 +50,9 @@ class Role(StrEnum):
     ASSESSOR = "assessor"
     SYSTEM = "system"  # the deadline job
     CITIZEN = "citizen"  # the rater, through their link
+    # A held rating's review (integrity flags, the malicious-rater register) acting on the
+    # order; never offered on the work-order page or its action route.
+    REVIEW = "review"
 
 
 S, A = State, Action
@@ -73,6 +77,9 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     **{(s, A.APPEAL): S.APPEALING for s in HANDLING},
     (S.APPEALING, A.UPHOLD_APPEAL): S.INVALIDATED,
     (S.APPEALING, A.REJECT_APPEAL): S.RECTIFYING,
+    # While an appeal is pending its decision settles the rating: not here.
+    **{(s, A.INVALIDATE): S.INVALIDATED for s in (*HANDLING, S.EXPLAINED, S.CALLBACK,
+                                                   S.SUPERVISING, S.ACCOUNTABILITY)},
 }
 
 HANDLERS = frozenset({Role.UNIT, Role.OFFICE, Role.ADMIN})
@@ -95,6 +102,7 @@ ROLES: dict[Action, frozenset[Role]] = {
     A.APPEAL: frozenset({Role.UNIT, Role.ADMIN}),
     A.UPHOLD_APPEAL: MANAGERS,
     A.REJECT_APPEAL: MANAGERS,
+    A.INVALIDATE: frozenset({Role.REVIEW}),
 }
 
 OPEN_STATES = frozenset(set(State) - {S.CLOSED, S.INVALIDATED})
@@ -104,7 +112,7 @@ STATE_LABELS = {
     S.VERIFYING: "核实中", S.TRANSFERRED: "已转办", S.RECTIFYING: "整改中",
     S.EXPLAINED: "已解释待回访", S.CALLBACK: "待回访", S.SUPERVISING: "督办中",
     S.ACCOUNTABILITY: "问责中", S.APPEALING: "申诉复核中", S.CLOSED: "已办结",
-    S.INVALIDATED: "申诉成立（差评无效）",
+    S.INVALIDATED: "差评无效（不计入统计）",
 }
 
 ACTION_LABELS = {
@@ -114,6 +122,7 @@ ACTION_LABELS = {
     A.CLOSE_UNREACHABLE: "多次联系不上，办结", A.ESCALATE: "转督办", A.REDISPATCH: "重新派单",
     A.HOLD_ACCOUNTABLE: "启动问责", A.CLOSE: "办结", A.REOPEN: "重新督办",
     A.APPEAL: "申诉", A.UPHOLD_APPEAL: "申诉成立", A.REJECT_APPEAL: "驳回申诉",
+    A.INVALIDATE: "复核判定评价无效",
 }
 
 # Steps the rater sees on their progress page (公开环节); internal notes stay inside.
