@@ -161,6 +161,56 @@ class WorkOrderFilters:
         return bool(self.query())
 
 
+# --- the review queue of suspected fake ratings (疑似刷评复核) ---------------------------------
+
+ALL = "all"
+
+
+@dataclass
+class FlagFilters:
+    """What the review queue is filtered by. Unlike the lists above, a value the form could not
+    have sent is refused (the page answers 4xx and says why), not silently dropped."""
+
+    state: str = "open"  # a flag state, or ALL
+    check: str = ""
+    org_code: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams, states: set[str],
+                   checks: set[str]) -> FlagFilters:
+        """Parse the queue's query string; never fails, collects messages instead."""
+        f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
+        state = (params.get("state") or "").strip()
+        if state:
+            if state in states or state == ALL:
+                f.state = state
+            else:
+                f.errors.append("复核状态取值无效")
+        check = (params.get("check") or "").strip()
+        if check:
+            if check in checks:
+                f.check = check
+            else:
+                f.errors.append("检测类型取值无效")
+        return f
+
+    @property
+    def state_value(self) -> str | None:
+        return None if self.state == ALL else self.state
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {"state": self.state, "check": self.check,
+                                  "org_code": self.org_code}
+        values.update(changes)
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.check or self.org_code or self.state != "open")
+
+
 # --- posted forms: the values to show again, the body for the service's model ---------------
 
 NOTE_MAX = 5000
@@ -325,6 +375,39 @@ class DecisionForm:
         if self.values["register_days"]:
             body["register_days"] = _int_or_raw(self.values["register_days"])
         return body
+
+
+@dataclass
+class ReviewForm:
+    """A reviewer's decision on a flag: clear it or invalidate the rating, with a note."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def from_form(cls, form: FormData) -> ReviewForm:
+        return cls(values={"decision": _one(form, "decision", 20).strip(),
+                           "note": _one(form, "note")})
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"note": self.values["note"].strip() or None}
+        if self.values["decision"]:  # left out when empty: "请选择复核决定"
+            body["decision"] = self.values["decision"]
+        return body
+
+
+@dataclass
+class StaffIdentityForm:
+    """A staff member's identity as typed: staff number, ID number and/or phone."""
+
+    values: dict[str, str]
+
+    @classmethod
+    def from_form(cls, form: FormData) -> StaffIdentityForm:
+        return cls(values={name: _one(form, name, 60).strip()
+                           for name in ("staff_no", "cert_no", "phone")})
+
+    def body(self) -> dict[str, Any]:
+        return {name: value for name, value in self.values.items() if value}
 
 
 # --- the policy form ------------------------------------------------------------------------

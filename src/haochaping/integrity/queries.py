@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.errors import NotFound
+from haochaping.core.timeutil import fmt_local
 from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.choices import CHANNEL_LABELS, LEVEL_LABELS
@@ -21,9 +24,11 @@ from haochaping.evaluations.standing import (
     StandingEvent,
 )
 from haochaping.integrity import detectors
-from haochaping.integrity.models import IntegrityFlag
+from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.integrity.service import STATE_LABELS, FlagState
-from haochaping.orgs.models import Org
+from haochaping.orgs.models import Org, Staff
+from haochaping.workorders.models import WorkOrder
+from haochaping.workorders.states import STATE_LABELS as WO_STATE_LABELS
 
 
 async def org_path(db: AsyncSession, actor: Principal, org_code: str) -> str:
@@ -42,7 +47,7 @@ def flags(*, actor: Principal, state: str | None = None, check: str | None = Non
     """Flags on ratings inside the caller's subtree, oldest first (a work queue)."""
     stmt = (
         select(IntegrityFlag, Org.code, Org.name, Evaluation.level, Evaluation.channel,
-               Case.case_no, EvaluationStanding.standing)
+               Case.case_no, EvaluationStanding.standing, Evaluation.evaluated_at)
         .join(Org, Org.id == IntegrityFlag.org_id)
         .join(Evaluation, Evaluation.id == IntegrityFlag.evaluation_id)
         .outerjoin(Case, Case.id == Evaluation.case_id)
@@ -68,7 +73,7 @@ def flags(*, actor: Principal, state: str | None = None, check: str | None = Non
 
 def item(row: Any) -> dict[str, Any]:
     """One line of the queue: the flag, its evidence and what the rating is."""
-    flag, org_code, org_name, level, channel, case_no, standing = row
+    flag, org_code, org_name, level, channel, case_no, standing, evaluated_at = row
     labels = detectors.check_labels()
     standing = standing or Standing.VALID.value
     return {
@@ -78,7 +83,8 @@ def item(row: Any) -> dict[str, Any]:
         "state": flag.state, "state_label": STATE_LABELS[FlagState(flag.state)],
         "org_code": org_code, "org_name": org_name, "case_no": case_no, "level": level,
         "level_label": LEVEL_LABELS[level], "channel": channel,
-        "channel_label": CHANNEL_LABELS.get(channel, channel), "standing": standing,
+        "channel_label": CHANNEL_LABELS.get(channel, channel), "evaluated_at": evaluated_at,
+        "standing": standing,
         "standing_label": STANDING_LABELS[Standing(standing)], "created_at": flag.created_at,
         "reviewed_by": flag.reviewed_by, "reviewed_at": flag.reviewed_at,
         "review_note": flag.review_note,
@@ -110,3 +116,204 @@ async def detail(*, db: AsyncSession, actor: Principal, flag: IntegrityFlag,
                               "note": e.note, "actor": e.actor, "at": e.created_at}
                              for e in history],
     }
+
+
+async def open_counts(db: AsyncSession, actor: Principal) -> dict[str, int]:
+    """Open flags in the caller's subtree, by check (what waits for a reviewer)."""
+    rows = (await db.execute(
+        select(IntegrityFlag.check_name, func.count())
+        .join(Org, Org.id == IntegrityFlag.org_id)
+        .where(IntegrityFlag.state == FlagState.OPEN.value,
+               Org.path.startswith(actor.org_path, autoescape=True))
+        .group_by(IntegrityFlag.check_name))).all()
+    return dict(rows)  # type: ignore[arg-type]
+
+
+async def work_order_of(db: AsyncSession, evaluation_id: int) -> dict[str, Any] | None:
+    """The work order a flagged bad rating opened, if any (id and state, for a link)."""
+    row = (await db.execute(select(WorkOrder.id, WorkOrder.state)
+                            .where(WorkOrder.evaluation_id == evaluation_id))).first()
+    if row is None:
+        return None
+    labels = {s.value: label for s, label in WO_STATE_LABELS.items()}
+    return {"id": row.id, "state": row.state, "state_label": labels.get(row.state, row.state)}
+
+
+async def staff_identities(db: AsyncSession, actor: Principal, limit: int = 20
+                           ) -> list[dict[str, Any]]:
+    """Staff members of the caller's subtree whose identities are registered, latest first
+    (which kinds, by whom, when: the numbers themselves are never stored)."""
+    rows = (await db.execute(
+        select(Staff.staff_no, Staff.name, Org.name, StaffIdentity.kind,
+               StaffIdentity.recorded_by, StaffIdentity.updated_at)
+        .join(Staff, Staff.id == StaffIdentity.staff_id)
+        .join(Org, Org.id == Staff.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(StaffIdentity.updated_at.desc(), Staff.staff_no)
+        .limit(limit * 2))).all()
+    out: dict[str, dict[str, Any]] = {}
+    for staff_no, name, org_name, kind, by, at in rows:
+        entry = out.setdefault(staff_no, {"staff_no": staff_no, "name": name,
+                                          "org_name": org_name, "kinds": [],
+                                          "recorded_by": by, "updated_at": at})
+        entry["kinds"].append(kind)
+    order = list(IDENTITY_KINDS)
+    for entry in out.values():
+        entry["kinds"] = [IDENTITY_KINDS.get(k, k) for k in sorted(
+            entry["kinds"], key=lambda k: order.index(k) if k in order else len(order))]
+    return list(out.values())[:limit]
+
+
+# --- evidence as people read it -------------------------------------------------------------
+
+IDENTITY_KINDS = {"cert": "身份证号", "phone": "手机号"}
+STANDING_REASON_LABELS = {
+    "detector": "疑似刷评检测", "detector_cleared": "疑似刷评复核：排除",
+    "appeal_upheld": "申诉成立", "malicious_rater": "恶意评价人员信息库", "review": "人工复核",
+}
+
+
+def standing_reason(reason: str, to: str) -> str:
+    """Why a rating's standing changed, as people read it (the detectors' reason covers both
+    the hold and a reviewer's invalidation)."""
+    if reason == "detector" and to == Standing.INVALID.value:
+        return "疑似刷评复核：判定无效"
+    return STANDING_REASON_LABELS.get(reason, reason)
+
+
+_LINKS = {"phone": "手机号", "device": "设备", "ip": "IP 地址", "cert": "身份证号"}
+_UNITS = {"window": "窗口", "staff": "工作人员"}
+_RELATIONS = {"self": "办理该件的工作人员本人", "colleague": "被评价单位的其他工作人员"}
+IDS_SHOWN = 20
+
+
+def _n(unit: str) -> Callable[[Any], str]:
+    return lambda v: f"{v} {unit}"
+
+
+def _pct(v: Any) -> str:
+    return f"{float(v) * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def _secs(v: Any) -> str:
+    return f"{float(v):g} 秒"
+
+
+def _days(v: Any) -> str:
+    return f"近 {v} 天"
+
+
+def _time(v: Any) -> str:
+    try:
+        return fmt_local(datetime.fromisoformat(str(v)))
+    except ValueError:
+        return str(v)
+
+
+def _ids(v: Any) -> str:
+    ids = list(v) if isinstance(v, list | tuple) else [v]
+    shown = "、".join(f"#{i}" for i in ids[:IDS_SHOWN])
+    return f"共 {len(ids)} 条：{shown}" + ("…" if len(ids) > IDS_SHOWN else "")
+
+
+def _choice(labels: dict[str, str]) -> Callable[[Any], str]:
+    return lambda v: labels.get(str(v), str(v))
+
+
+def _join(labels: dict[str, str]) -> Callable[[Any], str]:
+    return lambda v: "、".join(labels.get(str(x), str(x)) for x in (v or [])) or "—"
+
+
+Field = tuple[str, Callable[[Any], str]]
+# Each check's evidence keys in the order a reviewer reads them: label and formatter. A key a
+# check adds later and this table lacks is still shown, under its own name.
+EVIDENCE_FIELDS: dict[str, dict[str, Field]] = {
+    "staff_self_rating": {
+        "relation": ("一致的对象", _choice(_RELATIONS)),
+        "matched": ("一致的信息", _choice(IDENTITY_KINDS)),
+        "staff_no": ("工作人员工号", str),
+    },
+    "source_burst": {
+        "source": ("来源类型", _choice(_LINKS)),
+        "value": ("来源（已脱敏）", str),
+        "window_hours": ("时间窗口", lambda v: f"{float(v):g} 小时"),
+        "cases": ("评价的办件", _n("件")),
+        "raters": ("涉及评价人", _n("人")),
+        "evaluation_ids": ("同一来源的评价", _ids),
+    },
+    "invitation_misuse": {
+        "source": ("来源（已脱敏）", str),
+        "invitation_id": ("评价链接编号", lambda v: f"#{v}"),
+        "refused_reused": ("使用已用过的链接", _n("次")),
+        "refused_forged": ("使用无效或伪造的链接", _n("次")),
+        "seconds_after_issue": ("本条评价距链接签发", _secs),
+        "fast_links": ("签发后过快完成的评价", _n("条")),
+        "all_seconds": ("各条距链接签发", lambda v: "、".join(f"{float(x):g}" for x in v) + " 秒"),
+        "days": ("统计范围", _days),
+        "evaluation_ids": ("同组评价", _ids),
+    },
+    "instant_pad": {
+        "window_code": ("窗口编码", str),
+        "device": ("评价器（已脱敏）", str),
+        "seconds": ("本条评价距办结", _secs),
+        "ratings": ("该评价器评价总数", _n("条")),
+        "instant": ("办结即评", _n("条")),
+        "share": ("办结即评占比", _pct),
+        "instant_seconds": ("“办结即评”的标准", lambda v: f"办结后 {float(v):g} 秒内"),
+        "days": ("统计范围", _days),
+    },
+    "perfect_unit": {
+        "unit": ("对象", _choice(_UNITS)),
+        "code": ("编码或工号", str),
+        "ratings": ("评价总数", _n("条")),
+        "top": ("“非常满意”", _n("条")),
+        "share": ("“非常满意”占比", _pct),
+        "peer_share": ("同类平均占比", _pct),
+        "peer_best": ("同类较好单位的占比", _pct),
+        "peer_ratings": ("同类评价总数", _n("条")),
+        "p_value": ("偶然出现的概率", lambda v: f"约 {float(v):.1e}"),
+        "days": ("统计范围", _days),
+    },
+    "duplicate_comment": {
+        "comment": ("雷同内容（已脱敏）", str),
+        "org_code": ("单位编码", str),
+        "cases": ("出现在不同办件", _n("件")),
+        "days": ("统计范围", _days),
+        "evaluation_ids": ("内容相同的评价", _ids),
+    },
+    "coordinated_bad": {
+        "org_code": ("被评价单位编码", str),
+        "ratings": ("集中差评", _n("条")),
+        "cases": ("涉及办件", _n("件")),
+        "raters": ("涉及评价人", _n("人")),
+        "linked_by": ("评价人之间共用", _join(_LINKS)),
+        "first": ("第一条差评", _time),
+        "last": ("最后一条差评", _time),
+        "evaluation_ids": ("同组差评", _ids),
+    },
+}
+
+
+def evidence_rows(check: str, evidence: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A check's evidence as labelled rows (never raw JSON); unknown keys keep their name."""
+    evidence = evidence or {}
+    fields = EVIDENCE_FIELDS.get(check, {})
+    rows = []
+    for key in [*[k for k in fields if k in evidence], *[k for k in evidence
+                                                        if k not in fields]]:
+        value = evidence[key]
+        label, fmt = fields.get(key, (key, _plain))
+        try:
+            text = "—" if value is None or value == "" else fmt(value)
+        except (TypeError, ValueError):
+            text = _plain(value)
+        rows.append({"key": key, "label": label, "text": text})
+    return rows
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return "；".join(f"{k}：{v}" for k, v in value.items())
+    return str(value)
