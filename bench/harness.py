@@ -189,13 +189,19 @@ def rating_target(world: World, k: int, prefix: str) -> tuple[int, str]:
     return k % n, f"{prefix}{k // n}"
 
 
-def rating_body(world: World, k: int, prefix: str) -> dict:
-    """The JSON body of rating k: channels and levels rotate, each level with a valid reason."""
+def rating_body(world: World, k: int, prefix: str, *, own_phone: bool = False) -> dict:
+    """The JSON body of rating k: channels and levels rotate, each level with a valid reason.
+
+    With `own_phone` the rater names a phone of their own, a different one per rating (the
+    seeded cases all share one applicant, which would give the detectors one source only)."""
     i, stage = rating_target(world, k, prefix)
     level = LEVEL_CYCLE[k % len(LEVEL_CYCLE)]
-    return {"case_no": case_no(i), "stage": stage, "channel": CASE_CHANNELS[k % 7],
+    body = {"case_no": case_no(i), "stage": stage, "channel": CASE_CHANNELS[k % 7],
             "level": level, "reasons": [REASON_BY_LEVEL[level]],
             "comment": COMMENT_BY_LEVEL[level]}
+    if own_phone:
+        body["rater"] = {"type": "person", "name": "张三", "phone": f"139{k % 10**8:08d}"}
+    return body
 
 
 # --- the server --------------------------------------------------------------------------

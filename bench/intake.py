@@ -1,6 +1,7 @@
 """Rating intake throughput: the API against raw single-row INSERTs, and the batch route.
 
     .venv/bin/python bench/intake.py [--seconds 15] [--concurrency 32] [--workers 2]
+    .venv/bin/python bench/intake.py --integrity-ab [--seconds 60] [--slices 10]
 
 Creates a fresh PostgreSQL database (postgres@127.0.0.1:5432), migrates and seeds it, starts
 the real service (`haochaping serve`) on a free port, then measures in turn:
@@ -12,6 +13,11 @@ the real service (`haochaping serve`) on a free port, then measures in turn:
 
 The last line reads `intake/raw ratio: 0.NN`. The database and the server are removed at the
 end, also on Ctrl-C or error.
+
+With --integrity-ab it measures instead what the fake-rating detectors' intake checks cost:
+two servers on the same database, one with HAOCHAPING_INTEGRITY_INTAKE_CHECKS=false, their
+slices of the single and the batch route interleaved; it prints the rates, the server's CPU per
+rating and the ratio on/off for each route.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -126,7 +134,7 @@ class CpuMeter:
 
 async def api_phase(server: harness.Server, world: harness.World, *, dbname: str,
                     seconds: float, concurrency: int, warmup: float,
-                    counter: itertools.count) -> Phase:
+                    counter: itertools.count, own_phone: bool = False) -> Phase:
     """Closed-loop single ratings: each client posts, waits for the answer, posts again."""
     phase = Phase("api")
     headers = {"X-Api-Key": world.key, "User-Agent": USER_AGENT}
@@ -136,7 +144,8 @@ async def api_phase(server: harness.Server, world: harness.World, *, dbname: str
     async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
-                body = json.dumps(harness.rating_body(world, next(counter), "a")).encode()
+                body = json.dumps(harness.rating_body(world, next(counter), "a",
+                                                      own_phone=own_phone)).encode()
                 t0 = time.perf_counter()
                 try:
                     status, _ = await conn.request("POST", "/api/v1/evaluations", body, headers)
@@ -232,17 +241,19 @@ async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: flo
 
 
 async def batch_phase(server: harness.Server, world: harness.World, *, dbname: str,
-                      seconds: float, clients: int, size: int) -> Phase:
+                      seconds: float, clients: int, size: int,
+                      counter: itertools.count | None = None, own_phone: bool = False) -> Phase:
     """Buffering channels: POST /evaluations/batch with `size` ratings per request."""
     phase = Phase("batch")
-    counter = itertools.count()
+    counter = counter or itertools.count()
     headers = {"X-Api-Key": world.key, "User-Agent": USER_AGENT}
     stop_at = [0.0]
 
     async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
-                items = [harness.rating_body(world, next(counter), "b") for _ in range(size)]
+                items = [harness.rating_body(world, next(counter), "b", own_phone=own_phone)
+                         for _ in range(size)]
                 body = json.dumps({"items": items}).encode()
                 t0 = time.perf_counter()
                 status, answer = await conn.request("POST", "/api/v1/evaluations/batch", body,
@@ -281,6 +292,117 @@ async def checkpoint(dsn: str) -> None:
         await conn.close()
 
 
+CHECKS_ENV = "HAOCHAPING_INTEGRITY_INTAKE_CHECKS"
+
+
+async def record_staff_identities(url: str, world: harness.World) -> None:
+    """Staff identities on record, as in production, so that the self-rating check looks
+    every rater up (with none registered it returns at once); no rater matches them."""
+    from haochaping.core.crypto import identity_hash
+    from haochaping.integrity.models import StaffIdentity
+
+    settings = harness.settings_for(url)
+    engine = harness.make_engine(settings)
+    try:
+        async with harness.make_sessionmaker(engine)() as db:
+            for kind, value in (("cert", "330102198502023456"), ("phone", "13700009999")):
+                db.add(StaffIdentity(staff_id=world.staff_id, kind=kind, recorded_by="bench",
+                                     identity_hash=identity_hash(settings.secret_key, value)))
+            await db.commit()
+    finally:
+        await engine.dispose()
+
+
+def per_rating_us(phase: Phase, party: str = "server") -> float:
+    """CPU microseconds one party spent per accepted rating."""
+    return phase.cpu.get(party, 0.0) * phase.seconds / phase.ok * 1e6 if phase.ok else 0.0
+
+
+async def integrity_ab(args: argparse.Namespace, url: str, name: str,
+                       world: harness.World, env: dict[str, str]) -> int:
+    """The intake checks of the detectors on against off: two servers on the one database,
+    their slices interleaved (on/off, then off/on, ...) so that background load and the
+    growing table weigh on both alike; single route first, then the batch route."""
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    await record_staff_identities(url, world)
+    servers = {label: harness.Server(url, workers=args.workers,
+                                     access_log=not args.no_access_log,
+                                     env={**env, CHECKS_ENV: flag})
+               for label, flag in (("on", "true"), ("off", "false"))}
+    try:
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            await server.wait_ready()
+        print(f"integrity A/B: two servers (--workers {args.workers} each), intake checks "
+              f"on (port {servers['on'].port}) and off (port {servers['off'].port}), "
+              f"{args.slices} interleaved slices per side and route; every rater names a "
+              "phone of their own; staff identities on record")
+        phases = {(route, label): Phase(route) for route in ("api", "batch") for label in servers}
+        slices: dict[tuple[str, str], list[Phase]] = {key: [] for key in phases}
+        counters = {"api": itertools.count(), "batch": itertools.count()}
+        for route in ("api", "batch"):
+            seconds = (args.seconds if route == "api" else args.batch_seconds) / args.slices
+            for part in range(args.slices):
+                for label in (("on", "off") if part % 2 == 0 else ("off", "on")):
+                    await checkpoint(dsn)
+                    if route == "api":
+                        got = await api_phase(
+                            servers[label], world, dbname=name, seconds=seconds,
+                            concurrency=args.concurrency, counter=counters[route],
+                            warmup=args.warmup if part == 0 else 0.5, own_phone=True)
+                    else:
+                        got = await batch_phase(
+                            servers[label], world, dbname=name, seconds=seconds,
+                            clients=args.batch_clients, size=args.batch_size,
+                            counter=counters[route], own_phone=True)
+                    slices[(route, label)].append(dataclasses.replace(got))
+                    phases[(route, label)].merge(got)
+        for (route, label), phase in phases.items():
+            print(f"\n== {route}, intake checks {label} ==")
+            phase.report("accepted ratings")
+            print("  per slice, rate / server CPU per rating: " + "  ".join(
+                f"{p.rate:,.0f} / {per_rating_us(p):,.0f}" for p in slices[(route, label)]))
+
+        print("\n== integrity A/B summary (checks on / off) ==")
+        print("pooled over all slices; 'paired' = median over the adjacent on/off slice pairs")
+        print(f"{'route':6} {'on /s':>8} {'off /s':>8} {'ratio':>6} {'paired':>6}   "
+              f"{'server CPU/rating on':>21} {'off':>8} {'ratio':>6} {'paired':>6}   "
+              "p99 on / off")
+        verdicts = []
+        for route in ("api", "batch"):
+            on, off = phases[(route, "on")], phases[(route, "off")]
+            rate_ratio = on.rate / off.rate if off.rate else 0.0
+            cpu_on, cpu_off = per_rating_us(on), per_rating_us(off)
+            cpu_ratio = cpu_on / cpu_off if cpu_off else 0.0
+            pairs = list(zip(slices[(route, "on")], slices[(route, "off")], strict=True))
+            paired_rate = statistics.median(a.rate / b.rate for a, b in pairs if b.rate)
+            paired_cpu = statistics.median(per_rating_us(a) / per_rating_us(b)
+                                           for a, b in pairs if b.ok and a.ok)
+            p99 = [harness.percentile(sorted(p.latencies), 99) * 1000 for p in (on, off)]
+            print(f"{route:6} {on.rate:8,.0f} {off.rate:8,.0f} {rate_ratio:6.3f} "
+                  f"{paired_rate:6.3f}   {cpu_on:18,.0f} us {cpu_off:5,.0f} us {cpu_ratio:6.3f} "
+                  f"{paired_cpu:6.3f}   {p99[0]:.1f} / {p99[1]:.1f} ms")
+            # The CPU the server spends per rating is what the checks add to; the rate follows
+            # it on a quiet machine and mostly follows the neighbours' load on a busy one.
+            cost = cpu_ratio - 1
+            verdicts.append(f"{route}: checks cost {cost:+.1%} server CPU per rating, rate "
+                            f"{rate_ratio - 1:+.1%} -> "
+                            f"{'within' if cost <= 0.10 and rate_ratio >= 0.90 else 'NOT within'}"
+                            " 10 %")
+        busy = max(p.cpu.get("other", 0.0) for p in phases.values())
+        if busy > 0.15:
+            print(f"other processes were busy (up to {busy:.2f} cores): compare the ratios, "
+                  "not the rates")
+        print("goal (throughput with checks within 10 % of without):")
+        for line in verdicts:
+            print("  " + line)
+        return 0
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
 async def main(args: argparse.Namespace) -> int:
     """Set up, run the three phases, print the figures, clean up."""
     name, url = await harness.create_pg_database("hcp_bench")
@@ -298,6 +420,8 @@ async def main(args: argparse.Namespace) -> int:
         CpuMeter.nice = args.nice
         if args.good_only:
             harness.LEVEL_CYCLE = tuple(x for x in harness.LEVEL_CYCLE if x >= 3)
+        if args.integrity_ab:
+            return await integrity_ab(args, url, name, world, env)
         server = harness.Server(url, workers=args.workers, access_log=not args.no_access_log,
                                 env=env)
         server.start()
@@ -378,7 +502,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="server worker processes")
     p.add_argument("--cases", type=int, default=100_000, help="completed cases to seed")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured API load first")
-    p.add_argument("--slices", type=int, default=1,
+    p.add_argument("--slices", type=int, default=None,
                    help="alternate the API and raw phases in this many slices (noisy machines)")
     p.add_argument("--batch-seconds", type=float, default=None,
                    help="length of the batch phase (default: --seconds; 0 skips it)")
@@ -393,10 +517,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--nice", type=int, default=None,
                    help="on a shared machine, run the benchmark's processes (load generator, "
                         "server, its PostgreSQL backends) at this priority, e.g. -10 (root)")
+    p.add_argument("--integrity-ab", action="store_true",
+                   help="instead of API/raw/batch: the detectors' intake checks on against off, "
+                        "two servers, interleaved slices (--slices, default 10), single and batch")
     p.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = p.parse_args()
     if args.batch_seconds is None:
         args.batch_seconds = args.seconds
+    if args.slices is None:
+        args.slices = 10 if args.integrity_ab else 1
     return args
 
 
