@@ -9,15 +9,17 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from haochaping.evaluations.standing import Standing, standing_of
 from haochaping.integrity import detectors, queries, service
 from haochaping.integrity.models import IntegrityFlag
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.workorders.models import WorkOrder
 from tests import factories
 from tests.integrity.conftest import T0, Builder, Ids
 from tests.pages.helpers import alert, csrf_of, sign_in
+from tests.workorders.conftest import rate_badly
 
 QUEUE = "/console/integrity"
 STAFF = "/console/integrity/staff"
@@ -46,7 +48,9 @@ async def builder(db, world: factories.World) -> Builder:
               w_a2=codes[c("W-A2")], hall_b=codes[c("HALL-B")], w_b1=codes[c("W-B1")],
               s_a1=staff[c("S-A1")], s_b1=staff[c("S-B1")], item_a1=items[c("ITEM-A1")],
               item_b1=items[c("ITEM-B1")])
-    return Builder(db, world, ids, region=f"9{uuid.uuid4().int % 10**8:08d}")
+    # A region that exists: ratings committed for the browser test meet the deadline job,
+    # which looks up the policy of their region.
+    return Builder(db, world, ids, region="330102")
 
 
 @pytest.fixture
@@ -275,6 +279,34 @@ async def test_invalidate_with_a_note_then_a_second_decision_is_refused(client, 
     assert "改判" in r.text  # what was typed is shown, not saved
     assert await flag_state(db, flag_id) == "invalidated"
     assert await standing_of(db, row["id"]) == Standing.INVALID
+
+
+async def test_invalidating_a_flagged_bad_rating_ends_its_work_order(client, db, world):
+    ev, order = await rate_badly(client, db, world)
+    row = {"id": ev["id"], "org_id": order.org_id}
+    (flag_id,) = await service.raise_flags(
+        db=db, findings=[finding(row, "coordinated_bad", "3 条差评集中指向上城区市民之家")],
+        stage="batch")
+    await db.commit()
+    await sign_in(client, world.users["office"])
+    page = await client.get(f"{QUEUE}/{flag_id}")
+    assert f'<a href="/console/work-orders/{order.id}">工单 #{order.id}</a>（核实中）' in page.text
+    assert "差评工单随之结束" in page.text
+    assert "13812345678" not in page.text and "138****5678" in page.text  # the comment, masked
+    # While the unit's appeal is pending, the appeal decides: 409, nothing changes.
+    await db.execute(update(WorkOrder).where(WorkOrder.id == order.id).values(state="appealing"))
+    await db.commit()
+    r = await review(client, flag_id, decision="invalidate", note="组织差评，已核实")
+    assert r.status_code == 409 and "该差评正在申诉复核中" in alert(r.text)
+    assert await flag_state(db, flag_id) == "open"
+    await db.execute(update(WorkOrder).where(WorkOrder.id == order.id).values(state="verifying"))
+    await db.commit()
+    r = await review(client, flag_id, decision="invalidate", note="组织差评，已核实")
+    assert r.status_code == 303
+    await db.refresh(order)
+    assert order.state == "invalidated"
+    page = await client.get(r.headers["location"])
+    assert f"工单 #{order.id}</a>（差评无效（不计入统计））" in page.text
 
 
 async def test_decisions_need_the_csrf_token(client, db, world, flagged):

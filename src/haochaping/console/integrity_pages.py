@@ -54,8 +54,8 @@ def flag_path(flag_id: int) -> str:
 
 # --- the queue --------------------------------------------------------------------------------
 
-async def _flag_page_items(request: Request, db: DbSession, user: Principal,
-                           filters: FlagFilters) -> tuple[list[dict[str, Any]], str | None, int]:
+async def _queue_page(db: DbSession, user: Principal, filters: FlagFilters
+                      ) -> tuple[list[dict[str, Any]], str | None, int]:
     """One page of the queue, the next cursor and the status (4xx when a filter is refused)."""
     if filters.errors:
         return [], None, 422
@@ -81,7 +81,7 @@ async def flag_queue(request: Request, db: DbSession, user: ConsoleUser):
     service.require_reviewer(user)
     labels = detectors.check_labels()
     filters = FlagFilters.from_query(request.query_params, set(STATES), set(labels))
-    items, next_cursor, status = await _flag_page_items(request, db, user, filters)
+    items, next_cursor, status = await _queue_page(db, user, filters)
     partial = is_partial(request)
     context: dict[str, Any] = {
         "title": "疑似刷评复核", "filters": filters, "items": items, "next_cursor": next_cursor,
