@@ -23,12 +23,10 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
-    # Evaluation rules (jurisdiction policies refine these in a later capability).
+    # Evaluation rules: the national defaults; each region's policy may set its own window.
     evaluation_window_days: int = Field(30, ge=1, le=3650)
     good_levels: tuple[int, ...] = (3, 4, 5)
-    comment_max_chars: int = Field(2000, ge=10, le=20000)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
-    batch_max_items: int = Field(1000, ge=1, le=10000)
     token_ttl_seconds: int = Field(8 * 3600, ge=60)
     session_cookie_secure: bool = False
     db_pool_size: int = Field(10, ge=1)
