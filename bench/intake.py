@@ -320,62 +320,91 @@ def per_rating_us(phase: Phase, party: str = "server") -> float:
 
 async def integrity_ab(args: argparse.Namespace, url: str, name: str,
                        world: harness.World, env: dict[str, str]) -> int:
-    """The intake checks of the detectors on against off: two servers on the one database,
-    their slices interleaved (on/off, then off/on, ...) so that background load and the
-    growing table weigh on both alike; single route first, then the batch route."""
-    dsn = url.replace("postgresql+asyncpg", "postgresql")
+    """The intake checks of the detectors on against off (two servers, interleaved)."""
     await record_staff_identities(url, world)
+    print("integrity A/B: intake checks on against off; every rater names a phone of their "
+          "own; staff identities on record")
+    return await two_server_ab(args, url, name, world, {
+        "on": {**env, CHECKS_ENV: "true"}, "off": {**env, CHECKS_ENV: "false"}},
+        own_phone=True, goal="throughput with checks within 10 % of without")
+
+
+async def code_ab(args: argparse.Namespace, url: str, name: str, world: harness.World,
+                  env: dict[str, str]) -> int:
+    """This tree's code (or --ab-new DIR) against another copy of the source tree."""
+    trees = {}
+    for label, folder in (("new", args.ab_new), ("old", args.ab_against)):
+        if folder is None:
+            trees[label] = env  # this tree, as installed
+            continue
+        folder = os.path.abspath(folder)
+        if not os.path.isdir(os.path.join(folder, "haochaping")):
+            raise SystemExit(f"{folder}: expected the folder holding haochaping/")
+        trees[label] = {**env, "PYTHONPATH": folder}
+    print(f"code A/B: {args.ab_new or 'this tree'} ('new') against {args.ab_against} ('old'), "
+          "standard ratings")
+    return await two_server_ab(args, url, name, world, trees, own_phone=False, goal=None)
+
+
+async def two_server_ab(args: argparse.Namespace, url: str, name: str, world: harness.World,
+                        variants: dict[str, dict[str, str]], *, own_phone: bool,
+                        goal: str | None) -> int:
+    """Two servers on the one database, their slices interleaved (A/B, then B/A, ...) so that
+    background load and the growing table weigh on both alike; the single route first, then
+    the batch route; figures per side and the ratio of the first to the second."""
+    dsn = url.replace("postgresql+asyncpg", "postgresql")
     servers = {label: harness.Server(url, workers=args.workers,
-                                     access_log=not args.no_access_log,
-                                     env={**env, CHECKS_ENV: flag})
-               for label, flag in (("on", "true"), ("off", "false"))}
+                                     access_log=not args.no_access_log, env=variant)
+               for label, variant in variants.items()}
+    first, second = list(servers)
     try:
         for server in servers.values():
             server.start()
         for server in servers.values():
             await server.wait_ready()
-        print(f"integrity A/B: two servers (--workers {args.workers} each), intake checks "
-              f"on (port {servers['on'].port}) and off (port {servers['off'].port}), "
-              f"{args.slices} interleaved slices per side and route; every rater names a "
-              "phone of their own; staff identities on record")
+        print(f"two servers (--workers {args.workers} each): " + ", ".join(
+            f"{label} on port {server.port}" for label, server in servers.items())
+            + f"; {args.slices} interleaved slices per side and route")
         phases = {(route, label): Phase(route) for route in ("api", "batch") for label in servers}
         slices: dict[tuple[str, str], list[Phase]] = {key: [] for key in phases}
         counters = {"api": itertools.count(), "batch": itertools.count()}
-        for route in ("api", "batch"):
+        routes = ("api", "batch") if args.batch_seconds > 0 else ("api",)
+        for route in routes:
             seconds = (args.seconds if route == "api" else args.batch_seconds) / args.slices
             for part in range(args.slices):
-                for label in (("on", "off") if part % 2 == 0 else ("off", "on")):
+                for label in ((first, second) if part % 2 == 0 else (second, first)):
                     await checkpoint(dsn)
                     if route == "api":
                         got = await api_phase(
                             servers[label], world, dbname=name, seconds=seconds,
                             concurrency=args.concurrency, counter=counters[route],
-                            warmup=args.warmup if part == 0 else 0.5, own_phone=True)
+                            warmup=args.warmup if part == 0 else 0.5, own_phone=own_phone)
                     else:
                         got = await batch_phase(
                             servers[label], world, dbname=name, seconds=seconds,
                             clients=args.batch_clients, size=args.batch_size,
-                            counter=counters[route], own_phone=True)
+                            counter=counters[route], own_phone=own_phone)
                     slices[(route, label)].append(dataclasses.replace(got))
                     phases[(route, label)].merge(got)
+        phases = {key: phase for key, phase in phases.items() if key[0] in routes}
         for (route, label), phase in phases.items():
-            print(f"\n== {route}, intake checks {label} ==")
+            print(f"\n== {route}, {label} ==")
             phase.report("accepted ratings")
             print("  per slice, rate / server CPU per rating: " + "  ".join(
                 f"{p.rate:,.0f} / {per_rating_us(p):,.0f}" for p in slices[(route, label)]))
 
-        print("\n== integrity A/B summary (checks on / off) ==")
+        print(f"\n== A/B summary ({first} / {second}) ==")
         print("pooled over all slices; 'paired' = median over the adjacent on/off slice pairs")
-        print(f"{'route':6} {'on /s':>8} {'off /s':>8} {'ratio':>6} {'paired':>6}   "
-              f"{'server CPU/rating on':>21} {'off':>8} {'ratio':>6} {'paired':>6}   "
-              "p99 on / off")
+        print(f"{'route':6} {first + ' /s':>8} {second + ' /s':>8} {'ratio':>6} {'paired':>6}   "
+              f"{'server CPU/rating ' + first:>21} {second:>8} {'ratio':>6} {'paired':>6}   "
+              f"p99 {first} / {second}")
         verdicts = []
-        for route in ("api", "batch"):
-            on, off = phases[(route, "on")], phases[(route, "off")]
+        for route in routes:
+            on, off = phases[(route, first)], phases[(route, second)]
             rate_ratio = on.rate / off.rate if off.rate else 0.0
             cpu_on, cpu_off = per_rating_us(on), per_rating_us(off)
             cpu_ratio = cpu_on / cpu_off if cpu_off else 0.0
-            pairs = list(zip(slices[(route, "on")], slices[(route, "off")], strict=True))
+            pairs = list(zip(slices[(route, first)], slices[(route, second)], strict=True))
             paired_rate = statistics.median(a.rate / b.rate for a, b in pairs if b.rate)
             paired_cpu = statistics.median(per_rating_us(a) / per_rating_us(b)
                                            for a, b in pairs if b.ok and a.ok)
@@ -386,7 +415,7 @@ async def integrity_ab(args: argparse.Namespace, url: str, name: str,
             # The CPU the server spends per rating is what the checks add to; the rate follows
             # it on a quiet machine and mostly follows the neighbours' load on a busy one.
             cost = cpu_ratio - 1
-            verdicts.append(f"{route}: checks cost {cost:+.1%} server CPU per rating, rate "
+            verdicts.append(f"{route}: {first} costs {cost:+.1%} server CPU per rating, rate "
                             f"{rate_ratio - 1:+.1%} -> "
                             f"{'within' if cost <= 0.10 and rate_ratio >= 0.90 else 'NOT within'}"
                             " 10 %")
@@ -394,9 +423,10 @@ async def integrity_ab(args: argparse.Namespace, url: str, name: str,
         if busy > 0.15:
             print(f"other processes were busy (up to {busy:.2f} cores): compare the ratios, "
                   "not the rates")
-        print("goal (throughput with checks within 10 % of without):")
-        for line in verdicts:
-            print("  " + line)
+        if goal is not None:
+            print(f"goal ({goal}):")
+            for line in verdicts:
+                print("  " + line)
         return 0
     finally:
         for server in servers.values():
@@ -422,6 +452,8 @@ async def main(args: argparse.Namespace) -> int:
             harness.LEVEL_CYCLE = tuple(x for x in harness.LEVEL_CYCLE if x >= 3)
         if args.integrity_ab:
             return await integrity_ab(args, url, name, world, env)
+        if args.ab_against:
+            return await code_ab(args, url, name, world, env)
         server = harness.Server(url, workers=args.workers, access_log=not args.no_access_log,
                                 env=env)
         server.start()
@@ -520,12 +552,19 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--integrity-ab", action="store_true",
                    help="instead of API/raw/batch: the detectors' intake checks on against off, "
                         "two servers, interleaved slices (--slices, default 10), single and batch")
+    p.add_argument("--ab-against", metavar="DIR",
+                   help="instead of API/raw/batch: this tree's server against one running the "
+                        "package found in DIR (e.g. `git archive HEAD src | tar -x -C /tmp/old`"
+                        ", DIR=/tmp/old/src), interleaved as --integrity-ab")
+    p.add_argument("--ab-new", metavar="DIR",
+                   help="with --ab-against: run the 'new' side from DIR too (a snapshot, so "
+                        "that editing this tree during the run changes nothing)")
     p.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = p.parse_args()
     if args.batch_seconds is None:
         args.batch_seconds = args.seconds
     if args.slices is None:
-        args.slices = 10 if args.integrity_ab else 1
+        args.slices = 10 if args.integrity_ab or args.ab_against else 1
     return args
 
 

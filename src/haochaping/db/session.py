@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -46,13 +50,46 @@ def make_engine(settings: Settings) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
     )
+    ping_when_idle(engine.sync_engine, PING_IDLE_SECONDS)
+    return engine
+
+
+# A connection that went back to the pool less than this long ago is handed out unpinged.
+PING_IDLE_SECONDS = 1.0
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float = PING_IDLE_SECONDS) -> None:
+    """Check a pooled connection before use when it sat idle, not on every checkout.
+
+    `pool_pre_ping=True` pings on every checkout: three round trips on asyncpg (BEGIN, `;`,
+    ROLLBACK), 3 of the 7 statements of a rating and ~10 % of its server CPU. A connection
+    in steady use is known good: it answered a request moments ago. One that sat idle
+    through a PostgreSQL restart, a failover or a firewall's idle timeout is pinged, and
+    replaced when the ping fails, so the first request after such a pause still succeeds.
+    What is given up: a connection broken less than `idle_seconds` after its last use fails
+    the request that takes it (503); that error invalidates the whole pool, so the next
+    requests reconnect, as they would for the requests in flight at the break anyway."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < idle_seconds:
+            return  # a new connection, or one in steady use
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            # The pool discards this connection and tries another (or a new one).
+            raise DisconnectionError("idle connection failed its ping") from exc
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -72,12 +72,12 @@ async def create_evaluation(
                                 headers={"Idempotent-Replayed": "true"})
     body = await evaluation_service.submit(db=db, actor=actor, data=data, rules=rules,
                                            source=source_of(request))
-    encoded = jsonable_encoder(body)
+    response = fast_json(body, status_code=201)
     if idempotency_key is not None:
         await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=201,
-                                body=encoded)
+                                body=json.loads(response.body))
     await db.commit()
-    return JSONResponse(encoded, status_code=201)
+    return response
 
 
 @router.post("/evaluations/batch")

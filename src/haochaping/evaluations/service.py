@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -107,7 +107,7 @@ def check_channel(*, actor: Principal, channel: str) -> None:
                         details=[{"field": "channel", "value": channel}])
 
 
-def check_case_rules(*, case: Case, data: schemas.EvaluationCreate, rules: IntakeRules,
+def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, rules: IntakeRules,
                      now: datetime) -> None:
     """A case may be rated from acceptance until the window after completion closes."""
     if case.status == "received" or case.accepted_at is None:
@@ -124,22 +124,34 @@ def check_case_rules(*, case: Case, data: schemas.EvaluationCreate, rules: Intak
 
 _Window = aliased(Org)
 # One query per lookup, window code included: each round trip costs more than the join.
+# Columns, not the ORM entity: intake only reads them, and building and tracking an entity
+# per case cost more than the query (docs/benchmarks.md). The applicant's identifiers are
+# decrypted by their column type, as the entity's would be.
 _CASE_TARGET = (
-    select(Case, Org.code, Org.path, Org.region_code, Item.code, Staff.staff_no, _Window.code)
+    select(Case.id, Case.case_no, Case.org_id, Case.item_id, Case.window_id, Case.staff_id,
+           Case.status, Case.accepted_at, Case.completed_at, Case.applicant_type,
+           Case.applicant_name, Case.applicant_cert_type, Case.applicant_cert_no,
+           Case.applicant_phone, Org.code.label("org_code"), Org.path.label("org_path"),
+           Org.region_code, Item.code.label("item_code"), Staff.staff_no,
+           _Window.code.label("window_code"))
     .join(Org, Org.id == Case.org_id)
     .join(Item, Item.id == Case.item_id)
     .outerjoin(Staff, Staff.id == Case.staff_id)
     .outerjoin(_Window, _Window.id == Case.window_id)
 )
+# Built once with bound parameters, like the INSERTs below: a `.where()` per call made a new
+# statement whose cache key SQLAlchemy computed over the whole join every time, and an IN list
+# of one value is recompiled on every execution.
+_CASE_BY_NO = _CASE_TARGET.where(Case.case_no == bindparam("case_no"))
+_CASES_BY_NO = _CASE_TARGET.where(Case.case_no.in_(bindparam("case_nos", expanding=True)))
 
 
-def _target_from_case(case: Case, org_code: str, region_code: str, item_code: str,
-                      staff_no: str | None, window_code: str | None) -> Target:
+def _target_from_case(case: Any) -> Target:
     return Target(
-        case_id=case.id, case_no=case.case_no, org_id=case.org_id, org_code=org_code,
-        region_code=region_code, item_id=case.item_id, item_code=item_code,
-        window_id=case.window_id, window_code=window_code, staff_id=case.staff_id,
-        staff_no=staff_no,
+        case_id=case.id, case_no=case.case_no, org_id=case.org_id, org_code=case.org_code,
+        region_code=case.region_code, item_id=case.item_id, item_code=case.item_code,
+        window_id=case.window_id, window_code=case.window_code, staff_id=case.staff_id,
+        staff_no=case.staff_no,
         applicant={"rater_type": case.applicant_type, "rater_name": case.applicant_name,
                    "rater_cert_type": case.applicant_cert_type,
                    "rater_cert_no": case.applicant_cert_no, "rater_phone": case.applicant_phone},
@@ -148,15 +160,14 @@ def _target_from_case(case: Case, org_code: str, region_code: str, item_code: st
 
 async def resolve_case_targets(
     *, db: AsyncSession, case_nos: set[str]
-) -> dict[str, tuple[Case, str, Target]]:
-    """Cases by number with their org path and target, in one query."""
-    rows = (await db.execute(_CASE_TARGET.where(Case.case_no.in_(case_nos)))).all()
-    out = {}
-    for case, org_code, path, region_code, item_code, staff_no, window_code in rows:
-        target = _target_from_case(case, org_code, region_code, item_code, staff_no,
-                                   window_code)
-        out[case.case_no] = (case, path, target)
-    return out
+) -> dict[str, tuple[Any, str, Target]]:
+    """Cases by number (a row of the columns intake reads), org path and target, in one
+    query."""
+    if len(case_nos) == 1:
+        rows = (await db.execute(_CASE_BY_NO, {"case_no": next(iter(case_nos))})).all()
+    else:
+        rows = (await db.execute(_CASES_BY_NO, {"case_nos": list(case_nos)})).all()
+    return {case.case_no: (case, case.org_path, _target_from_case(case)) for case in rows}
 
 
 async def resolve_free_target(
@@ -290,7 +301,7 @@ async def insert_one(db: AsyncSession, row: dict[str, Any]) -> int:
 
 async def submit(
     *, db: AsyncSession, actor: Principal, data: schemas.EvaluationCreate, rules: IntakeRules,
-    source: Source, target: Target | None = None, case: Case | None = None,
+    source: Source, target: Target | None = None, case: Any = None,
 ) -> dict[str, Any]:
     """Validate and store one rating; returns its answer body (the caller commits)."""
     now = utcnow()

@@ -67,16 +67,36 @@ async def _mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: 
                              dedupe_key=f"{dedupe}:{rcpt}" if dedupe else None)
 
 
+def _opened_cache(db: AsyncSession) -> dict[int, tuple[str, list[str]]]:
+    """Unit name and handlers per org, kept for the current transaction only."""
+    transaction = db.sync_session.get_transaction()
+    held = db.info.get("workorder_opened_recipients")
+    if held is None or held[0] is not transaction:
+        held = db.info["workorder_opened_recipients"] = (transaction, {})
+    return held[1]
+
+
+async def _unit_and_handlers(db: AsyncSession, org_id: int) -> tuple[str, list[str]]:
+    """`_org_name` and `unit_handlers` of an org, looked up once per transaction: a batch of
+    ratings opens many orders for the same few units (3 queries per unit, not 5 per order)."""
+    cache = _opened_cache(db)
+    hit = cache.get(org_id)
+    if hit is None:
+        who = await Recipients.load(db, {org_id})
+        hit = cache[org_id] = (who.name(org_id), who.unit_handlers(org_id))
+    return hit
+
+
 async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
                  evaluation: dict[str, Any]) -> None:
     """New bad review: the unit's handlers by e-mail; the rater gets their progress link."""
-    unit = await _org_name(db, order.org_id)
+    unit, handlers = await _unit_and_handlers(db, order.org_id)
     level = LEVEL_LABELS.get(evaluation.get("level", 0), "")
     body = (f"{unit}：\n\n收到一条“{level}”评价，已生成差评工单 #{order.id}。\n"
             f"评价内容：{evaluation.get('comment') or '（无文字）'}\n"
             f"请在核实期限前联系评价人核实情况，并在整改期限前完成整改。\n\n"
             f"工单地址：{ctx.settings.base_url.rstrip('/')}/console/work-orders/{order.id}\n")
-    await _mail(db, kind="workorder_opened", recipients=await unit_handlers(db, order.org_id),
+    await _mail(db, kind="workorder_opened", recipients=handlers,
                 subject=f"【差评工单】#{order.id} {unit} 收到{level}评价", body=body, order=order,
                 dedupe=f"opened:{order.id}")
     phone = evaluation.get("rater_phone")
