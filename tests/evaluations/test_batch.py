@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from haochaping.accounts.models import User
 from haochaping.cases.models import Case
+from haochaping.core.outbox_models import OutboxMessage
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.workorders.models import WorkOrder
 from tests.factories import (
     EvaluationPayloadFactory,
     assert_error,
@@ -179,3 +182,41 @@ async def test_malformed_batches_are_refused(client, db, world):
     assert_error(await client.post("/api/v1/evaluations/batch", json={"items": [{}]}), 401,
                  "unauthenticated")
     assert await table_counts(db) == before
+
+
+async def test_bad_ratings_in_a_batch_notify_as_single_ones_do(client, db, world):
+    """The work orders a batch opens write the same outbox messages as one rating at a time
+    (one statement for all of them): the unit's handler by e-mail, each rater by SMS."""
+    await db.execute(update(User).where(User.username == world.users["unit_a"])
+                     .values(email="unit-a@hall.example"))
+    await db.commit()
+    single, *many = [await make_case(db, world) for _ in range(3)]
+
+    def bad(case):
+        return EvaluationPayloadFactory(case_no=case["case_no"], level=2, reasons=["213"])
+
+    r = await client.post("/api/v1/evaluations", json=bad(single), headers=key_headers(world))
+    assert r.status_code == 201, r.text
+    r = await batch(client, key_headers(world), [bad(c) for c in many])
+    assert [x["status"] for x in r.json()["items"]] == [201, 201]
+
+    async def messages(case):
+        order = (await db.execute(
+            select(WorkOrder).join(Evaluation, Evaluation.id == WorkOrder.evaluation_id)
+            .join(Case, Case.id == Evaluation.case_id).where(Case.case_no == case["case_no"])
+        )).scalar_one()
+        rows = (await db.execute(select(OutboxMessage).where(
+            OutboxMessage.payload["work_order_id"].as_integer() == order.id))).scalars().all()
+        shape = sorted((m.kind, m.channel, m.recipient, m.status,
+                        m.dedupe_key.replace(str(order.id), "#")) for m in rows)
+        return shape, {m.channel: m.body.replace(str(order.id), "#") for m in rows}
+
+    one = await messages(single)
+    assert [(ch, rcpt) for _, ch, rcpt, _, _ in one[0]] == [
+        ("email", "unit-a@hall.example"), ("sms", single["applicant"]["phone"])]
+    for case in many:
+        shape, bodies = await messages(case)
+        assert shape == [(k, ch, case["applicant"]["phone"] if ch == "sms" else rcpt, st, key)
+                         for k, ch, rcpt, st, key in one[0]]
+        assert bodies["email"] == one[1]["email"]
+        assert "/p/" in bodies["sms"]

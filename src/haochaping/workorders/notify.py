@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -87,6 +88,31 @@ async def _unit_and_handlers(db: AsyncSession, org_id: int) -> tuple[str, list[s
     return hit
 
 
+_OPENED_IN_BULK = "workorder_opened_messages"
+
+
+@asynccontextmanager
+async def opened_in_bulk(db: AsyncSession) -> AsyncIterator[None]:
+    """Inside, `opened` collects its messages; on leaving they go to the outbox in one
+    statement (the batch route opens tens of orders at once: one INSERT, not one per message).
+    Same transaction, contents and dedupe keys as one at a time; nothing is written if the
+    block raises."""
+    collected: list[tuple[str, str, str, str, int, str]] = []
+    outer = db.info.get(_OPENED_IN_BULK)
+    db.info[_OPENED_IN_BULK] = collected
+    try:
+        yield
+    finally:
+        if outer is None:
+            db.info.pop(_OPENED_IN_BULK, None)
+        else:
+            db.info[_OPENED_IN_BULK] = outer
+    if outer is not None:
+        outer.extend(collected)
+    elif await _enqueue_many(db, "workorder_opened", collected):
+        db.sync_session.info["outbox_pending"] = True  # wake the sender after commit, as enqueue
+
+
 async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
                  evaluation: dict[str, Any]) -> None:
     """New bad review: the unit's handlers by e-mail; the rater gets their progress link."""
@@ -96,15 +122,24 @@ async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
             f"评价内容：{evaluation.get('comment') or '（无文字）'}\n"
             f"请在核实期限前联系评价人核实情况，并在整改期限前完成整改。\n\n"
             f"工单地址：{ctx.settings.base_url.rstrip('/')}/console/work-orders/{order.id}\n")
-    await _mail(db, kind="workorder_opened", recipients=handlers,
-                subject=f"【差评工单】#{order.id} {unit} 收到{level}评价", body=body, order=order,
-                dedupe=f"opened:{order.id}")
+    subject = f"【差评工单】#{order.id} {unit} 收到{level}评价"
     phone = evaluation.get("rater_phone")
+    sms = None
     if phone and not evaluation.get("anonymous"):
+        sms = (f"【好差评】您对{unit}的评价已收到，我们将尽快核实整改。"
+               f"办理进度：{ctx.progress_url(order.evaluation_id)}")
+    collected = db.info.get(_OPENED_IN_BULK)
+    if collected is not None:
+        collected.extend(("email", rcpt, subject, body, order.id, f"opened:{order.id}:{rcpt}")
+                         for rcpt in handlers)
+        if sms is not None:
+            collected.append(("sms", phone, "", sms, order.id, f"opened-sms:{order.id}"))
+        return
+    await _mail(db, kind="workorder_opened", recipients=handlers, subject=subject, body=body,
+                order=order, dedupe=f"opened:{order.id}")
+    if sms is not None:
         await outbox.enqueue(
-            db, kind="workorder_opened", channel="sms", recipient=phone, subject="",
-            body=(f"【好差评】您对{unit}的评价已收到，我们将尽快核实整改。"
-                  f"办理进度：{ctx.progress_url(order.evaluation_id)}"),
+            db, kind="workorder_opened", channel="sms", recipient=phone, subject="", body=sms,
             payload={"work_order_id": order.id}, dedupe_key=f"opened-sms:{order.id}")
 
 
@@ -233,25 +268,34 @@ async def _enqueue_mails(db: AsyncSession, kind: str,
                          mails: list[tuple[str, str, str, int, str]]) -> None:
     """`outbox.enqueue` of many e-mails in one statement: (recipient, subject, body, order id,
     dedupe prefix); the same checks, shortening and dedupe keys (`prefix:recipient`)."""
-    if not mails:
-        return
+    await _enqueue_many(db, kind, [("email", rcpt, subject, body, order_id, f"{dedupe}:{rcpt}")
+                                   for rcpt, subject, body, order_id, dedupe in mails])
+
+
+async def _enqueue_many(db: AsyncSession, kind: str,
+                        messages: list[tuple[str, str, str, str, int, str]]) -> int:
+    """`outbox.enqueue` of many messages in one statement: (channel, recipient, subject, body,
+    order id, dedupe key); the same checks and shortening. Returns how many were added."""
+    if not messages:
+        return 0
     now = utcnow()
     rows = []
-    for rcpt, subject, body, order_id, dedupe in mails:
+    for channel, rcpt, subject, body, order_id, key in messages:
         if not rcpt or len(rcpt) > RECIPIENT_MAX:
             raise ValueError(f"an outbox recipient has 1 to {RECIPIENT_MAX} characters")
         if len(subject) > SUBJECT_MAX:
             subject = subject[: SUBJECT_MAX - 1] + "…"
-        key = f"{dedupe}:{rcpt}"
         if len(key) > DEDUPE_KEY_MAX:
             digest = hashlib.sha256(key.encode()).hexdigest()
             key = f"{key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
-        rows.append({"kind": kind, "channel": "email", "recipient": rcpt, "subject": subject,
+        rows.append({"kind": kind, "channel": channel, "recipient": rcpt, "subject": subject,
                      "body": body, "payload": {"work_order_id": order_id}, "dedupe_key": key,
                      "status": OutboxStatus.PENDING.value, "attempts": 0,
                      "next_attempt_at": now, "created_at": now})
     ins = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await db.execute(ins(OutboxMessage).on_conflict_do_nothing(), rows)
+    added = await db.execute(
+        ins(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id), rows)
+    return len(added.all())
 
 
 async def outbox_mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: str,
