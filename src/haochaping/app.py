@@ -78,7 +78,8 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     on_stored = [make_on_stored(app.state), make_register_hook(app.state)]
     if app.state.settings.integrity_intake_checks:
         on_stored.append(integrity_detectors.make_intake_hook(app.state))
-    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(*on_stored))
+    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(*on_stored),
+                                          window_of=app.state.policy_cache.window_days)
 
 
 async def shutdown(app: FastAPI) -> None:

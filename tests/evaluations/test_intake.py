@@ -152,6 +152,47 @@ async def test_the_window_length_comes_from_the_settings(settings, engine, sessi
         assert r.status_code == 201
 
 
+async def test_a_regions_policy_sets_its_own_window(client, app, db, world):
+    """A county's policy of 5 days closes its halls' window early; a city hall without one
+    keeps the default; batches and rating links follow the same window."""
+    from haochaping.policies import schemas as policy_schemas
+    from haochaping.policies import service as policy_service
+    from tests.factories import ADMIN
+
+    start = iso(now() - timedelta(days=9))
+    done = iso(now() - timedelta(days=6))
+    county = [await make_case(db, world, received_at=start, accepted_at=start,
+                              completed_at=done) for _ in range(3)]
+    city = await make_case(db, world, received_at=start, accepted_at=start, completed_at=done,
+                           org_code="HALL-B", window_code="W-B1", item_code="ITEM-B1",
+                           staff_no="S-B1")
+    r = await post(client, world.keys["all"], EvaluationPayloadFactory(
+        case_no=county[0]["case_no"]))
+    assert r.status_code == 201, r.text  # the default 30 days, before the policy
+    await policy_service.create_policy(db=db, actor=ADMIN, data=policy_schemas.PolicyCreate(
+        region_code="330102", values=policy_schemas.PolicyValuesPatch(evaluation_window_days=5)))
+    await db.commit()
+    app.state.policy_cache.clear()  # as the policy routes and pages do after an edit
+    err = await refused(client, db, world.keys["all"],
+                        EvaluationPayloadFactory(case_no=county[1]["case_no"]), 422,
+                        "evaluation_window_closed", "case_no")
+    assert "办结后 5 天" in err["message"]
+    r = await post(client, world.keys["all"], EvaluationPayloadFactory(case_no=city["case_no"]))
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/v1/evaluations/batch", headers={"X-Api-Key": world.keys["all"]},
+                          json={"items": [EvaluationPayloadFactory(case_no=county[2]["case_no"])]})
+    assert r.status_code == 200, r.text
+    [item] = r.json()["items"]
+    assert item["status"] == 422 and item["error"]["code"] == "evaluation_window_closed"
+    fresh = await make_case(db, world, received_at=start, accepted_at=start,
+                            completed_at=iso(now() - timedelta(days=2)))
+    r = await client.post(f"/api/v1/cases/{fresh['case_no']}/invitations",
+                          headers={"X-Api-Key": world.keys["all"]})
+    assert r.status_code == 201, r.text
+    expires = datetime.fromisoformat(r.json()["expires_at"])
+    assert abs((expires - (now() + timedelta(days=3))).total_seconds()) < 120
+
+
 REASON_REFUSALS = [
     (5, ["999"], None, "unknown_reason"),
     (5, ["abc"], None, "unknown_reason"),

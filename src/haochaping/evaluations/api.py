@@ -143,8 +143,10 @@ async def create_invitation(case_no: str, request: Request, db: DbSession,
                         details=[{"field": "channel", "value": data.channel}])
     case = await case_service.get_case(db=db, case_no=case_no, actor=actor)
     settings = request.app.state.settings
+    window = await evaluation_service.window_for_case(db=db, case=case,
+                                                      rules=request.app.state.rules)
     inv = await invitations.create(db=db, case=case, stage=data.stage, channel=data.channel,
-                                   window_days=request.app.state.rules.window_days,
+                                   window_days=window,
                                    client_id=actor.id if actor.is_client else None)
     await db.commit()
     url = f"{settings.base_url.rstrip('/')}/r/{invitations.token_for(settings.secret_key, inv)}"

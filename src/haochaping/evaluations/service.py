@@ -32,18 +32,27 @@ USER_CHANNEL_ROLES = {"review": {"admin", "office", "assessor"},
 
 @dataclass(frozen=True)
 class IntakeRules:
-    """What intake checks a rating against (jurisdiction policies refine these later)."""
+    """What intake checks a rating against."""
 
     tagset_version: str
     tags: dict[str, Tag]
-    window_days: int = 30
+    window_days: int = 30  # the default rating window, days after completion
     good_levels: frozenset[int] = frozenset({3, 4, 5})
+    # `async (db, region_code, default) -> days`: a region's own window (its policy); set by
+    # the app at startup. None: `window_days` everywhere.
+    window_of: Any = None
     # Called with the rows just stored, in the same transaction (the closed loop opens work
     # orders for bad ratings here); set by the app at startup.
     on_stored: Any = None
 
     def is_bad(self, level: int) -> bool:
         return level not in self.good_levels
+
+    async def window_for(self, db: AsyncSession, region_code: str) -> int:
+        """Days after completion during which a case of this region may be rated."""
+        if self.window_of is None or not region_code:
+            return self.window_days
+        return await self.window_of(db, region_code, self.window_days)
 
 
 @dataclass
@@ -107,14 +116,20 @@ def check_channel(*, actor: Principal, channel: str) -> None:
                         details=[{"field": "channel", "value": channel}])
 
 
-def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, rules: IntakeRules,
+async def window_for_case(*, db: AsyncSession, case: Case, rules: IntakeRules) -> int:
+    """The rating window of a case: its unit's region's policy, or the default."""
+    region = (await db.execute(select(Org.region_code).where(Org.id == case.org_id))).scalar()
+    return await rules.window_for(db, region or "")
+
+
+def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: int,
                      now: datetime) -> None:
     """A case may be rated from acceptance until the window after completion closes."""
     if case.status == "received" or case.accepted_at is None:
         raise _invalid("办件尚未受理，暂不能评价", "case_not_accepted", "case_no")
     end = case.completed_at
-    if end is not None and now > end + timedelta(days=rules.window_days):
-        raise _invalid(f"已超过评价期限（办结后 {rules.window_days} 天）",
+    if end is not None and now > end + timedelta(days=window_days):
+        raise _invalid(f"已超过评价期限（办结后 {window_days} 天）",
                        "evaluation_window_closed", "case_no")
     r = data.rater
     if (r is not None and r.cert_no and case.applicant_cert_no and not r.is_agent
@@ -320,7 +335,8 @@ async def submit(
                                details=[{"field": "case_no", "value": data.case_no}])
             case, path, target = found[data.case_no]
             actor.require(path)
-        check_case_rules(case=case, data=data, rules=rules, now=now)
+        check_case_rules(case=case, data=data, now=now,
+                         window_days=await rules.window_for(db, target.region_code))
     else:
         target = await resolve_free_target(db=db, actor=actor, data=data)
     row = build_row(data=data, target=target, actor=actor, rules=rules, source=source, now=now)
@@ -346,6 +362,7 @@ async def submit_batch(
     now = utcnow()
     pending: list[tuple[int, dict[str, Any], Target]] = []
     seen: dict[tuple[int, str], int] = {}
+    windows: dict[str, int] = {}  # region -> rating window, looked up once per batch
     for i, data in parsed:
         try:
             check_channel(actor=actor, channel=data.channel)
@@ -362,7 +379,10 @@ async def submit_batch(
                                    details=[{"field": "case_no", "value": data.case_no}])
                 case, path, target = found[data.case_no]
                 actor.require(path)
-                check_case_rules(case=case, data=data, rules=rules, now=now)
+                if target.region_code not in windows:
+                    windows[target.region_code] = await rules.window_for(db, target.region_code)
+                check_case_rules(case=case, data=data, now=now,
+                                 window_days=windows[target.region_code])
                 key = (case.id, data.stage)
                 if key in seen:
                     results[i] = {"status": 409, "_dup_of": seen[key]}

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
-from haochaping.core.errors import Forbidden, Invalid
+from haochaping.core.errors import Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.orgs.models import Org, Region
 from haochaping.orgs.service import get_region
@@ -69,8 +69,9 @@ async def create_policy(*, db: AsyncSession, actor: Principal,
     return policy
 
 
-async def _layers(db: AsyncSession, region_path: str, on: date,
-                  exclude: str | None = None) -> list[dict[str, Any]]:
+async def _sets(db: AsyncSession, region_path: str, on: date,
+                exclude: str | None = None) -> list[PolicySet]:
+    """The policy sets in force on a day along a region's path, from the root down."""
     codes = [c for c in _region_codes(region_path) if c != exclude]
     rows = (await db.execute(
         select(PolicySet).where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
@@ -79,23 +80,24 @@ async def _layers(db: AsyncSession, region_path: str, on: date,
     latest: dict[str, PolicySet] = {}
     for p in rows:
         latest[p.region_code] = p
-    return [latest[c].values for c in codes if c in latest]
+    return [latest[c] for c in codes if c in latest]
+
+
+async def _layers(db: AsyncSession, region_path: str, on: date,
+                  exclude: str | None = None) -> list[dict[str, Any]]:
+    return [p.values for p in await _sets(db, region_path, on, exclude)]
+
+
+async def _region_sets(db: AsyncSession, region_code: str,
+                       on: date | None = None) -> list[PolicySet]:
+    region = await get_region(db=db, code=region_code)
+    return await _sets(db, region.path, on or today_local())
 
 
 async def effective(*, db: AsyncSession, region_code: str,
                     on: date | None = None) -> tuple[schemas.PolicyValues, int | None]:
     """The values in force for a region on a day, and the id of the most specific set."""
-    region = await get_region(db=db, code=region_code)
-    on = on or today_local()
-    codes = _region_codes(region.path)
-    rows = (await db.execute(
-        select(PolicySet).where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
-        .order_by(PolicySet.version)
-    )).scalars().all()
-    latest: dict[str, PolicySet] = {}
-    for p in rows:
-        latest[p.region_code] = p
-    layers = [latest[c] for c in codes if c in latest]
+    layers = await _region_sets(db, region_code, on)
     return merge([p.values for p in layers]), (layers[-1].id if layers else None)
 
 
@@ -103,17 +105,35 @@ class PolicyCache:
     """Effective policy per region for the hot paths, refreshed every 30 s or on edit."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[float, schemas.PolicyValues, int | None]] = {}
+        # region -> (expires, values, policy id, the keys some region's set gives explicitly)
+        self._data: dict[str, tuple[float, schemas.PolicyValues, int | None, frozenset[str]]] = {}
 
     def clear(self) -> None:
         self._data.clear()
 
-    async def get(self, db: AsyncSession,
-                  region_code: str) -> tuple[schemas.PolicyValues, int | None]:
+    async def _entry(self, db: AsyncSession, region_code: str
+                     ) -> tuple[float, schemas.PolicyValues, int | None, frozenset[str]]:
         hit = self._data.get(region_code)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
-            return hit[1], hit[2]
-        values, policy_id = await effective(db=db, region_code=region_code)
-        self._data[region_code] = (now + CACHE_SECONDS, values, policy_id)
+            return hit
+        layers = await _region_sets(db, region_code)
+        entry = (now + CACHE_SECONDS, merge([p.values for p in layers]),
+                 layers[-1].id if layers else None,
+                 frozenset(k for p in layers for k, v in p.values.items() if v is not None))
+        self._data[region_code] = entry
+        return entry
+
+    async def get(self, db: AsyncSession,
+                  region_code: str) -> tuple[schemas.PolicyValues, int | None]:
+        _, values, policy_id, _ = await self._entry(db, region_code)
         return values, policy_id
+
+    async def window_days(self, db: AsyncSession, region_code: str, default: int) -> int:
+        """The rating window of a region: its policy's when a region above or at it sets
+        one, else the service's default (`HAOCHAPING_EVALUATION_WINDOW_DAYS`)."""
+        try:
+            _, values, _, explicit = await self._entry(db, region_code)
+        except NotFound:  # an organisation outside the region tree: the national default
+            return default
+        return values.evaluation_window_days if "evaluation_window_days" in explicit else default
