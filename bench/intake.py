@@ -242,11 +242,15 @@ async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: flo
 
 async def batch_phase(server: harness.Server, world: harness.World, *, dbname: str,
                       seconds: float, clients: int, size: int,
-                      counter: itertools.count | None = None, own_phone: bool = False) -> Phase:
-    """Buffering channels: POST /evaluations/batch with `size` ratings per request."""
+                      counter: itertools.count | None = None, own_phone: bool = False,
+                      minimal: bool = False) -> Phase:
+    """Buffering channels: POST /evaluations/batch with `size` ratings per request (with
+    `minimal`, asking for {status, id} answers with `Prefer: return=minimal`)."""
     phase = Phase("batch")
     counter = counter or itertools.count()
     headers = {"X-Api-Key": world.key, "User-Agent": USER_AGENT}
+    if minimal:
+        headers["Prefer"] = "return=minimal"
     stop_at = [0.0]
 
     async def client(conn: harness.HttpConnection) -> None:
@@ -491,9 +495,11 @@ async def main(args: argparse.Namespace) -> int:
         if args.batch_seconds > 0:
             await checkpoint(dsn)
             print(f"\n== batch: POST /api/v1/evaluations/batch, {args.batch_size} items, "
-                  f"{args.batch_clients} clients, {args.batch_seconds:g} s ==")
+                  f"{args.batch_clients} clients, {args.batch_seconds:g} s"
+                  f"{', Prefer: return=minimal' if args.batch_minimal else ''} ==")
             batch = await batch_phase(server, world, dbname=name, seconds=args.batch_seconds,
-                                      clients=args.batch_clients, size=args.batch_size)
+                                      clients=args.batch_clients, size=args.batch_size,
+                                      minimal=args.batch_minimal)
             batch.report("accepted ratings")
 
         print("\n== summary ==")
@@ -540,6 +546,8 @@ def parse_args() -> argparse.Namespace:
                    help="length of the batch phase (default: --seconds; 0 skips it)")
     p.add_argument("--batch-clients", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-minimal", action="store_true",
+                   help="batch clients send `Prefer: return=minimal` ({status, id} answers)")
     p.add_argument("--no-access-log", action="store_true",
                    help="run uvicorn directly without its access log (for comparison)")
     p.add_argument("--good-only", action="store_true",

@@ -220,3 +220,28 @@ async def test_bad_ratings_in_a_batch_notify_as_single_ones_do(client, db, world
                          for k, ch, rcpt, st, key in one[0]]
         assert bodies["email"] == one[1]["email"]
         assert "/p/" in bodies["sms"]
+
+
+async def test_prefer_return_minimal_answers_status_and_id_only(client, db, world):
+    """`Prefer: return=minimal`: stored items answer {status, id} as the contract states,
+    refused ones keep their error; what is stored does not change."""
+    a, b = [await make_case(db, world) for _ in range(2)]
+    items = [EvaluationPayloadFactory(case_no=a["case_no"]),
+             EvaluationPayloadFactory(case_no=a["case_no"]),                # dup in batch
+             EvaluationPayloadFactory(case_no="HZ-NOPE"),
+             EvaluationPayloadFactory(case_no=b["case_no"], level=2, reasons=["213"])]
+    r = await client.post("/api/v1/evaluations/batch", json={"items": items},
+                          headers={**key_headers(world), "Prefer": "return=minimal"})
+    assert r.status_code == 200 and r.headers["preference-applied"] == "return=minimal"
+    results = r.json()["items"]
+    assert [set(x) for x in results] == [{"status", "id"}, {"status", "error"},
+                                         {"status", "error"}, {"status", "id"}]
+    item_error(results[1], 409, "duplicate_evaluation")
+    item_error(results[2], 404, "case_not_found")
+    stored = {e.id: e.level for c in (a, b) for e in await ratings_of(db, c["case_no"])}
+    assert stored == {results[0]["id"]: items[0]["level"], results[3]["id"]: 2}
+    # Without the preference the stored rating is echoed, as before.
+    c = await make_case(db, world)
+    r = await batch(client, key_headers(world), [EvaluationPayloadFactory(case_no=c["case_no"])])
+    assert "preference-applied" not in r.headers
+    assert r.json()["items"][0]["evaluation"]["case_no"] == c["case_no"]

@@ -347,9 +347,11 @@ async def submit(
 
 
 async def submit_batch(
-    *, db: AsyncSession, actor: Principal, items: list[Any], rules: IntakeRules, source: Source
+    *, db: AsyncSession, actor: Principal, items: list[Any], rules: IntakeRules, source: Source,
+    echo: bool = True,
 ) -> list[dict[str, Any]]:
-    """Store many independent ratings at once; one result per item, in order."""
+    """Store many independent ratings at once; one result per item, in order (each stored
+    one with its full answer body under "evaluation" unless `echo` is False)."""
     results: list[dict[str, Any] | None] = [None] * len(items)
     parsed: list[tuple[int, schemas.EvaluationCreate]] = []
     for i, raw in enumerate(items):
@@ -395,7 +397,7 @@ async def submit_batch(
             pending.append((i, row, target))
         except DomainError as exc:
             results[i] = {"status": exc.status_code, "error": exc.body()["error"]}
-    await _insert_many(db, pending, results, rules)
+    await _insert_many(db, pending, results, rules if echo else None)
     stored = [row for _, row, _ in pending if "id" in row]
     if stored and rules.on_stored is not None:
         await rules.on_stored(db, stored)
@@ -411,7 +413,8 @@ async def submit_batch(
 
 
 async def _insert_many(db: AsyncSession, pending: list[tuple[int, dict[str, Any], Target]],
-                       results: list[dict[str, Any] | None], rules: IntakeRules) -> None:
+                       results: list[dict[str, Any] | None], rules: IntakeRules | None) -> None:
+    """Insert the rows; results get status and id, and the answer body when `rules` given."""
     bound = [p for p in pending if p[1]["case_id"] is not None]
     free = [p for p in pending if p[1]["case_id"] is None]
     for chunk_start in range(0, len(bound), 400):
@@ -427,12 +430,16 @@ async def _insert_many(db: AsyncSession, pending: list[tuple[int, dict[str, Any]
                 results[i] = {"status": 409, "error": duplicate_error(existing).body()["error"]}
             else:
                 row["id"] = new_id
-                results[i] = {"status": 201, "id": new_id,
-                              "evaluation": read_from_row(row, target, rules)}
+                results[i] = _stored(row, target, rules)
     for i, row, target in free:
         row["id"] = await insert_one(db, row)
-        results[i] = {"status": 201, "id": row["id"],
-                      "evaluation": read_from_row(row, target, rules)}
+        results[i] = _stored(row, target, rules)
+
+
+def _stored(row: dict[str, Any], target: Target, rules: IntakeRules | None) -> dict[str, Any]:
+    if rules is None:
+        return {"status": 201, "id": row["id"]}
+    return {"status": 201, "id": row["id"], "evaluation": read_from_row(row, target, rules)}
 
 
 def validation_error_body(exc: ValidationError) -> dict[str, Any]:
