@@ -12,7 +12,7 @@ from haochaping.cases.models import Case
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Item, Org, Staff
-from haochaping.workorders.models import WorkOrder
+from haochaping.workorders.models import WorkOrder, WorkOrderEvent, WorkOrderUnit
 from tests.factories import (
     EvaluationPayloadFactory,
     assert_error,
@@ -220,6 +220,37 @@ async def test_bad_ratings_in_a_batch_notify_as_single_ones_do(client, db, world
                          for k, ch, rcpt, st, key in one[0]]
         assert bodies["email"] == one[1]["email"]
         assert "/p/" in bodies["sms"]
+
+    # The orders a batch opens together are the rows one rating opens (workorders/intake.py
+    # open_together mirrors workorders/service.py open_for_evaluation: this keeps them equal).
+    async def opened_rows(case):
+        order = (await db.execute(
+            select(WorkOrder).join(Evaluation, Evaluation.id == WorkOrder.evaluation_id)
+            .join(Case, Case.id == Evaluation.case_id).where(Case.case_no == case["case_no"])
+        )).scalar_one()
+        units = (await db.execute(select(WorkOrderUnit).where(
+            WorkOrderUnit.work_order_id == order.id))).scalars().all()
+        events = (await db.execute(select(WorkOrderEvent).where(
+            WorkOrderEvent.work_order_id == order.id))).scalars().all()
+        skip = {"id", "work_order_id", "evaluation_id", "case_id", "created_at"}
+
+        def columns(obj):
+            return {c.key: getattr(obj, c.key) for c in obj.__table__.columns
+                    if c.key not in skip and not c.key.endswith("_at")}
+
+        due = [getattr(order, c.key) for c in WorkOrder.__table__.columns
+               if c.key.endswith(("due_at", "warn_at"))]
+        return columns(order), [columns(u) for u in units], [columns(e) for e in events], due
+
+    first = await opened_rows(single)
+    assert first[0]["state"] == "verifying" and first[1] and first[2]
+    for case in many:
+        rows = await opened_rows(case)
+        assert rows[:3] == first[:3]
+        # Deadlines are reckoned from the moment of opening, a few milliseconds apart here.
+        assert [d is None for d in rows[3]] == [d is None for d in first[3]]
+        assert all(abs(a - b) < timedelta(seconds=5)
+                   for a, b in zip(rows[3], first[3], strict=True) if a is not None)
 
 
 async def test_prefer_return_minimal_answers_status_and_id_only(client, db, world):
