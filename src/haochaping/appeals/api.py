@@ -13,16 +13,8 @@ from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Conflict, Forbidden, NotFound
 from haochaping.core.schemas import InputModel, Limit, decode_int_cursor, encode_cursor
-from haochaping.evaluations.models import Evaluation
-from haochaping.evaluations.standing import (
-    EvaluationStanding,
-    Standing,
-    set_standing,
-)
 from haochaping.orgs.models import Org
-from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
@@ -90,24 +82,7 @@ class StandingDecision(InputModel):
 async def review_held_rating(evaluation_id: int, data: StandingDecision, db: DbSession,
                              user: CurrentUser):
     """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""
-    if user.role not in ("office", "admin"):
-        raise Forbidden("待复核评价由政务服务管理机构决定", code="role_forbidden")
-    row = (await db.execute(select(Evaluation, Org.path).join(Org, Org.id == Evaluation.org_id)
-                            .where(Evaluation.id == evaluation_id))).first()
-    if row is None:
-        raise NotFound("评价不存在", code="evaluation_not_found")
-    user.require(row[1])
-    current = await db.get(EvaluationStanding, evaluation_id, with_for_update=True)
-    if current is None or current.standing != Standing.HELD.value:
-        raise Conflict("该评价不在待复核状态", code="not_held")
-    order = None
-    if data.standing == "invalid":
-        order = await wo_service.order_of_rating(db, evaluation_id, lock=True)
-        wo_service.refuse_if_appealing(order)
-    await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing(data.standing),
-                       reason="review", actor=user.name, note=data.note)
-    if data.standing == "invalid":  # nothing left to rectify for a rating that does not count
-        await wo_service.end_invalidated(db=db, order=order, principal=user, note=data.note,
-                                         reason="review_invalidated")
+    await appeal_service.review_held(db=db, actor=user, evaluation_id=evaluation_id,
+                                     standing=data.standing, note=data.note)
     await db.commit()
     return {"evaluation_id": evaluation_id, "standing": data.standing}

@@ -21,7 +21,7 @@ from haochaping.core.crypto import identity_hash
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.evaluations.models import Evaluation
-from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.orgs.models import Org
 from haochaping.policies.schemas import PolicyValues
 from haochaping.workorders import notify
@@ -157,6 +157,36 @@ async def registered(db: AsyncSession, hashes: list[str], now: datetime) -> bool
     return (await db.execute(select(MaliciousRater.id).where(
         MaliciousRater.identity_hash.in_(hashes), MaliciousRater.active.is_(True),
         MaliciousRater.expires_at > now).limit(1))).first() is not None
+
+
+async def review_held(*, db: AsyncSession, actor: Principal, evaluation_id: int,
+                      standing: Standing | str, note: str) -> Standing:
+    """A reviewer's decision on a held rating: it counts (valid) or not (invalid, and its
+    open work order ends); refused while the rating is not held or an appeal is pending."""
+    if actor.role not in ("office", "admin"):
+        raise Forbidden("待复核评价由政务服务管理机构决定", code="role_forbidden")
+    decision = Standing(standing)
+    if decision == Standing.HELD:
+        raise Invalid("复核决定只能是有效或无效", code="invalid_standing",
+                      details=[{"field": "standing"}])
+    row = (await db.execute(select(Evaluation.id, Org.path).join(Org, Org.id == Evaluation.org_id)
+                            .where(Evaluation.id == evaluation_id))).first()
+    if row is None:
+        raise NotFound("评价不存在", code="evaluation_not_found")
+    actor.require(row[1])
+    current = await db.get(EvaluationStanding, evaluation_id, with_for_update=True)
+    if current is None or current.standing != Standing.HELD.value:
+        raise Conflict("该评价不在待复核状态", code="not_held")
+    order = None
+    if decision == Standing.INVALID:
+        order = await wo_service.order_of_rating(db, evaluation_id, lock=True)
+        wo_service.refuse_if_appealing(order)
+    await set_standing(db=db, evaluation_id=evaluation_id, standing=decision, reason="review",
+                       actor=actor.name, note=note)
+    if decision == Standing.INVALID:  # nothing left to rectify for a rating that does not count
+        await wo_service.end_invalidated(db=db, order=order, principal=actor, note=note,
+                                         reason="review_invalidated")
+    return decision
 
 
 def read(appeal: Appeal, org_code: str) -> dict[str, Any]:
