@@ -502,3 +502,48 @@ class PolicyForm:
         f.body = {"region_code": f.values["region_code"], "values": patch,
                   "effective_from": effective_from, "note": f.values["note"] or None}
         return f
+
+
+@dataclass
+class HeldFilters:
+    """What the queue of held ratings is filtered by (the unit, with its subtree)."""
+
+    org_code: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> HeldFilters:
+        return cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {"org_code": self.org_code, **changes}
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.org_code)
+
+
+@dataclass
+class HeldReviewForm:
+    """A reviewer's decision on a held rating: it counts (valid) or not (invalid), with a
+    note either way."""
+
+    values: dict[str, Any]
+
+    @classmethod
+    def from_form(cls, form: FormData) -> HeldReviewForm:
+        return cls(values={"standing": _one(form, "standing", 20).strip(),
+                           "note": _one(form, "note")})
+
+    def missing(self) -> str | None:
+        """What a person must still give, said as they would read it (None: all given)."""
+        if not self.values["standing"]:
+            return "请选择复核决定"
+        if not self.values["note"].strip():
+            return "请填写复核意见（核实经过和依据）"
+        return None
+
+    def body(self) -> dict[str, Any]:
+        return {"standing": self.values["standing"], "note": self.values["note"]}

@@ -24,6 +24,7 @@ NAV: list[tuple[str, str, frozenset[str] | None]] = [
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
+    ("/console/held", "待复核评价", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", MANAGERS),

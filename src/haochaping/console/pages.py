@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from haochaping.accounts import service as account_service
-from haochaping.console import admin_pages, integrity_pages, loop_pages
+from haochaping.console import admin_pages, held_pages, integrity_pages, loop_pages
 from haochaping.console import queries as console_queries
 from haochaping.console.forms import EvaluationFilters
 from haochaping.console.layout import HOME, ConsoleUser, Csrf, is_partial, page
@@ -92,6 +92,7 @@ async def evaluation_list(request: Request, db: DbSession, user: ConsoleUser):
 router.include_router(loop_pages.router)
 router.include_router(admin_pages.router)
 router.include_router(integrity_pages.router)
+router.include_router(held_pages.router)
 
 
 @router.get("/console/{rest:path}")

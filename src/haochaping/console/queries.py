@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from haochaping.appeals.models import Appeal
+from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.appeals.service import CATEGORY_LABELS
 from haochaping.cases.models import Case
 from haochaping.console.forms import EvaluationFilters
@@ -22,6 +22,7 @@ from haochaping.evaluations import queries
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import EvaluationStanding, Standing
 from haochaping.orgs.models import Item, Org, Region
 from haochaping.policies.models import PolicySet
 from haochaping.workorders import queries as wo_queries
@@ -69,6 +70,9 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
         since=filters.since_at, until=filters.until_at,
         before_id=decode_int_cursor(filters.cursor), limit=limit,
     )
+    # A rating's standing when it is not plain valid (no row: it counts).
+    stmt = stmt.add_columns(EvaluationStanding.standing).outerjoin(
+        EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id)
     rows = (await db.execute(stmt)).all()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -76,7 +80,7 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
                                                                 if r[0].window_id})
     items_by_id = await _names(db, Item, {r[0].item_id for r in rows if r[0].item_id})
     out = []
-    for ev, case_no, org_code, item_code, window_code, staff_no in rows:
+    for ev, case_no, org_code, item_code, window_code, staff_no, standing in rows:
         target = evaluation_service.Target(case_no=case_no, org_code=org_code,
                                            item_code=item_code, window_code=window_code,
                                            staff_no=staff_no, region_code=ev.region_code)
@@ -87,6 +91,8 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
         item["org_name"] = orgs.get(ev.org_id, "")
         item["window_name"] = orgs.get(ev.window_id, "") if ev.window_id else ""
         item["item_name"] = items_by_id.get(ev.item_id, "") if ev.item_id else ""
+        item["standing"] = standing if standing in STANDING_BADGES else None
+        item["standing_label"] = STANDING_BADGES.get(standing or "")
         out.append(item)
     return EvaluationPage(items=out, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
 
@@ -389,3 +395,75 @@ def policy_rows(values: dict[str, Any], sources: dict[str, str] | None = None
     return [{"key": key, "label": label, "text": policy_value_text(key, values.get(key)),
              "source": (sources or {}).get(key, "全国默认")}
             for key, label in POLICY_ROWS if sources is not None or key in values]
+
+
+# --- held ratings (待复核评价): held for a reason other than the detectors ---------------------
+
+HELD_REASONS = {"malicious_rater": "评价人在恶意评价人员信息库中"}
+STANDING_BADGES = {"held": "待复核", "invalid": "无效（不计入统计）"}
+
+
+def held_clause(actor: Principal, subtree: str | None = None) -> list[Any]:
+    """Conditions: a rating in the actor's (or a narrower) subtree, held, not by a detector
+    (the detectors' holds have their own queue)."""
+    return [EvaluationStanding.standing == Standing.HELD.value,
+            EvaluationStanding.reason != "detector",
+            Org.path.startswith(subtree or actor.org_path, autoescape=True)]
+
+
+async def held_count(db: AsyncSession, actor: Principal) -> int:
+    """How many ratings in the actor's subtree wait for a review of their hold."""
+    return (await db.execute(
+        select(func.count()).select_from(EvaluationStanding)
+        .join(Evaluation, Evaluation.id == EvaluationStanding.evaluation_id)
+        .join(Org, Org.id == Evaluation.org_id).where(*held_clause(actor)))).scalar_one()
+
+
+async def held_page(*, db: AsyncSession, actor: Principal, subtree: str | None,
+                    cursor: str | None, rules: evaluation_service.IntakeRules,
+                    limit: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], str | None]:
+    """Held ratings of the actor's subtree, newest first, masked, with why they are held,
+    the register's expiry (for a registered rater) and the work order, if any."""
+    stmt = (select(Evaluation, EvaluationStanding, Org.code, Org.name, Case.case_no,
+                   Item.name, Window.name, WorkOrder.id, WorkOrder.state)
+            .join(EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id)
+            .join(Org, Org.id == Evaluation.org_id)
+            .outerjoin(Case, Case.id == Evaluation.case_id)
+            .outerjoin(Item, Item.id == Evaluation.item_id)
+            .outerjoin(Window, Window.id == Evaluation.window_id)
+            .outerjoin(WorkOrder, WorkOrder.evaluation_id == Evaluation.id)
+            .where(*held_clause(actor, subtree))
+            .order_by(Evaluation.id.desc()).limit(limit + 1))
+    before = decode_int_cursor(cursor)
+    if before:
+        stmt = stmt.where(Evaluation.id < before)
+    rows = (await db.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    # The register's entries behind these holds: one query on the keyed hashes kept beside
+    # each rating (the register stores the same hashes, never the numbers).
+    hashes = {h for r in rows for h in (r[0].rater_cert_hash, r[0].rater_phone_hash) if h}
+    expiry: dict[str, Any] = {}
+    if hashes:
+        expiry = dict((await db.execute(
+            select(MaliciousRater.identity_hash, func.max(MaliciousRater.expires_at))
+            .where(MaliciousRater.identity_hash.in_(hashes), MaliciousRater.active.is_(True))
+            .group_by(MaliciousRater.identity_hash))).all())
+    now = utcnow()
+    items = []
+    for ev, st, code, name, case_no, item_name, window_name, wo_id, wo_state in rows:
+        until = max((expiry[h] for h in (ev.rater_cert_hash, ev.rater_phone_hash)
+                     if h in expiry), default=None)
+        items.append({
+            "id": ev.id, "level": ev.level, "is_bad": rules.is_bad(ev.level),
+            "channel": ev.channel, "evaluated_at": ev.evaluated_at,
+            "reason_texts": [rules.tags[c].text if c in rules.tags else c for c in ev.reasons],
+            "comment": mask_text(ev.comment), "org_code": code, "org_name": name,
+            "case_no": case_no, "item_name": item_name or "", "window_name": window_name or "",
+            "held_reason": HELD_REASONS.get(st.reason, st.reason),
+            "held_note": mask_text(st.note), "held_at": st.updated_at,
+            "register_until": until, "register_expired": until is not None and until <= now,
+            "work_order": ({"id": wo_id, "state_label": STATE_LABELS[State(wo_state)]}
+                           if wo_id else None),
+        })
+    return items, (encode_cursor(rows[-1][0].id) if more else None)
