@@ -79,6 +79,8 @@ async def test_queue_lists_held_ratings_of_the_reviewers_area_only(client, db, w
     assert "13812345678" not in page.text
     assert 'id="held-waiting">1</span>' in page.text
     assert 'href="/console/held" aria-current="page">待复核评价</a>' in page.text
+    queue = await client.get("/console/integrity")  # the fake-rating queue points here
+    assert "另有 1 条评价因评价人在恶意评价人员信息库中等原因待复核" in queue.text
     # The unit filter (htmx gets the fragment), a refused one (404, said in Chinese).
     r = await client.get(HELD, params={"org_code": "HALL-B"}, headers={"HX-Request": "true"})
     assert r.status_code == 200 and "<html" not in r.text and held_ids(r.text) == []
@@ -238,3 +240,80 @@ async def test_rating_list_shows_the_standing(client, db, world, held):
     assert 'data-standing="held">待复核</span>' in row(ev["id"])
     assert 'data-standing="invalid">无效（不计入统计）</span>' in row(gone["id"])
     assert "data-standing" not in row(plain["id"])
+
+
+# --- in a real browser ------------------------------------------------------------------------
+
+@pytest.mark.browser
+async def test_review_a_held_rating_in_the_browser_with_accessibility_checks(
+        new_page, live_server, live_world, committing):
+    from playwright.async_api import expect
+
+    from tests.pages.conftest import DESKTOP, PHONE, axe_violations, live_case
+    from tests.pages.test_loop_browser import console_sign_in
+
+    # Two committed bad ratings of the live world, held as a registered rater's.
+    ids = []
+    for _ in range(2):
+        case = await live_case(committing, live_world)
+        async with live_server.api() as api:
+            r = await api.post("/api/v1/evaluations",
+                               headers={"X-Api-Key": live_world.keys["hall_a_pad"]},
+                               json=EvaluationPayloadFactory(
+                                   case_no=case["case_no"], level=2, reasons=["213"],
+                                   comment="窗口人员让我跑了三趟，电话13812345678"))
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    async with committing() as db:
+        for evaluation_id in ids:
+            await hold(db, evaluation_id)
+    first, second = ids
+
+    found: dict[str, list] = {}
+    # The reviewer, on a phone with the page's CSP enforced.
+    phone = await new_page(PHONE)
+    await console_sign_in(phone, live_world.users["office"])
+    await phone.get_by_role("link", name="待复核评价").click()
+    await expect(phone.get_by_role("heading", level=1)).to_have_text("待复核评价")
+    card = phone.locator(f'li[data-id="{first}"]')
+    await expect(card).to_contain_text("评价人在恶意评价人员信息库中")
+    await expect(card).to_contain_text("138****5678")
+    # 不计入 without a note: refused, said beside the form.
+    await card.get_by_role("button", name="不计入（无效）").click()
+    card = phone.locator(f'li[data-id="{first}"]')
+    await expect(card.get_by_role("alert")).to_have_text("请填写复核意见（核实经过和依据）")
+    await card.get_by_label("复核意见（必填）").fill("经电话核实，确为本人真实诉求")
+    await card.get_by_role("button", name="计入统计（有效）").click()
+    await expect(phone.locator("#flash")).to_have_text(f"评价 #{first} 已复核为有效：计入统计")
+    await expect(phone.locator(f'li[data-id="{first}"]')).to_have_count(0)
+    await expect(phone.locator(f'li[data-id="{second}"]')).to_have_count(1)
+    await phone.screenshot(path="/tmp/hcp-held-phone.png", full_page=True)
+    # Large-font mode (特大): the queue still fits the phone's width.
+    await phone.get_by_role("link", name="特大", exact=True).click()
+    await phone.goto(HELD)
+    assert await phone.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    await phone.get_by_role("link", name="标准", exact=True).click()
+    assert phone.errors == []
+    async with committing() as db:
+        assert await standing_of(db, first) == Standing.VALID
+        assert await standing_of(db, second) == Standing.HELD
+
+    # axe-core, on the desktop and at a phone's width (CSP bypassed to inject axe).
+    desk = await new_page(DESKTOP, bypass_csp=True)
+    await console_sign_in(desk, live_world.users["admin"])
+    await desk.goto(HELD)
+    found["queue"] = await axe_violations(desk)
+    await desk.screenshot(path="/tmp/hcp-held-desktop.png", full_page=True)
+    await desk.locator(f'li[data-id="{second}"]').get_by_role(
+        "button", name="不计入（无效）").click()
+    await expect(desk.get_by_role("alert")).to_have_text("请填写复核意见（核实经过和依据）")
+    found["queue, refused (422)"] = await axe_violations(desk)
+    await desk.goto(HELD + "?org_code=NOPE")
+    found["queue, refused filter (404)"] = await axe_violations(desk)
+    await desk.goto("/console/evaluations")
+    found["rating list with badges"] = await axe_violations(desk)
+    await desk.set_viewport_size(PHONE["viewport"])
+    await desk.goto(HELD)
+    found["queue, narrow"] = await axe_violations(desk)
+    assert {k: v for k, v in found.items() if v} == {}
