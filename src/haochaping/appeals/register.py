@@ -47,8 +47,10 @@ def make_register_hook(state: Any) -> Callable[[AsyncSession, list[dict[str, Any
             return
         secret = state.settings.secret_key
         for row in rows:
-            mine = {identity_hash(secret, row.get("rater_cert_no")),
-                    identity_hash(secret, row.get("rater_phone"))} - {None}
+            # Rows from intake carry the keyed hashes already (evaluations.service.build_row).
+            mine = {row.get("rater_cert_hash") or identity_hash(secret, row.get("rater_cert_no")),
+                    row.get("rater_phone_hash") or identity_hash(secret, row.get("rater_phone"))
+                    } - {None}
             if mine & hashes:
                 await set_standing(db=db, evaluation_id=row["id"], standing=Standing.HELD,
                                    reason="malicious_rater", actor="系统",

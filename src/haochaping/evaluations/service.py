@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
+from haochaping.core.crypto import identity_hash_configured
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from haochaping.core.security import mask_cert_no, mask_name, mask_phone, mask_text
 from haochaping.core.timeutil import utcnow
@@ -233,6 +234,10 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
     )
     if not rater.get("rater_type"):
         rater["rater_type"] = "person"
+    # The keyed hashes the INSERT would compute as column defaults, computed here once so that
+    # the intake hooks (detectors, malicious-rater register) match on them without rehashing.
+    rater["rater_cert_hash"] = identity_hash_configured(rater["rater_cert_no"])
+    rater["rater_phone_hash"] = identity_hash_configured(rater["rater_phone"])
     return {
         "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
         "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),
