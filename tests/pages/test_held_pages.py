@@ -91,6 +91,29 @@ async def test_queue_lists_held_ratings_of_the_reviewers_area_only(client, db, w
     assert held_ids((await client.get(HELD)).text) == [far_id]
 
 
+async def test_queue_pages_newest_first_with_a_cursor(client, db, world, held, monkeypatch):
+    from haochaping.console import held_pages
+
+    ev, _order = held
+    newer, _ = await rate_badly(client, db, world)
+    await hold(db, newer["id"])
+    monkeypatch.setattr(held_pages, "PAGE_SIZE", 1)
+    await sign_in(client, world.users["office"])
+    page = await client.get(HELD, params={"org_code": "HALL-A"})
+    assert held_ids(page.text) == [newer["id"]]
+    link = re.search(r'<a class="button" rel="next" href="([^"]+)"', page.text)
+    assert link and "org_code=HALL-A" in link.group(1)
+    page = await client.get(link.group(1).replace("&amp;", "&"))
+    assert page.status_code == 200 and held_ids(page.text) == [ev["id"]]
+    assert 'rel="next"' not in page.text and "回到第一页" in page.text
+    # A decision from the second page comes back to it.
+    r = await client.post(f"{HELD}/{ev['id']}/review",
+                          data={"csrf_token": csrf_of(page.text), "standing": "valid",
+                                "note": "核实有效", "back": link.group(1).replace("&amp;", "&")})
+    assert r.status_code == 303 and r.headers["location"].startswith(HELD + "?")
+    assert "cursor=" in r.headers["location"]
+
+
 async def test_register_expiry_shown_for_a_registered_rater(client, db, world, held):
     ev, order = held
     office = await bearer_headers(client, world.users["office"])

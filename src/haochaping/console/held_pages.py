@@ -31,6 +31,7 @@ from haochaping.integrity import queries as integrity_queries
 router = APIRouter(route_class=html_route("console/error.html"))
 
 HELD = "/console/held"
+PAGE_SIZE = 20
 EvaluationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 REVIEW_LABELS = {"standing": "复核决定", "note": "复核意见"}
 OUTCOMES = {
@@ -62,7 +63,7 @@ async def _held_page(request: Request, db: DbSession, user: Principal, filters: 
     if not filters.errors:
         items, next_cursor = await console_queries.held_page(
             db=db, actor=user, subtree=subtree, cursor=filters.cursor,
-            rules=request.app.state.rules)
+            rules=request.app.state.rules, limit=PAGE_SIZE)
     posted = posted or {}
     partial = is_partial(request)
     context: dict[str, Any] = {
