@@ -607,7 +607,7 @@ async def replay(sessionmaker, data: Data, *, pass_hours: float, days: int,
             while row is not None and row["received_at"] < next_pass:
                 while refusals and refusals[0][0] <= row["received_at"]:
                     at, code, ip, ua = refusals.pop(0)
-                    guard.note_refusal(code=code, source_ip=ip, user_agent=ua, at=at)
+                    await guard.note_refusal(code=code, source_ip=ip, user_agent=ua, at=at)
                 await guard.on_stored(db, [row])
                 row = next(rows, None)
             await db.commit()

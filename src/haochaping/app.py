@@ -87,6 +87,9 @@ async def shutdown(app: FastAPI) -> None:
     counter = getattr(app.state, "rate_counter", None)
     if hasattr(counter, "close"):
         await counter.close()
+    guard = getattr(app.state, "integrity_guard", None)
+    if guard is not None:
+        await guard.refusals.close()
     if getattr(app.state, "owns_engine", False):
         await app.state.engine.dispose()
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from haochaping.evaluations.standing import Standing, standing_of
-from haochaping.integrity import service
+from haochaping.integrity import detectors, service
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from tests import factories
 from tests.integrity.conftest import T0, flag_count, flags_of
@@ -155,10 +156,11 @@ async def test_source_that_tried_spent_links_is_flagged(db, build, guard):
         build.spec(at=T0, channel="qrcode", source_ip="198.51.100.21", user_agent="UA-x",
                    issued=issued)])
     for _ in range(2):
-        guard.note_refusal(code="invitation_used", source_ip="198.51.100.20", user_agent="UA-x",
-                           at=T0 - timedelta(minutes=5))
-    guard.note_refusal(code="invitation_used", source_ip="198.51.100.21", user_agent="UA-x",
-                       at=T0 - timedelta(minutes=5))  # once: a citizen pressing twice
+        await guard.note_refusal(code="invitation_used", source_ip="198.51.100.20",
+                                 user_agent="UA-x", at=T0 - timedelta(minutes=5))
+    await guard.note_refusal(code="invitation_used", source_ip="198.51.100.21",
+                             user_agent="UA-x",
+                             at=T0 - timedelta(minutes=5))  # once: a citizen pressing twice
     await feed(guard, db, rows)
     flags = await flags_of(db, [r["id"] for r in rows], "invitation_misuse")
     assert set(flags) == {rows[0]["id"]}
@@ -168,11 +170,43 @@ async def test_source_that_tried_spent_links_is_flagged(db, build, guard):
 async def test_a_forged_link_attempt_is_enough(db, build, guard):
     (row,) = await build.store([build.spec(at=T0, channel="qrcode", source_ip="198.51.100.30",
                                            user_agent="UA-y", issued=T0 - timedelta(hours=1))])
-    guard.note_refusal(code="invitation_invalid", source_ip="198.51.100.30", user_agent="UA-y",
-                       at=T0 - timedelta(hours=2))
+    await guard.note_refusal(code="invitation_invalid", source_ip="198.51.100.30",
+                             user_agent="UA-y", at=T0 - timedelta(hours=2))
     await feed(guard, db, [row])
     flag = (await flags_of(db, [row["id"]], "invitation_misuse"))[row["id"]]
     assert flag.evidence["refused_forged"] == 1
+
+
+async def test_refusals_are_shared_between_processes_through_redis(db, build, settings):
+    """Two server processes, two guards: the refusal one saw flags the rating the other
+    stores (a real Redis; a memory-only guard misses it)."""
+    import uuid
+
+    url = os.environ.get("HAOCHAPING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    ip = f"198.51.{uuid.uuid4().int % 200}.{uuid.uuid4().int % 250}"
+    ua = f"UA-{uuid.uuid4().hex}"  # a fresh source per run
+    first = detectors.IntakeGuard(secret=settings.secret_key, redis_url=url)
+    second = detectors.IntakeGuard(secret=settings.secret_key, redis_url=url)
+    alone = detectors.IntakeGuard(secret=settings.secret_key)
+    try:
+        at = T0 - timedelta(minutes=5)
+        for _ in range(2):
+            await first.note_refusal(code="invitation_used", source_ip=ip, user_agent=ua, at=at)
+        await first.note_refusal(code="invitation_invalid", source_ip=ip, user_agent="other",
+                                 at=at)
+        rows = await build.store([build.spec(at=T0, channel="qrcode", source_ip=ip,
+                                             user_agent=ua, issued=T0 - timedelta(hours=1))])
+        assert [f for f in await alone.findings_for(db, rows)
+                if f.check == "invitation_misuse"] == []
+        found = [f for f in await second.findings_for(db, rows) if f.check == "invitation_misuse"]
+        assert [(f.evidence["refused_reused"], f.evidence["refused_forged"]) for f in found] \
+            == [(2, 0)]
+        # Older than the window: forgotten.
+        later = T0 + timedelta(seconds=second.thresholds.refusal_window_seconds + 60)
+        assert await second.refusals.recent(f"{ip}|{ua}", later.timestamp()) == {}
+    finally:
+        for guard in (first, second, alone):
+            await guard.refusals.close()
 
 
 # --- through the API -------------------------------------------------------------------------

@@ -315,24 +315,65 @@ def burst_in(events: Iterable[SourceEvent], th: Thresholds) -> tuple[int, int] |
 
 
 class RefusalLog:
-    """Refused rating links (reused, forged) per source, for a day (per process)."""
+    """Refused rating links (reused, forged) per source, for a day (this process only)."""
 
     def __init__(self, window_seconds: float) -> None:
         self.window = window_seconds
         self._data: dict[str, deque[tuple[float, str]]] = {}
 
-    def add(self, key: str, code: str, t: float) -> None:
+    async def add(self, key: str, code: str, t: float) -> None:
         events = self._data.setdefault(key, deque(maxlen=50))
         events.append((t, code))
         if len(self._data) > 100_000:
             self._data = {k: v for k, v in self._data.items() if t - v[-1][0] <= self.window}
 
-    def recent(self, key: str, t: float) -> dict[str, int]:
+    async def recent(self, key: str, t: float) -> dict[str, int]:
         counts: dict[str, int] = {}
         for when, code in self._data.get(key, ()):
             if t - when <= self.window:
                 counts[code] = counts.get(code, 0) + 1
         return counts
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisRefusalLog(RefusalLog):
+    """The same log in Redis, so that every server process sees every refusal: one sorted
+    set per source (scored by time, trimmed to the window, expiring with it)."""
+
+    def __init__(self, window_seconds: float, url: str) -> None:
+        import redis.asyncio as redis
+
+        super().__init__(window_seconds)
+        self._redis = redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    @staticmethod
+    def _key(key: str) -> str:
+        import hashlib
+
+        return "hcp:refusal:" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+    async def add(self, key: str, code: str, t: float) -> None:
+        import uuid
+
+        k = self._key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(k, {f"{code}:{uuid.uuid4().hex[:12]}": t})
+            pipe.zremrangebyscore(k, "-inf", t - self.window)
+            pipe.zremrangebyrank(k, 0, -51)  # the 50 newest, as in memory
+            pipe.expire(k, int(self.window) + 60)
+            await pipe.execute()
+
+    async def recent(self, key: str, t: float) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for member in await self._redis.zrangebyscore(self._key(key), t - self.window, "+inf"):
+            code = (member.decode() if isinstance(member, bytes) else member).split(":", 1)[0]
+            counts[code] = counts.get(code, 0) + 1
+        return counts
+
+    async def close(self) -> None:
+        await self._redis.aclose()
 
 
 StaffEntry = tuple[int, int, str]  # staff id, org id, staff number
@@ -375,14 +416,18 @@ class IntakeGuard:
     """The intake checks with their per-process memory; `on_stored` is the intake hook."""
 
     def __init__(self, *, secret: str, thresholds: Thresholds | None = None,
-                 checks: list[Check] | None = None) -> None:
+                 checks: list[Check] | None = None, redis_url: str = "") -> None:
         self.secret = secret
         self.thresholds = thresholds or Thresholds()
         self.checks = intake_checks() if checks is None else checks
         self.sources = SourceWindows(window_seconds=self.thresholds.burst_window_seconds)
         self.fast_links = SourceWindows(window_seconds=self.thresholds.link_repeat_days * 86400)
         self.hasher = IdentityHasher(secret)
-        self.refusals = RefusalLog(self.thresholds.refusal_window_seconds)
+        # Refused links leave no row for a batch pass to find: with several server processes
+        # they are shared through Redis when it is configured.
+        window = self.thresholds.refusal_window_seconds
+        self.refusals = (RedisRefusalLog(window, redis_url) if redis_url
+                         else RefusalLog(window))
         self.identities = IdentityCache()
 
     async def findings_for(self, db: AsyncSession, rows: list[Row]) -> list[Finding]:
@@ -412,25 +457,31 @@ class IntakeGuard:
             except Exception:  # noqa: BLE001 - the batch backstops find them again
                 log.exception("intake flags could not be written")
 
-    def note_refusal(self, *, code: str, source_ip: str | None, user_agent: str | None,
-                     at: datetime | None = None) -> None:
+    async def note_refusal(self, *, code: str, source_ip: str | None, user_agent: str | None,
+                           at: datetime | None = None) -> None:
         """Remember a refused rating link (reused or forged) from a browser."""
         if source_ip:
-            self.refusals.add(f"{source_ip}|{user_agent or ''}", code, _ts(at or utcnow()))
+            await self.refusals.add(f"{source_ip}|{user_agent or ''}", code,
+                                    _ts(at or utcnow()))
 
 
 def make_intake_hook(state: Any) -> Hook:
     """The intake hook of an app: the guard lives on `state.integrity_guard`."""
-    state.integrity_guard = IntakeGuard(secret=state.settings.secret_key)
+    state.integrity_guard = IntakeGuard(secret=state.settings.secret_key,
+                                        redis_url=state.settings.redis_url)
     return state.integrity_guard.on_stored
 
 
-def note_invitation_refusal(state: Any, *, code: str, source_ip: str | None,
-                            user_agent: str | None) -> None:
-    """Record a link refused as reused (`invitation_used`) or forged (`invitation_invalid`)."""
+async def note_invitation_refusal(state: Any, *, code: str, source_ip: str | None,
+                                  user_agent: str | None) -> None:
+    """Record a link refused as reused (`invitation_used`) or forged (`invitation_invalid`);
+    never fails the page that refused it."""
     guard: IntakeGuard | None = getattr(state, "integrity_guard", None)
     if guard is not None and code in ("invitation_used", "invitation_invalid"):
-        guard.note_refusal(code=code, source_ip=source_ip, user_agent=user_agent)
+        try:
+            await guard.note_refusal(code=code, source_ip=source_ip, user_agent=user_agent)
+        except Exception:  # noqa: BLE001 - Redis away: the refusal goes unrecorded, logged
+            log.exception("refused link could not be recorded")
 
 
 # --- the batch context -------------------------------------------------------------------------
@@ -671,7 +722,7 @@ class InvitationMisuse(Check):
         found: list[Finding] = []
         if row.get("source_ip"):
             key = f"{row['source_ip']}|{row.get('user_agent') or ''}"
-            refused = guard.refusals.recent(key, _ts(row["received_at"]))
+            refused = await guard.refusals.recent(key, _ts(row["received_at"]))
             reused, forged = refused.get("invitation_used", 0), refused.get("invitation_invalid", 0)
             if reused >= th.refusal_min_reused or forged >= th.refusal_min_forged:
                 shown = _source_shown("ip", row)

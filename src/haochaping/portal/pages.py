@@ -44,20 +44,20 @@ async def _open(request: Request, db: DbSession, token: str) -> Invitation:
     try:
         return await invitations.open_link(db=db, secret=settings.secret_key, token=token)
     except DomainError as exc:
-        _note_refusal(request, exc.code)  # a forged link, whatever it was used for
+        await _note_refusal(request, exc.code)  # a forged link, whatever it was used for
         raise
 
 
-def _note_refusal(request: Request, code: str) -> None:
+async def _note_refusal(request: Request, code: str) -> None:
     """Tell the integrity checks that this browser was refused a link (forged or spent)."""
     source = evaluation_api.source_of(request)
-    detectors.note_invitation_refusal(request.app.state, code=code, source_ip=source.ip,
-                                      user_agent=source.user_agent)
+    await detectors.note_invitation_refusal(request.app.state, code=code, source_ip=source.ip,
+                                            user_agent=source.user_agent)
 
 
-def _closed(request: Request, code: str, *, submitted: bool = False) -> Response:
+async def _closed(request: Request, code: str, *, submitted: bool = False) -> Response:
     if submitted:  # trying to rate again with a spent link (merely reopening it is harmless)
-        _note_refusal(request, code)
+        await _note_refusal(request, code)
     status, title, message = CLOSED[code]
     return render(request, "portal/notice.html",
                   {"title": title, "message": message, "code": code}, status_code=status)
@@ -96,7 +96,7 @@ async def rating_page(token: str, request: Request, db: DbSession):
     inv = await _open(request, db, token)
     problem = invitations.usable_problem(inv, utcnow())
     if problem:
-        return _closed(request, problem)
+        return await _closed(request, problem)
     return await _form_page(request, db, inv, RatingForm())
 
 
@@ -108,7 +108,7 @@ async def submit_rating(token: str, request: Request, db: DbSession):
     if form.level is None:
         problem = invitations.usable_problem(inv, utcnow())
         if problem:
-            return _closed(request, problem, submitted=True)
+            return await _closed(request, problem, submitted=True)
         return await _form_page(request, db, inv, form, "请选择您对本次服务的满意程度", 422)
     settings = request.app.state.settings
     try:
@@ -119,7 +119,7 @@ async def submit_rating(token: str, request: Request, db: DbSession):
     except DomainError as exc:
         # Nothing is committed: the request's session rolls back whatever was written.
         if exc.code in CLOSED:
-            return _closed(request, exc.code, submitted=True)
+            return await _closed(request, exc.code, submitted=True)
         if not isinstance(exc, Invalid):
             raise
         return await _form_page(request, db, inv, form, exc.message, 422)
