@@ -270,33 +270,49 @@ class SourceWindow:
 
 
 class SourceWindows:
-    """Per-source sliding windows of recent ratings (per process, bounded in memory)."""
+    """Per-source sliding windows of recent ratings (per process, bounded in memory).
+
+    A source seen once (most citizens' phones) is kept as its one event, not as a window: the
+    garbage collector walks every object the guard keeps, on every full collection, and at
+    intake that was most of what the checks cost (docs/benchmarks.md). Its second event makes
+    it a window."""
 
     def __init__(self, *, window_seconds: float, per_key: int = 64,
                  max_keys: int = 200_000) -> None:
         self.window, self.per_key, self.max_keys = window_seconds, per_key, max_keys
-        self._data: dict[Any, SourceWindow] = {}
+        self._data: dict[Any, SourceWindow | SourceEvent] = {}
         self._adds = 0
 
     def add(self, key: Any, event: SourceEvent) -> SourceWindow:
         """Record an event; returns the key's window (its events, oldest first)."""
-        window = self._data.get(key)
-        if window is None:
-            window = self._data[key] = SourceWindow()
+        held = self._data.get(key)
+        window = SourceWindow()
+        if held is None:
+            self._data[key] = event
+        elif isinstance(held, SourceEvent):
+            window.push(held, self.window, self.per_key)
+            self._data[key] = window
+        else:
+            window = held
         window.push(event, self.window, self.per_key)
         self._adds += 1
         if self._adds % 10_000 == 0:
             self._prune(event.t)
         return window
 
+    @staticmethod
+    def _last(held: SourceWindow | SourceEvent) -> float:
+        if isinstance(held, SourceEvent):
+            return held.t
+        return held.events[-1].t if held.events else float("-inf")
+
     def _prune(self, now: float) -> None:
-        stale = [k for k, w in self._data.items()
-                 if not w.events or now - w.events[-1].t > self.window]
+        stale = [k for k, held in self._data.items() if now - self._last(held) > self.window]
         for k in stale:
             del self._data[k]
         if len(self._data) > self.max_keys:  # a flood of one-off sources: keep the recent half
             keep = sorted(self._data.items(),
-                          key=lambda kv: kv[1].events[-1].t)[len(self._data) // 2:]
+                          key=lambda kv: self._last(kv[1]))[len(self._data) // 2:]
             self._data = dict(keep)
 
     def __len__(self) -> int:
