@@ -280,7 +280,9 @@ class SourceWindows:
     def __init__(self, *, window_seconds: float, per_key: int = 64,
                  max_keys: int = 200_000) -> None:
         self.window, self.per_key, self.max_keys = window_seconds, per_key, max_keys
-        self._data: dict[Any, SourceWindow | SourceEvent] = {}
+        # A one-off source is held as a tuple of plain values: the collector stops tracking
+        # such tuples after one pass, where a SourceEvent stays on its lists for good.
+        self._data: dict[Any, SourceWindow | tuple] = {}
         self._adds = 0
 
     def add(self, key: Any, event: SourceEvent) -> SourceWindow:
@@ -288,9 +290,10 @@ class SourceWindows:
         held = self._data.get(key)
         window = SourceWindow()
         if held is None:
-            self._data[key] = event
-        elif isinstance(held, SourceEvent):
-            window.push(held, self.window, self.per_key)
+            self._data[key] = (event.t, event.evaluation_id, event.case_id, event.rater,
+                               event.org_id, event.flagged)
+        elif isinstance(held, tuple):
+            window.push(SourceEvent(*held), self.window, self.per_key)
             self._data[key] = window
         else:
             window = held
@@ -301,9 +304,9 @@ class SourceWindows:
         return window
 
     @staticmethod
-    def _last(held: SourceWindow | SourceEvent) -> float:
-        if isinstance(held, SourceEvent):
-            return held.t
+    def _last(held: SourceWindow | tuple) -> float:
+        if isinstance(held, tuple):
+            return held[0]
         return held.events[-1].t if held.events else float("-inf")
 
     def _prune(self, now: float) -> None:
