@@ -276,3 +276,28 @@ async def test_prefer_return_minimal_answers_status_and_id_only(client, db, worl
     r = await batch(client, key_headers(world), [EvaluationPayloadFactory(case_no=c["case_no"])])
     assert "preference-applied" not in r.headers
     assert r.json()["items"][0]["evaluation"]["case_no"] == c["case_no"]
+
+
+async def test_a_retried_batch_with_its_idempotency_key_stores_nothing_twice(client, db, world):
+    """General comments have no natural key: the batch's Idempotency-Key keeps them single."""
+    case = await make_case(db, world)
+    items = [EvaluationPayloadFactory(case_no=case["case_no"], channel="pad"),
+             {"channel": "review", "org_code": world.code("HALL-A"), "level": 4, "reasons": [],
+              "comment": f"大厅环境整洁 {uuid.uuid4().hex[:6]}"}]
+    headers = {**key_headers(world, "all"), "Idempotency-Key": "batch-retry-1"}
+    first = await batch(client, headers, items)
+    assert first.status_code == 200, first.text
+    assert [r["status"] for r in first.json()["items"]] == [201, 201]
+    before = await table_counts(db)
+    again = await batch(client, headers, items)
+    assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert await table_counts(db) == before
+    # The same key for other items is refused, and stores nothing either.
+    other = [EvaluationPayloadFactory(case_no=(await make_case(db, world))["case_no"])]
+    before = await table_counts(db)
+    assert_error(await batch(client, headers, other), 422, "idempotency_key_reused")
+    assert await table_counts(db) == before
+    # Without a key the retry answers per item: the case-bound one 409, the comment again.
+    r = await batch(client, key_headers(world, "all"), items)
+    assert [x["status"] for x in r.json()["items"]] == [409, 201]

@@ -90,20 +90,33 @@ def prefers_minimal(prefer: str | None) -> bool:
 @router.post("/evaluations/batch")
 async def create_evaluations_batch(data: schemas.EvaluationBatch, request: Request,
                                    db: DbSession, actor: CurrentPrincipal,
-                                   prefer: Annotated[str | None, Header()] = None):
+                                   prefer: Annotated[str | None, Header()] = None,
+                                   idempotency_key: Annotated[str | None, Header()] = None):
     """Up to 1,000 independent ratings from a buffering channel; one result per item.
 
     A stored item answers `{"status": 201, "id", "evaluation"}` with the stored rating; with
     `Prefer: return=minimal` just `{"status": 201, "id"}` (what the contract requires, and a
-    fraction of the bytes and CPU); refused items answer `{"status", "error"}` either way."""
+    fraction of the bytes and CPU); refused items answer `{"status", "error"}` either way.
+    A retry with the same `Idempotency-Key` replays the first answer and stores nothing (what
+    keeps `review`/`inspection` items, which have no natural key, from being stored twice)."""
     minimal = prefers_minimal(prefer)
+    headers = {"Preference-Applied": "return=minimal"} if minimal else {}
+    if idempotency_key is not None:
+        digest = idempotency.request_hash({"items": data.items, "minimal": minimal})
+        replay = await idempotency.claim(db=db, actor=actor, key=idempotency_key, digest=digest)
+        if replay is not None:
+            await db.rollback()
+            return JSONResponse(replay[1], status_code=replay[0],
+                                headers={**headers, "Idempotent-Replayed": "true"})
     results = await evaluation_service.submit_batch(
         db=db, actor=actor, items=data.items, rules=request.app.state.rules,
         source=source_of(request), echo=not minimal)
-    await db.commit()
     response = fast_json({"items": results})
-    if minimal:
-        response.headers["Preference-Applied"] = "return=minimal"
+    if idempotency_key is not None:
+        await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=200,
+                                body=json.loads(response.body))
+    await db.commit()
+    response.headers.update(headers)
     return response
 
 
