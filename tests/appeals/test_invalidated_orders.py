@@ -106,3 +106,15 @@ async def test_closed_order_stays_closed_when_its_rating_is_invalidated(client, 
     await db.refresh(order)
     assert order.state == "closed" and order.close_reason == "callback_satisfied"
     assert await standing_of(db, ev["id"]) == Standing.INVALID
+
+
+async def test_ids_beyond_a_bigint_are_refused_not_crashed(client, handlers):
+    for method, path, body in (
+            ("post", f"/api/v1/evaluations/{2**63}/standing",
+             {"standing": "valid", "note": "核实有效"}),
+            ("get", f"/api/v1/appeals/{2**63}", None),
+            ("post", f"/api/v1/appeals/{2**63}/decision",
+             {"decision": "reject", "note": "经核查属实"})):
+        r = await client.request(method, path, json=body, headers=handlers["office"])
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["error"]["code"] and r.json()["error"]["message"]

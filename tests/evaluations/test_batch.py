@@ -221,8 +221,8 @@ async def test_bad_ratings_in_a_batch_notify_as_single_ones_do(client, db, world
         assert bodies["email"] == one[1]["email"]
         assert "/p/" in bodies["sms"]
 
-    # The orders a batch opens together are the rows one rating opens (workorders/intake.py
-    # open_together mirrors workorders/service.py open_for_evaluation: this keeps them equal).
+    # The orders a batch opens together are the rows one rating opens
+    # (workorders.service.open_for_evaluations, for one order or many).
     async def opened_rows(case):
         order = (await db.execute(
             select(WorkOrder).join(Evaluation, Evaluation.id == WorkOrder.evaluation_id)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from pydantic import StringConstraints
+from fastapi import APIRouter, Path, Request
 from sqlalchemy import select
 
 from haochaping.appeals import schemas
@@ -13,11 +12,12 @@ from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.schemas import InputModel, Limit, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import MAX_ID, Limit, decode_int_cursor, encode_cursor
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]  # a BIGINT id in the path
 
 
 async def _read(db, appeal: Appeal) -> dict:
@@ -56,12 +56,12 @@ async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = Non
 
 
 @router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead)
-async def get_appeal(appeal_id: int, db: DbSession, user: CurrentUser):
+async def get_appeal(appeal_id: Id, db: DbSession, user: CurrentUser):
     return await _read(db, await appeal_service.get(db=db, principal=user, appeal_id=appeal_id))
 
 
 @router.post("/appeals/{appeal_id}/decision", response_model=schemas.AppealRead)
-async def decide_appeal(appeal_id: int, data: schemas.AppealDecision, request: Request,
+async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Request,
                         db: DbSession, user: CurrentUser):
     """The office upholds or rejects an appeal, with reasons."""
     appeal = await appeal_service.get(db=db, principal=user, appeal_id=appeal_id)
@@ -73,14 +73,9 @@ async def decide_appeal(appeal_id: int, data: schemas.AppealDecision, request: R
     return body
 
 
-class StandingDecision(InputModel):
-    standing: Literal["valid", "invalid"]
-    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]
-
-
 @router.post("/evaluations/{evaluation_id}/standing")
-async def review_held_rating(evaluation_id: int, data: StandingDecision, db: DbSession,
-                             user: CurrentUser):
+async def review_held_rating(evaluation_id: Id, data: schemas.StandingDecision,
+                             db: DbSession, user: CurrentUser):
     """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""
     await appeal_service.review_held(db=db, actor=user, evaluation_id=evaluation_id,
                                      standing=data.standing, note=data.note)

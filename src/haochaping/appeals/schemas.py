@@ -42,3 +42,10 @@ class AppealRead(ReadModel):
     decided_at: datetime | None
     decision_note: str | None
     register_rater: bool
+
+
+class StandingDecision(InputModel):
+    """A reviewer's decision on a held rating (JSON route and console form alike)."""
+
+    standing: Literal["valid", "invalid"]
+    note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]

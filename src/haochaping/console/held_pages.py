@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from haochaping.appeals import service as appeal_service
-from haochaping.appeals.api import StandingDecision  # the JSON route's contract, shared
+from haochaping.appeals.schemas import StandingDecision  # the JSON route's contract, shared
 from haochaping.console import queries as console_queries
 from haochaping.console.forms import HeldFilters, HeldReviewForm, validation_problem
 from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page, require_manager

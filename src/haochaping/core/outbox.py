@@ -115,37 +115,53 @@ async def enqueue(
     not_before: datetime | None = None,
 ) -> bool:
     """Add a message in the caller's transaction (never commits); False if `dedupe_key` exists."""
-    if channel not in {c.value for c in OutboxChannel}:
-        raise ValueError(f"unknown outbox channel {channel!r}")
-    if not recipient or len(recipient) > RECIPIENT_MAX:
-        raise ValueError(f"an outbox recipient has 1 to {RECIPIENT_MAX} characters")
-    # A notification must never make the change it reports fail: long texts are shortened.
-    if len(subject) > SUBJECT_MAX:
-        subject = subject[: SUBJECT_MAX - 1] + "…"
-    if dedupe_key is not None and len(dedupe_key) > DEDUPE_KEY_MAX:
-        digest = hashlib.sha256(dedupe_key.encode()).hexdigest()
-        dedupe_key = f"{dedupe_key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
+    return await enqueue_many(db, [Message(
+        kind=kind, channel=channel, recipient=recipient, subject=subject, body=body,
+        payload=payload, dedupe_key=dedupe_key, not_before=not_before)]) == 1
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification to add: what `enqueue` takes, for `enqueue_many`."""
+
+    kind: str
+    channel: str
+    recipient: str
+    subject: str
+    body: str
+    payload: dict[str, Any] | None = None
+    dedupe_key: str | None = None
+    not_before: datetime | None = None
+
+    def row(self, now: datetime) -> dict[str, Any]:
+        """The outbox row, checked; long texts are shortened, never refused."""
+        if self.channel not in {c.value for c in OutboxChannel}:
+            raise ValueError(f"unknown outbox channel {self.channel!r}")
+        if not self.recipient or len(self.recipient) > RECIPIENT_MAX:
+            raise ValueError(f"an outbox recipient has 1 to {RECIPIENT_MAX} characters")
+        # A notification must never make the change it reports fail.
+        subject, key = self.subject, self.dedupe_key
+        if len(subject) > SUBJECT_MAX:
+            subject = subject[: SUBJECT_MAX - 1] + "…"
+        if key is not None and len(key) > DEDUPE_KEY_MAX:
+            digest = hashlib.sha256(key.encode()).hexdigest()
+            key = f"{key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
+        return {"kind": str(self.kind), "channel": str(self.channel),
+                "recipient": self.recipient, "subject": subject, "body": self.body,
+                "payload": self.payload or {}, "dedupe_key": key,
+                "status": S.PENDING.value, "attempts": 0,
+                "next_attempt_at": self.not_before or now, "created_at": now}
+
+
+async def enqueue_many(db: AsyncSession, messages: Sequence[Message]) -> int:
+    """Add messages in the caller's transaction, in one statement; how many were new (a
+    message whose `dedupe_key` exists is skipped). The commit wakes the sender."""
+    if not messages:
+        return 0
     now = utcnow()
+    rows = [m.row(now) for m in messages]
     ins = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        ins(M)
-        .values(
-            kind=str(kind),
-            channel=str(channel),
-            recipient=recipient,
-            subject=subject,
-            body=body,
-            payload=payload or {},
-            dedupe_key=dedupe_key,
-            status=S.PENDING.value,
-            attempts=0,
-            next_attempt_at=not_before or now,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(M.id)
-    )
-    added = (await db.execute(stmt)).scalar_one_or_none() is not None
+    added = len((await db.execute(ins(M).on_conflict_do_nothing().returning(M.id), rows)).all())
     if added:
         db.sync_session.info["outbox_pending"] = True
     return added

@@ -3,27 +3,16 @@ transaction), delivered after commit by the outbox worker."""
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.models import User
 from haochaping.core import outbox
-from haochaping.core.outbox_models import (
-    DEDUPE_KEY_MAX,
-    RECIPIENT_MAX,
-    SUBJECT_MAX,
-    OutboxMessage,
-    OutboxStatus,
-)
-from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
@@ -109,8 +98,8 @@ async def opened_in_bulk(db: AsyncSession) -> AsyncIterator[None]:
             db.info[_OPENED_IN_BULK] = outer
     if outer is not None:
         outer.extend(collected)
-    elif await _enqueue_many(db, "workorder_opened", collected):
-        db.sync_session.info["outbox_pending"] = True  # wake the sender after commit, as enqueue
+    else:
+        await _enqueue_many(db, "workorder_opened", collected)
 
 
 async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
@@ -266,36 +255,20 @@ def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
 
 async def _enqueue_mails(db: AsyncSession, kind: str,
                          mails: list[tuple[str, str, str, int, str]]) -> None:
-    """`outbox.enqueue` of many e-mails in one statement: (recipient, subject, body, order id,
-    dedupe prefix); the same checks, shortening and dedupe keys (`prefix:recipient`)."""
+    """Many e-mails in one statement: (recipient, subject, body, order id, dedupe prefix);
+    dedupe keys `prefix:recipient`, as `outbox_mail` makes them."""
     await _enqueue_many(db, kind, [("email", rcpt, subject, body, order_id, f"{dedupe}:{rcpt}")
                                    for rcpt, subject, body, order_id, dedupe in mails])
 
 
 async def _enqueue_many(db: AsyncSession, kind: str,
                         messages: list[tuple[str, str, str, str, int, str]]) -> int:
-    """`outbox.enqueue` of many messages in one statement: (channel, recipient, subject, body,
-    order id, dedupe key); the same checks and shortening. Returns how many were added."""
-    if not messages:
-        return 0
-    now = utcnow()
-    rows = []
-    for channel, rcpt, subject, body, order_id, key in messages:
-        if not rcpt or len(rcpt) > RECIPIENT_MAX:
-            raise ValueError(f"an outbox recipient has 1 to {RECIPIENT_MAX} characters")
-        if len(subject) > SUBJECT_MAX:
-            subject = subject[: SUBJECT_MAX - 1] + "…"
-        if len(key) > DEDUPE_KEY_MAX:
-            digest = hashlib.sha256(key.encode()).hexdigest()
-            key = f"{key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
-        rows.append({"kind": kind, "channel": channel, "recipient": rcpt, "subject": subject,
-                     "body": body, "payload": {"work_order_id": order_id}, "dedupe_key": key,
-                     "status": OutboxStatus.PENDING.value, "attempts": 0,
-                     "next_attempt_at": now, "created_at": now})
-    ins = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    added = await db.execute(
-        ins(OutboxMessage).on_conflict_do_nothing().returning(OutboxMessage.id), rows)
-    return len(added.all())
+    """(channel, recipient, subject, body, order id, dedupe key) of a work order's messages,
+    added in one statement; how many were new."""
+    return await outbox.enqueue_many(db, [
+        outbox.Message(kind=kind, channel=channel, recipient=rcpt, subject=subject, body=body,
+                       payload={"work_order_id": order_id}, dedupe_key=key)
+        for channel, rcpt, subject, body, order_id, key in messages])
 
 
 async def outbox_mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: str,

@@ -7,6 +7,7 @@ writes its notifications to the outbox in the same transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,31 +65,52 @@ SYSTEM = Actor(kind="system", role="system", name="系统")
 CITIZEN = Actor(kind="citizen", role="citizen", name="评价人")
 
 
+Opening = tuple[dict[str, Any], PolicyValues, int | None]  # rating, policy, policy id
+
+
 async def open_for_evaluation(
     *, db: AsyncSession, evaluation: dict[str, Any], policy: PolicyValues,
     policy_id: int | None, ctx: LoopContext, now: datetime | None = None,
     origin: str = "bad_rating",
 ) -> WorkOrder:
     """Open the work order of a bad rating for the unit that served (谁办理谁负责)."""
-    now = now or utcnow()
-    order = WorkOrder(
-        evaluation_id=evaluation["id"], case_id=evaluation.get("case_id"), origin=origin,
-        org_id=evaluation["org_id"], region_code=evaluation["region_code"],
-        state=State.VERIFYING.value, version=1, policy_id=policy_id,
-        policy=policy.model_dump(mode="json"), opened_at=now,
-    )
-    verified = ctx.deadlines.set_verify(order, now, policy)
-    verified &= ctx.deadlines.set_rectify(order, now, policy.rectify_days, policy)
-    order.deadlines_verified = verified
-    db.add(order)
-    await db.flush()
-    db.add(WorkOrderUnit(work_order_id=order.id, org_id=order.org_id, role="lead"))
-    db.add(WorkOrderEvent(work_order_id=order.id, action="open", from_state=None,
-                          to_state=order.state, actor_kind="system", actor_name=SYSTEM.name,
-                          note=None, data={"origin": origin}, created_at=now))
-    await notify.opened(db=db, ctx=ctx, order=order, evaluation=evaluation)
-    await db.flush()
+    (order,) = await open_for_evaluations(db=db, openings=[(evaluation, policy, policy_id)],
+                                          ctx=ctx, now=now, origin=origin)
     return order
+
+
+async def open_for_evaluations(
+    *, db: AsyncSession, openings: Sequence[Opening], ctx: LoopContext,
+    now: datetime | None = None, origin: str = "bad_rating",
+) -> list[WorkOrder]:
+    """Open the work orders of bad ratings stored together (a batch): the same rows as one
+    at a time, in a few INSERTs (one per table, one for the notifications)."""
+    now = now or utcnow()
+    orders = []
+    for evaluation, policy, policy_id in openings:
+        order = WorkOrder(
+            evaluation_id=evaluation["id"], case_id=evaluation.get("case_id"), origin=origin,
+            org_id=evaluation["org_id"], region_code=evaluation["region_code"],
+            state=State.VERIFYING.value, version=1, policy_id=policy_id,
+            policy=policy.model_dump(mode="json"), opened_at=now,
+        )
+        verified = ctx.deadlines.set_verify(order, now, policy)
+        verified &= ctx.deadlines.set_rectify(order, now, policy.rectify_days, policy)
+        order.deadlines_verified = verified
+        orders.append(order)
+    db.add_all(orders)
+    await db.flush()
+    for order in orders:
+        db.add(WorkOrderUnit(work_order_id=order.id, org_id=order.org_id, role="lead"))
+        db.add(WorkOrderEvent(work_order_id=order.id, action="open", from_state=None,
+                              to_state=order.state, actor_kind="system",
+                              actor_name=SYSTEM.name, note=None, data={"origin": origin},
+                              created_at=now))
+    async with notify.opened_in_bulk(db):
+        for order, (evaluation, _policy, _policy_id) in zip(orders, openings, strict=True):
+            await notify.opened(db=db, ctx=ctx, order=order, evaluation=evaluation)
+    await db.flush()
+    return orders
 
 
 async def get_order(*, db: AsyncSession, work_order_id: int, for_update: bool = False
