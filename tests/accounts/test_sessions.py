@@ -5,6 +5,7 @@ header; a revoked API key is refused at once, in every process sharing Redis."""
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -232,3 +233,22 @@ async def test_a_key_revoked_in_one_process_is_refused_by_another(settings, engi
             await c.aclose()
         for a in apps:
             await shutdown(a)
+
+
+async def test_without_an_answer_from_redis_no_cached_key_is_trusted(settings, engine,
+                                                                      sessionmaker, db, world):
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"
+    app = create_app(settings.model_copy(update={"redis_url": dead}))
+    await startup(app, engine=engine, sessionmaker=sessionmaker)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            key = key_headers(world, "hall_b")
+            assert (await c.get("/api/v1/orgs", headers=key)).status_code == 200
+            await account_service.revoke_client(db=db, name="hall_b")
+            await db.commit()  # from elsewhere: this process hears nothing of it
+            assert_error(await c.get("/api/v1/orgs", headers=key), 401, "invalid_api_key")
+    finally:
+        await shutdown(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
-from haochaping.core.ratelimit import Counter
+from haochaping.core.ratelimit import Counter, CounterUnavailable
 from haochaping.core.security import hash_api_key, load_signed, signer
 from haochaping.core.templating import CsrfFailed
 from haochaping.orgs.models import Org
@@ -69,7 +70,13 @@ class ClientCache:
 
     async def current(self) -> int:
         """The shared version; a newer one empties this process's cache."""
-        version = await self.counter.value(CLIENT_VERSION_KEY)
+        try:
+            version = await self.counter.value(CLIENT_VERSION_KEY)
+        except CounterUnavailable:
+            # Without the shared version a revocation elsewhere could go unseen: trust no
+            # cached client until Redis answers again (the key is read from the database).
+            self.entries.clear()
+            return -1
         if version != self.version:
             self.entries.clear()
             self.version = version
@@ -77,8 +84,9 @@ class ClientCache:
 
     async def revoked(self) -> None:
         """A client was deactivated (after commit): no process may use a cached copy."""
-        await self.counter.bump(CLIENT_VERSION_KEY)
         self.entries.clear()
+        with contextlib.suppress(CounterUnavailable):  # then the others' caches age out
+            await self.counter.bump(CLIENT_VERSION_KEY)
 
 
 async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Principal:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import Request
+from redis.exceptions import RedisError
 
 from haochaping.config import Settings
 from haochaping.core.errors import RateLimited
@@ -51,6 +52,10 @@ class Counter(Protocol):
 def _slot(key: str, window: int) -> tuple[str, int]:
     start = int(time.time()) // window * window
     return f"hcp:rl:{key}:{window}:{start}", start + window
+
+
+class CounterUnavailable(Exception):
+    """The shared store (Redis) did not answer."""
 
 
 def _kv(key: str) -> str:
@@ -171,10 +176,16 @@ class RedisCounter:
             await self._redis.delete(*(_kv(k) for k in keys))
 
     async def value(self, key: str) -> int:
-        return int(await self._redis.get(_kv(key)) or 0)
+        try:
+            return int(await self._redis.get(_kv(key)) or 0)
+        except (RedisError, OSError) as exc:
+            raise CounterUnavailable() from exc
 
     async def bump(self, key: str) -> int:
-        return int(await self._redis.incr(_kv(key)))
+        try:
+            return int(await self._redis.incr(_kv(key)))
+        except (RedisError, OSError) as exc:
+            raise CounterUnavailable() from exc
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,5 +1,7 @@
 """The command line ends sessions and keys: `user password`, `user deactivate`,
-`client revoke` (at once in servers sharing Redis with it)."""
+`client revoke` (at once in servers sharing Redis with it). Beside tests/test_cli.py, whose
+fixtures it shares, and like it after the domain tests: the app these commands build swaps
+core/crypto.py's process-wide keys for the default secret's."""
 
 from __future__ import annotations
 
