@@ -24,6 +24,7 @@ from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import pages as console_pages
 from haochaping.core import handlers
+from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import make_engine, make_sessionmaker
@@ -69,9 +70,8 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.notifier = build_notifier(app.state.settings)
     app.state.register_cache = RegisterCache()
     app.state.rate_counter = build_counter(app.state.settings.redis_url)
-    app.state.login_guard = LoginGuard(app.state.rate_counter,
-                                       max_failures=app.state.settings.login_max_failures,
-                                       lockout_seconds=app.state.settings.login_lockout_seconds)
+    app.state.login_guard = LoginGuard.from_settings(app.state.rate_counter, app.state.settings)
+    app.state.client_cache = ClientCache(app.state.rate_counter)
     rules = await load_rules(app)
     # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
     # holding ratings of registered malicious raters, the intake checks of the detectors.
@@ -121,7 +121,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.client_cache = {}
     handlers.install(app)
     app.add_middleware(
         SessionMiddleware, secret_key=settings.secret_key, session_cookie="hcp_session",

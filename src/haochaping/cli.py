@@ -163,6 +163,78 @@ def client_create(
     typer.echo(key)
 
 
+@user_app.command("password")
+def user_password(
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)],
+) -> None:
+    """Set a person's password (a reset); every session and token of theirs ends."""
+    from haochaping.accounts import service as account_service
+
+    async def run(db):
+        return await account_service.set_password(db=db, username=username, password=password)
+
+    try:
+        user = asyncio.run(_with_session(run))
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已重设用户 {user.username} 的密码，其所有登录已失效")
+
+
+@user_app.command("deactivate")
+def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
+    """Deactivate a person: no more sign-ins, and every session and token ends at once."""
+    from haochaping.accounts import service as account_service
+
+    async def run(db):
+        return await account_service.deactivate_user(db=db, username=username)
+
+    try:
+        user = asyncio.run(_with_session(run))
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已停用用户 {user.username}，其所有登录已失效")
+
+
+@client_app.command("revoke")
+def client_revoke(
+    name: Annotated[str | None, typer.Option(help="the client's name")] = None,
+    id: Annotated[int | None, typer.Option("--id", help="the client's id")] = None,
+) -> None:
+    """Revoke an API client's key (deactivate the client)."""
+    from haochaping.accounts import service as account_service
+    from haochaping.core.auth import CLIENT_CACHE_SECONDS, ClientCache
+    from haochaping.core.ratelimit import build_counter
+
+    if (name is None) == (id is None):
+        typer.secho("错误：请指定 --name 或 --id 之一", fg="red", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def run():
+        client = await _with_session(lambda db: account_service.revoke_client(
+            db=db, client_id=id, name=name))
+        counter = build_counter(settings.redis_url)
+        try:
+            await ClientCache(counter).revoked()  # servers sharing Redis drop it at once
+        finally:
+            if hasattr(counter, "close"):
+                await counter.close()
+        return client
+
+    try:
+        client = asyncio.run(run())
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已停用客户端 {client.name}（密钥前缀 {client.key_prefix}）")
+    if not settings.redis_url:
+        typer.echo(f"未配置 Redis：运行中的服务最迟 {int(CLIENT_CACHE_SECONDS)} 秒后拒绝该密钥")
+
+
 # --- calendar: the working-day calendar (法定节假日与调休) -----------------------------------
 
 calendar_app = typer.Typer(help="工作日历：法定节假日与调休上班")

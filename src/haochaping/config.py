@@ -48,8 +48,15 @@ class Settings(BaseSettings):
     rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
     rate_public_per_minute: int = Field(120, ge=0)  # public pages, per IP
     rate_login_per_minute: int = Field(20, ge=0)  # sign-in attempts, per IP
-    login_max_failures: int = Field(5, ge=1)  # then the username is locked ...
-    login_lockout_seconds: int = Field(900, ge=30)  # ... for this long
+    # Failures of one username from one IP before that IP is locked out of that account;
+    # each further failure doubles the lock, up to login_lockout_max_seconds.
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout_seconds: int = Field(900, ge=30)
+    login_lockout_max_seconds: int = Field(24 * 3600, ge=30)
+    # Failures of one username from all IPs within login_lockout_seconds past which its
+    # sign-ins are slowed to one per login_throttle_seconds (never locked).
+    login_account_ceiling: int = Field(50, ge=1)
+    login_throttle_seconds: int = Field(3, ge=1)
     # Notifications, delivered through the outbox (core/outbox.py) by the worker.
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)

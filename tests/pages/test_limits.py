@@ -31,18 +31,24 @@ async def limited(settings, engine, sessionmaker):
         await c.aclose()
 
 
-async def test_sign_in_locks_a_username_after_repeated_failures(client, world):
+async def test_sign_in_locks_a_username_after_repeated_failures(app, client, world):
     user = world.users["unit_a"]
     for _ in range(5):
         r = await sign_in(client, user, password="wrong-password")
         assert r.status_code == 401 and "用户名或密码错误" in r.text
     r = await sign_in(client, user)  # even the right password, while locked
     assert r.status_code == 429
-    assert "登录失败次数过多，账号已暂时锁定" in r.text and 'role="alert"' in r.text
+    assert "登录失败次数过多，已暂时锁定" in r.text and 'role="alert"' in r.text
     assert r.headers["retry-after"] == "900"
     assert (await client.get("/console/evaluations")).status_code == 303
     r = await sign_in(client, world.users["unit_b"])
     assert r.status_code == 303
+    # The lock holds only where the failures came from: the person signs in from their desk.
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.44", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as desk:
+        r = await sign_in(desk, user)
+        assert r.status_code == 303 and r.headers["location"] == "/console/evaluations"
+        assert (await desk.get("/console/evaluations")).status_code == 200
 
 
 async def test_a_successful_sign_in_forgets_earlier_failures(client, world):

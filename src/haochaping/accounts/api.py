@@ -1,42 +1,85 @@
-"""Sign-in for people: OAuth2 password form to a bearer token."""
+"""Sign-in for people (OAuth2 password form to a bearer token), sign-out, password change,
+and revoking an API client."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request, Response
 
 from haochaping.accounts import service as account_service
-from haochaping.core.auth import TOKEN_SALT, CurrentUser
+from haochaping.core.auth import CurrentUser, issue_token
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Unauthenticated
-from haochaping.core.ratelimit import limiter
-from haochaping.core.security import signer
+from haochaping.core.ratelimit import client_ip, limiter
+from haochaping.core.schemas import MAX_ID
 
 router = APIRouter(prefix="/api/v1", tags=["auth 认证"])
+ClientId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def _token_body(request: Request, user) -> dict:
+    settings = request.app.state.settings
+    return {"access_token": issue_token(settings.secret_key, user), "token_type": "bearer",
+            "expires_in": settings.token_ttl_seconds}
 
 
 @router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))])
-async def issue_token(request: Request, db: DbSession,
-                      username: Annotated[str, Form(max_length=64)],
-                      password: Annotated[str, Form(max_length=200)]):
-    """Exchange username and password for a bearer token (locked after repeated failures)."""
+async def issue(request: Request, db: DbSession,
+                username: Annotated[str, Form(max_length=64)],
+                password: Annotated[str, Form(max_length=200)]):
+    """Exchange username and password for a bearer token (after repeated failures from one
+    place, that place is locked out of the account for a growing while)."""
     guard = request.app.state.login_guard
-    await guard.check(username)
+    ip = client_ip(request)
+    await guard.check(username, ip)
     try:
         user = await account_service.authenticate(db=db, username=username, password=password)
     except Unauthenticated:
-        await guard.failed(username)
+        await guard.failed(username, ip)
         raise
     finally:
         await db.commit()  # keep the failed-login count even when refusing
-    await guard.succeeded(username)
-    token = signer(request.app.state.settings.secret_key, TOKEN_SALT).dumps({"uid": user.id})
-    return {"access_token": token, "token_type": "bearer",
-            "expires_in": request.app.state.settings.token_ttl_seconds}
+    await guard.succeeded(username, ip)
+    return _token_body(request, user)
 
 
 @router.get("/auth/me")
 async def me(user: CurrentUser):
     """Who the token belongs to."""
     return {"username": user.name, "role": user.role, "org_path": user.org_path}
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request, db: DbSession, user: CurrentUser):
+    """Sign out everywhere: every token and console session of the caller ends."""
+    await account_service.sign_out(db=db, user_id=user.id)
+    await db.commit()
+    if "session" in request.scope:
+        request.session.clear()
+    return Response(status_code=204)
+
+
+@router.post("/auth/password")
+async def change_password(request: Request, db: DbSession, user: CurrentUser,
+                          old_password: Annotated[str, Form(max_length=200)],
+                          new_password: Annotated[str, Form(max_length=200)]):
+    """Change one's own password; every other session and token ends, and a new token for
+    the caller is returned (a console session that asked stays signed in)."""
+    changed = await account_service.change_password(
+        db=db, user_id=user.id, old_password=old_password, new_password=new_password)
+    await db.commit()
+    if "session" in request.scope and request.session.get("uid") == changed.id:
+        request.session["sv"] = changed.session_version
+    return _token_body(request, changed)
+
+
+@router.post("/clients/{client_id}/revoke", tags=["clients 客户端"])
+async def revoke_client(client_id: ClientId, request: Request, db: DbSession,
+                        user: CurrentUser):
+    """Deactivate an API client (administrators): its key is refused at once."""
+    client = await account_service.revoke_client(db=db, client_id=client_id, actor=user,
+                                                 source_ip=client_ip(request))
+    await db.commit()
+    await request.app.state.client_cache.revoked()
+    return {"id": client.id, "name": client.name, "active": client.active}

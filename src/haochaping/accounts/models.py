@@ -30,6 +30,9 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # Carried by every session cookie and bearer token; bumping it (sign-out, password
+    # change, deactivation) ends them all at once.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

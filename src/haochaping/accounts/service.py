@@ -7,12 +7,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.choices import Role
 from haochaping.accounts.models import ApiClient, User
-from haochaping.core.errors import Conflict, Invalid, Unauthenticated
+from haochaping.core.auth import Principal
+from haochaping.core.errors import Conflict, Invalid, NotFound, Unauthenticated
+from haochaping.core.models import AuditEvent
 from haochaping.core.security import hash_api_key, hash_password, new_api_key, verify_password
 from haochaping.evaluations.choices import Channel
+from haochaping.orgs.models import Org
 from haochaping.orgs.service import get_org
 
 MIN_PASSWORD = 8
+
+
+def _check_password(password: str, field: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"密码至少 {MIN_PASSWORD} 位", code="weak_password",
+                      details=[{"field": field}])
+
+
+def _audit(db: AsyncSession, *, actor: str, actor_role: str | None, action: str,
+           target_type: str, target_id: int, detail: dict, source_ip: str | None) -> None:
+    db.add(AuditEvent(actor=actor, actor_role=actor_role, action=action,
+                      target_type=target_type, target_id=target_id, detail=detail,
+                      source_ip=source_ip))
 
 
 async def create_user(*, db: AsyncSession, username: str, password: str, role: str,
@@ -20,9 +36,7 @@ async def create_user(*, db: AsyncSession, username: str, password: str, role: s
     """A new person account bound to an organisation."""
     if role not in {r.value for r in Role}:
         raise Invalid(f"未知角色 {role}", code="unknown_role", details=[{"field": "role"}])
-    if len(password) < MIN_PASSWORD:
-        raise Invalid(f"密码至少 {MIN_PASSWORD} 位", code="weak_password",
-                      details=[{"field": "password"}])
+    _check_password(password, "password")
     org = await get_org(db=db, code=org_code)
     if (await db.execute(select(User.id).where(User.username == username))).first():
         raise Conflict(f"用户名 {username} 已存在", code="duplicate_username")
@@ -64,3 +78,92 @@ async def create_client(*, db: AsyncSession, name: str, org_code: str,
     db.add(client)
     await db.flush()
     return client, key
+
+
+def end_sessions(user: User) -> None:
+    """Every session cookie and bearer token of the user stops working (their version)."""
+    user.session_version += 1
+
+
+async def _user(db: AsyncSession, *, user_id: int | None = None,
+                username: str | None = None) -> User:
+    query = select(User).where(User.id == user_id) if user_id is not None \
+        else select(User).where(User.username == username)
+    user = (await db.execute(query)).scalar_one_or_none()
+    if user is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    return user
+
+
+async def sign_out(*, db: AsyncSession, user_id: int) -> User:
+    """Sign the user out everywhere: all their sessions and tokens end."""
+    user = await _user(db, user_id=user_id)
+    end_sessions(user)
+    await db.flush()
+    return user
+
+
+async def change_password(*, db: AsyncSession, user_id: int, old_password: str,
+                          new_password: str) -> User:
+    """A person changes their own password (knowing the old one); all their sessions end."""
+    user = await _user(db, user_id=user_id)
+    if not verify_password(user.password_hash, old_password):
+        raise Invalid("原密码不正确", code="wrong_password",
+                      details=[{"field": "old_password"}])
+    _check_password(new_password, "new_password")
+    if new_password == old_password:
+        raise Invalid("新密码不能与原密码相同", code="same_password",
+                      details=[{"field": "new_password"}])
+    user.password_hash = hash_password(new_password)
+    end_sessions(user)
+    await db.flush()
+    return user
+
+
+async def set_password(*, db: AsyncSession, username: str, password: str,
+                       actor: str = "cli") -> User:
+    """An administrator sets a person's password (a reset); all their sessions end."""
+    user = await _user(db, username=username)
+    _check_password(password, "password")
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    end_sessions(user)
+    _audit(db, actor=actor, actor_role=None, action="set_password", target_type="user",
+           target_id=user.id, detail={"username": user.username}, source_ip=None)
+    await db.flush()
+    return user
+
+
+async def deactivate_user(*, db: AsyncSession, username: str, actor: str = "cli") -> User:
+    """The person can no longer sign in, and every session and token of theirs ends."""
+    user = await _user(db, username=username)
+    user.active = False
+    end_sessions(user)
+    _audit(db, actor=actor, actor_role=None, action="deactivate_user", target_type="user",
+           target_id=user.id, detail={"username": user.username}, source_ip=None)
+    await db.flush()
+    return user
+
+
+async def revoke_client(*, db: AsyncSession, client_id: int | None = None,
+                        name: str | None = None, actor: Principal | None = None,
+                        source_ip: str | None = None) -> ApiClient:
+    """Deactivate an API client (an administrator whose subtree holds it, or the command
+    line when actor is None); the caller tells `core.auth.ClientCache` after commit."""
+    if actor is not None:
+        actor.require_role(Role.ADMIN)
+    query = select(ApiClient, Org.path).join(Org, Org.id == ApiClient.org_id)
+    query = query.where(ApiClient.id == client_id) if client_id is not None \
+        else query.where(ApiClient.name == name)
+    row = (await db.execute(query)).first()
+    if row is None:
+        raise NotFound("API 客户端不存在", code="client_not_found")
+    client, path = row
+    if actor is not None:
+        actor.require(path)
+    client.active = False
+    _audit(db, actor=actor.name if actor else "cli", actor_role=actor.role if actor else None,
+           action="revoke_client", target_type="api_client", target_id=client.id,
+           detail={"name": client.name, "key_prefix": client.key_prefix}, source_ip=source_ip)
+    await db.flush()
+    return client

@@ -9,7 +9,7 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.choices import ROLE_LABELS
-from haochaping.core.auth import Principal, load_user_principal
+from haochaping.core.auth import Principal, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden
@@ -34,8 +34,7 @@ FLASH_KEY = "flash"
 
 async def console_user(request: Request, db: DbSession) -> Principal:
     """The signed-in person, or a redirect to the sign-in page."""
-    uid = request.session.get("uid")
-    principal = await load_user_principal(db, int(uid)) if uid else None
+    principal = await session_principal(request, db)
     if principal is None:
         raise LoginRequired()
     return principal

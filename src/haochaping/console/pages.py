@@ -14,9 +14,10 @@ from haochaping.console import admin_pages, held_pages, integrity_pages, loop_pa
 from haochaping.console import queries as console_queries
 from haochaping.console.forms import EvaluationFilters
 from haochaping.console.layout import HOME, ConsoleUser, Csrf, is_partial, page
+from haochaping.core.auth import session_principal, start_session
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, RateLimited, Unauthenticated
-from haochaping.core.ratelimit import limiter
+from haochaping.core.ratelimit import client_ip, limiter
 from haochaping.core.templating import csrf_token, html_route, render, safe_next
 from haochaping.evaluations.choices import CHANNEL_LABELS
 
@@ -45,29 +46,35 @@ async def login(request: Request, db: DbSession, username: Annotated[str, Form()
         return render(request, "console/login.html", {**context, "error": "请输入用户名和密码"},
                       status_code=422)
     guard = request.app.state.login_guard
+    ip = client_ip(request)
     try:
-        await guard.check(name)
+        await guard.check(name, ip)
     except RateLimited as exc:
+        wait = exc.details[0]["retry_after_seconds"] if exc.details else guard.window
         return render(request, "console/login.html", {**context, "error": exc.message},
-                      status_code=429, headers={"Retry-After": str(guard.window)})
+                      status_code=429, headers={"Retry-After": str(wait)})
     try:
         user = await account_service.authenticate(db=db, username=name, password=password)
     except Unauthenticated as exc:
-        await guard.failed(name)
+        await guard.failed(name, ip)
         return render(request, "console/login.html", {**context, "error": exc.message},
                       status_code=401)
     finally:
         await db.commit()  # keep the failed-login count even when refusing
-    await guard.succeeded(name)
-    request.session.clear()
-    request.session["uid"] = user.id
+    await guard.succeeded(name, ip)
+    start_session(request, user)
     csrf_token(request)  # a fresh token for the new session
     return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout", dependencies=[Csrf])
-async def logout(request: Request):
-    """End the session."""
+async def logout(request: Request, db: DbSession):
+    """End the session, and every other session and token of the person (a copied cookie
+    must not outlive the sign-out)."""
+    principal = await session_principal(request, db)
+    if principal is not None:
+        await account_service.sign_out(db=db, user_id=principal.id)
+        await db.commit()
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import select
@@ -13,11 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
-from haochaping.core.security import hash_api_key, load_signed
+from haochaping.core.ratelimit import Counter, CounterUnavailable
+from haochaping.core.security import hash_api_key, load_signed, signer
+from haochaping.core.templating import CsrfFailed
 from haochaping.orgs.models import Org
 
 TOKEN_SALT = "api-token"
 CLIENT_CACHE_SECONDS = 30.0
+CLIENT_VERSION_KEY = "api-client-version"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +58,46 @@ class Principal:
             raise Forbidden("当前角色无权执行此操作", code="role_forbidden")
 
 
+class ClientCache:
+    """API clients by key digest, for `CLIENT_CACHE_SECONDS`, so intake costs no query per
+    request. Revoking a client bumps a shared version (in Redis when configured, else in
+    this process) and every process drops what it cached under an older version at once."""
+
+    def __init__(self, counter: Counter) -> None:
+        self.counter = counter
+        self.version = 0
+        self.entries: dict[str, tuple[float, int, Principal | None]] = {}
+
+    async def current(self) -> int:
+        """The shared version; a newer one empties this process's cache."""
+        try:
+            version = await self.counter.value(CLIENT_VERSION_KEY)
+        except CounterUnavailable:
+            # Without the shared version a revocation elsewhere could go unseen: trust no
+            # cached client until Redis answers again (the key is read from the database).
+            self.entries.clear()
+            return -1
+        if version != self.version:
+            self.entries.clear()
+            self.version = version
+        return version
+
+    async def revoked(self) -> None:
+        """A client was deactivated (after commit): no process may use a cached copy."""
+        self.entries.clear()
+        with contextlib.suppress(CounterUnavailable):  # then the others' caches age out
+            await self.counter.bump(CLIENT_VERSION_KEY)
+
+
 async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Principal:
     digest = hash_api_key(key)
-    cache: dict[str, tuple[float, Principal | None]] = request.app.state.client_cache
-    hit = cache.get(digest)
+    cache: ClientCache = request.app.state.client_cache
+    version = await cache.current()
+    hit = cache.entries.get(digest)
     now = time.monotonic()
-    if hit is not None and hit[0] > now:
-        principal = hit[1]
+    # An entry read under an older version (a request that raced a revocation) is stale.
+    if hit is not None and hit[0] > now and hit[1] == version:
+        principal = hit[2]
     else:
         row = (
             await db.execute(
@@ -77,16 +117,35 @@ async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Prin
                 org_path=path,
                 channels=frozenset(client.channels or ()),
             )
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[digest] = (now + CLIENT_CACHE_SECONDS, principal)
+        if len(cache.entries) > 10_000:
+            cache.entries.clear()
+        cache.entries[digest] = (now + CLIENT_CACHE_SECONDS, version, principal)
     if principal is None:
         raise Unauthenticated("API 密钥无效或已停用", code="invalid_api_key")
     return principal
 
 
-async def load_user_principal(db: AsyncSession, user_id: int) -> Principal | None:
-    """The principal of an active user, or None."""
+def issue_token(secret_key: str, user: User) -> str:
+    """A bearer token for the user, valid until their session version changes (or it ages)."""
+    return signer(secret_key, TOKEN_SALT).dumps({"uid": user.id, "sv": user.session_version})
+
+
+def start_session(request: Request, user: User) -> None:
+    """Bind the console session (cookie) to the user and their current session version."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["sv"] = user.session_version
+
+
+def _version_of(data: dict[str, Any]) -> int | None:
+    value = data.get("sv", 0)  # signed before versions existed: version 0
+    return value if isinstance(value, int) else None
+
+
+async def load_user_principal(db: AsyncSession, user_id: int,
+                              session_version: int | None = None) -> Principal | None:
+    """The principal of an active user, or None; with a session version, None too when the
+    user's sessions were ended since (sign-out, password change, deactivation)."""
     row = (
         await db.execute(
             select(User, Org.path).join(Org, Org.id == User.org_id).where(User.id == user_id)
@@ -95,14 +154,38 @@ async def load_user_principal(db: AsyncSession, user_id: int) -> Principal | Non
     if row is None or not row[0].active:
         return None
     user, path = row
+    if session_version is not None and user.session_version != session_version:
+        return None
     return Principal(
         kind="user", id=user.id, name=user.username, org_id=user.org_id, org_path=path,
         role=user.role,
     )
 
 
+async def session_principal(request: Request, db: AsyncSession) -> Principal | None:
+    """The person signed in by the console's session cookie, if it is still valid."""
+    session = request.session if "session" in request.scope else {}
+    uid, version = session.get("uid"), _version_of(session)
+    if not isinstance(uid, int) or version is None:
+        return None
+    return await load_user_principal(db, uid, version)
+
+
+def check_csrf_header(request: Request) -> None:
+    """A cookie-authenticated call that changes something must prove it comes from our own
+    pages: the session's CSRF token in `X-CSRF-Token` (a cross-site form cannot set it)."""
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get(CSRF_HEADER, "")
+    expected = request.session.get("csrf")
+    if not expected or not isinstance(expected, str) or not secrets.compare_digest(
+            sent.encode(), expected.encode()):
+        raise CsrfFailed()
+
+
 async def get_principal(request: Request, db: DbSession) -> Principal:
-    """Authenticate by `X-Api-Key`, a bearer token, or the console's session cookie."""
+    """Authenticate by `X-Api-Key`, a bearer token, or the console's session cookie (which
+    must bring the CSRF token in a header for anything but GET/HEAD/OPTIONS)."""
     key = request.headers.get("x-api-key")
     if key:
         return await _client_from_key(request, db, key)
@@ -112,13 +195,16 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
         data = load_signed(
             settings.secret_key, TOKEN_SALT, auth[7:].strip(), settings.token_ttl_seconds
         )
-        principal = await load_user_principal(db, int(data["uid"])) if data else None
+        uid = data.get("uid") if isinstance(data, dict) else None
+        version = _version_of(data) if isinstance(data, dict) else None
+        principal = (await load_user_principal(db, int(uid), version)
+                     if isinstance(uid, int) and version is not None else None)
         if principal is None:
             raise Unauthenticated("登录已失效，请重新登录", code="invalid_token")
         return principal
-    uid = request.session.get("uid") if "session" in request.scope else None
-    if uid:
-        principal = await load_user_principal(db, int(uid))
+    if "session" in request.scope and request.session.get("uid"):
+        check_csrf_header(request)
+        principal = await session_principal(request, db)
         if principal is not None:
             return principal
     raise Unauthenticated()
