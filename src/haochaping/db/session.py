@@ -28,6 +28,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             echo=settings.db_echo,
+            hide_parameters=True,  # error messages and logs must not carry personal data
             connect_args={"timeout": 30},
         )
 
@@ -53,6 +54,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
     )
