@@ -12,13 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET = "dev-only-secret-change-me"
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_DISTINCT = 10
+# Long enough that a random hex secret (16 symbols) almost never has such a run (~1e-7).
+MAX_SECRET_RUN = 8
 
 
 def secret_weakness(secret: str) -> str | None:
     """Why a production secret is too weak to sign tokens and cookies, or None.
 
     Refused: the development constant, fewer than 32 characters, fewer than 10 distinct
-    characters (`aaaa…`, `password` four times), a run of four equal characters, or a block
+    characters (`aaaa…`, `password` four times), a run of eight equal characters, or a block
     repeated to fill the length (`0123456789` four times)."""
     if secret == DEV_SECRET:
         return "it is the published development secret"
@@ -26,9 +28,9 @@ def secret_weakness(secret: str) -> str | None:
         return f"it is shorter than {MIN_SECRET_LENGTH} characters"
     if len(set(secret)) < MIN_SECRET_DISTINCT:
         return f"it has fewer than {MIN_SECRET_DISTINCT} distinct characters"
-    if any(secret[i] == secret[i + 1] == secret[i + 2] == secret[i + 3]
-           for i in range(len(secret) - 3)):
-        return "it repeats one character four times in a row"
+    if any(len(set(secret[i:i + MAX_SECRET_RUN])) == 1
+           for i in range(len(secret) - MAX_SECRET_RUN + 1)):
+        return f"it repeats one character {MAX_SECRET_RUN} times in a row"
     if any(secret[p:] == secret[:-p] for p in range(1, len(secret) // 2 + 1)):
         return "it is one block of characters repeated"
     return None

@@ -143,7 +143,7 @@ def describe_db_error(exc: BaseException) -> str:
     error class, SQLSTATE, constraint and table only."""
     parts: list[str] = []
     for err in _chain(exc):
-        parts.append(type(err).__name__)
+        parts.append(f"{type(err).__module__}.{type(err).__qualname__}")
         for attr in ("sqlstate", "sqlite_errorname", "constraint_name", "table_name",
                      "column_name"):
             value = getattr(err, attr, None)
@@ -163,8 +163,7 @@ def unavailable_response(request: Request) -> Response:
     """503 with Retry-After: a Chinese page for the pages, the error body for the API."""
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     path = request.url.path
-    wants_page = request.method in ("GET", "HEAD") or request.headers.get("hx-request")
-    if wants_page and not path.startswith(("/api/", "/healthz", "/static/")):
+    if not path.startswith(("/api/", "/healthz", "/static/")):  # a page or a page's form
         template = ("console/error.html" if path.startswith(("/console", "/login"))
                     else "portal/error.html")
         return error_page(request, template, status_code=503, title="服务暂时不可用",

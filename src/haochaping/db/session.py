@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import event
@@ -16,6 +17,11 @@ from sqlalchemy.ext.asyncio import (
 
 from haochaping.config import Settings
 from haochaping.core.crypto import configure_keys
+
+
+# aiosqlite logs every statement with its parameters (phone numbers, names) at DEBUG: a
+# debug log level must not write personal data.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
