@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import (
 from haochaping.config import Settings
 from haochaping.core.crypto import configure_keys
 
-
 # aiosqlite logs every statement with its parameters (phone numbers, names) at DEBUG: a
 # debug log level must not write personal data.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
