@@ -29,14 +29,13 @@ def _settings() -> Settings:
 
 def _migrated_settings() -> Settings:
     """The settings, after bringing the database schema up to date (a fresh database works)."""
+    from haochaping.core.handlers import describe_db_error, is_database_unavailable
     from haochaping.db import migrate as db_migrate
 
     settings = _settings()
     try:
         db_migrate.upgrade(settings)
     except Exception as exc:
-        from haochaping.core.handlers import describe_db_error, is_database_unavailable
-
         if not is_database_unavailable(exc):
             raise
         typer.secho(f"错误：无法连接数据库 {_safe_url(settings)}（{describe_db_error(exc)}），"
