@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import Request
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from haochaping.app import create_app, shutdown, startup
 from haochaping.config import Settings
+from haochaping.core import handlers
 from haochaping.db.session import make_engine, make_sessionmaker
 from tests.factories import EvaluationPayloadFactory
 from tests.integrations.servers import free_port
@@ -231,3 +235,46 @@ async def test_data_exception_is_logged_without_the_value(probing, settings, cap
 def test_engine_hides_sql_parameters(settings):
     engine = make_engine(settings)
     assert engine.sync_engine.hide_parameters is True
+
+
+# --- which driver errors mean "the database is away" -----------------------------------
+
+
+@pytest.mark.parametrize(("error", "away"), [
+    (asyncpg.CannotConnectNowError("the database system is starting up"), True),  # 57P03
+    (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
+    (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+     True),
+    (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 5432)"),
+     True),
+    (OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
+             "[Errno 99] Cannot assign requested address"), True),
+    (sqlite3.OperationalError("unable to open database file"), True),
+    (asyncpg.UniqueViolationError("duplicate key value violates unique constraint"), False),
+    (asyncpg.UndefinedTableError('relation "x" does not exist'), False),
+    (sqlite3.OperationalError("no such table: x"), False),
+    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+])
+def test_which_errors_mean_the_database_is_away(error, away):
+    assert handlers.is_database_unavailable(error) is away
+
+
+async def test_a_raw_driver_error_on_connect_answers_503(settings):
+    """asyncpg raises its own errors (not SQLAlchemy's) while connecting to a server that
+    is starting up or shutting down; they reach the handlers as they are."""
+    async with served(settings) as (app, client):
+        async def starting_up():
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+
+        async def not_found():
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+
+        app.add_api_route("/api/v1/probe/starting-up", starting_up)
+        app.add_api_route("/api/v1/probe/not-found", not_found)
+        r = await client.get("/api/v1/probe/starting-up")
+        assert_unavailable(r)
+        assert r.json()["error"]["code"] == "database_unavailable"
+        r = await client.get("/api/v1/probe/not-found")  # not the database: a plain 500
+        assert (r.status_code, r.json()["error"]["code"]) == (500, "internal_error")
+        assert "Retry-After" not in r.headers
