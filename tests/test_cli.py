@@ -7,6 +7,13 @@ HAOCHAPING_DATABASE_URL, then uses what they printed against the app built on th
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +26,7 @@ from haochaping.cli import app as cli
 from haochaping.config import Settings
 from haochaping.core.security import hash_api_key
 from haochaping.db.session import make_engine, make_sessionmaker
+from tests.integrations.servers import free_port
 
 runner = CliRunner()
 
@@ -130,3 +138,125 @@ def test_names_are_unique(env):
                   "--channels", "sms").exit_code == 0
     r = invoke(env, "client", "create", "--name", "dup", "--org", "ROOT", "--channels", "sms")
     assert r.exit_code == 2 and "duplicate_client" in r.output + (r.stderr or "")
+
+
+# --- a fresh machine: never-migrated databases, production, other ports (issue 8) -------
+
+
+def fresh_env(tmp_path, **extra) -> dict[str, str]:
+    """The CLI's environment on a database file that was never migrated."""
+    return {"HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/fresh/never.db",
+            "HAOCHAPING_ENV": "test", "HAOCHAPING_JOB_INTERVAL_SECONDS": "0", **extra}
+
+
+def test_user_create_on_a_never_migrated_database_migrates_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = fresh_env(tmp_path)
+    r = invoke(env, "user", "create", "--username", "first", "--password", "pass-word-123")
+    assert r.exit_code == 0, r.output
+    assert "已创建用户 first" in r.output
+    token = call_api(env, "POST", "/api/v1/auth/token",
+                     data={"username": "first", "password": "pass-word-123"})
+    assert token.status_code == 200, token.text
+
+
+@pytest.mark.parametrize("args", [
+    ["client", "create", "--name", "early", "--org", "ROOT", "--channels", "pad"],
+    ["calendar", "status"],
+    ["ledger", "verify"],
+    ["ledger", "seal"],
+])
+def test_other_commands_on_a_never_migrated_database_do_not_crash(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(fresh_env(tmp_path), *args)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.output
+    # The client's organisation does not exist yet: a refusal, not a missing table.
+    assert r.exit_code == (2 if args[0] == "client" else 0), r.output
+    assert "no such table" not in r.output + (r.stderr or "")
+
+
+def test_unreachable_database_is_said_plainly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = fresh_env(tmp_path, HAOCHAPING_DATABASE_URL=(
+        f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone"))
+    r = invoke(env, "user", "create", "--username", "x", "--password", "pass-word-123")
+    assert r.exit_code == 2
+    assert "无法连接数据库" in r.output + (r.stderr or "")
+    assert "nobody" not in r.output + (r.stderr or "")  # the URL's credentials are not shown
+
+
+def production_env(tmp_path) -> dict[str, str]:
+    return fresh_env(tmp_path, HAOCHAPING_ENV="production",
+                     HAOCHAPING_SECRET_KEY=secrets.token_urlsafe(48),
+                     HAOCHAPING_DATA_KEYS="k1:AAECAwQFBgcICQoLDA0ODw==",
+                     HAOCHAPING_SMS_GATEWAY="none")
+
+
+@pytest.mark.parametrize("args", [["demo", "--cases", "10"],
+                                  ["serve", "--demo", "--demo-cases", "10"]])
+def test_demo_is_refused_in_production(tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(production_env(tmp_path), *args)
+    assert r.exit_code == 2, r.output
+    assert "生产环境" in r.output + (r.stderr or "")
+    # Refused before anything is written: no database, no admin/admin12345.
+    assert not (tmp_path / "fresh" / "never.db").exists()
+
+
+def test_serve_refuses_a_public_address_with_the_development_secret(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HAOCHAPING_SECRET_KEY", raising=False)
+    # serve hands its address to uvicorn's workers in the environment; restored afterwards.
+    monkeypatch.setenv("HAOCHAPING_HOST", "127.0.0.1")
+    monkeypatch.setenv("HAOCHAPING_PORT", "8000")
+    r = invoke(fresh_env(tmp_path), "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert r.exit_code == 2, r.output
+    assert "HAOCHAPING_SECRET_KEY" in r.output + (r.stderr or "")
+    assert not (tmp_path / "fresh" / "never.db").exists()
+
+
+def test_serve_on_another_port_gives_links_to_that_port(tmp_path):
+    """`serve --port P` without HAOCHAPING_BASE_URL: rating links and QR codes point at P."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAOCHAPING_")}
+    env.update(fresh_env(tmp_path))
+    log = tmp_path / "server.log"
+    exe = Path(sys.executable).with_name("haochaping")
+    with log.open("wb") as out:
+        server = subprocess.Popen([str(exe), "serve", "--demo", "--demo-cases", "300",
+                                   "--port", str(port)], cwd=tmp_path, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            assert server.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("the server did not answer:\n" + log.read_text())
+        with sqlite3.connect(tmp_path / "fresh" / "never.db") as db:
+            (root,) = db.execute("SELECT code FROM org WHERE parent_id IS NULL").fetchone()
+            (case_no,) = db.execute("SELECT case_no FROM service_case WHERE status = "
+                                    "'completed' ORDER BY completed_at DESC").fetchone()
+        r = runner.invoke(cli, ["client", "create", "--name", "links", "--org", root,
+                                "--channels", "qrcode"], env=fresh_env(tmp_path))
+        assert r.exit_code == 0, r.output
+        key = r.output.strip().splitlines()[-1]
+        inv = httpx.post(f"{base}/api/v1/cases/{case_no}/invitations",
+                         headers={"X-Api-Key": key}, json={"channel": "qrcode"}, timeout=10)
+        assert inv.status_code == 201, inv.text
+        assert inv.json()["url"].startswith(f"{base}/r/")
+        assert inv.json()["qr_url"] == inv.json()["url"] + "/qr.svg"
+        assert httpx.get(inv.json()["url"], timeout=10).status_code == 200
+        assert f"对外地址（评价链接、二维码）：{base}" in log.read_text()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -139,10 +139,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-        except Exception:
-            return JSONResponse({"error": {"code": "database_unavailable",
+        except Exception as exc:
+            handlers.log.warning("health check: %s", handlers.describe_db_error(exc))
+            return JSONResponse({"error": {"code": handlers.UNAVAILABLE_CODE,
                                            "message": "数据库不可用", "details": []}},
-                                status_code=503)
+                                status_code=503,
+                                headers={"Retry-After": str(handlers.RETRY_AFTER_SECONDS)})
         return {"status": "ok", "version": __version__}
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -19,13 +20,50 @@ app.add_typer(client_app, name="client")
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a setting refused, said plainly
+        typer.secho(f"配置错误：{exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
 
 
-async def _with_session(fn):
+def _migrated_settings() -> Settings:
+    """The settings, after bringing the database schema up to date (a fresh database works)."""
+    from haochaping.core.handlers import describe_db_error, is_database_unavailable
+    from haochaping.db import migrate as db_migrate
+
+    settings = _settings()
+    try:
+        db_migrate.upgrade(settings)
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        typer.secho(f"错误：无法连接数据库 {_safe_url(settings)}（{describe_db_error(exc)}），"
+                    "请检查 HAOCHAPING_DATABASE_URL 与数据库是否已启动", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    return settings
+
+
+def _safe_url(settings: Settings) -> str:
+    return settings.database_url.split("@")[-1]
+
+
+def _refuse_demo_in_production(settings: Settings) -> None:
+    if settings.env == "production":
+        typer.secho("错误：生产环境（HAOCHAPING_ENV=production）不能加载演示数据："
+                    "演示数据会创建公开密码的账号和全渠道 API 密钥。", fg="red", err=True)
+        raise typer.Exit(2)
+
+
+def _in_session(fn):
+    """Run `fn(db)` in one committed unit of work on the (migrated) database."""
+    return asyncio.run(_with_session(_migrated_settings(), fn))
+
+
+async def _with_session(settings: Settings, fn):
     from haochaping.db.session import make_engine, make_sessionmaker
 
-    engine = make_engine(_settings())
+    engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine)() as db:
             result = await fn(db)
@@ -47,11 +85,8 @@ def _fail(exc: Exception) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date."""
-    from haochaping.db import migrate as db_migrate
-
-    settings = _settings()
-    db_migrate.upgrade(settings)
-    typer.echo(f"数据库已是最新结构：{settings.database_url.split('@')[-1]}")
+    settings = _migrated_settings()
+    typer.echo(f"数据库已是最新结构：{_safe_url(settings)}")
 
 
 @app.command()
@@ -61,19 +96,32 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
     demo: Annotated[bool, typer.Option(help="load the demo province first if the DB is empty")]
     = False,
+    demo_cases: Annotated[int, typer.Option(min=1, help="service cases in the demo province")]
+    = 200_000,
 ) -> None:
     """Migrate, then serve the API and the pages (127.0.0.1:8000 by default)."""
     import uvicorn
 
-    from haochaping.db import migrate as db_migrate
-
+    # The app is built from the environment in uvicorn's workers: hand them the address, so
+    # that an unset HAOCHAPING_BASE_URL follows the port actually served.
+    if host:
+        os.environ["HAOCHAPING_HOST"] = host
+    if port:
+        os.environ["HAOCHAPING_PORT"] = str(port)
     settings = _settings()
-    db_migrate.upgrade(settings)
+    problem = settings.listening_problem(settings.host)
+    if problem:
+        typer.secho(f"错误：{problem}", fg="red", err=True)
+        raise typer.Exit(2)
+    if demo:
+        _refuse_demo_in_production(settings)
+    settings = _migrated_settings()
     if demo:
         from haochaping.demo import loader
 
-        asyncio.run(loader.load_if_empty(settings))
-    uvicorn.run("haochaping.asgi:app", host=host or settings.host, port=port or settings.port,
+        asyncio.run(loader.load_if_empty(settings, cases=demo_cases))
+    typer.echo(f"对外地址（评价链接、二维码）：{settings.base_url}")
+    uvicorn.run("haochaping.asgi:app", host=settings.host, port=settings.port,
                 workers=workers, log_level="info", proxy_headers=False)
 
 
@@ -83,11 +131,10 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="random seed")] = 2026,
 ) -> None:
     """Load the demo province (idempotent: a second run changes nothing)."""
-    from haochaping.db import migrate as db_migrate
     from haochaping.demo import loader
 
-    settings = _settings()
-    db_migrate.upgrade(settings)
+    _refuse_demo_in_production(_settings())
+    settings = _migrated_settings()
     summary = asyncio.run(loader.load(settings, cases=cases, seed=seed))
     typer.echo(summary)
 
@@ -120,7 +167,7 @@ def user_create(
                                                  role=role, org_code=org_code, email=email)
 
     try:
-        user = asyncio.run(_with_session(run))
+        user = _in_session(run)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
         return
@@ -154,7 +201,7 @@ def client_create(
             channels=[c.strip() for c in channels.split(",") if c.strip()])
 
     try:
-        client, key = asyncio.run(_with_session(run))
+        client, key = _in_session(run)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
         return
@@ -264,7 +311,7 @@ def calendar_import(
             db=db, year=year, csv_text=text, source=source or file.name, actor=by)
 
     try:
-        result = asyncio.run(_with_session(run))
+        result = _in_session(run)
     except Invalid as exc:
         typer.secho(f"错误（{exc.code}）：{exc.message}", fg="red", err=True)
         for detail in exc.details:
@@ -284,7 +331,7 @@ def calendar_show(
     from haochaping.core import calendar as work_calendar
 
     shown = year or work_calendar.local_today().year
-    cal = asyncio.run(_with_session(work_calendar.load_calendar))
+    cal = _in_session(work_calendar.load_calendar)
     source = cal.year_source(shown)
     if source is None:
         typer.secho(work_calendar.missing_warning(cal, [shown]), fg="yellow")
@@ -302,7 +349,7 @@ def calendar_status() -> None:
     """Which years from last year to next year are known, and which are missing."""
     from haochaping.core import calendar as work_calendar
 
-    cal = asyncio.run(_with_session(work_calendar.load_calendar))
+    cal = _in_session(work_calendar.load_calendar)
     years = work_calendar.status_years(work_calendar.local_today())
     for y in years:
         source = cal.year_source(y)
@@ -324,12 +371,10 @@ def worker(
     import logging
 
     from haochaping.app import create_app, shutdown, startup
-    from haochaping.db import migrate as db_migrate
     from haochaping.workorders import runner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings()
-    db_migrate.upgrade(settings)
+    settings = _migrated_settings()
 
     async def run() -> None:
         application = create_app(settings)
@@ -352,10 +397,15 @@ ledger_app = typer.Typer(help="评价存证账本：SM3 哈希链的封存与校
 app.add_typer(ledger_app, name="ledger")
 
 
-async def _with_sessionmaker(fn):
+def _in_sessionmaker(fn):
+    """Run `fn(sessionmaker)` on the (migrated) database."""
+    return asyncio.run(_with_sessionmaker(_migrated_settings(), fn))
+
+
+async def _with_sessionmaker(settings: Settings, fn):
     from haochaping.db.session import make_engine, make_sessionmaker
 
-    engine = make_engine(_settings())
+    engine = make_engine(settings)
     try:
         return await fn(make_sessionmaker(engine))
     finally:
@@ -370,8 +420,8 @@ def ledger_seal(
     """Seal every new rating into the ledger now (safe beside running workers)."""
     from haochaping.ledger import jobs as ledger_jobs
 
-    report = asyncio.run(_with_sessionmaker(
-        lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size)))
+    report = _in_sessionmaker(
+        lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size))
     typer.echo(str(report))
 
 
@@ -393,9 +443,9 @@ def ledger_verify(
     except ValueError as exc:
         typer.secho(f"错误：{exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
-    report = asyncio.run(_with_sessionmaker(
+    report = _in_sessionmaker(
         lambda maker: ledger_jobs.verify(maker, anchors=anchors,
-                                         grace=timedelta(seconds=grace))))
+                                         grace=timedelta(seconds=grace)))
     for line in report.lines():
         typer.echo(line)
     if not report.ok:

@@ -2,32 +2,83 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-secret-change-me"
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT = 10
+# Long enough that a random hex secret (16 symbols) almost never has such a run (~1e-7).
+MAX_SECRET_RUN = 8
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why a production secret is too weak to sign tokens and cookies, or None.
+
+    Refused: the development constant, fewer than 32 characters, fewer than 10 distinct
+    characters (`aaaa…`, `password` four times), a run of eight equal characters, or a block
+    repeated to fill the length (`0123456789` four times)."""
+    if secret == DEV_SECRET:
+        return "it is the published development secret"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"it is shorter than {MIN_SECRET_LENGTH} characters"
+    if len(set(secret)) < MIN_SECRET_DISTINCT:
+        return f"it has fewer than {MIN_SECRET_DISTINCT} distinct characters"
+    if any(len(set(secret[i:i + MAX_SECRET_RUN])) == 1
+           for i in range(len(secret) - MAX_SECRET_RUN + 1)):
+        return f"it repeats one character {MAX_SECRET_RUN} times in a row"
+    if any(secret[p:] == secret[:-p] for p in range(1, len(secret) // 2 + 1)):
+        return "it is one block of characters repeated"
+    return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen_url(host: str, port: int) -> str:
+    """The http URL of a listening address; a wildcard address is reached on loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class Settings(BaseSettings):
     """Everything the service can be told from outside; injected into `create_app`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HAOCHAPING_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="HAOCHAPING_", env_file=".env", extra="ignore", frozen=True,
+        hide_input_in_errors=True,  # a refused setting must not print the secrets beside it
     )
 
     env: str = Field("development", pattern="^(development|test|production)$")
     database_url: str = "sqlite+aiosqlite:///./data/haochaping.db"
     secret_key: str = DEV_SECRET
-    base_url: str = "http://127.0.0.1:8000"
+    # Public address in rating links, QR codes and e-mails. Unset: the address the server
+    # listens on (http://HOST:PORT); set it behind a reverse proxy.
+    base_url: str = ""
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
     # Evaluation rules: the national defaults; each region's policy may set its own window.
     evaluation_window_days: int = Field(30, ge=1, le=3650)
     good_levels: tuple[int, ...] = (3, 4, 5)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
     token_ttl_seconds: int = Field(8 * 3600, ge=60)
+    # Unset: True in production (the cookie only travels over HTTPS), False otherwise.
     session_cookie_secure: bool = False
     db_pool_size: int = Field(10, ge=1)
     db_echo: bool = False
@@ -65,6 +116,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = Field(30, gt=0, le=300)
     mail_from: str = "好差评平台 <noreply@localhost>"
+    # "log" is refused in production unless set by name (it keeps masked copies in a file).
     sms_gateway: str = Field("log", pattern="^(log|http|none)$")
     sms_log_path: str = "./data/sms.jsonl"
     sms_http_url: str = ""
@@ -81,18 +133,49 @@ class Settings(BaseSettings):
     # A claimed message not reported back within the lease (a crashed worker) is retried.
     outbox_lease_seconds: int = Field(300, ge=30)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_that_follow(cls, data: Any) -> Any:
+        """Defaults derived from other settings when a value is not given."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("base_url"):
+            fields = cls.model_fields
+            data["base_url"] = listen_url(str(data.get("host") or fields["host"].default),
+                                          int(data.get("port") or fields["port"].default))
+        if data.get("session_cookie_secure") in (None, ""):
+            data["session_cookie_secure"] = data.get("env") == "production"
+        return data
+
     @model_validator(mode="after")
     def _secret_in_production(self) -> Settings:
-        if self.env == "production" and (
-            self.secret_key == DEV_SECRET or len(self.secret_key) < 32
-        ):
+        if self.env != "production":
+            return self
+        weakness = secret_weakness(self.secret_key)
+        if weakness:
             raise ValueError(
-                "HAOCHAPING_SECRET_KEY must be set to a random string of 32+ characters "
-                "in production"
+                f"HAOCHAPING_SECRET_KEY is refused in production: {weakness}; set a random "
+                "string of 32+ characters, e.g. python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))'"
             )
-        if self.env == "production" and not self.data_keys:
+        if not self.data_keys:
             raise ValueError("HAOCHAPING_DATA_KEYS must be set in production (SM4 data keys)")
+        if self.sms_gateway == "log" and "sms_gateway" not in self.model_fields_set:
+            raise ValueError(
+                "HAOCHAPING_SMS_GATEWAY must be chosen in production: http (an operator), "
+                "none, or log by name (a file of masked messages, nothing is delivered)"
+            )
         return self
+
+    def listening_problem(self, host: str) -> str | None:
+        """Why the server must not listen on `host` with these settings, or None."""
+        if self.secret_key == DEV_SECRET and not is_loopback(host):
+            return (f"拒绝在 {host} 上启动：HAOCHAPING_SECRET_KEY 仍是公开的开发密钥，"
+                    "他人可据此伪造管理员令牌和登录会话。请设置随机密钥（32 位以上），例如 "
+                    "export HAOCHAPING_SECRET_KEY=$(python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')，或只在 127.0.0.1 上监听。")
+        return None
 
     @property
     def is_sqlite(self) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from haochaping.core import outbox
 from haochaping.core.errors import Conflict, NotFound
 from haochaping.core.outbox_models import OutboxMessage, OutboxStatus
+from haochaping.core.security import mask_phone
 from haochaping.db.base import utcnow
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.integrations import build_notifier
@@ -229,9 +230,11 @@ async def test_sms_is_delivered_to_the_log_gateway(committed, tag, tmp_path, not
         await db.commit()
     await outbox.deliver_due(committed, notifier_for(free_port()), worker_id="w")
     lines = [json.loads(x) for x in (tmp_path / "sms.jsonl").read_text().splitlines()]
-    assert [(x["to"], x["text"]) for x in lines if x["to"] == phone] == [
-        (phone, "【好差评】请对整改结果评价：https://hcp.test/r/abc")
+    # The log keeps the number masked (personal data); the outbox row has it in full.
+    assert [(x["to"], x["text"]) for x in lines if x["to"] == mask_phone(phone)] == [
+        (mask_phone(phone), "【好差评】请对整改结果评价：https://hcp.test/r/abc")
     ]
+    assert phone not in (tmp_path / "sms.jsonl").read_text()
     assert (await message_to(committed, phone)).status == "sent"
 
 

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import sqlite3
+import traceback
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from haochaping.core.errors import DomainError
+from haochaping.core.templating import error_page
 
 log = logging.getLogger("haochaping")
+
+# How long a client should wait before retrying while the database is away.
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_CODE = "database_unavailable"
+UNAVAILABLE_MESSAGE = "数据库暂时不可用，请稍后重试"
+# SQLSTATEs of a server that is away for now: connection exceptions (class 08), shutdown
+# by an administrator or a crash, "cannot connect now" (starting, stopping, recovering) and
+# too many connections.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED,
+                       errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+_SQLITE_UNAVAILABLE = ("unable to open database", "database is locked")
 
 _TYPE_MESSAGES = {
     "missing": "缺少必填字段",
@@ -86,6 +105,74 @@ def error_response(status: int, code: str, message: str,
                         status_code=status)
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The error, the driver's error it wraps and what that was raised from."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out and len(out) < 6:
+        out.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return out
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True when the database cannot be reached or is starting/stopping (retry later)."""
+    for err in _chain(exc):
+        if isinstance(err, DBAPIError) and err.connection_invalidated:
+            return True
+        if isinstance(err, PoolTimeout | ConnectionError | socket.gaierror):
+            return True
+        if isinstance(err, OSError) and (
+                err.errno in _UNREACHABLE_ERRNOS or "connect call failed" in str(err).lower()
+                or str(err).startswith("Multiple exceptions")):
+            return True
+        sqlstate = str(getattr(err, "sqlstate", "") or "")
+        if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
+            return True
+        if isinstance(err, sqlite3.OperationalError) and str(err).startswith(
+                _SQLITE_UNAVAILABLE):
+            return True
+    return False
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """A database error for the log without the values it may quote.
+
+    PostgreSQL's messages and DETAIL lines quote the values of a key or a bad input (a phone
+    number, a certificate number); SQL parameters are hidden by the engine. This names the
+    error class, SQLSTATE, constraint and table only."""
+    parts: list[str] = []
+    for err in _chain(exc):
+        parts.append(f"{type(err).__module__}.{type(err).__qualname__}")
+        for attr in ("sqlstate", "sqlite_errorname", "constraint_name", "table_name",
+                     "column_name"):
+            value = getattr(err, attr, None)
+            if value and f"{attr}={value}" not in parts:
+                parts.append(f"{attr}={value}")
+        if isinstance(err, OSError) and err.errno is not None:
+            parts.append(f"errno={errno.errorcode.get(err.errno, err.errno)}")
+    return " ".join(parts)
+
+
+def _stack(exc: BaseException) -> str:
+    """Where an error was raised, without its message (which may quote values)."""
+    return "".join(traceback.format_tb(exc.__traceback__))
+
+
+def unavailable_response(request: Request) -> Response:
+    """503 with Retry-After: a Chinese page for the pages, the error body for the API."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    path = request.url.path
+    if not path.startswith(("/api/", "/healthz", "/static/")):  # a page or a page's form
+        template = ("console/error.html" if path.startswith(("/console", "/login"))
+                    else "portal/error.html")
+        return error_page(request, template, status_code=503, title="服务暂时不可用",
+                          message=UNAVAILABLE_MESSAGE, headers=headers)
+    response = error_response(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE)
+    response.headers.update(headers)
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on an app."""
 
@@ -113,27 +200,30 @@ def install(app: FastAPI) -> None:
         code, message = codes.get(exc.status_code, ("http_error", "请求无法处理"))
         return error_response(exc.status_code, code, message)
 
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError):
-        # A concurrent write won a uniqueness race: the caller may retry and will get 200/409.
-        log.info("integrity conflict: %s", exc.orig)
-        return error_response(409, "conflict", "数据已被并发修改或已存在，请重试")
-
-    @app.exception_handler(DBAPIError)
-    async def _dbapi(request: Request, exc: DBAPIError):
-        # SQLSTATE class 22 (data exception: a NUL byte, a number out of range, ...) is the
-        # caller's input that the database cannot hold; anything else is our fault.
-        if str(getattr(exc.orig, "sqlstate", "") or "").startswith("22"):
-            log.info("data exception: %s", exc.orig)
+    async def _database(request: Request, exc: Exception):
+        # Logged by class, SQLSTATE and constraint, never by message: messages quote values.
+        if is_database_unavailable(exc):
+            log.warning("database unavailable: %s", describe_db_error(exc))
+            return unavailable_response(request)
+        if isinstance(exc, IntegrityError):
+            # A concurrent write won a uniqueness race: a retry will get 200/409.
+            log.info("integrity conflict: %s", describe_db_error(exc))
+            return error_response(409, "conflict", "数据已被并发修改或已存在，请重试")
+        if str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "").startswith("22"):
+            # SQLSTATE class 22 (data exception: a NUL byte, a number out of range, ...) is
+            # the caller's input that the database cannot hold.
+            log.info("data exception: %s", describe_db_error(exc))
             return error_response(422, "invalid_value", "请求中含有无法保存的字符或超出范围的数值")
-        raise exc  # to the 500 handler below, which logs it
+        log.error("database error on %s %s: %s\n%s", request.method, request.url.path,
+                  describe_db_error(exc), _stack(exc))
+        return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
+
+    # Connecting raises the driver's or the socket's own errors, not SQLAlchemy's.
+    for error_class in (DBAPIError, PoolTimeout, OSError, asyncpg.PostgresError,
+                        asyncpg.InterfaceError):
+        app.add_exception_handler(error_class, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         # Runs in the outermost middleware; the exception is still logged and re-raised there.
         return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
-
-    @app.exception_handler(OperationalError)
-    async def _operational(request: Request, exc: OperationalError):
-        log.error("database unavailable: %s", exc.orig)
-        return error_response(503, "database_unavailable", "数据库暂时不可用，请稍后重试")

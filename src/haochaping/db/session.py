@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sqlalchemy import event
@@ -17,6 +18,10 @@ from sqlalchemy.ext.asyncio import (
 from haochaping.config import Settings
 from haochaping.core.crypto import configure_keys
 
+# aiosqlite logs every statement with its parameters (phone numbers, names) at DEBUG: a
+# debug log level must not write personal data.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """An async engine for the configured database, tuned per backend."""
@@ -28,6 +33,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url,
             echo=settings.db_echo,
+            hide_parameters=True,  # error messages and logs must not carry personal data
             connect_args={"timeout": 30},
         )
 
@@ -53,6 +59,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         echo=settings.db_echo,
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
     )

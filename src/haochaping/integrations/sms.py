@@ -1,31 +1,44 @@
-"""SMS gateways: a JSON-lines file (development, audits, an operator's batch pickup) and a
-generic HTTP operator API."""
+"""SMS gateways: a JSON-lines file (development, audits) and a generic HTTP operator API."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 from pathlib import Path
 from string import Template
 from typing import Any
 
 import httpx
 
+from haochaping.core.security import mask_phone
 from haochaping.db.base import utcnow
 from haochaping.integrations.notify import DeliveryError
 
+# The signed token of a progress (/p/) or rating (/r/) link: whoever holds it reads or rates.
+_LINK_TOKEN = re.compile(r"(/[pr]/)([A-Za-z0-9_\-.~]{8,})")
+
+
+def mask_links(text: str) -> str:
+    """Link tokens in a message cut to their first four characters (`/p/eyJl****`)."""
+    return _LINK_TOKEN.sub(lambda m: m.group(1) + m.group(2)[:4] + "****", text)
+
 
 class LogSmsGateway:
-    """An `SmsGateway` that appends each message as one JSON line to a file."""
+    """An `SmsGateway` that appends each message as one JSON line to a file, masked: the
+    number as 138****5678 and link tokens cut short, so the file holds no usable personal
+    data or links (nothing is delivered; production must ask for it by name)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     async def send(self, *, to: str, text: str, key: str) -> None:
-        """Append `{"at", "to", "text", "key"}` as one line."""
+        """Append `{"at", "to", "text", "key"}` as one line, number and links masked."""
         line = json.dumps(
-            {"at": utcnow().isoformat(), "to": to, "text": text, "key": key}, ensure_ascii=False
+            {"at": utcnow().isoformat(), "to": mask_phone(to), "text": mask_links(text),
+             "key": key},
+            ensure_ascii=False,
         )
         try:
             await asyncio.to_thread(self._append, (line + "\n").encode())

@@ -42,20 +42,36 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
     return report, delivery
 
 
-async def run_forever(state: Any, interval: float) -> None:
-    """Pass after pass until cancelled; a failing pass is logged and retried next time.
+# After a failed pass the next one waits 1, 2, 4 ... seconds, at most a minute (or the
+# interval when it is longer): a database that is down is not hammered, and its return is
+# noticed within a minute.
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
 
-    Between passes, a commit that enqueued notifications wakes the loop to deliver them
-    at once (after commit, never before)."""
+
+def backoff_delay(failures: int, *, base: float, cap: float) -> float:
+    """Seconds to wait after the n-th failed pass in a row (n >= 1)."""
+    return min(cap, base * 2 ** min(failures - 1, 30))
+
+
+async def run_forever(state: Any, interval: float, *, backoff_base: float = BACKOFF_BASE_SECONDS,
+                      backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
+    """Pass after pass until cancelled; a failing pass is retried with exponential back-off.
+
+    The log says when passes start failing (once, with the traceback) and when they work
+    again (one line), not at every failed pass. Between passes, a commit that enqueued
+    notifications wakes the loop to deliver them at once (after commit, never before)."""
     wake = asyncio.Event()
     outbox.on_commit_wake(wake.set)
     loop = asyncio.get_running_loop()
     next_sweep = loop.time()
+    failures = 0
+    cap = max(backoff_max, interval)
     try:
         while True:
             wake.clear()  # before the work: a commit during it wakes the next round
             try:
-                if loop.time() >= next_sweep:
+                if loop.time() >= next_sweep or failures:
                     report, delivery = await run_pass(state)
                     next_sweep = loop.time() + interval
                     if (any(report.warned.values()) or any(report.escalated.values())
@@ -66,7 +82,17 @@ async def run_forever(state: Any, interval: float) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the job must survive a bad pass
-                log.exception("deadline job pass failed")
+                failures += 1
+                if failures == 1:
+                    log.exception("deadline job pass failed; retrying with back-off "
+                                  "(logged again when it recovers)")
+                delay = backoff_delay(failures, base=backoff_base, cap=cap)
+                # No wake-up on a commit while failing: wait out the back-off.
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.warning("deadline job recovered after %d failed passes", failures)
+                failures = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(0.0, next_sweep - loop.time()))
     finally:
