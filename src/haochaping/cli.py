@@ -223,7 +223,7 @@ def user_password(
         return await account_service.set_password(db=db, username=username, password=password)
 
     try:
-        user = asyncio.run(_with_session(run))
+        user = _in_session(run)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
         return
@@ -239,7 +239,7 @@ def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
         return await account_service.deactivate_user(db=db, username=username)
 
     try:
-        user = asyncio.run(_with_session(run))
+        user = _in_session(run)
     except Exception as exc:  # noqa: BLE001
         _fail(exc)
         return
@@ -259,10 +259,10 @@ def client_revoke(
     if (name is None) == (id is None):
         typer.secho("错误：请指定 --name 或 --id 之一", fg="red", err=True)
         raise typer.Exit(2)
-    settings = _settings()
+    settings = _migrated_settings()
 
     async def run():
-        client = await _with_session(lambda db: account_service.revoke_client(
+        client = await _with_session(settings, lambda db: account_service.revoke_client(
             db=db, client_id=id, name=name))
         counter = build_counter(settings.redis_url)
         try:
