@@ -166,16 +166,17 @@ async def create_invitation(case_no: str, request: Request, db: DbSession,
                             actor: CurrentPrincipal, data: InvitationCreate | None = None):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
     data = data or InvitationCreate()
+    invitations.check_may_invite(actor)
     if actor.channels is not None and data.channel not in actor.channels:
         # A key may not hand out links that rate on a channel it may not use itself.
         raise Forbidden(f"此 API 密钥无权使用渠道 {data.channel}", code="channel_out_of_scope",
                         details=[{"field": "channel", "value": data.channel}])
     case = await case_service.get_case(db=db, case_no=case_no, actor=actor)
     settings = request.app.state.settings
-    window = await evaluation_service.window_for_case(db=db, case=case,
-                                                      rules=request.app.state.rules)
+    window, stages = await evaluation_service.rules_for_case(db=db, case=case,
+                                                             rules=request.app.state.rules)
     inv = await invitations.create(db=db, case=case, stage=data.stage, channel=data.channel,
-                                   window_days=window,
+                                   window_days=window, stages=stages,
                                    client_id=actor.id if actor.is_client else None)
     await db.commit()
     url = f"{settings.base_url.rstrip('/')}/r/{invitations.token_for(settings.secret_key, inv)}"

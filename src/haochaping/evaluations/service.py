@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,12 +21,22 @@ from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, No
 from haochaping.core.security import mask_cert_no, mask_name, mask_phone, mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import schemas
-from haochaping.evaluations.choices import CASE_BOUND_CHANNELS, LEVEL_LABELS
+from haochaping.evaluations.choices import (
+    CASE_BOUND_CHANNELS,
+    LEVEL_LABELS,
+    STAGE_LABELS,
+    STAGE_REACHED,
+    Reached,
+)
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
 
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
+# The national default list of stages: the whole case, from acceptance.
+NATIONAL_STAGES: Mapping[str, Reached] = {"whole": STAGE_REACHED["whole"]}
+# A general comment or supervisory rating is about an org or item, not a step of a case.
+FREE_STAGES = NATIONAL_STAGES
 # Raters and assessors who sign in may file the two channels not bound to a case.
 USER_CHANNEL_ROLES = {"review": {"admin", "office", "assessor"},
                       "inspection": {"admin", "office", "assessor"}}
@@ -42,6 +53,9 @@ class IntakeRules:
     # `async (db, region_code, default) -> days`: a region's own window (its policy); set by
     # the app at startup. None: `window_days` everywhere.
     window_of: Any = None
+    # `async (db, region_code) -> {stage: Reached}`: the closed list of stages a region's
+    # cases may be rated at (its policy, cached); set by the app at startup. None: `whole`.
+    stages_of: Any = None
     # Called with the rows just stored, in the same transaction (the closed loop opens work
     # orders for bad ratings here); set by the app at startup.
     on_stored: Any = None
@@ -54,6 +68,12 @@ class IntakeRules:
         if self.window_of is None or not region_code:
             return self.window_days
         return await self.window_of(db, region_code, self.window_days)
+
+    async def stages_for(self, db: AsyncSession, region_code: str) -> Mapping[str, Reached]:
+        """The stages a case of this region may be rated at, and how far it must have come."""
+        if self.stages_of is None or not region_code:
+            return NATIONAL_STAGES
+        return await self.stages_of(db, region_code)
 
 
 @dataclass
@@ -117,17 +137,39 @@ def check_channel(*, actor: Principal, channel: str) -> None:
                         details=[{"field": "channel", "value": channel}])
 
 
-async def window_for_case(*, db: AsyncSession, case: Case, rules: IntakeRules) -> int:
-    """The rating window of a case: its unit's region's policy, or the default."""
+async def rules_for_case(*, db: AsyncSession, case: Case,
+                         rules: IntakeRules) -> tuple[int, Mapping[str, Reached]]:
+    """The rating window and the stage list of a case: its unit's region's policy, or the
+    defaults."""
     region = (await db.execute(select(Org.region_code).where(Org.id == case.org_id))).scalar()
-    return await rules.window_for(db, region or "")
+    return (await rules.window_for(db, region or ""),
+            await rules.stages_for(db, region or ""))
+
+
+def check_stage(*, stage: str, stages: Mapping[str, Reached]) -> Reached:
+    """A stage on the region's closed list, or a 422; returns how far a case must have come."""
+    reached = stages.get(stage)
+    if reached is None:
+        raise _invalid(f"评价环节 {stage} 不在本地区可评价的环节之列（{'、'.join(stages)}）",
+                       "unknown_stage", "stage", value=stage)
+    return reached
+
+
+def check_stage_reached(*, case: Any, stage: str, reached: Reached) -> None:
+    """A stage that needs completion cannot be rated while the case is still in progress."""
+    if reached is Reached.COMPLETED and case.completed_at is None:
+        raise _invalid(f"办件尚未办结，暂不能评价“{STAGE_LABELS.get(stage, stage)}”环节",
+                       "stage_not_reached", "stage", value=stage)
 
 
 def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: int,
-                     now: datetime) -> None:
-    """A case may be rated from acceptance until the window after completion closes."""
+                     now: datetime, stages: Mapping[str, Reached] | None = None) -> None:
+    """A case may be rated from acceptance until the window after completion closes, at a
+    stage of the region's list that it has reached."""
     if case.status == "received" or case.accepted_at is None:
         raise _invalid("办件尚未受理，暂不能评价", "case_not_accepted", "case_no")
+    reached = check_stage(stage=data.stage, stages=NATIONAL_STAGES if stages is None else stages)
+    check_stage_reached(case=case, stage=data.stage, reached=reached)
     end = case.completed_at
     if end is not None and now > end + timedelta(days=window_days):
         raise _invalid(f"已超过评价期限（办结后 {window_days} 天）",
@@ -341,8 +383,10 @@ async def submit(
             case, path, target = found[data.case_no]
             actor.require(path)
         check_case_rules(case=case, data=data, now=now,
-                         window_days=await rules.window_for(db, target.region_code))
+                         window_days=await rules.window_for(db, target.region_code),
+                         stages=await rules.stages_for(db, target.region_code))
     else:
+        check_stage(stage=data.stage, stages=FREE_STAGES)
         target = await resolve_free_target(db=db, actor=actor, data=data)
     row = build_row(data=data, target=target, actor=actor, rules=rules, source=source, now=now)
     row["id"] = await insert_one(db, row)
@@ -370,6 +414,7 @@ async def submit_batch(
     pending: list[tuple[int, dict[str, Any], Target]] = []
     seen: dict[tuple[int, str], int] = {}
     windows: dict[str, int] = {}  # region -> rating window, looked up once per batch
+    stage_lists: dict[str, Mapping[str, Reached]] = {}  # region -> its stages, likewise
     for i, data in parsed:
         try:
             check_channel(actor=actor, channel=data.channel)
@@ -386,16 +431,19 @@ async def submit_batch(
                                    details=[{"field": "case_no", "value": data.case_no}])
                 case, path, target = found[data.case_no]
                 actor.require(path)
-                if target.region_code not in windows:
-                    windows[target.region_code] = await rules.window_for(db, target.region_code)
-                check_case_rules(case=case, data=data, now=now,
-                                 window_days=windows[target.region_code])
+                region = target.region_code
+                if region not in windows:
+                    windows[region] = await rules.window_for(db, region)
+                    stage_lists[region] = await rules.stages_for(db, region)
+                check_case_rules(case=case, data=data, now=now, window_days=windows[region],
+                                 stages=stage_lists[region])
                 key = (case.id, data.stage)
                 if key in seen:
                     results[i] = {"status": 409, "_dup_of": seen[key]}
                     continue
                 seen[key] = i
             else:
+                check_stage(stage=data.stage, stages=FREE_STAGES)
                 target = await resolve_free_target(db=db, actor=actor, data=data)
             row = build_row(data=data, target=target, actor=actor, rules=rules, source=source,
                             now=now)
