@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency
-from haochaping.core.auth import CurrentPrincipal
+from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound
 from haochaping.core.schemas import (
@@ -158,6 +158,22 @@ async def get_evaluation(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)], r
     if row is None:
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
     return _read(row, request.app.state.rules)
+
+
+@router.post("/evaluations/{evaluation_id}/reveal-comment",
+             response_model=schemas.CommentReveal,
+             responses={403: {"description": "仅责任单位、管理机构和管理员（role_forbidden）"},
+                        404: {"description": "评价不存在或不在权限范围内"},
+                        422: {"description": "评价内容中没有遮盖的号码（comment_not_masked）"}})
+async def reveal_comment(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                         request: Request, db: DbSession, user: CurrentUser):
+    """The comment as the rater typed it, phone and ID numbers unmasked; every reveal is
+    recorded in the audit trail."""
+    body = await evaluation_service.reveal_comment(
+        db=db, actor=user, evaluation_id=evaluation_id,
+        source_ip=request.client.host if request.client else None)
+    await db.commit()
+    return body
 
 
 @router.post("/cases/{case_no}/invitations", status_code=201, response_model=InvitationRead,

@@ -18,7 +18,14 @@ from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.crypto import identity_hash_configured
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from haochaping.core.security import mask_cert_no, mask_name, mask_phone, mask_text
+from haochaping.core.models import AuditEvent
+from haochaping.core.security import (
+    mask_cert_no,
+    mask_name,
+    mask_phone,
+    mask_text,
+    split_identifiers,
+)
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
@@ -262,6 +269,13 @@ async def resolve_free_target(
                   window_code=window.code if window else None)
 
 
+def comment_columns(comment: str | None) -> dict[str, str | None]:
+    """The comment columns of a rating: ID-card and mobile numbers masked in `comment`, the
+    original in `comment_original` (encrypted by its column type) only when they differ."""
+    masked, original = split_identifiers(comment or None)
+    return {"comment": masked, "comment_original": original}
+
+
 def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principal,
               rules: IntakeRules, source: Source, now: datetime) -> dict[str, Any]:
     """The column values of a new evaluation row."""
@@ -283,7 +297,7 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
     return {
         "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
         "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),
-        "comment": data.comment or None, "tagset_version": rules.tagset_version,
+        **comment_columns(data.comment), "tagset_version": rules.tagset_version,
         "org_id": target.org_id, "item_id": target.item_id, "window_id": target.window_id,
         "staff_id": target.staff_id, "region_code": target.region_code, **rater,
         "anonymous": data.anonymous, "is_public": data.public,
@@ -308,7 +322,7 @@ def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> di
         "id": row["id"], "case_no": target.case_no, "stage": row["stage"],
         "eval_count": row["eval_count"], "channel": row["channel"], "level": row["level"],
         "level_label": LEVEL_LABELS[row["level"]], "is_bad": rules.is_bad(row["level"]),
-        # ID and phone numbers typed into the comment are masked like the rater's own.
+        # Stored masked since intake does it; masked again for ratings stored before that.
         "reasons": row["reasons"], "comment": mask_text(row["comment"]),
         "tagset_version": row["tagset_version"], "org_code": target.org_code,
         "item_code": target.item_code, "window_code": target.window_code,
@@ -530,3 +544,30 @@ async def submit_via_invitation(
                                        now=now):
         raise Conflict("此评价链接已使用过，感谢您的评价", code="invitation_used")
     return body
+
+
+REVEAL_ROLES = ("unit", "office", "admin")
+
+
+async def reveal_comment(*, db: AsyncSession, actor: Principal, evaluation_id: int,
+                         source_ip: str | None) -> dict[str, Any]:
+    """The comment as the rater typed it (numbers unmasked), for the handler who must reach
+    them, and an audit record of who saw it (the rules of revealing a rater's phone)."""
+    if actor.is_client or actor.role not in REVEAL_ROLES:
+        raise Forbidden("只有办理人员可以查看评价内容原文", code="role_forbidden")
+    row = (await db.execute(
+        select(Evaluation.id, Evaluation.case_id, Evaluation.comment_original)
+        .join(Org, Org.id == Evaluation.org_id)
+        .where(Evaluation.id == evaluation_id,
+               Org.path.startswith(actor.org_path, autoescape=True))
+    )).first()
+    if row is None:
+        raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
+    if row.comment_original is None:
+        raise Invalid("此评价内容中没有遮盖的号码，无需查看原文", code="comment_not_masked")
+    db.add(AuditEvent(actor=actor.name, actor_role=actor.role, action="reveal_comment",
+                      target_type="evaluation", target_id=row.id,
+                      detail={"case_id": row.case_id, "purpose": "contact"},
+                      source_ip=source_ip))
+    await db.flush()
+    return {"id": row.id, "comment": row.comment_original}
