@@ -46,7 +46,7 @@ async def test_invented_stages_do_not_multiply_the_ratings_of_a_case(client, db,
         err = assert_error(await post(client, world, EvaluationPayloadFactory(
             case_no=case["case_no"], stage=stage)), 422, "unknown_stage")
         assert err["details"] == [{"field": "stage", "value": stage}]
-        assert stage in err["message"] and "整体" not in err["message"]
+        assert err["message"] == f"评价环节 {stage} 不在本地区可评价的环节之列：整体评价（whole）"
     assert await table_counts(db) == before
     # The national default is the whole case, once.
     r = await post(client, world, EvaluationPayloadFactory(case_no=case["case_no"]))

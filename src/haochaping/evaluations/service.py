@@ -31,17 +31,16 @@ from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
     CASE_BOUND_CHANNELS,
     LEVEL_LABELS,
-    STAGE_LABELS,
-    STAGE_REACHED,
     Reached,
 )
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.policies.schemas import StageRule
 
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
 # The national default list of stages: the whole case, from acceptance.
-NATIONAL_STAGES: Mapping[str, Reached] = {"whole": STAGE_REACHED["whole"]}
+NATIONAL_STAGES: Mapping[str, StageRule] = {"whole": StageRule(code="whole")}
 # A general comment or supervisory rating is about an org or item, not a step of a case.
 FREE_STAGES = NATIONAL_STAGES
 # Raters and assessors who sign in may file the two channels not bound to a case.
@@ -60,7 +59,7 @@ class IntakeRules:
     # `async (db, region_code, default) -> days`: a region's own window (its policy); set by
     # the app at startup. None: `window_days` everywhere.
     window_of: Any = None
-    # `async (db, region_code) -> {stage: Reached}`: the closed list of stages a region's
+    # `async (db, region_code) -> {code: StageRule}`: the closed list of stages a region's
     # cases may be rated at (its policy, cached); set by the app at startup. None: `whole`.
     stages_of: Any = None
     # Called with the rows just stored, in the same transaction (the closed loop opens work
@@ -76,7 +75,8 @@ class IntakeRules:
             return self.window_days
         return await self.window_of(db, region_code, self.window_days)
 
-    async def stages_for(self, db: AsyncSession, region_code: str) -> Mapping[str, Reached]:
+    async def stages_for(self, db: AsyncSession,
+                         region_code: str) -> Mapping[str, StageRule]:
         """The stages a case of this region may be rated at, and how far it must have come."""
         if self.stages_of is None or not region_code:
             return NATIONAL_STAGES
@@ -145,7 +145,7 @@ def check_channel(*, actor: Principal, channel: str) -> None:
 
 
 async def rules_for_case(*, db: AsyncSession, case: Case,
-                         rules: IntakeRules) -> tuple[int, Mapping[str, Reached]]:
+                         rules: IntakeRules) -> tuple[int, Mapping[str, StageRule]]:
     """The rating window and the stage list of a case: its unit's region's policy, or the
     defaults."""
     region = (await db.execute(select(Org.region_code).where(Org.id == case.org_id))).scalar()
@@ -153,30 +153,42 @@ async def rules_for_case(*, db: AsyncSession, case: Case,
             await rules.stages_for(db, region or ""))
 
 
-def check_stage(*, stage: str, stages: Mapping[str, Reached]) -> Reached:
-    """A stage on the region's closed list, or a 422; returns how far a case must have come."""
-    reached = stages.get(stage)
-    if reached is None:
-        raise _invalid(f"评价环节 {stage} 不在本地区可评价的环节之列（{'、'.join(stages)}）",
+async def check_link_stage(*, db: AsyncSession, case: Case, stage: str,
+                           rules: IntakeRules) -> StageRule:
+    """The rule of a rating link's stage as the region's policy has it now: 422 when the list
+    no longer holds it or the case has not reached it (the policy may change after the link
+    was made)."""
+    _, stages = await rules_for_case(db=db, case=case, rules=rules)
+    rule = check_stage(stage=stage, stages=stages)
+    check_stage_reached(case=case, rule=rule)
+    return rule
+
+
+def check_stage(*, stage: str, stages: Mapping[str, StageRule]) -> StageRule:
+    """The rule of a stage on the region's closed list, or a 422."""
+    rule = stages.get(stage)
+    if rule is None:
+        listed = "、".join(f"{r.label}（{r.code}）" for r in stages.values())
+        raise _invalid(f"评价环节 {stage} 不在本地区可评价的环节之列：{listed}",
                        "unknown_stage", "stage", value=stage)
-    return reached
+    return rule
 
 
-def check_stage_reached(*, case: Any, stage: str, reached: Reached) -> None:
+def check_stage_reached(*, case: Any, rule: StageRule) -> None:
     """A stage that needs completion cannot be rated while the case is still in progress."""
-    if reached is Reached.COMPLETED and case.completed_at is None:
-        raise _invalid(f"办件尚未办结，暂不能评价“{STAGE_LABELS.get(stage, stage)}”环节",
-                       "stage_not_reached", "stage", value=stage)
+    if rule.reached is Reached.COMPLETED and case.completed_at is None:
+        raise _invalid(f"办件尚未办结，暂不能评价“{rule.label}”环节",
+                       "stage_not_reached", "stage", value=rule.code)
 
 
 def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: int,
-                     now: datetime, stages: Mapping[str, Reached] | None = None) -> None:
+                     now: datetime, stages: Mapping[str, StageRule] | None = None) -> None:
     """A case may be rated from acceptance until the window after completion closes, at a
     stage of the region's list that it has reached."""
     if case.status == "received" or case.accepted_at is None:
         raise _invalid("办件尚未受理，暂不能评价", "case_not_accepted", "case_no")
-    reached = check_stage(stage=data.stage, stages=NATIONAL_STAGES if stages is None else stages)
-    check_stage_reached(case=case, stage=data.stage, reached=reached)
+    rule = check_stage(stage=data.stage, stages=NATIONAL_STAGES if stages is None else stages)
+    check_stage_reached(case=case, rule=rule)
     end = case.completed_at
     if end is not None and now > end + timedelta(days=window_days):
         raise _invalid(f"已超过评价期限（办结后 {window_days} 天）",
@@ -428,7 +440,7 @@ async def submit_batch(
     pending: list[tuple[int, dict[str, Any], Target]] = []
     seen: dict[tuple[int, str], int] = {}
     windows: dict[str, int] = {}  # region -> rating window, looked up once per batch
-    stage_lists: dict[str, Mapping[str, Reached]] = {}  # region -> its stages, likewise
+    stage_lists: dict[str, Mapping[str, StageRule]] = {}  # region -> its stages, likewise
     for i, data in parsed:
         try:
             check_channel(actor=actor, channel=data.channel)

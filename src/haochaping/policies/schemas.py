@@ -87,9 +87,9 @@ class PolicyValues(BaseModel):
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
-    def stage_map(self) -> dict[str, Reached]:
-        """Stage code -> how far a case must have come to be rated at it."""
-        return {s.code: s.reached for s in self.stages}  # type: ignore[misc]
+    def stage_map(self) -> dict[str, StageRule]:
+        """Stage code -> its rule (label, how far a case must have come to be rated at it)."""
+        return {s.code: s for s in self.stages}
 
     @model_validator(mode="after")
     def _bad_levels_low(self) -> PolicyValues:

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
-from haochaping.evaluations.choices import Reached
 from haochaping.orgs.models import Org, Region
 from haochaping.orgs.service import get_region
 from haochaping.policies import schemas
@@ -102,7 +101,8 @@ async def effective(*, db: AsyncSession, region_code: str,
     return merge([p.values for p in layers]), (layers[-1].id if layers else None)
 
 
-_Entry = tuple[float, schemas.PolicyValues, int | None, frozenset[str], dict[str, Reached]]
+_Entry = tuple[float, schemas.PolicyValues, int | None, frozenset[str],
+               dict[str, schemas.StageRule]]
 
 
 class PolicyCache:
@@ -143,9 +143,9 @@ class PolicyCache:
             return default
         return values.evaluation_window_days if "evaluation_window_days" in explicit else default
 
-    async def stages(self, db: AsyncSession, region_code: str) -> dict[str, Reached]:
-        """The stages a case of this region may be rated at (code -> how far it must have
-        come); a cached lookup on the intake path, never a query of its own."""
+    async def stages(self, db: AsyncSession, region_code: str) -> dict[str, schemas.StageRule]:
+        """The stages a case of this region may be rated at, by code; a cached lookup on the
+        intake path, never a query of its own."""
         try:
             return (await self._entry(db, region_code))[4]
         except NotFound:  # an organisation outside the region tree: the national default
