@@ -39,6 +39,12 @@ def assert_no_number_in_clear(*values: str | None) -> None:
         assert "19900307" not in (value or ""), value
 
 
+async def reveals_of(db, evaluation_id: int) -> list[AuditEvent]:
+    return list((await db.execute(select(AuditEvent).where(
+        AuditEvent.action == "reveal_comment", AuditEvent.target_type == "evaluation",
+        AuditEvent.target_id == evaluation_id).order_by(AuditEvent.id))).scalars())
+
+
 async def rate(client, db, world, comment: str = TYPED, level: int = 2) -> dict:
     case = await make_case(db, world)
     r = await client.post("/api/v1/evaluations", headers=key_headers(world, "hall_a_pad"),
@@ -115,15 +121,12 @@ async def test_a_handler_reveals_the_original_and_the_reveal_is_audited(client, 
     r = await reveal(client, unit, got["id"])
     assert r.status_code == 200, r.text
     assert r.json() == {"id": got["id"], "comment": TYPED}
-    audit = (await db.execute(select(AuditEvent).where(AuditEvent.action == "reveal_comment"))
-             ).scalars().all()
+    audit = await reveals_of(db, got["id"])
     assert [(a.actor, a.actor_role, a.target_type, a.target_id) for a in audit] == [
         (world.users["unit_a"], "unit", "evaluation", got["id"])]
     # Every reveal is on record, not just the first.
     assert (await reveal(client, unit, got["id"])).status_code == 200
-    audit = (await db.execute(select(AuditEvent).where(AuditEvent.action == "reveal_comment"))
-             ).scalars().all()
-    assert len(audit) == 2
+    assert len(await reveals_of(db, got["id"])) == 2
     # The ordinary answers still show it masked.
     r = await client.get(f"/api/v1/evaluations/{got['id']}", headers=unit)
     assert r.json()["comment"] == MASKED
@@ -141,8 +144,7 @@ async def test_who_may_reveal_a_comment(client, db, world, who, status, code):
     else:
         headers = await bearer_headers(client, world.users[who])
     r = await reveal(client, headers, got["id"])
-    audits = (await db.execute(select(AuditEvent).where(AuditEvent.action == "reveal_comment"))
-              ).scalars().all()
+    audits = await reveals_of(db, got["id"])
     if status == 200:
         assert r.status_code == 200 and r.json()["comment"] == TYPED
         assert len(audits) == 1
@@ -159,8 +161,7 @@ async def test_nothing_to_reveal_and_unknown_ratings(client, db, world):
     assert_error(await reveal(client, unit, plain["id"]), 422, "comment_not_masked")
     assert_error(await reveal(client, unit, 10**9), 404, "evaluation_not_found")
     assert_error(await reveal(client, unit, 0), 422, "invalid_input")
-    assert (await db.execute(select(AuditEvent).where(AuditEvent.action == "reveal_comment"))
-            ).scalars().all() == []
+    assert await reveals_of(db, plain["id"]) == [] and await reveals_of(db, 10**9) == []
 
 
 async def test_the_ledger_seals_both_the_masked_comment_and_the_original(client, db, world,
