@@ -214,3 +214,17 @@ async def bearer_headers(client, username: str, password: str = PASSWORD) -> dic
     r = await client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+STAGES_ACCEPT_COMPLETE = [{"code": "whole"}, {"code": "accept"}, {"code": "complete"}]
+
+
+async def publish_policy(client, world: World, values: dict, region_code: str = "330102"
+                         ) -> dict:
+    """A policy version for a region, published by the admin through the API (which also
+    refreshes the app's policy cache)."""
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post("/api/v1/policies", headers=headers,
+                          json={"region_code": region_code, "values": values})
+    assert r.status_code == 201, r.text
+    return r.json()

@@ -79,7 +79,8 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     if app.state.settings.integrity_intake_checks:
         on_stored.append(integrity_detectors.make_intake_hook(app.state))
     app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(*on_stored),
-                                          window_of=app.state.policy_cache.window_days)
+                                          window_of=app.state.policy_cache.window_days,
+                                          stages_of=app.state.policy_cache.stages)
 
 
 async def shutdown(app: FastAPI) -> None:

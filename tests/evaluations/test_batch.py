@@ -14,11 +14,13 @@ from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Item, Org, Staff
 from haochaping.workorders.models import WorkOrder, WorkOrderEvent, WorkOrderUnit
 from tests.factories import (
+    STAGES_ACCEPT_COMPLETE,
     EvaluationPayloadFactory,
     assert_error,
     key_headers,
     make_case,
     now,
+    publish_policy,
     table_counts,
 )
 
@@ -41,6 +43,7 @@ def item_error(result: dict, status: int, code: str) -> dict:
 
 
 async def test_each_item_gets_its_own_answer_in_order(client, db, world):
+    await publish_policy(client, world, {"stages": STAGES_ACCEPT_COMPLETE})
     a, b, c = [await make_case(db, world) for _ in range(3)]
     stored_before = await make_case(db, world)
     first = await client.post("/api/v1/evaluations", headers=key_headers(world),

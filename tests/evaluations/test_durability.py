@@ -27,10 +27,13 @@ from haochaping.config import Settings
 from haochaping.db import migrate
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations.models import Evaluation
+from haochaping.policies import service as policy_service
+from haochaping.policies.schemas import PolicyCreate, PolicyValuesPatch
 from tests import factories
 
 LOAD_SECONDS = 2.0
 CLIENTS = 8
+CASES, STAGES = 100, 20
 CHANNELS = ["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms"]
 
 
@@ -123,8 +126,13 @@ async def test_every_acknowledged_rating_survives_sigkill(durable_settings, dura
                                                          tmp_path):
     async with make_sessionmaker(durable_engine)() as db:
         world = await factories.build_world(db, suffix=f"-D{uuid.uuid4().hex[:6]}")
+        # Each (case, stage) may be rated once, at a stage of the region's closed list: the
+        # load spreads over cases and the steps of a bundled "一件事".
+        await policy_service.create_policy(db=db, actor=factories.ADMIN, data=PolicyCreate(
+            region_code="330102", values=PolicyValuesPatch(stages=[
+                {"code": f"s{i}", "label": f"第 {i + 1} 步"} for i in range(STAGES)])))
         await db.commit()
-        cases = [(await factories.make_case(db, world))["case_no"] for _ in range(10)]
+        cases = [(await factories.make_case(db, world))["case_no"] for _ in range(CASES)]
     server = ServerProcess(durable_settings, _free_port(), tmp_path / "server.log")
     acked: dict[int, tuple[int, str]] = {}
     counter = iter(range(10**9))
@@ -133,9 +141,11 @@ async def test_every_acknowledged_rating_survives_sigkill(durable_settings, dura
     async def rater(client: httpx.AsyncClient) -> None:
         while not killed.is_set():
             k = next(counter)
+            if k >= CASES * STAGES:
+                return  # every (case, stage) rated
             level = 5 - k % 5
             body = factories.EvaluationPayloadFactory(
-                case_no=cases[k % len(cases)], stage=f"s{k}", channel=CHANNELS[k % 7],
+                case_no=cases[k % CASES], stage=f"s{k // CASES}", channel=CHANNELS[k % 7],
                 level=level, reasons=[], comment=f"评价 {k}")
             try:
                 r = await client.post("/api/v1/evaluations", json=body,

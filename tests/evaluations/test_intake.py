@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from haochaping.app import create_app, startup
 from haochaping.evaluations.models import Evaluation
 from tests.factories import (
+    STAGES_ACCEPT_COMPLETE,
     EvaluationPayloadFactory,
     assert_error,
     bearer_headers,
@@ -17,6 +18,7 @@ from tests.factories import (
     key_headers,
     make_case,
     now,
+    publish_policy,
     table_counts,
 )
 
@@ -63,6 +65,7 @@ async def test_rating_is_stored_with_its_context(client, db, world, case):
 
 
 async def test_second_rating_of_same_case_and_stage_is_a_conflict(client, db, world, case):
+    await publish_policy(client, world, {"stages": STAGES_ACCEPT_COMPLETE})
     key = world.keys["hall_a_pad"]
     first = await post(client, key, EvaluationPayloadFactory(case_no=case["case_no"]))
     assert first.status_code == 201

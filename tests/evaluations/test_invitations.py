@@ -14,12 +14,14 @@ from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.models import Evaluation, Invitation
 from tests.conftest import TEST_SECRET
 from tests.factories import (
+    STAGES_ACCEPT_COMPLETE,
     EvaluationPayloadFactory,
     assert_error,
     iso,
     key_headers,
     make_case,
     now,
+    publish_policy,
     table_counts,
 )
 
@@ -50,6 +52,7 @@ async def test_a_link_expires_when_the_evaluation_window_closes(client, db, sett
 
 
 async def test_links_of_a_case_in_progress_last_a_full_window(client, db, settings, world):
+    await publish_policy(client, world, {"stages": STAGES_ACCEPT_COMPLETE})
     case = await make_case(db, world, status="accepted", completed_at=None)
     r = await invite(client, key_headers(world), case["case_no"], {"channel": "sms",
                                                                    "stage": "accept"})

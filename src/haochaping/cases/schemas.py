@@ -84,7 +84,7 @@ class CaseRead(ReadModel):
 
 
 class InvitationCreate(InputModel):
-    stage: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,30}$")] = "whole"
+    stage: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,30}$")] = "whole"
     channel: Annotated[str, StringConstraints(pattern=r"^(qrcode|sms|pc|mobile|phone)$")] = (
         "qrcode"
     )

@@ -16,6 +16,7 @@ from haochaping.console.forms import (
     POLICY_INT_FIELDS,
     POLICY_LABELS,
     PolicyForm,
+    stages_text,
     validation_problem,
 )
 from haochaping.console.layout import ConsoleUser, Csrf, flash, is_manager, page, require_manager
@@ -61,6 +62,7 @@ async def _policy_page(request: Request, db: DbSession, user: Any, region_code: 
         "versions": versions, "can_publish": is_manager(user),
         "form": form or PolicyForm.empty(region.code), "error": error,
         "int_fields": POLICY_INT_FIELDS, "bad_level_choices": BAD_LEVEL_CHOICES,
+        "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
     }, status_code=status_code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from starlette.datastructures import FormData, QueryParams
 
 from haochaping.core.handlers import validation_details
 from haochaping.core.timeutil import SHANGHAI
-from haochaping.evaluations.choices import Channel
+from haochaping.evaluations.choices import STAGE_LABELS, Channel, Reached
 
 TEXT_MAX = 50
 
@@ -428,8 +429,51 @@ POLICY_LABELS = {
     "bad_levels": "差评等级", "spot_check_rate": "好评抽查回访比例（%）",
     "default_rating": "默认评价", "enabled": "默认评价", "after_days": "默认评价时限（天）",
     "level": "默认评价等级", "region_code": "行政区划", "effective_from": "生效日期",
-    "note": "说明", "values": "政策参数",
+    "note": "说明", "values": "政策参数", "stages": "评价环节", "code": "环节代码",
+    "label": "环节名称", "reached": "可评价时点",
 }
+# A stage as typed, one a line: `代码 名称`, or a known stage by its code or Chinese label
+# (名称 fixed); a trailing `办结后` rates it only once the case is completed.
+STAGE_BY_LABEL = {label: code for code, label in STAGE_LABELS.items()}
+AFTER_COMPLETION = "办结后"
+MAX_STAGE_LINES = 20
+_STAGE_CODE = re.compile(r"[a-z0-9_]{1,30}")
+
+
+def parse_stages(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """The stage list typed into the policy form, and what is wrong with it."""
+    stages: list[dict[str, str]] = []
+    errors: list[str] = []
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_STAGE_LINES:
+        return [], [f"评价环节最多 {MAX_STAGE_LINES} 个"]
+    for words in lines:
+        stage: dict[str, str] = {}
+        if len(words) > 1 and words[-1] == AFTER_COMPLETION:
+            stage["reached"] = Reached.COMPLETED.value
+            words = words[:-1]
+        code = STAGE_BY_LABEL.get(words[0], words[0])
+        stage["code"] = code
+        if not _STAGE_CODE.fullmatch(code):
+            errors.append(f"评价环节代码“{code}”须为 1 到 30 位小写字母、数字或下划线"
+                          "（整体评价、受理、办结可直接填写名称）")
+        elif code not in STAGE_LABELS:
+            if len(words) < 2:
+                errors.append(f"评价环节 {code} 须在代码后填写名称")
+            stage["label"] = " ".join(words[1:])
+        stages.append(stage)
+    return stages, errors
+
+
+def stages_text(stages: list[dict[str, Any]] | None) -> str:
+    """A stage list as the policy form shows it (the inverse of `parse_stages`)."""
+    lines = []
+    for s in stages or []:
+        words = [s["code"]] if s["code"] in STAGE_LABELS else [s["code"], s.get("label", "")]
+        if s.get("reached") == Reached.COMPLETED.value and s["code"] != "complete":
+            words.append(AFTER_COMPLETION)
+        lines.append(" ".join(words))
+    return "\n".join(lines)
 BAD_LEVEL_CHOICES = {"1": "仅“非常不满意”", "1,2": "“非常不满意”和“不满意”",
                      "1,2,3": "“非常不满意”“不满意”和“基本满意”"}
 
@@ -452,7 +496,12 @@ class PolicyForm:
                  "default_after_days", "default_level", "region_code", "effective_from"]
         f = cls(values={n: _one(form, n, 30).strip() for n in names})
         f.values["note"] = _one(form, "note", 600).strip()
+        f.values["stages"] = _one(form, "stages", 2000).strip()
         patch: dict[str, Any] = {}
+        if f.values["stages"]:
+            stages, problems = parse_stages(f.values["stages"])
+            f.errors.extend(problems)
+            patch["stages"] = stages
         for name, label in POLICY_INT_FIELDS.items():
             raw = f.values[name]
             if raw:

@@ -358,7 +358,7 @@ POLICY_ROWS = [
     ("max_contact_attempts", "回访最多联系次数"), ("spot_check_rate", "好评抽查回访比例"),
     ("evaluation_window_days", "评价期限"), ("default_rating", "默认评价"),
     ("followup_allowance", "追评次数"), ("appeal_days", "申诉期限"),
-    ("appeal_decision_days", "申诉复核期限"),
+    ("appeal_decision_days", "申诉复核期限"), ("stages", "评价环节"),
 ]
 _WORKDAY_KEYS = {"verify_days", "rectify_days", "callback_days", "appeal_days",
                  "appeal_decision_days"}
@@ -378,6 +378,10 @@ def policy_value_text(key: str, value: Any) -> str:
         return f"{float(value) * 100:g}%"
     if key == "evaluation_window_days":
         return f"办结后 {value} 天内"
+    if key == "stages":
+        return "、".join(
+            f"{s['label']}（办结后）" if s.get("reached") == "completed" and s["code"] != "complete"
+            else s["label"] for s in value)
     if key in ("max_contact_attempts", "followup_allowance"):
         return f"{value} 次"
     if key == "default_rating":

@@ -100,3 +100,10 @@ def mask_text(text: str | None) -> str | None:
         return text
     text = _ID_IN_TEXT.sub(lambda m: m.group(1) + "********" + m.group(2), text)
     return _PHONE_IN_TEXT.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+
+
+def split_identifiers(text: str | None) -> tuple[str | None, str | None]:
+    """(the text with ID-card and mobile numbers masked, the original text when masking
+    changed it, else None): what to store in the clear, and what only encrypted."""
+    masked = mask_text(text)
+    return masked, (text if masked != text else None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Integer, String, TypeDecorator
+from sqlalchemy import BigInteger, Integer, String, Text, TypeDecorator
 
 from haochaping.core.crypto import decrypt, encrypt, identity_hash_configured
 
@@ -51,3 +51,10 @@ class LookupEncryptedString(EncryptedString):
         if value is None or value == "":
             return value
         return encrypt(value, deterministic=True)
+
+
+class EncryptedText(EncryptedString):
+    """Encrypted free text of any length (a comment's original, as the rater typed it)."""
+
+    impl = Text
+    cache_ok = True

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency
-from haochaping.core.auth import CurrentPrincipal
+from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound
 from haochaping.core.schemas import (
@@ -160,22 +160,39 @@ async def get_evaluation(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)], r
     return _read(row, request.app.state.rules)
 
 
+@router.post("/evaluations/{evaluation_id}/reveal-comment",
+             response_model=schemas.CommentReveal,
+             responses={403: {"description": "仅责任单位、管理机构和管理员（role_forbidden）"},
+                        404: {"description": "评价不存在或不在权限范围内"},
+                        422: {"description": "评价内容中没有遮盖的号码（comment_not_masked）"}})
+async def reveal_comment(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+                         request: Request, db: DbSession, user: CurrentUser):
+    """The comment as the rater typed it, phone and ID numbers unmasked; every reveal is
+    recorded in the audit trail."""
+    body = await evaluation_service.reveal_comment(
+        db=db, actor=user, evaluation_id=evaluation_id,
+        source_ip=request.client.host if request.client else None)
+    await db.commit()
+    return body
+
+
 @router.post("/cases/{case_no}/invitations", status_code=201, response_model=InvitationRead,
              tags=["cases 办件"])
 async def create_invitation(case_no: str, request: Request, db: DbSession,
                             actor: CurrentPrincipal, data: InvitationCreate | None = None):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
     data = data or InvitationCreate()
+    invitations.check_may_invite(actor)
     if actor.channels is not None and data.channel not in actor.channels:
         # A key may not hand out links that rate on a channel it may not use itself.
         raise Forbidden(f"此 API 密钥无权使用渠道 {data.channel}", code="channel_out_of_scope",
                         details=[{"field": "channel", "value": data.channel}])
     case = await case_service.get_case(db=db, case_no=case_no, actor=actor)
     settings = request.app.state.settings
-    window = await evaluation_service.window_for_case(db=db, case=case,
-                                                      rules=request.app.state.rules)
+    window, stages = await evaluation_service.rules_for_case(db=db, case=case,
+                                                             rules=request.app.state.rules)
     inv = await invitations.create(db=db, case=case, stage=data.stage, channel=data.channel,
-                                   window_days=window,
+                                   window_days=window, stages=stages,
                                    client_id=actor.id if actor.is_client else None)
     await db.commit()
     url = f"{settings.base_url.rstrip('/')}/r/{invitations.token_for(settings.secret_key, inv)}"

@@ -44,7 +44,22 @@ CHANNEL_PF = {
 LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
 
 DEFAULT_STAGE = "whole"
-STAGE_LABELS = {"whole": "整体", "accept": "受理", "complete": "办结"}
+# The stages of a case with a fixed meaning; a bundled "一件事" adds its own steps, labelled
+# freely in the region's policy. A stage may be rated once the case has reached it.
+STAGE_LABELS = {"whole": "整体评价", "accept": "受理", "complete": "办结"}
+
+
+class Reached(StrEnum):
+    """How far a case must have come before a stage of it may be rated."""
+
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+
+
+# `whole` needs acceptance only: DOMAIN.md rates a case "from acceptance until N days after
+# completion", and intake has always taken it so; a region may ask for completion instead.
+STAGE_REACHED = {"whole": Reached.ACCEPTED, "accept": Reached.ACCEPTED,
+                 "complete": Reached.COMPLETED}
 
 # Stored channel of a system default rating (默认评价): never accepted from a client.
 DEFAULT_RATING_CHANNEL = "system"

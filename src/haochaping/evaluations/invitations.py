@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
+from haochaping.core.auth import Principal
 from haochaping.core.errors import Invalid, NotFound
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import utcnow
+from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.models import Invitation
+from haochaping.policies.schemas import StageRule
 
 SALT = "invitation"
+# People who hand a citizen a rating link: those who serve or manage the case. Assessors rate
+# services themselves (监督查评) and must not solicit the citizens' ratings.
+INVITING_ROLES = ("admin", "office", "unit", "staff")
+
+
+def check_may_invite(actor: Principal) -> None:
+    """Assessors may not create rating links (API clients are bound by their channels)."""
+    actor.require_role(*INVITING_ROLES)
 
 
 def token_for(secret: str, invitation: Invitation) -> str:
@@ -29,12 +41,15 @@ def expiry_for(case: Case, window_days: int, now: datetime) -> datetime:
 
 
 async def create(*, db: AsyncSession, case: Case, stage: str, channel: str, window_days: int,
-                 client_id: int | None) -> Invitation:
-    """A new invitation for an accepted case."""
+                 stages: Mapping[str, StageRule], client_id: int | None) -> Invitation:
+    """A new invitation for an accepted case, at a stage of its region's list it has
+    reached."""
     now = utcnow()
     if case.status == "received" or case.accepted_at is None:
         raise Invalid("办件尚未受理，暂不能发送评价邀请", code="case_not_accepted",
                       details=[{"field": "case_no"}])
+    rule = evaluation_service.check_stage(stage=stage, stages=stages)
+    evaluation_service.check_stage_reached(case=case, rule=rule)
     expires = expiry_for(case, window_days, now)
     if expires <= now:
         raise Invalid("已超过评价期限，不能再发送评价邀请", code="evaluation_window_closed",

@@ -19,7 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
 from haochaping.db.base import Base, UTCDateTime, utcnow
-from haochaping.db.types import BigIntPK, EncryptedString, identity_hash_default
+from haochaping.db.types import (
+    BigIntPK,
+    EncryptedString,
+    EncryptedText,
+    identity_hash_default,
+)
 
 
 class ReasonTag(Base):
@@ -59,7 +64,11 @@ class Evaluation(Base):
     channel: Mapped[str] = mapped_column(String(20))
     level: Mapped[int] = mapped_column(SmallInteger)
     reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # As stored and shown: ID-card and mobile numbers the rater typed are masked at intake.
     comment: Mapped[str | None] = mapped_column(Text)
+    # The comment as typed, SM4-encrypted, kept only when masking changed it; revealed to a
+    # handler through an audited route (POST /evaluations/{id}/reveal-comment).
+    comment_original: Mapped[str | None] = mapped_column(EncryptedText)
     tagset_version: Mapped[str] = mapped_column(String(32))
     # Who was rated: the serving organisation, and where known the item, window and staff.
     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"))

@@ -77,3 +77,8 @@ class EvaluationRead(ReadModel):
     public: bool
     evaluated_at: datetime
     received_at: datetime
+
+
+class CommentReveal(ReadModel):
+    id: int
+    comment: str

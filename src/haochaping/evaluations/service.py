@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,15 +18,31 @@ from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.crypto import identity_hash_configured
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from haochaping.core.security import mask_cert_no, mask_name, mask_phone, mask_text
+from haochaping.core.models import AuditEvent
+from haochaping.core.security import (
+    mask_cert_no,
+    mask_name,
+    mask_phone,
+    mask_text,
+    split_identifiers,
+)
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import schemas
-from haochaping.evaluations.choices import CASE_BOUND_CHANNELS, LEVEL_LABELS
+from haochaping.evaluations.choices import (
+    CASE_BOUND_CHANNELS,
+    LEVEL_LABELS,
+    Reached,
+)
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.policies.schemas import StageRule
 
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
+# The national default list of stages: the whole case, from acceptance.
+NATIONAL_STAGES: Mapping[str, StageRule] = {"whole": StageRule(code="whole")}
+# A general comment or supervisory rating is about an org or item, not a step of a case.
+FREE_STAGES = NATIONAL_STAGES
 # Raters and assessors who sign in may file the two channels not bound to a case.
 USER_CHANNEL_ROLES = {"review": {"admin", "office", "assessor"},
                       "inspection": {"admin", "office", "assessor"}}
@@ -42,6 +59,9 @@ class IntakeRules:
     # `async (db, region_code, default) -> days`: a region's own window (its policy); set by
     # the app at startup. None: `window_days` everywhere.
     window_of: Any = None
+    # `async (db, region_code) -> {code: StageRule}`: the closed list of stages a region's
+    # cases may be rated at (its policy, cached); set by the app at startup. None: `whole`.
+    stages_of: Any = None
     # Called with the rows just stored, in the same transaction (the closed loop opens work
     # orders for bad ratings here); set by the app at startup.
     on_stored: Any = None
@@ -54,6 +74,13 @@ class IntakeRules:
         if self.window_of is None or not region_code:
             return self.window_days
         return await self.window_of(db, region_code, self.window_days)
+
+    async def stages_for(self, db: AsyncSession,
+                         region_code: str) -> Mapping[str, StageRule]:
+        """The stages a case of this region may be rated at, and how far it must have come."""
+        if self.stages_of is None or not region_code:
+            return NATIONAL_STAGES
+        return await self.stages_of(db, region_code)
 
 
 @dataclass
@@ -117,17 +144,51 @@ def check_channel(*, actor: Principal, channel: str) -> None:
                         details=[{"field": "channel", "value": channel}])
 
 
-async def window_for_case(*, db: AsyncSession, case: Case, rules: IntakeRules) -> int:
-    """The rating window of a case: its unit's region's policy, or the default."""
+async def rules_for_case(*, db: AsyncSession, case: Case,
+                         rules: IntakeRules) -> tuple[int, Mapping[str, StageRule]]:
+    """The rating window and the stage list of a case: its unit's region's policy, or the
+    defaults."""
     region = (await db.execute(select(Org.region_code).where(Org.id == case.org_id))).scalar()
-    return await rules.window_for(db, region or "")
+    return (await rules.window_for(db, region or ""),
+            await rules.stages_for(db, region or ""))
+
+
+async def check_link_stage(*, db: AsyncSession, case: Case, stage: str,
+                           rules: IntakeRules) -> StageRule:
+    """The rule of a rating link's stage as the region's policy has it now: 422 when the list
+    no longer holds it or the case has not reached it (the policy may change after the link
+    was made)."""
+    _, stages = await rules_for_case(db=db, case=case, rules=rules)
+    rule = check_stage(stage=stage, stages=stages)
+    check_stage_reached(case=case, rule=rule)
+    return rule
+
+
+def check_stage(*, stage: str, stages: Mapping[str, StageRule]) -> StageRule:
+    """The rule of a stage on the region's closed list, or a 422."""
+    rule = stages.get(stage)
+    if rule is None:
+        listed = "、".join(f"{r.label}（{r.code}）" for r in stages.values())
+        raise _invalid(f"评价环节 {stage} 不在本地区可评价的环节之列：{listed}",
+                       "unknown_stage", "stage", value=stage)
+    return rule
+
+
+def check_stage_reached(*, case: Any, rule: StageRule) -> None:
+    """A stage that needs completion cannot be rated while the case is still in progress."""
+    if rule.reached is Reached.COMPLETED and case.completed_at is None:
+        raise _invalid(f"办件尚未办结，暂不能评价“{rule.label}”环节",
+                       "stage_not_reached", "stage", value=rule.code)
 
 
 def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: int,
-                     now: datetime) -> None:
-    """A case may be rated from acceptance until the window after completion closes."""
+                     now: datetime, stages: Mapping[str, StageRule] | None = None) -> None:
+    """A case may be rated from acceptance until the window after completion closes, at a
+    stage of the region's list that it has reached."""
     if case.status == "received" or case.accepted_at is None:
         raise _invalid("办件尚未受理，暂不能评价", "case_not_accepted", "case_no")
+    rule = check_stage(stage=data.stage, stages=NATIONAL_STAGES if stages is None else stages)
+    check_stage_reached(case=case, rule=rule)
     end = case.completed_at
     if end is not None and now > end + timedelta(days=window_days):
         raise _invalid(f"已超过评价期限（办结后 {window_days} 天）",
@@ -220,6 +281,13 @@ async def resolve_free_target(
                   window_code=window.code if window else None)
 
 
+def comment_columns(comment: str | None) -> dict[str, str | None]:
+    """The comment columns of a rating: ID-card and mobile numbers masked in `comment`, the
+    original in `comment_original` (encrypted by its column type) only when they differ."""
+    masked, original = split_identifiers(comment or None)
+    return {"comment": masked, "comment_original": original}
+
+
 def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principal,
               rules: IntakeRules, source: Source, now: datetime) -> dict[str, Any]:
     """The column values of a new evaluation row."""
@@ -241,7 +309,7 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
     return {
         "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
         "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),
-        "comment": data.comment or None, "tagset_version": rules.tagset_version,
+        **comment_columns(data.comment), "tagset_version": rules.tagset_version,
         "org_id": target.org_id, "item_id": target.item_id, "window_id": target.window_id,
         "staff_id": target.staff_id, "region_code": target.region_code, **rater,
         "anonymous": data.anonymous, "is_public": data.public,
@@ -266,7 +334,7 @@ def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> di
         "id": row["id"], "case_no": target.case_no, "stage": row["stage"],
         "eval_count": row["eval_count"], "channel": row["channel"], "level": row["level"],
         "level_label": LEVEL_LABELS[row["level"]], "is_bad": rules.is_bad(row["level"]),
-        # ID and phone numbers typed into the comment are masked like the rater's own.
+        # Stored masked since intake does it; masked again for ratings stored before that.
         "reasons": row["reasons"], "comment": mask_text(row["comment"]),
         "tagset_version": row["tagset_version"], "org_code": target.org_code,
         "item_code": target.item_code, "window_code": target.window_code,
@@ -341,8 +409,10 @@ async def submit(
             case, path, target = found[data.case_no]
             actor.require(path)
         check_case_rules(case=case, data=data, now=now,
-                         window_days=await rules.window_for(db, target.region_code))
+                         window_days=await rules.window_for(db, target.region_code),
+                         stages=await rules.stages_for(db, target.region_code))
     else:
+        check_stage(stage=data.stage, stages=FREE_STAGES)
         target = await resolve_free_target(db=db, actor=actor, data=data)
     row = build_row(data=data, target=target, actor=actor, rules=rules, source=source, now=now)
     row["id"] = await insert_one(db, row)
@@ -370,6 +440,7 @@ async def submit_batch(
     pending: list[tuple[int, dict[str, Any], Target]] = []
     seen: dict[tuple[int, str], int] = {}
     windows: dict[str, int] = {}  # region -> rating window, looked up once per batch
+    stage_lists: dict[str, Mapping[str, StageRule]] = {}  # region -> its stages, likewise
     for i, data in parsed:
         try:
             check_channel(actor=actor, channel=data.channel)
@@ -386,16 +457,19 @@ async def submit_batch(
                                    details=[{"field": "case_no", "value": data.case_no}])
                 case, path, target = found[data.case_no]
                 actor.require(path)
-                if target.region_code not in windows:
-                    windows[target.region_code] = await rules.window_for(db, target.region_code)
-                check_case_rules(case=case, data=data, now=now,
-                                 window_days=windows[target.region_code])
+                region = target.region_code
+                if region not in windows:
+                    windows[region] = await rules.window_for(db, region)
+                    stage_lists[region] = await rules.stages_for(db, region)
+                check_case_rules(case=case, data=data, now=now, window_days=windows[region],
+                                 stages=stage_lists[region])
                 key = (case.id, data.stage)
                 if key in seen:
                     results[i] = {"status": 409, "_dup_of": seen[key]}
                     continue
                 seen[key] = i
             else:
+                check_stage(stage=data.stage, stages=FREE_STAGES)
                 target = await resolve_free_target(db=db, actor=actor, data=data)
             row = build_row(data=data, target=target, actor=actor, rules=rules, source=source,
                             now=now)
@@ -482,3 +556,30 @@ async def submit_via_invitation(
                                        now=now):
         raise Conflict("此评价链接已使用过，感谢您的评价", code="invitation_used")
     return body
+
+
+REVEAL_ROLES = ("unit", "office", "admin")
+
+
+async def reveal_comment(*, db: AsyncSession, actor: Principal, evaluation_id: int,
+                         source_ip: str | None) -> dict[str, Any]:
+    """The comment as the rater typed it (numbers unmasked), for the handler who must reach
+    them, and an audit record of who saw it (the rules of revealing a rater's phone)."""
+    if actor.is_client or actor.role not in REVEAL_ROLES:
+        raise Forbidden("只有办理人员可以查看评价内容原文", code="role_forbidden")
+    row = (await db.execute(
+        select(Evaluation.id, Evaluation.case_id, Evaluation.comment_original)
+        .join(Org, Org.id == Evaluation.org_id)
+        .where(Evaluation.id == evaluation_id,
+               Org.path.startswith(actor.org_path, autoescape=True))
+    )).first()
+    if row is None:
+        raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
+    if row.comment_original is None:
+        raise Invalid("此评价内容中没有遮盖的号码，无需查看原文", code="comment_not_masked")
+    db.add(AuditEvent(actor=actor.name, actor_role=actor.role, action="reveal_comment",
+                      target_type="evaluation", target_id=row.id,
+                      detail={"case_id": row.case_id, "purpose": "contact"},
+                      source_ip=source_ip))
+    await db.flush()
+    return {"id": row.id, "comment": row.comment_original}

@@ -53,7 +53,13 @@ CONTENT_COLUMNS: dict[int, tuple[str, ...]] = {
 # Version 2: identifiers are stored SM4-encrypted (their ciphertext is what is hashed, see
 # ledger/service.py content_columns) and their keyed hashes are covered too.
 CONTENT_COLUMNS[2] = (*CONTENT_COLUMNS[1], "rater_cert_hash", "rater_phone_hash")
-CONTENT_VERSION = 2
+# Version 3: `comment` holds the comment with phone and ID numbers masked (as every answer
+# and page shows it), `comment_original` the comment as typed, SM4-encrypted, when it
+# differed. Both are covered: the masked text, so that what the public and the handlers see
+# is what was sealed; the original as its ciphertext, like the identifiers of version 2, so
+# that it cannot be swapped either while a published proof never needs a number in the clear.
+CONTENT_COLUMNS[3] = (*CONTENT_COLUMNS[2], "comment_original")
+CONTENT_VERSION = 3
 # Evaluation columns deliberately left out of every content hash (none so far); a test fails
 # when a column is added to the table and appears in neither list.
 UNHASHED_COLUMNS: frozenset[str] = frozenset()

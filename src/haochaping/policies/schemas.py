@@ -5,11 +5,55 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from haochaping.core.schemas import InputModel
+from haochaping.evaluations.choices import STAGE_LABELS, STAGE_REACHED, Reached
 
 Days = Annotated[StrictInt, Field(ge=0, le=365)]
+StageCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,30}$")]
+MAX_STAGES = 20
+
+
+class StageRule(BaseModel):
+    """One stage a case may be rated at: its code, the label people see, and how far the case
+    must have come (`whole`, `accept` and `complete` have fixed labels; a step of a bundled
+    "一件事" is labelled freely and may be rated from acceptance unless said otherwise)."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: StageCode
+    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    reached: Reached | None = None
+
+    @model_validator(mode="after")
+    def _label_and_reached(self) -> StageRule:
+        known = STAGE_LABELS.get(self.code)
+        if known is not None:
+            self.label = known
+        elif not self.label:
+            raise ValueError(f"评价环节 {self.code} 须填写名称")
+        if self.reached is None:
+            self.reached = STAGE_REACHED.get(self.code, Reached.ACCEPTED)
+        return self
+
+
+def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
+    codes = [s.code for s in stages]
+    if len(set(codes)) != len(codes):
+        raise ValueError("评价环节代码有重复")
+    return stages
+
+
+Stages = Annotated[list[StageRule], Field(min_length=1, max_length=MAX_STAGES)]
 
 
 class DefaultRatingRule(BaseModel):
@@ -38,6 +82,14 @@ class PolicyValues(BaseModel):
     appeal_days: Days = 3  # a unit appeals within N working days of the bad rating
     appeal_decision_days: Days = 5  # the office decides within N working days
     held_ratings_count: StrictBool = False  # ratings held for review (待复核) count meanwhile
+    # The closed list of stages a case may be rated at (the national default: the whole case).
+    stages: Stages = [StageRule(code="whole")]
+
+    _stages_unique = field_validator("stages")(_unique_stages)
+
+    def stage_map(self) -> dict[str, StageRule]:
+        """Stage code -> its rule (label, how far a case must have come to be rated at it)."""
+        return {s.code: s for s in self.stages}
 
     @model_validator(mode="after")
     def _bad_levels_low(self) -> PolicyValues:
@@ -62,6 +114,9 @@ class PolicyValuesPatch(InputModel):
     appeal_days: Days | None = None
     appeal_decision_days: Days | None = None
     held_ratings_count: StrictBool | None = None
+    stages: Stages | None = None
+
+    _stages_unique = field_validator("stages")(_unique_stages)
 
 
 class PolicyCreate(InputModel):

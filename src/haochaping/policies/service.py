@@ -54,7 +54,7 @@ async def create_policy(*, db: AsyncSession, actor: Principal,
     region = await get_region(db=db, code=data.region_code)
     if actor.role != "admin" and not region.path.startswith(await _actor_region_path(db, actor)):
         raise Forbidden("只能维护本辖区的政策", code="out_of_scope")
-    own = data.values.model_dump(exclude_none=True)
+    own = data.values.model_dump(mode="json", exclude_none=True)
     # Validate the result of inheriting these values, so an invalid mix never lands.
     ancestors = await _layers(db, region.path, data.effective_from or today_local(),
                               exclude=region.code)
@@ -101,39 +101,56 @@ async def effective(*, db: AsyncSession, region_code: str,
     return merge([p.values for p in layers]), (layers[-1].id if layers else None)
 
 
+_Entry = tuple[float, schemas.PolicyValues, int | None, frozenset[str],
+               dict[str, schemas.StageRule]]
+
+
 class PolicyCache:
     """Effective policy per region for the hot paths, refreshed every 30 s or on edit."""
 
     def __init__(self) -> None:
-        # region -> (expires, values, policy id, the keys some region's set gives explicitly)
-        self._data: dict[str, tuple[float, schemas.PolicyValues, int | None, frozenset[str]]] = {}
+        # region -> (expires, values, policy id, the keys some region's set gives explicitly,
+        # the stage map intake checks every rating against)
+        self._data: dict[str, _Entry] = {}
 
     def clear(self) -> None:
         self._data.clear()
 
-    async def _entry(self, db: AsyncSession, region_code: str
-                     ) -> tuple[float, schemas.PolicyValues, int | None, frozenset[str]]:
+    async def _entry(self, db: AsyncSession, region_code: str) -> _Entry:
         hit = self._data.get(region_code)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit
         layers = await _region_sets(db, region_code)
-        entry = (now + CACHE_SECONDS, merge([p.values for p in layers]),
-                 layers[-1].id if layers else None,
-                 frozenset(k for p in layers for k, v in p.values.items() if v is not None))
+        values = merge([p.values for p in layers])
+        entry = (now + CACHE_SECONDS, values, layers[-1].id if layers else None,
+                 frozenset(k for p in layers for k, v in p.values.items() if v is not None),
+                 values.stage_map())
         self._data[region_code] = entry
         return entry
 
     async def get(self, db: AsyncSession,
                   region_code: str) -> tuple[schemas.PolicyValues, int | None]:
-        _, values, policy_id, _ = await self._entry(db, region_code)
+        _, values, policy_id, _, _ = await self._entry(db, region_code)
         return values, policy_id
 
     async def window_days(self, db: AsyncSession, region_code: str, default: int) -> int:
         """The rating window of a region: its policy's when a region above or at it sets
         one, else the service's default (`HAOCHAPING_EVALUATION_WINDOW_DAYS`)."""
         try:
-            _, values, _, explicit = await self._entry(db, region_code)
+            _, values, _, explicit, _ = await self._entry(db, region_code)
         except NotFound:  # an organisation outside the region tree: the national default
             return default
         return values.evaluation_window_days if "evaluation_window_days" in explicit else default
+
+    async def stages(self, db: AsyncSession, region_code: str) -> dict[str, schemas.StageRule]:
+        """The stages a case of this region may be rated at, by code; a cached lookup on the
+        intake path, never a query of its own."""
+        try:
+            return (await self._entry(db, region_code))[4]
+        except NotFound:  # an organisation outside the region tree: the national default
+            return DEFAULT_STAGES
+
+
+# What a region without a policy of its own rates: the whole case, from acceptance.
+DEFAULT_STAGES = schemas.PolicyValues().stage_map()

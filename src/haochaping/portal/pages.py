@@ -16,6 +16,7 @@ from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import api as evaluation_api
 from haochaping.evaluations import invitations
 from haochaping.evaluations import service as evaluation_service
+from haochaping.evaluations.choices import DEFAULT_STAGE
 from haochaping.evaluations.models import Invitation
 from haochaping.evaluations.schemas import COMMENT_MAX
 from haochaping.integrity import detectors
@@ -36,6 +37,11 @@ CLOSED = {
     "duplicate_evaluation": (409, "您已完成评价", "此办件已经评价过了，感谢您的参与！"),
     "invitation_expired": (410, "此评价链接已过期", EXPIRED),
     "evaluation_window_closed": (410, "此评价链接已过期", EXPIRED),
+    # The region's policy changed after the link was made.
+    "unknown_stage": (410, "此评价链接已失效",
+                      "本地区已调整可评价的服务环节，此链接不能再使用。"
+                      "如有意见，可拨打 12345 政务服务热线反映。"),
+    "stage_not_reached": (422, "暂时还不能评价", "此环节办结后，即可通过此链接评价。"),
 }
 
 
@@ -64,7 +70,8 @@ async def _closed(request: Request, code: str, *, submitted: bool = False) -> Re
 
 
 async def _form_page(request: Request, db: DbSession, inv: Invitation, form: RatingForm,
-                     error: str | None = None, status_code: int = 200) -> Response:
+                     error: str | None = None, status_code: int = 200,
+                     stage_label: str | None = None) -> Response:
     rules = request.app.state.rules
     summary = await portal_queries.service_summary(db=db, case_id=inv.case_id)
     groups = {level: sorted((t for t in rules.tags.values() if t.level == level),
@@ -73,6 +80,7 @@ async def _form_page(request: Request, db: DbSession, inv: Invitation, form: Rat
         "title": "服务评价", "summary": summary, "form": form, "error": error,
         "groups": groups, "bad_levels": sorted(set(range(1, 6)) - set(rules.good_levels)),
         "comment_max": COMMENT_MAX,
+        "stage_label": stage_label if inv.stage != DEFAULT_STAGE else None,
     }, status_code=status_code)
 
 
@@ -97,7 +105,15 @@ async def rating_page(token: str, request: Request, db: DbSession):
     problem = invitations.usable_problem(inv, utcnow())
     if problem:
         return await _closed(request, problem)
-    return await _form_page(request, db, inv, RatingForm())
+    try:  # the stage as the region's policy has it today
+        rule = await evaluation_service.check_link_stage(
+            db=db, case=await invitations.get_case(db, inv.case_id), stage=inv.stage,
+            rules=request.app.state.rules)
+    except DomainError as exc:
+        if exc.code not in CLOSED:
+            raise
+        return await _closed(request, exc.code)
+    return await _form_page(request, db, inv, RatingForm(), stage_label=rule.label)
 
 
 @router.post("/r/{token}", dependencies=CitizenLimit)

@@ -38,10 +38,12 @@ async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
         level=data.level, reasons=data.reasons, comment=data.comment)
     evaluation_service.check_content(data=content, rules=rules)
     now = utcnow()
+    # Numbers the rater typed are masked in the stored comment and in the event's note.
+    comment = evaluation_service.comment_columns(data.comment)
     row = {c.key: getattr(first, c.key) for c in Evaluation.__table__.columns
            if c.key not in ("id",)}
     row.update({"eval_count": first.eval_count + 1, "level": data.level,  # type: ignore[union-attr]
-                "reasons": list(data.reasons), "comment": data.comment or None,
+                "reasons": list(data.reasons), **comment,
                 "tagset_version": rules.tagset_version, "source_ip": source_ip,
                 "user_agent": via, "evaluated_at": now, "received_at": now,
                 "invitation_id": None, "is_default": False})
@@ -54,7 +56,7 @@ async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
         changes = {"followups": followups, "supervising_at": now,
                    "escalations": order.escalations + 1}
         await wo_service.transition(db=db, order=order, action=action, actor=wo_service.CITIZEN,
-                                    note=data.comment or "追评不满意", changes=changes,
+                                    note=comment["comment"] or "追评不满意", changes=changes,
                                     data={"followup_evaluation_id": new_id}, now=now)
         from haochaping.workorders import notify
 
