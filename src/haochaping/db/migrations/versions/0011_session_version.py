@@ -2,7 +2,7 @@
 session cookie and bearer token of the user.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels = None
 depends_on = None
 
