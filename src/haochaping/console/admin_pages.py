@@ -3,9 +3,9 @@ calendar (工作日历) and the delivery of notifications (通知投递)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -27,7 +27,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
 from haochaping.core.outbox_models import KIND_LABELS, STATUS_LABELS, OutboxStatus
-from haochaping.core.schemas import MAX_ID
+from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone, mask_text
 from haochaping.core.templating import html_route
 from haochaping.orgs.service import get_region
@@ -232,7 +232,7 @@ async def outbox_page(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(OUTBOX + "/{message_id}/retry", dependencies=[Csrf])
-async def retry(message_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+async def retry(message_id: Id, request: Request,
                 db: DbSession, user: ConsoleUser):
     """Requeue a failed or given-up notification for delivery now."""
     require_manager(user)

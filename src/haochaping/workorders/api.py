@@ -14,7 +14,7 @@ from sqlalchemy import select
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound
-from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import queries, schemas
@@ -26,7 +26,7 @@ from haochaping.workorders.states import State
 router = APIRouter(prefix="/api/v1", tags=["work orders 差评工单"])
 
 
-async def load_order(work_order_id: int, db: DbSession, principal: CurrentPrincipal
+async def load_order(work_order_id: Id, db: DbSession, principal: CurrentPrincipal
                      ) -> WorkOrder:
     """The work order named in the path, visible to the caller (403 outside its scope)."""
     order = await wo_service.get_order(db=db, work_order_id=work_order_id)
@@ -102,7 +102,7 @@ async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSes
 
 
 @router.get("/work-orders/{work_order_id}/attachments/{attachment_id}")
-async def download_attachment(order: CurrentWorkOrder, attachment_id: int, request: Request,
+async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, request: Request,
                               db: DbSession):
     a = await db.get(Attachment, attachment_id)
     if a is None or a.work_order_id != order.id:
@@ -160,7 +160,7 @@ async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "
 
 
 @router.post("/spot-checks/{spot_check_id}/callback")
-async def spot_check_callback(spot_check_id: int, request: Request, db: DbSession,
+async def spot_check_callback(spot_check_id: Id, request: Request, db: DbSession,
                               principal: CurrentUser, data: schemas.SpotCheckCallbackIn):
     """Record the callback of a sampled good rating; a dissatisfied citizen opens a work
     order."""
