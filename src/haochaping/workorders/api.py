@@ -17,7 +17,7 @@ from haochaping.core.errors import NotFound
 from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
-from haochaping.workorders import queries, schemas
+from haochaping.workorders import followup, queries, schemas
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
 from haochaping.workorders.models import Attachment, SpotCheck, WorkOrder
@@ -127,13 +127,13 @@ async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
 
 @router.post("/work-orders/{work_order_id}/follow-up", status_code=201)
 async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
-                    principal: CurrentPrincipal, data: schemas.FollowUpIn):
-    """The rater's one follow-up rating (追评) after rectification, posted by a channel."""
-    from haochaping.workorders import followup
-
+                    principal: CurrentPrincipal, data: schemas.FollowUpCreate):
+    """The rater's one follow-up rating (追评) after rectification, posted for them by a
+    channel client on a case-bound channel it holds; people get 403."""
     ctx = await loop_context(request, db)
-    body = await followup.add(db=db, order=order, data=data, rules=request.app.state.rules,
-                              ctx=ctx, source_ip=request.client.host if request.client else None)
+    body = await followup.add_for_rater(
+        db=db, principal=principal, order=order, data=data, rules=request.app.state.rules,
+        ctx=ctx, source_ip=request.client.host if request.client else None)
     await db.commit()
     return body
 
