@@ -132,7 +132,9 @@ async def test_a_staff_callback_is_the_callers_record_not_a_rating(client, db, w
                      reached=True, verdict="satisfied", note="电话回访，评价人表示满意")
     assert body["state"] == "closed"
     assert await followups_of(db, ev) == []
-    assert (await db.execute(select(func.count()).select_from(Evaluation))).scalar_one() == 1
+    first = await db.get(Evaluation, ev["id"])
+    assert (await db.execute(select(func.count()).select_from(Evaluation).where(
+        Evaluation.case_id == first.case_id))).scalar_one() == 1
     event = (await db.execute(select(WorkOrderEvent).where(
         WorkOrderEvent.work_order_id == order.id).order_by(WorkOrderEvent.id.desc()))
     ).scalars().first()
