@@ -175,7 +175,8 @@ def user_create(
 
 
 async def _bootstrap_root(db) -> str:
-    """On an empty database, a root organisation for the first administrator."""
+    """On an empty database, the installation's one root organisation for the first
+    administrator: organisations created without `parent_code` go directly under it."""
     from haochaping.orgs.models import Org, Region
 
     db.add(Region(code="000000", name="全国", parent_code=None, tier=1, path="/000000/"))
@@ -183,6 +184,8 @@ async def _bootstrap_root(db) -> str:
     db.add(Org(code="ROOT", name="政务服务管理办公室", kind="department", parent_id=None,
                region_code="000000", path="/ROOT/"))
     await db.flush()
+    typer.echo("已创建根机构 ROOT（政务服务管理办公室）：本系统只有这一个根机构，"
+               "未指定上级机构（parent_code）新建的机构都归入其下，由根机构的系统管理员管理")
     return "ROOT"
 
 

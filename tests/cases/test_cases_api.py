@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from haochaping.cases.models import Case
+from haochaping.orgs.models import Item
 from tests.factories import (
     CasePayloadFactory,
     assert_error,
@@ -219,3 +220,27 @@ async def test_a_unit_user_pushes_cases_of_its_own_hall(client, world):
     assert_error(await client.post("/api/v1/cases", json=CasePayloadFactory(
         org_code="HALL-B", window_code=None, staff_no=None, item_code="ITEM-B1"),
         headers=headers), 403, "out_of_scope")
+
+
+async def test_a_case_may_not_name_another_regions_item(client, db, world):
+    """Every code in the case is checked against the caller's subtree: the item too."""
+    before = await table_counts(db)
+    mine = {"org_code": "HALL-A", "window_code": "W-A1", "staff_no": "S-A1"}
+    for headers in (key_headers(world, "hall_a_pad"),
+                    await bearer_headers(client, world.users["unit_a"])):
+        r = await client.post("/api/v1/cases", json=CasePayloadFactory(
+            **mine, item_code="ITEM-B1"), headers=headers)
+        assert_error(r, 403, "out_of_scope")
+    assert await table_counts(db) == before
+    # Nor may an existing case of hall A be moved onto hall B's item by re-posting it.
+    ours = CasePayloadFactory(**mine, item_code="ITEM-A1")
+    headers = key_headers(world, "hall_a_pad")
+    assert (await client.post("/api/v1/cases", json=ours, headers=headers)).status_code == 201
+    r = await client.post("/api/v1/cases", json={**ours, "item_code": "ITEM-B1"},
+                          headers=headers)
+    assert_error(r, 403, "out_of_scope")
+    row = await case_row(db, ours["case_no"])
+    assert (await db.get(Item, row.item_id)).code == "ITEM-A1"
+    # The office above both halls may name either.
+    assert (await client.post("/api/v1/cases", json=CasePayloadFactory(
+        **mine, item_code="ITEM-B1"), headers=key_headers(world))).status_code == 201

@@ -192,8 +192,16 @@ async def test_only_an_administrator_creates_a_top_level_org(client, db, world):
     assert_error(await client.post("/api/v1/orgs", json=payload, headers=office), 403,
                  "role_forbidden")
     admin = await bearer_headers(client, world.users["admin"])
-    # The administrator of OFFICE is still bound to its subtree for the new root's reads.
-    assert (await client.post("/api/v1/orgs", json=payload, headers=admin)).status_code == 201
+    # One root per installation: without a parent it lands under the administrator's own org,
+    # where the administrator goes on to manage it.
+    r = await client.post("/api/v1/orgs", json=payload, headers=admin)
+    assert r.status_code == 201 and r.json()["parent_code"] == "OFFICE", r.text
+    assert (await db.execute(select(Org.path).where(Org.code == "PROV-2"))).scalar_one() == \
+        "/OFFICE/PROV-2/"
+    r = await client.post("/api/v1/orgs", json={"code": "PROV-2-H", "name": "大厅", "kind": "hall",
+                                                "parent_code": "PROV-2", "region_code": "330000"},
+                          headers=admin)
+    assert r.status_code == 201, r.text
 
 
 async def test_org_kind_and_parent_never_change(client, db, world):

@@ -245,11 +245,16 @@ async def test_loop_and_settings_pages_have_no_serious_accessibility_violations(
     office = await new_page(DESKTOP, bypass_csp=True)
     await console_sign_in(office, live_world.users["office"])
     for name, path in (("supervision queue", "/console/supervision"),
-                       ("policy page", "/console/policies"),
-                       ("calendar page", "/console/calendar?year=2026"),
-                       ("notifications page", "/console/outbox")):
+                       ("policy page", "/console/policies")):
         await office.goto(path)
         found[name] = await axe_violations(office)
+    # The calendar's import form and the outbox are the root administrator's.
+    admin = await new_page(DESKTOP, bypass_csp=True)
+    await console_sign_in(admin, live_world.users["admin"])
+    for name, path in (("calendar page", "/console/calendar?year=2026"),
+                       ("notifications page", "/console/outbox")):
+        await admin.goto(path)
+        found[name] = await axe_violations(admin)
     await office.set_viewport_size(PHONE["viewport"])
     await office.goto("/console/policies")
     found["policy page, narrow"] = await axe_violations(office)
@@ -257,7 +262,8 @@ async def test_loop_and_settings_pages_have_no_serious_accessibility_violations(
     await office.get_by_role("button", name="发布").click()
     await expect(office.get_by_role("alert")).to_contain_text("不能大于 365")
     found["policy page, refused"] = await axe_violations(office)
-    await office.goto("/console/calendar")
-    found["calendar page, narrow"] = await axe_violations(office)
+    await admin.set_viewport_size(PHONE["viewport"])
+    await admin.goto("/console/calendar")
+    found["calendar page, narrow"] = await axe_violations(admin)
 
     assert {name: v for name, v in found.items() if v} == {}

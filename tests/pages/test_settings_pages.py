@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import re
+import uuid
 from pathlib import Path
 
 from sqlalchemy import select, update
 
+from haochaping.accounts import service as account_service
 from haochaping.core import outbox
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.policies.models import PolicySet
+from tests.factories import PASSWORD, build_world
 from tests.pages.helpers import alert, csrf_of, sign_in
 from tests.workorders.conftest import rate_badly
 
@@ -113,7 +116,7 @@ async def test_calendar_banner_status_and_import(client, db, world):
 
 
 async def test_a_bad_calendar_file_names_its_lines_and_imports_nothing(client, world):
-    await sign_in(client, world.users["office"])
+    await sign_in(client, world.users["admin"])
     page = await client.get("/console/calendar")
     bad = "date,type,name\n2027-02-30,holiday,春节\n2027-10-01,vacation,国庆节\n".encode("gbk")
     r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
@@ -130,14 +133,30 @@ async def test_a_bad_calendar_file_names_its_lines_and_imports_nothing(client, w
     assert (await client.get("/console/calendar", params={"year": "1800"})).status_code == 422
 
 
-async def test_units_may_read_the_calendar_but_not_import(client, world):
-    await sign_in(client, world.users["unit_a"])
+async def test_only_a_root_administrator_imports_the_calendar(client, db, world):
+    """The calendar sets every region's deadlines: a city office may read it, not rewrite it."""
+    for username, role, org in [("staff_w", "staff", "W-A1"), ("admin_hall", "admin", "HALL-A")]:
+        await account_service.create_user(db=db, username=username, password=PASSWORD,
+                                          role=role, org_code=org)
+    await db.commit()
+    people = [world.users[n] for n in ("office", "unit_a", "unit_b", "assessor")]
+    for username in [*people, "staff_w", "admin_hall"]:
+        await sign_in(client, username)
+        page = await client.get("/console/calendar")
+        assert page.status_code == 200 and "导入日历" not in page.text, username
+        assert 'enctype="multipart/form-data"' not in page.text, username
+        r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
+                                                         "year": "2027"},
+                              files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")})
+        assert r.status_code == 403 and "此操作仅限根机构的系统管理员" in r.text, username
+        assert BANNER in (await client.get("/console/calendar")).text  # nothing imported
+    await sign_in(client, world.users["admin"])  # the administrator of the root (OFFICE)
     page = await client.get("/console/calendar")
-    assert page.status_code == 200 and "导入日历" not in page.text
+    assert "导入日历" in page.text
     r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
                                                      "year": "2027"},
                           files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")})
-    assert r.status_code == 403
+    assert r.status_code == 303
 
 
 async def _dead(db, **values) -> int:
@@ -161,7 +180,7 @@ async def test_outbox_lists_failures_masked_and_retries(client, db, world):
     mail = await _dead(db, channel="email", recipient="unit-a@hall.example")
     await sign_in(client, world.users["unit_a"])
     assert (await client.get("/console/outbox")).status_code == 403
-    await sign_in(client, world.users["office"])
+    await sign_in(client, world.users["admin"])
     page = await client.get("/console/outbox")
     assert page.status_code == 200 and "<h1>通知投递</h1>" in page.text
     assert "139****5678" in page.text and "13912345678" not in page.text
@@ -185,3 +204,30 @@ async def test_outbox_lists_failures_masked_and_retries(client, db, world):
     r = await client.post("/console/outbox/999999/retry",
                           data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 404 and "通知消息不存在" in alert(r.text)
+
+
+async def test_offices_neither_see_nor_retry_other_regions_messages(client, db, world):
+    """Messages carry no organisation to scope them by: the outbox is the root
+    administrator's page, and offices of two cities see and retry none of them."""
+    sms = await _dead(db, channel="sms", recipient="13912345678")
+    other = await build_world(db, suffix=f"-o{uuid.uuid4().hex[:6]}")
+    await db.commit()
+    for username in (world.users["office"], other.users["office"], other.users["unit_a"]):
+        await sign_in(client, username)
+        home = await client.get("/console/evaluations")
+        assert 'href="/console/outbox"' not in home.text, username
+        page = await client.get("/console/outbox")
+        assert page.status_code == 403 and "13912345678" not in page.text, username
+        assert "139****5678" not in page.text, username
+        r = await client.post(f"/console/outbox/{sms}/retry",
+                              data={"csrf_token": csrf_of(home.text)})
+        assert r.status_code == 403, username
+    row = (await db.execute(select(OutboxMessage).where(OutboxMessage.id == sms))).scalar_one()
+    await db.refresh(row)
+    assert (row.status, row.attempts) == ("dead", 8)
+    await sign_in(client, world.users["admin"])
+    home = await client.get("/console/evaluations")
+    assert 'href="/console/outbox"' in home.text
+    r = await client.post(f"/console/outbox/{sms}/retry",
+                          data={"csrf_token": csrf_of(home.text)})
+    assert r.status_code == 303

@@ -428,3 +428,19 @@ async def test_close_after_the_configured_failed_callbacks(client, db, world, ba
     assert r.status_code == 303 and await state_of(db, order) == "closed"
     page = await client.get(f"{QUEUE}/{order.id}")
     assert page.text.count("未联系上评价人") == 3 and "多次联系不上，办结" in page.text
+
+
+async def test_ids_past_the_integer_range_are_422_on_every_console_route(client, db, world):
+    """0, negatives and numbers past BIGINT name no row: 422, never a 500."""
+    await sign_in(client, world.users["admin"])
+    csrf = csrf_of((await client.get(QUEUE)).text)
+    for bad_id in ("0", "-1", str(2**63)):
+        routes = [("GET", f"{QUEUE}/{bad_id}"), ("POST", f"{QUEUE}/{bad_id}/actions"),
+                  ("POST", f"{QUEUE}/{bad_id}/attachments"), ("POST", f"{QUEUE}/{bad_id}/appeal"),
+                  ("POST", f"/console/appeals/{bad_id}/decision"),
+                  ("POST", f"/console/outbox/{bad_id}/retry")]
+        for method, path in routes:
+            data = {"csrf_token": csrf, "action": "verify", "note": "属实"} \
+                if method == "POST" else None
+            r = await client.request(method, path, data=data)
+            assert r.status_code == 422 and "请求参数不符合要求" in r.text, (path, r.status_code)

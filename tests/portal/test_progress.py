@@ -148,6 +148,9 @@ async def test_satisfied_verdict_then_one_follow_up(client, db, world, link, set
     assert r.status_code == 422 and 'id="followup-error"' in r.text
     assert "差评须至少选择一项原因或填写评价内容" in r.text
     assert re.search(r'id="level-1" value="1" required\s+checked', r.text)
+    for reasons in (["a b"], ["x" * 17], ["999"], ["213"]):  # malformed, unknown, wrong level
+        r = await client.post(f"{progress}/follow-up", data={"level": "5", "reasons": reasons})
+        assert r.status_code == 422 and 'id="followup-error"' in r.text, reasons
     r = await client.post(f"{progress}/follow-up", data={"level": "5", "reasons": ["517"],
                                                           "comment": "整改后办得很快"})
     assert r.status_code == 303 and r.headers["location"] == f"{progress}?done=followup"

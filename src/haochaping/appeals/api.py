@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from sqlalchemy import select
 
 from haochaping.appeals import schemas
@@ -12,12 +10,11 @@ from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.schemas import MAX_ID, Limit, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, decode_int_cursor, encode_cursor
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
-Id = Annotated[int, Path(ge=1, le=MAX_ID)]  # a BIGINT id in the path
 
 
 async def _read(db, appeal: Appeal) -> dict:

@@ -41,6 +41,9 @@ async def upsert_case(
     if item is None:
         raise NotFound(f"事项 {data.item_code} 不存在", code="item_not_found",
                        details=[{"field": "item_code", "value": data.item_code}])
+    # Every code in the request is checked against the caller's subtree, the item's unit too:
+    # a case (and the ratings of it) may not be filed under another region's service item.
+    actor.require((await db.get(Org, item.org_id)).path)  # type: ignore[union-attr]
     window_id = staff_id = None
     if data.window_code:
         window = await get_org(db=db, code=data.window_code, field="window_code")

@@ -3,9 +3,9 @@ calendar (工作日历) and the delivery of notifications (通知投递)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -19,7 +19,15 @@ from haochaping.console.forms import (
     stages_text,
     validation_problem,
 )
-from haochaping.console.layout import ConsoleUser, Csrf, flash, is_manager, page, require_manager
+from haochaping.console.layout import (
+    ConsoleUser,
+    Csrf,
+    flash,
+    is_manager,
+    is_system_admin,
+    page,
+    require_system_admin,
+)
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
@@ -28,7 +36,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
 from haochaping.core.outbox_models import KIND_LABELS, STATUS_LABELS, OutboxStatus
-from haochaping.core.schemas import MAX_ID
+from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone, mask_text
 from haochaping.core.templating import html_route
 from haochaping.orgs.service import get_region
@@ -115,7 +123,7 @@ async def _calendar_page(request: Request, db: DbSession, user: Any, year: int, 
     return await page(request, db, user, "console/calendar.html", {
         "title": "工作日历", "year": year, "status": status, "days": days,
         "known": cal.known_year(year), "imported": await console_queries.calendar_years(db),
-        "can_import": is_manager(user), "form": form or {"year": str(today.year + 1),
+        "can_import": is_system_admin(user), "form": form or {"year": str(today.year + 1),
                                                           "source": ""},
         "errors": errors or [], "error": error, "error_at": error_at, "first_year": FIRST_YEAR,
         "last_year": LAST_YEAR,
@@ -146,8 +154,9 @@ async def calendar_page(request: Request, db: DbSession, user: ConsoleUser,
 
 @router.post(CALENDAR, dependencies=[Csrf])
 async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
-    """Import a year of the State Council's notice from a CSV file (all or nothing)."""
-    require_manager(user)
+    """Import a year of the State Council's notice from a CSV file (all or nothing). The
+    calendar sets every region's deadlines: only a system administrator at the root may."""
+    require_system_admin(user)
     raw = await request.form()
     year_text = raw.get("year") if isinstance(raw.get("year"), str) else ""
     source = raw.get("source") if isinstance(raw.get("source"), str) else ""
@@ -228,16 +237,19 @@ async def _outbox_page(request: Request, db: DbSession, user: Any, *, error: str
 
 @router.get(OUTBOX)
 async def outbox_page(request: Request, db: DbSession, user: ConsoleUser):
-    """How many notifications are in each state, and those that failed."""
-    require_manager(user)
+    """How many notifications are in each state, and those that failed.
+
+    Every region's messages, so a system administrator's page: a message carries no
+    organisation to scope it by (only some name a work order or appeal in their payload)."""
+    require_system_admin(user)
     return await _outbox_page(request, db, user)
 
 
 @router.post(OUTBOX + "/{message_id}/retry", dependencies=[Csrf])
-async def retry(message_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+async def retry(message_id: Id, request: Request,
                 db: DbSession, user: ConsoleUser):
-    """Requeue a failed or given-up notification for delivery now."""
-    require_manager(user)
+    """Requeue a failed or given-up notification for delivery now (system administrators)."""
+    require_system_admin(user)
     try:
         await outbox.retry_message(db, message_id=message_id)
     except DomainError as exc:

@@ -8,9 +8,9 @@ administrators may review. Every POST carries the CSRF token, commits, and redir
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
@@ -22,7 +22,7 @@ from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError
-from haochaping.core.schemas import MAX_ID
+from haochaping.core.schemas import Id
 from haochaping.core.templating import html_route
 from haochaping.evaluations.choices import CHANNEL_LABELS
 from haochaping.evaluations.standing import Standing
@@ -32,7 +32,6 @@ router = APIRouter(route_class=html_route("console/error.html"))
 
 HELD = "/console/held"
 PAGE_SIZE = 20
-EvaluationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 REVIEW_LABELS = {"standing": "复核决定", "note": "复核意见"}
 OUTCOMES = {
     Standing.VALID: "评价 #{id} 已复核为有效：计入统计",
@@ -89,7 +88,7 @@ async def held_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(HELD + "/{evaluation_id}/review", dependencies=[Csrf])
-async def review_held(evaluation_id: EvaluationId, request: Request, db: DbSession,
+async def review_held(evaluation_id: Id, request: Request, db: DbSession,
                       user: ConsoleUser):
     """The reviewer's decision (the JSON route's service), then back to the queue."""
     require_manager(user)

@@ -7,9 +7,9 @@ and redirects back (PRG); a refusal re-renders the page with its status and what
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
@@ -25,7 +25,7 @@ from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError
-from haochaping.core.schemas import MAX_ID, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, decode_int_cursor, encode_cursor
 from haochaping.core.security import mask_text
 from haochaping.core.templating import html_route
 from haochaping.evaluations.standing import STANDING_LABELS
@@ -38,7 +38,6 @@ router = APIRouter(route_class=html_route("console/error.html"))
 QUEUE = "/console/integrity"
 STAFF = QUEUE + "/staff"
 PAGE_SIZE = 20
-FlagId = Annotated[int, Path(ge=1, le=MAX_ID)]
 STATES = {s.value: label for s, label in STATE_LABELS.items()}
 STAGES = {"intake": "评价入库时检测", "batch": "定期批量检测"}
 REVIEW_LABELS = {"decision": "复核决定", "note": "复核意见"}
@@ -186,7 +185,7 @@ async def _flag_page(request: Request, db: DbSession, user: Principal, flag: Int
 
 
 @router.get(QUEUE + "/{flag_id}")
-async def flag_page(flag_id: FlagId, request: Request, db: DbSession, user: ConsoleUser):
+async def flag_page(flag_id: Id, request: Request, db: DbSession, user: ConsoleUser):
     """A flag: the suspicion and its evidence, the rating (masked), its other flags, the
     history of its standing, and the decision form while the flag is open."""
     flag = await service.get_flag(db=db, actor=user, flag_id=flag_id)
@@ -194,7 +193,7 @@ async def flag_page(flag_id: FlagId, request: Request, db: DbSession, user: Cons
 
 
 @router.post(QUEUE + "/{flag_id}/review", dependencies=[Csrf])
-async def review_flag(flag_id: FlagId, request: Request, db: DbSession, user: ConsoleUser):
+async def review_flag(flag_id: Id, request: Request, db: DbSession, user: ConsoleUser):
     """Clear the flag or invalidate the rating (the JSON route's service), then back."""
     # Refusals of who may see the flag (403/404) come first, as pages of their own.
     flag = await service.get_flag(db=db, actor=user, flag_id=flag_id)

@@ -27,7 +27,7 @@ NAV: list[tuple[str, str, frozenset[str] | None]] = [
     ("/console/held", "待复核评价", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
-    ("/console/outbox", "通知投递", MANAGERS),
+    ("/console/outbox", "通知投递", frozenset({"admin"})),
 ]
 FLASH_KEY = "flash"
 
@@ -52,6 +52,19 @@ def require_manager(user: Principal) -> None:
     """403 unless the person works for a management office (or is an administrator)."""
     if not is_manager(user):
         raise Forbidden("此页面仅供政务服务管理机构和系统管理员使用", code="role_forbidden")
+
+
+def is_system_admin(user: Principal) -> bool:
+    """An administrator at the installation's root (an organisation without a parent):
+    the one who may change what every region shares (the working-day calendar) or see
+    every region's notifications."""
+    return user.role == "admin" and user.org_path.count("/") == 2
+
+
+def require_system_admin(user: Principal) -> None:
+    """403 unless the person is a system administrator at the installation's root."""
+    if not is_system_admin(user):
+        raise Forbidden("此操作仅限根机构的系统管理员", code="role_forbidden")
 
 
 def nav_for(user: Principal) -> list[tuple[str, str]]:

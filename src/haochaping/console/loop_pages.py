@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
@@ -38,7 +38,7 @@ from haochaping.console.layout import (
 )
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid
-from haochaping.core.schemas import MAX_ID
+from haochaping.core.schemas import Id
 from haochaping.core.templating import html_route, safe_next
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import schemas as wo_schemas
@@ -76,7 +76,7 @@ CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "vis
 VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 
 
-async def console_order(work_order_id: Annotated[int, Path(ge=1, le=MAX_ID)], db: DbSession,
+async def console_order(work_order_id: Id, db: DbSession,
                         user: ConsoleUser) -> WorkOrder:
     """The work order of the path, if one of its units lies in the person's subtree."""
     order = await wo_service.get_order(db=db, work_order_id=work_order_id)
@@ -290,7 +290,7 @@ async def appeal_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(APPEALS + "/{appeal_id}/decision", dependencies=[Csrf])
-async def decide_appeal(appeal_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+async def decide_appeal(appeal_id: Id, request: Request,
                         db: DbSession, user: ConsoleUser):
     """The office upholds or rejects an appeal (the JSON route's service)."""
     raw = await request.form()

@@ -101,7 +101,7 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
 
 DEADLINE_KINDS = {"verify": "核实期限", "rectify": "整改期限", "callback": "回访期限"}
 EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
-ACTOR_KINDS = {"system": "系统", "citizen": "评价人"}
+ACTOR_KINDS = {"system": "系统", "citizen": "评价人", "client": "评价渠道代评价人提交"}
 CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "visit": "上门",
                     "link": "评价人通过链接"}
 VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}

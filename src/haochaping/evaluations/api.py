@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -17,7 +17,7 @@ from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound
 from haochaping.core.schemas import (
-    MAX_ID,
+    Id,
     Limit,
     Page,
     Timestamp,
@@ -149,7 +149,7 @@ def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=schemas.EvaluationRead)
-async def get_evaluation(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request,
+async def get_evaluation(evaluation_id: Id, request: Request,
                          db: DbSession,
                          actor: CurrentPrincipal):
     row = (await db.execute(

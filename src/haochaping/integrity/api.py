@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.schemas import MAX_ID, Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.integrity import detectors, queries, schemas, service
 from haochaping.integrity.service import FlagState
 
 router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
-FlagId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/checks", response_model=list[schemas.CheckRead])
@@ -41,14 +38,14 @@ async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | N
 
 
 @router.get("/flags/{flag_id}", response_model=schemas.FlagDetail)
-async def get_flag(flag_id: FlagId, request: Request, db: DbSession, principal: CurrentUser):
+async def get_flag(flag_id: Id, request: Request, db: DbSession, principal: CurrentUser):
     """One flag with its evidence, the rating (personal data masked) and its history."""
     flag = await service.get_flag(db=db, actor=principal, flag_id=flag_id)
     return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
 
 
 @router.post("/flags/{flag_id}/review", response_model=schemas.FlagDetail)
-async def review_flag(flag_id: FlagId, data: schemas.ReviewIn, request: Request, db: DbSession,
+async def review_flag(flag_id: Id, data: schemas.ReviewIn, request: Request, db: DbSession,
                       principal: CurrentUser):
     """Clear the flag (the rating counts) or invalidate the rating; once per flag (409)."""
     flag = await service.review(db=db, actor=principal, flag_id=flag_id, decision=data.decision,

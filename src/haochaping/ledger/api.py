@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound
-from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.ledger import queries, schemas
 from haochaping.ledger import service as ledger_service
 from haochaping.ledger.models import LedgerBlock
 
 router = APIRouter(prefix="/api/v1/ledger", tags=["ledger 存证账本"])
 
-BigId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.get("/blocks", response_model=Page[schemas.BlockRead])
@@ -30,7 +27,7 @@ async def list_blocks(db: DbSession, cursor: str | None = None, limit: Limit = 5
 
 
 @router.get("/blocks/{height}", response_model=schemas.BlockRead)
-async def get_block(height: BigId, db: DbSession):
+async def get_block(height: Id, db: DbSession):
     """One block's header."""
     block = await db.get(LedgerBlock, height)
     if block is None:
@@ -40,6 +37,6 @@ async def get_block(height: BigId, db: DbSession):
 
 
 @router.get("/evaluations/{evaluation_id}/proof", response_model=schemas.ProofRead)
-async def get_proof(evaluation_id: BigId, db: DbSession):
+async def get_proof(evaluation_id: Id, db: DbSession):
     """Where a rating is sealed, and the audit path from its content hash to the block root."""
     return await ledger_service.proof(db=db, evaluation_id=evaluation_id)

@@ -63,7 +63,7 @@ async def create_org(data: schemas.OrgCreate, db: DbSession, actor: CurrentPrinc
     org, created = await org_service.create_org(db=db, actor=actor, data=data)
     await db.commit()
     response.status_code = 201 if created else 200
-    return _org_read(org, data.parent_code)
+    return _org_read(org, org_service.parent_code(org))
 
 
 @router.get("/orgs", response_model=Page[schemas.OrgRead])

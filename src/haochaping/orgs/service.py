@@ -77,17 +77,24 @@ async def create_region(
 async def create_org(
     *, db: AsyncSession, actor: Principal, data: schemas.OrgCreate
 ) -> tuple[Org, bool]:
-    """Create an organisation under a parent in the caller's subtree, or rename it."""
+    """Create an organisation under a parent in the caller's subtree, or rename it; without
+    a parent it goes directly under the administrator's own organisation."""
     actor.require_role("admin", "office")
     await get_region(db=db, code=data.region_code)
     existing = (await db.execute(select(Org).where(Org.code == data.code))).scalar_one_or_none()
     if existing is not None:
         actor.require(existing.path)
-        parent_code = None
+        parent_code = requested = None
         if existing.parent_id is not None:
-            parent_code = (await db.get(Org, existing.parent_id)).code  # type: ignore[union-attr]
+            parent = await db.get(Org, existing.parent_id)
+            parent_code = parent.code  # type: ignore[union-attr]
+            # Posted again without a parent: the default parent (the caller's own org) is it.
+            requested = data.parent_code or (
+                parent_code if parent.path == actor.org_path else None)  # type: ignore[union-attr]
+        else:
+            requested = data.parent_code
         _same_or_conflict("机构", {"kind": (existing.kind, data.kind.value),
-                                   "parent_code": (parent_code, data.parent_code)})
+                                   "parent_code": (parent_code, requested)})
         existing.name = data.name
         existing.region_code = data.region_code
         return existing, False
@@ -98,11 +105,19 @@ async def create_org(
             raise Invalid("窗口下不能再设机构", code="invalid_parent",
                           details=[{"field": "parent_code"}])
         parent_id, path = parent.id, f"{parent.path}{data.code}/"
+    elif actor.is_client or actor.role != "admin":
+        raise Forbidden("只有系统管理员可以创建顶级机构", code="role_forbidden")
+    elif actor.org_path != "/":
+        # One root per installation: a "top-level" organisation is created directly under
+        # the administrator's own organisation (for the one `haochaping user create` makes,
+        # the installation's root), so that it stays within the reach of who created it.
+        parent = (await db.execute(select(Org).where(Org.path == actor.org_path))).scalar_one()
+        parent_id, path = parent.id, f"{parent.path}{data.code}/"
     else:
-        if actor.is_client or actor.role != "admin":
-            raise Forbidden("只有系统管理员可以创建顶级机构", code="role_forbidden")
+        # Only a caller scoped to the whole installation (loaders, never a signed-in person)
+        # creates a root.
         parent_id, path = None, f"/{data.code}/"
-    if data.kind == "window" and parent_id is None:
+    if data.kind == "window" and not data.parent_code:
         raise Invalid("窗口必须属于某个大厅或部门", code="invalid_parent",
                       details=[{"field": "parent_code"}])
     org = Org(code=data.code, name=data.name, kind=data.kind.value, parent_id=parent_id,
@@ -110,6 +125,12 @@ async def create_org(
     db.add(org)
     await db.flush()
     return org, True
+
+
+def parent_code(org: Org) -> str | None:
+    """The code of an organisation's parent, read from its path (None for the root)."""
+    codes = org.path.strip("/").split("/")
+    return codes[-2] if len(codes) > 1 else None
 
 
 async def create_staff(

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound
-from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
-from haochaping.workorders import queries, schemas
+from haochaping.workorders import followup, queries, schemas
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
 from haochaping.workorders.models import Attachment, SpotCheck, WorkOrder
@@ -26,7 +26,7 @@ from haochaping.workorders.states import State
 router = APIRouter(prefix="/api/v1", tags=["work orders 差评工单"])
 
 
-async def load_order(work_order_id: int, db: DbSession, principal: CurrentPrincipal
+async def load_order(work_order_id: Id, db: DbSession, principal: CurrentPrincipal
                      ) -> WorkOrder:
     """The work order named in the path, visible to the caller (403 outside its scope)."""
     order = await wo_service.get_order(db=db, work_order_id=work_order_id)
@@ -102,7 +102,7 @@ async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSes
 
 
 @router.get("/work-orders/{work_order_id}/attachments/{attachment_id}")
-async def download_attachment(order: CurrentWorkOrder, attachment_id: int, request: Request,
+async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, request: Request,
                               db: DbSession):
     a = await db.get(Attachment, attachment_id)
     if a is None or a.work_order_id != order.id:
@@ -127,13 +127,13 @@ async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
 
 @router.post("/work-orders/{work_order_id}/follow-up", status_code=201)
 async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
-                    principal: CurrentPrincipal, data: schemas.FollowUpIn):
-    """The rater's one follow-up rating (追评) after rectification, posted by a channel."""
-    from haochaping.workorders import followup
-
+                    principal: CurrentPrincipal, data: schemas.FollowUpCreate):
+    """The rater's one follow-up rating (追评) after rectification, posted for them by a
+    channel client on a case-bound channel it holds; people get 403."""
     ctx = await loop_context(request, db)
-    body = await followup.add(db=db, order=order, data=data, rules=request.app.state.rules,
-                              ctx=ctx, source_ip=request.client.host if request.client else None)
+    body = await followup.add_for_rater(
+        db=db, principal=principal, order=order, data=data, rules=request.app.state.rules,
+        ctx=ctx, source_ip=request.client.host if request.client else None)
     await db.commit()
     return body
 
@@ -160,7 +160,7 @@ async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "
 
 
 @router.post("/spot-checks/{spot_check_id}/callback")
-async def spot_check_callback(spot_check_id: int, request: Request, db: DbSession,
+async def spot_check_callback(spot_check_id: Id, request: Request, db: DbSession,
                               principal: CurrentUser, data: schemas.SpotCheckCallbackIn):
     """Record the callback of a sampled good rating; a dissatisfied citizen opens a work
     order."""

@@ -160,4 +160,4 @@ async def add_follow_up(*, db: AsyncSession, order: WorkOrder, data: wo_schemas.
                         source_ip: str | None = None) -> dict[str, Any]:
     """The rater's one follow-up rating through the link (stored as evaluation count 2)."""
     return await followup.add(db=db, order=order, data=data, rules=rules, ctx=ctx,
-                              source_ip=source_ip, via="link")
+                              source_ip=source_ip)

@@ -7,10 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
-from haochaping.core.schemas import Code, InputModel, ReadModel
+from haochaping.core.schemas import MAX_ID, Code, InputModel, ReadModel
+from haochaping.evaluations.choices import Channel
+from haochaping.evaluations.schemas import COMMENT_MAX, ReasonCode
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-AttachmentIds = Annotated[list[StrictInt], Field(max_length=20)]
+AttachmentIds = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]],
+                         Field(max_length=20)]
 
 
 class _Action(InputModel):
@@ -83,9 +86,19 @@ ActionIn = Annotated[
 
 
 class FollowUpIn(InputModel):
+    """The rater's follow-up rating, validated like any rating (level, reason codes, comment)."""
+
     level: Annotated[StrictInt, Field(ge=1, le=5)]
-    reasons: Annotated[list[str], Field(max_length=20)] = []
-    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    reasons: Annotated[list[ReasonCode], Field(max_length=20)] = []
+    comment: Annotated[str, StringConstraints(strip_whitespace=True,
+                                              max_length=COMMENT_MAX)] | None = None
+
+
+class FollowUpCreate(FollowUpIn):
+    """A follow-up posted by a channel client for the rater: the channel it came through
+    (default: the channel of the first rating)."""
+
+    channel: Channel | None = None
 
 
 class CitizenVerdictIn(InputModel):

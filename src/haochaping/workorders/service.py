@@ -47,7 +47,7 @@ from haochaping.workorders.states import (
 class Actor:
     """Who acts on a work order: a person (by role), the deadline job, or the rater."""
 
-    kind: str  # user | system | citizen
+    kind: str  # user | system | citizen | client (a channel acting for the rater)
     role: str
     name: str
     id: int | None = None
@@ -398,7 +398,8 @@ async def _redispatch(*, data: wo_schemas.RedispatchIn, policy: PolicyValues,
 
 
 async def bump(*, db: AsyncSession, order: WorkOrder, changes: dict[str, Any],
-               note: str | None = None, now: datetime | None = None) -> None:
+               note: str | None = None, now: datetime | None = None,
+               actor: Actor = CITIZEN, data: dict[str, Any] | None = None) -> None:
     """Record a change that keeps the state (e.g. a good follow-up on a closed order)."""
     now = now or utcnow()
     version = order.version
@@ -411,5 +412,6 @@ async def bump(*, db: AsyncSession, order: WorkOrder, changes: dict[str, Any],
     for key, value in values.items():
         set_committed_value(order, key, value)
     db.add(WorkOrderEvent(work_order_id=order.id, action="followup", from_state=order.state,
-                          to_state=order.state, actor_kind=CITIZEN.kind, actor_id=None,
-                          actor_name=CITIZEN.name, note=note, data=changes, created_at=now))
+                          to_state=order.state, actor_kind=actor.kind, actor_id=actor.id,
+                          actor_name=actor.name, note=note, data={**changes, **(data or {})},
+                          created_at=now))
