@@ -23,8 +23,10 @@ from tests.factories import (
 )
 
 
-async def count_evaluations(db) -> int:
-    return (await db.execute(select(func.count()).select_from(Evaluation))).scalar_one()
+async def count_evaluations(db, case_id: int) -> int:
+    """Ratings of one case (other tests' committed rows may share the database)."""
+    return (await db.execute(select(func.count()).select_from(Evaluation)
+                             .where(Evaluation.case_id == case_id))).scalar_one()
 
 
 def post(client, key, body, **headers):
@@ -78,8 +80,8 @@ async def test_second_rating_of_same_case_and_stage_is_a_conflict(client, db, wo
     third = await post(client, key, EvaluationPayloadFactory(case_no=case["case_no"],
                                                              stage="accept"))
     assert third.status_code == 201
-    assert await count_evaluations(db) == 2
     stored = await db.get(Evaluation, first.json()["id"])
+    assert await count_evaluations(db, stored.case_id) == 2
     assert stored.level == 5  # the first rating was not overwritten
 
 

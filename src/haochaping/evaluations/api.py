@@ -165,7 +165,7 @@ async def get_evaluation(evaluation_id: Id, request: Request,
              responses={403: {"description": "仅责任单位、管理机构和管理员（role_forbidden）"},
                         404: {"description": "评价不存在或不在权限范围内"},
                         422: {"description": "评价内容中没有遮盖的号码（comment_not_masked）"}})
-async def reveal_comment(evaluation_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+async def reveal_comment(evaluation_id: Id,
                          request: Request, db: DbSession, user: CurrentUser):
     """The comment as the rater typed it, phone and ID numbers unmasked; every reveal is
     recorded in the audit trail."""
