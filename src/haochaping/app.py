@@ -23,7 +23,7 @@ from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import pages as console_pages
-from haochaping.core import handlers
+from haochaping.core import errors, handlers, openapi
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import make_engine, make_sessionmaker
@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"],
+             responses=errors.declare(503, codes={503: "database_unavailable"}))
     async def healthz(request: Request):
         try:
             async with request.app.state.engine.connect() as conn:
@@ -146,4 +147,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 status_code=503)
         return {"status": "ok", "version": __version__}
 
+    openapi.install(app)
     return app

@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from haochaping.accounts import service as account_service
 from haochaping.core.auth import TOKEN_SALT, CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Unauthenticated
+from haochaping.core.errors import Unauthenticated, declare
 from haochaping.core.ratelimit import limiter
 from haochaping.core.security import signer
 
 router = APIRouter(prefix="/api/v1", tags=["auth 认证"])
 
 
-@router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))])
+@router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))],
+             responses=declare(401, codes={401: "invalid_credentials", 429: "login_locked"}))
 async def issue_token(request: Request, db: DbSession,
                       username: Annotated[str, Form(max_length=64)],
                       password: Annotated[str, Form(max_length=200)]):
