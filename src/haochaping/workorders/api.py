@@ -3,7 +3,6 @@ spot checks."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, declare
-from haochaping.core.schemas import Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Limit, Page, Timestamp, decode_int_cursor, encode_cursor
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import queries, schemas
@@ -47,7 +46,7 @@ async def _detail(request: Request, db, order: WorkOrder, principal: Principal) 
 @router.get("/work-orders", response_model=Page[schemas.WorkOrderRead])
 async def list_work_orders(request: Request, db: DbSession, principal: CurrentPrincipal,
                            state: State | None = None, org_code: str | None = None,
-                           overdue: bool | None = None, due_before: datetime | None = None,
+                           overdue: bool | None = None, due_before: Timestamp | None = None,
                            cursor: str | None = None, limit: Limit = 50):
     """A queue of work orders in the caller's subtree (filters: state, org, overdue, due)."""
     now = utcnow()
