@@ -100,8 +100,9 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-# What each error status means, for the OpenAPI document (people read it: Chinese).
+# What each status means, for the OpenAPI document (people read it: Chinese).
 ERROR_LABELS: dict[int, str] = {
+    200: "已存在，按请求更新",  # the "updated" answer of a create-or-update route
     400: "请求格式错误",
     401: "未认证",
     403: "超出权限范围",
@@ -119,12 +120,14 @@ CODES_KEY = "x-error-codes"
 def declare(*statuses: int,
             codes: Mapping[int, str | Iterable[str]] | None = None) -> dict[int | str, Any]:
     """Business answers of a route for FastAPI's `responses=`: `declare(409, 422)`, optionally
-    naming their stable codes (`codes={409: "status_regression"}`); the error body schema and
-    the answers every route of its shape gives are added by `core.openapi`."""
+    naming their stable codes (`codes={409: "status_regression"}`); 200 is the "updated"
+    answer of a create-or-update route. The error body schema and the answers every route of
+    its shape gives are added by `core.openapi`."""
     named = {status: [value] if isinstance(value, str) else list(value)
              for status, value in (codes or {}).items()}
     out: dict[int | str, Any] = {}
     for status in sorted({*statuses, *named}):
-        out[status] = {"description": ERROR_LABELS.get(status, "请求无法处理"),
-                       CODES_KEY: named.get(status, [])}
+        out[status] = {"description": ERROR_LABELS.get(status, "请求无法处理")}
+        if status >= 400:
+            out[status][CODES_KEY] = named.get(status, [])
     return out

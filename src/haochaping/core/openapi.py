@@ -123,6 +123,12 @@ def declare_errors(schema: dict[str, Any], routes: list[Any]) -> None:
             if op is None:
                 continue
             responses = op.setdefault("responses", {})
+            main = responses.get(str(route.status_code or 200), {}).get("content")
+            for key, entry in responses.items():
+                if key[:1] == "2" and "content" not in entry and main:
+                    # Another success status of the route (200 "updated" beside 201
+                    # "created") answers the same model.
+                    entry["content"] = main
             derived = derived_answers(route, method)
             statuses = {str(s) for s in derived} | {s for s in responses if s[:1] in "45"}
             for key in sorted(statuses):

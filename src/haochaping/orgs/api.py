@@ -31,7 +31,7 @@ def _org_read(org: Org, parent_code: str | None) -> schemas.OrgRead:
 
 
 @router.post("/regions", response_model=schemas.RegionRead, status_code=201, responses=declare(
-    404, 409, 422, codes={404: "region_not_found", 409: "immutable_field", 422: "region_too_deep"}))
+    200, codes={404: "region_not_found", 409: "immutable_field", 422: "region_too_deep"}))
 async def create_region(data: schemas.RegionCreate, db: DbSession, actor: CurrentPrincipal,
                         response: Response):
     """Create a region (201) or rename an existing one (200)."""
@@ -58,8 +58,8 @@ async def get_region(code: str, db: DbSession, _actor: CurrentPrincipal):
 
 
 @router.post("/orgs", response_model=schemas.OrgRead, status_code=201, responses=declare(
-    404, 409, 422, codes={404: ["region_not_found", "org_not_found"], 409: "immutable_field",
-                          422: "invalid_parent"}))
+    200, codes={404: ["region_not_found", "org_not_found"], 409: "immutable_field",
+                 422: "invalid_parent"}))
 async def create_org(data: schemas.OrgCreate, db: DbSession, actor: CurrentPrincipal,
                      response: Response):
     """Create an organisation (201) or update its name and region (200)."""
@@ -88,7 +88,7 @@ async def get_org(code: str, db: DbSession, actor: CurrentPrincipal):
 
 
 @router.post("/staff", response_model=schemas.StaffRead, status_code=201, responses=declare(
-    404, 409, codes={404: "org_not_found", 409: "immutable_field"}))
+    200, codes={404: "org_not_found", 409: "immutable_field"}))
 async def create_staff(data: schemas.StaffCreate, db: DbSession, actor: CurrentPrincipal,
                        response: Response):
     """Create a staff member (201) or update name and organisation (200)."""
@@ -119,7 +119,7 @@ async def get_staff(staff_no: str, db: DbSession, actor: CurrentPrincipal):
 
 
 @router.post("/items", response_model=schemas.ItemRead, status_code=201, responses=declare(
-    404, 409, codes={404: "org_not_found", 409: "immutable_field"}))
+    200, codes={404: "org_not_found", 409: "immutable_field"}))
 async def create_item(data: schemas.ItemCreate, db: DbSession, actor: CurrentPrincipal,
                       response: Response):
     """Create a service item (201) or update it (200)."""
