@@ -89,7 +89,15 @@ def _fuzz_operation(operation: Any, auths: list[dict[str, str]], client: httpx.A
         nonlocal sent
         if _known_elsewhere(case):
             return
-        response = _send(case, auth, client, loop)
+        try:
+            response = _send(case, auth, client, loop)
+        except Exception as exc:  # the app raised: a 500 to a real client
+            key = f"raised {type(exc).__name__}"
+            if key not in seen:
+                seen.add(key)
+                failures.append(f"{operation.label}: server error, the app raised "
+                                f"{type(exc).__name__}: {exc}\n  {case.as_curl_command()}")
+            return
         sent += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=auth)
