@@ -82,3 +82,9 @@ async def test_a_number_is_not_a_time_in_a_body_either(client, world):
                                  headers=factories.key_headers(world))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "accepted_at"
+
+
+async def test_the_served_document_is_the_declared_one(client):
+    document = (await client.get("/openapi.json")).json()
+    assert "ErrorBody" in document["components"]["schemas"]
+    assert "invalid_cursor" in _codes(document["paths"]["/api/v1/work-orders"]["get"], 400)
