@@ -23,7 +23,7 @@ from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import pages as console_pages
-from haochaping.core import handlers
+from haochaping.core import errors, handlers, openapi
 from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"],
+             responses=errors.declare(503, codes={503: "database_unavailable"}))
     async def healthz(request: Request):
         try:
             async with request.app.state.engine.connect() as conn:
@@ -148,4 +149,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 headers={"Retry-After": str(handlers.RETRY_AFTER_SECONDS)})
         return {"status": "ok", "version": __version__}
 
+    openapi.install(app)
     return app

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Path, Request, Response
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from haochaping.accounts import service as account_service
 from haochaping.core.auth import CurrentUser, issue_token
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Unauthenticated
+from haochaping.core.errors import Unauthenticated, declare
 from haochaping.core.ratelimit import client_ip, limiter
-from haochaping.core.schemas import MAX_ID
+from haochaping.core.schemas import Id
 
 router = APIRouter(prefix="/api/v1", tags=["auth 认证"])
-ClientId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _token_body(request: Request, user) -> dict:
@@ -24,7 +23,8 @@ def _token_body(request: Request, user) -> dict:
             "expires_in": settings.token_ttl_seconds}
 
 
-@router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))])
+@router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))],
+             responses=declare(401, codes={401: "invalid_credentials", 429: "login_locked"}))
 async def issue(request: Request, db: DbSession,
                 username: Annotated[str, Form(max_length=64)],
                 password: Annotated[str, Form(max_length=200)]):
@@ -75,7 +75,7 @@ async def change_password(request: Request, db: DbSession, user: CurrentUser,
 
 
 @router.post("/clients/{client_id}/revoke", tags=["clients 客户端"])
-async def revoke_client(client_id: ClientId, request: Request, db: DbSession,
+async def revoke_client(client_id: Id, request: Request, db: DbSession,
                         user: CurrentUser):
     """Deactivate an API client (administrators): its key is refused at once."""
     client = await account_service.revoke_client(db=db, client_id=client_id, actor=user,

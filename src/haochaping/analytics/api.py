@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime
 
 from haochaping.analytics import queries
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
+from haochaping.core.schemas import Timestamp
 
 router = APIRouter(prefix="/api/v1", tags=["statistics 统计"])
 
 
 @router.get("/stats/summary")
 async def stats_summary(request: Request, db: DbSession, principal: CurrentPrincipal,
-                        org_code: str | None = None, since: AwareDatetime | None = None,
-                        until: AwareDatetime | None = None):
+                        org_code: str | None = None, since: Timestamp | None = None,
+                        until: Timestamp | None = None):
     """好评率、差评率、平均分 over the ratings that count (invalid and held ones excluded,
     default ratings reported apart)."""
     return await queries.summary(db=db, actor=principal, org_code=org_code, since=since,

@@ -10,6 +10,7 @@ from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
+from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, decode_int_cursor, encode_cursor
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
@@ -22,7 +23,9 @@ async def _read(db, appeal: Appeal) -> dict:
     return appeal_service.read(appeal, org.code)
 
 
-@router.post("/appeals", status_code=201, response_model=schemas.AppealRead)
+@router.post("/appeals", status_code=201, response_model=schemas.AppealRead, responses=declare(
+    404, 409, 422, codes={404: "evaluation_not_found", 409: "duplicate_appeal",
+                          422: ["not_a_bad_rating", "appeal_deadline_passed"]}))
 async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSession,
                       user: CurrentUser):
     """A unit appeals a bad rating of its own (mistaken, malicious, outside remit, other)."""
@@ -52,12 +55,14 @@ async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = Non
             "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
 
 
-@router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead)
+@router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead,
+            responses=declare(codes={404: "appeal_not_found"}))
 async def get_appeal(appeal_id: Id, db: DbSession, user: CurrentUser):
     return await _read(db, await appeal_service.get(db=db, principal=user, appeal_id=appeal_id))
 
 
-@router.post("/appeals/{appeal_id}/decision", response_model=schemas.AppealRead)
+@router.post("/appeals/{appeal_id}/decision", response_model=schemas.AppealRead, responses=declare(
+    409, 422, codes={404: "appeal_not_found", 409: "appeal_decided", 422: "register_not_allowed"}))
 async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Request,
                         db: DbSession, user: CurrentUser):
     """The office upholds or rejects an appeal, with reasons."""
@@ -70,7 +75,8 @@ async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Re
     return body
 
 
-@router.post("/evaluations/{evaluation_id}/standing")
+@router.post("/evaluations/{evaluation_id}/standing", responses=declare(
+    409, 422, codes={404: "evaluation_not_found", 409: "not_held", 422: "invalid_standing"}))
 async def review_held_rating(evaluation_id: Id, data: schemas.StandingDecision,
                              db: DbSession, user: CurrentUser):
     """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""

@@ -7,16 +7,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
-from haochaping.core.schemas import InputModel, ReadModel
+from haochaping.core.schemas import BodyId, InputModel, ReadModel
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=5000)]
+# A BIGINT id in a body: a number past it names nothing (422, not an overflow in the driver).
 
 
 class AppealCreate(InputModel):
-    evaluation_id: StrictInt
+    evaluation_id: BodyId
     category: Literal["mistaken", "malicious", "outside_remit", "other"]
     reasons: Text
-    attachment_ids: Annotated[list[StrictInt], Field(max_length=20)] = []
+    attachment_ids: Annotated[list[BodyId], Field(max_length=20)] = []
 
 
 class AppealDecision(InputModel):

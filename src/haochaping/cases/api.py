@@ -8,13 +8,16 @@ from haochaping.cases import schemas
 from haochaping.cases import service as case_service
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
+from haochaping.core.errors import declare
 
 router = APIRouter(prefix="/api/v1", tags=["cases 办件"])
 
 
 @router.post("/cases", response_model=schemas.CaseRead, status_code=201,
              responses={200: {"description": "已有办件被更新"},
-                        409: {"description": "状态不能回退（status_regression）"}})
+                        409: {"description": "状态不能回退（status_regression）"},
+                        **declare(404, 422, codes={404: ["org_not_found", "item_not_found",
+                                                         "staff_not_found"], 422: "not_a_window"})})
 async def upsert_case(data: schemas.CaseUpsert, db: DbSession, actor: CurrentPrincipal,
                       response: Response):
     """Create (201) or move forward (200) a case; `status` never moves back."""

@@ -6,7 +6,10 @@ English identifier, `message` is for people (Simplified Chinese), `details` name
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 
 class DomainError(Exception):
@@ -81,3 +84,50 @@ class RateLimited(DomainError):
     status_code = 429
     code = "rate_limited"
     message = "请求过于频繁，请稍后再试"
+
+
+class ErrorDetail(BaseModel):
+    """The inside of every error answer."""
+
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorDetail
+
+
+# What each status means, for the OpenAPI document (people read it: Chinese).
+ERROR_LABELS: dict[int, str] = {
+    200: "已存在，按请求更新",  # the "updated" answer of a create-or-update route
+    400: "请求格式错误",
+    401: "未认证",
+    403: "超出权限范围",
+    404: "资源不存在",
+    409: "与现有数据或状态冲突",
+    413: "请求体过大",
+    422: "数据不符合要求",
+    429: "请求过于频繁",
+    503: "数据库暂时不可用",
+}
+# The OpenAPI extension that lists an answer's stable error codes (read by core/openapi.py).
+CODES_KEY = "x-error-codes"
+
+
+def declare(*statuses: int,
+            codes: Mapping[int, str | Iterable[str]] | None = None) -> dict[int | str, Any]:
+    """Business answers of a route for FastAPI's `responses=`: `declare(409, 422)`, optionally
+    naming their stable codes (`codes={409: "status_regression"}`); 200 is the "updated"
+    answer of a create-or-update route. The error body schema and the answers every route of
+    its shape gives are added by `core.openapi`."""
+    named = {status: [value] if isinstance(value, str) else list(value)
+             for status, value in (codes or {}).items()}
+    out: dict[int | str, Any] = {}
+    for status in sorted({*statuses, *named}):
+        out[status] = {"description": ERROR_LABELS.get(status, "请求无法处理")}
+        if status >= 400:
+            out[status][CODES_KEY] = named.get(status, [])
+    return out

@@ -218,15 +218,22 @@ async def enforce(request: Request, limit: Limit, key: str | None = None) -> Non
                           details=[{"limit": limit.hits, "window_seconds": limit.window}])
 
 
-def limiter(name: str, hits_setting: str, window: int = 60):
-    """A route dependency: at most the configured hits per minute per IP."""
+class RouteLimit:
+    """A route dependency counting hits per IP (a class, so the OpenAPI document can tell a
+    rate-limited route by its dependencies and declare its 429)."""
 
-    async def dependency(request: Request) -> None:
-        hits = getattr(request.app.state.settings, hits_setting)
+    def __init__(self, name: str, hits_setting: str, window: int) -> None:
+        self.name, self.hits_setting, self.window = name, hits_setting, window
+
+    async def __call__(self, request: Request) -> None:
+        hits = getattr(request.app.state.settings, self.hits_setting)
         if hits > 0:
-            await enforce(request, Limit(name, hits, window))
+            await enforce(request, Limit(self.name, hits, self.window))
 
-    return dependency
+
+def limiter(name: str, hits_setting: str, window: int = 60) -> RouteLimit:
+    """A route dependency: at most the configured hits per minute per IP."""
+    return RouteLimit(name, hits_setting, window)
 
 
 class LoginGuard:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -11,8 +12,10 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     field_validator,
 )
@@ -31,6 +34,8 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 MAX_ID = 2**63 - 1
 # An integer id in a path: 0, negatives and numbers past BIGINT answer 422, never a 500.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+# An id inside a JSON body, bounded the same way (a float or a string is not an id).
+BodyId = Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
 MIN_YEAR, MAX_YEAR = 1900, 2999
 
 
@@ -45,8 +50,20 @@ def _storable_time(value: datetime) -> datetime:
     return value
 
 
-# A timestamp with an offset (ISO 8601), within years that UTC conversion and storage survive.
-Timestamp = Annotated[AwareDatetime, AfterValidator(_storable_time)]
+# Date and time of day at the start: what every ISO 8601 timestamp begins with.
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    """Refuse what pydantic would read as a Unix time (`until=0.5`, `1700000000`, a number)."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_8601.match(value)):
+        return value
+    raise ValueError("时间格式不正确，应为带时区的 ISO 8601，例如 2026-01-01T09:00:00+08:00")
+
+
+# A timestamp with an offset (ISO 8601), within years that UTC conversion and storage survive;
+# in a query string as in a body (a number is not a time).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_8601), AfterValidator(_storable_time)]
 
 
 def _has_nul(value: Any) -> bool:

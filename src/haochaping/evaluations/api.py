@@ -15,7 +15,7 @@ from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency
 from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Forbidden, NotFound
+from haochaping.core.errors import Forbidden, NotFound, declare
 from haochaping.core.schemas import (
     Id,
     Limit,
@@ -177,7 +177,8 @@ async def reveal_comment(evaluation_id: Id,
 
 
 @router.post("/cases/{case_no}/invitations", status_code=201, response_model=InvitationRead,
-             tags=["cases 办件"])
+             tags=["cases 办件"], responses=declare(404, 422, codes={
+                 404: "case_not_found", 422: ["case_not_accepted", "evaluation_window_closed"]}))
 async def create_invitation(case_no: str, request: Request, db: DbSession,
                             actor: CurrentPrincipal, data: InvitationCreate | None = None):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
+from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.integrity import detectors, queries, schemas, service
 from haochaping.integrity.service import FlagState
@@ -21,7 +22,8 @@ async def list_checks(principal: CurrentUser):
             for c in detectors.REGISTRY.values()]
 
 
-@router.get("/flags", response_model=Page[schemas.FlagRead])
+@router.get("/flags", response_model=Page[schemas.FlagRead],
+            responses=declare(404, codes={404: "org_not_found"}))
 async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | None = None,
                      check: str | None = None, org_code: str | None = None,
                      cursor: str | None = None, limit: Limit = 50):
@@ -37,14 +39,16 @@ async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | N
             "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
 
 
-@router.get("/flags/{flag_id}", response_model=schemas.FlagDetail)
+@router.get("/flags/{flag_id}", response_model=schemas.FlagDetail,
+            responses=declare(codes={404: "flag_not_found"}))
 async def get_flag(flag_id: Id, request: Request, db: DbSession, principal: CurrentUser):
     """One flag with its evidence, the rating (personal data masked) and its history."""
     flag = await service.get_flag(db=db, actor=principal, flag_id=flag_id)
     return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
 
 
-@router.post("/flags/{flag_id}/review", response_model=schemas.FlagDetail)
+@router.post("/flags/{flag_id}/review", response_model=schemas.FlagDetail, responses=declare(
+    codes={404: "flag_not_found", 409: "flag_already_reviewed", 422: "note_required"}))
 async def review_flag(flag_id: Id, data: schemas.ReviewIn, request: Request, db: DbSession,
                       principal: CurrentUser):
     """Clear the flag (the rating counts) or invalidate the rating; once per flag (409)."""
@@ -54,7 +58,8 @@ async def review_flag(flag_id: Id, data: schemas.ReviewIn, request: Request, db:
     return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
 
 
-@router.post("/staff-identities", response_model=schemas.StaffIdentityRead)
+@router.post("/staff-identities", response_model=schemas.StaffIdentityRead, responses=declare(
+    codes={404: "staff_not_found", 422: "identity_required"}))
 async def register_staff_identity(data: schemas.StaffIdentityIn, request: Request,
                                   db: DbSession, principal: CurrentUser):
     """Record a staff member's ID number and/or phone (kept only as keyed hashes); their

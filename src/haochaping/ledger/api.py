@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from haochaping.core.db import DbSession
-from haochaping.core.errors import NotFound
+from haochaping.core.errors import NotFound, declare
 from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.ledger import queries, schemas
 from haochaping.ledger import service as ledger_service
@@ -26,7 +26,8 @@ async def list_blocks(db: DbSession, cursor: str | None = None, limit: Limit = 5
             "next_cursor": encode_cursor(rows[-1].height) if more else None}
 
 
-@router.get("/blocks/{height}", response_model=schemas.BlockRead)
+@router.get("/blocks/{height}", response_model=schemas.BlockRead,
+            responses=declare(codes={404: "ledger_block_not_found"}))
 async def get_block(height: Id, db: DbSession):
     """One block's header."""
     block = await db.get(LedgerBlock, height)
@@ -36,7 +37,10 @@ async def get_block(height: Id, db: DbSession):
     return ledger_service.block_read(block)
 
 
-@router.get("/evaluations/{evaluation_id}/proof", response_model=schemas.ProofRead)
+@router.get("/evaluations/{evaluation_id}/proof", response_model=schemas.ProofRead,
+            responses=declare(409, codes={404: ["evaluation_not_found", "evaluation_not_sealed",
+                                                "ledger_block_not_found"],
+                                          409: "ledger_inconsistent"}))
 async def get_proof(evaluation_id: Id, db: DbSession):
     """Where a rating is sealed, and the audit path from its content hash to the block root."""
     return await ledger_service.proof(db=db, evaluation_id=evaluation_id)

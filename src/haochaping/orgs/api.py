@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import NotFound
+from haochaping.core.errors import NotFound, declare
 from haochaping.core.schemas import Limit, Page, decode_cursor, decode_int_cursor, encode_cursor
 from haochaping.orgs import queries, schemas
 from haochaping.orgs import service as org_service
@@ -30,7 +30,8 @@ def _org_read(org: Org, parent_code: str | None) -> schemas.OrgRead:
                            region_code=org.region_code, created_at=org.created_at)
 
 
-@router.post("/regions", response_model=schemas.RegionRead, status_code=201)
+@router.post("/regions", response_model=schemas.RegionRead, status_code=201, responses=declare(
+    200, codes={404: "region_not_found", 409: "immutable_field", 422: "region_too_deep"}))
 async def create_region(data: schemas.RegionCreate, db: DbSession, actor: CurrentPrincipal,
                         response: Response):
     """Create a region (201) or rename an existing one (200)."""
@@ -56,7 +57,9 @@ async def get_region(code: str, db: DbSession, _actor: CurrentPrincipal):
     return await org_service.get_region(db=db, code=code)
 
 
-@router.post("/orgs", response_model=schemas.OrgRead, status_code=201)
+@router.post("/orgs", response_model=schemas.OrgRead, status_code=201, responses=declare(
+    200, codes={404: ["region_not_found", "org_not_found"], 409: "immutable_field",
+                 422: "invalid_parent"}))
 async def create_org(data: schemas.OrgCreate, db: DbSession, actor: CurrentPrincipal,
                      response: Response):
     """Create an organisation (201) or update its name and region (200)."""
@@ -84,7 +87,8 @@ async def get_org(code: str, db: DbSession, actor: CurrentPrincipal):
     return _org_read(org, parent.code if parent else None)
 
 
-@router.post("/staff", response_model=schemas.StaffRead, status_code=201)
+@router.post("/staff", response_model=schemas.StaffRead, status_code=201, responses=declare(
+    200, codes={404: "org_not_found", 409: "immutable_field"}))
 async def create_staff(data: schemas.StaffCreate, db: DbSession, actor: CurrentPrincipal,
                        response: Response):
     """Create a staff member (201) or update name and organisation (200)."""
@@ -114,7 +118,8 @@ async def get_staff(staff_no: str, db: DbSession, actor: CurrentPrincipal):
     return schemas.StaffRead(staff_no=row[0].staff_no, name=row[0].name, org_code=row[1].code)
 
 
-@router.post("/items", response_model=schemas.ItemRead, status_code=201)
+@router.post("/items", response_model=schemas.ItemRead, status_code=201, responses=declare(
+    200, codes={404: "org_not_found", 409: "immutable_field"}))
 async def create_item(data: schemas.ItemCreate, db: DbSession, actor: CurrentPrincipal,
                       response: Response):
     """Create a service item (201) or update it (200)."""

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
+from haochaping.core.errors import declare
 from haochaping.policies import schemas
 from haochaping.policies import service as policy_service
 from haochaping.policies.models import PolicySet
@@ -21,7 +22,8 @@ def _read(p: PolicySet, effective: schemas.PolicyValues) -> dict:
             "note": p.note}
 
 
-@router.post("/policies", status_code=201, response_model=schemas.PolicyRead)
+@router.post("/policies", status_code=201, response_model=schemas.PolicyRead,
+             responses=declare(404, 422, codes={404: "region_not_found", 422: "invalid_policy"}))
 async def create_policy(data: schemas.PolicyCreate, request: Request, db: DbSession,
                         user: CurrentUser):
     """Publish a new version of a region's policy (inherited by its subtree)."""
@@ -47,7 +49,8 @@ async def list_policies(db: DbSession, _principal: CurrentPrincipal,
             "next_cursor": None}
 
 
-@router.get("/policies/effective", response_model=schemas.PolicyValues)
+@router.get("/policies/effective", response_model=schemas.PolicyValues,
+            responses=declare(404, codes={404: "region_not_found"}))
 async def effective_policy(region_code: str, db: DbSession, _principal: CurrentPrincipal):
     """The values in force for a region today (defaults ← ancestors ← its own)."""
     values, _ = await policy_service.effective(db=db, region_code=region_code)

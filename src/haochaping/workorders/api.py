@@ -3,7 +3,6 @@ spot checks."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +12,8 @@ from sqlalchemy import select
 
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import NotFound
-from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.errors import NotFound, declare
+from haochaping.core.schemas import Id, Limit, Page, Timestamp, decode_int_cursor, encode_cursor
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import followup, queries, schemas
@@ -47,7 +46,7 @@ async def _detail(request: Request, db, order: WorkOrder, principal: Principal) 
 @router.get("/work-orders", response_model=Page[schemas.WorkOrderRead])
 async def list_work_orders(request: Request, db: DbSession, principal: CurrentPrincipal,
                            state: State | None = None, org_code: str | None = None,
-                           overdue: bool | None = None, due_before: datetime | None = None,
+                           overdue: bool | None = None, due_before: Timestamp | None = None,
                            cursor: str | None = None, limit: Limit = 50):
     """A queue of work orders in the caller's subtree (filters: state, org, overdue, due)."""
     now = utcnow()
@@ -64,14 +63,17 @@ async def list_work_orders(request: Request, db: DbSession, principal: CurrentPr
     return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
 
 
-@router.get("/work-orders/{work_order_id}", response_model=schemas.WorkOrderRead)
+@router.get("/work-orders/{work_order_id}", response_model=schemas.WorkOrderRead,
+            responses=declare(codes={404: "work_order_not_found"}))
 async def get_work_order(order: CurrentWorkOrder, request: Request, db: DbSession,
                          principal: CurrentPrincipal):
     """One work order with its rating, deadlines as dates, and its timeline."""
     return await _detail(request, db, order, principal)
 
 
-@router.post("/work-orders/{work_order_id}/actions", response_model=schemas.WorkOrderRead)
+@router.post("/work-orders/{work_order_id}/actions", response_model=schemas.WorkOrderRead,
+             responses=declare(409, 422, codes={404: "work_order_not_found", 409: [
+                 "illegal_transition", "stale_version", "concurrent_update", "appeal_pending"]}))
 async def act_on_work_order(order: CurrentWorkOrder, request: Request, db: DbSession,
                             principal: CurrentUser,
                             data: Annotated[schemas.ActionIn, Body()]):
@@ -82,7 +84,8 @@ async def act_on_work_order(order: CurrentWorkOrder, request: Request, db: DbSes
     return await _detail(request, db, order, principal)
 
 
-@router.post("/work-orders/{work_order_id}/attachments", status_code=201)
+@router.post("/work-orders/{work_order_id}/attachments", status_code=201, responses=declare(
+    codes={422: ["attachment_empty", "attachment_type", "attachment_disguised"]}))
 async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSession,
                             principal: CurrentUser, file: Annotated[UploadFile, File()]):
     """Store an evidence file (PDF, PNG, JPEG, WebP; size-limited); cite it in an action."""
@@ -101,7 +104,9 @@ async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSes
             "sha256": a.sha256}
 
 
-@router.get("/work-orders/{work_order_id}/attachments/{attachment_id}")
+@router.get("/work-orders/{work_order_id}/attachments/{attachment_id}", responses={
+    200: {"content": {t: {} for t in attachment_store.SIGNATURES}}, **declare(codes={
+        404: ["work_order_not_found", "attachment_not_found"]})})
 async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, request: Request,
                               db: DbSession):
     a = await db.get(Attachment, attachment_id)
@@ -113,7 +118,8 @@ async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, reques
         "X-Content-Type-Options": "nosniff"})
 
 
-@router.post("/work-orders/{work_order_id}/reveal-phone")
+@router.post("/work-orders/{work_order_id}/reveal-phone", responses=declare(
+    codes={422: ["work_order_closed", "no_phone"]}))
 async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
                        principal: CurrentUser):
     """The rater's phone number, for the callback; the reveal is recorded in the audit trail."""
@@ -125,7 +131,8 @@ async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
     return body
 
 
-@router.post("/work-orders/{work_order_id}/follow-up", status_code=201)
+@router.post("/work-orders/{work_order_id}/follow-up", status_code=201, responses=declare(
+    409, 422, codes={409: "followup_used", 422: "followup_not_open"}))
 async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
                     principal: CurrentPrincipal, data: schemas.FollowUpCreate):
     """The rater's one follow-up rating (追评) after rectification, posted for them by a
@@ -159,7 +166,8 @@ async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "
             "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
 
 
-@router.post("/spot-checks/{spot_check_id}/callback")
+@router.post("/spot-checks/{spot_check_id}/callback", responses=declare(
+    codes={404: "spot_check_not_found", 409: "spot_check_done", 422: "verdict_required"}))
 async def spot_check_callback(spot_check_id: Id, request: Request, db: DbSession,
                               principal: CurrentUser, data: schemas.SpotCheckCallbackIn):
     """Record the callback of a sampled good rating; a dissatisfied citizen opens a work

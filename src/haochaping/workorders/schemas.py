@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StringConstraints
 
-from haochaping.core.schemas import MAX_ID, Code, InputModel, ReadModel
+from haochaping.core.schemas import BodyId, Code, InputModel, ReadModel
 from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.schemas import COMMENT_MAX, ReasonCode
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-AttachmentIds = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_ID)]],
+AttachmentIds = Annotated[list[BodyId],
                          Field(max_length=20)]
 
 
