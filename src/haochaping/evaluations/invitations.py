@@ -16,7 +16,7 @@ from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.models import Invitation
-from haochaping.policies.schemas import StageRule
+from haochaping.evaluations.schemas import StageRule
 
 SALT = "invitation"
 # People who hand a citizen a rating link: those who serve or manage the case. Assessors rate

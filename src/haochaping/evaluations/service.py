@@ -34,9 +34,9 @@ from haochaping.evaluations.choices import (
     Reached,
 )
 from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.schemas import StageRule
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
-from haochaping.policies.schemas import StageRule
 
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
 # The national default list of stages: the whole case, from acceptance.

@@ -11,39 +11,15 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    StringConstraints,
     field_validator,
     model_validator,
 )
 
 from haochaping.core.schemas import InputModel
-from haochaping.evaluations.choices import STAGE_LABELS, STAGE_REACHED, Reached
+from haochaping.evaluations.schemas import StageRule
 
 Days = Annotated[StrictInt, Field(ge=0, le=365)]
-StageCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,30}$")]
 MAX_STAGES = 20
-
-
-class StageRule(BaseModel):
-    """One stage a case may be rated at: its code, the label people see, and how far the case
-    must have come (`whole`, `accept` and `complete` have fixed labels; a step of a bundled
-    "一件事" is labelled freely and may be rated from acceptance unless said otherwise)."""
-
-    model_config = ConfigDict(extra="forbid")
-    code: StageCode
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
-    reached: Reached | None = None
-
-    @model_validator(mode="after")
-    def _label_and_reached(self) -> StageRule:
-        known = STAGE_LABELS.get(self.code)
-        if known is not None:
-            self.label = known
-        elif not self.label:
-            raise ValueError(f"评价环节 {self.code} 须填写名称")
-        if self.reached is None:
-            self.reached = STAGE_REACHED.get(self.code, Reached.ACCEPTED)
-        return self
 
 
 def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
