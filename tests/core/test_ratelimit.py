@@ -50,6 +50,7 @@ async def test_sign_in_locks_after_repeated_failures(client, world):
     err = assert_error(r, 429, "login_locked")
     assert "锁定" in err["message"]
     assert err["details"] == [{"retry_after_seconds": 900}]
+    assert r.headers["retry-after"] == "900"  # the JSON answer says when to retry, too
     other = await client.post("/api/v1/auth/token",
                               data={"username": world.users["unit_b"], "password": PASSWORD})
     assert other.status_code == 200
@@ -167,6 +168,7 @@ async def test_sign_in_attempts_are_capped_per_ip(client, world):
                               data={"username": f"nobody{i}", "password": "x"})
         codes.append(r.status_code)
     assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
+    assert r.headers["retry-after"] == "60"  # the per-IP window of the sign-in limit
 
 
 def _free_port() -> int:

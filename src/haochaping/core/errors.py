@@ -37,6 +37,18 @@ class DomainError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
+    def headers(self) -> dict[str, str] | None:
+        """Headers the answer carries: Retry-After on a 429, from the limit's window or the
+        lock-out's remaining time when the refusal names it (60 s otherwise)."""
+        if self.status_code != 429:
+            return None
+        for detail in self.details:
+            if isinstance(detail, dict):
+                seconds = detail.get("window_seconds") or detail.get("retry_after_seconds")
+                if seconds:
+                    return {"Retry-After": str(int(seconds))}
+        return {"Retry-After": "60"}
+
 
 class Malformed(DomainError):
     status_code = 400

@@ -130,18 +130,6 @@ ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 4
                 429: "请求过于频繁，请稍后再试"}
 
 
-def _retry_after(exc: DomainError) -> dict[str, str] | None:
-    """Retry-After for a 429, from the limit's window when the refusal names it."""
-    if exc.status_code != 429:
-        return None
-    for detail in exc.details:
-        if isinstance(detail, dict):
-            seconds = detail.get("window_seconds") or detail.get("retry_after_seconds")
-            if seconds:
-                return {"Retry-After": str(seconds)}
-    return {"Retry-After": "60"}
-
-
 def login_redirect(request: Request) -> Response:
     """Send a visitor who is not signed in to the sign-in page, then back here."""
     target = "/login?" + urlencode({"next": here(request)})
@@ -166,7 +154,7 @@ def html_route(error_template: str) -> type[APIRoute]:
                 except DomainError as exc:
                     return error_page(request, error_template, status_code=exc.status_code,
                                       title=ERROR_TITLES.get(exc.status_code, "出错了"),
-                                      message=exc.message, headers=_retry_after(exc))
+                                      message=exc.message, headers=exc.headers())
                 except RequestValidationError:
                     return error_page(request, error_template, status_code=422,
                                       title=ERROR_TITLES[422],
