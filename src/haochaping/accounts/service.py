@@ -7,9 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.choices import Role
 from haochaping.accounts.models import ApiClient, User
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Invalid, NotFound, Unauthenticated
-from haochaping.core.models import AuditEvent
 from haochaping.core.security import hash_api_key, hash_password, new_api_key, verify_password
 from haochaping.evaluations.choices import Channel
 from haochaping.orgs.models import Org
@@ -22,13 +22,6 @@ def _check_password(password: str, field: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"密码至少 {MIN_PASSWORD} 位", code="weak_password",
                       details=[{"field": field}])
-
-
-def _audit(db: AsyncSession, *, actor: str, actor_role: str | None, action: str,
-           target_type: str, target_id: int, detail: dict, source_ip: str | None) -> None:
-    db.add(AuditEvent(actor=actor, actor_role=actor_role, action=action,
-                      target_type=target_type, target_id=target_id, detail=detail,
-                      source_ip=source_ip))
 
 
 async def create_user(*, db: AsyncSession, username: str, password: str, role: str,
@@ -128,7 +121,7 @@ async def set_password(*, db: AsyncSession, username: str, password: str,
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     end_sessions(user)
-    _audit(db, actor=actor, actor_role=None, action="set_password", target_type="user",
+    audit.record(db, actor=actor, actor_role=None, action="set_password", target_type="user",
            target_id=user.id, detail={"username": user.username}, source_ip=None)
     await db.flush()
     return user
@@ -139,7 +132,7 @@ async def deactivate_user(*, db: AsyncSession, username: str, actor: str = "cli"
     user = await _user(db, username=username)
     user.active = False
     end_sessions(user)
-    _audit(db, actor=actor, actor_role=None, action="deactivate_user", target_type="user",
+    audit.record(db, actor=actor, actor_role=None, action="deactivate_user", target_type="user",
            target_id=user.id, detail={"username": user.username}, source_ip=None)
     await db.flush()
     return user
@@ -162,7 +155,7 @@ async def revoke_client(*, db: AsyncSession, client_id: int | None = None,
     if actor is not None:
         actor.require(path)
     client.active = False
-    _audit(db, actor=actor.name if actor else "cli", actor_role=actor.role if actor else None,
+    audit.record(db, actor=actor.name if actor else "cli", actor_role=actor.role if actor else None,
            action="revoke_client", target_type="api_client", target_id=client.id,
            detail={"name": client.name, "key_prefix": client.key_prefix}, source_ip=source_ip)
     await db.flush()

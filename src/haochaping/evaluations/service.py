@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from haochaping.cases.models import Case
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.crypto import identity_hash_configured
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from haochaping.core.models import AuditEvent
 from haochaping.core.security import (
     mask_cert_no,
     mask_name,
@@ -577,9 +577,8 @@ async def reveal_comment(*, db: AsyncSession, actor: Principal, evaluation_id: i
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
     if row.comment_original is None:
         raise Invalid("此评价内容中没有遮盖的号码，无需查看原文", code="comment_not_masked")
-    db.add(AuditEvent(actor=actor.name, actor_role=actor.role, action="reveal_comment",
-                      target_type="evaluation", target_id=row.id,
-                      detail={"case_id": row.case_id, "purpose": "contact"},
-                      source_ip=source_ip))
+    audit.record(db, actor=actor.name, actor_role=actor.role, action="reveal_comment",
+                 target_type="evaluation", target_id=row.id,
+                 detail={"case_id": row.case_id, "purpose": "contact"}, source_ip=source_ip)
     await db.flush()
     return {"id": row.id, "comment": row.comment_original}

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid
-from haochaping.core.models import AuditEvent
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.workorders.models import WorkOrder
@@ -27,9 +27,8 @@ async def reveal_phone(*, db: AsyncSession, principal: Principal, order: WorkOrd
     ev = await db.get(Evaluation, order.evaluation_id)
     if ev is None or not ev.rater_phone:
         raise Invalid("评价人未留联系电话", code="no_phone")
-    db.add(AuditEvent(actor=principal.name, actor_role=principal.role, action="reveal_phone",
-                      target_type="work_order", target_id=order.id,
-                      detail={"evaluation_id": ev.id, "purpose": "callback"},
-                      source_ip=source_ip))
+    audit.record(db, actor=principal.name, actor_role=principal.role, action="reveal_phone",
+                 target_type="work_order", target_id=order.id,
+                 detail={"evaluation_id": ev.id, "purpose": "callback"}, source_ip=source_ip)
     await db.flush()
     return {"phone": ev.rater_phone, "name": None if ev.anonymous else ev.rater_name}
