@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.appeals.models import Appeal, MaliciousRater
+from haochaping.core.crypto import DataKeys
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.evaluations.standing import EvaluationStanding
 from tests.factories import EvaluationPayloadFactory, assert_error, make_case
@@ -102,7 +103,8 @@ async def test_appeal_after_its_deadline_is_refused(client, db, world, handlers,
     from haochaping.workorders.context import Deadlines, LoopContext
     from tests.workorders.test_deadlines import _open
 
-    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)))
+    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)),
+                      keys=DataKeys.from_settings(settings))
     order = await _open(db, world, ctx, datetime.now(UTC) - timedelta(days=30))
     await db.commit()
     assert_error(await appeal(client, handlers["unit_a"], order.evaluation_id), 422,

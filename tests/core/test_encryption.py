@@ -12,8 +12,10 @@ from gmssl.sm4 import SM4_ENCRYPT, CryptSM4
 from sqlalchemy import select, text
 
 from haochaping.core import crypto
+from haochaping.core.crypto import DataKeys
 from haochaping.core.models import AuditEvent
 from haochaping.core.outbox_models import OutboxMessage
+from haochaping.db.session import engine_keys, make_engine
 from haochaping.evaluations.models import Evaluation
 from tests.factories import EvaluationPayloadFactory, assert_error, make_case
 
@@ -27,26 +29,25 @@ def test_openssl_sm4_matches_the_gmssl_reference():
     assert ref.crypt_ecb(block)[:16] == ours  # gmssl pads a second block; the first is SM4(block)
 
 
-def test_round_trip_rotation_and_tampering(settings):
+def test_round_trip_rotation_and_tampering():
     old = base64.b64encode(b"A" * 16).decode()
     new = base64.b64encode(b"B" * 16).decode()
-    try:
-        crypto.configure_keys(secret="s", keys_spec=f"k1:{old}")
-        stored_old = crypto.encrypt("13812345678")
-        crypto.configure_keys(secret="s", keys_spec=f"k1:{old},k2:{new}", active="k2")
-        stored_new = crypto.encrypt("13812345678")
-        assert crypto.key_id_of(stored_old) == "k1" and crypto.key_id_of(stored_new) == "k2"
-        assert crypto.decrypt(stored_old) == crypto.decrypt(stored_new) == "13812345678"
-        assert stored_new != crypto.encrypt("13812345678")  # a fresh nonce every time
-        raw = bytearray(base64.b64decode(stored_new.split(":", 2)[2]))
-        raw[-1] ^= 1
-        with pytest.raises(ValueError, match="integrity"):
-            crypto.decrypt("hcp1:k2:" + base64.b64encode(bytes(raw)).decode())
-        # A value naming a key this process was never given cannot be read.
-        with pytest.raises(crypto.MissingKey):
-            crypto.decrypt("hcp1:k9:" + stored_old.split(":", 2)[2])
-    finally:
-        crypto.configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys)
+    before = crypto.DataKeys(secret="s", keys_spec=f"k1:{old}")
+    stored_old = before.encrypt("13812345678")
+    after = crypto.DataKeys(secret="s", keys_spec=f"k1:{old},k2:{new}", active="k2")
+    stored_new = after.encrypt("13812345678")
+    assert crypto.key_id_of(stored_old) == "k1" and crypto.key_id_of(stored_new) == "k2"
+    assert after.decrypt(stored_old) == after.decrypt(stored_new) == "13812345678"
+    assert stored_new != after.encrypt("13812345678")  # a fresh nonce every time
+    raw = bytearray(base64.b64decode(stored_new.split(":", 2)[2]))
+    raw[-1] ^= 1
+    with pytest.raises(ValueError, match="integrity"):
+        after.decrypt("hcp1:k2:" + base64.b64encode(bytes(raw)).decode())
+    # A value naming a key this configuration was never given cannot be read.
+    with pytest.raises(crypto.MissingKey):
+        after.decrypt("hcp1:k9:" + stored_old.split(":", 2)[2])
+    with pytest.raises(crypto.MissingKey):
+        before.decrypt(stored_new)
 
 
 async def test_stored_identifiers_are_ciphertext_and_searchable_by_hash(client, db, world):
@@ -65,7 +66,7 @@ async def test_stored_identifiers_are_ciphertext_and_searchable_by_hash(client, 
         {"n": case["case_no"]})).one()
     assert all(v.startswith("hcp1:") for v in raw_case)
     found = (await db.execute(select(Evaluation.id).where(
-        Evaluation.rater_cert_hash == crypto.identity_hash_configured(cert)))).scalars().all()
+        Evaluation.rater_cert_hash == engine_keys(db).identity_hash(cert)))).scalars().all()
     assert r.json()["id"] in found
     assert (await db.get(Evaluation, r.json()["id"])).rater_phone == phone  # read back
 
@@ -135,3 +136,24 @@ def test_no_clear_identifier_in_the_database_file_after_a_demo_load(tmp_path, se
     assert not leaks, f"identifiers stored in the clear: {leaks[:3]}"
     # Nor any other mobile number (e.g. typed into a demo comment).
     assert not PHONE_RE.findall(blob)
+
+
+async def test_an_engine_made_with_other_settings_changes_nothing_here(client, db, world,
+                                                                      settings):
+    # Issue 9: making an engine used to install its keys for the whole process, so every
+    # later rating was hashed and encrypted under the other secret.
+    other = make_engine(settings.model_copy(update={"secret_key": "another-" + "y" * 40}))
+    await other.dispose()
+    case = await make_case(db, world)
+    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
+                          json=EvaluationPayloadFactory(case_no=case["case_no"]))
+    assert r.status_code == 201
+    stored = (await db.execute(select(Evaluation.rater_cert_hash, Evaluation.rater_phone).where(
+        Evaluation.id == r.json()["id"]))).one()
+    assert stored.rater_cert_hash == DataKeys.from_settings(settings).identity_hash(
+        case["applicant"]["cert_no"])
+    assert stored.rater_phone == case["applicant"]["phone"]  # readable with this engine's keys
+    with pytest.raises(crypto.MissingKey):  # and written with them, not the other's
+        DataKeys(secret="another-" + "y" * 40).decrypt((await db.execute(text(
+            "SELECT rater_phone FROM evaluation WHERE id = :id"), {"id": r.json()["id"]})
+        ).scalar_one())

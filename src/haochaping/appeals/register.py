@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.appeals.models import MaliciousRater
-from haochaping.core.crypto import identity_hash
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
 
@@ -45,11 +44,11 @@ def make_register_hook(state: Any) -> Callable[[AsyncSession, list[dict[str, Any
         hashes = await state.register_cache.get(db)
         if not hashes:
             return
-        secret = state.settings.secret_key
+        identity_hash = state.keys.identity_hash
         for row in rows:
             # Rows from intake carry the keyed hashes already (evaluations.service.build_row).
-            mine = {row.get("rater_cert_hash") or identity_hash(secret, row.get("rater_cert_no")),
-                    row.get("rater_phone_hash") or identity_hash(secret, row.get("rater_phone"))
+            mine = {row.get("rater_cert_hash") or identity_hash(row.get("rater_cert_no")),
+                    row.get("rater_phone_hash") or identity_hash(row.get("rater_phone"))
                     } - {None}
             if mine & hashes:
                 await set_standing(db=db, evaluation_id=row["id"], standing=Standing.HELD,
