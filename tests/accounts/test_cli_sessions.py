@@ -1,7 +1,6 @@
 """The command line ends sessions and keys: `user password`, `user deactivate`,
-`client revoke` (at once in servers sharing Redis with it). Beside tests/test_cli.py, whose
-fixtures it shares, and like it after the domain tests: the app these commands build swaps
-core/crypto.py's process-wide keys for the default secret's."""
+`client revoke` (at once in servers sharing Redis with it). The command-line fixtures are
+tests/test_cli.py's."""
 
 from __future__ import annotations
 
