@@ -9,13 +9,14 @@ import re
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from gmssl.sm4 import SM4_ENCRYPT, CryptSM4
-from sqlalchemy import select, text
+from sqlalchemy import Column, Integer, MetaData, Table, select, text
 
 from haochaping.core import crypto
 from haochaping.core.crypto import DataKeys
 from haochaping.core.models import AuditEvent
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.db.session import engine_keys, make_engine
+from haochaping.db.types import EncryptedString
 from haochaping.evaluations.models import Evaluation
 from tests.factories import EvaluationPayloadFactory, assert_error, make_case
 
@@ -157,3 +158,27 @@ async def test_an_engine_made_with_other_settings_changes_nothing_here(client, d
         DataKeys(secret="another-" + "y" * 40).decrypt((await db.execute(text(
             "SELECT rater_phone FROM evaluation WHERE id = :id"), {"id": r.json()["id"]})
         ).scalar_one())
+
+
+async def test_one_statement_in_two_engines_uses_each_engine_s_keys(tmp_path, settings):
+    # Column types get their keys from the engine's dialect; a statement compiled and cached
+    # for one engine must not carry its keys into another.
+    table = Table("note", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("value", EncryptedString()))
+    insert, read = table.insert(), select(table.c.value)
+    stored = {}
+    for name in ("a", "b"):
+        own = settings.model_copy(update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
+            "secret_key": f"{name}-secret-" + "k" * 40})
+        engine = make_engine(own)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(table.metadata.create_all)
+                await conn.execute(insert, {"value": "13812345678"})
+                assert (await conn.execute(read)).scalar_one() == "13812345678"
+                stored[name] = (await conn.execute(text("SELECT value FROM note"))).scalar_one()
+        finally:
+            await engine.dispose()
+        assert DataKeys.from_settings(own).decrypt(stored[name]) == "13812345678"
+    assert crypto.key_id_of(stored["a"]) != crypto.key_id_of(stored["b"])
