@@ -47,6 +47,7 @@ import harness
 from sqlalchemy import insert, select, text
 
 from haochaping.cases.models import Case
+from haochaping.core.crypto import DataKeys
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity import detectors, jobs
@@ -58,6 +59,7 @@ from haochaping.orgs.models import Item, Org, Staff
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SECRET = "bench-detectors-secret-" + "x" * 20
+KEYS = DataKeys(secret=SECRET)
 START = datetime(2025, 3, 3, tzinfo=SHANGHAI)  # a Monday
 KINDS = ["staff_self_rating", "source_burst", "invitation_misuse", "instant_pad",
          "perfect_unit", "duplicate_comment", "coordinated_bad"]
@@ -586,7 +588,7 @@ async def store(sessionmaker, data: Data) -> None:
                                       f"(SELECT max(id) FROM {table}))"))
         for staff_no, cert, phone in data.identities:
             await integrity_service.register_staff_identity(
-                db=db, actor=harness.ADMIN, secret=SECRET, staff_no=staff_no, cert_no=cert,
+                db=db, actor=harness.ADMIN, keys=KEYS, staff_no=staff_no, cert_no=cert,
                 phone=phone)
         await db.commit()
 
@@ -594,7 +596,7 @@ async def store(sessionmaker, data: Data) -> None:
 async def replay(sessionmaker, data: Data, *, pass_hours: float, days: int,
                  thresholds: detectors.Thresholds) -> dict[str, float]:
     """Every rating through the intake hook in arrival order; the batch pass on schedule."""
-    guard = detectors.IntakeGuard(secret=SECRET, thresholds=thresholds)
+    guard = detectors.IntakeGuard(keys=KEYS, thresholds=thresholds)
     refusals = sorted(data.refusals)
     timing = {"intake": 0.0, "batch": 0.0}
     next_pass = START.astimezone(UTC) + timedelta(hours=pass_hours)
@@ -614,7 +616,7 @@ async def replay(sessionmaker, data: Data, *, pass_hours: float, days: int,
             timing["intake"] += time.perf_counter() - t0
         async with sessionmaker() as db:
             t0 = time.perf_counter()
-            report = await jobs.run_batch(db, secret=SECRET, now=next_pass,
+            report = await jobs.run_batch(db, keys=KEYS, now=next_pass,
                                           thresholds=thresholds)
             await db.commit()
             timing["batch"] += time.perf_counter() - t0
@@ -629,7 +631,7 @@ async def hook_cost(sessionmaker, data: Data) -> tuple[float, float]:
     identity on record, µs with none). Link ratings are left out (they add one SELECT)."""
     out = []
     for with_identities in (True, False):
-        guard = detectors.IntakeGuard(secret=SECRET)
+        guard = detectors.IntakeGuard(keys=KEYS)
         if with_identities:
             async with sessionmaker() as db:
                 await guard.identities.get(db)

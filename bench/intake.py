@@ -302,7 +302,7 @@ CHECKS_ENV = "HAOCHAPING_INTEGRITY_INTAKE_CHECKS"
 async def record_staff_identities(url: str, world: harness.World) -> None:
     """Staff identities on record, as in production, so that the self-rating check looks
     every rater up (with none registered it returns at once); no rater matches them."""
-    from haochaping.core.crypto import identity_hash
+    from haochaping.db.session import engine_keys
     from haochaping.integrity.models import StaffIdentity
 
     settings = harness.settings_for(url)
@@ -311,7 +311,7 @@ async def record_staff_identities(url: str, world: harness.World) -> None:
         async with harness.make_sessionmaker(engine)() as db:
             for kind, value in (("cert", "330102198502023456"), ("phone", "13700009999")):
                 db.add(StaffIdentity(staff_id=world.staff_id, kind=kind, recorded_by="bench",
-                                     identity_hash=identity_hash(settings.secret_key, value)))
+                                     identity_hash=engine_keys(engine).identity_hash(value)))
             await db.commit()
     finally:
         await engine.dispose()

@@ -27,9 +27,9 @@ import asyncpg
 from sqlalchemy import TypeDecorator
 
 from haochaping.config import Settings
-from haochaping.core.crypto import identity_hash_configured
 from haochaping.db import migrate
 from haochaping.db.session import make_engine, make_sessionmaker
+from haochaping.db.types import dialect_keys
 from haochaping.evaluations.models import Evaluation
 from haochaping.ledger import jobs as ledger_jobs
 
@@ -69,7 +69,7 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
-def rating(i: int, org_id: int, start: datetime) -> tuple:
+def rating(i: int, org_id: int, start: datetime, identity_hash) -> tuple:
     """Rating i as a COPY record, in COLUMNS order."""
     level = LEVELS[i % len(LEVELS)]
     at = start + timedelta(seconds=i * 31.5)
@@ -79,7 +79,7 @@ def rating(i: int, org_id: int, start: datetime) -> tuple:
             "person", "张三", "id_card", cert, phone, i % 11 == 0, i % 13 != 0, False, None,
             None, None, f"10.{i % 256}.{i // 256 % 256}.{i % 7}",
             "Mozilla/5.0 (Linux; Android 14)", None, at, at + timedelta(seconds=3),
-            identity_hash_configured(cert), identity_hash_configured(phone))
+            identity_hash(cert), identity_hash(phone))
 
 
 def stored_form(dialect) -> list:
@@ -98,6 +98,7 @@ async def load(dsn: str, n: int, dialect) -> float:
     """Reference data and n ratings through COPY; returns the seconds it took."""
     t0 = time.perf_counter()
     forms = [(i, f) for i, f in enumerate(stored_form(dialect)) if f is not None]
+    hasher = dialect_keys(dialect).identity_hash  # the keys of the engine the bench reads with
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
@@ -111,7 +112,8 @@ async def load(dsn: str, n: int, dialect) -> float:
             "RETURNING id")
         start = datetime(2025, 11, 22, tzinfo=UTC)
         for lo in range(1, n + 1, COPY_CHUNK):
-            records = [rating(i, org_id, start) for i in range(lo, min(lo + COPY_CHUNK, n + 1))]
+            records = [rating(i, org_id, start, hasher)
+                       for i in range(lo, min(lo + COPY_CHUNK, n + 1))]
             if forms:
                 records = [_stored(r, forms) for r in records]
             await conn.copy_records_to_table("evaluation", records=records, columns=COLUMNS)

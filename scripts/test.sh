@@ -30,8 +30,12 @@ fi
 
 .venv/bin/ruff check src tests bench
 
-echo "== tests on SQLite (embedded default) =="
-.venv/bin/python -m pytest "$@"
-echo "== tests on PostgreSQL =="
+# Both runs go in random order (pytest-randomly), each with its own seed, so that no test can
+# rely on what another left behind. Replay a failure with HAOCHAPING_TEST_SEED=<seed printed>.
+sqlite_seed=${HAOCHAPING_TEST_SEED:-$RANDOM}
+pg_seed=${HAOCHAPING_TEST_SEED:-$RANDOM}
+echo "== tests on SQLite (embedded default), random order, seed ${sqlite_seed} =="
+.venv/bin/python -m pytest -p randomly --randomly-seed="$sqlite_seed" "$@"
+echo "== tests on PostgreSQL, random order, seed ${pg_seed} =="
 HAOCHAPING_TEST_DATABASE_URL="postgresql+asyncpg://postgres@${PG_HOST}:5432/test" \
-  .venv/bin/python -m pytest "$@"
+  .venv/bin/python -m pytest -p randomly --randomly-seed="$pg_seed" "$@"

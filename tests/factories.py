@@ -15,6 +15,7 @@ from haochaping.accounts import service as account_service
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import CaseUpsert
 from haochaping.core.auth import Principal
+from haochaping.db.session import engine_keys
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 
@@ -134,7 +135,8 @@ async def make_case(db: AsyncSession, world: World, **overrides) -> dict:
     for k in ("item_code", "org_code", "window_code", "staff_no"):
         if k not in overrides and payload.get(k):
             payload[k] = payload[k] + s
-    await case_service.upsert_case(db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload))
+    await case_service.upsert_case(db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload),
+                                   keys=engine_keys(db))
     await db.commit()
     return payload
 

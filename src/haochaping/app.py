@@ -27,7 +27,7 @@ from haochaping.core import errors, handlers, openapi
 from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
-from haochaping.db.session import make_engine, make_sessionmaker
+from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import hooks, tags
 from haochaping.evaluations.service import IntakeRules
@@ -56,6 +56,7 @@ async def load_rules(app: FastAPI) -> IntakeRules:
         await db.commit()
         sets = await tags.load(db)
     return IntakeRules(tagset_version=tags.NATIONAL_VERSION, tags=sets[tags.NATIONAL_VERSION],
+                       keys=app.state.keys,
                        window_days=settings.evaluation_window_days,
                        good_levels=frozenset(settings.good_levels))
 
@@ -65,11 +66,14 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.engine = engine or make_engine(app.state.settings)
     app.state.owns_engine = engine is None
     app.state.sessionmaker = sessionmaker or make_sessionmaker(app.state.engine)
+    # The engine's data keys (made from the settings by make_engine): whatever hashes or
+    # encrypts outside the ORM takes them from here, so it matches what the columns store.
+    app.state.keys = engine_keys(app.state.engine)
     app.state.policy_cache = PolicyCache()
     app.state.calendar_cache = CalendarCache()
     app.state.notifier = build_notifier(app.state.settings)
-    app.state.register_cache = RegisterCache()
     app.state.rate_counter = build_counter(app.state.settings.redis_url)
+    app.state.register_cache = RegisterCache(app.state.rate_counter)
     app.state.login_guard = LoginGuard.from_settings(app.state.rate_counter, app.state.settings)
     app.state.client_cache = ClientCache(app.state.rate_counter)
     rules = await load_rules(app)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import select
 
+from haochaping.app import create_app, shutdown, startup
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.appeals.models import Appeal, MaliciousRater
+from haochaping.core.crypto import DataKeys
 from haochaping.core.outbox_models import OutboxMessage
+from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding
 from tests.factories import EvaluationPayloadFactory, assert_error, make_case
 
 STATS = "/api/v1/stats/summary"
+REDIS_URL = os.environ.get("HAOCHAPING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def appeal(client, headers, evaluation_id, category="mistaken", **extra):
@@ -102,7 +108,8 @@ async def test_appeal_after_its_deadline_is_refused(client, db, world, handlers,
     from haochaping.workorders.context import Deadlines, LoopContext
     from tests.workorders.test_deadlines import _open
 
-    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)))
+    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)),
+                      keys=DataKeys.from_settings(settings))
     order = await _open(db, world, ctx, datetime.now(UTC) - timedelta(days=30))
     await db.commit()
     assert_error(await appeal(client, handlers["unit_a"], order.evaluation_id), 422,
@@ -175,3 +182,41 @@ async def test_order_under_appeal_is_not_escalated_by_the_deadline_job(client, d
                      good_levels=frozenset({3, 4, 5}), now=far)
     await db.refresh(order)
     assert order.state == "appealing"
+
+
+async def test_a_rater_registered_in_one_process_is_held_by_another_at_once(
+        settings, engine, sessionmaker, db, world, bad, handlers):
+    # Issue 9: each process cached the register for 30 s and only the deciding process
+    # dropped its copy; with Redis, every process sees the new entry at its next rating.
+    shared = settings.model_copy(update={"redis_url": REDIS_URL})
+    apps = [create_app(shared), create_app(shared)]
+    for a in apps:
+        await startup(a, engine=engine, sessionmaker=sessionmaker)
+    one, two = (httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
+                                  base_url="http://testserver") for a in apps)
+    pad = {"X-Api-Key": world.keys["hall_a_pad"]}
+    try:
+        ev, _order = bad
+        rater = await db.get(Evaluation, ev["id"])
+        applicant = {"type": "person", "name": "张三", "cert_type": "id_card",
+                     "cert_no": rater.rater_cert_no, "phone": rater.rater_phone}
+        # The second process rates once, so it holds a copy of the register without them.
+        warm = await make_case(db, world)
+        r = await two.post("/api/v1/evaluations", headers=pad,
+                           json=EvaluationPayloadFactory(case_no=warm["case_no"]))
+        assert r.status_code == 201 and await db.get(EvaluationStanding, r.json()["id"]) is None
+        r = await appeal(one, handlers["unit_a"], ev["id"], category="malicious")
+        r = await decide(one, handlers["office"], r.json()["id"], "uphold", register_rater=True,
+                         register_days=180)
+        assert r.status_code == 200, r.text
+        case = await make_case(db, world, applicant=applicant)
+        r = await two.post("/api/v1/evaluations", headers=pad, json=EvaluationPayloadFactory(
+            case_no=case["case_no"], level=1, reasons=[], comment="再给差评"))
+        assert r.status_code == 201
+        held = await db.get(EvaluationStanding, r.json()["id"])
+        assert held is not None and held.standing == "held" and held.reason == "malicious_rater"
+    finally:
+        for c in (one, two):
+            await c.aclose()
+        for a in apps:
+            await shutdown(a)

@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy import func, select
 
 from haochaping.app import create_app, startup
+from haochaping.cases.models import Case
 from haochaping.evaluations.models import Evaluation
 from tests.factories import (
     STAGES_ACCEPT_COMPLETE,
@@ -23,10 +24,10 @@ from tests.factories import (
 )
 
 
-async def count_evaluations(db, case_id: int) -> int:
-    """Ratings of one case (other tests' committed rows may share the database)."""
-    return (await db.execute(select(func.count()).select_from(Evaluation)
-                             .where(Evaluation.case_id == case_id))).scalar_one()
+async def count_evaluations(db, case_no: str) -> int:
+    """The ratings of one case (the suite's database holds rows other tests committed)."""
+    return (await db.execute(select(func.count()).select_from(Evaluation).join(Case).where(
+        Case.case_no == case_no))).scalar_one()
 
 
 def post(client, key, body, **headers):
@@ -80,8 +81,8 @@ async def test_second_rating_of_same_case_and_stage_is_a_conflict(client, db, wo
     third = await post(client, key, EvaluationPayloadFactory(case_no=case["case_no"],
                                                              stage="accept"))
     assert third.status_code == 201
+    assert await count_evaluations(db, case["case_no"]) == 2
     stored = await db.get(Evaluation, first.json()["id"])
-    assert await count_evaluations(db, stored.case_id) == 2
     assert stored.level == 5  # the first rating was not overwritten
 
 

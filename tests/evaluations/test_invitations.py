@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from haochaping.cases.models import Case
 from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import signer
 from haochaping.evaluations import invitations
@@ -31,6 +32,12 @@ def invite(client, headers, case_no, body=None):
                        **({"json": body} if body is not None else {}))
 
 
+def case_id_of(case: dict):
+    """The case's id, to read only this test's rows (the suite's database holds rows other
+    tests committed)."""
+    return select(Case.id).where(Case.case_no == case["case_no"]).scalar_subquery()
+
+
 def token_of(url: str) -> str:
     return url.rsplit("/r/", 1)[1]
 
@@ -45,7 +52,8 @@ async def test_a_link_expires_when_the_evaluation_window_closes(client, db, sett
     completed = datetime.fromisoformat(case["completed_at"])
     expected = completed + timedelta(days=settings.evaluation_window_days)
     assert abs(datetime.fromisoformat(got["expires_at"]) - expected) < timedelta(seconds=1)
-    row = (await db.execute(select(Invitation))).scalar_one()
+    row = (await db.execute(select(Invitation).where(Invitation.case_id == case_id_of(case)))
+           ).scalar_one()
     assert row.used_at is None and row.channel == "qrcode" and row.stage == "whole"
     # The link does not carry the case number or personal data in the clear.
     assert case["case_no"] not in got["url"] and "张三" not in got["url"]
@@ -60,7 +68,8 @@ async def test_links_of_a_case_in_progress_last_a_full_window(client, db, settin
     expires = datetime.fromisoformat(r.json()["expires_at"])
     expected = now() + timedelta(days=settings.evaluation_window_days)
     assert abs(expires - expected) < timedelta(minutes=1)
-    row = (await db.execute(select(Invitation))).scalar_one()
+    row = (await db.execute(select(Invitation).where(Invitation.case_id == case_id_of(case)))
+           ).scalar_one()
     assert (row.channel, row.stage) == ("sms", "accept")
 
 
@@ -123,25 +132,29 @@ async def test_a_link_rates_its_case_once(app, db, world, case, link):
     await db.commit()
     assert body["case_no"] == case["case_no"] and body["channel"] == "qrcode"
     row = await db.get(Evaluation, body["id"])
-    inv = (await db.execute(select(Invitation))).scalar_one()
+    inv = (await db.execute(select(Invitation).where(Invitation.case_id == case_id_of(case)))
+           ).scalar_one()
     assert row.invitation_id == inv.id and inv.evaluation_id == row.id
     assert inv.used_at is not None and row.client_id is not None
     assert row.rater_cert_no == case["applicant"]["cert_no"]
     with pytest.raises(Conflict) as exc:
         await use(db, app, link, level=1, reasons=(), comment="又来一次")
     assert exc.value.code == "invitation_used" and exc.value.status_code == 409
-    count = (await db.execute(select(func.count()).select_from(Evaluation))).scalar_one()
+    count = (await db.execute(select(func.count()).select_from(Evaluation).where(
+        Evaluation.case_id == case_id_of(case)))).scalar_one()
     assert count == 1
 
 
 async def test_an_expired_link_is_refused(app, db, world, case, link):
-    inv = (await db.execute(select(Invitation))).scalar_one()
+    inv = (await db.execute(select(Invitation).where(Invitation.case_id == case_id_of(case)))
+           ).scalar_one()
     inv.expires_at = now() - timedelta(seconds=1)
     await db.commit()
     with pytest.raises(Invalid) as exc:
         await use(db, app, link)
     assert exc.value.code == "invitation_expired" and exc.value.status_code == 422
-    assert (await db.execute(select(func.count()).select_from(Evaluation))).scalar_one() == 0
+    assert (await db.execute(select(func.count()).select_from(Evaluation).where(
+        Evaluation.case_id == case_id_of(case)))).scalar_one() == 0
 
 
 async def test_a_forged_link_is_404(app, db, world, case, link):
@@ -156,7 +169,8 @@ async def test_a_forged_link_is_404(app, db, world, case, link):
         with pytest.raises(NotFound) as exc:
             await use(db, app, forged)
         assert exc.value.code == "invitation_invalid" and exc.value.status_code == 404
-    assert (await db.execute(select(Invitation.used_at))).scalar_one() is None
+    assert (await db.execute(select(Invitation.used_at).where(
+        Invitation.case_id == case_id_of(case)))).scalar_one() is None
     assert (await use(db, app, link))["case_no"] == case["case_no"]  # the real one still works
 
 
@@ -165,7 +179,8 @@ async def test_a_refused_rating_leaves_the_link_usable(app, db, world, case, lin
         await use(db, app, link, level=1, reasons=(), comment=None)
     assert exc.value.code == "reason_required"
     await db.rollback()
-    assert (await db.execute(select(Invitation.used_at))).scalar_one() is None
+    assert (await db.execute(select(Invitation.used_at).where(
+        Invitation.case_id == case_id_of(case)))).scalar_one() is None
     body = await use(db, app, link, level=1, reasons=("113",))
     assert body["is_bad"] is True
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, insert, select
 from haochaping.accounts.models import User
 from haochaping.cases.models import Case
 from haochaping.core.auth import TOKEN_SALT
+from haochaping.core.crypto import DataKeys
 from haochaping.core.security import signer
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity import detectors
@@ -155,7 +156,7 @@ def build(db, iworld, ids) -> Builder:
 
 @pytest.fixture
 def guard(settings) -> detectors.IntakeGuard:
-    return detectors.IntakeGuard(secret=settings.secret_key)
+    return detectors.IntakeGuard(keys=DataKeys.from_settings(settings))
 
 
 @pytest.fixture

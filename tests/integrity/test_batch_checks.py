@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from haochaping.core.crypto import DataKeys
 from haochaping.evaluations.standing import Standing, standing_of
 from haochaping.integrity import detectors, jobs, service
 from tests import factories
@@ -17,7 +18,7 @@ NOW = T0 + timedelta(days=1)
 async def run(db, settings, *names, now=NOW):
     """One batch pass of the named checks at `now`."""
     checks = [detectors.REGISTRY[n] for n in names]
-    return await jobs.run_batch(db, secret=settings.secret_key, now=now, checks=checks)
+    return await jobs.run_batch(db, keys=DataKeys.from_settings(settings), now=now, checks=checks)
 
 
 def ids_of(rows):
@@ -130,7 +131,7 @@ async def test_a_phrase_common_across_units_is_not_a_paste(db, build, settings):
     await build.store([build.spec(at=T0 - timedelta(days=9), window="w_b1", comment=quick)])
     # ...and at HALL-B last week: with at most one other unit allowed, a common phrase.
     th = detectors.Thresholds(comment_max_orgs=1)
-    await jobs.run_batch(db, secret=settings.secret_key, now=NOW, thresholds=th,
+    await jobs.run_batch(db, keys=DataKeys.from_settings(settings), now=NOW, thresholds=th,
                          checks=[detectors.REGISTRY["duplicate_comment"]])
     assert await flag_count(db, ids_of(rows)) == 0
     await run(db, settings, "duplicate_comment")  # the default allows three units
@@ -192,7 +193,7 @@ async def test_burst_split_across_processes_is_found_by_the_batch_pass(db, build
 
 async def test_self_rating_backstop_reads_each_rating_once(db, build, settings, iworld):
     await service.register_staff_identity(db=db, actor=factories.ADMIN,
-                                          secret=settings.secret_key,
+                                          keys=DataKeys.from_settings(settings),
                                           staff_no=iworld.code("S-B1"),
                                           phone="13912349999")
     rows = await build.store([build.spec(at=T0, window="w_b1", rater_phone="13912349999"),
@@ -218,8 +219,8 @@ async def test_fast_link_backstop(db, build, settings):
 async def test_rerunning_the_pass_adds_no_flags(db, build, settings):
     rows = await build.store([build.spec(at=T0 + timedelta(minutes=9 * k), delay=1)
                               for k in range(12)])
-    first = await jobs.run_batch(db, secret=settings.secret_key, now=NOW)
-    second = await jobs.run_batch(db, secret=settings.secret_key, now=NOW)
+    first = await jobs.run_batch(db, keys=DataKeys.from_settings(settings), now=NOW)
+    second = await jobs.run_batch(db, keys=DataKeys.from_settings(settings), now=NOW)
     assert first.flagged["instant_pad"] >= 12 and second.flagged["instant_pad"] == 0
     assert await flag_count(db, ids_of(rows)) == 12 and not first.failed
 
@@ -236,7 +237,7 @@ async def test_a_broken_check_is_reported_and_the_others_still_run(db, build, se
     rows = await build.store([build.spec(at=T0 + timedelta(minutes=9 * k), delay=1)
                               for k in range(12)])
     checks = [Broken(), detectors.REGISTRY["instant_pad"]]
-    report = await jobs.run_batch(db, secret=settings.secret_key, now=NOW, checks=checks)
+    report = await jobs.run_batch(db, keys=DataKeys.from_settings(settings), now=NOW, checks=checks)
     assert report.failed == ["broken_for_test"] and report.flagged["instant_pad"] == 12
     assert "broken_for_test" in str(report)
     assert await flag_count(db, ids_of(rows)) == 12

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from haochaping.core.crypto import DataKeys
 from haochaping.evaluations.standing import Standing, standing_of
 from haochaping.integrity import detectors, service
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
@@ -25,7 +26,7 @@ async def feed(guard, db, rows):
 
 async def register_a1(db, iworld, settings):
     return await service.register_staff_identity(
-        db=db, actor=factories.ADMIN, secret=settings.secret_key,
+        db=db, actor=factories.ADMIN, keys=DataKeys.from_settings(settings),
         staff_no=iworld.code("S-A1"), cert_no=STAFF_CERT, phone=STAFF_PHONE)
 
 
@@ -185,9 +186,9 @@ async def test_refusals_are_shared_between_processes_through_redis(db, build, se
     url = os.environ.get("HAOCHAPING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     ip = f"198.51.{uuid.uuid4().int % 200}.{uuid.uuid4().int % 250}"
     ua = f"UA-{uuid.uuid4().hex}"  # a fresh source per run
-    first = detectors.IntakeGuard(secret=settings.secret_key, redis_url=url)
-    second = detectors.IntakeGuard(secret=settings.secret_key, redis_url=url)
-    alone = detectors.IntakeGuard(secret=settings.secret_key)
+    first = detectors.IntakeGuard(keys=DataKeys.from_settings(settings), redis_url=url)
+    second = detectors.IntakeGuard(keys=DataKeys.from_settings(settings), redis_url=url)
+    alone = detectors.IntakeGuard(keys=DataKeys.from_settings(settings))
     try:
         at = T0 - timedelta(minutes=5)
         for _ in range(2):

@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy import select
 
+from haochaping.core.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.workorders.context import LoopContext
 from haochaping.workorders.models import WorkOrder
@@ -54,7 +55,8 @@ async def test_a_forged_or_unknown_progress_link_is_404(client, settings):
     r = await client.get("/p/not-a-token")
     assert r.status_code == 404 and "进度链接无效" in r.text and "12345" in r.text
     # Genuinely signed, but for a rating without a work order.
-    ctx = LoopContext(settings=settings, deadlines=None)  # type: ignore[arg-type]
+    ctx = LoopContext(settings=settings, deadlines=None,  # type: ignore[arg-type]
+                      keys=DataKeys.from_settings(settings))
     r = await client.get(f"/p/{ctx.progress_token(987654)}")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
 

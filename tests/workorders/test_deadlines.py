@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from haochaping.core.calendar import WorkCalendar, load_calendar
+from haochaping.core.crypto import DataKeys
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.db.session import make_sessionmaker
 from haochaping.policies.schemas import PolicyValues
@@ -89,7 +90,8 @@ async def _open(db, world, ctx, now, **policy):
 
 
 async def test_open_order_carries_its_deadlines_and_policy(db, world, settings):
-    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)))
+    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)),
+                      keys=DataKeys.from_settings(settings))
     order = await _open(db, world, ctx, local(2026, 9, 30).astimezone(UTC), rectify_days=15)
     assert order.verify_due_at.astimezone(SH).date().isoformat() == "2026-10-08"
     assert order.rectify_due_at.astimezone(SH).date().isoformat() == "2026-10-27"
@@ -97,7 +99,8 @@ async def test_open_order_carries_its_deadlines_and_policy(db, world, settings):
 
 
 async def test_sweep_warns_then_escalates_once(db, world, settings):
-    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)))
+    ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)),
+                      keys=DataKeys.from_settings(settings))
     opened = local(2026, 9, 30).astimezone(UTC)
     order = await _open(db, world, ctx, opened)
     policies = PolicyCache()
@@ -142,7 +145,8 @@ async def test_two_job_runs_at_once_escalate_and_mail_once(engine, settings):
         await db.execute(update(User).where(User.username.in_(
             [world.users["unit_a"], world.users["office"]])).values(email=f"h{suffix}@x.example"))
         await db.commit()
-        ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)))
+        ctx = LoopContext(settings=settings, deadlines=Deadlines(await load_calendar(db)),
+                          keys=DataKeys.from_settings(settings))
         opened = local(2026, 9, 30).astimezone(UTC)
         ids = [(await _open(db, world, ctx, opened)).id for _ in range(5)]
         await db.commit()

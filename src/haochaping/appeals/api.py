@@ -71,7 +71,7 @@ async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Re
     await appeal_service.decide(db=db, principal=user, appeal=appeal, data=data, ctx=ctx)
     body = await _read(db, appeal)
     await db.commit()
-    request.app.state.register_cache.clear()
+    await request.app.state.register_cache.clear()
     return body
 
 

@@ -17,7 +17,7 @@ from haochaping.appeals import schemas
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.core import outbox
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import identity_hash
+from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.evaluations.models import Evaluation
@@ -114,7 +114,7 @@ async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
                            note=data.note, source_id=appeal.id)
         if data.register_rater:
             await _register(db=db, ev=ev, appeal=appeal, days=data.register_days,  # type: ignore[arg-type]
-                            actor=actor.name, secret=ctx.settings.secret_key, now=now)
+                            actor=actor.name, keys=ctx.keys, now=now)
         outcome = "经复核，您的评价不计入统计。如有异议可拨打 12345 反映。"
     else:
         paused = calendar.workdays_between(appeal.filed_at.astimezone(SHANGHAI).date(),
@@ -141,9 +141,9 @@ async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
 
 
 async def _register(*, db: AsyncSession, ev: Evaluation, appeal: Appeal, days: int, actor: str,
-                    secret: str, now: datetime) -> None:
+                    keys: DataKeys, now: datetime) -> None:
     for kind, value in (("cert", ev.rater_cert_no), ("phone", ev.rater_phone)):
-        digest = identity_hash(secret, value)
+        digest = keys.identity_hash(value)
         if digest:
             db.add(MaliciousRater(identity_hash=digest, kind=kind, appeal_id=appeal.id,
                                   expires_at=now + timedelta(days=days), created_by=actor,

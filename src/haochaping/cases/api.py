@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from haochaping.cases import schemas
 from haochaping.cases import service as case_service
@@ -19,9 +19,10 @@ router = APIRouter(prefix="/api/v1", tags=["cases 办件"])
                         **declare(404, 422, codes={404: ["org_not_found", "item_not_found",
                                                          "staff_not_found"], 422: "not_a_window"})})
 async def upsert_case(data: schemas.CaseUpsert, db: DbSession, actor: CurrentPrincipal,
-                      response: Response):
+                      request: Request, response: Response):
     """Create (201) or move forward (200) a case; `status` never moves back."""
-    case, created = await case_service.upsert_case(db=db, actor=actor, data=data)
+    case, created = await case_service.upsert_case(db=db, actor=actor, data=data,
+                                                   keys=request.app.state.keys)
     read = await case_service.case_read(db=db, case=case)
     await db.commit()
     response.status_code = 201 if created else 200

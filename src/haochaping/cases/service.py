@@ -11,7 +11,7 @@ from haochaping.cases import schemas
 from haochaping.cases.choices import STATUS_RANK, CaseStatus
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import identity_hash_configured
+from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import mask_cert_no, mask_name, mask_phone
 from haochaping.orgs.models import Item, Org, Staff
@@ -31,7 +31,7 @@ async def get_case(*, db: AsyncSession, case_no: str, actor: Principal | None = 
 
 
 async def upsert_case(
-    *, db: AsyncSession, actor: Principal, data: schemas.CaseUpsert
+    *, db: AsyncSession, actor: Principal, data: schemas.CaseUpsert, keys: DataKeys
 ) -> tuple[Case, bool]:
     """Create a case, or move an existing one forward; a status never moves back."""
     actor.require_role("admin", "office", "unit")
@@ -88,8 +88,8 @@ async def upsert_case(
     case.applicant_cert_type, case.applicant_cert_no, case.applicant_phone = (
         a.cert_type, a.cert_no, a.phone
     )
-    case.applicant_cert_hash = identity_hash_configured(a.cert_no)
-    case.applicant_phone_hash = identity_hash_configured(a.phone)
+    case.applicant_cert_hash = keys.identity_hash(a.cert_no)
+    case.applicant_phone_hash = keys.identity_hash(a.phone)
     case.received_at = data.received_at or case.received_at
     case.accepted_at = data.accepted_at or case.accepted_at
     case.completed_at = data.completed_at or case.completed_at

@@ -31,7 +31,7 @@ from haochaping.console.layout import (
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
-from haochaping.core.crypto import MissingKey, decrypt
+from haochaping.core.crypto import DataKeys, MissingKey
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
@@ -190,12 +190,12 @@ async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
 
 # --- notifications --------------------------------------------------------------------------
 
-def _recipient(channel: str, recipient: str) -> str:
+def _recipient(keys: DataKeys, channel: str, recipient: str) -> str:
     """Phone numbers (stored encrypted) are masked; handlers' e-mail addresses are shown."""
     if channel != "sms":
         return recipient
     try:
-        return mask_phone(decrypt(recipient)) or ""
+        return mask_phone(keys.decrypt(recipient)) or ""
     except (MissingKey, ValueError):
         return "（号码无法解密）"
 
@@ -222,7 +222,7 @@ async def _outbox_page(request: Request, db: DbSession, user: Any, *, error: str
     counts = await outbox.status_counts(db)
     messages = [{"id": m.id, "kind": _kind(m.kind),
                  "channel": OUTBOX_CHANNELS.get(m.channel, m.channel),  # type: ignore[call-overload]
-                 "recipient": _recipient(m.channel, m.recipient),
+                 "recipient": _recipient(request.app.state.keys, m.channel, m.recipient),
                  "subject": _summary(m.channel, m.subject, m.body),
                  "status": m.status, "status_label": STATUS_LABELS.get(m.status, m.status),  # type: ignore[call-overload]
                  "attempts": m.attempts, "last_error": m.last_error,

@@ -132,7 +132,7 @@ async def register_staff(request: Request, db: DbSession, user: ConsoleUser):
                                  error=validation_problem(exc, STAFF_LABELS))
     try:
         staff, kinds, flagged = await service.register_staff_identity(
-            db=db, actor=user, secret=request.app.state.settings.secret_key,
+            db=db, actor=user, keys=request.app.state.keys,
             staff_no=data.staff_no, cert_no=data.cert_no, phone=data.phone)
     except DomainError as exc:
         await db.rollback()

@@ -311,7 +311,7 @@ async def decide_appeal(appeal_id: Id, request: Request,
         status, error = exc.status_code, exc.message
     if error is None:
         await db.commit()
-        request.app.state.register_cache.clear()
+        await request.app.state.register_cache.clear()
         outcome = "申诉成立" if data.decision == "uphold" else "申诉驳回，工单退回整改"
         flash(request, f"已作出复核决定：{outcome}")
         return RedirectResponse(back, status_code=303)

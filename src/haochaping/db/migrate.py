@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from haochaping.config import Settings
-from haochaping.core.crypto import configure_keys
+from haochaping.core.crypto import DataKeys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -18,14 +18,14 @@ def alembic_config(settings: Settings) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    # Data migrations encrypt and hash identifiers: env.py gives its engine these keys.
+    cfg.attributes["hcp_keys"] = DataKeys.from_settings(settings)
     return cfg
 
 
 def upgrade(settings: Settings) -> None:
     """Bring the database schema to the newest revision (call outside an event loop)."""
     settings.ensure_data_dir()
-    configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys,
-                   active=settings.data_key_id)
     command.upgrade(alembic_config(settings), "head")
 
 

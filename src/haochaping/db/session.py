@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from haochaping.config import Settings
-from haochaping.core.crypto import configure_keys
+from haochaping.core.crypto import DataKeys
+from haochaping.db.types import dialect_keys
 
 # aiosqlite logs every statement with its parameters (phone numbers, names) at DEBUG: a
 # debug log level must not write personal data.
@@ -25,9 +26,6 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 def make_engine(settings: Settings) -> AsyncEngine:
     """An async engine for the configured database, tuned per backend."""
-    # Whoever talks to the database reads and writes encrypted identifiers: install the keys.
-    configure_keys(secret=settings.secret_key, keys_spec=settings.data_keys,
-                   active=settings.data_key_id)
     if settings.is_sqlite:
         settings.ensure_data_dir()
         engine = create_async_engine(
@@ -36,6 +34,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
             hide_parameters=True,  # error messages and logs must not carry personal data
             connect_args={"timeout": 30},
         )
+
+        attach_keys(engine, settings)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -63,8 +63,23 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
     )
+    attach_keys(engine, settings)
     ping_when_idle(engine.sync_engine, PING_IDLE_SECONDS)
     return engine
+
+
+def attach_keys(engine: AsyncEngine, settings: Settings) -> DataKeys:
+    """Give an engine the data keys of its settings: its encrypted columns and identity-hash
+    defaults read them from the engine's own dialect (see db/types.py), never from a global."""
+    keys = DataKeys.from_settings(settings)
+    engine.sync_engine.dialect.hcp_keys = keys  # type: ignore[attr-defined]
+    return keys
+
+
+def engine_keys(bind: AsyncEngine | AsyncSession) -> DataKeys:
+    """The data keys of an engine, or of the engine a session is bound to."""
+    return dialect_keys(bind.get_bind().dialect if isinstance(bind, AsyncSession)
+                        else bind.sync_engine.dialect)
 
 
 # A connection that went back to the pool less than this long ago is handed out unpinged.

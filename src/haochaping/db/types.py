@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Integer, String, Text, TypeDecorator
 
-from haochaping.core.crypto import decrypt, encrypt, identity_hash_configured
+from haochaping.core.crypto import DataKeys, MissingKey
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def dialect_keys(dialect) -> DataKeys:
+    """The data keys of the engine this dialect belongs to (set by `db.session.make_engine`):
+    each engine has its own dialect, so each configuration its own keys, and no global."""
+    keys = getattr(dialect, "hcp_keys", None)
+    if keys is None:
+        raise MissingKey("this engine has no data keys (make it with db.session.make_engine)")
+    return keys
 
 
 class EncryptedString(TypeDecorator[str]):
     """A personal identifier stored SM4-GCM encrypted (see core/crypto.py); read back as text.
 
     Encryption happens in the bind step, so ORM and Core inserts alike never write it in the
-    clear; the keys are installed by `configure_keys` wherever an engine is made."""
+    clear; the keys are the engine's (`dialect_keys`). Bind and result processors are built
+    per dialect, so a cached statement never carries one engine's keys into another."""
 
     impl = String(200)
     cache_ok = True
@@ -22,12 +32,12 @@ class EncryptedString(TypeDecorator[str]):
     def process_bind_param(self, value: str | None, dialect) -> str | None:  # type: ignore[override]
         if value is None or value == "":
             return value
-        return encrypt(value)
+        return dialect_keys(dialect).encrypt(value)
 
     def process_result_value(self, value: str | None, dialect) -> str | None:  # type: ignore[override]
         if value is None or value == "":
             return value
-        return decrypt(value)
+        return dialect_keys(dialect).decrypt(value)
 
 
 def identity_hash_default(source_column: str):
@@ -35,7 +45,8 @@ def identity_hash_default(source_column: str):
     (so that a person can be found by certificate or phone without storing it in clear)."""
 
     def compute(context) -> str | None:
-        return identity_hash_configured(context.get_current_parameters().get(source_column))
+        value = context.get_current_parameters().get(source_column)
+        return dialect_keys(context.dialect).identity_hash(value)
 
     return compute
 
@@ -50,7 +61,7 @@ class LookupEncryptedString(EncryptedString):
     def process_bind_param(self, value: str | None, dialect) -> str | None:  # type: ignore[override]
         if value is None or value == "":
             return value
-        return encrypt(value, deterministic=True)
+        return dialect_keys(dialect).encrypt(value, deterministic=True)
 
 
 class EncryptedText(EncryptedString):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 from haochaping.cases.models import Case
 from haochaping.core import audit
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import identity_hash_configured
+from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from haochaping.core.security import (
     mask_cert_no,
@@ -54,6 +54,8 @@ class IntakeRules:
 
     tagset_version: str
     tags: dict[str, Tag]
+    # The data keys of the app's engine: intake hashes the rater's identifiers with them.
+    keys: DataKeys
     window_days: int = 30  # the default rating window, days after completion
     good_levels: frozenset[int] = frozenset({3, 4, 5})
     # `async (db, region_code, default) -> days`: a region's own window (its policy); set by
@@ -304,8 +306,8 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
         rater["rater_type"] = "person"
     # The keyed hashes the INSERT would compute as column defaults, computed here once so that
     # the intake hooks (detectors, malicious-rater register) match on them without rehashing.
-    rater["rater_cert_hash"] = identity_hash_configured(rater["rater_cert_no"])
-    rater["rater_phone_hash"] = identity_hash_configured(rater["rater_phone"])
+    rater["rater_cert_hash"] = rules.keys.identity_hash(rater["rater_cert_no"])
+    rater["rater_phone_hash"] = rules.keys.identity_hash(rater["rater_phone"])
     return {
         "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
         "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),

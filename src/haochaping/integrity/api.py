@@ -65,7 +65,7 @@ async def register_staff_identity(data: schemas.StaffIdentityIn, request: Reques
     """Record a staff member's ID number and/or phone (kept only as keyed hashes); their
     recent ratings are checked at once."""
     staff, kinds, flagged = await service.register_staff_identity(
-        db=db, actor=principal, secret=request.app.state.settings.secret_key,
+        db=db, actor=principal, keys=request.app.state.keys,
         staff_no=data.staff_no, cert_no=data.cert_no, phone=data.phone)
     await db.commit()
     guard = getattr(request.app.state, "integrity_guard", None)

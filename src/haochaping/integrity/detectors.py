@@ -29,10 +29,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
+from haochaping.core.crypto import DataKeys, IdentityHasher
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation, Invitation
-from haochaping.integrity.identity import IdentityHasher, mask, normalize
+from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders.models import JobState
@@ -434,14 +435,13 @@ async def load_identity_index(db: AsyncSession) -> dict[str, list[StaffEntry]]:
 class IntakeGuard:
     """The intake checks with their per-process memory; `on_stored` is the intake hook."""
 
-    def __init__(self, *, secret: str, thresholds: Thresholds | None = None,
+    def __init__(self, *, keys: DataKeys, thresholds: Thresholds | None = None,
                  checks: list[Check] | None = None, redis_url: str = "") -> None:
-        self.secret = secret
         self.thresholds = thresholds or Thresholds()
         self.checks = intake_checks() if checks is None else checks
         self.sources = SourceWindows(window_seconds=self.thresholds.burst_window_seconds)
         self.fast_links = SourceWindows(window_seconds=self.thresholds.link_repeat_days * 86400)
-        self.hasher = IdentityHasher(secret)
+        self.hasher = keys.identity_hash
         # Refused links leave no row for a batch pass to find: with several server processes
         # they are shared through Redis when it is configured.
         window = self.thresholds.refusal_window_seconds
@@ -486,7 +486,7 @@ class IntakeGuard:
 
 def make_intake_hook(state: Any) -> Hook:
     """The intake hook of an app: the guard lives on `state.integrity_guard`."""
-    state.integrity_guard = IntakeGuard(secret=state.settings.secret_key,
+    state.integrity_guard = IntakeGuard(keys=state.keys,
                                         redis_url=state.settings.redis_url)
     return state.integrity_guard.on_stored
 
@@ -511,15 +511,13 @@ class BatchContext:
 
     db: AsyncSession
     now: datetime
-    secret: str
+    keys: DataKeys
     thresholds: Thresholds = field(default_factory=Thresholds)
     bad_levels: frozenset[int] = frozenset({1, 2})
 
     @property
     def hasher(self) -> IdentityHasher:
-        if getattr(self, "_hasher", None) is None:
-            self._hasher = IdentityHasher(self.secret)
-        return self._hasher
+        return self.keys.identity_hash
 
     def since(self, days: float) -> datetime:
         return self.now - timedelta(days=days)

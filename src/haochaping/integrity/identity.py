@@ -1,13 +1,11 @@
 """Identifiers in the detectors: their comparable form, and the masks that evidence shows
-instead of them. Keyed hashes (HMAC-SM3) come from `core.crypto.identity_hash`, the same ones
-the malicious-rater register uses."""
+instead of them. Keyed hashes (HMAC-SM3) come from `core.crypto.DataKeys.identity_hash`, the
+same ones the malicious-rater register uses."""
 
 from __future__ import annotations
 
-import hmac
 import re
 
-from haochaping.core import crypto
 from haochaping.core.security import mask_cert_no, mask_phone
 
 _NON_DIGITS = re.compile(r"\D")
@@ -48,28 +46,3 @@ def mask(kind: str, value: str | None) -> str | None:
     """The masked form of an identifier for evidence and subjects."""
     return {"phone": mask_phone, "cert": mask_cert_no, "device": mask_device,
             "ip": mask_ip}[kind](value)
-
-
-class IdentityHasher:
-    """`core.crypto.identity_hash` with the keyed HMAC state prepared once: the same digests
-    at about half the cost, for the intake path (checked against the original at start)."""
-
-    PROBE = "13800000000"
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-        self._base = hmac.new(crypto._hash_key(secret), digestmod="sm3")
-        if self._fast(self.PROBE) != crypto.identity_hash(secret, self.PROBE):
-            self._base = None  # the derivation changed: use the original, slower or not
-
-    def _fast(self, value: str) -> str:
-        h = self._base.copy()  # type: ignore[union-attr]
-        h.update(crypto.normalise_identity(value).encode())
-        return h.hexdigest()
-
-    def __call__(self, value: str | None) -> str | None:
-        if not value:
-            return None
-        if self._base is None:
-            return crypto.identity_hash(self.secret, value)
-        return self._fast(value)

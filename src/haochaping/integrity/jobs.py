@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core.crypto import DataKeys
 from haochaping.core.timeutil import utcnow
 from haochaping.integrity import service
 from haochaping.integrity.detectors import BatchContext, Check, Thresholds, batch_checks
@@ -43,14 +44,14 @@ async def run_check(db: AsyncSession, check: Check, ctx: BatchContext) -> int:
     return len(await service.raise_flags(db=db, findings=found, stage="batch"))
 
 
-async def run_batch(db: AsyncSession, *, secret: str, now: datetime | None = None,
+async def run_batch(db: AsyncSession, *, keys: DataKeys, now: datetime | None = None,
                     thresholds: Thresholds | None = None,
                     bad_levels: frozenset[int] = frozenset({1, 2}),
                     checks: list[Check] | None = None) -> BatchReport:
     """Every batch check in one session, each in a savepoint (the caller commits)."""
     report = BatchReport()
     for check in batch_checks() if checks is None else checks:
-        ctx = BatchContext(db=db, now=now or utcnow(), secret=secret,
+        ctx = BatchContext(db=db, now=now or utcnow(), keys=keys,
                            thresholds=thresholds or Thresholds(), bad_levels=bad_levels)
         try:
             async with db.begin_nested():
@@ -86,7 +87,7 @@ async def run_due(state: Any, *, now: datetime | None = None) -> BatchReport | N
         bad_levels = frozenset(range(1, 6)) - frozenset(state.rules.good_levels)
         for check in batch_checks():
             async with state.sessionmaker() as db:
-                ctx = BatchContext(db=db, now=now, secret=state.settings.secret_key,
+                ctx = BatchContext(db=db, now=now, keys=state.keys,
                                    bad_levels=bad_levels)
                 try:
                     report.flagged[check.name] = await run_check(db, check, ctx)

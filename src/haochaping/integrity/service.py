@@ -12,13 +12,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import identity_hash
+from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.integrity import detectors
-from haochaping.integrity.identity import IdentityHasher
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders import service as wo_service
@@ -145,7 +144,7 @@ async def review(*, db: AsyncSession, actor: Principal, flag_id: int, decision: 
     return flag
 
 
-async def register_staff_identity(*, db: AsyncSession, actor: Principal, secret: str,
+async def register_staff_identity(*, db: AsyncSession, actor: Principal, keys: DataKeys,
                                   staff_no: str, cert_no: str | None = None,
                                   phone: str | None = None
                                   ) -> tuple[Staff, list[str], int]:
@@ -164,7 +163,7 @@ async def register_staff_identity(*, db: AsyncSession, actor: Principal, secret:
     actor.require(path)
     kinds = []
     for kind, value in (("cert", cert_no), ("phone", phone)):
-        digest = identity_hash(secret, value)
+        digest = keys.identity_hash(value)
         if digest is None:
             continue
         kinds.append(kind)
@@ -176,18 +175,18 @@ async def register_staff_identity(*, db: AsyncSession, actor: Principal, secret:
             existing.identity_hash, existing.recorded_by = digest, actor.name
             existing.updated_at = utcnow()
     await db.flush()
-    flagged = await rescan_staff(db=db, secret=secret, staff=staff)
+    flagged = await rescan_staff(db=db, keys=keys, staff=staff)
     return staff, kinds, flagged
 
 
-async def rescan_staff(*, db: AsyncSession, secret: str, staff: Staff) -> int:
+async def rescan_staff(*, db: AsyncSession, keys: DataKeys, staff: Staff) -> int:
     """Flag the recent ratings of a staff member's cases and window that they rated."""
     check = detectors.REGISTRY[detectors.StaffSelfRating.name]
     assert isinstance(check, detectors.StaffSelfRating)
     hashes = (await db.execute(select(StaffIdentity.identity_hash)
                                .where(StaffIdentity.staff_id == staff.id))).scalars().all()
     index = {h: [(staff.id, staff.org_id, staff.staff_no)] for h in hashes}
-    hasher = IdentityHasher(secret)
+    hasher = keys.identity_hash
     since = utcnow() - timedelta(days=RESCAN_DAYS)
     E = Evaluation
     found = []

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from haochaping.config import Settings
+from haochaping.core.crypto import DataKeys
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import SHANGHAI
 from haochaping.policies.schemas import PolicyValues
@@ -55,6 +56,7 @@ class Deadlines:
 class LoopContext:
     settings: Settings
     deadlines: Deadlines
+    keys: DataKeys  # the app's data keys (appeals register raters by keyed hash)
 
     def progress_token(self, evaluation_id: int) -> str:
         """A signed link token that lets the rater follow their own bad review."""

@@ -35,7 +35,7 @@ class CalendarCache:
 async def context_for(state: Any, db: AsyncSession) -> LoopContext:
     """The loop context from an app's state (requests and jobs alike)."""
     calendar = await state.calendar_cache.get(db)
-    return LoopContext(settings=state.settings, deadlines=Deadlines(calendar))
+    return LoopContext(settings=state.settings, deadlines=Deadlines(calendar), keys=state.keys)
 
 
 async def loop_context(request: Request, db: AsyncSession) -> LoopContext:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import haochaping.db.base
-from haochaping.core.crypto import encrypt, identity_hash_configured
+from haochaping.db.types import dialect_keys
 
 revision: str = "0009"
 down_revision: str | None = "0008"
@@ -65,6 +65,7 @@ def upgrade() -> None:
 
 def _encrypt_existing() -> None:
     bind = op.get_bind()
+    keys = dialect_keys(bind.dialect)  # attached by db/migrate.py (env.py) from the settings
     pg = bind.dialect.name == "postgresql"
     for table, (cert, phone, cert_hash, phone_hash) in TABLES.items():
         rows = bind.execute(sa.text(
@@ -78,9 +79,9 @@ def _encrypt_existing() -> None:
         bind.execute(sa.text(
             f"UPDATE {table} SET {cert} = :c, {phone} = :p, {cert_hash} = :ch, "
             f"{phone_hash} = :ph WHERE id = :id"),
-            [{"id": r[0], "c": encrypt(r[1]) if r[1] else r[1],
-              "p": encrypt(r[2]) if r[2] else r[2],
-              "ch": identity_hash_configured(r[1]), "ph": identity_hash_configured(r[2])}
+            [{"id": r[0], "c": keys.encrypt(r[1]) if r[1] else r[1],
+              "p": keys.encrypt(r[2]) if r[2] else r[2],
+              "ch": keys.identity_hash(r[1]), "ph": keys.identity_hash(r[2])}
              for r in rows])
         if pg and table == "evaluation":
             op.execute("ALTER TABLE evaluation ENABLE TRIGGER evaluation_append_only")
@@ -88,7 +89,7 @@ def _encrypt_existing() -> None:
                                 "WHERE recipient NOT LIKE 'hcp1:%'")).all()
     if rows:
         bind.execute(sa.text("UPDATE outbox_message SET recipient = :r WHERE id = :id"),
-                     [{"id": i, "r": encrypt(r, deterministic=True)} for i, r in rows])
+                     [{"id": i, "r": keys.encrypt(r, deterministic=True)} for i, r in rows])
 
 
 def downgrade() -> None:

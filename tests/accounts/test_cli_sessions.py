@@ -1,7 +1,6 @@
 """The command line ends sessions and keys: `user password`, `user deactivate`,
-`client revoke` (at once in servers sharing Redis with it). Beside tests/test_cli.py, whose
-fixtures it shares, and like it after the domain tests: the app these commands build swaps
-core/crypto.py's process-wide keys for the default secret's."""
+`client revoke` (at once in servers sharing Redis with it). The command-line fixtures are
+tests/test_cli.py's."""
 
 from __future__ import annotations
 
@@ -29,6 +28,9 @@ def token_of(env, username: str, password: str) -> dict[str, str]:
 
 
 def new_key(env, name: str) -> dict[str, str]:
+    # The first account creates the root organisation: make sure it exists, whichever test
+    # of the module runs first (a second run of this command is refused, harmlessly).
+    invoke(env, "user", "create", "--username", "keeper", "--password", "pass-word-123")
     r = invoke(env, "client", "create", "--name", name, "--org", "ROOT", "--channels", "pad")
     assert r.exit_code == 0, r.output
     (key,) = [line for line in r.output.splitlines() if line.startswith("hcp_")]
@@ -54,7 +56,6 @@ def test_a_password_reset_and_a_deactivation_end_the_tokens(env):
 
 
 def test_client_revoke_by_name_or_id(env):
-    invoke(env, "user", "create", "--username", "keeper", "--password", "pass-word-123")
     key = new_key(env, "kiosk-1")
     assert call_api(env, "GET", "/api/v1/orgs", headers=key).status_code == 200
     r = invoke(env, "client", "revoke", "--name", "kiosk-1")
