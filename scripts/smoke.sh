@@ -52,7 +52,7 @@ cd "$WORK"
 
 echo "== smoke: installing the package without extras into a fresh virtual environment =="
 "$PY" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install -q --disable-pip-version-check "$REPO" \
+"$WORK/venv/bin/python" -m pip install -q --disable-pip-version-check -c "$REPO/requirements/run.txt" "$REPO" \
   || fail "pip install of $REPO failed"
 HCP="$WORK/venv/bin/haochaping"
 
