@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Integer, String, Text, TypeDecorator
+from sqlalchemy.types import TypeEngine
 
 from haochaping.core.crypto import DataKeys, MissingKey
 
@@ -26,7 +29,7 @@ class EncryptedString(TypeDecorator[str]):
     clear; the keys are the engine's (`dialect_keys`). Bind and result processors are built
     per dialect, so a cached statement never carries one engine's keys into another."""
 
-    impl = String(200)
+    impl: TypeEngine[Any] | type[TypeEngine[Any]] = String(200)
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect) -> str | None:  # type: ignore[override]

@@ -776,12 +776,12 @@ def generate_free_ratings(rng: random.Random, ref: Reference, *, now: datetime, 
                 # National codes start with their level: 2xx 不满意, 1xx 非常不满意.
                 found = [c for c in vocab.INSPECTION_FINDINGS if c[0] == str(level)]
                 reasons = [rng.choice(found)]
-                comment = rng.choice(vocab.INSPECTION_FINDINGS[reasons[0]])
+                comment: str | None = rng.choice(vocab.INSPECTION_FINDINGS[reasons[0]])
             else:
                 reasons = _pick_reasons(rng, level, ("offline",))
                 comment = rng.choice(vocab.INSPECTION_REMARKS)
-            rater = ("government", f"{vocab.PROVINCE[1]}政务服务督查组 {rng.choice(inspectors)}",
-                     None, None, None)
+            inspector = f"{vocab.PROVINCE[1]}政务服务督查组 {rng.choice(inspectors)}"
+            rater: tuple[str | None, ...] = ("government", inspector, None, None, None)
             anonymous = False
         else:
             causes = ("item",) if item else ("offline", "staff") if troubled else ("offline",)

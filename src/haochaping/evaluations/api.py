@@ -75,7 +75,7 @@ async def create_evaluation(
     response = fast_json(body, status_code=201)
     if idempotency_key is not None:
         await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=201,
-                                body=json.loads(response.body))
+                                body=json.loads(bytes(response.body)))
     await db.commit()
     return response
 
@@ -114,7 +114,7 @@ async def create_evaluations_batch(data: schemas.EvaluationBatch, request: Reque
     response = fast_json({"items": results})
     if idempotency_key is not None:
         await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=200,
-                                body=json.loads(response.body))
+                                body=json.loads(bytes(response.body)))
     await db.commit()
     response.headers.update(headers)
     return response

@@ -23,7 +23,7 @@ CASE_BOUND_CHANNELS = frozenset(
 )
 FREE_CHANNELS = frozenset({Channel.REVIEW, Channel.INSPECTION})
 
-CHANNEL_LABELS = {
+CHANNEL_LABELS: dict[str, str] = {
     Channel.PC: "PC端",
     Channel.MOBILE: "移动端",
     Channel.QRCODE: "二维码",
@@ -63,4 +63,4 @@ STAGE_REACHED = {"whole": Reached.ACCEPTED, "accept": Reached.ACCEPTED,
 
 # Stored channel of a system default rating (默认评价): never accepted from a client.
 DEFAULT_RATING_CHANNEL = "system"
-CHANNEL_LABELS_ALL = {**CHANNEL_LABELS, DEFAULT_RATING_CHANNEL: "系统默认"}
+CHANNEL_LABELS_ALL: dict[str, str] = {**CHANNEL_LABELS, DEFAULT_RATING_CHANNEL: "系统默认"}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
@@ -94,7 +96,7 @@ async def mark_used(*, db: AsyncSession, invitation_id: int, evaluation_id: int,
         .where(Invitation.id == invitation_id, Invitation.used_at.is_(None))
         .values(used_at=now, evaluation_id=evaluation_id)
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 async def get_case(db: AsyncSession, case_id: int) -> Case:

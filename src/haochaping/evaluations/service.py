@@ -31,6 +31,7 @@ from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
     CASE_BOUND_CHANNELS,
     LEVEL_LABELS,
+    Channel,
     Reached,
 )
 from haochaping.evaluations.models import Evaluation
@@ -548,7 +549,8 @@ async def submit_via_invitation(
     if problem == "invitation_expired":
         raise Invalid("此评价链接已过期", code=problem)
     case = await invitations.get_case(db, inv.case_id)
-    data = schemas.EvaluationCreate(case_no=case.case_no, stage=inv.stage, channel=inv.channel,
+    data = schemas.EvaluationCreate(case_no=case.case_no, stage=inv.stage,
+                                    channel=Channel(inv.channel),
                                     level=level, reasons=reasons, comment=comment or None)
     actor = Principal(kind="invitation", id=inv.id, name="citizen", org_id=0, org_path="/",
                       channels=frozenset({inv.channel}))

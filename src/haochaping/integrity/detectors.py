@@ -199,6 +199,14 @@ def _source_shown(kind: str, row: Row) -> str:
     return mask(kind, row.get("device_id")) or ""
 
 
+def _decrement(counts: dict[Any, int], key: Any) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
+
+
 @dataclass(slots=True)
 class SourceEvent:
     t: float
@@ -228,12 +236,8 @@ class SourceWindow:
         old = self.events.popleft()
         if self.cases is None or self.raters is None:
             return
-        for counts, key in ((self.cases, old.case_id), (self.raters, old.rater)):
-            left = counts[key] - 1
-            if left:
-                counts[key] = left
-            else:
-                del counts[key]
+        _decrement(self.cases, old.case_id)
+        _decrement(self.raters, old.rater)
 
     def push(self, event: SourceEvent, window: float, limit: int) -> None:
         events = self.events
@@ -246,7 +250,7 @@ class SourceWindow:
             if len(events) < 2:
                 return
             self.cases, self.raters = {}, {}
-            counted = events
+            counted: Iterable[SourceEvent] = events
         else:
             counted = (event,)
         cases, raters = self.cases, self.raters
@@ -388,7 +392,7 @@ class RedisRefusalLog(RefusalLog):
     async def recent(self, key: str, t: float) -> dict[str, int]:
         counts: dict[str, int] = {}
         for member in await self._redis.zrangebyscore(self._key(key), t - self.window, "+inf"):
-            code = (member.decode() if isinstance(member, bytes) else member).split(":", 1)[0]
+            code = (member.decode() if isinstance(member, bytes) else str(member)).split(":", 1)[0]
             counts[code] = counts.get(code, 0) + 1
         return counts
 
@@ -814,7 +818,7 @@ class InstantPad(Check):
         if not suspects:
             return []
         codes = await _org_codes(ctx.db, [w for w, *_ in suspects])
-        found = []
+        found: list[Finding] = []
         for window_id, device_id, n, k in suspects:
             pad = E.device_id == device_id if device_id is not None else E.device_id.is_(None)
             hits = (await ctx.db.execute(
@@ -921,7 +925,7 @@ class PerfectUnit(Check):
             names = dict((await ctx.db.execute(select(Staff.id, Staff.staff_no).where(
                 Staff.id.in_([s[0] for s in suspects])))).all())
             label = "工作人员"
-        found = []
+        found: list[Finding] = []
         for unit_id, n, k, peer_p, best, peer_n, p_value in suspects:
             code = names.get(unit_id, "?")
             ids = (await ctx.db.execute(
@@ -963,14 +967,14 @@ class DuplicateComment(Check):
             .having(func.count(distinct(E.case_id)) >= th.comment_min_cases).limit(1000)
         )).all()
         if groups:
-            spread = dict((await ctx.db.execute(
+            spread: dict[str, int] = dict((await ctx.db.execute(
                 select(text, func.count(distinct(E.org_id)))
                 .where(ctx.recent(th.comment_common_days), E.comment.is_not(None),
                        text.in_({g[1] for g in groups}))
                 .group_by(text))).all())
             groups = [g for g in groups if spread.get(g[1], 0) <= th.comment_max_orgs]
         codes = await _org_codes(ctx.db, [g[0] for g in groups])
-        found = []
+        found: list[Finding] = []
         for org_id, comment, cases in groups:
             ids = (await ctx.db.execute(
                 select(E.id).where(base, E.org_id == org_id, text == comment).order_by(E.id)
@@ -1024,14 +1028,15 @@ class CoordinatedBad(Check):
             .order_by(E.received_at, E.id).limit(th.batch_limit)
         )).mappings().all()
         by_org: dict[int, list[Row]] = {}
-        for r in rows:
-            by_org.setdefault(r["org_id"], []).append(dict(r))
+        for m in rows:
+            by_org.setdefault(m["org_id"], []).append(dict(m))
         span = th.bad_span_hours * 3600
         groups = []
         for org_id, ratings in by_org.items():
             if len(ratings) < th.bad_min_ratings:
                 continue
-            links, last_seen = _Links(), {}
+            links = _Links()
+            last_seen: dict[tuple[str, str], tuple[float, int]] = {}
             kinds: dict[tuple[int, int], set[str]] = {}
             for r in ratings:
                 t = _ts(r["received_at"])
@@ -1056,11 +1061,17 @@ class CoordinatedBad(Check):
                     ids = {r["id"] for r in group}
                     via = sorted({k for (a, b), ks in kinds.items() if a in ids for k in ks})
                     groups.append((org_id, group, len(cases), len(raters), via))
+        return await self._flag_groups(ctx, groups)
+
+    async def _flag_groups(self, ctx: BatchContext,
+                           groups: list[tuple[int, list[Row], int, int, list[str]]]
+                           ) -> list[Finding]:
+        """One finding per rating of each linked group, naming what linked its raters."""
         if not groups:
             return []
         codes = await _org_codes(ctx.db, [g[0] for g in groups])
         via_labels = {"phone": "手机号", "device": "设备", "ip": "IP 地址", "cert": "身份证号"}
-        found = []
+        found: list[Finding] = []
         for org_id, group, cases, raters, via in groups:
             code, name = codes.get(org_id, ("?", "?"))
             first, last = group[0]["received_at"], group[-1]["received_at"]

@@ -189,7 +189,7 @@ async def rescan_staff(*, db: AsyncSession, keys: DataKeys, staff: Staff) -> int
     hasher = keys.identity_hash
     since = utcnow() - timedelta(days=RESCAN_DAYS)
     E = Evaluation
-    found = []
+    found: list[detectors.Finding] = []
     for column, value in ((E.staff_id, staff.id), (E.window_id, staff.org_id)):
         rows = (await db.execute(
             select(E.id, E.org_id, E.staff_id, E.window_id, E.rater_cert_hash, E.rater_phone_hash)

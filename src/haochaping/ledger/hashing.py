@@ -101,7 +101,7 @@ def content_hashes(rows: Sequence[Sequence[Any]], version: int = CONTENT_VERSION
     times = _TIME_POSITIONS[version]
     encode = _ENCODER.encode
     copy = _SM3.copy
-    out = []
+    out: list[bytes] = []
     append = out.append
     for values in rows:
         row = list(values)

@@ -16,7 +16,7 @@ from haochaping.core.errors import Conflict, Forbidden, Invalid
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import schemas as evaluation_schemas
 from haochaping.evaluations import service as evaluation_service
-from haochaping.evaluations.choices import CASE_BOUND_CHANNELS
+from haochaping.evaluations.choices import CASE_BOUND_CHANNELS, Channel
 from haochaping.evaluations.models import Evaluation
 from haochaping.policies.schemas import PolicyValues
 from haochaping.workorders import notify, schemas
@@ -66,7 +66,7 @@ async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
     first = await db.get(Evaluation, order.evaluation_id)
     channel = channel or first.channel  # type: ignore[union-attr]
     content = evaluation_schemas.EvaluationCreate(
-        case_no=None, stage=first.stage, channel=channel,  # type: ignore[union-attr]
+        case_no=None, stage=first.stage, channel=Channel(channel),  # type: ignore[union-attr]
         level=data.level, reasons=list(data.reasons), comment=data.comment)
     evaluation_service.check_content(data=content, rules=rules)
     now = utcnow()

@@ -101,7 +101,7 @@ async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport)
                  "data": {"deadline": kind}, "created_at": now}
                 for oid, _org, _v in rows
             ])
-            await notify.overdues(db=db, kind=kind, orders=[tuple(row) for row in rows])
+            await notify.overdues(db=db, kind=kind, orders=[(oid, org, v) for oid, org, v in rows])
         report.escalated[kind] = count
 
 
@@ -173,7 +173,8 @@ async def record_default_ratings(db: AsyncSession, policies: PolicyCache, now: d
     for case_id, org_id, item_id, window_id, staff_id, completed_at, region_code in rows:
         values, _ = await policies.get(db, region_code)
         rule = values.default_rating
-        if not rule.enabled or completed_at >= now - timedelta(days=rule.after_days):
+        if (not rule.enabled or completed_at is None
+                or completed_at >= now - timedelta(days=rule.after_days)):
             continue
         batch.append({
             "case_id": case_id, "stage": "whole", "eval_count": 1,

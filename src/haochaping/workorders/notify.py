@@ -126,7 +126,7 @@ async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
         return
     await _mail(db, kind="workorder_opened", recipients=handlers, subject=subject, body=body,
                 order=order, dedupe=f"opened:{order.id}")
-    if sms is not None:
+    if sms is not None and phone:
         await outbox.enqueue(
             db, kind="workorder_opened", channel="sms", recipient=phone, subject="", body=sms,
             payload={"work_order_id": order.id}, dedupe_key=f"opened-sms:{order.id}")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -180,7 +181,7 @@ async def transition(
                                 WorkOrder.state == from_state)
         .values(**values).execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if cast(CursorResult[Any], result).rowcount != 1:
         raise Conflict("工单已被他人同时处理，请刷新后查看最新状态", code="concurrent_update")
     for key, value in values.items():
         set_committed_value(order, key, value)  # written above; not dirty for the ORM
@@ -348,6 +349,7 @@ async def record_callback(*, db: AsyncSession, order: WorkOrder, actor: Actor, n
                           **common: Any) -> WorkOrderEvent:
     """A callback attempt and its consequence: closed, supervised, or one more try."""
     if not reached:
+        changes: dict[str, Any]
         action, changes = Action.CALLBACK_UNREACHED, {
             "callback_attempts": order.callback_attempts + 1}
     elif verdict in ("satisfied", "basic"):
@@ -407,7 +409,7 @@ async def bump(*, db: AsyncSession, order: WorkOrder, changes: dict[str, Any],
     result = await db.execute(
         update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.version == version)
         .values(**values).execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if cast(CursorResult[Any], result).rowcount != 1:
         raise Conflict("工单已被他人同时处理，请刷新后查看最新状态", code="concurrent_update")
     for key, value in values.items():
         set_committed_value(order, key, value)

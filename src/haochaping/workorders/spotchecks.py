@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
@@ -53,7 +54,7 @@ async def record(*, db: AsyncSession, principal: Principal, spot_check_id: int,
         update(SpotCheck).where(SpotCheck.id == check.id, SpotCheck.state == "pending")
         .values(state="done", verdict=data.verdict, done_at=now, work_order_id=work_order_id)
         .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+    if cast(CursorResult[Any], result).rowcount != 1:
         raise Conflict("该抽查任务已被他人完成", code="spot_check_done")
     return {"id": check.id, "state": "done", "verdict": data.verdict,
             "work_order_id": work_order_id}
