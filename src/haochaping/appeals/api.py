@@ -8,10 +8,11 @@ from sqlalchemy import select
 from haochaping.appeals import schemas
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
+from haochaping.core import pagination
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
-from haochaping.core.schemas import Id, Limit, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
@@ -41,18 +42,11 @@ async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = Non
                        cursor: str | None = None, limit: Limit = 50):
     """Appeals in the caller's subtree, oldest first (the decision queue)."""
     stmt = (select(Appeal, Org.code).join(Org, Org.id == Appeal.org_id)
-            .where(Org.path.startswith(user.org_path, autoescape=True))
-            .order_by(Appeal.id).limit(limit + 1))
+            .where(Org.path.startswith(user.org_path, autoescape=True)))
     if state:
         stmt = stmt.where(Appeal.state == state)
-    after = decode_int_cursor(cursor)
-    if after:
-        stmt = stmt.where(Appeal.id > after)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [appeal_service.read(a, code) for a, code in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+    rows, nxt = await pagination.page(db, stmt, key=Appeal.id, cursor=cursor, limit=limit)
+    return {"items": [appeal_service.read(a, code) for a, code in rows], "next_cursor": nxt}
 
 
 @router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead,
