@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.appeals.service import CATEGORY_LABELS
 from haochaping.cases.models import Case
@@ -282,11 +283,8 @@ APPEAL_STATES = {"pending": "待复核", "upheld": "申诉成立", "rejected": "
 async def appeal_page(*, db: AsyncSession, actor: Principal, state: str | None,
                       cursor: str | None, limit: int = PAGE_SIZE) -> tuple[list[dict], str | None]:
     """Appeals in the actor's subtree, oldest first (the decision queue)."""
-    stmt = (select(Appeal, Org.code, Org.name).join(Org, Org.id == Appeal.org_id)
-            .where(Org.path.startswith(actor.org_path, autoescape=True)))
-    if state:
-        stmt = stmt.where(Appeal.state == state)
-    rows, nxt = await pagination.page(db, stmt, key=Appeal.id, cursor=cursor, limit=limit)
+    rows, nxt = await pagination.page(db, appeal_queries.appeals(actor=actor, state=state),
+                                      key=Appeal.id, cursor=cursor, limit=limit)
     items = [{**_appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows]
     return items, nxt
 

@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from haochaping.core import pagination
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
@@ -143,12 +142,8 @@ async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
 async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "pending",
                            cursor: str | None = None, limit: Limit = 50):
     """Callback tasks on sampled good ratings in the caller's subtree."""
-    from haochaping.orgs.models import Org
-
-    stmt = (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
-            .where(Org.path.startswith(principal.org_path, autoescape=True),
-                   SpotCheck.state == state))
-    rows, nxt = await pagination.page(db, stmt, key=SpotCheck.id, cursor=cursor, limit=limit)
+    rows, nxt = await pagination.page(db, queries.spot_checks(actor=principal, state=state),
+                                      key=SpotCheck.id, cursor=cursor, limit=limit)
     return {"items": [{"id": s.id, "evaluation_id": s.evaluation_id, "org_code": code,
                        "state": s.state, "verdict": s.verdict, "work_order_id": s.work_order_id,
                        "created_at": s.created_at} for s, code in rows],

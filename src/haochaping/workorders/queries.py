@@ -14,7 +14,7 @@ from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.service import IntakeRules, Target, read_from_row
 from haochaping.orgs.models import Org
 from haochaping.workorders.context import Deadlines
-from haochaping.workorders.models import WorkOrder, WorkOrderEvent, WorkOrderUnit
+from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent, WorkOrderUnit
 from haochaping.workorders.states import (
     OPEN_STATES,
     STATE_LABELS,
@@ -67,6 +67,13 @@ def work_orders(*, actor: Principal, state: str | None = None, states: list[str]
         stmt = stmt.where(or_(*[and_(W.state.in_(states_), due < due_before)
                                 for states_, due in OVERDUE_CONDITIONS]))
     return stmt
+
+
+def spot_checks(*, actor: Principal, state: str) -> Select:
+    """Callback tasks on sampled good ratings in the caller's subtree, oldest first."""
+    return (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
+            .where(Org.path.startswith(actor.org_path, autoescape=True),
+                   SpotCheck.state == state).order_by(SpotCheck.id))
 
 
 def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[dict[str, Any]]:
