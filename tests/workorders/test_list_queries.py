@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from sqlalchemy import event
-
+from tests.factories import statements_sent
 from tests.workorders.conftest import rate_badly
 
 WO = "/api/v1/work-orders"
 
 
-@contextmanager
-def counted(engine):
-    """The SQL statements sent to the database inside the block."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def _list(client, headers, engine) -> tuple[list[dict], int]:
-    with counted(engine) as statements:
+    with statements_sent(engine) as statements:
         r = await client.get(WO, headers=headers, params={"limit": 50})
     assert r.status_code == 200, r.text
     assert r.json()["next_cursor"] is None
