@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import factory
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts import service as account_service
@@ -230,3 +232,18 @@ async def publish_policy(client, world: World, values: dict, region_code: str = 
                           json={"region_code": region_code, "values": values})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+@contextmanager
+def statements_sent(engine) -> Iterator[list[str]]:
+    """The SQL statements the engine sends to the database inside the block."""
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

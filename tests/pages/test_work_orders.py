@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from haochaping.appeals.models import Appeal
 from haochaping.workorders.models import Attachment, WorkOrder, WorkOrderEvent
-from tests.factories import now
+from tests.factories import now, statements_sent
 from tests.pages.helpers import act, alert, csrf_of, page_form, sign_in
 from tests.workorders.conftest import rate_badly
 
@@ -444,3 +444,19 @@ async def test_ids_past_the_integer_range_are_422_on_every_console_route(client,
                 if method == "POST" else None
             r = await client.request(method, path, data=data)
             assert r.status_code == 422 and "请求参数不符合要求" in r.text, (path, r.status_code)
+
+
+async def test_queue_page_query_count_does_not_grow_with_the_rows(client, db, world, engine):
+    for _ in range(3):
+        await rate_badly(client, db, world)
+    await sign_in(client, world.users["office"])
+    await client.get(QUEUE)  # warms what is cached per app
+    with statements_sent(engine) as few:
+        r = await client.get(QUEUE)
+    assert len(order_ids(r.text)) == 3
+    for _ in range(20):
+        await rate_badly(client, db, world)
+    with statements_sent(engine) as full:
+        r = await client.get(QUEUE)
+    assert len(order_ids(r.text)) == 20 and 'rel="next"' in r.text
+    assert len(full) == len(few), (len(few), len(full))

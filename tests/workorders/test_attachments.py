@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 from sqlalchemy import select
 
 from haochaping.workorders.models import Attachment
 from tests.factories import assert_error
+from tests.workorders.conftest import rate_badly
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"x" * 64
@@ -60,3 +64,23 @@ async def test_disguised_oversized_and_foreign_files_are_refused(client, db, bad
     assert_error(await upload(client, handlers["unit_b"], order.id, "a.pdf", PDF,
                               "application/pdf"), 403)
     assert (await db.execute(select(Attachment))).scalars().all() == before
+
+
+async def test_a_file_is_served_only_under_its_own_order(client, db, world, bad, handlers,
+                                                         settings):
+    _ev, order = bad
+    _ev2, other = await rate_badly(client, db, world)
+    unit = handlers["unit_a"]
+    r = await upload(client, unit, order.id, "整改报告.pdf", PDF, "application/pdf")
+    assert r.status_code == 201, r.text
+    att = r.json()
+    row = await db.get(Attachment, att["id"])
+    stored = Path(settings.upload_dir) / row.storage_key
+    assert stored.read_bytes() == PDF and row.sha256 == hashlib.sha256(PDF).hexdigest()
+    r = await client.get(f"/api/v1/work-orders/{order.id}/attachments/{att['id']}",
+                         headers=unit)
+    assert r.status_code == 200 and r.content == PDF
+    assert r.headers["content-type"] == "application/pdf"
+    assert r.headers["content-disposition"] == f"attachment; filename*=UTF-8''{att['id']}.pdf"
+    assert_error(await client.get(f"/api/v1/work-orders/{other.id}/attachments/{att['id']}",
+                                  headers=unit), 404, "attachment_not_found")

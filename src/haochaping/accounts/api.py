@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from haochaping.accounts import service as account_service
 from haochaping.core.auth import CurrentUser, issue_token
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Unauthenticated, declare
+from haochaping.core.errors import declare
 from haochaping.core.ratelimit import client_ip, limiter
 from haochaping.core.schemas import Id
 
@@ -30,17 +30,12 @@ async def issue(request: Request, db: DbSession,
                 password: Annotated[str, Form(max_length=200)]):
     """Exchange username and password for a bearer token (after repeated failures from one
     place, that place is locked out of the account for a growing while)."""
-    guard = request.app.state.login_guard
-    ip = client_ip(request)
-    await guard.check(username, ip)
     try:
-        user = await account_service.authenticate(db=db, username=username, password=password)
-    except Unauthenticated:
-        await guard.failed(username, ip)
-        raise
+        user = await account_service.sign_in(
+            db=db, guard=request.app.state.login_guard, username=username, password=password,
+            source_ip=client_ip(request))
     finally:
         await db.commit()  # keep the failed-login count even when refusing
-    await guard.succeeded(username, ip)
     return _token_body(request, user)
 
 

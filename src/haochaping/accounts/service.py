@@ -10,6 +10,7 @@ from haochaping.accounts.models import ApiClient, User
 from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Invalid, NotFound, Unauthenticated
+from haochaping.core.ratelimit import LoginGuard
 from haochaping.core.security import hash_api_key, hash_password, new_api_key, verify_password
 from haochaping.evaluations.choices import Channel
 from haochaping.orgs.models import Org
@@ -51,6 +52,21 @@ async def authenticate(*, db: AsyncSession, username: str, password: str) -> Use
             user.failed_logins += 1
         raise Unauthenticated("用户名或密码错误", code="invalid_credentials")
     user.failed_logins = 0
+    return user
+
+
+async def sign_in(*, db: AsyncSession, guard: LoginGuard, username: str, password: str,
+                  source_ip: str) -> User:
+    """The user signing in, or 429 while this place is locked out of the account and 401
+    for wrong credentials (counted towards the lock-out; the caller commits either way, so
+    the failed-login count is kept)."""
+    await guard.check(username, source_ip)
+    try:
+        user = await authenticate(db=db, username=username, password=password)
+    except Unauthenticated:
+        await guard.failed(username, source_ip)
+        raise
+    await guard.succeeded(username, source_ip)
     return user
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 
-from haochaping.appeals import schemas
+from haochaping.appeals import queries, schemas
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
+from haochaping.core import pagination
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
-from haochaping.core.schemas import Id, Limit, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
@@ -40,19 +40,10 @@ async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSessio
 async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = None,
                        cursor: str | None = None, limit: Limit = 50):
     """Appeals in the caller's subtree, oldest first (the decision queue)."""
-    stmt = (select(Appeal, Org.code).join(Org, Org.id == Appeal.org_id)
-            .where(Org.path.startswith(user.org_path, autoescape=True))
-            .order_by(Appeal.id).limit(limit + 1))
-    if state:
-        stmt = stmt.where(Appeal.state == state)
-    after = decode_int_cursor(cursor)
-    if after:
-        stmt = stmt.where(Appeal.id > after)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [appeal_service.read(a, code) for a, code in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+    rows, nxt = await pagination.page(db, queries.appeals(actor=user, state=state), key=Appeal.id,
+                                      cursor=cursor, limit=limit)
+    return {"items": [appeal_service.read(a, code) for a, code, _name in rows],
+            "next_cursor": nxt}
 
 
 @router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead,

@@ -22,10 +22,11 @@ from haochaping.console.forms import (
     validation_problem,
 )
 from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page
+from haochaping.core import pagination
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError
-from haochaping.core.schemas import Id, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id
 from haochaping.core.security import mask_text
 from haochaping.core.templating import html_route
 from haochaping.evaluations.standing import STANDING_LABELS
@@ -66,13 +67,11 @@ async def _queue_page(db: DbSession, user: Principal, filters: FlagFilters
         except DomainError as exc:  # unknown (404) or outside the person's area (403)
             filters.errors.append(exc.message)
             return [], None, exc.status_code
-    rows = (await db.execute(queries.flags(
-        actor=user, state=filters.state_value, check=filters.check or None, subtree=subtree,
-        after_id=decode_int_cursor(filters.cursor), limit=PAGE_SIZE))).all()
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
-    return ([queries.item(r) for r in rows],
-            encode_cursor(rows[-1][0].id) if more else None, 200)
+    stmt = queries.flags(actor=user, state=filters.state_value, check=filters.check or None,
+                         subtree=subtree)
+    rows, nxt = await pagination.page(db, stmt, key=IntegrityFlag.id, cursor=filters.cursor,
+                                      limit=PAGE_SIZE)
+    return [queries.item(r) for r in rows], nxt, 200
 
 
 @router.get(QUEUE)

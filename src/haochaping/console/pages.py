@@ -46,22 +46,18 @@ async def login(request: Request, db: DbSession, username: Annotated[str, Form()
         return render(request, "console/login.html", {**context, "error": "请输入用户名和密码"},
                       status_code=422)
     guard = request.app.state.login_guard
-    ip = client_ip(request)
     try:
-        await guard.check(name, ip)
+        user = await account_service.sign_in(db=db, guard=guard, username=name,
+                                             password=password, source_ip=client_ip(request))
     except RateLimited as exc:
         wait = exc.details[0]["retry_after_seconds"] if exc.details else guard.window
         return render(request, "console/login.html", {**context, "error": exc.message},
                       status_code=429, headers={"Retry-After": str(wait)})
-    try:
-        user = await account_service.authenticate(db=db, username=name, password=password)
     except Unauthenticated as exc:
-        await guard.failed(name, ip)
         return render(request, "console/login.html", {**context, "error": exc.message},
                       status_code=401)
     finally:
         await db.commit()  # keep the failed-login count even when refusing
-    await guard.succeeded(name, ip)
     start_session(request, user)
     csrf_token(request)  # a fresh token for the new session
     return RedirectResponse(target, status_code=303)

@@ -9,13 +9,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.appeals.service import CATEGORY_LABELS
 from haochaping.cases.models import Case
 from haochaping.console.forms import EvaluationFilters
+from haochaping.core import pagination
 from haochaping.core.auth import Principal
 from haochaping.core.calendar_models import CalendarYear
-from haochaping.core.schemas import decode_int_cursor, encode_cursor
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import queries
@@ -68,14 +69,12 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
         actor=actor, case_no=filters.case_no or None, org_code=filters.org_code or None,
         item_code=filters.item_code or None, level=filters.level, channel=filters.channel,
         since=filters.since_at, until=filters.until_at,
-        before_id=decode_int_cursor(filters.cursor), limit=limit,
     )
     # A rating's standing when it is not plain valid (no row: it counts).
     stmt = stmt.add_columns(EvaluationStanding.standing).outerjoin(
         EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = await pagination.page(db, stmt, key=Evaluation.id, cursor=filters.cursor,
+                                      limit=limit, descending=True)
     orgs = await _names(db, Org, {r[0].org_id for r in rows} | {r[0].window_id for r in rows
                                                                 if r[0].window_id})
     items_by_id = await _names(db, Item, {r[0].item_id for r in rows if r[0].item_id})
@@ -94,7 +93,7 @@ async def evaluation_page(*, db: AsyncSession, actor: Principal, filters: Evalua
         item["standing"] = standing if standing in STANDING_BADGES else None
         item["standing_label"] = STANDING_BADGES.get(standing or "")
         out.append(item)
-    return EvaluationPage(items=out, next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+    return EvaluationPage(items=out, next_cursor=nxt)
 
 
 # --- the closed loop: queues and the work-order page ---------------------------------------
@@ -143,14 +142,12 @@ async def work_order_page(*, db: AsyncSession, actor: Principal, filters: Any,
     now = utcnow()
     stmt = wo_queries.work_orders(
         actor=actor, state=filters.state, org_code=filters.org_code or None,
-        overdue=filters.overdue_flag, due_before=filters.due_before_at, now=now,
-        after_id=decode_int_cursor(filters.cursor), limit=limit)
+        overdue=filters.overdue_flag, due_before=filters.due_before_at, now=now)
     if supervision:
         stmt = stmt.where(or_(WorkOrder.state.in_(SUPERVISED_STATES),
                               wo_queries.overdue_clause(now)))
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = await pagination.page(db, stmt, key=WorkOrder.id, cursor=filters.cursor,
+                                      limit=limit)
     ev_ids = [order.evaluation_id for order, _code, _name in rows]
     ratings: dict[int, tuple[int, str | None]] = {}
     if ev_ids:
@@ -169,8 +166,7 @@ async def work_order_page(*, db: AsyncSession, actor: Principal, filters: Any,
                       "opened_at": order.opened_at, "deadline": due[0] if due else None,
                       "overdue": wo_queries.is_overdue(order, now),
                       "escalations": order.escalations})
-    return WorkOrderPage(items=items,
-                         next_cursor=encode_cursor(rows[-1][0].id) if more else None)
+    return WorkOrderPage(items=items, next_cursor=nxt)
 
 
 async def org_options(*, db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
@@ -287,19 +283,10 @@ APPEAL_STATES = {"pending": "待复核", "upheld": "申诉成立", "rejected": "
 async def appeal_page(*, db: AsyncSession, actor: Principal, state: str | None,
                       cursor: str | None, limit: int = PAGE_SIZE) -> tuple[list[dict], str | None]:
     """Appeals in the actor's subtree, oldest first (the decision queue)."""
-    stmt = (select(Appeal, Org.code, Org.name).join(Org, Org.id == Appeal.org_id)
-            .where(Org.path.startswith(actor.org_path, autoescape=True))
-            .order_by(Appeal.id).limit(limit + 1))
-    if state:
-        stmt = stmt.where(Appeal.state == state)
-    after = decode_int_cursor(cursor)
-    if after:
-        stmt = stmt.where(Appeal.id > after)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = await pagination.page(db, appeal_queries.appeals(actor=actor, state=state),
+                                      key=Appeal.id, cursor=cursor, limit=limit)
     items = [{**_appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows]
-    return items, (encode_cursor(rows[-1][0].id) if more else None)
+    return items, nxt
 
 
 # --- settings pages: policies, calendar, outbox -------------------------------------------
@@ -436,14 +423,9 @@ async def held_page(*, db: AsyncSession, actor: Principal, subtree: str | None,
             .outerjoin(Item, Item.id == Evaluation.item_id)
             .outerjoin(Window, Window.id == Evaluation.window_id)
             .outerjoin(WorkOrder, WorkOrder.evaluation_id == Evaluation.id)
-            .where(*held_clause(actor, subtree))
-            .order_by(Evaluation.id.desc()).limit(limit + 1))
-    before = decode_int_cursor(cursor)
-    if before:
-        stmt = stmt.where(Evaluation.id < before)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+            .where(*held_clause(actor, subtree)))
+    rows, nxt = await pagination.page(db, stmt, key=Evaluation.id, cursor=cursor, limit=limit,
+                                      descending=True)
     # The register's entries behind these holds: one query on the keyed hashes kept beside
     # each rating (the register stores the same hashes, never the numbers).
     hashes = {h for r in rows for h in (r[0].rater_cert_hash, r[0].rater_phone_hash) if h}
@@ -470,4 +452,4 @@ async def held_page(*, db: AsyncSession, actor: Principal, subtree: str | None,
             "work_order": ({"id": wo_id, "state_label": STATE_LABELS[State(wo_state)]}
                            if wo_id else None),
         })
-    return items, (encode_cursor(rows[-1][0].id) if more else None)
+    return items, nxt

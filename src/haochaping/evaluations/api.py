@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
-from haochaping.core import idempotency
+from haochaping.core import idempotency, pagination
 from haochaping.core.auth import CurrentPrincipal, CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound, declare
@@ -21,8 +21,6 @@ from haochaping.core.schemas import (
     Limit,
     Page,
     Timestamp,
-    decode_int_cursor,
-    encode_cursor,
 )
 from haochaping.evaluations import invitations, queries, schemas
 from haochaping.evaluations import service as evaluation_service
@@ -131,13 +129,11 @@ async def list_evaluations(
     """Ratings in the caller's subtree, newest first, cursor-paginated."""
     stmt = queries.evaluations(actor=actor, case_no=case_no, org_code=org_code,
                                item_code=item_code, level=level, channel=channel, since=since,
-                               until=until, before_id=decode_int_cursor(cursor), limit=limit)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+                               until=until)
+    rows, nxt = await pagination.page(db, stmt, key=Evaluation.id, cursor=cursor, limit=limit,
+                                      descending=True)
     rules = request.app.state.rules
-    items = [_read(row, rules) for row in rows]
-    return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+    return {"items": [_read(row, rules) for row in rows], "next_cursor": nxt}
 
 
 def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
@@ -153,7 +149,7 @@ async def get_evaluation(evaluation_id: Id, request: Request,
                          db: DbSession,
                          actor: CurrentPrincipal):
     row = (await db.execute(
-        queries.evaluations(actor=actor, limit=1).where(Evaluation.id == evaluation_id)
+        queries.evaluations(actor=actor).where(Evaluation.id == evaluation_id)
     )).first()
     if row is None:
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")

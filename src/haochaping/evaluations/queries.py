@@ -20,7 +20,6 @@ def evaluations(
     *, actor: Principal, case_no: str | None = None, org_code: str | None = None,
     item_code: str | None = None, level: int | None = None, levels: list[int] | None = None,
     channel: str | None = None, since: datetime | None = None, until: datetime | None = None,
-    before_id: int | None = None, limit: int = 50,
 ) -> Select:
     """Ratings inside the caller's subtree, newest first, with the codes an answer names."""
     stmt = (
@@ -32,7 +31,6 @@ def evaluations(
         .outerjoin(Staff, Staff.id == Evaluation.staff_id)
         .where(Org.path.startswith(actor.org_path, autoescape=True))
         .order_by(Evaluation.id.desc())
-        .limit(limit + 1)
     )
     if case_no:
         stmt = stmt.where(Case.case_no == case_no)
@@ -53,8 +51,6 @@ def evaluations(
         stmt = stmt.where(Evaluation.received_at >= since)
     if until:
         stmt = stmt.where(Evaluation.received_at < until)
-    if before_id:
-        stmt = stmt.where(Evaluation.id < before_id)
     return stmt
 
 

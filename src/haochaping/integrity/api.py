@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from haochaping.core import pagination
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
-from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page
 from haochaping.integrity import detectors, queries, schemas, service
+from haochaping.integrity.models import IntegrityFlag
 from haochaping.integrity.service import FlagState
 
 router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
@@ -30,13 +32,11 @@ async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | N
     """Flagged ratings in the caller's subtree, oldest first (filters: state, check, org)."""
     service.require_reviewer(principal)
     subtree = await queries.org_path(db, principal, org_code) if org_code else None
-    rows = (await db.execute(queries.flags(
-        actor=principal, state=state.value if state else None, check=check, subtree=subtree,
-        after_id=decode_int_cursor(cursor), limit=limit))).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [queries.item(r) for r in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+    stmt = queries.flags(actor=principal, state=state.value if state else None, check=check,
+                         subtree=subtree)
+    rows, nxt = await pagination.page(db, stmt, key=IntegrityFlag.id, cursor=cursor,
+                                      limit=limit)
+    return {"items": [queries.item(r) for r in rows], "next_cursor": nxt}
 
 
 @router.get("/flags/{flag_id}", response_model=schemas.FlagDetail,

@@ -42,8 +42,7 @@ async def org_path(db: AsyncSession, actor: Principal, org_code: str) -> str:
 
 
 def flags(*, actor: Principal, state: str | None = None, check: str | None = None,
-          subtree: str | None = None, evaluation_id: int | None = None,
-          after_id: int | None = None, limit: int = 50) -> Select:
+          subtree: str | None = None, evaluation_id: int | None = None) -> Select:
     """Flags on ratings inside the caller's subtree, oldest first (a work queue)."""
     stmt = (
         select(IntegrityFlag, Org.code, Org.name, Evaluation.level, Evaluation.channel,
@@ -55,7 +54,6 @@ def flags(*, actor: Principal, state: str | None = None, check: str | None = Non
                    EvaluationStanding.evaluation_id == IntegrityFlag.evaluation_id)
         .where(Org.path.startswith(actor.org_path, autoescape=True))
         .order_by(IntegrityFlag.id)
-        .limit(limit + 1)
     )
     if state:
         stmt = stmt.where(IntegrityFlag.state == state)
@@ -66,8 +64,6 @@ def flags(*, actor: Principal, state: str | None = None, check: str | None = Non
         stmt = stmt.where(func.substr(Org.path, 1, len(subtree)) == subtree)
     if evaluation_id is not None:
         stmt = stmt.where(IntegrityFlag.evaluation_id == evaluation_id)
-    if after_id:
-        stmt = stmt.where(IntegrityFlag.id > after_id)
     return stmt
 
 
@@ -95,10 +91,10 @@ async def detail(*, db: AsyncSession, actor: Principal, flag: IntegrityFlag,
                  rules: evaluation_service.IntakeRules) -> dict[str, Any]:
     """A flag with its rating (personal data masked), the rating's other flags and the
     history of its standing."""
-    rows = (await db.execute(flags(actor=actor, evaluation_id=flag.evaluation_id,
-                                   limit=100))).all()
+    rows = (await db.execute(flags(actor=actor, evaluation_id=flag.evaluation_id)
+                             .limit(100))).all()
     this = next(r for r in rows if r[0].id == flag.id)
-    ev_row = (await db.execute(evaluation_queries.evaluations(actor=actor, limit=1)
+    ev_row = (await db.execute(evaluation_queries.evaluations(actor=actor)
                                .where(Evaluation.id == flag.evaluation_id))).one()
     ev, case_no, org_code, item_code, window_code, staff_no = ev_row
     target = evaluation_service.Target(case_no=case_no, org_code=org_code, item_code=item_code,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from haochaping.core import pagination
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, declare
-from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Id, Limit, Page
 from haochaping.ledger import queries, schemas
 from haochaping.ledger import service as ledger_service
 from haochaping.ledger.models import LedgerBlock
@@ -18,12 +19,9 @@ router = APIRouter(prefix="/api/v1/ledger", tags=["ledger 存证账本"])
 @router.get("/blocks", response_model=Page[schemas.BlockRead])
 async def list_blocks(db: DbSession, cursor: str | None = None, limit: Limit = 50):
     """Sealed blocks and their roots, newest first."""
-    rows = list((await db.execute(
-        queries.blocks(before=decode_int_cursor(cursor), limit=limit))).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [ledger_service.block_read(b) for b in rows],
-            "next_cursor": encode_cursor(rows[-1].height) if more else None}
+    rows, nxt = await pagination.page(db, queries.blocks(), key=LedgerBlock.height,
+                                      cursor=cursor, limit=limit, descending=True, scalars=True)
+    return {"items": [ledger_service.block_read(b) for b in rows], "next_cursor": nxt}
 
 
 @router.get("/blocks/{height}", response_model=schemas.BlockRead,

@@ -34,7 +34,7 @@ RECENT = 50
 @router.get("/ledger", response_class=HTMLResponse)
 async def ledger_page(request: Request, db: DbSession):
     """The most recent block roots and how to check them."""
-    blocks = list((await db.execute(queries.blocks(limit=RECENT))).scalars())[:RECENT]
+    blocks = list((await db.execute(queries.blocks().limit(RECENT))).scalars())
     totals = (await db.execute(select(func.count(), func.coalesce(func.sum(
         LedgerBlock.entry_count), 0)))).one()
     html = _env.get_template("ledger.html").render(

@@ -8,21 +8,16 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
+from haochaping.core import pagination
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, declare
-from haochaping.core.schemas import Limit, Page, decode_cursor, decode_int_cursor, encode_cursor
+from haochaping.core.schemas import Limit, Page
 from haochaping.orgs import queries, schemas
 from haochaping.orgs import service as org_service
-from haochaping.orgs.models import Item, Org, Staff
+from haochaping.orgs.models import Item, Org, Region, Staff
 
 router = APIRouter(prefix="/api/v1", tags=["reference data 基础数据"])
-
-
-def _page(rows: list, limit: int, key) -> tuple[list, str | None]:
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(key(rows[-1])) if more and rows else None)
 
 
 def _org_read(org: Org, parent_code: str | None) -> schemas.OrgRead:
@@ -46,9 +41,9 @@ async def list_regions(db: DbSession, _actor: CurrentPrincipal,
                        parent_code: str | None = None,
                        tier: Annotated[int | None, Query(ge=1, le=5)] = None,
                        cursor: str | None = None, limit: Limit = 100):
-    rows = (await db.execute(queries.regions(parent_code=parent_code, tier=tier,
-                                             after=decode_cursor(cursor), limit=limit))).scalars()
-    items, nxt = _page(list(rows), limit, lambda r: r.code)
+    stmt = queries.regions(parent_code=parent_code, tier=tier)
+    items, nxt = await pagination.page(db, stmt, key=Region.code, cursor=cursor, limit=limit,
+                                       text_key=True, scalars=True)
     return {"items": items, "next_cursor": nxt}
 
 
@@ -74,8 +69,8 @@ async def list_orgs(db: DbSession, actor: CurrentPrincipal, kind: schemas.OrgKin
                     parent_code: str | None = None, region_code: str | None = None,
                     q: str | None = None, cursor: str | None = None, limit: Limit = 100):
     stmt = queries.orgs(actor=actor, kind=kind, parent_code=parent_code, region_code=region_code,
-                        q=q, after=decode_int_cursor(cursor), limit=limit)
-    rows, nxt = _page(list((await db.execute(stmt)).all()), limit, lambda r: r[0].id)
+                        q=q)
+    rows, nxt = await pagination.page(db, stmt, key=Org.id, cursor=cursor, limit=limit)
     return {"items": [_org_read(o, pc) for o, pc in rows], "next_cursor": nxt}
 
 
@@ -101,9 +96,8 @@ async def create_staff(data: schemas.StaffCreate, db: DbSession, actor: CurrentP
 @router.get("/staff", response_model=Page[schemas.StaffRead])
 async def list_staff(db: DbSession, actor: CurrentPrincipal, org_code: str | None = None,
                      cursor: str | None = None, limit: Limit = 100):
-    stmt = queries.staff(actor=actor, org_code=org_code, after=decode_int_cursor(cursor),
-                         limit=limit)
-    rows, nxt = _page(list((await db.execute(stmt)).all()), limit, lambda r: r[0].id)
+    stmt = queries.staff(actor=actor, org_code=org_code)
+    rows, nxt = await pagination.page(db, stmt, key=Staff.id, cursor=cursor, limit=limit)
     return {"items": [schemas.StaffRead(staff_no=s.staff_no, name=s.name, org_code=oc)
                       for s, oc in rows], "next_cursor": nxt}
 
@@ -133,9 +127,8 @@ async def create_item(data: schemas.ItemCreate, db: DbSession, actor: CurrentPri
 @router.get("/items", response_model=Page[schemas.ItemRead])
 async def list_items(db: DbSession, actor: CurrentPrincipal, org_code: str | None = None,
                      q: str | None = None, cursor: str | None = None, limit: Limit = 100):
-    stmt = queries.items(actor=actor, org_code=org_code, q=q, after=decode_int_cursor(cursor),
-                         limit=limit)
-    rows, nxt = _page(list((await db.execute(stmt)).all()), limit, lambda r: r[0].id)
+    stmt = queries.items(actor=actor, org_code=org_code, q=q)
+    rows, nxt = await pagination.page(db, stmt, key=Item.id, cursor=cursor, limit=limit)
     return {"items": [schemas.ItemRead(code=i.code, name=i.name, org_code=oc,
                                        basic_code=i.basic_code) for i, oc in rows],
             "next_cursor": nxt}

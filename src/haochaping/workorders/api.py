@@ -8,18 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 
+from haochaping.core import pagination
 from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import NotFound, declare
-from haochaping.core.schemas import Id, Limit, Page, Timestamp, decode_int_cursor, encode_cursor
+from haochaping.core.errors import declare
+from haochaping.core.schemas import Id, Limit, Page, Timestamp
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import followup, queries, schemas
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
-from haochaping.workorders.models import Attachment, SpotCheck, WorkOrder
+from haochaping.workorders.models import SpotCheck, WorkOrder
 from haochaping.workorders.states import State
 
 router = APIRouter(prefix="/api/v1", tags=["work orders 差评工单"])
@@ -51,16 +51,14 @@ async def list_work_orders(request: Request, db: DbSession, principal: CurrentPr
     """A queue of work orders in the caller's subtree (filters: state, org, overdue, due)."""
     now = utcnow()
     stmt = queries.work_orders(actor=principal, state=state, org_code=org_code, overdue=overdue,
-                               due_before=due_before, now=now,
-                               after_id=decode_int_cursor(cursor), limit=limit)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+                               due_before=due_before, now=now)
+    rows, nxt = await pagination.page(db, stmt, key=WorkOrder.id, cursor=cursor, limit=limit)
     ctx = await loop_context(request, db)
-    items = [await queries.detail(db=db, order=o, actor_role=principal.role or "",
-                                  rules=request.app.state.rules, deadlines=ctx.deadlines,
-                                  now=now, with_events=False) for o, _code, _name in rows]
-    return {"items": items, "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+    items = await queries.summaries(db=db, orders=[o for o, _code, _name in rows],
+                                    actor_role=principal.role or "",
+                                    rules=request.app.state.rules, deadlines=ctx.deadlines,
+                                    now=now)
+    return {"items": items, "next_cursor": nxt}
 
 
 @router.get("/work-orders/{work_order_id}", response_model=schemas.WorkOrderRead,
@@ -91,14 +89,10 @@ async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSes
     """Store an evidence file (PDF, PNG, JPEG, WebP; size-limited); cite it in an action."""
     settings = request.app.state.settings
     data = await file.read(settings.attachment_max_bytes + 1)
-    content_type = attachment_store.check(filename=file.filename or "", declared=file.content_type,
-                                          data=data, max_bytes=settings.attachment_max_bytes)
-    key, digest = attachment_store.store(Path(settings.upload_dir), data)
-    a = Attachment(work_order_id=order.id, filename=(file.filename or "file")[:200],
-                   content_type=content_type, size=len(data), sha256=digest, storage_key=key,
-                   uploaded_by=principal.name)
-    db.add(a)
-    await db.flush()
+    a = await attachment_store.add(db=db, order=order, filename=file.filename or "",
+                                   declared=file.content_type, data=data,
+                                   max_bytes=settings.attachment_max_bytes,
+                                   folder=Path(settings.upload_dir), uploaded_by=principal.name)
     await db.commit()
     return {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
             "sha256": a.sha256}
@@ -109,11 +103,10 @@ async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSes
         404: ["work_order_not_found", "attachment_not_found"]})})
 async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, request: Request,
                               db: DbSession):
-    a = await db.get(Attachment, attachment_id)
-    if a is None or a.work_order_id != order.id:
-        raise NotFound("附件不存在", code="attachment_not_found")
-    path = Path(request.app.state.settings.upload_dir) / a.storage_key
-    return Response(path.read_bytes(), media_type=a.content_type, headers={
+    a, data = await attachment_store.read(
+        db=db, order=order, attachment_id=attachment_id,
+        folder=Path(request.app.state.settings.upload_dir))
+    return Response(data, media_type=a.content_type, headers={
         "Content-Disposition": f"attachment; filename*=UTF-8''{a.id}{Path(a.filename).suffix}",
         "X-Content-Type-Options": "nosniff"})
 
@@ -149,21 +142,12 @@ async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
 async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "pending",
                            cursor: str | None = None, limit: Limit = 50):
     """Callback tasks on sampled good ratings in the caller's subtree."""
-    from haochaping.orgs.models import Org
-
-    stmt = (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
-            .where(Org.path.startswith(principal.org_path, autoescape=True),
-                   SpotCheck.state == state).order_by(SpotCheck.id).limit(limit + 1))
-    after = decode_int_cursor(cursor)
-    if after:
-        stmt = stmt.where(SpotCheck.id > after)
-    rows = (await db.execute(stmt)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows, nxt = await pagination.page(db, queries.spot_checks(actor=principal, state=state),
+                                      key=SpotCheck.id, cursor=cursor, limit=limit)
     return {"items": [{"id": s.id, "evaluation_id": s.evaluation_id, "org_code": code,
                        "state": s.state, "verdict": s.verdict, "work_order_id": s.work_order_id,
                        "created_at": s.created_at} for s, code in rows],
-            "next_cursor": encode_cursor(rows[-1][0].id) if more else None}
+            "next_cursor": nxt}
 
 
 @router.post("/spot-checks/{spot_check_id}/callback", responses=declare(

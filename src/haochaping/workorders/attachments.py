@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.errors import Invalid, PayloadTooLarge
+from haochaping.core.errors import Invalid, NotFound, PayloadTooLarge
 from haochaping.workorders.models import Attachment, WorkOrder
 
 # What the file's first bytes must be for each allowed type.
@@ -62,10 +63,21 @@ async def add(*, db: AsyncSession, order: WorkOrder, filename: str, declared: st
               data: bytes, max_bytes: int, folder: Path, uploaded_by: str) -> Attachment:
     """Check and store an evidence file of a work order; the next action cites it by id."""
     content_type = check(filename=filename, declared=declared, data=data, max_bytes=max_bytes)
-    key, digest = store(folder, data)
+    # The disk write runs in a worker thread: the event loop serves other requests meanwhile.
+    key, digest = await asyncio.to_thread(store, folder, data)
     attachment = Attachment(work_order_id=order.id, filename=(filename or "file")[:200],
                             content_type=content_type, size=len(data), sha256=digest,
                             storage_key=key, uploaded_by=uploaded_by)
     db.add(attachment)
     await db.flush()
     return attachment
+
+
+async def read(*, db: AsyncSession, order: WorkOrder, attachment_id: int, folder: Path
+               ) -> tuple[Attachment, bytes]:
+    """An evidence file of the order and its bytes (404 when it belongs to another order)."""
+    attachment = await db.get(Attachment, attachment_id)
+    if attachment is None or attachment.work_order_id != order.id:
+        raise NotFound("附件不存在", code="attachment_not_found")
+    data = await asyncio.to_thread((folder / attachment.storage_key).read_bytes)
+    return attachment, data

@@ -14,7 +14,7 @@ from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.service import IntakeRules, Target, read_from_row
 from haochaping.orgs.models import Org
 from haochaping.workorders.context import Deadlines
-from haochaping.workorders.models import WorkOrder, WorkOrderEvent, WorkOrderUnit
+from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent, WorkOrderUnit
 from haochaping.workorders.states import (
     OPEN_STATES,
     STATE_LABELS,
@@ -48,11 +48,10 @@ def visible(actor: Principal):
 
 def work_orders(*, actor: Principal, state: str | None = None, states: list[str] | None = None,
                 org_code: str | None = None, overdue: bool | None = None,
-                due_before: datetime | None = None, now: datetime, after_id: int | None = None,
-                limit: int = 50) -> Select:
+                due_before: datetime | None = None, now: datetime) -> Select:
     """A queue: the caller's work orders, oldest first (the first to fall due)."""
     stmt = (select(W, Org.code, Org.name).join(Org, Org.id == W.org_id)
-            .where(visible(actor)).order_by(W.id).limit(limit + 1))
+            .where(visible(actor)).order_by(W.id))
     if state:
         stmt = stmt.where(W.state == state)
     if states:
@@ -67,9 +66,14 @@ def work_orders(*, actor: Principal, state: str | None = None, states: list[str]
     if due_before:
         stmt = stmt.where(or_(*[and_(W.state.in_(states_), due < due_before)
                                 for states_, due in OVERDUE_CONDITIONS]))
-    if after_id:
-        stmt = stmt.where(W.id > after_id)
     return stmt
+
+
+def spot_checks(*, actor: Principal, state: str) -> Select:
+    """Callback tasks on sampled good ratings in the caller's subtree, oldest first."""
+    return (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
+            .where(Org.path.startswith(actor.org_path, autoescape=True),
+                   SpotCheck.state == state).order_by(SpotCheck.id))
 
 
 def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[dict[str, Any]]:
@@ -94,30 +98,47 @@ def is_overdue(order: WorkOrder, now: datetime) -> bool:
                and getattr(order, due.key) < now for states, due in OVERDUE_CONDITIONS)
 
 
-async def detail(*, db: AsyncSession, order: WorkOrder, actor_role: str, rules: IntakeRules,
-                 deadlines: Deadlines, now: datetime, with_events: bool = True
-                 ) -> dict[str, Any]:
-    """Everything the work-order page and API show about one order."""
-    ev_row = (await db.execute(
-        evaluation_queries.evaluations(
-            actor=Principal(kind="system", id=0, name="", org_id=0, org_path="/"), limit=1)
-        .where(Evaluation.id == order.evaluation_id)
-    )).first()
-    ev, case_no, org_code, item_code, window_code, staff_no = ev_row  # type: ignore[misc]
-    evaluation = read_from_row(
-        evaluation_queries.row_dict(ev),
-        Target(case_no=case_no, org_code=org_code, item_code=item_code,
-               window_code=window_code, staff_no=staff_no, region_code=ev.region_code), rules)
-    units = (await db.execute(
-        select(WorkOrderUnit.role, Org.code).join(Org, Org.id == WorkOrderUnit.org_id)
-        .where(WorkOrderUnit.work_order_id == order.id, WorkOrderUnit.active.is_(True))
-    )).all()
+SYSTEM = Principal(kind="system", id=0, name="", org_id=0, org_path="/")
+
+
+async def _ratings(db: AsyncSession, evaluation_ids: set[int], rules: IntakeRules
+                   ) -> dict[int, tuple[dict[str, Any], str | None, str]]:
+    """The ratings behind some orders, as the API reads them, with their case numbers and
+    the codes of the organisations rated."""
+    if not evaluation_ids:
+        return {}
+    rows = (await db.execute(evaluation_queries.evaluations(actor=SYSTEM)
+                             .where(Evaluation.id.in_(evaluation_ids)))).all()
+    out = {}
+    for ev, case_no, org_code, item_code, window_code, staff_no in rows:
+        target = Target(case_no=case_no, org_code=org_code, item_code=item_code,
+                        window_code=window_code, staff_no=staff_no, region_code=ev.region_code)
+        out[ev.id] = (read_from_row(evaluation_queries.row_dict(ev), target, rules), case_no,
+                      org_code)
+    return out
+
+
+async def _units(db: AsyncSession, work_order_ids: set[int]
+                 ) -> dict[int, list[tuple[str, str]]]:
+    """The active units (role, organisation code) of some orders."""
+    if not work_order_ids:
+        return {}
+    rows = (await db.execute(
+        select(WorkOrderUnit.work_order_id, WorkOrderUnit.role, Org.code)
+        .join(Org, Org.id == WorkOrderUnit.org_id)
+        .where(WorkOrderUnit.work_order_id.in_(work_order_ids),
+               WorkOrderUnit.active.is_(True)))).all()
+    out: dict[int, list[tuple[str, str]]] = {}
+    for work_order_id, role, code in rows:
+        out.setdefault(work_order_id, []).append((role, code))
+    return out
+
+
+def _read(order: WorkOrder, rating: tuple[dict[str, Any], str | None, str],
+          units: list[tuple[str, str]], events: list[WorkOrderEvent], *, actor_role: str,
+          deadlines: Deadlines, now: datetime) -> dict[str, Any]:
+    evaluation, case_no, org_code = rating
     lead = next((c for r, c in units if r == "lead"), org_code)
-    events = []
-    if with_events:
-        events = list((await db.execute(
-            select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == order.id)
-            .order_by(WorkOrderEvent.id))).scalars())
     return {
         "id": order.id, "state": order.state, "state_label": STATE_LABELS[State(order.state)],
         "version": order.version, "origin": order.origin, "org_code": lead,
@@ -131,6 +152,29 @@ async def detail(*, db: AsyncSession, order: WorkOrder, actor_role: str, rules: 
                                    allowed_actions(State(order.state), actor_role)}),
         "events": events,
     }
+
+
+async def detail(*, db: AsyncSession, order: WorkOrder, actor_role: str, rules: IntakeRules,
+                 deadlines: Deadlines, now: datetime) -> dict[str, Any]:
+    """Everything the work-order page and API show about one order, with its timeline."""
+    ratings = await _ratings(db, {order.evaluation_id}, rules)
+    units = await _units(db, {order.id})
+    events = list((await db.execute(
+        select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == order.id)
+        .order_by(WorkOrderEvent.id))).scalars())
+    return _read(order, ratings[order.evaluation_id], units.get(order.id, []), events,
+                 actor_role=actor_role, deadlines=deadlines, now=now)
+
+
+async def summaries(*, db: AsyncSession, orders: list[WorkOrder], actor_role: str,
+                    rules: IntakeRules, deadlines: Deadlines, now: datetime
+                    ) -> list[dict[str, Any]]:
+    """What a list shows of each order (the detail without the timeline), in a fixed
+    number of queries however many orders there are."""
+    ratings = await _ratings(db, {o.evaluation_id for o in orders}, rules)
+    units = await _units(db, {o.id for o in orders})
+    return [_read(o, ratings[o.evaluation_id], units.get(o.id, []), [],
+                  actor_role=actor_role, deadlines=deadlines, now=now) for o in orders]
 
 
 def _public_action(action) -> str:
