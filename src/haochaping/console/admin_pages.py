@@ -31,7 +31,6 @@ from haochaping.console.layout import (
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
-from haochaping.core.crypto import DataKeys, MissingKey
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
@@ -39,6 +38,7 @@ from haochaping.core.outbox_models import KIND_LABELS, STATUS_LABELS, OutboxStat
 from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone, mask_text
 from haochaping.core.templating import html_route
+from haochaping.db.crypto import DataKeys, MissingKey
 from haochaping.orgs.service import get_region
 from haochaping.policies import schemas as policy_schemas
 from haochaping.policies import service as policy_service

@@ -17,7 +17,6 @@ from sqlalchemy.orm import aliased
 from haochaping.cases.models import Case
 from haochaping.core import audit
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from haochaping.core.security import (
     mask_cert_no,
@@ -27,6 +26,7 @@ from haochaping.core.security import (
     split_identifiers,
 )
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
     CASE_BOUND_CHANNELS,

@@ -29,14 +29,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
-from haochaping.core.crypto import DataKeys, IdentityHasher
+from haochaping.core.models import JobState
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
 from haochaping.orgs.models import Org, Staff
-from haochaping.workorders.models import JobState
 
 log = logging.getLogger("haochaping.integrity")
 

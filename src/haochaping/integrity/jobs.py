@@ -14,11 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.crypto import DataKeys
+from haochaping.core.models import JobState
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys
 from haochaping.integrity import service
 from haochaping.integrity.detectors import BatchContext, Check, Thresholds, batch_checks
-from haochaping.workorders.models import JobState
 
 log = logging.getLogger("haochaping.integrity")
 INTERVAL_SECONDS = 600

@@ -17,13 +17,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
+from haochaping.core.models import JobState
 from haochaping.core.timeutil import fmt_local, utcnow
 from haochaping.evaluations.choices import DEFAULT_RATING_CHANNEL
 from haochaping.evaluations.models import Evaluation
 from haochaping.policies.models import PolicySet
 from haochaping.policies.service import PolicyCache
 from haochaping.workorders import notify
-from haochaping.workorders.models import JobState, SpotCheck, WorkOrder, WorkOrderEvent
+from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import Action, State
 
 W = WorkOrder
