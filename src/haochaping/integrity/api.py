@@ -9,7 +9,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page, decode_int_cursor, encode_cursor
 from haochaping.integrity import detectors, queries, schemas, service
-from haochaping.integrity.service import FlagState
+from haochaping.integrity.flags import FlagState
 
 router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
 

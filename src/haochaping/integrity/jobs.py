@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.models import JobState
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys
-from haochaping.integrity import service
 from haochaping.integrity.detectors import BatchContext, Check, Thresholds, batch_checks
+from haochaping.integrity.flags import raise_flags
 
 log = logging.getLogger("haochaping.integrity")
 INTERVAL_SECONDS = 600
@@ -41,7 +41,7 @@ class BatchReport:
 async def run_check(db: AsyncSession, check: Check, ctx: BatchContext) -> int:
     """One batch check: scan, then flag (the caller commits); the number of new flags."""
     found = await check.scan(ctx)
-    return len(await service.raise_flags(db=db, findings=found, stage="batch"))
+    return len(await raise_flags(db=db, findings=found, stage="batch"))
 
 
 async def run_batch(db: AsyncSession, *, keys: DataKeys, now: datetime | None = None,

@@ -21,6 +21,7 @@ from haochaping.core.models import JobState
 from haochaping.core.timeutil import fmt_local, utcnow
 from haochaping.evaluations.choices import DEFAULT_RATING_CHANNEL
 from haochaping.evaluations.models import Evaluation
+from haochaping.orgs.models import Org
 from haochaping.policies.models import PolicySet
 from haochaping.policies.service import PolicyCache
 from haochaping.workorders import notify
@@ -160,8 +161,6 @@ async def record_default_ratings(db: AsyncSession, policies: PolicyCache, now: d
     min_days = min(p.values["default_rating"].get("after_days", 7) for p in enabled)
     rated = select(Evaluation.id).where(Evaluation.case_id == Case.id,
                                         Evaluation.stage == "whole")
-    from haochaping.orgs.models import Org
-
     rows = (await db.execute(
         select(Case.id, Case.org_id, Case.item_id, Case.window_id, Case.staff_id,
                Case.completed_at, Org.region_code)
