@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, case, distinct, extract, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, case, distinct, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
-from haochaping.core.models import JobState
+from haochaping.core import jobs as job_state
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityHasher
@@ -520,15 +518,10 @@ class BatchContext:
 
     async def watermark(self, name: str) -> int:
         """The last rating id a backstop has looked at."""
-        ins = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        await self.db.execute(ins(JobState).values(name=name, value=0, updated_at=utcnow())
-                              .on_conflict_do_nothing())
-        return (await self.db.execute(select(JobState.value).where(JobState.name == name))
-                ).scalar_one()
+        return await job_state.watermark(self.db, name)
 
     async def advance(self, name: str, value: int) -> None:
-        await self.db.execute(update(JobState).where(JobState.name == name)
-                              .values(value=value, updated_at=utcnow()))
+        await job_state.advance(self.db, name, value)
 
     def seconds_between(self, later, earlier):
         """SQL: seconds from `earlier` to `later` (PostgreSQL and SQLite)."""

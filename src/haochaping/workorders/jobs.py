@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
-from haochaping.core.models import JobState
+from haochaping.core import jobs as job_state
 from haochaping.core.timeutil import fmt_local, utcnow
 from haochaping.evaluations.choices import DEFAULT_RATING_CHANNEL
 from haochaping.evaluations.models import Evaluation
@@ -117,17 +117,10 @@ def _insert(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
 
 
-async def _watermark(db: AsyncSession, name: str) -> int:
-    await db.execute(_insert(db)(JobState).values(name=name, value=0, updated_at=utcnow())
-                     .on_conflict_do_nothing())
-    return (await db.execute(select(JobState.value).where(JobState.name == name)
-                             .with_for_update())).scalar_one()
-
-
 async def sample_spot_checks(db: AsyncSession, policies: PolicyCache, report: SweepReport,
                              good_levels: frozenset[int]) -> None:
     """Callback tasks for a sample of new good ratings (抽查回访), past a watermark."""
-    last = await _watermark(db, "spot_check")
+    last = await job_state.watermark(db, "spot_check", lock=True)
     rows = (await db.execute(
         select(Evaluation.id, Evaluation.org_id, Evaluation.region_code, Evaluation.level,
                Evaluation.is_default)
@@ -147,8 +140,7 @@ async def sample_spot_checks(db: AsyncSession, policies: PolicyCache, report: Sw
         result = await db.execute(_insert(db)(SpotCheck).on_conflict_do_nothing()
                                   .returning(SpotCheck.id), picks)
         report.spot_checks = len(result.all())
-    await db.execute(update(JobState).where(JobState.name == "spot_check", JobState.value == last)
-                     .values(value=rows[-1][0], updated_at=utcnow()))
+    await job_state.advance(db, "spot_check", rows[-1][0], expected=last)
 
 
 async def record_default_ratings(db: AsyncSession, policies: PolicyCache, now: datetime,
