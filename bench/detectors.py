@@ -47,7 +47,7 @@ import harness
 from sqlalchemy import insert, select, text
 
 from haochaping.cases.models import Case
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity import detectors, jobs

@@ -29,6 +29,7 @@ if ! (command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 
 fi
 
 .venv/bin/ruff check src tests bench
+.venv/bin/lint-imports  # the import layers, and no cycles ([tool.importlinter] in pyproject.toml)
 
 # Both runs go in random order (pytest-randomly), each with its own seed, so that no test can
 # rely on what another left behind. Replay a failure with HAOCHAPING_TEST_SEED=<seed printed>.

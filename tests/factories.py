@@ -199,7 +199,7 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 async def table_counts(db: AsyncSession) -> dict[str, int]:
     """Row counts of the intake tables: compared before and after a refused request."""
-    from haochaping.db.models import metadata
+    from haochaping.models import metadata
 
     counts = {}
     for name in INTAKE_TABLES:

@@ -15,21 +15,23 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
 
-from haochaping import __version__
+from haochaping import __version__, scheduler
 from haochaping.accounts import api as accounts_api
+from haochaping.accounts.principals import AccountPrincipals
 from haochaping.analytics import api as analytics_api
 from haochaping.appeals import api as appeals_api
 from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import pages as console_pages
-from haochaping.core import errors, handlers, openapi
+from haochaping.core import errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
 from haochaping.evaluations import hooks, tags
+from haochaping.evaluations.choices import CHANNEL_LABELS, LEVEL_LABELS
 from haochaping.evaluations.service import IntakeRules
 from haochaping.integrations import build_notifier
 from haochaping.integrity import api as integrity_api
@@ -41,7 +43,6 @@ from haochaping.policies import api as policies_api
 from haochaping.policies.service import PolicyCache
 from haochaping.portal import pages as portal_pages
 from haochaping.workorders import api as workorders_api
-from haochaping.workorders import runner
 from haochaping.workorders.intake import make_on_stored
 from haochaping.workorders.loop import CalendarCache
 
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.job_interval_seconds > 0:
             # The embedded default runs the deadline job in-process; production may set the
             # interval to 0 and run `haochaping worker` instead (safe either way).
-            job = asyncio.create_task(runner.run_forever(app.state,
+            job = asyncio.create_task(scheduler.run_forever(app.state,
                                                          settings.job_interval_seconds))
         yield
         if job is not None:
@@ -126,6 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Core authenticates and renders without importing a domain: the accounts domain loads
+    # principals, and the evaluations' labels are handed to the templates.
+    app.state.principals = AccountPrincipals()
+    templating.add_globals(LEVEL_LABELS=LEVEL_LABELS, CHANNEL_LABELS=CHANNEL_LABELS)
     handlers.install(app)
     app.add_middleware(
         SessionMiddleware, secret_key=settings.secret_key, session_cookie="hcp_session",

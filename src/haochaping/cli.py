@@ -373,8 +373,8 @@ def worker(
     """Run the deadline job and outbox delivery (safe beside other workers and `serve`)."""
     import logging
 
+    from haochaping import scheduler
     from haochaping.app import create_app, shutdown, startup
-    from haochaping.workorders import runner
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _migrated_settings()
@@ -384,10 +384,10 @@ def worker(
         await startup(application)
         try:
             if once:
-                report, delivery = await runner.run_pass(application.state)
+                report, delivery = await scheduler.run_pass(application.state)
                 typer.echo(f"{report}；投递：{delivery}")
             else:
-                await runner.run_forever(application.state, interval)
+                await scheduler.run_forever(application.state, interval)
         finally:
             await shutdown(application)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from haochaping.app import create_app, shutdown, startup
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.appeals.models import Appeal, MaliciousRater
-from haochaping.core.crypto import DataKeys
 from haochaping.core.outbox_models import OutboxMessage
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding
 from tests.factories import EvaluationPayloadFactory, assert_error, make_case

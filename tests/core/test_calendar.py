@@ -20,7 +20,7 @@ from haochaping.core.calendar import SpecialDay, WorkCalendar, import_year, load
 from haochaping.core.calendar_models import CalendarDay, CalendarYear
 from haochaping.core.errors import Invalid
 from haochaping.core.timeutil import SHANGHAI
-from haochaping.db.models import metadata
+from haochaping.models import metadata
 
 SAMPLE_2027 = Path(__file__).parent / "data" / "sample-calendar-2027.csv"
 

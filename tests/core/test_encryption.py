@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from gmssl.sm4 import SM4_ENCRYPT, CryptSM4
 from sqlalchemy import Column, Integer, MetaData, Table, select, text
 
-from haochaping.core import crypto
-from haochaping.core.crypto import DataKeys
 from haochaping.core.models import AuditEvent
 from haochaping.core.outbox_models import OutboxMessage
+from haochaping.db import crypto
+from haochaping.db.crypto import DataKeys
 from haochaping.db.session import engine_keys, make_engine
 from haochaping.db.types import EncryptedString
 from haochaping.evaluations.models import Evaluation

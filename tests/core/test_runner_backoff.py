@@ -9,17 +9,17 @@ import logging
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from haochaping import scheduler
 from haochaping.app import create_app, shutdown, startup
 from haochaping.db import migrate
 from haochaping.db.session import make_sessionmaker
-from haochaping.workorders import runner
 from tests.core.test_db_unavailable import dead_url
 
 
 def test_backoff_doubles_up_to_its_cap():
-    delays = [runner.backoff_delay(n, base=1.0, cap=60.0) for n in range(1, 10)]
+    delays = [scheduler.backoff_delay(n, base=1.0, cap=60.0) for n in range(1, 10)]
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
-    assert runner.backoff_delay(10_000, base=1.0, cap=60.0) == 60
+    assert scheduler.backoff_delay(10_000, base=1.0, cap=60.0) == 60
 
 
 async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, tmp_path,
@@ -43,7 +43,7 @@ async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, t
 
     app.state.sessionmaker = make_sessionmaker(dead)
     caplog.set_level(logging.INFO, logger="haochaping.jobs")
-    job = asyncio.create_task(runner.run_forever(app.state, 0.05, backoff_base=0.02,
+    job = asyncio.create_task(scheduler.run_forever(app.state, 0.05, backoff_base=0.02,
                                                  backoff_max=0.16))
     try:
         await asyncio.sleep(1.2)

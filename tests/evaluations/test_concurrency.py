@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from haochaping.cases.models import Case
 from haochaping.core.errors import Conflict
 from haochaping.core.models import IdempotencyRecord
+from haochaping.evaluations import invitations
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.models import Evaluation, Invitation
 from tests.conftest import TEST_SECRET
@@ -144,7 +145,7 @@ async def test_a_rating_link_used_twice_at_once_rates_once(live):
     async def use(level: int):
         async with live.sessionmaker() as db:
             try:
-                body = await evaluation_service.submit_via_invitation(
+                body = await invitations.submit_via_invitation(
                     db=db, secret=TEST_SECRET, token=token, level=level, reasons=[],
                     comment=None, rules=live.app.state.rules,
                     source=evaluation_service.Source(ip="198.51.100.2"))

@@ -121,7 +121,7 @@ async def link(client, db, world, case) -> str:
 
 
 def use(db, app, token, level=5, reasons=("517",), comment=None):
-    return evaluation_service.submit_via_invitation(
+    return invitations.submit_via_invitation(
         db=db, secret=TEST_SECRET, token=token, level=level, reasons=list(reasons),
         comment=comment, rules=app.state.rules,
         source=evaluation_service.Source(ip="198.51.100.1", user_agent="WeChat"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from haochaping.core.notify import DeliveryError
 from haochaping.integrations import mail
-from haochaping.integrations.notify import DeliveryError
 from tests.integrations.servers import SmtpSink, free_port
 
 SUBJECT = "【好差评】新的差评工单：不动产登记 — 请于3个工作日内核实"

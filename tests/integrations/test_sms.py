@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from haochaping.core.notify import DeliveryError
 from haochaping.integrations import build_notifier, mail, sms
-from haochaping.integrations.notify import DeliveryError
 from tests.integrations.servers import FakeOperator, free_port
 
 TEXT = "【好差评】您对“不动产登记”的差评已整改完毕，请回复 1 满意、2 基本满意、3 不满意。"

@@ -15,8 +15,8 @@ from sqlalchemy import func, insert, select
 from haochaping.accounts.models import User
 from haochaping.cases.models import Case
 from haochaping.core.auth import TOKEN_SALT
-from haochaping.core.crypto import DataKeys
 from haochaping.core.security import signer
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity import detectors
 from haochaping.integrity.models import IntegrityFlag

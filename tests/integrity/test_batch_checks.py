@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.standing import Standing, standing_of
 from haochaping.integrity import detectors, jobs, service
 from tests import factories

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.standing import Standing, standing_of
 from haochaping.integrity import detectors, service
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity

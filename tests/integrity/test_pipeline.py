@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from haochaping.core.crypto import DataKeys, IdentityHasher
+from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.integrity import detectors
 from haochaping.integrity.identity import mask, normalize
 

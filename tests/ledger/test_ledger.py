@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
+from haochaping import scheduler
 from haochaping.core.timeutil import utcnow
 from haochaping.db.session import make_sessionmaker
 from haochaping.evaluations.models import Evaluation
 from haochaping.ledger import hashing, jobs, service
 from haochaping.ledger.models import LedgerBlock, LedgerEntry
 from haochaping.ledger.service import FindingKind
-from haochaping.workorders import runner
 from tests import factories
 from tests.ledger.conftest import LATER, EvaluationRowFactory, add_ratings, tamper
 
@@ -94,7 +94,7 @@ async def test_second_seal_adds_nothing(db, sessionmaker, world):
 
 async def test_the_periodic_pass_seals_new_ratings(app, db, world):
     ids = await add_ratings(db, 3)
-    await runner.run_pass(app.state)
+    await scheduler.run_pass(app.state)
     assert all([await entry_of(db, i) for i in ids])
 
 

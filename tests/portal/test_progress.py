@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import select
 
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.workorders.context import LoopContext
 from haochaping.workorders.models import WorkOrder

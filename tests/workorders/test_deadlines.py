@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from haochaping.core.calendar import WorkCalendar, load_calendar
-from haochaping.core.crypto import DataKeys
 from haochaping.core.outbox_models import OutboxMessage
+from haochaping.db.crypto import DataKeys
 from haochaping.db.session import make_sessionmaker
 from haochaping.policies.schemas import PolicyValues
 from haochaping.policies.service import PolicyCache

@@ -9,10 +9,10 @@ import uuid
 import httpx
 from sqlalchemy import update
 
+from haochaping import scheduler
 from haochaping.accounts.models import User
 from haochaping.app import create_app, shutdown, startup
 from haochaping.db.session import make_sessionmaker
-from haochaping.workorders import runner
 from tests import factories
 from tests.integrations.servers import SmtpSink
 
@@ -31,7 +31,7 @@ async def test_work_order_mail_is_delivered_after_commit(settings, engine):
                                                    "job_interval_seconds": 3600})
         app = create_app(app_settings)
         await startup(app, engine=engine)
-        job = asyncio.create_task(runner.run_forever(app.state, 3600))
+        job = asyncio.create_task(scheduler.run_forever(app.state, 3600))
         try:
             await asyncio.sleep(0.5)  # the first pass (sweep) runs at start
             transport = httpx.ASGITransport(app=app)

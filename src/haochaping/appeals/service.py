@@ -17,9 +17,9 @@ from haochaping.appeals import schemas
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.core import outbox
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.orgs.models import Org

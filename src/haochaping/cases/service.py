@@ -11,9 +11,9 @@ from haochaping.cases import schemas
 from haochaping.cases.choices import STATUS_RANK, CaseStatus
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import mask_cert_no, mask_name, mask_phone
+from haochaping.db.crypto import DataKeys
 from haochaping.orgs.models import Item, Org, Staff
 from haochaping.orgs.service import get_org
 

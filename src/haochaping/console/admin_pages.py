@@ -31,7 +31,6 @@ from haochaping.console.layout import (
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
-from haochaping.core.crypto import DataKeys, MissingKey
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
@@ -39,7 +38,10 @@ from haochaping.core.outbox_models import KIND_LABELS, STATUS_LABELS, OutboxStat
 from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone, mask_text
 from haochaping.core.templating import html_route
+from haochaping.db.crypto import DataKeys, MissingKey
+from haochaping.orgs import queries as org_queries
 from haochaping.orgs.service import get_region
+from haochaping.policies import queries as policy_queries
 from haochaping.policies import schemas as policy_schemas
 from haochaping.policies import service as policy_service
 
@@ -56,16 +58,16 @@ CSV_MAX_BYTES = 256 * 1024
 async def _policy_page(request: Request, db: DbSession, user: Any, region_code: str | None,
                        *, form: PolicyForm | None = None, error: str | None = None,
                        status_code: int = 200) -> Response:
-    code = region_code or await console_queries.user_region_code(db, user) or ""
+    code = region_code or await org_queries.user_region_code(db, user) or ""
     region = await get_region(db=db, code=code)
     values, _ = await policy_service.effective(db=db, region_code=region.code)
-    versions = await console_queries.policy_versions(db=db, region=region)
-    sources = console_queries.policy_sources(region, versions, policy_service.today_local())
+    versions = await policy_queries.policy_versions(db=db, region=region)
+    sources = policy_queries.policy_sources(region, versions, policy_service.today_local())
     for v in versions:
         v["rows"] = console_queries.policy_rows(v["values"])
     return await page(request, db, user, "console/policies.html", {
         "title": "政策参数", "region": region,
-        "regions": await console_queries.region_options(db),
+        "regions": await org_queries.region_options(db),
         "effective": console_queries.policy_rows(values.model_dump(), sources),
         "versions": versions, "can_publish": is_manager(user),
         "form": form or PolicyForm.empty(region.code), "error": error,
@@ -122,7 +124,7 @@ async def _calendar_page(request: Request, db: DbSession, user: Any, year: int, 
             for s in cal.special_days(year)]
     return await page(request, db, user, "console/calendar.html", {
         "title": "工作日历", "year": year, "status": status, "days": days,
-        "known": cal.known_year(year), "imported": await console_queries.calendar_years(db),
+        "known": cal.known_year(year), "imported": await work_calendar.calendar_years(db),
         "can_import": is_system_admin(user), "form": form or {"year": str(today.year + 1),
                                                           "source": ""},
         "errors": errors or [], "error": error, "error_at": error_at, "first_year": FIRST_YEAR,

@@ -31,8 +31,9 @@ from haochaping.core.security import mask_text
 from haochaping.core.templating import html_route
 from haochaping.evaluations.standing import STANDING_LABELS
 from haochaping.integrity import detectors, queries, schemas, service
+from haochaping.integrity.flags import STATE_LABELS, FlagState
 from haochaping.integrity.models import IntegrityFlag
-from haochaping.integrity.service import STATE_LABELS, Decision, FlagState
+from haochaping.integrity.service import Decision
 
 router = APIRouter(route_class=html_route("console/error.html"))
 

@@ -40,6 +40,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid
 from haochaping.core.schemas import Id
 from haochaping.core.templating import html_route, safe_next
+from haochaping.orgs import queries as org_queries
 from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
@@ -142,7 +143,7 @@ async def _order_page(request: Request, db: DbSession, user: Any, order: WorkOrd
         "can_appeal": "appeal" in allowed and not wo["appeals"] and wo["evaluation"]["is_bad"],
         "pending_appeal": pending_appeal,
         "can_decide": pending_appeal is not None and "uphold_appeal" in allowed,
-        "orgs": await console_queries.org_options(db=db, actor=user) if needs_orgs else [],
+        "orgs": await org_queries.org_options(db=db, actor=user) if needs_orgs else [],
         "may_name_other_org": not is_manager(user),
         "posted": posted or {}, "error": error,
         "max_attempts": wo["policy"].get("max_contact_attempts"),

@@ -16,7 +16,6 @@ from haochaping.cases.models import Case
 from haochaping.console.forms import EvaluationFilters
 from haochaping.core import pagination
 from haochaping.core.auth import Principal
-from haochaping.core.calendar_models import CalendarYear
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import queries
@@ -24,8 +23,7 @@ from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing
-from haochaping.orgs.models import Item, Org, Region
-from haochaping.policies.models import PolicySet
+from haochaping.orgs.models import Item, Org
 from haochaping.workorders import queries as wo_queries
 from haochaping.workorders.context import Deadlines
 from haochaping.workorders.models import Attachment, WorkOrder
@@ -105,7 +103,6 @@ CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "vis
                     "link": "评价人通过链接"}
 VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 SUPERVISED_STATES = ("supervising", "accountability")
-ORG_OPTIONS_MAX = 500
 
 
 def remaining_text(deadline: dict[str, Any]) -> str:
@@ -167,18 +164,6 @@ async def work_order_page(*, db: AsyncSession, actor: Principal, filters: Any,
                       "overdue": wo_queries.is_overdue(order, now),
                       "escalations": order.escalations})
     return WorkOrderPage(items=items, next_cursor=nxt)
-
-
-async def org_options(*, db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
-    """Departments and halls a work order may be transferred to: the office's whole area,
-    a unit's own subtree (a unit may also type another organisation's code)."""
-    stmt = (select(Org.code, Org.name, Org.kind, Org.path)
-            .where(Org.kind != "window", Org.path.startswith(actor.org_path, autoescape=True))
-            .order_by(Org.path).limit(ORG_OPTIONS_MAX))
-    rows = (await db.execute(stmt)).all()
-    top = min((p.count("/") for *_, p in rows), default=0)
-    return [{"code": c, "name": n, "kind": k, "depth": p.count("/") - top}
-            for c, n, k, p in rows]
 
 
 async def work_order_view(*, db: AsyncSession, order: WorkOrder, actor: Principal,
@@ -290,54 +275,6 @@ async def appeal_page(*, db: AsyncSession, actor: Principal, state: str | None,
 
 
 # --- settings pages: policies, calendar, outbox -------------------------------------------
-
-async def region_options(db: AsyncSession) -> list[dict[str, Any]]:
-    rows = (await db.execute(select(Region).where(Region.tier <= 4)
-                             .order_by(Region.path).limit(ORG_OPTIONS_MAX))).scalars().all()
-    return [{"code": r.code, "name": r.name, "tier": r.tier} for r in rows]
-
-
-async def policy_versions(*, db: AsyncSession, region: Region) -> list[dict[str, Any]]:
-    """The versions of the region's policy and of its ancestors', newest first."""
-    codes = [c for c in region.path.split("/") if c]
-    names = dict((await db.execute(select(Region.code, Region.name)
-                                   .where(Region.code.in_(codes)))).all())
-    rows = (await db.execute(select(PolicySet).where(PolicySet.region_code.in_(codes))
-                             .order_by(PolicySet.created_at.desc(), PolicySet.id.desc()))
-            ).scalars().all()
-    return [{"id": p.id, "region_code": p.region_code, "region_name": names.get(p.region_code),
-             "own": p.region_code == region.code, "version": p.version,
-             "effective_from": p.effective_from, "values": p.values, "note": p.note,
-             "created_by": p.created_by, "created_at": p.created_at} for p in rows]
-
-
-def policy_sources(region: Region, versions: list[dict[str, Any]], today: Any
-                   ) -> dict[str, str]:
-    """Where each effective value comes from: the nearest region that sets it, else 默认."""
-    codes = [c for c in region.path.split("/") if c]
-    latest: dict[str, dict[str, Any]] = {}
-    for v in sorted(versions, key=lambda v: v["version"]):
-        if v["effective_from"] <= today:
-            latest[v["region_code"]] = v
-    sources: dict[str, str] = {}
-    for code in codes:
-        if code in latest:
-            for key, value in latest[code]["values"].items():
-                if value is not None:
-                    sources[key] = latest[code]["region_name"] or code
-    return sources
-
-
-async def calendar_years(db: AsyncSession) -> list[CalendarYear]:
-    return list((await db.execute(select(CalendarYear).order_by(CalendarYear.year.desc())))
-                .scalars())
-
-
-async def user_region_code(db: AsyncSession, actor: Principal) -> str | None:
-    """The region of the person's organisation (the policy page starts there)."""
-    return (await db.execute(select(Org.region_code).where(Org.id == actor.org_id))
-            ).scalar_one_or_none()
-
 
 POLICY_ROWS = [
     ("bad_levels", "差评等级"), ("verify_days", "核实期限"), ("rectify_days", "整改期限"),

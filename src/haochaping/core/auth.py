@@ -6,19 +6,16 @@ import contextlib
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.models import ApiClient, User
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
 from haochaping.core.ratelimit import Counter, CounterUnavailable
 from haochaping.core.security import hash_api_key, load_signed, signer
 from haochaping.core.templating import CsrfFailed
-from haochaping.orgs.models import Org
 
 TOKEN_SALT = "api-token"
 CLIENT_CACHE_SECONDS = 30.0
@@ -56,6 +53,28 @@ class Principal:
         """Raise 403 unless the caller is a user with one of the roles (clients pass)."""
         if self.kind == "user" and self.role not in roles:
             raise Forbidden("当前角色无权执行此操作", code="role_forbidden")
+
+
+class PrincipalSource(Protocol):
+    """Where principals come from. The accounts domain provides it (`app.state.principals`,
+    set by `create_app`), so core authenticates without importing any domain."""
+
+    async def client(self, db: AsyncSession, key_hash: str) -> Principal | None:
+        """The active API client with this key digest, or None."""
+        ...
+
+    async def user(self, db: AsyncSession, user_id: int,
+                   session_version: int | None) -> Principal | None:
+        """The active user, or None; with a session version, None too when the user's
+        sessions were ended since (sign-out, password change, deactivation)."""
+        ...
+
+
+class SessionHolder(Protocol):
+    """What a session or token is bound to: a user's id and current session version."""
+
+    id: int
+    session_version: int
 
 
 class ClientCache:
@@ -99,24 +118,7 @@ async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Prin
     if hit is not None and hit[0] > now and hit[1] == version:
         principal = hit[2]
     else:
-        row = (
-            await db.execute(
-                select(ApiClient, Org.path)
-                .join(Org, Org.id == ApiClient.org_id)
-                .where(ApiClient.key_hash == digest)
-            )
-        ).first()
-        principal = None
-        if row is not None and row[0].active:
-            client, path = row
-            principal = Principal(
-                kind="client",
-                id=client.id,
-                name=client.name,
-                org_id=client.org_id,
-                org_path=path,
-                channels=frozenset(client.channels or ()),
-            )
+        principal = await request.app.state.principals.client(db, digest)
         if len(cache.entries) > 10_000:
             cache.entries.clear()
         cache.entries[digest] = (now + CLIENT_CACHE_SECONDS, version, principal)
@@ -125,12 +127,12 @@ async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Prin
     return principal
 
 
-def issue_token(secret_key: str, user: User) -> str:
+def issue_token(secret_key: str, user: SessionHolder) -> str:
     """A bearer token for the user, valid until their session version changes (or it ages)."""
     return signer(secret_key, TOKEN_SALT).dumps({"uid": user.id, "sv": user.session_version})
 
 
-def start_session(request: Request, user: User) -> None:
+def start_session(request: Request, user: SessionHolder) -> None:
     """Bind the console session (cookie) to the user and their current session version."""
     request.session.clear()
     request.session["uid"] = user.id
@@ -142,33 +144,13 @@ def _version_of(data: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
-async def load_user_principal(db: AsyncSession, user_id: int,
-                              session_version: int | None = None) -> Principal | None:
-    """The principal of an active user, or None; with a session version, None too when the
-    user's sessions were ended since (sign-out, password change, deactivation)."""
-    row = (
-        await db.execute(
-            select(User, Org.path).join(Org, Org.id == User.org_id).where(User.id == user_id)
-        )
-    ).first()
-    if row is None or not row[0].active:
-        return None
-    user, path = row
-    if session_version is not None and user.session_version != session_version:
-        return None
-    return Principal(
-        kind="user", id=user.id, name=user.username, org_id=user.org_id, org_path=path,
-        role=user.role,
-    )
-
-
 async def session_principal(request: Request, db: AsyncSession) -> Principal | None:
     """The person signed in by the console's session cookie, if it is still valid."""
     session = request.session if "session" in request.scope else {}
     uid, version = session.get("uid"), _version_of(session)
     if not isinstance(uid, int) or version is None:
         return None
-    return await load_user_principal(db, uid, version)
+    return await request.app.state.principals.user(db, int(uid), version)
 
 
 def check_csrf_header(request: Request) -> None:
@@ -197,7 +179,7 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
         )
         uid = data.get("uid") if isinstance(data, dict) else None
         version = _version_of(data) if isinstance(data, dict) else None
-        principal = (await load_user_principal(db, int(uid), version)
+        principal = (await request.app.state.principals.user(db, int(uid), version)
                      if isinstance(uid, int) and version is not None else None)
         if principal is None:
             raise Unauthenticated("登录已失效，请重新登录", code="invalid_token")

@@ -265,6 +265,12 @@ def missing_warning(cal: WorkCalendar, years: Iterable[int]) -> str | None:
     )
 
 
+async def calendar_years(db: AsyncSession) -> list[CalendarYear]:
+    """The years imported into the database, newest first."""
+    return list((await db.execute(select(CalendarYear).order_by(CalendarYear.year.desc())))
+                .scalars())
+
+
 async def load_calendar(db: AsyncSession) -> WorkCalendar:
     """The working-day calendar: the package's data with administrators' overrides on top."""
     rows = (await db.execute(select(CalendarDay))).scalars().all()

@@ -40,3 +40,13 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source_ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class JobState(Base):
+    """A periodic job's watermark (e.g. the last rating considered for spot checks)."""
+
+    __tablename__ = "job_state"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigIntPK, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from haochaping.config import Settings
 from haochaping.core.errors import Conflict, NotFound
+from haochaping.core.notify import DeliveryError, Notifier
 from haochaping.core.outbox_models import (
     DEDUPE_KEY_MAX,
     RECIPIENT_MAX,
@@ -38,7 +39,6 @@ from haochaping.core.outbox_models import (
     OutboxStatus,
 )
 from haochaping.db.base import utcnow
-from haochaping.integrations.notify import DeliveryError, Notifier
 
 log = logging.getLogger(__name__)
 

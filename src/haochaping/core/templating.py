@@ -18,7 +18,6 @@ from jinja2 import Environment, FileSystemLoader, PrefixLoader, select_autoescap
 from haochaping import __version__
 from haochaping.core.errors import DomainError, Forbidden
 from haochaping.core.timeutil import fmt_local
-from haochaping.evaluations.choices import CHANNEL_LABELS, LEVEL_LABELS
 
 PACKAGE = Path(__file__).resolve().parent.parent
 FONT_COOKIE = "hcp_font"
@@ -48,9 +47,14 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["local"] = fmt_local
-_env.globals.update(LEVEL_LABELS=LEVEL_LABELS, CHANNEL_LABELS=CHANNEL_LABELS,
-                    FONT_SIZES=FONT_SIZES, CSRF_FIELD=CSRF_FIELD, VERSION=__version__)
+_env.globals.update(FONT_SIZES=FONT_SIZES, CSRF_FIELD=CSRF_FIELD, VERSION=__version__)
 templates = Jinja2Templates(env=_env)
+
+
+def add_globals(**values: Any) -> None:
+    """Constant names every template may use that come from the domains (the evaluations'
+    level and channel labels): core may not import a domain, so `create_app` passes them."""
+    _env.globals.update(values)
 
 
 class CsrfFailed(Forbidden):

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 
 from haochaping.config import Settings
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from haochaping.config import Settings
-from haochaping.core.crypto import DataKeys
+from haochaping.db.crypto import DataKeys
 from haochaping.db.types import dialect_keys
 
 # aiosqlite logs every statement with its parameters (phone numbers, names) at DEBUG: a

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text, TypeDecorator
 from sqlalchemy.types import TypeEngine
 
-from haochaping.core.crypto import DataKeys, MissingKey
+from haochaping.db.crypto import DataKeys, MissingKey
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -23,7 +23,7 @@ def dialect_keys(dialect) -> DataKeys:
 
 
 class EncryptedString(TypeDecorator[str]):
-    """A personal identifier stored SM4-GCM encrypted (see core/crypto.py); read back as text.
+    """A personal identifier stored SM4-GCM encrypted (see db/crypto.py); read back as text.
 
     Encryption happens in the bind step, so ORM and Core inserts alike never write it in the
     clear; the keys are the engine's (`dialect_keys`). Bind and result processors are built

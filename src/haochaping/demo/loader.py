@@ -27,6 +27,7 @@ from haochaping.accounts.models import ApiClient, User
 from haochaping.cases.models import Case
 from haochaping.config import Settings
 from haochaping.core.timeutil import utcnow
+from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.demo import generate
 from haochaping.evaluations import tags
 from haochaping.evaluations.choices import Channel
@@ -201,8 +202,6 @@ async def _in_own_transaction(
     settings: Settings, fn: Callable[[AsyncSession], Awaitable[Summary | None]]
 ) -> Summary | None:
     """Run a load on an engine of its own and commit it."""
-    from haochaping.db.session import make_engine, make_sessionmaker
-
     engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine)() as db:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import segno
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -28,12 +27,6 @@ from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.models import Evaluation
 
 router = APIRouter(prefix="/api/v1", tags=["evaluations 评价"])
-
-
-def source_of(request: Request) -> evaluation_service.Source:
-    client = request.client
-    return evaluation_service.Source(ip=client.host if client else None,
-                                     user_agent=request.headers.get("user-agent"))
 
 
 def _conflict_bodies() -> dict[int | str, dict[str, Any]]:
@@ -69,7 +62,7 @@ async def create_evaluation(
             return JSONResponse(replay[1], status_code=replay[0],
                                 headers={"Idempotent-Replayed": "true"})
     body = await evaluation_service.submit(db=db, actor=actor, data=data, rules=rules,
-                                           source=source_of(request))
+                                           source=evaluation_service.source_of(request))
     response = fast_json(body, status_code=201)
     if idempotency_key is not None:
         await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=201,
@@ -108,7 +101,7 @@ async def create_evaluations_batch(data: schemas.EvaluationBatch, request: Reque
                                 headers={**headers, "Idempotent-Replayed": "true"})
     results = await evaluation_service.submit_batch(
         db=db, actor=actor, items=data.items, rules=request.app.state.rules,
-        source=source_of(request), echo=not minimal)
+        source=evaluation_service.source_of(request), echo=not minimal)
     response = fast_json({"items": results})
     if idempotency_key is not None:
         await idempotency.store(db=db, actor=actor, key=idempotency_key, status_code=200,
@@ -194,10 +187,3 @@ async def create_invitation(case_no: str, request: Request, db: DbSession,
     await db.commit()
     url = f"{settings.base_url.rstrip('/')}/r/{invitations.token_for(settings.secret_key, inv)}"
     return InvitationRead(url=url, qr_url=f"{url}/qr.svg", expires_at=inv.expires_at)
-
-
-def qr_svg(url: str) -> Response:
-    """A QR code of a link, as SVG."""
-    svg = segno.make(url, error="m").svg_inline(scale=6, border=2, title="扫码评价")
-    return Response(svg, media_type="image/svg+xml",
-                    headers={"Cache-Control": "private, max-age=3600"})

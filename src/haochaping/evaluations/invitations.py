@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
-from haochaping.core.errors import Invalid, NotFound
+from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import service as evaluation_service
+from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.models import Invitation
-from haochaping.evaluations.schemas import StageRule
+from haochaping.evaluations.schemas import EvaluationCreate, StageRule
+from haochaping.evaluations.service import IntakeRules, Source
 
 SALT = "invitation"
 # People who hand a citizen a rating link: those who serve or manage the case. Assessors rate
@@ -104,3 +106,29 @@ async def get_case(db: AsyncSession, case_id: int) -> Case:
     if case is None:  # pragma: no cover - FK guarantees it
         raise NotFound("办件不存在", code="case_not_found")
     return case
+
+
+async def submit_via_invitation(
+    *, db: AsyncSession, secret: str, token: str, level: int, reasons: list[str],
+    comment: str | None, rules: IntakeRules, source: Source,
+) -> dict[str, Any]:
+    """A citizen's rating through a signed link: the link names case, stage and channel,
+    and is spent by the rating (single use, race-safe). The caller commits."""
+    inv = await open_link(db=db, secret=secret, token=token)
+    now = utcnow()
+    problem = usable_problem(inv, now)
+    if problem == "invitation_used":
+        raise Conflict("此评价链接已使用过，感谢您的评价", code=problem)
+    if problem == "invitation_expired":
+        raise Invalid("此评价链接已过期", code=problem)
+    case = await get_case(db, inv.case_id)
+    data = EvaluationCreate(case_no=case.case_no, stage=inv.stage, channel=Channel(inv.channel),
+                            level=level, reasons=reasons, comment=comment or None)
+    actor = Principal(kind="invitation", id=inv.id, name="citizen", org_id=0, org_path="/",
+                      channels=frozenset({inv.channel}))
+    source.invitation_id, source.client_id = inv.id, inv.client_id
+    body = await evaluation_service.submit(db=db, actor=actor, data=data, rules=rules,
+                                         source=source)
+    if not await mark_used(db=db, invitation_id=inv.id, evaluation_id=body["id"], now=now):
+        raise Conflict("此评价链接已使用过，感谢您的评价", code="invitation_used")
+    return body

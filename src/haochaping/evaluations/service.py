@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from sqlalchemy import Table, bindparam, select
@@ -17,8 +17,8 @@ from sqlalchemy.orm import aliased
 from haochaping.cases.models import Case
 from haochaping.core import audit
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from haochaping.core.handlers import validation_details, validation_message
 from haochaping.core.security import (
     mask_cert_no,
     mask_name,
@@ -27,17 +27,20 @@ from haochaping.core.security import (
     split_identifiers,
 )
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
     CASE_BOUND_CHANNELS,
     LEVEL_LABELS,
-    Channel,
     Reached,
 )
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.schemas import StageRule
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
 # The national default list of stages: the whole case, from acceptance.
@@ -94,6 +97,13 @@ class Source:
     user_agent: str | None = None
     invitation_id: int | None = None
     client_id: int | None = None  # the client that issued the rating link, if any
+
+
+def source_of(request: Request) -> Source:
+    """Where a rating comes from, read off the HTTP request (the API's and the portal's)."""
+    client = request.client
+    return Source(ip=client.host if client else None,
+                  user_agent=request.headers.get("user-agent"))
 
 
 @dataclass
@@ -526,40 +536,9 @@ def _stored(row: dict[str, Any], target: Target, rules: IntakeRules | None) -> d
 
 def validation_error_body(exc: ValidationError) -> dict[str, Any]:
     """A pydantic error as the API's error body (422)."""
-    from haochaping.core.handlers import validation_details, validation_message
-
     details = validation_details(exc.errors())
     return {"error": {"code": "invalid_input", "message": validation_message(details),
                       "details": details}}
-
-
-async def submit_via_invitation(
-    *, db: AsyncSession, secret: str, token: str, level: int, reasons: list[str],
-    comment: str | None, rules: IntakeRules, source: Source,
-) -> dict[str, Any]:
-    """A citizen's rating through a signed link: the link names case, stage and channel,
-    and is spent by the rating (single use, race-safe). The caller commits."""
-    from haochaping.evaluations import invitations
-
-    inv = await invitations.open_link(db=db, secret=secret, token=token)
-    now = utcnow()
-    problem = invitations.usable_problem(inv, now)
-    if problem == "invitation_used":
-        raise Conflict("此评价链接已使用过，感谢您的评价", code=problem)
-    if problem == "invitation_expired":
-        raise Invalid("此评价链接已过期", code=problem)
-    case = await invitations.get_case(db, inv.case_id)
-    data = schemas.EvaluationCreate(case_no=case.case_no, stage=inv.stage,
-                                    channel=Channel(inv.channel),
-                                    level=level, reasons=reasons, comment=comment or None)
-    actor = Principal(kind="invitation", id=inv.id, name="citizen", org_id=0, org_path="/",
-                      channels=frozenset({inv.channel}))
-    source.invitation_id, source.client_id = inv.id, inv.client_id
-    body = await submit(db=db, actor=actor, data=data, rules=rules, source=source)
-    if not await invitations.mark_used(db=db, invitation_id=inv.id, evaluation_id=body["id"],
-                                       now=now):
-        raise Conflict("此评价链接已使用过，感谢您的评价", code="invitation_used")
-    return body
 
 
 REVEAL_ROLES = ("unit", "office", "admin")

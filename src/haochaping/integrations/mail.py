@@ -12,7 +12,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
-from haochaping.integrations.notify import DeliveryError
+from haochaping.core.notify import DeliveryError
 
 
 class SmtpEmailSender:

@@ -1,17 +1,12 @@
-"""Notification Protocols: `Notifier` (used by the outbox), `EmailSender`, `SmsGateway`."""
+"""The senders behind the outbox's `Notifier` (core.notify): `EmailSender`, `SmsGateway`, and
+`ChannelNotifier`, which hands each message to its channel's sender."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
-
-class DeliveryError(Exception):
-    """A message that could not be delivered; `permanent` ones are not retried."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+from haochaping.core.notify import DeliveryError
 
 
 class EmailSender(Protocol):
@@ -24,18 +19,6 @@ class SmsGateway(Protocol):
     """Sends one text message; raises `DeliveryError` when the operator did not accept it."""
 
     async def send(self, *, to: str, text: str, key: str) -> None: ...
-
-
-class Notifier(Protocol):
-    """What the outbox talks to: one message on one channel to one recipient.
-
-    `key` identifies the message across retries (the outbox row), so that a receiver can
-    recognise the rare duplicate that at-least-once delivery allows after a crash.
-    """
-
-    async def send(
-        self, *, channel: str, recipient: str, subject: str, body: str, key: str
-    ) -> None: ...
 
 
 @dataclass(frozen=True)

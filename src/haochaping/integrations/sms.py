@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
+from haochaping.core.notify import DeliveryError
 from haochaping.core.security import mask_phone
 from haochaping.db.base import utcnow
-from haochaping.integrations.notify import DeliveryError
 
 # The signed token of a progress (/p/) or rating (/r/) link: whoever holds it reads or rates.
 _LINK_TOKEN = re.compile(r"(/[pr]/)([A-Za-z0-9_\-.~]{8,})")

@@ -10,8 +10,8 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page
 from haochaping.integrity import detectors, queries, schemas, service
+from haochaping.integrity.flags import FlagState
 from haochaping.integrity.models import IntegrityFlag
-from haochaping.integrity.service import FlagState
 
 router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
 

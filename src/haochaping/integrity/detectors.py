@@ -5,7 +5,7 @@ A check is a subclass of `Check` decorated with `@register`. It may look at each
 it is stored (`inspect`: intake, inside the rating's own transaction, so it must be cheap: in-
 memory sliding windows and at most one indexed lookup) and/or at recent ratings as a whole
 (`scan`: the periodic batch pass, set-based SQL). A check returns its findings; a rating it
-does not name passed. Flags are written by `service.raise_flags`, once per rating and check.
+does not name passed. Flags are written by `flags.raise_flags`, once per rating and check.
 
 The intake windows are per process: with several workers each sees its share of the traffic,
 so every intake check also has a batch `scan` over the database that catches what the split
@@ -23,20 +23,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, case, distinct, extract, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, case, distinct, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
-from haochaping.core.crypto import DataKeys, IdentityHasher
+from haochaping.core import jobs as job_state
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.evaluations.models import Evaluation, Invitation
+from haochaping.integrity.flags import Finding, raise_flags
 from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
 from haochaping.orgs.models import Org, Staff
-from haochaping.workorders.models import JobState
 
 log = logging.getLogger("haochaping.integrity")
 
@@ -97,18 +96,6 @@ class Thresholds:
     bad_min_raters: int = 2
     # Ratings read per batch pass by the watermark-driven backstops.
     batch_limit: int = 50_000
-
-
-@dataclass(frozen=True)
-class Finding:
-    """A check's flag on one rating: why (for people) and the evidence (for the record)."""
-
-    evaluation_id: int
-    org_id: int
-    check: str
-    subject: str
-    reason: str
-    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 PASS: tuple[Finding, ...] = ()  # what a check returns for a rating it has nothing against
@@ -472,11 +459,9 @@ class IntakeGuard:
         (in a savepoint: flags that cannot be written never cost the rating)."""
         found = await self.findings_for(db, rows)
         if found:
-            from haochaping.integrity import service
-
             try:
                 async with db.begin_nested():
-                    await service.raise_flags(db=db, findings=found, stage="intake")
+                    await raise_flags(db=db, findings=found, stage="intake")
             except Exception:  # noqa: BLE001 - the batch backstops find them again
                 log.exception("intake flags could not be written")
 
@@ -537,15 +522,10 @@ class BatchContext:
 
     async def watermark(self, name: str) -> int:
         """The last rating id a backstop has looked at."""
-        ins = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        await self.db.execute(ins(JobState).values(name=name, value=0, updated_at=utcnow())
-                              .on_conflict_do_nothing())
-        return (await self.db.execute(select(JobState.value).where(JobState.name == name))
-                ).scalar_one()
+        return await job_state.watermark(self.db, name)
 
     async def advance(self, name: str, value: int) -> None:
-        await self.db.execute(update(JobState).where(JobState.name == name)
-                              .values(value=value, updated_at=utcnow()))
+        await job_state.advance(self.db, name, value)
 
     def seconds_between(self, later, earlier):
         """SQL: seconds from `earlier` to `later` (PostgreSQL and SQLite)."""

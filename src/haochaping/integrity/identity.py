@@ -1,5 +1,5 @@
 """Identifiers in the detectors: their comparable form, and the masks that evidence shows
-instead of them. Keyed hashes (HMAC-SM3) come from `core.crypto.DataKeys.identity_hash`, the
+instead of them. Keyed hashes (HMAC-SM3) come from `db.crypto.DataKeys.identity_hash`, the
 same ones the malicious-rater register uses."""
 
 from __future__ import annotations

@@ -9,16 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.crypto import DataKeys
+from haochaping.core import jobs as job_state
 from haochaping.core.timeutil import utcnow
-from haochaping.integrity import service
+from haochaping.db.crypto import DataKeys
 from haochaping.integrity.detectors import BatchContext, Check, Thresholds, batch_checks
-from haochaping.workorders.models import JobState
+from haochaping.integrity.flags import raise_flags
 
 log = logging.getLogger("haochaping.integrity")
 INTERVAL_SECONDS = 600
@@ -41,7 +38,7 @@ class BatchReport:
 async def run_check(db: AsyncSession, check: Check, ctx: BatchContext) -> int:
     """One batch check: scan, then flag (the caller commits); the number of new flags."""
     found = await check.scan(ctx)
-    return len(await service.raise_flags(db=db, findings=found, stage="batch"))
+    return len(await raise_flags(db=db, findings=found, stage="batch"))
 
 
 async def run_batch(db: AsyncSession, *, keys: DataKeys, now: datetime | None = None,
@@ -64,15 +61,7 @@ async def run_batch(db: AsyncSession, *, keys: DataKeys, now: datetime | None = 
 
 async def claim(db: AsyncSession, now: datetime, interval: int = INTERVAL_SECONDS) -> bool:
     """Take this interval's pass (a conditional UPDATE: one process wins)."""
-    ins = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    await db.execute(ins(JobState).values(name=SLOT, value=0, updated_at=now)
-                     .on_conflict_do_nothing())
-    epoch = int(now.timestamp())
-    won = await db.execute(update(JobState)
-                           .where(JobState.name == SLOT, JobState.value <= epoch - interval)
-                           .values(value=epoch, updated_at=now)
-                           .execution_options(synchronize_session=False))
-    return won.rowcount == 1  # type: ignore[attr-defined]
+    return await job_state.claim_slot(db, SLOT, now=now, interval=interval)
 
 
 async def run_due(state: Any, *, now: datetime | None = None) -> BatchReport | None:

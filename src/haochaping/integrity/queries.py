@@ -24,8 +24,8 @@ from haochaping.evaluations.standing import (
     StandingEvent,
 )
 from haochaping.integrity import detectors
+from haochaping.integrity.flags import STATE_LABELS, FlagState
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
-from haochaping.integrity.service import STATE_LABELS, FlagState
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders.models import WorkOrder
 from haochaping.workorders.states import STATE_LABELS as WO_STATE_LABELS

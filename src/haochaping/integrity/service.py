@@ -7,68 +7,27 @@ from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
-from haochaping.core.crypto import DataKeys
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.integrity import detectors
+from haochaping.integrity.flags import DETECTOR, FlagState, raise_flags
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders import service as wo_service
 
-DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
 CLEARED = "detector_cleared"
 RESCAN_DAYS = 90
-
-
-class FlagState(StrEnum):
-    OPEN = "open"
-    CLEARED = "cleared"
-    INVALIDATED = "invalidated"
-
-
-STATE_LABELS = {FlagState.OPEN: "待复核", FlagState.CLEARED: "已排除（评价有效）",
-                FlagState.INVALIDATED: "已判定无效"}
 
 
 class Decision(StrEnum):
     CLEAR = "clear"  # 排除：评价有效，恢复计入
     INVALIDATE = "invalidate"  # 判定无效：保留记录，不计入统计
-
-
-def _insert(db: AsyncSession):
-    return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-
-
-async def raise_flags(*, db: AsyncSession, findings: list[detectors.Finding],
-                      stage: str) -> list[int]:
-    """Record new flags (one per rating and check) and hold their ratings; new flag ids."""
-    now = utcnow()
-    unique: dict[tuple[int, str], detectors.Finding] = {}
-    for f in findings:
-        unique.setdefault((f.evaluation_id, f.check), f)
-    if not unique:
-        return []
-    values = [{"evaluation_id": f.evaluation_id, "org_id": f.org_id, "check_name": f.check,
-               "stage": stage, "subject": f.subject[:200], "reason": f.reason,
-               "evidence": f.evidence, "state": FlagState.OPEN.value, "created_at": now}
-              for f in unique.values()]
-    stmt = (_insert(db)(IntegrityFlag)
-            .on_conflict_do_nothing(index_elements=["evaluation_id", "check_name"])
-            .returning(IntegrityFlag.id, IntegrityFlag.evaluation_id, IntegrityFlag.check_name))
-    new = (await db.execute(stmt, values)).all()
-    for flag_id, evaluation_id, check in new:
-        # An invalid rating stays invalid; a held or valid one is held for review.
-        await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing.HELD,
-                           reason=DETECTOR, actor=f"integrity:{check}",
-                           note=unique[(evaluation_id, check)].reason[:500], source_id=flag_id)
-    return [row[0] for row in new]
 
 
 def require_reviewer(actor: Principal) -> None:

@@ -3,6 +3,7 @@ single-use link, and the progress page of a bad review behind its progress link.
 
 from __future__ import annotations
 
+import segno
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -13,7 +14,6 @@ from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.ratelimit import limiter
 from haochaping.core.templating import FONT_COOKIE, FONT_SIZES, html_route, render, safe_next
 from haochaping.core.timeutil import utcnow
-from haochaping.evaluations import api as evaluation_api
 from haochaping.evaluations import invitations
 from haochaping.evaluations import service as evaluation_service
 from haochaping.evaluations.choices import DEFAULT_STAGE
@@ -56,7 +56,7 @@ async def _open(request: Request, db: DbSession, token: str) -> Invitation:
 
 async def _note_refusal(request: Request, code: str) -> None:
     """Tell the integrity checks that this browser was refused a link (forged or spent)."""
-    source = evaluation_api.source_of(request)
+    source = evaluation_service.source_of(request)
     await detectors.note_invitation_refusal(request.app.state, code=code, source_ip=source.ip,
                                             user_agent=source.user_agent)
 
@@ -128,10 +128,10 @@ async def submit_rating(token: str, request: Request, db: DbSession):
         return await _form_page(request, db, inv, form, "请选择您对本次服务的满意程度", 422)
     settings = request.app.state.settings
     try:
-        await evaluation_service.submit_via_invitation(
+        await invitations.submit_via_invitation(
             db=db, secret=settings.secret_key, token=token, level=form.level,
             reasons=form.reasons, comment=form.comment, rules=request.app.state.rules,
-            source=evaluation_api.source_of(request))
+            source=evaluation_service.source_of(request))
     except DomainError as exc:
         # Nothing is committed: the request's session rolls back whatever was written.
         if exc.code in CLOSED:
@@ -167,7 +167,7 @@ async def qr_code(token: str, request: Request, db: DbSession):
     """The QR code of a genuine rating link, to print on a receipt or show at the window."""
     await _open(request, db, token)
     base = request.app.state.settings.base_url.rstrip("/")
-    return evaluation_api.qr_svg(f"{base}/r/{token}")
+    return qr_svg(f"{base}/r/{token}")
 
 
 @router.get("/font")
@@ -181,3 +181,10 @@ async def choose_font(size: str = "normal", next: str | None = None):
 
 
 router.include_router(progress_pages.router)
+
+
+def qr_svg(url: str) -> Response:
+    """A QR code of a link, as SVG."""
+    svg = segno.make(url, error="m").svg_inline(scale=6, border=2, title="扫码评价")
+    return Response(svg, media_type="image/svg+xml",
+                    headers={"Cache-Control": "private, max-age=3600"})

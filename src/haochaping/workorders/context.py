@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from haochaping.config import Settings
-from haochaping.core.crypto import DataKeys
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import SHANGHAI
+from haochaping.db.crypto import DataKeys
 from haochaping.policies.schemas import PolicyValues
 
 PROGRESS_SALT = "progress"

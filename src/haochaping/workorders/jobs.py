@@ -17,13 +17,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
+from haochaping.core import jobs as job_state
 from haochaping.core.timeutil import fmt_local, utcnow
 from haochaping.evaluations.choices import DEFAULT_RATING_CHANNEL
 from haochaping.evaluations.models import Evaluation
+from haochaping.orgs.models import Org
 from haochaping.policies.models import PolicySet
 from haochaping.policies.service import PolicyCache
 from haochaping.workorders import notify
-from haochaping.workorders.models import JobState, SpotCheck, WorkOrder, WorkOrderEvent
+from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import Action, State
 
 W = WorkOrder
@@ -115,17 +117,10 @@ def _insert(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
 
 
-async def _watermark(db: AsyncSession, name: str) -> int:
-    await db.execute(_insert(db)(JobState).values(name=name, value=0, updated_at=utcnow())
-                     .on_conflict_do_nothing())
-    return (await db.execute(select(JobState.value).where(JobState.name == name)
-                             .with_for_update())).scalar_one()
-
-
 async def sample_spot_checks(db: AsyncSession, policies: PolicyCache, report: SweepReport,
                              good_levels: frozenset[int]) -> None:
     """Callback tasks for a sample of new good ratings (抽查回访), past a watermark."""
-    last = await _watermark(db, "spot_check")
+    last = await job_state.watermark(db, "spot_check", lock=True)
     rows = (await db.execute(
         select(Evaluation.id, Evaluation.org_id, Evaluation.region_code, Evaluation.level,
                Evaluation.is_default)
@@ -145,8 +140,7 @@ async def sample_spot_checks(db: AsyncSession, policies: PolicyCache, report: Sw
         result = await db.execute(_insert(db)(SpotCheck).on_conflict_do_nothing()
                                   .returning(SpotCheck.id), picks)
         report.spot_checks = len(result.all())
-    await db.execute(update(JobState).where(JobState.name == "spot_check", JobState.value == last)
-                     .values(value=rows[-1][0], updated_at=utcnow()))
+    await job_state.advance(db, "spot_check", rows[-1][0], expected=last)
 
 
 async def record_default_ratings(db: AsyncSession, policies: PolicyCache, now: datetime,
@@ -159,8 +153,6 @@ async def record_default_ratings(db: AsyncSession, policies: PolicyCache, now: d
     min_days = min(p.values["default_rating"].get("after_days", 7) for p in enabled)
     rated = select(Evaluation.id).where(Evaluation.case_id == Case.id,
                                         Evaluation.stage == "whole")
-    from haochaping.orgs.models import Org
-
     rows = (await db.execute(
         select(Case.id, Case.org_id, Case.item_id, Case.window_id, Case.staff_id,
                Case.completed_at, Org.region_code)

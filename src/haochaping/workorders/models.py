@@ -165,13 +165,3 @@ class SpotCheck(Base):
     work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_order.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class JobState(Base):
-    """A periodic job's watermark (e.g. the last rating considered for spot checks)."""
-
-    __tablename__ = "job_state"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    value: Mapped[int] = mapped_column(BigIntPK, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

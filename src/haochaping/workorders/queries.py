@@ -9,6 +9,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
+from haochaping.core.timeutil import SHANGHAI
 from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.service import IntakeRules, Target, read_from_row
@@ -78,8 +79,6 @@ def spot_checks(*, actor: Principal, state: str) -> Select:
 
 def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[dict[str, Any]]:
     """The deadlines that bind the order in its current state, as dates and days left."""
-    from haochaping.core.timeutil import SHANGHAI
-
     out = []
     for states, due in OVERDUE_CONDITIONS:
         value = getattr(order, due.key)

@@ -13,6 +13,7 @@ from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
+from haochaping.policies import service as policy_service
 from haochaping.workorders import schemas
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.context import LoopContext
@@ -61,6 +62,4 @@ async def record(*, db: AsyncSession, principal: Principal, spot_check_id: int,
 
 
 async def _policy(db: AsyncSession, ctx: LoopContext, region_code: str):
-    from haochaping.policies import service as policy_service
-
     return await policy_service.effective(db=db, region_code=region_code)

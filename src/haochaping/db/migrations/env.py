@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from haochaping.db.models import metadata
+from haochaping.models import metadata
 
 config = context.config
 

@@ -1,5 +1,6 @@
-"""Runs the periodic work: the deadline sweep, then outbox delivery. Used by the loop
-inside `haochaping serve` and by `haochaping worker`."""
+"""The scheduler: one pass runs every domain's periodic work (the work-order deadline sweep, the
+appeal sweep, the integrity batch checks, ledger sealing), then outbox delivery. Used by the
+loop inside `haochaping serve` and by `haochaping worker`."""
 
 from __future__ import annotations
 

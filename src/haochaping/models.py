@@ -1,4 +1,5 @@
-"""Imports every model module so that the metadata is complete (Alembic, tests)."""
+"""The registry of every table: imports each model module so that the metadata is complete
+(Alembic, tests). It sits above the domains, like `app.py`, so that `db` stays below them."""
 
 from haochaping.accounts import models as accounts_models  # noqa: F401
 from haochaping.appeals import models as appeals_models  # noqa: F401
