@@ -30,6 +30,7 @@ fi
 
 .venv/bin/ruff check src tests bench
 .venv/bin/lint-imports  # the import layers, and no cycles ([tool.importlinter] in pyproject.toml)
+.venv/bin/mypy src      # types, with the pydantic plugin ([tool.mypy] in pyproject.toml)
 
 # Both runs go in random order (pytest-randomly), each with its own seed, so that no test can
 # rely on what another left behind. Replay a failure with HAOCHAPING_TEST_SEED=<seed printed>.

@@ -91,8 +91,9 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
 async def shutdown(app: FastAPI) -> None:
     """Release what startup opened."""
     counter = getattr(app.state, "rate_counter", None)
-    if hasattr(counter, "close"):
-        await counter.close()
+    close = getattr(counter, "close", None)
+    if close is not None:
+        await close()
     guard = getattr(app.state, "integrity_guard", None)
     if guard is not None:
         await guard.refusals.close()

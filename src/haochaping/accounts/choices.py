@@ -13,7 +13,7 @@ class Role(StrEnum):
     ASSESSOR = "assessor"  # 监督查评 / 第三方评估
 
 
-ROLE_LABELS = {
+ROLE_LABELS: dict[str, str] = {
     Role.ADMIN: "系统管理员",
     Role.OFFICE: "政务服务管理机构",
     Role.UNIT: "责任单位",

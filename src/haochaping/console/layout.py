@@ -97,6 +97,6 @@ async def page(request: Request, db: AsyncSession, user: Principal, name: str,
         extra["calendar_warning"] = await calendar_warning(request, db)
         extra["flash"] = request.session.pop(FLASH_KEY, None)
     return render(request, name, {
-        "user": user, "role_label": ROLE_LABELS.get(user.role, ""), "nav": nav_for(user),
+        "user": user, "role_label": ROLE_LABELS.get(user.role or "", ""), "nav": nav_for(user),
         "csrf": csrf_token(request), "is_manager": is_manager(user), **extra, **context,
     }, status_code=status_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,11 +199,11 @@ async def work_order_view(*, db: AsyncSession, order: WorkOrder, actor: Principa
     events = [_event_view(e, by_event.get(e.id, [])) for e in d["events"]]
     appeals = (await db.execute(select(Appeal).where(Appeal.work_order_id == order.id)
                                 .order_by(Appeal.id))).scalars().all()
-    followups = []
-    if order.followups and case is not None:
-        first = await db.get(Evaluation, order.evaluation_id)
+    followups: Sequence[Evaluation] = []
+    first = await db.get(Evaluation, order.evaluation_id) if order.followups else None
+    if first is not None and case is not None:
         followups = (await db.execute(select(Evaluation).where(
-            Evaluation.case_id == order.case_id, Evaluation.stage == first.stage,  # type: ignore[union-attr]
+            Evaluation.case_id == order.case_id, Evaluation.stage == first.stage,
             Evaluation.eval_count > 1).order_by(Evaluation.id))).scalars().all()
     return {
         **d, "evaluation": ev, "case": case,

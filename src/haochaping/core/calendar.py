@@ -34,6 +34,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR, CalendarDay, CalendarYear
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Invalid
 from haochaping.core.timeutil import SHANGHAI
 
@@ -391,11 +392,8 @@ async def import_year(
     source = source.strip()[:200] or f"import:{year}"
     actor = actor[:100]
     first, last = date(year, 1, 1), date(year, 12, 31)
-    replaced = (
-        await db.execute(
-            delete(CalendarDay).where(CalendarDay.day >= first, CalendarDay.day <= last)
-        )
-    ).rowcount or 0
+    replaced = rows_changed(await db.execute(
+        delete(CalendarDay).where(CalendarDay.day >= first, CalendarDay.day <= last)))
     now = datetime.now(UTC)
     db.add_all(
         CalendarDay(

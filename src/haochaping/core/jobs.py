@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core.db import rows_changed
 from haochaping.core.models import JobState
 from haochaping.core.timeutil import utcnow
 
@@ -47,4 +48,4 @@ async def claim_slot(db: AsyncSession, name: str, *, now: datetime, interval: in
                            .where(JobState.name == name, JobState.value <= epoch - interval)
                            .values(value=epoch, updated_at=now)
                            .execution_options(synchronize_session=False))
-    return won.rowcount == 1  # type: ignore[attr-defined]
+    return rows_changed(won) == 1

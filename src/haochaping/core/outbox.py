@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from haochaping.config import Settings
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, NotFound
 from haochaping.core.notify import DeliveryError, Notifier
 from haochaping.core.outbox_models import (
@@ -240,7 +241,7 @@ async def _bury_expired(
             )
             .execution_options(synchronize_session=False)
         )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 async def _record(
@@ -257,7 +258,7 @@ async def _record(
             .values(locked_by=None, locked_until=None, **values)
             .execution_options(synchronize_session=False)
         )
-    return (result.rowcount or 0) == 1
+    return rows_changed(result) == 1
 
 
 async def _release(
@@ -276,7 +277,7 @@ async def _release(
             )
             .execution_options(synchronize_session=False)
         )
-    return result.rowcount or 0
+    return rows_changed(result)
 
 
 async def deliver_due(

@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import utcnow
@@ -98,7 +98,7 @@ async def mark_used(*, db: AsyncSession, invitation_id: int, evaluation_id: int,
         .where(Invitation.id == invitation_id, Invitation.used_at.is_(None))
         .values(used_at=now, evaluation_id=evaluation_id)
     )
-    return cast(CursorResult[Any], result).rowcount == 1
+    return rows_changed(result) == 1
 
 
 async def get_case(db: AsyncSession, case_id: int) -> Case:

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys
@@ -72,7 +73,7 @@ async def review(*, db: AsyncSession, actor: Principal, flag_id: int, decision: 
                                     IntegrityFlag.state == FlagState.OPEN.value)
         .values(state=to_state.value, reviewed_by=actor.name, reviewed_at=now, review_note=note)
         .execution_options(synchronize_session=False))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if rows_changed(done) != 1:
         raise Conflict("该标记已复核，不能重复处理", code="flag_already_reviewed",
                        details=[{"id": flag.id}])
     if decision == Decision.CLEAR:

@@ -65,9 +65,11 @@ async def progress_page(token: str, request: Request, db: DbSession):
 async def give_verdict(token: str, request: Request, db: DbSession):
     """The rater's answer to the callback: 满意 / 基本满意 / 不满意."""
     form = await request.form()
-    values = {k: (form.get(k) if isinstance(form.get(k), str) else "")
-              for k in ("verdict", "note", "version")}
-    values["note"] = str(values["note"]).replace("\r\n", "\n")[:NOTE_MAX + 1]
+    values: dict[str, str] = {}
+    for k in ("verdict", "note", "version"):
+        v = form.get(k)
+        values[k] = v if isinstance(v, str) else ""
+    values["note"] = values["note"].replace("\r\n", "\n")[:NOTE_MAX + 1]
     order = await _order(request, db, token)
     version = str(values["version"]).strip()
     try:

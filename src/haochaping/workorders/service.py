@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from haochaping.core.auth import Principal
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.orgs.models import Org
@@ -181,7 +181,7 @@ async def transition(
                                 WorkOrder.state == from_state)
         .values(**values).execution_options(synchronize_session=False)
     )
-    if cast(CursorResult[Any], result).rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict("工单已被他人同时处理，请刷新后查看最新状态", code="concurrent_update")
     for key, value in values.items():
         set_committed_value(order, key, value)  # written above; not dirty for the ORM
@@ -409,7 +409,7 @@ async def bump(*, db: AsyncSession, order: WorkOrder, changes: dict[str, Any],
     result = await db.execute(
         update(WorkOrder).where(WorkOrder.id == order.id, WorkOrder.version == version)
         .values(**values).execution_options(synchronize_session=False))
-    if cast(CursorResult[Any], result).rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict("工单已被他人同时处理，请刷新后查看最新状态", code="concurrent_update")
     for key, value in values.items():
         set_committed_value(order, key, value)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
+from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
@@ -55,7 +55,7 @@ async def record(*, db: AsyncSession, principal: Principal, spot_check_id: int,
         update(SpotCheck).where(SpotCheck.id == check.id, SpotCheck.state == "pending")
         .values(state="done", verdict=data.verdict, done_at=now, work_order_id=work_order_id)
         .execution_options(synchronize_session=False))
-    if cast(CursorResult[Any], result).rowcount != 1:
+    if rows_changed(result) != 1:
         raise Conflict("该抽查任务已被他人完成", code="spot_check_done")
     return {"id": check.id, "state": "done", "verdict": data.verdict,
             "work_order_id": work_order_id}

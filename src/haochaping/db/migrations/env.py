@@ -26,9 +26,11 @@ def do_run_migrations(connection: Connection) -> None:
 
 async def run_async_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL: run migrations through haochaping.db.migrate")
     engine = create_async_engine(url)
     # The data keys of the settings being migrated (db/migrate.py), on this engine only.
-    engine.sync_engine.dialect.hcp_keys = config.attributes.get("hcp_keys")
+    engine.sync_engine.dialect.hcp_keys = config.attributes.get("hcp_keys")  # type: ignore[attr-defined]
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()
