@@ -2,11 +2,15 @@
 
 No ORM or HTTP here. `TRANSITIONS[(state, action)] -> next state`; an action missing for a
 state is illegal there (409), a role missing from `ROLES[action]` may not take it (403).
+Who acts is `core.roles.Role`: people's roles and the workflow's other actors (the
+deadline job, the rater, a held rating's review).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from haochaping.core.roles import HANDLERS, MANAGERS, Role
 
 
 class State(StrEnum):
@@ -42,19 +46,6 @@ class Action(StrEnum):
     INVALIDATE = "invalidate"  # 待复核评价经复核判定无效（疑似刷评、恶意评价人员）
 
 
-class Role(StrEnum):
-    ADMIN = "admin"
-    OFFICE = "office"
-    UNIT = "unit"
-    STAFF = "staff"
-    ASSESSOR = "assessor"
-    SYSTEM = "system"  # the deadline job
-    CITIZEN = "citizen"  # the rater, through their link
-    # A held rating's review (integrity flags, the malicious-rater register) acting on the
-    # order; never offered on the work-order page or its action route.
-    REVIEW = "review"
-
-
 S, A = State, Action
 HANDLING = (S.VERIFYING, S.TRANSFERRED, S.RECTIFYING)
 
@@ -81,9 +72,6 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     **{(s, A.INVALIDATE): S.INVALIDATED for s in (*HANDLING, S.EXPLAINED, S.CALLBACK,
                                                    S.SUPERVISING, S.ACCOUNTABILITY)},
 }
-
-HANDLERS = frozenset({Role.UNIT, Role.OFFICE, Role.ADMIN})
-MANAGERS = frozenset({Role.OFFICE, Role.ADMIN})
 
 ROLES: dict[Action, frozenset[Role]] = {
     A.VERIFY: HANDLERS,
