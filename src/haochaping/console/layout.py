@@ -54,6 +54,15 @@ def require_manager(user: Principal) -> None:
         raise Forbidden("此页面仅供政务服务管理机构和系统管理员使用", code="role_forbidden")
 
 
+async def console_manager(user: ConsoleUser) -> Principal:
+    """The signed-in person, when they may use the management pages (else 403)."""
+    require_manager(user)
+    return user
+
+
+ManagerConsoleUser = Annotated[Principal, Depends(console_manager)]
+
+
 def is_system_admin(user: Principal) -> bool:
     """An administrator at the installation's root (an organisation without a parent):
     the one who may change what every region shares (the working-day calendar) or see
