@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 
 from haochaping.accounts import service as account_service
-from haochaping.core.auth import CurrentUser, issue_token
+from haochaping.core.auth import AdminUser, CurrentUser, issue_token
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.ratelimit import client_ip, limiter
@@ -71,7 +71,7 @@ async def change_password(request: Request, db: DbSession, user: CurrentUser,
 
 @router.post("/clients/{client_id}/revoke", tags=["clients 客户端"])
 async def revoke_client(client_id: Id, request: Request, db: DbSession,
-                        user: CurrentUser):
+                        user: AdminUser):
     """Deactivate an API client (administrators): its key is refused at once."""
     client = await account_service.revoke_client(db=db, client_id=client_id, actor=user,
                                                  source_ip=client_ip(request))

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.core.choices import check_in
+from haochaping.core.roles import PERSON_ROLES
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
 
@@ -16,9 +18,7 @@ class User(Base):
 
     __tablename__ = "app_user"
     __table_args__ = (
-        CheckConstraint(
-            "role IN ('admin', 'office', 'unit', 'staff', 'assessor')", name="role_valid"
-        ),
+        CheckConstraint(check_in("role", PERSON_ROLES), name="role_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

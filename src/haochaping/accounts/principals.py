@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core.auth import Principal
+from haochaping.core.roles import Role
 from haochaping.orgs.models import Org
 
 
@@ -50,5 +51,5 @@ class AccountPrincipals:
             return None
         return Principal(
             kind="user", id=user.id, name=user.username, org_id=user.org_id, org_path=path,
-            role=user.role,
+            role=Role(user.role),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.choices import Role
+from haochaping.accounts.choices import PERSON_ROLES, Role
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core import audit
 from haochaping.core.auth import Principal
@@ -28,7 +28,7 @@ def _check_password(password: str, field: str) -> None:
 async def create_user(*, db: AsyncSession, username: str, password: str, role: str,
                       org_code: str, display_name: str = "", email: str | None = None) -> User:
     """A new person account bound to an organisation."""
-    if role not in {r.value for r in Role}:
+    if role not in PERSON_ROLES:  # the workflow actors never sign in
         raise Invalid(f"未知角色 {role}", code="unknown_role", details=[{"field": "role"}])
     _check_password(password, "password")
     org = await get_org(db=db, code=org_code)

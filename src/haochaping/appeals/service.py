@@ -18,6 +18,7 @@ from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.core import outbox
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.core.roles import MANAGERS
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
@@ -93,7 +94,7 @@ async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
                  data: schemas.AppealDecision, ctx: LoopContext) -> Appeal:
     """The office's decision: uphold (rating invalid, order ends) or reject (back to work)."""
     actor = wo_service.Actor.of(principal)
-    if actor.role not in ("office", "admin"):
+    if actor.role not in MANAGERS:
         raise Forbidden("申诉由政务服务管理机构复核决定", code="role_forbidden")
     if appeal.state != "pending":
         raise Conflict("该申诉已作出决定", code="appeal_decided")
@@ -163,7 +164,7 @@ async def review_held(*, db: AsyncSession, actor: Principal, evaluation_id: int,
                       standing: Standing | str, note: str) -> Standing:
     """A reviewer's decision on a held rating: it counts (valid) or not (invalid, and its
     open work order ends); refused while the rating is not held or an appeal is pending."""
-    if actor.role not in ("office", "admin"):
+    if actor.role not in MANAGERS:
         raise Forbidden("待复核评价由政务服务管理机构决定", code="role_forbidden")
     decision = Standing(standing)
     if decision == Standing.HELD:

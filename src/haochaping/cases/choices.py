@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from haochaping.core.choices import ChoiceSet
 
-class CaseStatus(StrEnum):
-    RECEIVED = "received"
-    ACCEPTED = "accepted"
-    COMPLETED = "completed"
-    REJECTED = "rejected"
+
+class CaseStatus(ChoiceSet):
+    RECEIVED = "received", "已收件"
+    ACCEPTED = "accepted", "已受理"
+    COMPLETED = "completed", "已办结"
+    REJECTED = "rejected", "不予受理"
 
 
 # A status only moves forward; the number is its rank.
@@ -20,12 +22,7 @@ STATUS_RANK = {
     CaseStatus.REJECTED: 2,
 }
 
-STATUS_LABELS = {
-    CaseStatus.RECEIVED: "已收件",
-    CaseStatus.ACCEPTED: "已受理",
-    CaseStatus.COMPLETED: "已办结",
-    CaseStatus.REJECTED: "不予受理",
-}
+STATUS_LABELS = CaseStatus.labels()
 
 
 class ServiceMode(StrEnum):
@@ -38,23 +35,16 @@ class CaseType(StrEnum):
     PROMISED = "promised"  # 承诺件
 
 
-class ApplicantType(StrEnum):
-    PERSON = "person"
-    ENTERPRISE = "enterprise"
-    INSTITUTION = "institution"
-    SOCIAL_ORG = "social_org"
-    GOVERNMENT = "government"
-    OTHER = "other"
+class ApplicantType(ChoiceSet):
+    PERSON = "person", "自然人"
+    ENTERPRISE = "enterprise", "企业法人"
+    INSTITUTION = "institution", "事业单位"
+    SOCIAL_ORG = "social_org", "社会组织"
+    GOVERNMENT = "government", "机关"
+    OTHER = "other", "其他"
 
 
-APPLICANT_TYPE_LABELS = {
-    ApplicantType.PERSON: "自然人",
-    ApplicantType.ENTERPRISE: "企业法人",
-    ApplicantType.INSTITUTION: "事业单位",
-    ApplicantType.SOCIAL_ORG: "社会组织",
-    ApplicantType.GOVERNMENT: "机关",
-    ApplicantType.OTHER: "其他",
-}
+APPLICANT_TYPE_LABELS = ApplicantType.labels()
 
 
 class CertType(StrEnum):

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.cases.choices import CaseStatus, ServiceMode
+from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK, EncryptedString, identity_hash_default
 
@@ -16,10 +18,8 @@ class Case(Base):
 
     __tablename__ = "service_case"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('received', 'accepted', 'completed', 'rejected')", name="status_valid"
-        ),
-        CheckConstraint("mode IN ('online', 'offline')", name="mode_valid"),
+        CheckConstraint(check_in("status", CaseStatus), name="status_valid"),
+        CheckConstraint(check_in("mode", ServiceMode), name="mode_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

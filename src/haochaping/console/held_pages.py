@@ -18,7 +18,7 @@ from haochaping.appeals import service as appeal_service
 from haochaping.appeals.schemas import StandingDecision  # the JSON route's contract, shared
 from haochaping.console import queries as console_queries
 from haochaping.console.forms import HeldFilters, HeldReviewForm, validation_problem
-from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page, require_manager
+from haochaping.console.layout import Csrf, ManagerConsoleUser, flash, is_partial, page
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError
@@ -81,17 +81,15 @@ async def _held_page(request: Request, db: DbSession, user: Principal, filters: 
 
 
 @router.get(HELD)
-async def held_queue(request: Request, db: DbSession, user: ConsoleUser):
+async def held_queue(request: Request, db: DbSession, user: ManagerConsoleUser):
     """Held ratings in the reviewer's subtree, newest first; htmx gets only the results."""
-    require_manager(user)
     return await _held_page(request, db, user, HeldFilters.from_query(request.query_params))
 
 
 @router.post(HELD + "/{evaluation_id}/review", dependencies=[Csrf])
 async def review_held(evaluation_id: Id, request: Request, db: DbSession,
-                      user: ConsoleUser):
+                      user: ManagerConsoleUser):
     """The reviewer's decision (the JSON route's service), then back to the queue."""
-    require_manager(user)
     raw = await request.form()
     form = HeldReviewForm.from_form(raw)
     back = _back(str(raw.get("back") or ""))

@@ -40,7 +40,7 @@ router = APIRouter(route_class=html_route("console/error.html"))
 QUEUE = "/console/integrity"
 STAFF = QUEUE + "/staff"
 PAGE_SIZE = 20
-STATES = {s.value: label for s, label in STATE_LABELS.items()}
+STATES = STATE_LABELS
 STAGES = {"intake": "评价入库时检测", "batch": "定期批量检测"}
 REVIEW_LABELS = {"decision": "复核决定", "note": "复核意见"}
 STAFF_LABELS = {"staff_no": "工号", "cert_no": "身份证号", "phone": "手机号"}

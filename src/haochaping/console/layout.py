@@ -8,17 +8,16 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.choices import ROLE_LABELS
 from haochaping.core.auth import Principal, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden
+from haochaping.core.roles import MANAGERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
-MANAGERS = frozenset({"office", "admin"})
 # The console's navigation: (path, label, roles that see it; None: everybody).
-NAV: list[tuple[str, str, frozenset[str] | None]] = [
+NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     (HOME, "评价记录", None),
     ("/console/work-orders", "差评工单", None),
     ("/console/supervision", "督办", MANAGERS),
@@ -27,7 +26,7 @@ NAV: list[tuple[str, str, frozenset[str] | None]] = [
     ("/console/held", "待复核评价", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
-    ("/console/outbox", "通知投递", frozenset({"admin"})),
+    ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
 ]
 FLASH_KEY = "flash"
 
@@ -45,7 +44,8 @@ Csrf = Depends(verify_csrf)
 
 
 def is_manager(user: Principal) -> bool:
-    return user.role in MANAGERS
+    """A person of a management office, or an administrator."""
+    return user.has_role(*MANAGERS)
 
 
 def require_manager(user: Principal) -> None:
@@ -54,11 +54,20 @@ def require_manager(user: Principal) -> None:
         raise Forbidden("此页面仅供政务服务管理机构和系统管理员使用", code="role_forbidden")
 
 
+async def console_manager(user: ConsoleUser) -> Principal:
+    """The signed-in person, when they may use the management pages (else 403)."""
+    require_manager(user)
+    return user
+
+
+ManagerConsoleUser = Annotated[Principal, Depends(console_manager)]
+
+
 def is_system_admin(user: Principal) -> bool:
     """An administrator at the installation's root (an organisation without a parent):
     the one who may change what every region shares (the working-day calendar) or see
     every region's notifications."""
-    return user.role == "admin" and user.org_path.count("/") == 2
+    return user.has_role(Role.ADMIN) and user.org_path.count("/") == 2
 
 
 def require_system_admin(user: Principal) -> None:
@@ -97,6 +106,6 @@ async def page(request: Request, db: AsyncSession, user: Principal, name: str,
         extra["calendar_warning"] = await calendar_warning(request, db)
         extra["flash"] = request.session.pop(FLASH_KEY, None)
     return render(request, name, {
-        "user": user, "role_label": ROLE_LABELS.get(user.role or "", ""), "nav": nav_for(user),
+        "user": user, "role_label": user.role.label if user.role else "", "nav": nav_for(user),
         "csrf": csrf_token(request), "is_manager": is_manager(user), **extra, **context,
     }, status_code=status_code)

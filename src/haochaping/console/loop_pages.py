@@ -30,11 +30,11 @@ from haochaping.console.forms import (
 from haochaping.console.layout import (
     ConsoleUser,
     Csrf,
+    ManagerConsoleUser,
     flash,
     is_manager,
     is_partial,
     page,
-    require_manager,
 )
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid
@@ -116,10 +116,9 @@ async def work_order_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.get(SUPERVISION)
-async def supervision_queue(request: Request, db: DbSession, user: ConsoleUser):
+async def supervision_queue(request: Request, db: DbSession, user: ManagerConsoleUser):
     """The office's supervision queue: orders under supervision or accountability, and every
     overdue order."""
-    require_manager(user)
     return await _queue(request, db, user, supervision=True)
 
 

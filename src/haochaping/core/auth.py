@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
 from haochaping.core.ratelimit import Counter, CounterUnavailable
+from haochaping.core.roles import HANDLERS, MANAGERS, Role
 from haochaping.core.security import hash_api_key, load_signed, signer
 from haochaping.core.templating import CsrfFailed
 
@@ -33,7 +35,7 @@ class Principal:
     name: str
     org_id: int
     org_path: str
-    role: str | None = None
+    role: Role | None = None
     channels: frozenset[str] | None = None
 
     @property
@@ -49,10 +51,21 @@ class Principal:
         if not self.covers(org_path):
             raise Forbidden("超出本账号的机构权限范围", code="out_of_scope")
 
-    def require_role(self, *roles: str) -> None:
+    def has_role(self, *roles: Role) -> bool:
+        """True when the caller is a person holding one of the roles."""
+        return self.kind == "user" and self.role in roles
+
+    def require_role(self, *roles: Role) -> None:
         """Raise 403 unless the caller is a user with one of the roles (clients pass)."""
         if self.kind == "user" and self.role not in roles:
-            raise Forbidden("当前角色无权执行此操作", code="role_forbidden")
+            raise RoleForbidden()
+
+
+class RoleForbidden(Forbidden):
+    """403 `role_forbidden`: the caller's role may not do this."""
+
+    def __init__(self, message: str = "当前角色无权执行此操作") -> None:
+        super().__init__(message, code="role_forbidden")
 
 
 class PrincipalSource(Protocol):
@@ -203,3 +216,23 @@ async def get_user(principal: CurrentPrincipal) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(get_user)]
+
+
+def roles(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the signed-in person, when they hold one of the `allowed` roles
+    (403 `user_required` for an API client, 403 `role_forbidden` for another role)."""
+    allowed_set = frozenset(allowed)
+
+    async def dependency(user: CurrentUser) -> Principal:
+        if user.role not in allowed_set:
+            raise RoleForbidden()
+        return user
+
+    dependency.__name__ = "role_" + "_".join(sorted(allowed_set))
+    return dependency
+
+
+# Who may call a route, by role alone (rules that depend on data stay in the services).
+AdminUser = Annotated[Principal, Depends(roles(Role.ADMIN))]
+ManagerUser = Annotated[Principal, Depends(roles(*MANAGERS))]  # admin, office
+HandlerUser = Annotated[Principal, Depends(roles(*HANDLERS))]  # admin, office, unit

@@ -26,7 +26,6 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from enum import StrEnum
 from functools import cache
 from itertools import accumulate
 
@@ -34,6 +33,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR, CalendarDay, CalendarYear
+from haochaping.core.choices import ChoiceSet
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Invalid
 from haochaping.core.timeutil import SHANGHAI
@@ -46,14 +46,14 @@ _HI = date(LAST_YEAR + 1, 1, 1).toordinal()
 _SIZE = _HI - _LO
 
 
-class DayType(StrEnum):
+class DayType(ChoiceSet):
     """The `type` column of an imported calendar CSV."""
 
-    HOLIDAY = "holiday"  # 放假（休息日）
-    WORKDAY = "workday"  # 调休上班
+    HOLIDAY = "holiday", "放假"  # 放假（休息日）
+    WORKDAY = "workday", "调休上班"
 
 
-DAY_TYPE_LABELS = {DayType.HOLIDAY: "放假", DayType.WORKDAY: "调休上班"}
+DAY_TYPE_LABELS = DayType.labels()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.core.choices import ChoiceSet, check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK, LookupEncryptedString
 
@@ -17,46 +17,35 @@ SUBJECT_MAX = 200
 DEDUPE_KEY_MAX = 255
 
 
-class OutboxChannel(StrEnum):
-    EMAIL = "email"
-    SMS = "sms"
+class OutboxChannel(ChoiceSet):
+    EMAIL = "email", "电子邮件"
+    SMS = "sms", "短信"
 
 
-class OutboxStatus(StrEnum):
-    PENDING = "pending"  # waiting for its first attempt
-    SENDING = "sending"  # claimed by a worker until `locked_until`
-    SENT = "sent"
-    FAILED = "failed"  # an attempt failed; retried at `next_attempt_at`
-    DEAD = "dead"  # given up: kept for the console, requeued only by an administrator
+class OutboxStatus(ChoiceSet):
+    PENDING = "pending", "待发送"  # waiting for its first attempt
+    SENDING = "sending", "发送中"  # claimed by a worker until `locked_until`
+    SENT = "sent", "已发送"
+    FAILED = "failed", "发送失败，等待重试"  # an attempt failed; retried at `next_attempt_at`
+    # given up: kept for the console, requeued only by an administrator
+    DEAD = "dead", "已停止重试"
 
 
-class OutboxKind(StrEnum):
+class OutboxKind(ChoiceSet):
     """Known kinds; the column is free text so that a new kind needs no migration."""
 
-    WORKORDER_OPENED = "workorder_opened"
-    DEADLINE_WARNING = "deadline_warning"
-    OVERDUE = "overdue"
-    ESCALATED = "escalated"
-    CALLBACK_INVITATION = "callback_invitation"
+    WORKORDER_OPENED = "workorder_opened", "新差评工单"
+    DEADLINE_WARNING = "deadline_warning", "超期预警"
+    OVERDUE = "overdue", "已超期"
+    ESCALATED = "escalated", "督办升级"
+    CALLBACK_INVITATION = "callback_invitation", "回访邀请"
 
 
-CHANNEL_LABELS = {OutboxChannel.EMAIL: "电子邮件", OutboxChannel.SMS: "短信"}
+CHANNEL_LABELS = OutboxChannel.labels()
 
-STATUS_LABELS = {
-    OutboxStatus.PENDING: "待发送",
-    OutboxStatus.SENDING: "发送中",
-    OutboxStatus.SENT: "已发送",
-    OutboxStatus.FAILED: "发送失败，等待重试",
-    OutboxStatus.DEAD: "已停止重试",
-}
+STATUS_LABELS = OutboxStatus.labels()
 
-KIND_LABELS = {
-    OutboxKind.WORKORDER_OPENED: "新差评工单",
-    OutboxKind.DEADLINE_WARNING: "超期预警",
-    OutboxKind.OVERDUE: "已超期",
-    OutboxKind.ESCALATED: "督办升级",
-    OutboxKind.CALLBACK_INVITATION: "回访邀请",
-}
+KIND_LABELS = OutboxKind.labels()
 
 
 class OutboxMessage(Base):
@@ -64,10 +53,8 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_message"
     __table_args__ = (
-        CheckConstraint("channel IN ('email', 'sms')", name="channel_valid"),
-        CheckConstraint(
-            "status IN ('pending', 'sending', 'sent', 'failed', 'dead')", name="status_valid"
-        ),
+        CheckConstraint(check_in("channel", OutboxChannel), name="channel_valid"),
+        CheckConstraint(check_in("status", OutboxStatus), name="status_valid"),
         CheckConstraint("attempts >= 0", name="attempts_nonnegative"),
         # The claim query: due messages by status and time.
         Index("ix_outbox_message_due", "status", "next_attempt_at"),

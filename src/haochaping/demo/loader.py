@@ -22,7 +22,7 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from haochaping.accounts import service as account_service
-from haochaping.accounts.choices import ROLE_LABELS, Role
+from haochaping.accounts.choices import Role
 from haochaping.accounts.models import ApiClient, User
 from haochaping.cases.models import Case
 from haochaping.config import Settings
@@ -112,7 +112,7 @@ class Summary:
         ]
         for u in self.users:
             pw = u.password if u.created else "（账号已存在，未改动）"
-            lines.append(f"  {u.username:<8} {pw:<14} {ROLE_LABELS[Role(u.role)]}，{u.org_name}")
+            lines.append(f"  {u.username:<8} {pw:<14} {Role(u.role).label}，{u.org_name}")
         if self.client_key:
             lines += [f"演示 API 客户端“{self.client_name}”（全部渠道），密钥只显示这一次：",
                       f"  {self.client_key}"]

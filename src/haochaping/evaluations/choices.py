@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from haochaping.core.choices import ChoiceSet
 
-class Channel(StrEnum):
-    PC = "pc"
-    MOBILE = "mobile"
-    QRCODE = "qrcode"
-    PAD = "pad"
-    TERMINAL = "terminal"
-    PHONE = "phone"
-    SMS = "sms"
-    REVIEW = "review"  # 社会各界“综合点评”
-    INSPECTION = "inspection"  # 政府部门“监督查评”
+
+class Channel(ChoiceSet):
+    PC = "pc", "PC端"
+    MOBILE = "mobile", "移动端"
+    QRCODE = "qrcode", "二维码"
+    PAD = "pad", "评价器"
+    TERMINAL = "terminal", "自助终端"
+    PHONE = "phone", "电话"
+    SMS = "sms", "短信"
+    REVIEW = "review", "综合点评"  # 社会各界“综合点评”
+    INSPECTION = "inspection", "监督查评"  # 政府部门“监督查评”
 
 
 CASE_BOUND_CHANNELS = frozenset(
@@ -23,17 +25,7 @@ CASE_BOUND_CHANNELS = frozenset(
 )
 FREE_CHANNELS = frozenset({Channel.REVIEW, Channel.INSPECTION})
 
-CHANNEL_LABELS: dict[str, str] = {
-    Channel.PC: "PC端",
-    Channel.MOBILE: "移动端",
-    Channel.QRCODE: "二维码",
-    Channel.PAD: "评价器",
-    Channel.TERMINAL: "自助终端",
-    Channel.PHONE: "电话",
-    Channel.SMS: "短信",
-    Channel.REVIEW: "综合点评",
-    Channel.INSPECTION: "监督查评",
-}
+CHANNEL_LABELS = Channel.labels()
 
 # Exchange-data platform code (`pf`) per channel: the national default mapping.
 CHANNEL_PF = {

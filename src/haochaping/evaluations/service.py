@@ -19,6 +19,7 @@ from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from haochaping.core.handlers import validation_details, validation_message
+from haochaping.core.roles import HANDLERS, MANAGERS, Role
 from haochaping.core.security import (
     mask_cert_no,
     mask_name,
@@ -48,8 +49,8 @@ NATIONAL_STAGES: Mapping[str, StageRule] = {"whole": StageRule(code="whole")}
 # A general comment or supervisory rating is about an org or item, not a step of a case.
 FREE_STAGES = NATIONAL_STAGES
 # Raters and assessors who sign in may file the two channels not bound to a case.
-USER_CHANNEL_ROLES = {"review": {"admin", "office", "assessor"},
-                      "inspection": {"admin", "office", "assessor"}}
+USER_CHANNEL_ROLES: dict[str, frozenset[Role]] = {
+    "review": MANAGERS | {Role.ASSESSOR}, "inspection": MANAGERS | {Role.ASSESSOR}}
 
 
 @dataclass(frozen=True)
@@ -541,7 +542,7 @@ def validation_error_body(exc: ValidationError) -> dict[str, Any]:
                       "details": details}}
 
 
-REVEAL_ROLES = ("unit", "office", "admin")
+REVEAL_ROLES = HANDLERS
 
 
 async def reveal_comment(*, db: AsyncSession, actor: Principal, evaluation_id: int,

@@ -5,24 +5,24 @@ counts is recorded beside it. No row means it counts; `held` ratings wait for a 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.core.choices import ChoiceSet
 from haochaping.core.timeutil import utcnow
 from haochaping.db.base import Base, UTCDateTime
 from haochaping.db.types import BigIntPK
 
 
-class Standing(StrEnum):
-    HELD = "held"  # 待复核：暂不计入
-    INVALID = "invalid"  # 无效：保留记录，不计入统计和排名
-    VALID = "valid"  # 复核后有效
+class Standing(ChoiceSet):
+    HELD = "held", "待复核"  # 待复核：暂不计入
+    INVALID = "invalid", "无效评价"  # 无效：保留记录，不计入统计和排名
+    VALID = "valid", "有效"  # 复核后有效
 
 
-STANDING_LABELS = {Standing.HELD: "待复核", Standing.INVALID: "无效评价", Standing.VALID: "有效"}
+STANDING_LABELS = Standing.labels()
 
 
 class EvaluationStanding(Base):

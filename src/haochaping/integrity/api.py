@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from haochaping.core import pagination
-from haochaping.core.auth import CurrentUser
+from haochaping.core.auth import CurrentUser, ManagerUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page
@@ -17,20 +17,18 @@ router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
 
 
 @router.get("/checks", response_model=list[schemas.CheckRead])
-async def list_checks(principal: CurrentUser):
+async def list_checks(principal: ManagerUser):
     """The checks of the pipeline, with their labels and where they run."""
-    service.require_reviewer(principal)
     return [{"name": c.name, "label": c.label, "intake": c.at_intake, "batch": c.in_batch}
             for c in detectors.REGISTRY.values()]
 
 
 @router.get("/flags", response_model=Page[schemas.FlagRead],
             responses=declare(404, codes={404: "org_not_found"}))
-async def list_flags(db: DbSession, principal: CurrentUser, state: FlagState | None = None,
+async def list_flags(db: DbSession, principal: ManagerUser, state: FlagState | None = None,
                      check: str | None = None, org_code: str | None = None,
                      cursor: str | None = None, limit: Limit = 50):
     """Flagged ratings in the caller's subtree, oldest first (filters: state, check, org)."""
-    service.require_reviewer(principal)
     subtree = await queries.org_path(db, principal, org_code) if org_code else None
     stmt = queries.flags(actor=principal, state=state.value if state else None, check=check,
                          subtree=subtree)

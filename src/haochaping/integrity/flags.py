@@ -5,13 +5,13 @@ flags (the rating is held). Below both the checks (`detectors`) and the review u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core.choices import ChoiceSet
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
 from haochaping.integrity.models import IntegrityFlag
@@ -31,14 +31,13 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-class FlagState(StrEnum):
-    OPEN = "open"
-    CLEARED = "cleared"
-    INVALIDATED = "invalidated"
+class FlagState(ChoiceSet):
+    OPEN = "open", "待复核"
+    CLEARED = "cleared", "已排除（评价有效）"
+    INVALIDATED = "invalidated", "已判定无效"
 
 
-STATE_LABELS = {FlagState.OPEN: "待复核", FlagState.CLEARED: "已排除（评价有效）",
-                FlagState.INVALIDATED: "已判定无效"}
+STATE_LABELS = FlagState.labels()
 
 
 def _insert(db: AsyncSession):

@@ -131,8 +131,8 @@ async def work_order_of(db: AsyncSession, evaluation_id: int) -> dict[str, Any] 
                             .where(WorkOrder.evaluation_id == evaluation_id))).first()
     if row is None:
         return None
-    labels = {s.value: label for s, label in WO_STATE_LABELS.items()}
-    return {"id": row.id, "state": row.state, "state_label": labels.get(row.state, row.state)}
+    return {"id": row.id, "state": row.state,
+            "state_label": WO_STATE_LABELS.get(row.state, row.state)}
 
 
 async def staff_identities(db: AsyncSession, actor: Principal, limit: int = 20

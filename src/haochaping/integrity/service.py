@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.core.roles import MANAGERS
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
@@ -35,7 +36,7 @@ def require_reviewer(actor: Principal) -> None:
     """Only people of a management office (or admins) review flags and register staff."""
     if actor.is_client:
         raise Forbidden("此操作需要人员账号登录", code="user_required")
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
 
 
 async def get_flag(*, db: AsyncSession, actor: Principal, flag_id: int) -> IntegrityFlag:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from haochaping.core.choices import ChoiceSet
 
 
-class OrgKind(StrEnum):
-    DEPARTMENT = "department"
-    HALL = "hall"
-    WINDOW = "window"
+class OrgKind(ChoiceSet):
+    DEPARTMENT = "department", "部门"
+    HALL = "hall", "大厅"
+    WINDOW = "window", "窗口"
 
 
-ORG_KIND_LABELS = {OrgKind.DEPARTMENT: "部门", OrgKind.HALL: "大厅", OrgKind.WINDOW: "窗口"}
+ORG_KIND_LABELS = OrgKind.labels()
 
 REGION_TIER_LABELS = {1: "省", 2: "市", 3: "县（区）", 4: "乡镇（街道）", 5: "村（社区）"}

@@ -7,8 +7,10 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
+from haochaping.orgs.choices import OrgKind
 
 
 class Region(Base):
@@ -44,7 +46,7 @@ class Org(Base):
     parent: Mapped[Org | None] = relationship(remote_side=[id], lazy="raise")
 
     __table_args__ = (
-        CheckConstraint("kind IN ('department', 'hall', 'window')", name="kind_valid"),
+        CheckConstraint(check_in("kind", OrgKind), name="kind_valid"),
         Index("ix_org_path", "path"),
     )
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.core.roles import MANAGERS, Role
 from haochaping.orgs import schemas
 from haochaping.orgs.models import Item, Org, Region, Staff
 
@@ -39,7 +40,7 @@ def _same_or_conflict(what: str, changes: dict[str, tuple[object, object]]) -> N
 async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -> None:
     """Regions are shared by every organisation: apart from administrators, a caller writes
     only inside the region of its own organisation (as for policies)."""
-    if actor.kind == "user" and actor.role == "admin":
+    if actor.has_role(Role.ADMIN):
         return
     own = (await db.execute(select(Region.path).join(Org, Org.region_code == Region.code)
                             .where(Org.id == actor.org_id))).scalar_one_or_none()
@@ -51,7 +52,7 @@ async def create_region(
     *, db: AsyncSession, actor: Principal, data: schemas.RegionCreate
 ) -> tuple[Region, bool]:
     """Create a region, or rename an existing one (its place in the tree never moves)."""
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
     existing = await db.get(Region, data.code)
     if existing is not None:
         await _require_region_scope(db, actor, existing.path)
@@ -79,7 +80,7 @@ async def create_org(
 ) -> tuple[Org, bool]:
     """Create an organisation under a parent in the caller's subtree, or rename it; without
     a parent it goes directly under the administrator's own organisation."""
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
     await get_region(db=db, code=data.region_code)
     existing = (await db.execute(select(Org).where(Org.code == data.code))).scalar_one_or_none()
     if existing is not None:
@@ -137,7 +138,7 @@ async def create_staff(
     *, db: AsyncSession, actor: Principal, data: schemas.StaffCreate
 ) -> tuple[Staff, Org, bool]:
     """Create a staff member of an organisation in scope, or update name and org."""
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
     org = await get_org(db=db, code=data.org_code)
     actor.require(org.path)
     staff = (
@@ -158,7 +159,7 @@ async def create_item(
     *, db: AsyncSession, actor: Principal, data: schemas.ItemCreate
 ) -> tuple[Item, Org, bool]:
     """Create a service item implemented by an organisation in scope, or update it."""
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
     org = await get_org(db=db, code=data.org_code)
     actor.require(org.path)
     item = (await db.execute(select(Item).where(Item.code == data.code))).scalar_one_or_none()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
-from haochaping.core.auth import CurrentPrincipal, CurrentUser
+from haochaping.core.auth import CurrentPrincipal, ManagerUser
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
@@ -25,7 +25,7 @@ def _read(p: PolicySet, effective: schemas.PolicyValues) -> dict:
 @router.post("/policies", status_code=201, response_model=schemas.PolicyRead,
              responses=declare(404, 422, codes={404: "region_not_found", 422: "invalid_policy"}))
 async def create_policy(data: schemas.PolicyCreate, request: Request, db: DbSession,
-                        user: CurrentUser):
+                        user: ManagerUser):
     """Publish a new version of a region's policy (inherited by its subtree)."""
     policy = await policy_service.create_policy(db=db, actor=user, data=data)
     values, _ = await policy_service.effective(db=db, region_code=policy.region_code,

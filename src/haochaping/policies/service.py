@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid, NotFound
+from haochaping.core.roles import MANAGERS
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.orgs.models import Org, Region
 from haochaping.orgs.service import get_region
@@ -48,7 +49,7 @@ async def _actor_region_path(db: AsyncSession, actor: Principal) -> str:
 async def create_policy(*, db: AsyncSession, actor: Principal,
                         data: schemas.PolicyCreate) -> PolicySet:
     """Publish the next version of a region's policy (admins anywhere, offices in their area)."""
-    actor.require_role("admin", "office")
+    actor.require_role(*MANAGERS)
     if actor.is_client:
         raise Forbidden("政策只能由人员账号维护", code="user_required")
     region = await get_region(db=db, code=data.region_code)

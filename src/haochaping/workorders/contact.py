@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid
+from haochaping.core.roles import HANDLERS
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.workorders.models import WorkOrder
@@ -18,7 +19,7 @@ from haochaping.workorders.states import OPEN_STATES, State
 async def reveal_phone(*, db: AsyncSession, principal: Principal, order: WorkOrder,
                        source_ip: str | None) -> dict[str, Any]:
     """The rater's phone number for a callback, and an audit record of who saw it."""
-    if principal.is_client or principal.role not in ("unit", "office", "admin"):
+    if principal.is_client or principal.role not in HANDLERS:
         raise Forbidden("只有办理人员可以查看评价人联系电话", code="role_forbidden")
     lead = await db.get(Org, order.org_id)
     principal.require(lead.path)  # type: ignore[union-attr]

@@ -18,8 +18,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
+from haochaping.workorders.states import State
 
 
 class WorkOrder(Base):
@@ -27,11 +29,7 @@ class WorkOrder(Base):
 
     __tablename__ = "work_order"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('verifying', 'transferred', 'rectifying', 'explained', 'callback', "
-            "'supervising', 'accountability', 'appealing', 'closed', 'invalidated')",
-            name="state_valid",
-        ),
+        CheckConstraint(check_in("state", State), name="state_valid"),
         # The deadline job scans by state and due time: these keep a pass set-based and fast.
         Index("ix_work_order_state_verify_due", "state", "verify_due_at"),
         Index("ix_work_order_state_rectify_due", "state", "rectify_due_at"),

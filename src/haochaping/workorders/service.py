@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
+from haochaping.core.roles import Role
 from haochaping.core.timeutil import utcnow
 from haochaping.orgs.models import Org
 from haochaping.orgs.service import get_org
@@ -37,7 +38,6 @@ from haochaping.workorders.states import (
     FINAL_STATES,
     Action,
     IllegalTransition,
-    Role,
     RoleNotAllowed,
     State,
     next_state,
@@ -62,8 +62,8 @@ class Actor:
                    id=principal.id, org_path=principal.org_path)
 
 
-SYSTEM = Actor(kind="system", role="system", name="系统")
-CITIZEN = Actor(kind="citizen", role="citizen", name="评价人")
+SYSTEM = Actor(kind="system", role=Role.SYSTEM, name="系统")
+CITIZEN = Actor(kind="citizen", role=Role.CITIZEN, name="评价人")
 
 
 Opening = tuple[dict[str, Any], PolicyValues, int | None]  # rating, policy, policy id

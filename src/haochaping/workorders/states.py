@@ -2,57 +2,49 @@
 
 No ORM or HTTP here. `TRANSITIONS[(state, action)] -> next state`; an action missing for a
 state is illegal there (409), a role missing from `ROLES[action]` may not take it (403).
+Who acts is `core.roles.Role`: people's roles and the workflow's other actors (the
+deadline job, the rater, a held rating's review).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from haochaping.core.choices import ChoiceSet
+from haochaping.core.roles import HANDLERS, MANAGERS, Role
 
 
-class State(StrEnum):
-    VERIFYING = "verifying"  # 核实中
-    TRANSFERRED = "transferred"  # 已转办（待新牵头单位核实）
-    RECTIFYING = "rectifying"  # 整改中
-    EXPLAINED = "explained"  # 已解释说明（待回访）
-    CALLBACK = "callback"  # 待回访
-    SUPERVISING = "supervising"  # 督办中
-    ACCOUNTABILITY = "accountability"  # 问责中
-    APPEALING = "appealing"  # 申诉复核中
-    CLOSED = "closed"  # 已办结
-    INVALIDATED = "invalidated"  # 差评无效：申诉成立，或复核认定为虚假评价
+class State(ChoiceSet):
+    VERIFYING = "verifying", "核实中"
+    TRANSFERRED = "transferred", "已转办"  # 已转办（待新牵头单位核实）
+    RECTIFYING = "rectifying", "整改中"
+    EXPLAINED = "explained", "已解释待回访"  # 已解释说明（待回访）
+    CALLBACK = "callback", "待回访"
+    SUPERVISING = "supervising", "督办中"
+    ACCOUNTABILITY = "accountability", "问责中"
+    APPEALING = "appealing", "申诉复核中"
+    CLOSED = "closed", "已办结"
+    # 差评无效：申诉成立，或复核认定为虚假评价
+    INVALIDATED = "invalidated", "差评无效（不计入统计）"
 
 
-class Action(StrEnum):
-    VERIFY = "verify"  # 核实：联系评价人、查明事实，进入整改
-    TRANSFER = "transfer"  # 转办：非本单位职责，转牵头单位（可设协办单位）
-    EXPLAIN = "explain"  # 解释说明：诉求无法律依据，向评价人解释
-    REPORT_RECTIFIED = "report_rectified"  # 报告整改完成
-    CALLBACK_SATISFIED = "callback_satisfied"  # 回访：满意/基本满意
-    CALLBACK_DISSATISFIED = "callback_dissatisfied"  # 回访：不满意
-    CALLBACK_UNREACHED = "callback_unreached"  # 回访未联系上
-    CLOSE_UNREACHABLE = "close_unreachable"  # 多次联系不上，办结
-    ESCALATE = "escalate"  # 转督办（超期或不满意）
-    REDISPATCH = "redispatch"  # 督办后重新派单整改
-    HOLD_ACCOUNTABLE = "hold_accountable"  # 启动问责
-    CLOSE = "close"  # 管理机构办结
-    REOPEN = "reopen"  # 追评仍不满意，重新督办
-    APPEAL = "appeal"  # 责任单位申诉
-    UPHOLD_APPEAL = "uphold_appeal"  # 申诉成立
-    REJECT_APPEAL = "reject_appeal"  # 申诉驳回
-    INVALIDATE = "invalidate"  # 待复核评价经复核判定无效（疑似刷评、恶意评价人员）
-
-
-class Role(StrEnum):
-    ADMIN = "admin"
-    OFFICE = "office"
-    UNIT = "unit"
-    STAFF = "staff"
-    ASSESSOR = "assessor"
-    SYSTEM = "system"  # the deadline job
-    CITIZEN = "citizen"  # the rater, through their link
-    # A held rating's review (integrity flags, the malicious-rater register) acting on the
-    # order; never offered on the work-order page or its action route.
-    REVIEW = "review"
+class Action(ChoiceSet):
+    VERIFY = "verify", "核实并进入整改"  # 核实：联系评价人、查明事实，进入整改
+    TRANSFER = "transfer", "转办"  # 转办：非本单位职责，转牵头单位（可设协办单位）
+    EXPLAIN = "explain", "解释说明"  # 解释说明：诉求无法律依据，向评价人解释
+    REPORT_RECTIFIED = "report_rectified", "报告整改完成"
+    CALLBACK_SATISFIED = "callback_satisfied", "回访：满意"  # 回访：满意/基本满意
+    CALLBACK_DISSATISFIED = "callback_dissatisfied", "回访：不满意"
+    CALLBACK_UNREACHED = "callback_unreached", "回访：未联系上"  # 回访未联系上
+    CLOSE_UNREACHABLE = "close_unreachable", "多次联系不上，办结"
+    ESCALATE = "escalate", "转督办"  # 转督办（超期或不满意）
+    REDISPATCH = "redispatch", "重新派单"  # 督办后重新派单整改
+    HOLD_ACCOUNTABLE = "hold_accountable", "启动问责"
+    CLOSE = "close", "办结"  # 管理机构办结
+    REOPEN = "reopen", "重新督办"  # 追评仍不满意，重新督办
+    APPEAL = "appeal", "申诉"  # 责任单位申诉
+    UPHOLD_APPEAL = "uphold_appeal", "申诉成立"
+    REJECT_APPEAL = "reject_appeal", "驳回申诉"  # 申诉驳回
+    # 待复核评价经复核判定无效（疑似刷评、恶意评价人员）
+    INVALIDATE = "invalidate", "复核判定评价无效"
 
 
 S, A = State, Action
@@ -82,9 +74,6 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
                                                    S.SUPERVISING, S.ACCOUNTABILITY)},
 }
 
-HANDLERS = frozenset({Role.UNIT, Role.OFFICE, Role.ADMIN})
-MANAGERS = frozenset({Role.OFFICE, Role.ADMIN})
-
 ROLES: dict[Action, frozenset[Role]] = {
     A.VERIFY: HANDLERS,
     A.TRANSFER: HANDLERS,
@@ -108,22 +97,9 @@ ROLES: dict[Action, frozenset[Role]] = {
 OPEN_STATES = frozenset(set(State) - {S.CLOSED, S.INVALIDATED})
 FINAL_STATES = frozenset({S.CLOSED, S.INVALIDATED})
 
-STATE_LABELS = {
-    S.VERIFYING: "核实中", S.TRANSFERRED: "已转办", S.RECTIFYING: "整改中",
-    S.EXPLAINED: "已解释待回访", S.CALLBACK: "待回访", S.SUPERVISING: "督办中",
-    S.ACCOUNTABILITY: "问责中", S.APPEALING: "申诉复核中", S.CLOSED: "已办结",
-    S.INVALIDATED: "差评无效（不计入统计）",
-}
+STATE_LABELS = State.labels()
 
-ACTION_LABELS = {
-    A.VERIFY: "核实并进入整改", A.TRANSFER: "转办", A.EXPLAIN: "解释说明",
-    A.REPORT_RECTIFIED: "报告整改完成", A.CALLBACK_SATISFIED: "回访：满意",
-    A.CALLBACK_DISSATISFIED: "回访：不满意", A.CALLBACK_UNREACHED: "回访：未联系上",
-    A.CLOSE_UNREACHABLE: "多次联系不上，办结", A.ESCALATE: "转督办", A.REDISPATCH: "重新派单",
-    A.HOLD_ACCOUNTABLE: "启动问责", A.CLOSE: "办结", A.REOPEN: "重新督办",
-    A.APPEAL: "申诉", A.UPHOLD_APPEAL: "申诉成立", A.REJECT_APPEAL: "驳回申诉",
-    A.INVALIDATE: "复核判定评价无效",
-}
+ACTION_LABELS = Action.labels()
 
 # Steps the rater sees on their progress page (公开环节); internal notes stay inside.
 PUBLIC_STATE_LABELS = {

@@ -1,0 +1,58 @@
+"""Stored values with their Chinese labels, defined once (NetBox's `ChoiceSet`).
+
+A choice set is a `StrEnum` whose members are declared as `(value, label)`: the value is
+what is stored and sent, the label what people read. Forms take `choices()`, CHECK
+constraints `check_in()`, templates `.label`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Self
+
+
+class ChoiceSet(StrEnum):
+    """A `StrEnum` whose members carry a Chinese label: `Member = "value", "标签"`."""
+
+    _label_: str
+
+    def __new__(cls, value: str, label: str = "") -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member._label_ = label or value
+        return member
+
+    @property
+    def label(self) -> str:
+        """What people read for this value."""
+        return self._label_
+
+    @classmethod
+    def values(cls) -> list[str]:
+        """The stored values, in declaration order."""
+        return [m.value for m in cls]
+
+    @classmethod
+    def labels(cls) -> dict[str, str]:
+        """Value -> label, for templates and lookups by a stored string."""
+        return {m.value: m.label for m in cls}
+
+    @classmethod
+    def choices(cls) -> list[tuple[str, str]]:
+        """(value, label) pairs for a form's select, in declaration order."""
+        return [(m.value, m.label) for m in cls]
+
+    @classmethod
+    def label_of(cls, value: str | None, default: str = "") -> str:
+        """The label of a stored value; `default` for None or an unknown value."""
+        try:
+            return cls(value).label if value is not None else default
+        except ValueError:
+            return default
+
+
+def check_in(column: str, values: Iterable[str]) -> str:
+    """SQL text for a CHECK constraint: `column IN ('a', 'b')`, from the given values."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
