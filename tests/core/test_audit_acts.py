@@ -76,8 +76,8 @@ async def test_publishing_a_policy_is_on_record_and_a_refusal_is_not(client, db,
                                 headers=await bearer_headers(client, world.users["unit_a"]))
     assert_error(refused, 403)
     headers = await bearer_headers(client, world.users["admin"])
-    invalid = await client.post("/api/v1/policies", headers=headers,
-                                json={"region_code": "330102", "values": {"evaluation_window_days": -1}})
+    bad = {"region_code": "330102", "values": {"evaluation_window_days": -1}}
+    invalid = await client.post("/api/v1/policies", headers=headers, json=bad)
     assert_error(invalid, 422)
     assert await rows(db, "publish_policy") == []
 
