@@ -16,7 +16,7 @@ from haochaping.core.models import AuditEvent
 from haochaping.core.outbox_models import OutboxMessage, OutboxStatus
 from tests.core.test_calendar import CSV_2031, UNKNOWN
 from tests.core.test_outbox import put
-from tests.factories import PASSWORD, assert_error, bearer_headers
+from tests.factories import PASSWORD, assert_error, bearer_headers, key_headers
 
 
 async def rows(db, action: str, target_id: int | None = None) -> list[AuditEvent]:
@@ -123,3 +123,42 @@ async def test_retrying_a_dead_message_is_on_record_and_a_refusal_is_not(db, tag
     assert (event.actor, event.actor_role, event.target_type, event.target_id) == (
         "admin", "admin", "outbox_message", row.id)
     assert to not in str(event.detail)
+
+
+async def test_people_changing_reference_data_are_on_record_clients_are_not(client, db, world):
+    admin = await bearer_headers(client, world.users["admin"])
+    r = await client.post("/api/v1/orgs", headers=admin, json={
+        "code": "W-A9", "name": "新窗口", "kind": "window", "parent_code": "HALL-A",
+        "region_code": "330102"})
+    assert r.status_code == 201, r.text
+    [row] = [e for e in await rows(db, "create_org") if e.detail["code"] == "W-A9"]
+    assert (row.actor, row.actor_role, row.target_type) == ("admin", "admin", "org")
+    assert row.detail["code"] == "W-A9"
+
+    r = await client.post("/api/v1/staff", headers=admin,
+                          json={"staff_no": "S-A9", "name": "张伟", "org_code": "W-A9"})
+    assert r.status_code == 201, r.text
+    [row] = [e for e in await rows(db, "create_staff") if e.detail["staff_no"] == "S-A9"]
+    assert row.actor == "admin" and row.detail == {"staff_no": "S-A9", "org": "W-A9"}
+    assert "张伟" not in str(row.detail)
+
+    # A channel system pushing its reference data is a sync, not a person's act.
+    r = await client.post("/api/v1/items", headers=key_headers(world), json={
+        "code": "ITEM-A9", "name": "食品经营许可", "org_code": "HALL-A"})
+    assert r.status_code == 201, r.text
+    assert [e for e in await rows(db, "create_item") if e.detail["code"] == "ITEM-A9"] == []
+
+
+async def test_refused_reference_data_leaves_no_row(client, db, world):
+    before = len(await rows(db, "create_org"))
+    unit = await bearer_headers(client, world.users["unit_a"])
+    refused = await client.post("/api/v1/orgs", headers=unit, json={
+        "code": "W-X9", "name": "越权窗口", "kind": "window", "parent_code": "HALL-A",
+        "region_code": "330102"})
+    assert_error(refused, 403)
+    admin = await bearer_headers(client, world.users["admin"])
+    invalid = await client.post("/api/v1/orgs", headers=admin, json={
+        "code": "W-X8", "name": "窗口", "kind": "window", "parent_code": "W-A1",
+        "region_code": "330102"})
+    assert_error(invalid, 422, "invalid_parent")
+    assert len(await rows(db, "create_org")) == before
