@@ -95,7 +95,8 @@ async def test_the_handler_reveals_the_phone_on_record(client, db, world):
     unit = await bearer_headers(client, world.users["unit_a"])
     r = await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone", headers=unit)
     assert r.status_code == 200 and PHONE_RE.fullmatch(r.json()["phone"].encode())
-    audit = (await db.execute(select(AuditEvent).where(AuditEvent.target_id == order.id))
+    audit = (await db.execute(select(AuditEvent).where(
+        AuditEvent.target_type == "work_order", AuditEvent.target_id == order.id))
              ).scalars().all()
     assert [(a.action, a.actor) for a in audit] == [("reveal_phone", world.users["unit_a"])]
     other = await bearer_headers(client, world.users["unit_b"])

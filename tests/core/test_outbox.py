@@ -287,7 +287,8 @@ async def test_smtp_down_backs_off_then_dead_then_retried_by_an_admin(committed,
         listed = await outbox.failed_messages(db, limit=500)
         assert to in [m.recipient for m in listed]
         assert (await outbox.status_counts(db))["dead"] >= 1
-        again = await outbox.retry_message(db, message_id=row.id)
+        again = await outbox.retry_message(db, message_id=row.id, actor="admin",
+                                           actor_role="admin")
         assert (again.status, again.attempts) == ("pending", 0)
         await db.commit()
 
@@ -471,7 +472,7 @@ async def test_two_workers_at_once_send_each_message_exactly_once(
 
 async def test_retry_refuses_what_cannot_be_retried(db, tag):
     with pytest.raises(NotFound):
-        await outbox.retry_message(db, message_id=10**9)
+        await outbox.retry_message(db, message_id=10**9, actor="admin", actor_role="admin")
     to = f"unit-{tag}@gov.test"
     await put(db, to)
     row = (
@@ -480,7 +481,7 @@ async def test_retry_refuses_what_cannot_be_retried(db, tag):
     row.status = OutboxStatus.SENT.value
     await db.flush()
     with pytest.raises(Conflict) as exc:
-        await outbox.retry_message(db, message_id=row.id)
+        await outbox.retry_message(db, message_id=row.id, actor="admin", actor_role="admin")
     assert exc.value.code == "outbox_message_not_retryable"
 
 

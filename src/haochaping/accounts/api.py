@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
+from haochaping.accounts import schemas
 from haochaping.accounts import service as account_service
 from haochaping.core.auth import AdminUser, CurrentUser, issue_token
 from haochaping.core.db import DbSession
@@ -24,6 +25,7 @@ def _token_body(request: Request, user) -> dict:
 
 
 @router.post("/auth/token", dependencies=[Depends(limiter("login", "rate_login_per_minute"))],
+             response_model=schemas.TokenRead,
              responses=declare(401, codes={401: "invalid_credentials", 429: "login_locked"}))
 async def issue(request: Request, db: DbSession,
                 username: Annotated[str, Form(max_length=64)],
@@ -39,13 +41,13 @@ async def issue(request: Request, db: DbSession,
     return _token_body(request, user)
 
 
-@router.get("/auth/me")
+@router.get("/auth/me", response_model=schemas.MeRead)
 async def me(user: CurrentUser):
     """Who the token belongs to."""
     return {"username": user.name, "role": user.role, "org_path": user.org_path}
 
 
-@router.post("/auth/logout", status_code=204)
+@router.post("/auth/logout", status_code=204, response_class=Response)
 async def logout(request: Request, db: DbSession, user: CurrentUser):
     """Sign out everywhere: every token and console session of the caller ends."""
     await account_service.sign_out(db=db, user_id=user.id)
@@ -55,7 +57,7 @@ async def logout(request: Request, db: DbSession, user: CurrentUser):
     return Response(status_code=204)
 
 
-@router.post("/auth/password")
+@router.post("/auth/password", response_model=schemas.TokenRead)
 async def change_password(request: Request, db: DbSession, user: CurrentUser,
                           old_password: Annotated[str, Form(max_length=200)],
                           new_password: Annotated[str, Form(max_length=200)]):
@@ -69,7 +71,8 @@ async def change_password(request: Request, db: DbSession, user: CurrentUser,
     return _token_body(request, changed)
 
 
-@router.post("/clients/{client_id}/revoke", tags=["clients 客户端"])
+@router.post("/clients/{client_id}/revoke", tags=["clients 客户端"],
+             response_model=schemas.ClientRevoked)
 async def revoke_client(client_id: Id, request: Request, db: DbSession,
                         user: AdminUser):
     """Deactivate an API client (administrators): its key is refused at once."""

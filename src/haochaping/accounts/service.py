@@ -26,8 +26,9 @@ def _check_password(password: str, field: str) -> None:
 
 
 async def create_user(*, db: AsyncSession, username: str, password: str, role: str,
-                      org_code: str, display_name: str = "", email: str | None = None) -> User:
-    """A new person account bound to an organisation."""
+                      org_code: str, display_name: str = "", email: str | None = None,
+                      actor: str = "cli", actor_role: str | None = None) -> User:
+    """A new person account bound to an organisation (on record: who created it)."""
     if role not in PERSON_ROLES:  # the workflow actors never sign in
         raise Invalid(f"未知角色 {role}", code="unknown_role", details=[{"field": "role"}])
     _check_password(password, "password")
@@ -38,6 +39,9 @@ async def create_user(*, db: AsyncSession, username: str, password: str, role: s
                 org_id=org.id, display_name=display_name or username, email=email)
     db.add(user)
     await db.flush()
+    audit.record(db, actor=actor, actor_role=actor_role, action="create_user",
+                 target_type="user", target_id=user.id,
+                 detail={"username": user.username, "role": role, "org": org.code})
     return user
 
 
@@ -70,9 +74,11 @@ async def sign_in(*, db: AsyncSession, guard: LoginGuard, username: str, passwor
     return user
 
 
-async def create_client(*, db: AsyncSession, name: str, org_code: str,
-                        channels: list[str]) -> tuple[ApiClient, str]:
-    """A new API client; returns it and its key, which is shown once and stored hashed."""
+async def create_client(*, db: AsyncSession, name: str, org_code: str, channels: list[str],
+                        actor: str = "cli", actor_role: str | None = None
+                        ) -> tuple[ApiClient, str]:
+    """A new API client; returns it and its key, which is shown once and stored hashed (the
+    record names the key by its prefix only)."""
     known = {c.value for c in Channel}
     bad = [c for c in channels if c not in known]
     if bad or not channels:
@@ -86,6 +92,10 @@ async def create_client(*, db: AsyncSession, name: str, org_code: str,
                        org_id=org.id, channels=sorted(set(channels)))
     db.add(client)
     await db.flush()
+    audit.record(db, actor=actor, actor_role=actor_role, action="create_client",
+                 target_type="api_client", target_id=client.id,
+                 detail={"name": client.name, "org": org.code, "channels": client.channels,
+                         "key_prefix": client.key_prefix})
     return client, key
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from haochaping.analytics import queries
+from haochaping.analytics import queries, schemas
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
 from haochaping.core.schemas import Timestamp
@@ -12,7 +12,7 @@ from haochaping.core.schemas import Timestamp
 router = APIRouter(prefix="/api/v1", tags=["statistics 统计"])
 
 
-@router.get("/stats/summary")
+@router.get("/stats/summary", response_model=schemas.SummaryRead)
 async def stats_summary(request: Request, db: DbSession, principal: CurrentPrincipal,
                         org_code: str | None = None, since: Timestamp | None = None,
                         until: Timestamp | None = None):

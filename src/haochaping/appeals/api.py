@@ -11,7 +11,7 @@ from haochaping.core import pagination
 from haochaping.core.auth import CurrentUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
-from haochaping.core.schemas import Id, Limit
+from haochaping.core.schemas import Id, Limit, Page
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
@@ -36,7 +36,7 @@ async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSessio
     return body
 
 
-@router.get("/appeals")
+@router.get("/appeals", response_model=Page[schemas.AppealRead])
 async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = None,
                        cursor: str | None = None, limit: Limit = 50):
     """Appeals in the caller's subtree, oldest first (the decision queue)."""
@@ -66,7 +66,8 @@ async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Re
     return body
 
 
-@router.post("/evaluations/{evaluation_id}/standing", responses=declare(
+@router.post("/evaluations/{evaluation_id}/standing", response_model=schemas.StandingRead,
+             responses=declare(
     409, 422, codes={404: "evaluation_not_found", 409: "not_held", 422: "invalid_standing"}))
 async def review_held_rating(evaluation_id: Id, data: schemas.StandingDecision,
                              db: DbSession, user: CurrentUser):

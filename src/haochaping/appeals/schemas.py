@@ -50,3 +50,10 @@ class StandingDecision(InputModel):
 
     standing: Literal["valid", "invalid"]
     note: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]
+
+
+class StandingRead(ReadModel):
+    """A held rating after a reviewer's decision."""
+
+    evaluation_id: int
+    standing: Literal["valid", "invalid"]

@@ -176,7 +176,7 @@ async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
             raise Invalid(f"文件过大（上限 {CSV_MAX_BYTES // 1024} KB）", code="calendar_invalid")
         result = await work_calendar.import_year(
             db=db, year=year, csv_text=work_calendar.decode_csv(data),
-            source=form["source"] or upload.filename, actor=user.name)
+            source=form["source"] or upload.filename, actor=user.name, actor_role=user.role)
     except DomainError as exc:
         await db.rollback()
         lines = [d["message"] for d in exc.details if isinstance(d, dict) and d.get("message")]
@@ -253,7 +253,8 @@ async def retry(message_id: Id, request: Request,
     """Requeue a failed or given-up notification for delivery now (system administrators)."""
     require_system_admin(user)
     try:
-        await outbox.retry_message(db, message_id=message_id)
+        await outbox.retry_message(db, message_id=message_id, actor=user.name,
+                                   actor_role=user.role)
     except DomainError as exc:
         await db.rollback()
         return await _outbox_page(request, db, user, error=exc.message,

@@ -32,6 +32,7 @@ from itertools import accumulate
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core import audit
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR, CalendarDay, CalendarYear
 from haochaping.core.choices import ChoiceSet
 from haochaping.core.db import rows_changed
@@ -385,7 +386,8 @@ def _parse_date(text: str) -> date | None:
 
 
 async def import_year(
-    *, db: AsyncSession, year: int, csv_text: str, source: str, actor: str
+    *, db: AsyncSession, year: int, csv_text: str, source: str, actor: str,
+    actor_role: str | None = None,
 ) -> ImportResult:
     """Replace a year's calendar with a validated CSV and mark the year known (all or nothing)."""
     entries = parse_year_csv(csv_text, year=year)
@@ -415,6 +417,10 @@ async def import_year(
     record.source, record.holidays, record.workdays = source, holidays, workdays
     record.imported_at, record.imported_by = now, actor
     await db.flush()
+    audit.record(db, actor=actor, actor_role=actor_role, action="import_calendar",
+                 target_type="calendar_year", target_id=year,
+                 detail={"source": source, "holidays": holidays, "workdays": workdays,
+                         "replaced": replaced})
     return ImportResult(year, holidays, workdays, replaced, source)
 
 

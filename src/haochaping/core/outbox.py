@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from haochaping.config import Settings
+from haochaping.core import audit
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, NotFound
 from haochaping.core.notify import DeliveryError, Notifier
@@ -400,7 +401,8 @@ async def status_counts(db: AsyncSession) -> dict[str, int]:
     return counts
 
 
-async def retry_message(db: AsyncSession, *, message_id: int) -> OutboxMessage:
+async def retry_message(db: AsyncSession, *, message_id: int, actor: str,
+                        actor_role: str | None) -> OutboxMessage:
     """Requeue a dead or failed message for delivery now, with a fresh set of attempts."""
     message = await db.get(M, message_id, with_for_update=True)
     if message is None:
@@ -410,6 +412,9 @@ async def retry_message(db: AsyncSession, *, message_id: int) -> OutboxMessage:
     message.status = S.PENDING.value
     message.attempts = 0
     message.next_attempt_at = utcnow()
+    audit.record(db, actor=actor, actor_role=actor_role, action="retry_message",
+                 target_type="outbox_message", target_id=message.id,
+                 detail={"kind": message.kind, "channel": message.channel})
     await db.flush()
     return message
 

@@ -78,7 +78,7 @@ def prefers_minimal(prefer: str | None) -> bool:
         for part in prefer.split(","))
 
 
-@router.post("/evaluations/batch")
+@router.post("/evaluations/batch", response_model=schemas.BatchResult)
 async def create_evaluations_batch(data: schemas.EvaluationBatch, request: Request,
                                    db: DbSession, actor: CurrentPrincipal,
                                    prefer: Annotated[str | None, Header()] = None,

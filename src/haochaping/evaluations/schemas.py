@@ -17,6 +17,7 @@ from pydantic import (
 
 from haochaping.cases.choices import ApplicantType, CertType
 from haochaping.cases.schemas import CaseNo, CertNo, PersonName, Phone
+from haochaping.core.errors import ErrorDetail
 from haochaping.core.schemas import Code, InputModel, ReadModel, Timestamp
 from haochaping.evaluations.choices import STAGE_LABELS, STAGE_REACHED, Channel, Reached
 
@@ -85,6 +86,22 @@ class EvaluationRead(ReadModel):
     public: bool
     evaluated_at: datetime
     received_at: datetime
+
+
+class BatchItemResult(ReadModel):
+    """One item of a batch: `{"status": 201, "id"}` when stored (with the stored rating as
+    `evaluation` unless `Prefer: return=minimal`), `{"status", "error"}` when refused."""
+
+    status: int
+    id: int | None = None
+    evaluation: EvaluationRead | None = None
+    error: ErrorDetail | None = None
+
+
+class BatchResult(ReadModel):
+    """One result per submitted item, in order."""
+
+    items: list[BatchItemResult]
 
 
 class CommentReveal(ReadModel):

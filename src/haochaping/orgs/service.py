@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.roles import MANAGERS, Role
@@ -48,6 +51,16 @@ async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -
         raise Forbidden("只能维护本机构所在辖区内的行政区划", code="out_of_scope")
 
 
+def _on_record(db: AsyncSession, actor: Principal, action: str, target_type: str,
+               target_id: int | None, detail: dict[str, Any]) -> None:
+    """A person's change to the reference data, on the audit trail. API-key clients pushing
+    their systems' reference data are not: such a sync repeats every record on every run,
+    and its source is the client's system, which keeps its own record."""
+    if not actor.is_client:
+        audit.record(db, actor=actor.name, actor_role=actor.role, action=action,
+                     target_type=target_type, target_id=target_id, detail=detail)
+
+
 async def create_region(
     *, db: AsyncSession, actor: Principal, data: schemas.RegionCreate
 ) -> tuple[Region, bool]:
@@ -58,6 +71,8 @@ async def create_region(
         await _require_region_scope(db, actor, existing.path)
         _same_or_conflict("行政区划", {"parent_code": (existing.parent_code, data.parent_code)})
         existing.name = data.name
+        _on_record(db, actor, "update_region", "region", None,
+                   {"code": existing.code, "name": existing.name})
         return existing, False
     if data.parent_code:
         parent = await get_region(db=db, code=data.parent_code)
@@ -72,6 +87,8 @@ async def create_region(
                     path=path)
     db.add(region)
     await db.flush()
+    _on_record(db, actor, "create_region", "region", None,
+               {"code": region.code, "name": region.name, "parent_code": region.parent_code})
     return region, True
 
 
@@ -98,6 +115,9 @@ async def create_org(
                                    "parent_code": (parent_code, requested)})
         existing.name = data.name
         existing.region_code = data.region_code
+        _on_record(db, actor, "update_org", "org", existing.id,
+                   {"code": existing.code, "name": existing.name,
+                    "region_code": existing.region_code})
         return existing, False
     if data.parent_code:
         parent = await get_org(db=db, code=data.parent_code, field="parent_code")
@@ -125,6 +145,8 @@ async def create_org(
               region_code=data.region_code, path=path)
     db.add(org)
     await db.flush()
+    _on_record(db, actor, "create_org", "org", org.id,
+               {"code": org.code, "kind": org.kind, "path": org.path})
     return org, True
 
 
@@ -148,10 +170,14 @@ async def create_staff(
         old_org = await db.get(Org, staff.org_id)
         actor.require(old_org.path)  # type: ignore[union-attr]
         staff.name, staff.org_id = data.name, org.id
+        _on_record(db, actor, "update_staff", "staff", staff.id,
+                   {"staff_no": staff.staff_no, "org": org.code})
         return staff, org, False
     staff = Staff(staff_no=data.staff_no, name=data.name, org_id=org.id)
     db.add(staff)
     await db.flush()
+    _on_record(db, actor, "create_staff", "staff", staff.id,
+               {"staff_no": staff.staff_no, "org": org.code})
     return staff, org, True
 
 
@@ -167,8 +193,10 @@ async def create_item(
         old_org = await db.get(Org, item.org_id)
         actor.require(old_org.path)  # type: ignore[union-attr]
         item.name, item.org_id, item.basic_code = data.name, org.id, data.basic_code
+        _on_record(db, actor, "update_item", "item", item.id, {"code": item.code, "org": org.code})
         return item, org, False
     item = Item(code=data.code, name=data.name, org_id=org.id, basic_code=data.basic_code)
     db.add(item)
     await db.flush()
+    _on_record(db, actor, "create_item", "item", item.id, {"code": item.code, "org": org.code})
     return item, org, True

@@ -9,6 +9,7 @@ from haochaping.core.auth import CurrentPrincipal, ManagerUser
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
+from haochaping.core.schemas import Page
 from haochaping.policies import schemas
 from haochaping.policies import service as policy_service
 from haochaping.policies.models import PolicySet
@@ -35,7 +36,7 @@ async def create_policy(data: schemas.PolicyCreate, request: Request, db: DbSess
     return _read(policy, values)
 
 
-@router.get("/policies")
+@router.get("/policies", response_model=Page[schemas.PolicyVersionRead])
 async def list_policies(db: DbSession, _principal: CurrentPrincipal,
                         region_code: str | None = None):
     """Every version of every region's policy (or one region's), newest first."""
@@ -57,7 +58,8 @@ async def effective_policy(region_code: str, db: DbSession, _principal: CurrentP
     return values
 
 
-@router.get("/calendar/status", tags=["calendar 工作日历"])
+@router.get("/calendar/status", tags=["calendar 工作日历"],
+            response_model=schemas.CalendarStatusRead)
 async def calendar_status(request: Request, db: DbSession, _principal: CurrentPrincipal):
     """Which years the working-day calendar knows, and the warning for missing ones."""
     cal = await request.app.state.calendar_cache.get(db)

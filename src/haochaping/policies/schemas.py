@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -110,3 +110,31 @@ class PolicyRead(BaseModel):
     values: dict
     effective: PolicyValues
     note: str | None = None
+
+
+class PolicyVersionRead(BaseModel):
+    """One published version of a region's policy, as listed."""
+
+    id: int
+    region_code: str
+    version: int
+    effective_from: date
+    values: dict
+    note: str | None = None
+    created_by: str | None
+    created_at: datetime
+
+
+class CalendarYearStatus(BaseModel):
+    """Whether the working-day calendar knows a year, and from which source."""
+
+    year: int
+    known: bool
+    source: str | None
+
+
+class CalendarStatusRead(BaseModel):
+    """The years around today, and the warning for those the calendar does not know."""
+
+    years: list[CalendarYearStatus]
+    warning: str | None

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid, NotFound
 from haochaping.core.roles import MANAGERS
@@ -67,6 +68,10 @@ async def create_policy(*, db: AsyncSession, actor: Principal,
                        note=data.note, created_by=actor.name)
     db.add(policy)
     await db.flush()
+    audit.record(db, actor=actor.name, actor_role=actor.role, action="publish_policy",
+                 target_type="policy_set", target_id=policy.id,
+                 detail={"region_code": region.code, "version": policy.version,
+                         "effective_from": policy.effective_from.isoformat()})
     return policy
 
 

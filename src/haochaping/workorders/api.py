@@ -82,7 +82,8 @@ async def act_on_work_order(order: CurrentWorkOrder, request: Request, db: DbSes
     return await _detail(request, db, order, principal)
 
 
-@router.post("/work-orders/{work_order_id}/attachments", status_code=201, responses=declare(
+@router.post("/work-orders/{work_order_id}/attachments", status_code=201,
+             response_model=schemas.AttachmentRead, responses=declare(
     codes={422: ["attachment_empty", "attachment_type", "attachment_disguised"]}))
 async def upload_attachment(order: CurrentWorkOrder, request: Request, db: DbSession,
                             principal: CurrentUser, file: Annotated[UploadFile, File()]):
@@ -111,7 +112,8 @@ async def download_attachment(order: CurrentWorkOrder, attachment_id: Id, reques
         "X-Content-Type-Options": "nosniff"})
 
 
-@router.post("/work-orders/{work_order_id}/reveal-phone", responses=declare(
+@router.post("/work-orders/{work_order_id}/reveal-phone", response_model=schemas.PhoneRead,
+             responses=declare(
     codes={422: ["work_order_closed", "no_phone"]}))
 async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
                        principal: CurrentUser):
@@ -124,7 +126,8 @@ async def reveal_phone(order: CurrentWorkOrder, request: Request, db: DbSession,
     return body
 
 
-@router.post("/work-orders/{work_order_id}/follow-up", status_code=201, responses=declare(
+@router.post("/work-orders/{work_order_id}/follow-up", status_code=201,
+             response_model=schemas.FollowUpRead, responses=declare(
     409, 422, codes={409: "followup_used", 422: "followup_not_open"}))
 async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
                     principal: CurrentPrincipal, data: schemas.FollowUpCreate):
@@ -138,7 +141,7 @@ async def follow_up(order: CurrentWorkOrder, request: Request, db: DbSession,
     return body
 
 
-@router.get("/spot-checks")
+@router.get("/spot-checks", response_model=Page[schemas.SpotCheckRead])
 async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "pending",
                            cursor: str | None = None, limit: Limit = 50):
     """Callback tasks on sampled good ratings in the caller's subtree."""
@@ -150,7 +153,8 @@ async def list_spot_checks(db: DbSession, principal: CurrentUser, state: str = "
             "next_cursor": nxt}
 
 
-@router.post("/spot-checks/{spot_check_id}/callback", responses=declare(
+@router.post("/spot-checks/{spot_check_id}/callback", response_model=schemas.SpotCheckResult,
+             response_model_exclude_unset=True, responses=declare(
     codes={404: "spot_check_not_found", 409: "spot_check_done", 422: "verdict_required"}))
 async def spot_check_callback(spot_check_id: Id, request: Request, db: DbSession,
                               principal: CurrentUser, data: schemas.SpotCheckCallbackIn):

@@ -154,3 +154,52 @@ class SpotCheckCallbackIn(InputModel):
     reached: StrictBool
     verdict: Literal["satisfied", "basic", "dissatisfied"] | None = None
     note: Annotated[str, StringConstraints(max_length=2000)] | None = None
+
+
+class AttachmentRead(ReadModel):
+    """A stored evidence file (its content is downloaded separately)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class PhoneRead(ReadModel):
+    """The rater's phone number for a callback (the reveal is on record); no name when the
+    rating was anonymous."""
+
+    phone: str
+    name: str | None
+
+
+class FollowUpRead(ReadModel):
+    """A stored follow-up rating and the state of its work order afterwards."""
+
+    id: int
+    eval_count: int
+    level: int
+    work_order_state: str
+
+
+class SpotCheckRead(ReadModel):
+    """A callback task on a sampled good rating."""
+
+    id: int
+    evaluation_id: int
+    org_code: str
+    state: str
+    verdict: str | None
+    work_order_id: int | None
+    created_at: datetime
+
+
+class SpotCheckResult(ReadModel):
+    """A spot check after a callback attempt: still pending when the rater was not reached
+    (no verdict then), done with the verdict and any work order it opened otherwise."""
+
+    id: int
+    state: str
+    verdict: str | None = None
+    work_order_id: int | None
