@@ -39,9 +39,16 @@ class Ledger:
     refused: dict[int, int] = field(default_factory=dict)  # status -> count (not 201)
 
 
-async def load_until_killed(server: harness.Server, world: harness.World, *, ledger: Ledger,
-                            counter: itertools.count, concurrency: int, kill_after: float,
-                            stage_prefix: str) -> None:
+async def load_until_killed(
+    server: harness.Server,
+    world: harness.World,
+    *,
+    ledger: Ledger,
+    counter: itertools.count,
+    concurrency: int,
+    kill_after: float,
+    stage_prefix: str,
+) -> None:
     """Post ratings from `concurrency` clients; SIGKILL the server after `kill_after` s."""
     headers = {"X-Api-Key": world.key}
     killed = asyncio.Event()
@@ -52,8 +59,9 @@ async def load_until_killed(server: harness.Server, world: harness.World, *, led
             while not killed.is_set():
                 body = harness.rating_body(world, next(counter), stage_prefix)
                 try:
-                    status, answer = await conn.request("POST", "/api/v1/evaluations",
-                                                        json.dumps(body).encode(), headers)
+                    status, answer = await conn.request(
+                        "POST", "/api/v1/evaluations", json.dumps(body).encode(), headers
+                    )
                 except (OSError, asyncio.IncompleteReadError, ValueError):
                     ledger.in_flight += 1  # no answer: the rating may or may not be stored
                     return
@@ -72,8 +80,9 @@ async def load_until_killed(server: harness.Server, world: harness.World, *, led
     await asyncio.gather(*tasks)
 
 
-async def check_api(server: harness.Server, world: harness.World,
-                    acked: dict[int, tuple[int, str]]) -> tuple[list[int], list[int]]:
+async def check_api(
+    server: harness.Server, world: harness.World, acked: dict[int, tuple[int, str]]
+) -> tuple[list[int], list[int]]:
     """GET every acknowledged rating; returns the missing and the changed ids."""
     missing, changed = [], []
     ids = list(acked)
@@ -82,8 +91,9 @@ async def check_api(server: harness.Server, world: harness.World,
         conn = await harness.HttpConnection.open("127.0.0.1", server.port)
         try:
             for eid in part:
-                status, answer = await conn.request("GET", f"/api/v1/evaluations/{eid}",
-                                                    headers={"X-Api-Key": world.key})
+                status, answer = await conn.request(
+                    "GET", f"/api/v1/evaluations/{eid}", headers={"X-Api-Key": world.key}
+                )
                 if status != 200:
                     missing.append(eid)
                     continue
@@ -97,8 +107,9 @@ async def check_api(server: harness.Server, world: harness.World,
     return missing, changed
 
 
-async def check_db(url: str, acked: dict[int, tuple[int, str]],
-                   stage_prefix: str) -> tuple[list[int], list[int], int]:
+async def check_db(
+    url: str, acked: dict[int, tuple[int, str]], stage_prefix: str
+) -> tuple[list[int], list[int], int]:
     """Look for every acknowledged rating in the database; also count this run's rows."""
     engine = make_engine(harness.settings_for(url))
     found: dict[int, tuple[int, str]] = {}
@@ -107,12 +118,18 @@ async def check_db(url: str, acked: dict[int, tuple[int, str]],
             ids = list(acked)
             for start in range(0, len(ids), 500):
                 rows = await conn.execute(
-                    select(Evaluation.id, Evaluation.level, Evaluation.channel)
-                    .where(Evaluation.id.in_(ids[start:start + 500])))
+                    select(Evaluation.id, Evaluation.level, Evaluation.channel).where(
+                        Evaluation.id.in_(ids[start : start + 500])
+                    )
+                )
                 found.update({eid: (level, channel) for eid, level, channel in rows})
-            stored = (await conn.execute(
-                select(func.count()).select_from(Evaluation)
-                .where(Evaluation.stage.like(f"{stage_prefix}%")))).scalar_one()
+            stored = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(Evaluation)
+                    .where(Evaluation.stage.like(f"{stage_prefix}%"))
+                )
+            ).scalar_one()
     finally:
         await engine.dispose()
     missing = [eid for eid in acked if eid not in found]
@@ -135,8 +152,10 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.to_thread(harness.migrate, url)
         world = await harness.seed(url, args.cases)
         server = harness.Server(url, workers=workers)
-        print(f"{args.db} ({url.split('@')[-1]}), haochaping serve --workers {workers}, "
-              f"{args.concurrency} clients, {args.rounds} round(s)")
+        print(
+            f"{args.db} ({url.split('@')[-1]}), haochaping serve --workers {workers}, "
+            f"{args.concurrency} clients, {args.rounds} round(s)"
+        )
         counter = itertools.count()
         total = Ledger()
         for rnd in range(1, args.rounds + 1):
@@ -145,9 +164,15 @@ async def main(args: argparse.Namespace) -> int:
             ledger = Ledger()
             prefix = f"d{rnd}x"
             kill_after = rng.uniform(args.seconds / 2, args.seconds)
-            await load_until_killed(server, world, ledger=ledger, counter=counter,
-                                    concurrency=args.concurrency, kill_after=kill_after,
-                                    stage_prefix=prefix)
+            await load_until_killed(
+                server,
+                world,
+                ledger=ledger,
+                counter=counter,
+                concurrency=args.concurrency,
+                kill_after=kill_after,
+                stage_prefix=prefix,
+            )
             t0 = time.perf_counter()
             server.start()  # restart on the same database and port
             await server.wait_ready()
@@ -158,18 +183,24 @@ async def main(args: argparse.Namespace) -> int:
             lost = set(api_missing) | set(db_missing)
             bad = set(api_changed) | set(db_changed)
             failures += len(lost) + len(bad)
-            print(f"round {rnd}: SIGKILL after {kill_after:.1f} s; acknowledged (201) "
-                  f"{len(ledger.acked)}, cut off in flight {ledger.in_flight}, other answers "
-                  f"{ledger.refused or 'none'}; restarted in {restart:.1f} s")
-            print(f"  missing after restart: {len(lost)} (API {len(api_missing)}, database "
-                  f"{len(db_missing)}); level/channel changed: {len(bad)}; stored in total "
-                  f"{stored} (committed but unanswered: {stored - len(ledger.acked)})")
+            print(
+                f"round {rnd}: SIGKILL after {kill_after:.1f} s; acknowledged (201) "
+                f"{len(ledger.acked)}, cut off in flight {ledger.in_flight}, other answers "
+                f"{ledger.refused or 'none'}; restarted in {restart:.1f} s"
+            )
+            print(
+                f"  missing after restart: {len(lost)} (API {len(api_missing)}, database "
+                f"{len(db_missing)}); level/channel changed: {len(bad)}; stored in total "
+                f"{stored} (committed but unanswered: {stored - len(ledger.acked)})"
+            )
             if lost or bad:
                 print(f"  LOST: {sorted(lost)[:20]}  CHANGED: {sorted(bad)[:20]}")
             total.acked.update(ledger.acked)
             total.in_flight += ledger.in_flight
-        print(f"acknowledged: {len(total.acked)}  cut off in flight: {total.in_flight}  "
-              f"missing: {failures}")
+        print(
+            f"acknowledged: {len(total.acked)}  cut off in flight: {total.in_flight}  "
+            f"missing: {failures}"
+        )
         if not total.acked:
             print("no rating was acknowledged: nothing was proven", file=sys.stderr)
             return 2
@@ -188,12 +219,20 @@ def parse_args() -> argparse.Namespace:
     """The command line of the durability check."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
-    p.add_argument("--seconds", type=float, default=4.0,
-                   help="load lasts a random time between half this and this before SIGKILL")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=4.0,
+        help="load lasts a random time between half this and this before SIGKILL",
+    )
     p.add_argument("--rounds", type=int, default=3, help="kill/restart rounds")
     p.add_argument("--concurrency", type=int, default=32)
-    p.add_argument("--workers", type=int, default=None,
-                   help="server workers (default 2 on PostgreSQL, 1 on SQLite)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server workers (default 2 on PostgreSQL, 1 on SQLite)",
+    )
     p.add_argument("--cases", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=None, help="random seed for the kill times")
     return p.parse_args()

@@ -42,6 +42,7 @@ LEVEL_CYCLE = (5, 5, 4, 5, 5, 3, 5, 4, 5, 5, 5, 4, 5, 5, 3, 5, 4, 5, 5, 2)
 
 # --- databases ---------------------------------------------------------------------------
 
+
 async def create_pg_database(prefix: str) -> tuple[str, str]:
     """A fresh PostgreSQL database; returns its name and SQLAlchemy URL."""
     import asyncpg
@@ -61,8 +62,11 @@ async def drop_pg_database(name: str) -> None:
 
     conn = await asyncpg.connect(PG_ADMIN)
     try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await conn.close()
@@ -100,6 +104,7 @@ def migrate(url: str) -> None:
 
 # --- seed data ---------------------------------------------------------------------------
 
+
 @dataclass
 class World:
     """What the seed created: the client key and the ids every rating row refers to."""
@@ -125,31 +130,59 @@ async def seed(url: str, cases: int) -> World:
     engine = make_engine(settings_for(url))
     try:
         async with make_sessionmaker(engine)() as db:
-            for code, name, parent in [("330000", "浙江省", None), ("330100", "杭州市", "330000"),
-                                       ("330102", "上城区", "330100")]:
-                await org_service.create_region(db=db, actor=ADMIN, data=org_schemas.RegionCreate(
-                    code=code, name=name, parent_code=parent))
-            for code, name, kind, parent in [("OFFICE", "省政务服务管理办公室", "department", None),
-                                             ("HALL-A", "上城区市民之家", "hall", "OFFICE"),
-                                             ("W-A1", "综合受理1号窗口", "window", "HALL-A")]:
-                await org_service.create_org(db=db, actor=ADMIN, data=org_schemas.OrgCreate(
-                    code=code, name=name, kind=kind, parent_code=parent, region_code="330102"))
-            await org_service.create_staff(db=db, actor=ADMIN, data=org_schemas.StaffCreate(
-                staff_no="S-A1", name="李娜", org_code="W-A1"))
-            await org_service.create_item(db=db, actor=ADMIN, data=org_schemas.ItemCreate(
-                code="ITEM-A1", name="营业执照核发", org_code="HALL-A"))
+            for code, name, parent in [
+                ("330000", "浙江省", None),
+                ("330100", "杭州市", "330000"),
+                ("330102", "上城区", "330100"),
+            ]:
+                await org_service.create_region(
+                    db=db,
+                    actor=ADMIN,
+                    data=org_schemas.RegionCreate(code=code, name=name, parent_code=parent),
+                )
+            for code, name, kind, parent in [
+                ("OFFICE", "省政务服务管理办公室", "department", None),
+                ("HALL-A", "上城区市民之家", "hall", "OFFICE"),
+                ("W-A1", "综合受理1号窗口", "window", "HALL-A"),
+            ]:
+                await org_service.create_org(
+                    db=db,
+                    actor=ADMIN,
+                    data=org_schemas.OrgCreate(
+                        code=code, name=name, kind=kind, parent_code=parent, region_code="330102"
+                    ),
+                )
+            await org_service.create_staff(
+                db=db,
+                actor=ADMIN,
+                data=org_schemas.StaffCreate(staff_no="S-A1", name="李娜", org_code="W-A1"),
+            )
+            await org_service.create_item(
+                db=db,
+                actor=ADMIN,
+                data=org_schemas.ItemCreate(code="ITEM-A1", name="营业执照核发", org_code="HALL-A"),
+            )
             client, key = await account_service.create_client(
-                db=db, name="bench", org_code="OFFICE", channels=CASE_CHANNELS)
+                db=db, name="bench", org_code="OFFICE", channels=CASE_CHANNELS
+            )
             ids = dict((await db.execute(select(Org.code, Org.id))).all())
             item_id = (await db.execute(select(Item.id))).scalar_one()
             staff_id = (await db.execute(select(Staff.id))).scalar_one()
             await db.commit()
-        world = World(key=key, cases=cases, client_id=client.id, org_id=ids["HALL-A"],
-                      window_id=ids["W-A1"], item_id=item_id, staff_id=staff_id)
+        world = World(
+            key=key,
+            cases=cases,
+            client_id=client.id,
+            org_id=ids["HALL-A"],
+            window_id=ids["W-A1"],
+            item_id=item_id,
+            staff_id=staff_id,
+        )
         async with engine.begin() as conn:
             await _insert_cases(conn, world)
-            world.case_ids = list((await conn.execute(
-                select(Case.id).order_by(Case.case_no))).scalars())
+            world.case_ids = list(
+                (await conn.execute(select(Case.id).order_by(Case.case_no))).scalars()
+            )
         if not settings_for(url).is_sqlite:
             async with engine.begin() as conn:  # fresh statistics for the case lookups
                 await conn.execute(text("ANALYZE"))
@@ -161,25 +194,42 @@ async def seed(url: str, cases: int) -> World:
 async def _insert_cases(conn, world: World) -> None:
     """Many completed cases quickly: one set-based INSERT on PostgreSQL, batches on SQLite."""
     done = datetime.now(UTC) - timedelta(hours=2)
-    common = {"item_id": world.item_id, "org_id": world.org_id, "window_id": world.window_id,
-              "staff_id": world.staff_id, "mode": "offline", "case_type": "immediate",
-              "status": "completed", "applicant_type": "person", "applicant_name": "张三",
-              "applicant_cert_type": "id_card", "applicant_cert_no": "330102199001011234",
-              "applicant_phone": "13800001234", "received_at": done - timedelta(hours=1),
-              "accepted_at": done - timedelta(minutes=30), "completed_at": done,
-              "client_id": world.client_id, "created_at": done, "updated_at": done}
+    common = {
+        "item_id": world.item_id,
+        "org_id": world.org_id,
+        "window_id": world.window_id,
+        "staff_id": world.staff_id,
+        "mode": "offline",
+        "case_type": "immediate",
+        "status": "completed",
+        "applicant_type": "person",
+        "applicant_name": "张三",
+        "applicant_cert_type": "id_card",
+        "applicant_cert_no": "330102199001011234",
+        "applicant_phone": "13800001234",
+        "received_at": done - timedelta(hours=1),
+        "accepted_at": done - timedelta(minutes=30),
+        "completed_at": done,
+        "client_id": world.client_id,
+        "created_at": done,
+        "updated_at": done,
+    }
     if conn.dialect.name == "postgresql":
         cols = ", ".join(common)
         await conn.execute(
-            text(f"INSERT INTO service_case (case_no, {cols}) "
-                 f"SELECT 'BENCH-' || lpad(g::text, 9, '0'), "
-                 + ", ".join(f":{c}" for c in common)
-                 + " FROM generate_series(0, :n - 1) AS g"),
-            {**common, "n": world.cases})
+            text(
+                f"INSERT INTO service_case (case_no, {cols}) "
+                f"SELECT 'BENCH-' || lpad(g::text, 9, '0'), "
+                + ", ".join(f":{c}" for c in common)
+                + " FROM generate_series(0, :n - 1) AS g"
+            ),
+            {**common, "n": world.cases},
+        )
         return
     for start in range(0, world.cases, 5000):
-        rows = [{"case_no": case_no(i), **common}
-                for i in range(start, min(start + 5000, world.cases))]
+        rows = [
+            {"case_no": case_no(i), **common} for i in range(start, min(start + 5000, world.cases))
+        ]
         await conn.execute(insert(Case), rows)
 
 
@@ -196,15 +246,21 @@ def rating_body(world: World, k: int, prefix: str, *, own_phone: bool = False) -
     seeded cases all share one applicant, which would give the detectors one source only)."""
     i, stage = rating_target(world, k, prefix)
     level = LEVEL_CYCLE[k % len(LEVEL_CYCLE)]
-    body = {"case_no": case_no(i), "stage": stage, "channel": CASE_CHANNELS[k % 7],
-            "level": level, "reasons": [REASON_BY_LEVEL[level]],
-            "comment": COMMENT_BY_LEVEL[level]}
+    body = {
+        "case_no": case_no(i),
+        "stage": stage,
+        "channel": CASE_CHANNELS[k % 7],
+        "level": level,
+        "reasons": [REASON_BY_LEVEL[level]],
+        "comment": COMMENT_BY_LEVEL[level],
+    }
     if own_phone:
         body["rater"] = {"type": "person", "name": "张三", "phone": f"139{k % 10**8:08d}"}
     return body
 
 
 # --- the server --------------------------------------------------------------------------
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -216,9 +272,16 @@ def free_port() -> int:
 class Server:
     """The real service in its own process group, started through the `haochaping` CLI."""
 
-    def __init__(self, url: str, *, port: int | None = None, workers: int = 1,
-                 access_log: bool = True, log_path: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        access_log: bool = True,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.url, self.workers, self.access_log = url, workers, access_log
         self.extra_env = env or {}
         self.port = port or free_port()
@@ -231,17 +294,41 @@ class Server:
 
     def start(self) -> None:
         """Spawn the server; it migrates, then listens."""
-        env = {**os.environ, "HAOCHAPING_DATABASE_URL": self.url, "HAOCHAPING_ENV": "development",
-               **self.extra_env}
+        env = {
+            **os.environ,
+            "HAOCHAPING_DATABASE_URL": self.url,
+            "HAOCHAPING_ENV": "development",
+            **self.extra_env,
+        }
         if self.access_log:
-            cmd = [sys.executable, "-c", "from haochaping.cli import main; main()", "serve",
-                   "--port", str(self.port), "--workers", str(self.workers)]
+            cmd = [
+                sys.executable,
+                "-c",
+                "from haochaping.cli import main; main()",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ]
         else:  # same app and loop, without uvicorn's per-request access log line
-            cmd = [sys.executable, "-m", "uvicorn", "haochaping.asgi:app", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", str(self.workers), "--no-access-log"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "haochaping.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-access-log",
+            ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
@@ -267,8 +354,12 @@ class Server:
         """The processes of the server's group (supervisor and workers)."""
         if self.proc is None:
             return []
-        out = subprocess.run(["ps", "-o", "pid=", "-g", str(self.proc.pid)],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "-g", str(self.proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         return [int(p) for p in out.split()]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
@@ -307,14 +398,16 @@ class Server:
 
 # --- a lean HTTP/1.1 client ----------------------------------------------------------------
 
+
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection, with as little client-side work as possible."""
 
     # The load generator shares the two cores with the server and PostgreSQL. Measured here at
     # 32 concurrent requests: httpx.AsyncClient ~4.5 ms of CPU per request, this ~70 us.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 host: str) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str
+    ) -> None:
         self.reader, self.writer, self.host = reader, writer, host
 
     @classmethod
@@ -325,11 +418,11 @@ class HttpConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(reader, writer, f"{host}:{port}")
 
-    async def request(self, method: str, path: str, body: bytes = b"",
-                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
         """Send one request and read the whole answer; returns status and body."""
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}",
-                f"Content-Length: {len(body)}"]
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}", f"Content-Length: {len(body)}"]
         if body:
             head.append("Content-Type: application/json")
         head.extend(f"{k}: {v}" for k, v in (headers or {}).items())
@@ -365,8 +458,12 @@ class HttpConnection:
 def connection_owners(port: int) -> dict[int, int]:
     """Client port -> pid of the server process holding that connection (from `ss`)."""
     try:
-        out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
     except OSError:
         return {}
     owners = {}
@@ -436,8 +533,14 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-PG_AUXILIARY = ("checkpointer", "background writer", "walwriter", "autovacuum launcher",
-                "logical replication launcher", "stats collector")
+PG_AUXILIARY = (
+    "checkpointer",
+    "background writer",
+    "walwriter",
+    "autovacuum launcher",
+    "logical replication launcher",
+    "stats collector",
+)
 
 
 def postgres_pids(dbname: str, *, auxiliary: bool = True) -> list[int]:

@@ -42,8 +42,16 @@ USER_AGENT = "hcp-bench/1.0"
 # The baseline copies a row the API stored (every column: encrypted identifiers, keyed hashes,
 # defaults) and changes only what differs between ratings, so the rows are alike byte for byte.
 TEMPLATE_ROW = "SELECT * FROM evaluation WHERE stage LIKE 'a%' ORDER BY id LIMIT 1"
-PER_RATING = ("case_id", "stage", "channel", "level", "reasons", "comment", "evaluated_at",
-              "received_at")
+PER_RATING = (
+    "case_id",
+    "stage",
+    "channel",
+    "level",
+    "reasons",
+    "comment",
+    "evaluated_at",
+    "received_at",
+)
 
 
 @dataclass
@@ -62,8 +70,10 @@ class Phase:
     def merge(self, other: Phase) -> None:
         """Add the observations of another slice of the same phase."""
         total = self.seconds + other.seconds
-        self.cpu = {k: (self.cpu.get(k, 0.0) * self.seconds + v * other.seconds) / total
-                    for k, v in other.cpu.items()}
+        self.cpu = {
+            k: (self.cpu.get(k, 0.0) * self.seconds + v * other.seconds) / total
+            for k, v in other.cpu.items()
+        }
         self.seconds = total
         self.ok += other.ok
         self.requests += other.requests
@@ -82,24 +92,38 @@ class Phase:
 
     def report(self, unit: str) -> None:
         lat = sorted(self.latencies)
-        print(f"  {unit}: {self.ok} in {self.seconds:.1f} s = {self.rate:,.0f}/s"
-              f"  ({self.requests} requests)")
-        print("  latency ms: " + "  ".join(
-            f"p{p} {harness.percentile(lat, p) * 1000:.1f}" for p in (50, 90, 99))
-            + f"  max {lat[-1] * 1000 if lat else float('nan'):.1f}")
+        print(
+            f"  {unit}: {self.ok} in {self.seconds:.1f} s = {self.rate:,.0f}/s"
+            f"  ({self.requests} requests)"
+        )
+        print(
+            "  latency ms: "
+            + "  ".join(f"p{p} {harness.percentile(lat, p) * 1000:.1f}" for p in (50, 90, 99))
+            + f"  max {lat[-1] * 1000 if lat else float('nan'):.1f}"
+        )
         print(f"  errors: {dict(self.errors) if self.errors else 'none'}")
         if self.spread:
             print(f"  connections per server worker: {self.spread}")
         if self.cpu:
-            print("  cpu (cores busy): " + ", ".join(f"{k} {v:.2f}" for k, v in self.cpu.items())
-                  + f"  of {os.cpu_count()}")
+            print(
+                "  cpu (cores busy): "
+                + ", ".join(f"{k} {v:.2f}" for k, v in self.cpu.items())
+                + f"  of {os.cpu_count()}"
+            )
             if self.ok:
-                print(f"  cpu per {unit.split()[-1].rstrip('s')}: " + ", ".join(
-                    f"{k} {v * self.seconds / self.ok * 1e6:.0f} us" for k, v in self.cpu.items()
-                    if k != "other"))
+                print(
+                    f"  cpu per {unit.split()[-1].rstrip('s')}: "
+                    + ", ".join(
+                        f"{k} {v * self.seconds / self.ok * 1e6:.0f} us"
+                        for k, v in self.cpu.items()
+                        if k != "other"
+                    )
+                )
             if self.cpu.get("other", 0) > 0.15:
-                print(f"  WARNING: other processes kept {self.cpu['other']:.2f} cores busy: "
-                      "this phase's rate is depressed; rerun on a quiet machine")
+                print(
+                    f"  WARNING: other processes kept {self.cpu['other']:.2f} cores busy: "
+                    "this phase's rate is depressed; rerun on a quiet machine"
+                )
 
 
 class CpuMeter:
@@ -110,13 +134,21 @@ class CpuMeter:
     def __init__(self, server: harness.Server | None, dbname: str) -> None:
         self.server, self.dbname = server, dbname
         if self.nice is not None:  # this process, the server, and this database's backends
-            harness.renice([os.getpid(), *(server.pids() if server else []),
-                            *harness.postgres_pids(dbname, auxiliary=False)], self.nice)
+            harness.renice(
+                [
+                    os.getpid(),
+                    *(server.pids() if server else []),
+                    *harness.postgres_pids(dbname, auxiliary=False),
+                ],
+                self.nice,
+            )
 
     def _sample(self) -> dict[str, float]:
         own = os.times()
-        out = {"postgres": harness.cpu_seconds(harness.postgres_pids(self.dbname)),
-               "load generator": own.user + own.system}
+        out = {
+            "postgres": harness.cpu_seconds(harness.postgres_pids(self.dbname)),
+            "load generator": own.user + own.system,
+        }
         if self.server is not None:
             out = {"server": harness.cpu_seconds(self.server.pids()), **out}
         # Anything else busy on the machine (other jobs) skews the figures: show it.
@@ -132,9 +164,17 @@ class CpuMeter:
         self.result = {k: (end[k] - self.start[k]) / wall for k in end}
 
 
-async def api_phase(server: harness.Server, world: harness.World, *, dbname: str,
-                    seconds: float, concurrency: int, warmup: float,
-                    counter: itertools.count, own_phone: bool = False) -> Phase:
+async def api_phase(
+    server: harness.Server,
+    world: harness.World,
+    *,
+    dbname: str,
+    seconds: float,
+    concurrency: int,
+    warmup: float,
+    counter: itertools.count,
+    own_phone: bool = False,
+) -> Phase:
     """Closed-loop single ratings: each client posts, waits for the answer, posts again."""
     phase = Phase("api")
     headers = {"X-Api-Key": world.key, "User-Agent": USER_AGENT}
@@ -144,8 +184,9 @@ async def api_phase(server: harness.Server, world: harness.World, *, dbname: str
     async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
-                body = json.dumps(harness.rating_body(world, next(counter), "a",
-                                                      own_phone=own_phone)).encode()
+                body = json.dumps(
+                    harness.rating_body(world, next(counter), "a", own_phone=own_phone)
+                ).encode()
                 t0 = time.perf_counter()
                 try:
                     status, _ = await conn.request("POST", "/api/v1/evaluations", body, headers)
@@ -180,8 +221,15 @@ async def api_phase(server: harness.Server, world: harness.World, *, dbname: str
     return phase
 
 
-async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: float,
-                    concurrency: int, counter: itertools.count) -> Phase:
+async def raw_phase(
+    dsn: str,
+    world: harness.World,
+    *,
+    dbname: str,
+    seconds: float,
+    concurrency: int,
+    counter: itertools.count,
+) -> Phase:
     """The baseline: equivalent rows, one autocommit INSERT per row, N connections."""
     import asyncpg
 
@@ -192,9 +240,11 @@ async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: flo
         raise RuntimeError("the API phase stored no rating to copy")
     template = dict(record.items())
     columns = [c for c in template if c != "id"]
-    insert = (f"INSERT INTO evaluation ({', '.join(columns)}) VALUES "
-              f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) "
-              "ON CONFLICT (case_id, stage, eval_count) DO NOTHING RETURNING id")
+    insert = (
+        f"INSERT INTO evaluation ({', '.join(columns)}) VALUES "
+        f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) "
+        "ON CONFLICT (case_id, stage, eval_count) DO NOTHING RETURNING id"
+    )
     fixed = {c: template[c] for c in columns if c not in PER_RATING}
     for conn in conns:  # prepared once, as SQLAlchemy's asyncpg dialect also caches them
         await conn.prepare(insert)
@@ -206,11 +256,17 @@ async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: flo
             i, stage = harness.rating_target(world, k, "r")
             level = harness.LEVEL_CYCLE[k % len(harness.LEVEL_CYCLE)]
             now = datetime.now(UTC)
-            row = {**fixed, "case_id": world.case_ids[i], "stage": stage,
-                   "channel": harness.CASE_CHANNELS[k % 7], "level": level,
-                   "reasons": json.dumps([harness.REASON_BY_LEVEL[level]]),
-                   "comment": harness.COMMENT_BY_LEVEL[level], "evaluated_at": now,
-                   "received_at": now}
+            row = {
+                **fixed,
+                "case_id": world.case_ids[i],
+                "stage": stage,
+                "channel": harness.CASE_CHANNELS[k % 7],
+                "level": level,
+                "reasons": json.dumps([harness.REASON_BY_LEVEL[level]]),
+                "comment": harness.COMMENT_BY_LEVEL[level],
+                "evaluated_at": now,
+                "received_at": now,
+            }
             t0 = time.perf_counter()
             try:
                 new_id = await conn.fetchval(insert, *(row[c] for c in columns))
@@ -240,10 +296,18 @@ async def raw_phase(dsn: str, world: harness.World, *, dbname: str, seconds: flo
     return phase
 
 
-async def batch_phase(server: harness.Server, world: harness.World, *, dbname: str,
-                      seconds: float, clients: int, size: int,
-                      counter: itertools.count | None = None, own_phone: bool = False,
-                      minimal: bool = False) -> Phase:
+async def batch_phase(
+    server: harness.Server,
+    world: harness.World,
+    *,
+    dbname: str,
+    seconds: float,
+    clients: int,
+    size: int,
+    counter: itertools.count | None = None,
+    own_phone: bool = False,
+    minimal: bool = False,
+) -> Phase:
     """Buffering channels: POST /evaluations/batch with `size` ratings per request (with
     `minimal`, asking for {status, id} answers with `Prefer: return=minimal`)."""
     phase = Phase("batch")
@@ -256,12 +320,15 @@ async def batch_phase(server: harness.Server, world: harness.World, *, dbname: s
     async def client(conn: harness.HttpConnection) -> None:
         try:
             while time.perf_counter() < stop_at[0]:
-                items = [harness.rating_body(world, next(counter), "b", own_phone=own_phone)
-                         for _ in range(size)]
+                items = [
+                    harness.rating_body(world, next(counter), "b", own_phone=own_phone)
+                    for _ in range(size)
+                ]
                 body = json.dumps({"items": items}).encode()
                 t0 = time.perf_counter()
-                status, answer = await conn.request("POST", "/api/v1/evaluations/batch", body,
-                                                    headers)
+                status, answer = await conn.request(
+                    "POST", "/api/v1/evaluations/batch", body, headers
+                )
                 phase.latencies.append(time.perf_counter() - t0)
                 phase.requests += 1
                 if status != 200:
@@ -310,8 +377,14 @@ async def record_staff_identities(url: str, world: harness.World) -> None:
     try:
         async with harness.make_sessionmaker(engine)() as db:
             for kind, value in (("cert", "330102198502023456"), ("phone", "13700009999")):
-                db.add(StaffIdentity(staff_id=world.staff_id, kind=kind, recorded_by="bench",
-                                     identity_hash=engine_keys(engine).identity_hash(value)))
+                db.add(
+                    StaffIdentity(
+                        staff_id=world.staff_id,
+                        kind=kind,
+                        recorded_by="bench",
+                        identity_hash=engine_keys(engine).identity_hash(value),
+                    )
+                )
             await db.commit()
     finally:
         await engine.dispose()
@@ -322,19 +395,29 @@ def per_rating_us(phase: Phase, party: str = "server") -> float:
     return phase.cpu.get(party, 0.0) * phase.seconds / phase.ok * 1e6 if phase.ok else 0.0
 
 
-async def integrity_ab(args: argparse.Namespace, url: str, name: str,
-                       world: harness.World, env: dict[str, str]) -> int:
+async def integrity_ab(
+    args: argparse.Namespace, url: str, name: str, world: harness.World, env: dict[str, str]
+) -> int:
     """The intake checks of the detectors on against off (two servers, interleaved)."""
     await record_staff_identities(url, world)
-    print("integrity A/B: intake checks on against off; every rater names a phone of their "
-          "own; staff identities on record")
-    return await two_server_ab(args, url, name, world, {
-        "on": {**env, CHECKS_ENV: "true"}, "off": {**env, CHECKS_ENV: "false"}},
-        own_phone=True, goal="throughput with checks within 10 % of without")
+    print(
+        "integrity A/B: intake checks on against off; every rater names a phone of their "
+        "own; staff identities on record"
+    )
+    return await two_server_ab(
+        args,
+        url,
+        name,
+        world,
+        {"on": {**env, CHECKS_ENV: "true"}, "off": {**env, CHECKS_ENV: "false"}},
+        own_phone=True,
+        goal="throughput with checks within 10 % of without",
+    )
 
 
-async def code_ab(args: argparse.Namespace, url: str, name: str, world: harness.World,
-                  env: dict[str, str]) -> int:
+async def code_ab(
+    args: argparse.Namespace, url: str, name: str, world: harness.World, env: dict[str, str]
+) -> int:
     """This tree's code (or --ab-new DIR) against another copy of the source tree."""
     trees = {}
     for label, folder in (("new", args.ab_new), ("old", args.ab_against)):
@@ -345,30 +428,44 @@ async def code_ab(args: argparse.Namespace, url: str, name: str, world: harness.
         if not os.path.isdir(os.path.join(folder, "haochaping")):
             raise SystemExit(f"{folder}: expected the folder holding haochaping/")
         trees[label] = {**env, "PYTHONPATH": folder}
-    print(f"code A/B: {args.ab_new or 'this tree'} ('new') against {args.ab_against} ('old'), "
-          "standard ratings")
+    print(
+        f"code A/B: {args.ab_new or 'this tree'} ('new') against {args.ab_against} ('old'), "
+        "standard ratings"
+    )
     return await two_server_ab(args, url, name, world, trees, own_phone=False, goal=None)
 
 
-async def two_server_ab(args: argparse.Namespace, url: str, name: str, world: harness.World,
-                        variants: dict[str, dict[str, str]], *, own_phone: bool,
-                        goal: str | None) -> int:
+async def two_server_ab(
+    args: argparse.Namespace,
+    url: str,
+    name: str,
+    world: harness.World,
+    variants: dict[str, dict[str, str]],
+    *,
+    own_phone: bool,
+    goal: str | None,
+) -> int:
     """Two servers on the one database, their slices interleaved (A/B, then B/A, ...) so that
     background load and the growing table weigh on both alike; the single route first, then
     the batch route; figures per side and the ratio of the first to the second."""
     dsn = url.replace("postgresql+asyncpg", "postgresql")
-    servers = {label: harness.Server(url, workers=args.workers,
-                                     access_log=not args.no_access_log, env=variant)
-               for label, variant in variants.items()}
+    servers = {
+        label: harness.Server(
+            url, workers=args.workers, access_log=not args.no_access_log, env=variant
+        )
+        for label, variant in variants.items()
+    }
     first, second = list(servers)
     try:
         for server in servers.values():
             server.start()
         for server in servers.values():
             await server.wait_ready()
-        print(f"two servers (--workers {args.workers} each): " + ", ".join(
-            f"{label} on port {server.port}" for label, server in servers.items())
-            + f"; {args.slices} interleaved slices per side and route")
+        print(
+            f"two servers (--workers {args.workers} each): "
+            + ", ".join(f"{label} on port {server.port}" for label, server in servers.items())
+            + f"; {args.slices} interleaved slices per side and route"
+        )
         phases = {(route, label): Phase(route) for route in ("api", "batch") for label in servers}
         slices: dict[tuple[str, str], list[Phase]] = {key: [] for key in phases}
         counters = {"api": itertools.count(), "batch": itertools.count()}
@@ -376,32 +473,50 @@ async def two_server_ab(args: argparse.Namespace, url: str, name: str, world: ha
         for route in routes:
             seconds = (args.seconds if route == "api" else args.batch_seconds) / args.slices
             for part in range(args.slices):
-                for label in ((first, second) if part % 2 == 0 else (second, first)):
+                for label in (first, second) if part % 2 == 0 else (second, first):
                     await checkpoint(dsn)
                     if route == "api":
                         got = await api_phase(
-                            servers[label], world, dbname=name, seconds=seconds,
-                            concurrency=args.concurrency, counter=counters[route],
-                            warmup=args.warmup if part == 0 else 0.5, own_phone=own_phone)
+                            servers[label],
+                            world,
+                            dbname=name,
+                            seconds=seconds,
+                            concurrency=args.concurrency,
+                            counter=counters[route],
+                            warmup=args.warmup if part == 0 else 0.5,
+                            own_phone=own_phone,
+                        )
                     else:
                         got = await batch_phase(
-                            servers[label], world, dbname=name, seconds=seconds,
-                            clients=args.batch_clients, size=args.batch_size,
-                            counter=counters[route], own_phone=own_phone)
+                            servers[label],
+                            world,
+                            dbname=name,
+                            seconds=seconds,
+                            clients=args.batch_clients,
+                            size=args.batch_size,
+                            counter=counters[route],
+                            own_phone=own_phone,
+                        )
                     slices[(route, label)].append(dataclasses.replace(got))
                     phases[(route, label)].merge(got)
         phases = {key: phase for key, phase in phases.items() if key[0] in routes}
         for (route, label), phase in phases.items():
             print(f"\n== {route}, {label} ==")
             phase.report("accepted ratings")
-            print("  per slice, rate / server CPU per rating: " + "  ".join(
-                f"{p.rate:,.0f} / {per_rating_us(p):,.0f}" for p in slices[(route, label)]))
+            print(
+                "  per slice, rate / server CPU per rating: "
+                + "  ".join(
+                    f"{p.rate:,.0f} / {per_rating_us(p):,.0f}" for p in slices[(route, label)]
+                )
+            )
 
         print(f"\n== A/B summary ({first} / {second}) ==")
         print("pooled over all slices; 'paired' = median over the adjacent on/off slice pairs")
-        print(f"{'route':6} {first + ' /s':>8} {second + ' /s':>8} {'ratio':>6} {'paired':>6}   "
-              f"{'server CPU/rating ' + first:>21} {second:>8} {'ratio':>6} {'paired':>6}   "
-              f"p99 {first} / {second}")
+        print(
+            f"{'route':6} {first + ' /s':>8} {second + ' /s':>8} {'ratio':>6} {'paired':>6}   "
+            f"{'server CPU/rating ' + first:>21} {second:>8} {'ratio':>6} {'paired':>6}   "
+            f"p99 {first} / {second}"
+        )
         verdicts = []
         for route in routes:
             on, off = phases[(route, first)], phases[(route, second)]
@@ -410,23 +525,30 @@ async def two_server_ab(args: argparse.Namespace, url: str, name: str, world: ha
             cpu_ratio = cpu_on / cpu_off if cpu_off else 0.0
             pairs = list(zip(slices[(route, first)], slices[(route, second)], strict=True))
             paired_rate = statistics.median(a.rate / b.rate for a, b in pairs if b.rate)
-            paired_cpu = statistics.median(per_rating_us(a) / per_rating_us(b)
-                                           for a, b in pairs if b.ok and a.ok)
+            paired_cpu = statistics.median(
+                per_rating_us(a) / per_rating_us(b) for a, b in pairs if b.ok and a.ok
+            )
             p99 = [harness.percentile(sorted(p.latencies), 99) * 1000 for p in (on, off)]
-            print(f"{route:6} {on.rate:8,.0f} {off.rate:8,.0f} {rate_ratio:6.3f} "
-                  f"{paired_rate:6.3f}   {cpu_on:18,.0f} us {cpu_off:5,.0f} us {cpu_ratio:6.3f} "
-                  f"{paired_cpu:6.3f}   {p99[0]:.1f} / {p99[1]:.1f} ms")
+            print(
+                f"{route:6} {on.rate:8,.0f} {off.rate:8,.0f} {rate_ratio:6.3f} "
+                f"{paired_rate:6.3f}   {cpu_on:18,.0f} us {cpu_off:5,.0f} us {cpu_ratio:6.3f} "
+                f"{paired_cpu:6.3f}   {p99[0]:.1f} / {p99[1]:.1f} ms"
+            )
             # The CPU the server spends per rating is what the checks add to; the rate follows
             # it on a quiet machine and mostly follows the neighbours' load on a busy one.
             cost = cpu_ratio - 1
-            verdicts.append(f"{route}: {first} costs {cost:+.1%} server CPU per rating, rate "
-                            f"{rate_ratio - 1:+.1%} -> "
-                            f"{'within' if cost <= 0.10 and rate_ratio >= 0.90 else 'NOT within'}"
-                            " 10 %")
+            verdicts.append(
+                f"{route}: {first} costs {cost:+.1%} server CPU per rating, rate "
+                f"{rate_ratio - 1:+.1%} -> "
+                f"{'within' if cost <= 0.10 and rate_ratio >= 0.90 else 'NOT within'}"
+                " 10 %"
+            )
         busy = max(p.cpu.get("other", 0.0) for p in phases.values())
         if busy > 0.15:
-            print(f"other processes were busy (up to {busy:.2f} cores): compare the ratios, "
-                  "not the rates")
+            print(
+                f"other processes were busy (up to {busy:.2f} cores): compare the ratios, "
+                "not the rates"
+            )
         if goal is not None:
             print(f"goal ({goal}):")
             for line in verdicts:
@@ -446,8 +568,10 @@ async def main(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         await asyncio.to_thread(harness.migrate, url)
         world = await harness.seed(url, args.cases)
-        print(f"database {name}: migrated and seeded with {args.cases:,} completed cases "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"database {name}: migrated and seeded with {args.cases:,} completed cases "
+            f"in {time.perf_counter() - t0:.1f} s"
+        )
         # Production runs the deadline job and outbox delivery in `haochaping worker`; in
         # `serve` they would spend the same two cores on notifications, which is not intake.
         env = {} if args.with_jobs else {"HAOCHAPING_JOB_INTERVAL_SECONDS": "0"}
@@ -458,17 +582,22 @@ async def main(args: argparse.Namespace) -> int:
             return await integrity_ab(args, url, name, world, env)
         if args.ab_against:
             return await code_ab(args, url, name, world, env)
-        server = harness.Server(url, workers=args.workers, access_log=not args.no_access_log,
-                                env=env)
+        server = harness.Server(
+            url, workers=args.workers, access_log=not args.no_access_log, env=env
+        )
         server.start()
         await server.wait_ready()
         print(f"load average before: {os.getloadavg()[0]:.2f}")
         bad = sum(x < 3 for x in harness.LEVEL_CYCLE) / len(harness.LEVEL_CYCLE)
-        print(f"ratings: {bad:.0%} bad (a bad rating opens a work order); periodic jobs "
-              f"{'in-process' if args.with_jobs else 'off (a separate worker in production)'}")
-        print(f"service: haochaping serve --workers {args.workers} on port {server.port}"
-              f"{' (uvicorn, no access log)' if args.no_access_log else ''}; "
-              f"{os.cpu_count()} cores shared by server, PostgreSQL and load generator")
+        print(
+            f"ratings: {bad:.0%} bad (a bad rating opens a work order); periodic jobs "
+            f"{'in-process' if args.with_jobs else 'off (a separate worker in production)'}"
+        )
+        print(
+            f"service: haochaping serve --workers {args.workers} on port {server.port}"
+            f"{' (uvicorn, no access log)' if args.no_access_log else ''}; "
+            f"{os.cpu_count()} cores shared by server, PostgreSQL and load generator"
+        )
 
         # With --slices N the API and raw phases alternate in N slices each, so that load
         # from anything else on the machine weighs on both sides of the ratio alike.
@@ -477,49 +606,85 @@ async def main(args: argparse.Namespace) -> int:
         part_seconds = args.seconds / args.slices
         for part in range(args.slices):
             await checkpoint(dsn)
-            api.merge(await api_phase(server, world, dbname=name, seconds=part_seconds,
-                                      concurrency=args.concurrency, counter=api_counter,
-                                      warmup=args.warmup if part == 0 else 0.5))
+            api.merge(
+                await api_phase(
+                    server,
+                    world,
+                    dbname=name,
+                    seconds=part_seconds,
+                    concurrency=args.concurrency,
+                    counter=api_counter,
+                    warmup=args.warmup if part == 0 else 0.5,
+                )
+            )
             await checkpoint(dsn)
-            raw.merge(await raw_phase(dsn, world, dbname=name, seconds=part_seconds,
-                                      concurrency=args.concurrency, counter=raw_counter))
+            raw.merge(
+                await raw_phase(
+                    dsn,
+                    world,
+                    dbname=name,
+                    seconds=part_seconds,
+                    concurrency=args.concurrency,
+                    counter=raw_counter,
+                )
+            )
         slices = f" in {args.slices} slices" if args.slices > 1 else ""
-        print(f"\n== API: POST /api/v1/evaluations, {args.concurrency} keep-alive clients, "
-              f"{args.seconds:g} s{slices} ==")
+        print(
+            f"\n== API: POST /api/v1/evaluations, {args.concurrency} keep-alive clients, "
+            f"{args.seconds:g} s{slices} =="
+        )
         api.report("accepted ratings")
-        print(f"\n== raw: single-row INSERT, autocommit, {args.concurrency} asyncpg "
-              f"connections, {args.seconds:g} s{slices} ==")
+        print(
+            f"\n== raw: single-row INSERT, autocommit, {args.concurrency} asyncpg "
+            f"connections, {args.seconds:g} s{slices} =="
+        )
         raw.report("rows")
 
         batch = None
         if args.batch_seconds > 0:
             await checkpoint(dsn)
-            print(f"\n== batch: POST /api/v1/evaluations/batch, {args.batch_size} items, "
-                  f"{args.batch_clients} clients, {args.batch_seconds:g} s"
-                  f"{', Prefer: return=minimal' if args.batch_minimal else ''} ==")
-            batch = await batch_phase(server, world, dbname=name, seconds=args.batch_seconds,
-                                      clients=args.batch_clients, size=args.batch_size,
-                                      minimal=args.batch_minimal)
+            print(
+                f"\n== batch: POST /api/v1/evaluations/batch, {args.batch_size} items, "
+                f"{args.batch_clients} clients, {args.batch_seconds:g} s"
+                f"{', Prefer: return=minimal' if args.batch_minimal else ''} =="
+            )
+            batch = await batch_phase(
+                server,
+                world,
+                dbname=name,
+                seconds=args.batch_seconds,
+                clients=args.batch_clients,
+                size=args.batch_size,
+                minimal=args.batch_minimal,
+            )
             batch.report("accepted ratings")
 
         print("\n== summary ==")
         p99 = harness.percentile(sorted(api.latencies), 99) * 1000
-        print(f"API accepted/s: {api.rate:,.0f}  p50 "
-              f"{harness.percentile(sorted(api.latencies), 50) * 1000:.1f} ms  p99 {p99:.1f} ms"
-              f"  errors {sum(api.errors.values())}")
+        print(
+            f"API accepted/s: {api.rate:,.0f}  p50 "
+            f"{harness.percentile(sorted(api.latencies), 50) * 1000:.1f} ms  p99 {p99:.1f} ms"
+            f"  errors {sum(api.errors.values())}"
+        )
         print(f"raw INSERT rows/s: {raw.rate:,.0f}")
         if batch is not None:
-            print(f"batch ratings/s: {batch.rate:,.0f}  (goal 20,000: "
-                  f"{'met' if batch.rate >= 20_000 else 'missed'})")
+            print(
+                f"batch ratings/s: {batch.rate:,.0f}  (goal 20,000: "
+                f"{'met' if batch.rate >= 20_000 else 'missed'})"
+            )
         ratio = api.rate / raw.rate if raw.rate else 0.0
         busy = max(api.cpu.get("other", 0.0), raw.cpu.get("other", 0.0))
         if busy > 0.15:  # figures depressed by other work: also show what the CPU cost allows
             caps = [p.capacity() for p in (api, raw)]
-            print(f"other processes were busy (up to {busy:.2f} cores); from CPU cost alone, "
-                  f"{os.cpu_count()} cores would carry API {caps[0]:,.0f}/s, raw {caps[1]:,.0f}/s "
-                  f"(ratio {caps[0] / caps[1]:.2f})")
-        print(f"goals: ratio >= 0.50 {'met' if ratio >= 0.5 else 'missed'}; p99 < 50 ms "
-              f"{'met' if p99 < 50 else 'missed'}")
+            print(
+                f"other processes were busy (up to {busy:.2f} cores); from CPU cost alone, "
+                f"{os.cpu_count()} cores would carry API {caps[0]:,.0f}/s, raw {caps[1]:,.0f}/s "
+                f"(ratio {caps[0] / caps[1]:.2f})"
+            )
+        print(
+            f"goals: ratio >= 0.50 {'met' if ratio >= 0.5 else 'missed'}; p99 < 50 ms "
+            f"{'met' if p99 < 50 else 'missed'}"
+        )
         print(f"intake/raw ratio: {ratio:.2f}")
         return 0
     finally:
@@ -540,33 +705,66 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="server worker processes")
     p.add_argument("--cases", type=int, default=100_000, help="completed cases to seed")
     p.add_argument("--warmup", type=float, default=2.0, help="unmeasured API load first")
-    p.add_argument("--slices", type=int, default=None,
-                   help="alternate the API and raw phases in this many slices (noisy machines)")
-    p.add_argument("--batch-seconds", type=float, default=None,
-                   help="length of the batch phase (default: --seconds; 0 skips it)")
+    p.add_argument(
+        "--slices",
+        type=int,
+        default=None,
+        help="alternate the API and raw phases in this many slices (noisy machines)",
+    )
+    p.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=None,
+        help="length of the batch phase (default: --seconds; 0 skips it)",
+    )
     p.add_argument("--batch-clients", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--batch-minimal", action="store_true",
-                   help="batch clients send `Prefer: return=minimal` ({status, id} answers)")
-    p.add_argument("--no-access-log", action="store_true",
-                   help="run uvicorn directly without its access log (for comparison)")
-    p.add_argument("--good-only", action="store_true",
-                   help="no bad ratings, so no work orders: the intake path alone")
-    p.add_argument("--with-jobs", action="store_true",
-                   help="let the server run its periodic jobs in-process (default: off)")
-    p.add_argument("--nice", type=int, default=None,
-                   help="on a shared machine, run the benchmark's processes (load generator, "
-                        "server, its PostgreSQL backends) at this priority, e.g. -10 (root)")
-    p.add_argument("--integrity-ab", action="store_true",
-                   help="instead of API/raw/batch: the detectors' intake checks on against off, "
-                        "two servers, interleaved slices (--slices, default 10), single and batch")
-    p.add_argument("--ab-against", metavar="DIR",
-                   help="instead of API/raw/batch: this tree's server against one running the "
-                        "package found in DIR (e.g. `git archive HEAD src | tar -x -C /tmp/old`"
-                        ", DIR=/tmp/old/src), interleaved as --integrity-ab")
-    p.add_argument("--ab-new", metavar="DIR",
-                   help="with --ab-against: run the 'new' side from DIR too (a snapshot, so "
-                        "that editing this tree during the run changes nothing)")
+    p.add_argument(
+        "--batch-minimal",
+        action="store_true",
+        help="batch clients send `Prefer: return=minimal` ({status, id} answers)",
+    )
+    p.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="run uvicorn directly without its access log (for comparison)",
+    )
+    p.add_argument(
+        "--good-only",
+        action="store_true",
+        help="no bad ratings, so no work orders: the intake path alone",
+    )
+    p.add_argument(
+        "--with-jobs",
+        action="store_true",
+        help="let the server run its periodic jobs in-process (default: off)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="on a shared machine, run the benchmark's processes (load generator, "
+        "server, its PostgreSQL backends) at this priority, e.g. -10 (root)",
+    )
+    p.add_argument(
+        "--integrity-ab",
+        action="store_true",
+        help="instead of API/raw/batch: the detectors' intake checks on against off, "
+        "two servers, interleaved slices (--slices, default 10), single and batch",
+    )
+    p.add_argument(
+        "--ab-against",
+        metavar="DIR",
+        help="instead of API/raw/batch: this tree's server against one running the "
+        "package found in DIR (e.g. `git archive HEAD src | tar -x -C /tmp/old`"
+        ", DIR=/tmp/old/src), interleaved as --integrity-ab",
+    )
+    p.add_argument(
+        "--ab-new",
+        metavar="DIR",
+        help="with --ab-against: run the 'new' side from DIR too (a snapshot, so "
+        "that editing this tree during the run changes nothing)",
+    )
     p.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = p.parse_args()
     if args.batch_seconds is None:

@@ -39,12 +39,40 @@ CHANNELS = ["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms"]
 LEVELS = (5, 5, 4, 5, 5, 3, 5, 4, 5, 5, 5, 4, 5, 5, 3, 5, 4, 5, 5, 2)
 REASONS = {5: "517", 4: "413", 3: "314", 2: "209", 1: "110"}
 COMMENTS = ["办事很快", "服务态度好，一次办成", "等了很久才叫到号", "材料清单说明清楚", None]
-COLUMNS = ("id", "case_id", "stage", "eval_count", "channel", "level", "reasons", "comment",
-           "tagset_version", "org_id", "item_id", "window_id", "staff_id", "region_code",
-           "rater_type", "rater_name", "rater_cert_type", "rater_cert_no", "rater_phone",
-           "anonymous", "is_public", "is_default", "client_id", "user_id", "invitation_id",
-           "source_ip", "user_agent", "device_id", "evaluated_at", "received_at",
-           "rater_cert_hash", "rater_phone_hash")
+COLUMNS = (
+    "id",
+    "case_id",
+    "stage",
+    "eval_count",
+    "channel",
+    "level",
+    "reasons",
+    "comment",
+    "tagset_version",
+    "org_id",
+    "item_id",
+    "window_id",
+    "staff_id",
+    "region_code",
+    "rater_type",
+    "rater_name",
+    "rater_cert_type",
+    "rater_cert_no",
+    "rater_phone",
+    "anonymous",
+    "is_public",
+    "is_default",
+    "client_id",
+    "user_id",
+    "invitation_id",
+    "source_ip",
+    "user_agent",
+    "device_id",
+    "evaluated_at",
+    "received_at",
+    "rater_cert_hash",
+    "rater_phone_hash",
+)
 
 
 async def create_database() -> tuple[str, str]:
@@ -62,8 +90,11 @@ async def drop_database(name: str) -> None:
     """Drop the benchmark database, ending whatever sessions still use it."""
     conn = await asyncpg.connect(f"{PG}/test")
     try:
-        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            name,
+        )
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await conn.close()
@@ -74,12 +105,40 @@ def rating(i: int, org_id: int, start: datetime, identity_hash) -> tuple:
     level = LEVELS[i % len(LEVELS)]
     at = start + timedelta(seconds=i * 31.5)
     cert, phone = f"330102199001{i % 10000:04d}{i % 100:02d}", f"138{i % 100_000_000:08d}"
-    return (i, None, "whole", 1, CHANNELS[i % 7], level, json.dumps([REASONS[level]]),
-            COMMENTS[i % len(COMMENTS)], "national-2020", org_id, None, None, None, "330102",
-            "person", "张三", "id_card", cert, phone, i % 11 == 0, i % 13 != 0, False, None,
-            None, None, f"10.{i % 256}.{i // 256 % 256}.{i % 7}",
-            "Mozilla/5.0 (Linux; Android 14)", None, at, at + timedelta(seconds=3),
-            identity_hash(cert), identity_hash(phone))
+    return (
+        i,
+        None,
+        "whole",
+        1,
+        CHANNELS[i % 7],
+        level,
+        json.dumps([REASONS[level]]),
+        COMMENTS[i % len(COMMENTS)],
+        "national-2020",
+        org_id,
+        None,
+        None,
+        None,
+        "330102",
+        "person",
+        "张三",
+        "id_card",
+        cert,
+        phone,
+        i % 11 == 0,
+        i % 13 != 0,
+        False,
+        None,
+        None,
+        None,
+        f"10.{i % 256}.{i // 256 % 256}.{i % 7}",
+        "Mozilla/5.0 (Linux; Android 14)",
+        None,
+        at,
+        at + timedelta(seconds=3),
+        identity_hash(cert),
+        identity_hash(phone),
+    )
 
 
 def stored_form(dialect) -> list:
@@ -89,8 +148,11 @@ def stored_form(dialect) -> list:
     out = []
     for name in COLUMNS:
         kind = table.c[name].type
-        out.append((lambda k: lambda v: k.process_bind_param(v, dialect))(kind)
-                   if isinstance(kind, TypeDecorator) else None)
+        out.append(
+            (lambda k: lambda v: k.process_bind_param(v, dialect))(kind)
+            if isinstance(kind, TypeDecorator)
+            else None
+        )
     return out
 
 
@@ -105,15 +167,18 @@ async def load(dsn: str, n: int, dialect) -> float:
             "INSERT INTO region (code, name, parent_code, tier, path, created_at) VALUES "
             "('330000', '浙江省', NULL, 1, '/330000/', now()), "
             "('330100', '杭州市', '330000', 2, '/330000/330100/', now()), "
-            "('330102', '上城区', '330100', 3, '/330000/330100/330102/', now())")
+            "('330102', '上城区', '330100', 3, '/330000/330100/330102/', now())"
+        )
         org_id = await conn.fetchval(
             "INSERT INTO org (code, name, kind, parent_id, region_code, path, created_at) "
             "VALUES ('HALL-A', '上城区市民之家', 'hall', NULL, '330102', '/HALL-A/', now()) "
-            "RETURNING id")
+            "RETURNING id"
+        )
         start = datetime(2025, 11, 22, tzinfo=UTC)
         for lo in range(1, n + 1, COPY_CHUNK):
-            records = [rating(i, org_id, start, hasher)
-                       for i in range(lo, min(lo + COPY_CHUNK, n + 1))]
+            records = [
+                rating(i, org_id, start, hasher) for i in range(lo, min(lo + COPY_CHUNK, n + 1))
+            ]
             if forms:
                 records = [_stored(r, forms) for r in records]
             await conn.copy_records_to_table("evaluation", records=records, columns=COLUMNS)
@@ -177,25 +242,30 @@ async def main(args: argparse.Namespace) -> int:
                 args.ratings = await clear_ledger(dsn)
                 print(f"database {name}: {args.ratings:,} ratings, ledger emptied", flush=True)
             else:
-                print(f"database {name}; loading {args.ratings:,} ratings with COPY ...",
-                      flush=True)
-                print(f"load: {await load(dsn, args.ratings, engine.dialect):.1f} s",
-                      flush=True)
+                print(
+                    f"database {name}; loading {args.ratings:,} ratings with COPY ...", flush=True
+                )
+                print(f"load: {await load(dsn, args.ratings, engine.dialect):.1f} s", flush=True)
             print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
             report, seal_s = await timed(
-                "seal", lambda: ledger_jobs.seal_pending(maker, block_size=args.block_size),
-                args.profile)
+                "seal",
+                lambda: ledger_jobs.seal_pending(maker, block_size=args.block_size),
+                args.profile,
+            )
             print(f"  {report}; {report.ratings / seal_s:,.0f} ratings/s", flush=True)
-            result, verify_s = await timed("verify", lambda: ledger_jobs.verify(maker),
-                                           args.profile)
+            result, verify_s = await timed(
+                "verify", lambda: ledger_jobs.verify(maker), args.profile
+            )
             print(f"  {result.lines()[0]}; {result.entries / verify_s:,.0f} ratings/s")
             print(f"  {result.lines()[-1]}")
         finally:
             await engine.dispose()
         print(f"load average after: {os.getloadavg()[0]:.1f}")
         goal = seal_s < 60 and verify_s < 60
-        print(f"ratings {args.ratings:,}  seal {seal_s:.1f} s  verify {verify_s:.1f} s  "
-              f"goal (< 60 s each): {'met' if goal else 'NOT met'}")
+        print(
+            f"ratings {args.ratings:,}  seal {seal_s:.1f} s  verify {verify_s:.1f} s  "
+            f"goal (< 60 s each): {'met' if goal else 'NOT met'}"
+        )
         ok = result.ok and report.ratings == args.ratings
         return 0 if ok and goal else 1
     finally:
@@ -212,8 +282,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--block-size", type=int, default=10_000)
     p.add_argument("--profile", action="store_true", help="print a cProfile of each phase")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
-    p.add_argument("--reuse", metavar="DATABASE",
-                   help="time again on a database kept with --keep (its ledger is emptied)")
+    p.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="time again on a database kept with --keep (its ledger is emptied)",
+    )
     return p.parse_args()
 
 

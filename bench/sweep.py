@@ -72,44 +72,146 @@ ARRIVALS = 1000  # good ratings received since the previous pass (spot-check sam
 # States of open orders with a running deadline, and their weights (in per cent).
 DUE_MIX = {"rectifying": 58, "verifying": 8, "transferred": 1, "callback": 14, "explained": 3}
 # All open states of orders not yet due: few are still being verified at 00:05.
-LATER_MIX = {"rectifying": 58, "verifying": 1, "transferred": 1, "callback": 14,
-             "explained": 3, "supervising": 12, "accountability": 1, "appealing": 3}
+LATER_MIX = {
+    "rectifying": 58,
+    "verifying": 1,
+    "transferred": 1,
+    "callback": 14,
+    "explained": 3,
+    "supervising": 12,
+    "accountability": 1,
+    "appealing": 3,
+}
 # Working day on which a not-yet-due deadline ends (2 = the day after tomorrow).
-LATER_DAYS = {"verifying": [2], "transferred": [2], "rectifying": list(range(2, 16)),
-              "callback": [2, 3], "explained": [2, 3], "supervising": list(range(10)),
-              "accountability": list(range(10)), "appealing": list(range(10))}
-ACTIVE_KIND = {"verifying": "verify", "transferred": "verify", "rectifying": "rectify",
-               "callback": "callback", "explained": "callback"}
+LATER_DAYS = {
+    "verifying": [2],
+    "transferred": [2],
+    "rectifying": list(range(2, 16)),
+    "callback": [2, 3],
+    "explained": [2, 3],
+    "supervising": list(range(10)),
+    "accountability": list(range(10)),
+    "appealing": list(range(10)),
+}
+ACTIVE_KIND = {
+    "verifying": "verify",
+    "transferred": "verify",
+    "rectifying": "rectify",
+    "callback": "callback",
+    "explained": "callback",
+}
 
 WO_COLUMNS = (
-    "id", "evaluation_id", "case_id", "origin", "org_id", "region_code", "state", "version",
-    "policy_id", "policy", "opened_at", "verify_due_at", "verify_warn_at", "rectify_due_at",
-    "rectify_warn_at", "callback_due_at", "callback_warn_at", "deadlines_verified",
-    "verified_at", "rectified_at", "explained_at", "supervising_at", "closed_at",
-    "warned_verify_at", "warned_rectify_at", "warned_callback_at", "overdue_at", "escalations",
-    "callback_attempts", "followups", "close_reason", "updated_at",
+    "id",
+    "evaluation_id",
+    "case_id",
+    "origin",
+    "org_id",
+    "region_code",
+    "state",
+    "version",
+    "policy_id",
+    "policy",
+    "opened_at",
+    "verify_due_at",
+    "verify_warn_at",
+    "rectify_due_at",
+    "rectify_warn_at",
+    "callback_due_at",
+    "callback_warn_at",
+    "deadlines_verified",
+    "verified_at",
+    "rectified_at",
+    "explained_at",
+    "supervising_at",
+    "closed_at",
+    "warned_verify_at",
+    "warned_rectify_at",
+    "warned_callback_at",
+    "overdue_at",
+    "escalations",
+    "callback_attempts",
+    "followups",
+    "close_reason",
+    "updated_at",
 )
 CASE_COLUMNS = (
-    "id", "case_no", "item_id", "org_id", "mode", "case_type", "status", "applicant_type",
-    "applicant_name", "applicant_phone", "received_at", "accepted_at", "completed_at",
-    "created_at", "updated_at",
+    "id",
+    "case_no",
+    "item_id",
+    "org_id",
+    "mode",
+    "case_type",
+    "status",
+    "applicant_type",
+    "applicant_name",
+    "applicant_phone",
+    "received_at",
+    "accepted_at",
+    "completed_at",
+    "created_at",
+    "updated_at",
 )
 EVAL_COLUMNS = (
-    "id", "case_id", "stage", "eval_count", "channel", "level", "reasons", "comment",
-    "tagset_version", "org_id", "item_id", "region_code", "rater_type", "rater_phone",
-    "anonymous", "is_public", "is_default", "evaluated_at", "received_at",
+    "id",
+    "case_id",
+    "stage",
+    "eval_count",
+    "channel",
+    "level",
+    "reasons",
+    "comment",
+    "tagset_version",
+    "org_id",
+    "item_id",
+    "region_code",
+    "rater_type",
+    "rater_phone",
+    "anonymous",
+    "is_public",
+    "is_default",
+    "evaluated_at",
+    "received_at",
 )
-EVENT_COLUMNS = ("id", "work_order_id", "action", "from_state", "to_state", "actor_kind",
-                 "actor_name", "data", "created_at")
-OUTBOX_COLUMNS = ("id", "kind", "channel", "recipient", "subject", "body", "payload",
-                  "dedupe_key", "status", "attempts", "next_attempt_at", "created_at", "sent_at")
+EVENT_COLUMNS = (
+    "id",
+    "work_order_id",
+    "action",
+    "from_state",
+    "to_state",
+    "actor_kind",
+    "actor_name",
+    "data",
+    "created_at",
+)
+OUTBOX_COLUMNS = (
+    "id",
+    "kind",
+    "channel",
+    "recipient",
+    "subject",
+    "body",
+    "payload",
+    "dedupe_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "sent_at",
+)
 CHANNELS = ("pc", "mobile", "qrcode", "pad", "terminal", "phone")
-REASONS = {1: json.dumps(["110"]), 2: json.dumps(["209"]), 3: json.dumps(["314"]),
-           4: json.dumps(["413"]), 5: json.dumps(["517"])}
+REASONS = {
+    1: json.dumps(["110"]),
+    2: json.dumps(["209"]),
+    3: json.dumps(["314"]),
+    4: json.dumps(["413"]),
+    5: json.dumps(["517"]),
+}
 COMMENTS = {1: "多次往返仍未办成", 2: "等了很久", 3: "一般", 4: "服务不错", 5: "办事很快"}
 
 
 # --- time: deadlines at the end of working days -------------------------------------------
+
 
 @cache
 def workday(offset: int) -> date:
@@ -137,19 +239,29 @@ def template(state: str, category: str, day: int) -> tuple[Any, ...]:
     Warnings come one working day before the due day (the default warn_days), or half-way
     when the time limit is a single day (verification), as `Deadlines.compute` sets them."""
     v: dict[str, Any] = dict.fromkeys(WO_COLUMNS[6:])
-    v.update(state=state, version=1, policy=POLICY_JSON, deadlines_verified=True,
-             escalations=0, callback_attempts=0, followups=0)
+    v.update(
+        state=state,
+        version=1,
+        policy=POLICY_JSON,
+        deadlines_verified=True,
+        escalations=0,
+        callback_attempts=0,
+        followups=0,
+    )
     minute = timedelta(minutes=1)
     warned_before = category == "overdue"  # an overdue order was warned on its warning day
     if state in ("verifying", "transferred"):
         start = at(day - 1, 0, 1)
         opened = start if state == "verifying" else at(day - 2, 9)
-        v.update(opened_at=opened, verify_due_at=eod(day),
-                 verify_warn_at=start + (eod(day) - start) / 2,
-                 rectify_due_at=end_of_day(CAL.add_workdays(
-                     opened.astimezone(SHANGHAI).date(), 15)[0]))
-        v["rectify_warn_at"] = end_of_day(CAL.add_workdays(
-            opened.astimezone(SHANGHAI).date(), 14)[0])
+        v.update(
+            opened_at=opened,
+            verify_due_at=eod(day),
+            verify_warn_at=start + (eod(day) - start) / 2,
+            rectify_due_at=end_of_day(CAL.add_workdays(opened.astimezone(SHANGHAI).date(), 15)[0]),
+        )
+        v["rectify_warn_at"] = end_of_day(
+            CAL.add_workdays(opened.astimezone(SHANGHAI).date(), 14)[0]
+        )
         if state == "transferred":
             v["version"] = 2
         if warned_before:
@@ -157,18 +269,30 @@ def template(state: str, category: str, day: int) -> tuple[Any, ...]:
         v["updated_at"] = start
     elif state == "rectifying":
         opened = at(day - 15, 10)
-        v.update(opened_at=opened, verify_due_at=eod(day - 14),
-                 verify_warn_at=opened + (eod(day - 14) - opened) / 2,
-                 verified_at=opened + timedelta(hours=2), rectify_due_at=eod(day),
-                 rectify_warn_at=eod(day - 1), version=2, updated_at=opened + timedelta(hours=2))
+        v.update(
+            opened_at=opened,
+            verify_due_at=eod(day - 14),
+            verify_warn_at=opened + (eod(day - 14) - opened) / 2,
+            verified_at=opened + timedelta(hours=2),
+            rectify_due_at=eod(day),
+            rectify_warn_at=eod(day - 1),
+            version=2,
+            updated_at=opened + timedelta(hours=2),
+        )
         if warned_before:
             v["warned_rectify_at"] = v["rectify_warn_at"] + minute
     elif state in ("callback", "explained"):
         start, opened = at(day - 3, 15), at(day - 11, 10)
-        v.update(opened_at=opened, verify_due_at=eod(day - 10),
-                 verify_warn_at=opened + (eod(day - 10) - opened) / 2,
-                 rectify_due_at=eod(day + 4), rectify_warn_at=eod(day + 3),
-                 callback_due_at=eod(day), callback_warn_at=eod(day - 1), updated_at=start)
+        v.update(
+            opened_at=opened,
+            verify_due_at=eod(day - 10),
+            verify_warn_at=opened + (eod(day - 10) - opened) / 2,
+            rectify_due_at=eod(day + 4),
+            rectify_warn_at=eod(day + 3),
+            callback_due_at=eod(day),
+            callback_warn_at=eod(day - 1),
+            updated_at=start,
+        )
         if state == "callback":
             v.update(verified_at=opened + timedelta(hours=2), rectified_at=start, version=3)
         else:
@@ -177,16 +301,26 @@ def template(state: str, category: str, day: int) -> tuple[Any, ...]:
             v["warned_callback_at"] = v["callback_warn_at"] + minute
     else:  # supervising, accountability, appealing: no deadline the job watches
         opened = at(-20 - day, 10)
-        v.update(opened_at=opened, verify_due_at=eod(-19 - day),
-                 verify_warn_at=opened + (eod(-19 - day) - opened) / 2,
-                 verified_at=opened + timedelta(hours=3), rectify_due_at=eod(-5 - day),
-                 rectify_warn_at=eod(-6 - day), warned_rectify_at=eod(-6 - day) + minute)
+        v.update(
+            opened_at=opened,
+            verify_due_at=eod(-19 - day),
+            verify_warn_at=opened + (eod(-19 - day) - opened) / 2,
+            verified_at=opened + timedelta(hours=3),
+            rectify_due_at=eod(-5 - day),
+            rectify_warn_at=eod(-6 - day),
+            warned_rectify_at=eod(-6 - day) + minute,
+        )
         if state == "appealing":
             v.update(version=3, updated_at=opened + timedelta(days=1))
         else:
             overdue = eod(-5 - day) + 5 * minute
-            v.update(supervising_at=overdue, overdue_at=overdue, escalations=1,
-                     version=3 if state == "supervising" else 4, updated_at=overdue)
+            v.update(
+                supervising_at=overdue,
+                overdue_at=overdue,
+                escalations=1,
+                version=3 if state == "supervising" else 4,
+                updated_at=overdue,
+            )
     return tuple(v[c] for c in WO_COLUMNS[6:])
 
 
@@ -194,6 +328,7 @@ POLICY_JSON = json.dumps(PolicyValues().model_dump(mode="json"), ensure_ascii=Fa
 
 
 # --- reference data ------------------------------------------------------------------------
+
 
 @dataclass
 class Unit:
@@ -225,18 +360,39 @@ def reference() -> Reference:
     user_ids = iter(range(1, 10**6))
     pw = "$argon2id$v=19$m=65536,t=3,p=4$bench$bench"  # nobody signs in
 
-    def org(code: str, name: str, kind: str, parent: tuple[Any, ...] | None,
-            region: str) -> tuple[Any, ...]:
-        row = (next(ids), code, name, kind, parent[0] if parent else None, region,
-               f"{parent[6] if parent else '/'}{code}/", created)
+    def org(
+        code: str, name: str, kind: str, parent: tuple[Any, ...] | None, region: str
+    ) -> tuple[Any, ...]:
+        row = (
+            next(ids),
+            code,
+            name,
+            kind,
+            parent[0] if parent else None,
+            region,
+            f"{parent[6] if parent else '/'}{code}/",
+            created,
+        )
         ref.orgs.append(row)
         return row
 
     def user(org_row: tuple[Any, ...], role: str, n: int, email: bool = True) -> str:
         uid = next(user_ids)
         address = f"{role}{n}.{org_row[1].lower()}@zj.gov.example"
-        ref.users.append((uid, f"{role}{n}-{org_row[1].lower()}", f"{role}{n}", pw, role,
-                          org_row[0], address if email else None, True, 0, created))
+        ref.users.append(
+            (
+                uid,
+                f"{role}{n}-{org_row[1].lower()}",
+                f"{role}{n}",
+                pw,
+                role,
+                org_row[0],
+                address if email else None,
+                True,
+                0,
+                created,
+            )
+        )
         return address
 
     ref.regions.append(("330000", "浙江省", None, 1, "/330000/", created))
@@ -246,29 +402,39 @@ def reference() -> Reference:
         user(province, "office", n)
     for c in range(1, 12):
         city_code = f"33{c:02d}00"
-        ref.regions.append((city_code, f"第{c}市", "330000", 2, f"/330000/{city_code}/",
-                            created))
+        ref.regions.append((city_code, f"第{c}市", "330000", 2, f"/330000/{city_code}/", created))
         city = org(f"C{c:02d}", f"第{c}市政务服务管理办公室", "department", province, city_code)
         for n in (1, 2):
             user(city, "office", n)
         for k in range(1, 11):
             code = f"33{c:02d}{k:02d}"
-            ref.regions.append((code, f"第{c}市第{k}区", city_code, 3,
-                                f"/330000/{city_code}/{code}/", created))
-            office = org(f"C{c:02d}K{k:02d}", f"第{c}市第{k}区政务服务管理办公室",
-                         "department", city, code)
+            ref.regions.append(
+                (code, f"第{c}市第{k}区", city_code, 3, f"/330000/{city_code}/{code}/", created)
+            )
+            office = org(
+                f"C{c:02d}K{k:02d}", f"第{c}市第{k}区政务服务管理办公室", "department", city, code
+            )
             office_mail = user(office, "office", 1)
             user(office, "office", 2)
             user(office, "office", 3, email=False)  # no address: never a recipient
             hall = org(f"C{c:02d}K{k:02d}H", f"第{c}市第{k}区市民之家", "hall", office, code)
             for w in range(1, 6):
                 org(f"C{c:02d}K{k:02d}W{w}", f"综合受理{w}号窗口", "window", hall, code)
-            handlers = [hall] + [org(f"C{c:02d}K{k:02d}D{d:02d}", f"第{c}市第{k}区第{d}局",
-                                     "department", office, code) for d in range(1, 16)]
+            handlers = [hall] + [
+                org(
+                    f"C{c:02d}K{k:02d}D{d:02d}",
+                    f"第{c}市第{k}区第{d}局",
+                    "department",
+                    office,
+                    code,
+                )
+                for d in range(1, 16)
+            ]
             for unit in handlers:
                 item_id = len(ref.items) + 1
-                ref.items.append((item_id, f"ITEM-{unit[1]}", None, f"{unit[2]}事项", unit[0],
-                                  created))
+                ref.items.append(
+                    (item_id, f"ITEM-{unit[1]}", None, f"{unit[2]}事项", unit[0], created)
+                )
                 first = office_mail
                 if unit[0] % 10:  # one unit in ten has no handler of its own
                     first = user(unit, "unit", 1)
@@ -278,6 +444,7 @@ def reference() -> Reference:
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 @dataclass
 class Loaded:
@@ -297,8 +464,9 @@ def orders(n: int, ref: Reference, loaded: Loaded) -> Iterator[tuple[tuple[Any, 
     rng = random.Random(20261122)
     due_states, later_states = pick(rng, DUE_MIX), pick(rng, LATER_MIX)
     # (state, category, day) -> the order's columns from `state` on, and its times
-    templates: dict[tuple[str, str, int], tuple[tuple[Any, ...], datetime, datetime,
-                                                datetime, datetime]] = {}
+    templates: dict[
+        tuple[str, str, int], tuple[tuple[Any, ...], datetime, datetime, datetime, datetime]
+    ] = {}
     units, unit_count = ref.units, len(ref.units)
     open_data = json.dumps({"origin": "bad_rating"})
     random_ = rng.random
@@ -318,40 +486,96 @@ def orders(n: int, ref: Reference, loaded: Loaded) -> Iterator[tuple[tuple[Any, 
             tpl = template(state, category, day)
             opened = tpl[4]
             done = opened - timedelta(minutes=30)
-            found = templates[key] = (tpl, opened, done, done - timedelta(hours=1),
-                                      opened + timedelta(minutes=1))
+            found = templates[key] = (
+                tpl,
+                opened,
+                done,
+                done - timedelta(hours=1),
+                opened + timedelta(minutes=1),
+            )
         tpl, opened, done, received, sent = found
         unit = units[int(random_() * unit_count)]
         level = 1 if i % 3 else 2
         yield (
-            (i, f"BENCH-{i:08d}", unit.item_id, unit.org_id, "offline" if i % 4 else "online",
-             "immediate", "completed", "person", "张*", "139****0000", received, received,
-             done, done, done),
-            (i, i, "whole", 1, CHANNELS[i % 6], level, REASONS[level], COMMENTS[level], TAGSET,
-             unit.org_id, unit.item_id, unit.region_code, "person", "13900000000", False, True,
-             False, opened, opened),
+            (
+                i,
+                f"BENCH-{i:08d}",
+                unit.item_id,
+                unit.org_id,
+                "offline" if i % 4 else "online",
+                "immediate",
+                "completed",
+                "person",
+                "张*",
+                "139****0000",
+                received,
+                received,
+                done,
+                done,
+                done,
+            ),
+            (
+                i,
+                i,
+                "whole",
+                1,
+                CHANNELS[i % 6],
+                level,
+                REASONS[level],
+                COMMENTS[level],
+                TAGSET,
+                unit.org_id,
+                unit.item_id,
+                unit.region_code,
+                "person",
+                "13900000000",
+                False,
+                True,
+                False,
+                opened,
+                opened,
+            ),
             (i, i, i, "bad_rating", unit.org_id, unit.region_code, *tpl),
             (i, unit.org_id, "lead", True),
             (i, i, "open", None, "verifying", "system", "系统", open_data, opened),
-            (i, "workorder_opened", "email", unit.first_email,
-             f"【差评工单】#{i} {unit.name} 收到差评",
-             f"{unit.name}：收到一条差评，已生成差评工单 #{i}。",
-             f'{{"work_order_id": {i}}}', f"opened:{i}:{unit.first_email}", "sent", 1, opened,
-             opened, sent),
+            (
+                i,
+                "workorder_opened",
+                "email",
+                unit.first_email,
+                f"【差评工单】#{i} {unit.name} 收到差评",
+                f"{unit.name}：收到一条差评，已生成差评工单 #{i}。",
+                f'{{"work_order_id": {i}}}',
+                f"opened:{i}:{unit.first_email}",
+                "sent",
+                1,
+                opened,
+                opened,
+                sent,
+            ),
         )
 
 
-async def copy(conn: asyncpg.Connection, table: str, columns: tuple[str, ...],
-               records: Any) -> None:
+async def copy(
+    conn: asyncpg.Connection, table: str, columns: tuple[str, ...], records: Any
+) -> None:
     await conn.copy_records_to_table(table, records=records, columns=list(columns))
 
 
 # Bulk load: no foreign-key triggers (the ids are consistent by construction), no waiting for
 # each COPY's WAL flush, memory for the index builds.
-LOAD_SETTINGS = ("SET session_replication_role = replica; SET synchronous_commit = off; "
-                 "SET maintenance_work_mem = '256MB'")
-BULK_TABLES = ["service_case", "evaluation", "work_order", "work_order_unit",
-               "work_order_event", "outbox_message"]
+LOAD_SETTINGS = (
+    "SET session_replication_role = replica; SET synchronous_commit = off; "
+    "SET maintenance_work_mem = '256MB'"
+)
+BULK_TABLES = [
+    "service_case",
+    "evaluation",
+    "work_order",
+    "work_order_unit",
+    "work_order_event",
+    "outbox_message",
+]
 
 
 async def drop_indexes(conn: asyncpg.Connection, tables: list[str]) -> list[str]:
@@ -359,15 +583,17 @@ async def drop_indexes(conn: asyncpg.Connection, tables: list[str]) -> list[str]
     returns the statements that build them again."""
     restore = []
     for name, table, definition in await conn.fetch(
-            "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) "
-            "FROM pg_constraint WHERE contype = 'u' AND conrelid::regclass::text = ANY($1)",
-            tables):
+        "SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE contype = 'u' AND conrelid::regclass::text = ANY($1)",
+        tables,
+    ):
         restore.append(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
         await conn.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     for name, definition in await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
-            "AND tablename = ANY($1) AND indexname NOT IN (SELECT conname FROM pg_constraint)",
-            tables):
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+        "AND tablename = ANY($1) AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+        tables,
+    ):
         restore.append(definition)
         await conn.execute(f"DROP INDEX {name}")
     return restore
@@ -381,22 +607,49 @@ async def load(url: str, n: int) -> Loaded:
         await conn.execute(LOAD_SETTINGS)
         t0 = time.perf_counter()
         ref = reference()
-        await copy(conn, "region", ("code", "name", "parent_code", "tier", "path",
-                                    "created_at"), ref.regions)
-        await copy(conn, "org", ("id", "code", "name", "kind", "parent_id", "region_code",
-                                 "path", "created_at"), ref.orgs)
-        await copy(conn, "item", ("id", "code", "basic_code", "name", "org_id", "created_at"),
-                   ref.items)
-        await copy(conn, "app_user", ("id", "username", "display_name", "password_hash", "role",
-                                      "org_id", "email", "active", "failed_logins", "created_at"),
-                   ref.users)
+        await copy(
+            conn,
+            "region",
+            ("code", "name", "parent_code", "tier", "path", "created_at"),
+            ref.regions,
+        )
+        await copy(
+            conn,
+            "org",
+            ("id", "code", "name", "kind", "parent_id", "region_code", "path", "created_at"),
+            ref.orgs,
+        )
+        await copy(
+            conn, "item", ("id", "code", "basic_code", "name", "org_id", "created_at"), ref.items
+        )
+        await copy(
+            conn,
+            "app_user",
+            (
+                "id",
+                "username",
+                "display_name",
+                "password_hash",
+                "role",
+                "org_id",
+                "email",
+                "active",
+                "failed_logins",
+                "created_at",
+            ),
+            ref.users,
+        )
         loaded.seconds["reference"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        tables = [("service_case", CASE_COLUMNS), ("evaluation", EVAL_COLUMNS),
-                  ("work_order", WO_COLUMNS), ("work_order_unit",
-                                               ("work_order_id", "org_id", "role", "active")),
-                  ("work_order_event", EVENT_COLUMNS), ("outbox_message", OUTBOX_COLUMNS)]
+        tables = [
+            ("service_case", CASE_COLUMNS),
+            ("evaluation", EVAL_COLUMNS),
+            ("work_order", WO_COLUMNS),
+            ("work_order_unit", ("work_order_id", "org_id", "role", "active")),
+            ("work_order_event", EVENT_COLUMNS),
+            ("outbox_message", OUTBOX_COLUMNS),
+        ]
         # Indexes are built after the load, as for any bulk load: inserting a million random
         # keys one by one into a B-tree larger than shared_buffers takes minutes.
         restore = await drop_indexes(conn, BULK_TABLES)
@@ -414,15 +667,27 @@ async def load(url: str, n: int) -> Loaded:
             batch = [row for _, row in zip(range(chunk), source, strict=False)]
             if not batch:
                 break
-            await asyncio.gather(copy_some(conn, batch, range(0, 6, 2)),
-                                 copy_some(second, batch, range(1, 6, 2)))
+            await asyncio.gather(
+                copy_some(conn, batch, range(0, 6, 2)), copy_some(second, batch, range(1, 6, 2))
+            )
             loaded.rows += len(batch) * len(tables)
-        await conn.execute("INSERT INTO job_state (name, value, updated_at) "
-                           "VALUES ('spot_check', $1, $2)", n, IDLE)
-        for table in ("org", "app_user", "item", "service_case", "evaluation", "work_order",
-                      "work_order_event", "outbox_message"):
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"(SELECT max(id) FROM {table}))")
+        await conn.execute(
+            "INSERT INTO job_state (name, value, updated_at) VALUES ('spot_check', $1, $2)", n, IDLE
+        )
+        for table in (
+            "org",
+            "app_user",
+            "item",
+            "service_case",
+            "evaluation",
+            "work_order",
+            "work_order_event",
+            "outbox_message",
+        ):
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
         loaded.seconds["orders"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for statement in restore:
@@ -443,27 +708,78 @@ async def arrive(url: str, n: int, count: int) -> None:
     conn = await asyncpg.connect(url)
     try:
         received = NOW - timedelta(minutes=3)
-        org = await conn.fetchrow("SELECT o.id, o.region_code, i.id AS item_id FROM org o "
-                                  "JOIN item i ON i.org_id = o.id ORDER BY o.id LIMIT 1")
+        org = await conn.fetchrow(
+            "SELECT o.id, o.region_code, i.id AS item_id FROM org o "
+            "JOIN item i ON i.org_id = o.id ORDER BY o.id LIMIT 1"
+        )
         levels = (5, 5, 4, 5, 3, 5, 4, 5, 5, 4)
         ids = range(n + 1, n + count + 1)
-        await copy(conn, "service_case", CASE_COLUMNS, [
-            (i, f"BENCH-{i:08d}", org["item_id"], org["id"], "offline", "immediate",
-             "completed", "person", "李*", "138****0000", received, received, received,
-             received, received) for i in ids])
-        await copy(conn, "evaluation", EVAL_COLUMNS, [
-            (i, i, "whole", 1, "pad", levels[i % 10], REASONS[levels[i % 10]],
-             COMMENTS[levels[i % 10]], TAGSET, org["id"], org["item_id"], org["region_code"],
-             "person", None, True, True, False, received, received) for i in ids])
+        await copy(
+            conn,
+            "service_case",
+            CASE_COLUMNS,
+            [
+                (
+                    i,
+                    f"BENCH-{i:08d}",
+                    org["item_id"],
+                    org["id"],
+                    "offline",
+                    "immediate",
+                    "completed",
+                    "person",
+                    "李*",
+                    "138****0000",
+                    received,
+                    received,
+                    received,
+                    received,
+                    received,
+                )
+                for i in ids
+            ],
+        )
+        await copy(
+            conn,
+            "evaluation",
+            EVAL_COLUMNS,
+            [
+                (
+                    i,
+                    i,
+                    "whole",
+                    1,
+                    "pad",
+                    levels[i % 10],
+                    REASONS[levels[i % 10]],
+                    COMMENTS[levels[i % 10]],
+                    TAGSET,
+                    org["id"],
+                    org["item_id"],
+                    org["region_code"],
+                    "person",
+                    None,
+                    True,
+                    True,
+                    False,
+                    received,
+                    received,
+                )
+                for i in ids
+            ],
+        )
         for table in ("service_case", "evaluation"):
-            await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                               f"(SELECT max(id) FROM {table}))")
+            await conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
         await conn.execute("ANALYZE service_case; ANALYZE evaluation")
     finally:
         await conn.close()
 
 
 # --- the passes ----------------------------------------------------------------------------
+
 
 @dataclass
 class Pass:
@@ -524,14 +840,14 @@ class Profiler:
         entry[1] += elapsed
 
     def take(self) -> list[tuple[str, int, float]]:
-        rows = sorted(((k, int(c), t) for k, (c, t) in self.stats.items()),
-                      key=lambda r: -r[2])
+        rows = sorted(((k, int(c), t) for k, (c, t) in self.stats.items()), key=lambda r: -r[2])
         self.stats.clear()
         return rows
 
 
-async def run_pass(maker: Any, conn: asyncpg.Connection, profiler: Profiler, name: str,
-                   now: datetime) -> Pass:
+async def run_pass(
+    maker: Any, conn: asyncpg.Connection, profiler: Profiler, name: str, now: datetime
+) -> Pass:
     before = await counts(conn)
     started_at = datetime.now(UTC)
     profiler.take()
@@ -539,15 +855,19 @@ async def run_pass(maker: Any, conn: asyncpg.Connection, profiler: Profiler, nam
         backend = (await db.execute(text("SELECT pg_backend_pid()"))).scalar_one()
         db_cpu, py_cpu = backend_cpu(backend), time.process_time()
         t0 = time.perf_counter()
-        report = await jobs.sweep(db, policies=PolicyCache(), tagset_version=TAGSET,
-                                  good_levels=GOOD_LEVELS, now=now)
+        report = await jobs.sweep(
+            db, policies=PolicyCache(), tagset_version=TAGSET, good_levels=GOOD_LEVELS, now=now
+        )
         await db.commit()
         seconds = time.perf_counter() - t0
         py_cpu = time.process_time() - py_cpu
         db_cpu = backend_cpu(backend) - db_cpu
     after = await counts(conn)
-    unmailed = (sum(report.warned.values()) + sum(report.escalated.values())
-                - await conn.fetchval(MAILED, started_at))
+    unmailed = (
+        sum(report.warned.values())
+        + sum(report.escalated.values())
+        - await conn.fetchval(MAILED, started_at)
+    )
     changed = {k: after[k] - before[k] for k in after}
     return Pass(name, seconds, report, changed, unmailed, profiler.take(), db_cpu, py_cpu)
 
@@ -571,8 +891,9 @@ async def bench_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await admin.close()
     url = f"{PG}/{name}"
-    settings = Settings(database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
-                        _env_file=None)
+    settings = Settings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}", _env_file=None
+    )
     engine = None
     try:
         t0 = time.perf_counter()
@@ -582,20 +903,27 @@ async def bench_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         size = await asyncpg.connect(url)
         try:
             table_mb = await size.fetchval(
-                "SELECT pg_total_relation_size('work_order') / 1048576.0")
+                "SELECT pg_total_relation_size('work_order') / 1048576.0"
+            )
         finally:
             await size.close()
-        print(f"\n== {n:,} open work orders (database {name}; load average "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}) ==")
-        print(f"load: migrate {migrate_s:.1f} s, reference data "
-              f"{loaded.seconds['reference']:.1f} s, {loaded.rows:,} rows by COPY "
-              f"{loaded.seconds['orders']:.1f} s, indexes {loaded.seconds['indexes']:.1f} s, "
-              f"VACUUM ANALYZE + CHECKPOINT "
-              f"{loaded.seconds['vacuum']:.1f} s; work_order with indexes {table_mb:,.0f} MB")
+        print(
+            f"\n== {n:,} open work orders (database {name}; load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}) =="
+        )
+        print(
+            f"load: migrate {migrate_s:.1f} s, reference data "
+            f"{loaded.seconds['reference']:.1f} s, {loaded.rows:,} rows by COPY "
+            f"{loaded.seconds['orders']:.1f} s, indexes {loaded.seconds['indexes']:.1f} s, "
+            f"VACUUM ANALYZE + CHECKPOINT "
+            f"{loaded.seconds['vacuum']:.1f} s; work_order with indexes {table_mb:,.0f} MB"
+        )
         expect_over = sum(v for (c, _), v in loaded.expected.items() if c == "overdue")
         expect_warn = sum(v for (c, _), v in loaded.expected.items() if c == "warn")
-        print(f"mix: {expect_over:,} overdue ({expect_over / n:.2%}), {expect_warn:,} due for a "
-              f"warning ({expect_warn / n:.2%}) at {NOW:%Y-%m-%d %H:%M} UTC")
+        print(
+            f"mix: {expect_over:,} overdue ({expect_over / n:.2%}), {expect_warn:,} due for a "
+            f"warning ({expect_warn / n:.2%}) at {NOW:%Y-%m-%d %H:%M} UTC"
+        )
 
         engine = make_engine(settings)
         maker = make_sessionmaker(engine)
@@ -617,34 +945,49 @@ async def bench_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
                     break
         finally:
             await conn.close()
-        print(f"{'pass':9} {'wall s':>7} {'cpu s':>13} {'escalated':>9} {'warned':>7} "
-              f"{'spot':>4} {'events+':>7} {'outbox+':>7} {'unmailed':>8} "
-              f"{'ms/due row':>10} {'cpu ms/row':>10}")
+        print(
+            f"{'pass':9} {'wall s':>7} {'cpu s':>13} {'escalated':>9} {'warned':>7} "
+            f"{'spot':>4} {'events+':>7} {'outbox+':>7} {'unmailed':>8} "
+            f"{'ms/due row':>10} {'cpu ms/row':>10}"
+        )
         for p in passes:
             r = p.report
             per_row = f"{p.seconds * 1000 / p.due_rows:.3f}" if p.due_rows else "-"
             cpu_row = f"{p.cpu * 1000 / p.due_rows:.3f}" if p.due_rows else "-"
             cpu = f"{p.cpu:.2f}={p.db_cpu:.2f}+{p.py_cpu:.2f}"
-            print(f"{p.name:9} {p.seconds:7.3f} {cpu:>13} {sum(r.escalated.values()):9,} "
-                  f"{sum(r.warned.values()):7,} {r.spot_checks:4,} {p.changed['events']:7,} "
-                  f"{p.changed['outbox']:7,} {p.unmailed:8,} {per_row:>10} {cpu_row:>10}")
-        print("(cpu s: PostgreSQL backend + this process; load average "
-              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)")
+            print(
+                f"{p.name:9} {p.seconds:7.3f} {cpu:>13} {sum(r.escalated.values()):9,} "
+                f"{sum(r.warned.values()):7,} {r.spot_checks:4,} {p.changed['events']:7,} "
+                f"{p.changed['outbox']:7,} {p.unmailed:8,} {per_row:>10} {cpu_row:>10}"
+            )
+        print(
+            "(cpu s: PostgreSQL backend + this process; load average "
+            f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end)"
+        )
         idle, steady, again, backlog = passes[0], passes[1], passes[2], passes[3:]
-        ok_steady = (sum(steady.report.escalated.values()) == expect_over
-                     and sum(steady.report.warned.values()) == expect_warn
-                     and idle.due_rows == 0 and not any(p.unmailed for p in passes))
+        ok_steady = (
+            sum(steady.report.escalated.values()) == expect_over
+            and sum(steady.report.warned.values()) == expect_warn
+            and idle.due_rows == 0
+            and not any(p.unmailed for p in passes)
+        )
         idempotent = not any(again.changed.values()) and again.due_rows == 0
-        print(f"steady pass did what the mix says, every due order mailed: "
-              f"{'yes' if ok_steady else 'NO'}; second pass changed nothing: "
-              f"{'yes' if idempotent else 'NO'}")
-        print(f"backlog after {args.backlog_days:g} days: "
-              f"{sum(sum(p.report.escalated.values()) for p in backlog):,} escalated and "
-              f"{sum(sum(p.report.warned.values()) for p in backlog):,} warned in "
-              f"{len(backlog) - 1} passes, {sum(p.seconds for p in backlog):.1f} s in all, "
-              f"the longest {max(p.seconds for p in backlog):.1f} s")
-        print(f"by kind (steady): escalated {dict(steady.report.escalated)}, "
-              f"warned {dict(steady.report.warned)}")
+        print(
+            f"steady pass did what the mix says, every due order mailed: "
+            f"{'yes' if ok_steady else 'NO'}; second pass changed nothing: "
+            f"{'yes' if idempotent else 'NO'}"
+        )
+        print(
+            f"backlog after {args.backlog_days:g} days: "
+            f"{sum(sum(p.report.escalated.values()) for p in backlog):,} escalated and "
+            f"{sum(sum(p.report.warned.values()) for p in backlog):,} warned in "
+            f"{len(backlog) - 1} passes, {sum(p.seconds for p in backlog):.1f} s in all, "
+            f"the longest {max(p.seconds for p in backlog):.1f} s"
+        )
+        print(
+            f"by kind (steady): escalated {dict(steady.report.escalated)}, "
+            f"warned {dict(steady.report.warned)}"
+        )
         if args.profile:
             for p in passes:
                 print(f"-- statements of the {p.name} pass (count, seconds):")
@@ -657,8 +1000,11 @@ async def bench_size(n: int, args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             admin = await asyncpg.connect(f"{PG}/test")
             try:
-                await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                    "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                    name,
+                )
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
             finally:
                 await admin.close()
@@ -681,24 +1027,37 @@ async def main(args: argparse.Namespace) -> int:
             a, b = small["passes"][name], large["passes"][name]
             rows = f", due rows x{b.due_rows / a.due_rows:.1f}" if a.due_rows else ""
             cpu = f", cpu x{b.cpu / a.cpu:.1f}" if a.cpu else ""
-            print(f"{name:8} {large['n']:,}/{small['n']:,}: time x{b.seconds / a.seconds:.1f}"
-                  f"{cpu} for x{large['n'] / small['n']:.0f} orders{rows}")
+            print(
+                f"{name:8} {large['n']:,}/{small['n']:,}: time x{b.seconds / a.seconds:.1f}"
+                f"{cpu} for x{large['n'] / small['n']:.0f} orders{rows}"
+            )
         a, b = small["passes"]["steady"], large["passes"]["steady"]
         cpu = f", {b.cpu / a.cpu:.2f} (cpu)" if a.cpu else ""
-        print(f"steady pass ratio {large['n']:,}/{small['n']:,}: {b.seconds / a.seconds:.2f} "
-              f"(wall){cpu}, due rows {b.due_rows / a.due_rows:.2f}")
+        print(
+            f"steady pass ratio {large['n']:,}/{small['n']:,}: {b.seconds / a.seconds:.2f} "
+            f"(wall){cpu}, due rows {b.due_rows / a.due_rows:.2f}"
+        )
     return 0 if all(r["ok"] for r in results) else 1
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000",
-                        help="open work orders per run, comma-separated (default 100000,1000000)")
-    parser.add_argument("--backlog-days", type=float, default=3,
-                        help="how long the job was stopped before the backlog pass (days)")
-    parser.add_argument("--warmup", type=int, default=2000,
-                        help="orders in an unreported first run (0: none)")
-    parser.add_argument("--profile", action="store_true",
-                        help="list the statements that took each pass's time")
+    parser.add_argument(
+        "--sizes",
+        default="100000,1000000",
+        help="open work orders per run, comma-separated (default 100000,1000000)",
+    )
+    parser.add_argument(
+        "--backlog-days",
+        type=float,
+        default=3,
+        help="how long the job was stopped before the backlog pass (days)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2000, help="orders in an unreported first run (0: none)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="list the statements that took each pass's time"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

@@ -29,6 +29,7 @@ if ! (command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 ping >/dev/null 
 fi
 
 .venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench  # formatted once with ruff format; kept so
 .venv/bin/lint-imports  # the import layers, and no cycles ([tool.importlinter] in pyproject.toml)
 .venv/bin/mypy src      # types, with the pydantic plugin ([tool.mypy] in pyproject.toml)
 

@@ -77,10 +77,16 @@ def settings():
     url = _database_url()
     if url.startswith("postgresql"):
         url = asyncio.run(_recreate_pg_database(url))
-    s = Settings(env="test", database_url=url, secret_key=TEST_SECRET,
-                 base_url="http://testserver", upload_dir=tempfile.mkdtemp(prefix="hcp-up-"),
-                 sms_log_path=os.path.join(tempfile.mkdtemp(prefix="hcp-sms-"), "sms.jsonl"),
-                 job_interval_seconds=0, _env_file=None)
+    s = Settings(
+        env="test",
+        database_url=url,
+        secret_key=TEST_SECRET,
+        base_url="http://testserver",
+        upload_dir=tempfile.mkdtemp(prefix="hcp-up-"),
+        sms_log_path=os.path.join(tempfile.mkdtemp(prefix="hcp-sms-"), "sms.jsonl"),
+        job_interval_seconds=0,
+        _env_file=None,
+    )
     migrate.upgrade(s)
     yield s
     if url.startswith("postgresql"):
@@ -106,8 +112,12 @@ async def connection(engine) -> AsyncIterator:
 @pytest.fixture
 def sessionmaker(connection) -> async_sessionmaker[AsyncSession]:
     # Sessions join the test's transaction; their commits only release SAVEPOINTs.
-    return async_sessionmaker(bind=connection, expire_on_commit=False, autoflush=False,
-                              join_transaction_mode="create_savepoint")
+    return async_sessionmaker(
+        bind=connection,
+        expire_on_commit=False,
+        autoflush=False,
+        join_transaction_mode="create_savepoint",
+    )
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ from haochaping.db.session import engine_keys
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 
-ALL_CHANNELS = ["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms", "review",
-                "inspection"]
+ALL_CHANNELS = ["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms", "review", "inspection"]
 
 
 def iso(dt: datetime) -> str:
@@ -89,11 +88,17 @@ async def build_world(db: AsyncSession, suffix: str = "") -> World:
     department; windows, staff, items; API keys and users of every role."""
     w = World(suffix=suffix)
     s = suffix
-    regions = [("330000", "浙江省", None), ("330100", "杭州市", "330000"),
-               ("330102", "上城区", "330100")]
+    regions = [
+        ("330000", "浙江省", None),
+        ("330100", "杭州市", "330000"),
+        ("330102", "上城区", "330100"),
+    ]
     for code, name, parent in regions:
-        await org_service.create_region(db=db, actor=ADMIN, data=org_schemas.RegionCreate(
-            code=code, name=name, parent_code=parent))
+        await org_service.create_region(
+            db=db,
+            actor=ADMIN,
+            data=org_schemas.RegionCreate(code=code, name=name, parent_code=parent),
+        )
     orgs = [
         (f"OFFICE{s}", "省政务服务管理办公室", "department", None, "330000"),
         (f"HALL-A{s}", "上城区市民之家", "hall", f"OFFICE{s}", "330102"),
@@ -104,28 +109,45 @@ async def build_world(db: AsyncSession, suffix: str = "") -> World:
         (f"DEPT-M{s}", "市场监督管理局", "department", f"OFFICE{s}", "330100"),
     ]
     for code, name, kind, parent, region in orgs:
-        await org_service.create_org(db=db, actor=ADMIN, data=org_schemas.OrgCreate(
-            code=code, name=name, kind=kind, parent_code=parent, region_code=region))
+        await org_service.create_org(
+            db=db,
+            actor=ADMIN,
+            data=org_schemas.OrgCreate(
+                code=code, name=name, kind=kind, parent_code=parent, region_code=region
+            ),
+        )
     for staff_no, name, org in [(f"S-A1{s}", "李娜", f"W-A1{s}"), (f"S-B1{s}", "王强", f"W-B1{s}")]:
-        await org_service.create_staff(db=db, actor=ADMIN, data=org_schemas.StaffCreate(
-            staff_no=staff_no, name=name, org_code=org))
-    for code, name, org in [(f"ITEM-A1{s}", "营业执照核发", f"HALL-A{s}"),
-                            (f"ITEM-B1{s}", "不动产登记", f"HALL-B{s}")]:
-        await org_service.create_item(db=db, actor=ADMIN, data=org_schemas.ItemCreate(
-            code=code, name=name, org_code=org))
-    for name, org, channels in [("all", f"OFFICE{s}", ALL_CHANNELS),
-                                ("hall_a_pad", f"HALL-A{s}", ["pad", "qrcode"]),
-                                ("hall_b", f"HALL-B{s}", ALL_CHANNELS)]:
-        _, key = await account_service.create_client(db=db, name=f"{name}{s}", org_code=org,
-                                                     channels=channels)
+        await org_service.create_staff(
+            db=db,
+            actor=ADMIN,
+            data=org_schemas.StaffCreate(staff_no=staff_no, name=name, org_code=org),
+        )
+    for code, name, org in [
+        (f"ITEM-A1{s}", "营业执照核发", f"HALL-A{s}"),
+        (f"ITEM-B1{s}", "不动产登记", f"HALL-B{s}"),
+    ]:
+        await org_service.create_item(
+            db=db, actor=ADMIN, data=org_schemas.ItemCreate(code=code, name=name, org_code=org)
+        )
+    for name, org, channels in [
+        ("all", f"OFFICE{s}", ALL_CHANNELS),
+        ("hall_a_pad", f"HALL-A{s}", ["pad", "qrcode"]),
+        ("hall_b", f"HALL-B{s}", ALL_CHANNELS),
+    ]:
+        _, key = await account_service.create_client(
+            db=db, name=f"{name}{s}", org_code=org, channels=channels
+        )
         w.keys[name] = key
-    for username, role, org in [("admin", "admin", f"OFFICE{s}"),
-                                ("office", "office", f"OFFICE{s}"),
-                                ("unit_a", "unit", f"HALL-A{s}"),
-                                ("unit_b", "unit", f"HALL-B{s}"),
-                                ("assessor", "assessor", f"OFFICE{s}")]:
-        await account_service.create_user(db=db, username=f"{username}{s}", password=PASSWORD,
-                                          role=role, org_code=org)
+    for username, role, org in [
+        ("admin", "admin", f"OFFICE{s}"),
+        ("office", "office", f"OFFICE{s}"),
+        ("unit_a", "unit", f"HALL-A{s}"),
+        ("unit_b", "unit", f"HALL-B{s}"),
+        ("assessor", "assessor", f"OFFICE{s}"),
+    ]:
+        await account_service.create_user(
+            db=db, username=f"{username}{s}", password=PASSWORD, role=role, org_code=org
+        )
         w.users[username] = f"{username}{s}"
     return w
 
@@ -137,13 +159,15 @@ async def make_case(db: AsyncSession, world: World, **overrides) -> dict:
     for k in ("item_code", "org_code", "window_code", "staff_no"):
         if k not in overrides and payload.get(k):
             payload[k] = payload[k] + s
-    await case_service.upsert_case(db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload),
-                                   keys=engine_keys(db))
+    await case_service.upsert_case(
+        db=db, actor=ADMIN, data=CaseUpsert.model_validate(payload), keys=engine_keys(db)
+    )
     await db.commit()
     return payload
 
 
 # --- reference-data payloads (added for the API suite; existing factories unchanged) ------
+
 
 class RegionPayloadFactory(factory.DictFactory):
     """A village-level (12-digit) region under the county 330102."""
@@ -178,8 +202,19 @@ class ItemPayloadFactory(factory.DictFactory):
 
 # --- assertions shared by the API tests ------------------------------------------------
 
-INTAKE_TABLES = ("region", "org", "staff", "item", "service_case", "evaluation", "invitation",
-                 "idempotency_record", "api_client", "app_user", "reason_tag")
+INTAKE_TABLES = (
+    "region",
+    "org",
+    "staff",
+    "item",
+    "service_case",
+    "evaluation",
+    "invitation",
+    "idempotency_record",
+    "api_client",
+    "app_user",
+    "reason_tag",
+)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -223,13 +258,13 @@ async def bearer_headers(client, username: str, password: str = PASSWORD) -> dic
 STAGES_ACCEPT_COMPLETE = [{"code": "whole"}, {"code": "accept"}, {"code": "complete"}]
 
 
-async def publish_policy(client, world: World, values: dict, region_code: str = "330102"
-                         ) -> dict:
+async def publish_policy(client, world: World, values: dict, region_code: str = "330102") -> dict:
     """A policy version for a region, published by the admin through the API (which also
     refreshes the app's policy cache)."""
     headers = await bearer_headers(client, world.users["admin"])
-    r = await client.post("/api/v1/policies", headers=headers,
-                          json={"region_code": region_code, "values": values})
+    r = await client.post(
+        "/api/v1/policies", headers=headers, json={"region_code": region_code, "values": values}
+    )
     assert r.status_code == 201, r.text
     return r.json()
 

@@ -35,8 +35,11 @@ runner = CliRunner()
 def cli_db(tmp_path_factory):
     """A migrated SQLite file and the environment that points the CLI at it."""
     folder = tmp_path_factory.mktemp("cli")
-    env = {"HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/cli.db",
-           "HAOCHAPING_ENV": "test", "HAOCHAPING_JOB_INTERVAL_SECONDS": "0"}
+    env = {
+        "HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{folder}/cli.db",
+        "HAOCHAPING_ENV": "test",
+        "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
+    }
     result = runner.invoke(cli, ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     return folder, env
@@ -55,9 +58,14 @@ def invoke(env, *args):
 
 def call_api(env, method: str, path: str, **kwargs) -> httpx.Response:
     """One request to the app on the CLI's database, as a deployed server would answer it."""
+
     async def go():
-        settings = Settings(database_url=env["HAOCHAPING_DATABASE_URL"], env="test",
-                            job_interval_seconds=0, _env_file=None)
+        settings = Settings(
+            database_url=env["HAOCHAPING_DATABASE_URL"],
+            env="test",
+            job_interval_seconds=0,
+            _env_file=None,
+        )
         app = create_app(settings)
         await startup(app)
         try:
@@ -84,19 +92,38 @@ def stored_clients(env) -> list[ApiClient]:
 
 
 def test_the_first_administrator_and_a_channel_key(env):
-    r = invoke(env, "user", "create", "--username", "boss", "--password", "pass-word-123",
-               "--role", "admin")
+    r = invoke(
+        env,
+        "user",
+        "create",
+        "--username",
+        "boss",
+        "--password",
+        "pass-word-123",
+        "--role",
+        "admin",
+    )
     assert r.exit_code == 0, r.output
     assert "boss" in r.output and "admin" in r.output
-    token = call_api(env, "POST", "/api/v1/auth/token",
-                     data={"username": "boss", "password": "pass-word-123"})
+    token = call_api(
+        env, "POST", "/api/v1/auth/token", data={"username": "boss", "password": "pass-word-123"}
+    )
     assert token.status_code == 200, token.text
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     me = call_api(env, "GET", "/api/v1/auth/me", headers=bearer)
     assert me.json()["role"] == "admin" and me.json()["org_path"] == "/ROOT/"
 
-    r = invoke(env, "client", "create", "--name", "window-pads", "--org", "ROOT",
-               "--channels", "pad, qrcode")
+    r = invoke(
+        env,
+        "client",
+        "create",
+        "--name",
+        "window-pads",
+        "--org",
+        "ROOT",
+        "--channels",
+        "pad, qrcode",
+    )
     assert r.exit_code == 0, r.output
     keys = [line.strip() for line in r.output.splitlines() if line.strip().startswith("hcp_")]
     assert len(keys) == 1, r.output
@@ -107,22 +134,44 @@ def test_the_first_administrator_and_a_channel_key(env):
     orgs = call_api(env, "GET", "/api/v1/orgs", headers={"X-Api-Key": key})
     assert orgs.status_code == 200 and [o["code"] for o in orgs.json()["items"]] == ["ROOT"]
     # The key's channels bind it: a general comment is not among them.
-    review = call_api(env, "POST", "/api/v1/evaluations", headers={"X-Api-Key": key},
-                      json={"channel": "review", "org_code": "ROOT", "level": 5})
+    review = call_api(
+        env,
+        "POST",
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": key},
+        json={"channel": "review", "org_code": "ROOT", "level": 5},
+    )
     assert review.status_code == 403
-    assert call_api(env, "GET", "/api/v1/orgs",
-                    headers={"X-Api-Key": key + "x"}).status_code == 401
+    assert call_api(env, "GET", "/api/v1/orgs", headers={"X-Api-Key": key + "x"}).status_code == 401
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (["client", "create", "--name", "c-bad", "--org", "ROOT", "--channels", "pad,fax"],
-     "unknown_channel"),
-    (["client", "create", "--name", "c-none", "--org", "NOPE", "--channels", "pad"],
-     "org_not_found"),
-    (["user", "create", "--username", "weak", "--password", "short"], "weak_password"),
-    (["user", "create", "--username", "odd", "--password", "pass-word-123", "--role", "king"],
-     "unknown_role"),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (
+            ["client", "create", "--name", "c-bad", "--org", "ROOT", "--channels", "pad,fax"],
+            "unknown_channel",
+        ),
+        (
+            ["client", "create", "--name", "c-none", "--org", "NOPE", "--channels", "pad"],
+            "org_not_found",
+        ),
+        (["user", "create", "--username", "weak", "--password", "short"], "weak_password"),
+        (
+            [
+                "user",
+                "create",
+                "--username",
+                "odd",
+                "--password",
+                "pass-word-123",
+                "--role",
+                "king",
+            ],
+            "unknown_role",
+        ),
+    ],
+)
 def test_refusals_exit_2_with_the_reason(env, args, code):
     r = invoke(env, *args)
     assert r.exit_code == 2, r.output
@@ -130,12 +179,20 @@ def test_refusals_exit_2_with_the_reason(env, args, code):
 
 
 def test_names_are_unique(env):
-    assert invoke(env, "user", "create", "--username", "twice", "--password",
-                  "pass-word-123").exit_code == 0
+    assert (
+        invoke(
+            env, "user", "create", "--username", "twice", "--password", "pass-word-123"
+        ).exit_code
+        == 0
+    )
     r = invoke(env, "user", "create", "--username", "twice", "--password", "pass-word-123")
     assert r.exit_code == 2 and "duplicate_username" in r.output + (r.stderr or "")
-    assert invoke(env, "client", "create", "--name", "dup", "--org", "ROOT",
-                  "--channels", "sms").exit_code == 0
+    assert (
+        invoke(
+            env, "client", "create", "--name", "dup", "--org", "ROOT", "--channels", "sms"
+        ).exit_code
+        == 0
+    )
     r = invoke(env, "client", "create", "--name", "dup", "--org", "ROOT", "--channels", "sms")
     assert r.exit_code == 2 and "duplicate_client" in r.output + (r.stderr or "")
 
@@ -145,8 +202,12 @@ def test_names_are_unique(env):
 
 def fresh_env(tmp_path, **extra) -> dict[str, str]:
     """The CLI's environment on a database file that was never migrated."""
-    return {"HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/fresh/never.db",
-            "HAOCHAPING_ENV": "test", "HAOCHAPING_JOB_INTERVAL_SECONDS": "0", **extra}
+    return {
+        "HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/fresh/never.db",
+        "HAOCHAPING_ENV": "test",
+        "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
+        **extra,
+    }
 
 
 def test_user_create_on_a_never_migrated_database_migrates_first(tmp_path, monkeypatch):
@@ -155,17 +216,21 @@ def test_user_create_on_a_never_migrated_database_migrates_first(tmp_path, monke
     r = invoke(env, "user", "create", "--username", "first", "--password", "pass-word-123")
     assert r.exit_code == 0, r.output
     assert "已创建用户 first" in r.output
-    token = call_api(env, "POST", "/api/v1/auth/token",
-                     data={"username": "first", "password": "pass-word-123"})
+    token = call_api(
+        env, "POST", "/api/v1/auth/token", data={"username": "first", "password": "pass-word-123"}
+    )
     assert token.status_code == 200, token.text
 
 
-@pytest.mark.parametrize("args", [
-    ["client", "create", "--name", "early", "--org", "ROOT", "--channels", "pad"],
-    ["calendar", "status"],
-    ["ledger", "verify"],
-    ["ledger", "seal"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["client", "create", "--name", "early", "--org", "ROOT", "--channels", "pad"],
+        ["calendar", "status"],
+        ["ledger", "verify"],
+        ["ledger", "seal"],
+    ],
+)
 def test_other_commands_on_a_never_migrated_database_do_not_crash(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     r = invoke(fresh_env(tmp_path), *args)
@@ -177,8 +242,10 @@ def test_other_commands_on_a_never_migrated_database_do_not_crash(tmp_path, monk
 
 def test_unreachable_database_is_said_plainly(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    env = fresh_env(tmp_path, HAOCHAPING_DATABASE_URL=(
-        f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone"))
+    env = fresh_env(
+        tmp_path,
+        HAOCHAPING_DATABASE_URL=(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/gone"),
+    )
     r = invoke(env, "user", "create", "--username", "x", "--password", "pass-word-123")
     assert r.exit_code == 2
     assert "无法连接数据库" in r.output + (r.stderr or "")
@@ -186,14 +253,18 @@ def test_unreachable_database_is_said_plainly(tmp_path, monkeypatch):
 
 
 def production_env(tmp_path) -> dict[str, str]:
-    return fresh_env(tmp_path, HAOCHAPING_ENV="production",
-                     HAOCHAPING_SECRET_KEY=secrets.token_urlsafe(48),
-                     HAOCHAPING_DATA_KEYS="k1:AAECAwQFBgcICQoLDA0ODw==",
-                     HAOCHAPING_SMS_GATEWAY="none")
+    return fresh_env(
+        tmp_path,
+        HAOCHAPING_ENV="production",
+        HAOCHAPING_SECRET_KEY=secrets.token_urlsafe(48),
+        HAOCHAPING_DATA_KEYS="k1:AAECAwQFBgcICQoLDA0ODw==",
+        HAOCHAPING_SMS_GATEWAY="none",
+    )
 
 
-@pytest.mark.parametrize("args", [["demo", "--cases", "10"],
-                                  ["serve", "--demo", "--demo-cases", "10"]])
+@pytest.mark.parametrize(
+    "args", [["demo", "--cases", "10"], ["serve", "--demo", "--demo-cases", "10"]]
+)
 def test_demo_is_refused_in_production(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     r = invoke(production_env(tmp_path), *args)
@@ -223,9 +294,13 @@ def test_serve_on_another_port_gives_links_to_that_port(tmp_path):
     log = tmp_path / "server.log"
     exe = Path(sys.executable).with_name("haochaping")
     with log.open("wb") as out:
-        server = subprocess.Popen([str(exe), "serve", "--demo", "--demo-cases", "300",
-                                   "--port", str(port)], cwd=tmp_path, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(exe), "serve", "--demo", "--demo-cases", "300", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -240,14 +315,23 @@ def test_serve_on_another_port_gives_links_to_that_port(tmp_path):
             pytest.fail("the server did not answer:\n" + log.read_text())
         with sqlite3.connect(tmp_path / "fresh" / "never.db") as db:
             (root,) = db.execute("SELECT code FROM org WHERE parent_id IS NULL").fetchone()
-            (case_no,) = db.execute("SELECT case_no FROM service_case WHERE status = "
-                                    "'completed' ORDER BY completed_at DESC").fetchone()
-        r = runner.invoke(cli, ["client", "create", "--name", "links", "--org", root,
-                                "--channels", "qrcode"], env=fresh_env(tmp_path))
+            (case_no,) = db.execute(
+                "SELECT case_no FROM service_case WHERE status = "
+                "'completed' ORDER BY completed_at DESC"
+            ).fetchone()
+        r = runner.invoke(
+            cli,
+            ["client", "create", "--name", "links", "--org", root, "--channels", "qrcode"],
+            env=fresh_env(tmp_path),
+        )
         assert r.exit_code == 0, r.output
         key = r.output.strip().splitlines()[-1]
-        inv = httpx.post(f"{base}/api/v1/cases/{case_no}/invitations",
-                         headers={"X-Api-Key": key}, json={"channel": "qrcode"}, timeout=10)
+        inv = httpx.post(
+            f"{base}/api/v1/cases/{case_no}/invitations",
+            headers={"X-Api-Key": key},
+            json={"channel": "qrcode"},
+            timeout=10,
+        )
         assert inv.status_code == 201, inv.text
         assert inv.json()["url"].startswith(f"{base}/r/")
         assert inv.json()["qr_url"] == inv.json()["url"] + "/qr.svg"

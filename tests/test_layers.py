@@ -12,6 +12,11 @@ def test_import_layers_and_no_cycles() -> None:
     # In a process of its own: import-linter configures logging with dictConfig, which would
     # disable the loggers of this test process (the scheduler's, whose records tests read).
     lint = Path(sys.executable).parent / "lint-imports"
-    done = subprocess.run([str(lint), "--no-cache", str(ROOT / "pyproject.toml")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(lint), "--no-cache", str(ROOT / "pyproject.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -35,31 +35,46 @@ EXAMPLES = int(os.environ.get("HAOCHAPING_FUZZ_EXAMPLES", "8"))
 COVERAGE_CASES = int(os.environ.get("HAOCHAPING_FUZZ_COVERAGE", "60"))  # per operation
 # The same cases every run (CI must not flake); HAOCHAPING_FUZZ_RANDOM=1 explores new ones.
 DERANDOMIZE = not os.environ.get("HAOCHAPING_FUZZ_RANDOM")
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance, negative_data_rejection]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 BASE_URL = "http://testserver"
 
-def _send(case: Any, headers: dict[str, str], client: httpx.AsyncClient,
-          loop: asyncio.AbstractEventLoop) -> httpx.Response:
+
+def _send(
+    case: Any, headers: dict[str, str], client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop
+) -> httpx.Response:
     """Serialise the case as schemathesis would (requests), send it on the test's loop."""
     kwargs = case.as_transport_kwargs(base_url=BASE_URL, headers=headers)
     prepared = requests.Request(
-        method=kwargs["method"], url=kwargs["url"], headers=kwargs.get("headers"),
-        params=kwargs.get("params"), data=kwargs.get("data"), json=kwargs.get("json"),
-        files=kwargs.get("files"), cookies=kwargs.get("cookies")).prepare()
+        method=kwargs["method"],
+        url=kwargs["url"],
+        headers=kwargs.get("headers"),
+        params=kwargs.get("params"),
+        data=kwargs.get("data"),
+        json=kwargs.get("json"),
+        files=kwargs.get("files"),
+        cookies=kwargs.get("cookies"),
+    ).prepare()
     sent = {k: v for k, v in prepared.headers.items() if k.lower() != "content-length"}
     body = prepared.body.encode() if isinstance(prepared.body, str) else prepared.body
     future = asyncio.run_coroutine_threadsafe(
-        client.request(prepared.method or "GET", prepared.url or "", headers=sent,
-                       content=body), loop)
+        client.request(prepared.method or "GET", prepared.url or "", headers=sent, content=body),
+        loop,
+    )
     return future.result(timeout=120)
 
 
 class _Run:
     """Sends cases of one operation and keeps the first failure of each kind."""
 
-    def __init__(self, operation: Any, client: httpx.AsyncClient,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, operation: Any, client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.operation, self.client, self.loop = operation, client, loop
         self.failures: list[str] = []
         self.seen: set[str] = set()
@@ -74,38 +89,61 @@ class _Run:
         try:
             response = _send(case, auth, self.client, self.loop)
         except Exception as exc:  # the app raised: a 500 to a real client
-            self._fail(f"raised {type(exc).__name__}",
-                       f"server error, the app raised {type(exc).__name__}: {exc}", case)
+            self._fail(
+                f"raised {type(exc).__name__}",
+                f"server error, the app raised {type(exc).__name__}: {exc}",
+                case,
+            )
             return
         self.sent += 1
         try:
             case.validate_response(response, checks=CHECKS, headers=auth)
         except (Failure, FailureGroup) as exc:
             for failure in exc.exceptions if isinstance(exc, FailureGroup) else (exc,):
-                self._fail(f"{response.status_code} {failure.title}",
-                           f"{failure.title}: {response.status_code} {response.text[:300]}", case)
+                self._fail(
+                    f"{response.status_code} {failure.title}",
+                    f"{failure.title}: {response.status_code} {response.text[:300]}",
+                    case,
+                )
 
 
-def _fuzz_operation(operation: Any, auths: list[dict[str, str]], client: httpx.AsyncClient,
-                    loop: asyncio.AbstractEventLoop) -> tuple[list[str], int]:
+def _fuzz_operation(
+    operation: Any,
+    auths: list[dict[str, str]],
+    client: httpx.AsyncClient,
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[list[str], int]:
     """Schemathesis's coverage cases (boundaries, wrong types, missing fields) and
     Hypothesis-generated positive and negative cases of one operation."""
     runner = _Run(operation, client, loop)
     schema = operation.schema
     modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
-    coverage = [case for case in schema.iter_coverage_cases(
-                    operation, generation_modes=modes,
-                    generation_config=schema.config.generation_for(operation=operation))
-                # Other methods on the path are the `unsupported_method` check's, not ours.
-                if case.method.upper() == operation.method.upper()]
+    coverage = [
+        case
+        for case in schema.iter_coverage_cases(
+            operation,
+            generation_modes=modes,
+            generation_config=schema.config.generation_for(operation=operation),
+        )
+        # Other methods on the path are the `unsupported_method` check's, not ours.
+        if case.method.upper() == operation.method.upper()
+    ]
     step = max(1, -(-len(coverage) // COVERAGE_CASES))  # an even spread, at most the bound
     for index, case in enumerate(coverage[::step]):
         runner.check(case, auths[index % len(auths)])
 
-    @settings(max_examples=EXAMPLES * 2, deadline=None, database=None, derandomize=DERANDOMIZE,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(case=st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes]),
-           auth=st.sampled_from(auths))
+    @settings(
+        max_examples=EXAMPLES * 2,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=st.one_of([operation.as_strategy(generation_mode=mode) for mode in modes]),
+        auth=st.sampled_from(auths),
+    )
     def run(case: Any, auth: dict[str, str]) -> None:
         runner.check(case, auth)
 
@@ -113,8 +151,12 @@ def _fuzz_operation(operation: Any, auths: list[dict[str, str]], client: httpx.A
     return runner.failures, runner.sent
 
 
-def _fuzz(schema: Any, auths: list[dict[str, str]], client: httpx.AsyncClient,
-          loop: asyncio.AbstractEventLoop) -> tuple[list[str], int]:
+def _fuzz(
+    schema: Any,
+    auths: list[dict[str, str]],
+    client: httpx.AsyncClient,
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[list[str], int]:
     failures: list[str] = []
     sent = 0
     for result in schema.get_all_operations():
@@ -129,13 +171,19 @@ def _fuzz(schema: Any, auths: list[dict[str, str]], client: httpx.AsyncClient,
 
 
 async def test_openapi_fuzz_finds_no_server_error_and_no_undeclared_answer(app, client, world):
-    token = (await client.post("/api/v1/auth/token", data={
-        "username": world.users["admin"], "password": factories.PASSWORD})).json()
-    auths = [{"Authorization": f"Bearer {token['access_token']}"},
-             {"X-Api-Key": world.keys["all"]},
-             {"Authorization": f"Bearer {token['access_token']}"},
-             {"X-Api-Key": world.keys["all"]},
-             {}]
+    token = (
+        await client.post(
+            "/api/v1/auth/token",
+            data={"username": world.users["admin"], "password": factories.PASSWORD},
+        )
+    ).json()
+    auths = [
+        {"Authorization": f"Bearer {token['access_token']}"},
+        {"X-Api-Key": world.keys["all"]},
+        {"Authorization": f"Bearer {token['access_token']}"},
+        {"X-Api-Key": world.keys["all"]},
+        {},
+    ]
     schema = schemathesis.openapi.from_dict(app.openapi())
     loop = asyncio.get_running_loop()
     failures, sent = await asyncio.to_thread(_fuzz, schema, auths, client, loop)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from haochaping.app import create_app
 
 # Answers that are not JSON: a file download, and the empty 204 of signing out.
-NOT_JSON = {("get", "/api/v1/work-orders/{work_order_id}/attachments/{attachment_id}"),
-            ("post", "/api/v1/auth/logout")}
+NOT_JSON = {
+    ("get", "/api/v1/work-orders/{work_order_id}/attachments/{attachment_id}"),
+    ("post", "/api/v1/auth/logout"),
+}
 
 
 def test_every_json_route_has_a_response_schema(settings):

@@ -56,10 +56,13 @@ async def load_rules(app: FastAPI) -> IntakeRules:
         await tags.seed(db)
         await db.commit()
         sets = await tags.load(db)
-    return IntakeRules(tagset_version=tags.NATIONAL_VERSION, tags=sets[tags.NATIONAL_VERSION],
-                       keys=app.state.keys,
-                       window_days=settings.evaluation_window_days,
-                       good_levels=frozenset(settings.good_levels))
+    return IntakeRules(
+        tagset_version=tags.NATIONAL_VERSION,
+        tags=sets[tags.NATIONAL_VERSION],
+        keys=app.state.keys,
+        window_days=settings.evaluation_window_days,
+        good_levels=frozenset(settings.good_levels),
+    )
 
 
 async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
@@ -83,9 +86,12 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     on_stored = [make_on_stored(app.state), make_register_hook(app.state)]
     if app.state.settings.integrity_intake_checks:
         on_stored.append(integrity_detectors.make_intake_hook(app.state))
-    app.state.rules = dataclasses.replace(rules, on_stored=hooks.compose(*on_stored),
-                                          window_of=app.state.policy_cache.window_days,
-                                          stages_of=app.state.policy_cache.stages)
+    app.state.rules = dataclasses.replace(
+        rules,
+        on_stored=hooks.compose(*on_stored),
+        window_of=app.state.policy_cache.window_days,
+        stages_of=app.state.policy_cache.stages,
+    )
 
 
 async def shutdown(app: FastAPI) -> None:
@@ -112,8 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.job_interval_seconds > 0:
             # The embedded default runs the deadline job in-process; production may set the
             # interval to 0 and run `haochaping worker` instead (safe either way).
-            job = asyncio.create_task(scheduler.run_forever(app.state,
-                                                         settings.job_interval_seconds))
+            job = asyncio.create_task(
+                scheduler.run_forever(app.state, settings.job_interval_seconds)
+            )
         yield
         if job is not None:
             job.cancel()
@@ -134,29 +141,56 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     templating.add_globals(LEVEL_LABELS=LEVEL_LABELS, CHANNEL_LABELS=CHANNEL_LABELS)
     handlers.install(app)
     app.add_middleware(
-        SessionMiddleware, secret_key=settings.secret_key, session_cookie="hcp_session",
-        same_site="lax", https_only=settings.session_cookie_secure, max_age=12 * 3600,
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="hcp_session",
+        same_site="lax",
+        https_only=settings.session_cookie_secure,
+        max_age=12 * 3600,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       upload_bytes=settings.attachment_max_bytes)
-    for module in (accounts_api, orgs_api, cases_api, evaluations_api, workorders_api,
-                   policies_api, appeals_api, analytics_api, ledger_api, console_pages,
-                   portal_pages, ledger_pages, integrity_api):
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.attachment_max_bytes
+    )
+    for module in (
+        accounts_api,
+        orgs_api,
+        cases_api,
+        evaluations_api,
+        workorders_api,
+        policies_api,
+        appeals_api,
+        analytics_api,
+        ledger_api,
+        console_pages,
+        portal_pages,
+        ledger_pages,
+        integrity_api,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", tags=["health"],
-             responses=errors.declare(503, codes={503: "database_unavailable"}))
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        responses=errors.declare(503, codes={503: "database_unavailable"}),
+    )
     async def healthz(request: Request):
         try:
             async with request.app.state.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             handlers.log.warning("health check: %s", handlers.describe_db_error(exc))
-            return JSONResponse({"error": {"code": handlers.UNAVAILABLE_CODE,
-                                           "message": "数据库不可用", "details": []}},
-                                status_code=503,
-                                headers={"Retry-After": str(handlers.RETRY_AFTER_SECONDS)})
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": handlers.UNAVAILABLE_CODE,
+                        "message": "数据库不可用",
+                        "details": [],
+                    }
+                },
+                status_code=503,
+                headers={"Retry-After": str(handlers.RETRY_AFTER_SECONDS)},
+            )
         return {"status": "ok", "version": __version__}
 
     openapi.install(app)

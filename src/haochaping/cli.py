@@ -11,8 +11,11 @@ import typer
 
 from haochaping.config import Settings
 
-app = typer.Typer(help="好差评 Haochaping：政务服务“好差评”平台", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="好差评 Haochaping：政务服务“好差评”平台",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 user_app = typer.Typer(help="人员账号")
 client_app = typer.Typer(help="API 客户端（渠道、业务系统）")
 app.add_typer(user_app, name="user")
@@ -38,8 +41,12 @@ def _migrated_settings() -> Settings:
     except Exception as exc:
         if not is_database_unavailable(exc):
             raise
-        typer.secho(f"错误：无法连接数据库 {_safe_url(settings)}（{describe_db_error(exc)}），"
-                    "请检查 HAOCHAPING_DATABASE_URL 与数据库是否已启动", fg="red", err=True)
+        typer.secho(
+            f"错误：无法连接数据库 {_safe_url(settings)}（{describe_db_error(exc)}），"
+            "请检查 HAOCHAPING_DATABASE_URL 与数据库是否已启动",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2) from exc
     return settings
 
@@ -50,8 +57,12 @@ def _safe_url(settings: Settings) -> str:
 
 def _refuse_demo_in_production(settings: Settings) -> None:
     if settings.env == "production":
-        typer.secho("错误：生产环境（HAOCHAPING_ENV=production）不能加载演示数据："
-                    "演示数据会创建公开密码的账号和全渠道 API 密钥。", fg="red", err=True)
+        typer.secho(
+            "错误：生产环境（HAOCHAPING_ENV=production）不能加载演示数据："
+            "演示数据会创建公开密码的账号和全渠道 API 密钥。",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(2)
 
 
@@ -94,10 +105,12 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address")] = None,
     port: Annotated[int | None, typer.Option(help="listen port")] = None,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
-    demo: Annotated[bool, typer.Option(help="load the demo province first if the DB is empty")]
-    = False,
-    demo_cases: Annotated[int, typer.Option(min=1, help="service cases in the demo province")]
-    = 200_000,
+    demo: Annotated[
+        bool, typer.Option(help="load the demo province first if the DB is empty")
+    ] = False,
+    demo_cases: Annotated[
+        int, typer.Option(min=1, help="service cases in the demo province")
+    ] = 200_000,
 ) -> None:
     """Migrate, then serve the API and the pages (127.0.0.1:8000 by default)."""
     import uvicorn
@@ -121,8 +134,14 @@ def serve(
 
         asyncio.run(loader.load_if_empty(settings, cases=demo_cases))
     typer.echo(f"对外地址（评价链接、二维码）：{settings.base_url}")
-    uvicorn.run("haochaping.asgi:app", host=settings.host, port=settings.port,
-                workers=workers, log_level="info", proxy_headers=False)
+    uvicorn.run(
+        "haochaping.asgi:app",
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,
+    )
 
 
 @app.command("demo")
@@ -144,8 +163,7 @@ def user_create(
     username: Annotated[str, typer.Option()],
     password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
     role: Annotated[str, typer.Option(help="admin, office, unit, staff, assessor")] = "admin",
-    org: Annotated[str | None, typer.Option(help="organisation code (default: the root)")]
-    = None,
+    org: Annotated[str | None, typer.Option(help="organisation code (default: the root)")] = None,
     email: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Create a person account."""
@@ -157,14 +175,18 @@ def user_create(
     async def run(db):
         org_code = org
         if org_code is None:
-            root = (await db.execute(select(Org).where(Org.parent_id.is_(None))
-                                     .order_by(Org.id))).scalars().first()
+            root = (
+                (await db.execute(select(Org).where(Org.parent_id.is_(None)).order_by(Org.id)))
+                .scalars()
+                .first()
+            )
             if root is None:
                 org_code = await _bootstrap_root(db)
             else:
                 org_code = root.code
-        return await account_service.create_user(db=db, username=username, password=password,
-                                                 role=role, org_code=org_code, email=email)
+        return await account_service.create_user(
+            db=db, username=username, password=password, role=role, org_code=org_code, email=email
+        )
 
     try:
         user = _in_session(run)
@@ -181,11 +203,21 @@ async def _bootstrap_root(db) -> str:
 
     db.add(Region(code="000000", name="全国", parent_code=None, tier=1, path="/000000/"))
     await db.flush()
-    db.add(Org(code="ROOT", name="政务服务管理办公室", kind="department", parent_id=None,
-               region_code="000000", path="/ROOT/"))
+    db.add(
+        Org(
+            code="ROOT",
+            name="政务服务管理办公室",
+            kind="department",
+            parent_id=None,
+            region_code="000000",
+            path="/ROOT/",
+        )
+    )
     await db.flush()
-    typer.echo("已创建根机构 ROOT（政务服务管理办公室）：本系统只有这一个根机构，"
-               "未指定上级机构（parent_code）新建的机构都归入其下，由根机构的系统管理员管理")
+    typer.echo(
+        "已创建根机构 ROOT（政务服务管理办公室）：本系统只有这一个根机构，"
+        "未指定上级机构（parent_code）新建的机构都归入其下，由根机构的系统管理员管理"
+    )
     return "ROOT"
 
 
@@ -200,8 +232,11 @@ def client_create(
 
     async def run(db):
         return await account_service.create_client(
-            db=db, name=name, org_code=org,
-            channels=[c.strip() for c in channels.split(",") if c.strip()])
+            db=db,
+            name=name,
+            org_code=org,
+            channels=[c.strip() for c in channels.split(",") if c.strip()],
+        )
 
     try:
         client, key = _in_session(run)
@@ -216,8 +251,7 @@ def client_create(
 @user_app.command("password")
 def user_password(
     username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
 ) -> None:
     """Set a person's password (a reset); every session and token of theirs ends."""
     from haochaping.accounts import service as account_service
@@ -265,8 +299,9 @@ def client_revoke(
     settings = _migrated_settings()
 
     async def run():
-        client = await _with_session(settings, lambda db: account_service.revoke_client(
-            db=db, client_id=id, name=name))
+        client = await _with_session(
+            settings, lambda db: account_service.revoke_client(db=db, client_id=id, name=name)
+        )
         counter = build_counter(settings.redis_url)
         try:
             await ClientCache(counter).revoked()  # servers sharing Redis drop it at once
@@ -311,7 +346,8 @@ def calendar_import(
     async def run(db):
         text = work_calendar.decode_csv(file.read_bytes())
         return await work_calendar.import_year(
-            db=db, year=year, csv_text=text, source=source or file.name, actor=by)
+            db=db, year=year, csv_text=text, source=source or file.name, actor=by
+        )
 
     try:
         result = _in_session(run)
@@ -320,8 +356,10 @@ def calendar_import(
         for detail in exc.details:
             typer.secho(f"  {detail['message']}", fg="red", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"已导入 {result.year} 年工作日历：放假 {result.holidays} 天，"
-               f"调休上班 {result.workdays} 天（来源：{result.source}）")
+    typer.echo(
+        f"已导入 {result.year} 年工作日历：放假 {result.holidays} 天，"
+        f"调休上班 {result.workdays} 天（来源：{result.source}）"
+    )
     if result.replaced:
         typer.echo(f"已替换该年原有的 {result.replaced} 条记录")
 
@@ -417,24 +455,26 @@ async def _with_sessionmaker(settings: Settings, fn):
 
 @ledger_app.command("seal")
 def ledger_seal(
-    block_size: Annotated[int, typer.Option(min=1, max=100_000, help="ratings per block")]
-    = 10_000,
+    block_size: Annotated[int, typer.Option(min=1, max=100_000, help="ratings per block")] = 10_000,
 ) -> None:
     """Seal every new rating into the ledger now (safe beside running workers)."""
     from haochaping.ledger import jobs as ledger_jobs
 
-    report = _in_sessionmaker(
-        lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size))
+    report = _in_sessionmaker(lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size))
     typer.echo(str(report))
 
 
 @ledger_app.command("verify")
 def ledger_verify(
-    anchor: Annotated[list[str] | None, typer.Option(
-        help="a published root to compare, HEIGHT:ROOT (repeatable)")] = None,
-    grace: Annotated[float, typer.Option(
-        min=0, help="seconds a rating may take to commit; older blocks' ranges are closed")]
-    = 300.0,
+    anchor: Annotated[
+        list[str] | None, typer.Option(help="a published root to compare, HEIGHT:ROOT (repeatable)")
+    ] = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0, help="seconds a rating may take to commit; older blocks' ranges are closed"
+        ),
+    ] = 300.0,
 ) -> None:
     """Recompute every sealed rating and block; exit 1 naming what was altered or inserted."""
     from datetime import timedelta
@@ -447,8 +487,8 @@ def ledger_verify(
         typer.secho(f"错误：{exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
     report = _in_sessionmaker(
-        lambda maker: ledger_jobs.verify(maker, anchors=anchors,
-                                         grace=timedelta(seconds=grace)))
+        lambda maker: ledger_jobs.verify(maker, anchors=anchors, grace=timedelta(seconds=grace))
+    )
     for line in report.lines():
         typer.echo(line)
     if not report.ok:

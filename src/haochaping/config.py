@@ -28,8 +28,10 @@ def secret_weakness(secret: str) -> str | None:
         return f"it is shorter than {MIN_SECRET_LENGTH} characters"
     if len(set(secret)) < MIN_SECRET_DISTINCT:
         return f"it has fewer than {MIN_SECRET_DISTINCT} distinct characters"
-    if any(len(set(secret[i:i + MAX_SECRET_RUN])) == 1
-           for i in range(len(secret) - MAX_SECRET_RUN + 1)):
+    if any(
+        len(set(secret[i : i + MAX_SECRET_RUN])) == 1
+        for i in range(len(secret) - MAX_SECRET_RUN + 1)
+    ):
         return f"it repeats one character {MAX_SECRET_RUN} times in a row"
     if any(secret[p:] == secret[:-p] for p in range(1, len(secret) // 2 + 1)):
         return "it is one block of characters repeated"
@@ -61,7 +63,10 @@ class Settings(BaseSettings):
     """Everything the service can be told from outside; injected into `create_app`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="HAOCHAPING_", env_file=".env", extra="ignore", frozen=True,
+        env_prefix="HAOCHAPING_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
         hide_input_in_errors=True,  # a refused setting must not print the secrets beside it
     )
 
@@ -142,8 +147,10 @@ class Settings(BaseSettings):
         data = dict(data)
         if not data.get("base_url"):
             fields = cls.model_fields
-            data["base_url"] = listen_url(str(data.get("host") or fields["host"].default),
-                                          int(data.get("port") or fields["port"].default))
+            data["base_url"] = listen_url(
+                str(data.get("host") or fields["host"].default),
+                int(data.get("port") or fields["port"].default),
+            )
         if data.get("session_cookie_secure") in (None, ""):
             data["session_cookie_secure"] = data.get("env") == "production"
         return data
@@ -171,10 +178,12 @@ class Settings(BaseSettings):
     def listening_problem(self, host: str) -> str | None:
         """Why the server must not listen on `host` with these settings, or None."""
         if self.secret_key == DEV_SECRET and not is_loopback(host):
-            return (f"拒绝在 {host} 上启动：HAOCHAPING_SECRET_KEY 仍是公开的开发密钥，"
-                    "他人可据此伪造管理员令牌和登录会话。请设置随机密钥（32 位以上），例如 "
-                    "export HAOCHAPING_SECRET_KEY=$(python3 -c 'import secrets; "
-                    "print(secrets.token_urlsafe(48))')，或只在 127.0.0.1 上监听。")
+            return (
+                f"拒绝在 {host} 上启动：HAOCHAPING_SECRET_KEY 仍是公开的开发密钥，"
+                "他人可据此伪造管理员令牌和登录会话。请设置随机密钥（32 位以上），例如 "
+                "export HAOCHAPING_SECRET_KEY=$(python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')，或只在 127.0.0.1 上监听。"
+            )
         return None
 
     @property

@@ -24,9 +24,12 @@ log = logging.getLogger("haochaping.jobs")
 async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]:
     """One pass: sweep deadlines (one transaction), seal new ratings, deliver what is due."""
     async with state.sessionmaker() as db:
-        report = await jobs.sweep(db, policies=state.policy_cache,
-                                  tagset_version=state.rules.tagset_version,
-                                  good_levels=state.rules.good_levels)
+        report = await jobs.sweep(
+            db,
+            policies=state.policy_cache,
+            tagset_version=state.rules.tagset_version,
+            good_levels=state.rules.good_levels,
+        )
         report.appeals = await appeal_jobs.sweep(db, utcnow())
         await db.commit()
     # The detectors' batch checks, once per interval across processes (never raises).
@@ -38,8 +41,11 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
     except Exception:  # noqa: BLE001 - delivery must still run; the next pass seals them
         log.exception("ledger seal failed")
     delivery = await outbox.deliver_due(
-        state.sessionmaker, state.notifier, worker_id=f"{socket.gethostname()}:{os.getpid()}",
-        policy=outbox.DeliveryPolicy.from_settings(state.settings))
+        state.sessionmaker,
+        state.notifier,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        policy=outbox.DeliveryPolicy.from_settings(state.settings),
+    )
     return report, delivery
 
 
@@ -55,8 +61,13 @@ def backoff_delay(failures: int, *, base: float, cap: float) -> float:
     return min(cap, base * 2 ** min(failures - 1, 30))
 
 
-async def run_forever(state: Any, interval: float, *, backoff_base: float = BACKOFF_BASE_SECONDS,
-                      backoff_max: float = BACKOFF_MAX_SECONDS) -> None:
+async def run_forever(
+    state: Any,
+    interval: float,
+    *,
+    backoff_base: float = BACKOFF_BASE_SECONDS,
+    backoff_max: float = BACKOFF_MAX_SECONDS,
+) -> None:
     """Pass after pass until cancelled; a failing pass is retried with exponential back-off.
 
     The log says when passes start failing (once, with the traceback) and when they work
@@ -75,8 +86,11 @@ async def run_forever(state: Any, interval: float, *, backoff_base: float = BACK
                 if loop.time() >= next_sweep or failures:
                     report, delivery = await run_pass(state)
                     next_sweep = loop.time() + interval
-                    if (any(report.warned.values()) or any(report.escalated.values())
-                            or delivery.claimed):
+                    if (
+                        any(report.warned.values())
+                        or any(report.escalated.values())
+                        or delivery.claimed
+                    ):
                         log.info("deadline job: %s; outbox: %s", report, delivery)
                 else:
                     await deliver(state)
@@ -85,8 +99,10 @@ async def run_forever(state: Any, interval: float, *, backoff_base: float = BACK
             except Exception:  # noqa: BLE001 - the job must survive a bad pass
                 failures += 1
                 if failures == 1:
-                    log.exception("deadline job pass failed; retrying with back-off "
-                                  "(logged again when it recovers)")
+                    log.exception(
+                        "deadline job pass failed; retrying with back-off "
+                        "(logged again when it recovers)"
+                    )
                 delay = backoff_delay(failures, base=backoff_base, cap=cap)
                 # No wake-up on a commit while failing: wait out the back-off.
                 await asyncio.sleep(delay)
@@ -103,5 +119,8 @@ async def run_forever(state: Any, interval: float, *, backoff_base: float = BACK
 async def deliver(state: Any) -> outbox.DeliveryReport:
     """Deliver what is due now (used when a commit wakes the loop)."""
     return await outbox.deliver_due(
-        state.sessionmaker, state.notifier, worker_id=f"{socket.gethostname()}:{os.getpid()}",
-        policy=outbox.DeliveryPolicy.from_settings(state.settings))
+        state.sessionmaker,
+        state.notifier,
+        worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        policy=outbox.DeliveryPolicy.from_settings(state.settings),
+    )

@@ -16,9 +16,17 @@ from haochaping.core.security import hash_api_key, signer
 from tests.conftest import TEST_SECRET
 from tests.factories import PASSWORD, assert_error, bearer_headers, key_headers
 
-GET_ROUTES = ["/api/v1/regions", "/api/v1/orgs", "/api/v1/orgs/HALL-A", "/api/v1/staff",
-              "/api/v1/staff/S-A1", "/api/v1/items", "/api/v1/items/ITEM-A1",
-              "/api/v1/evaluations", "/api/v1/cases/HZ-1"]
+GET_ROUTES = [
+    "/api/v1/regions",
+    "/api/v1/orgs",
+    "/api/v1/orgs/HALL-A",
+    "/api/v1/staff",
+    "/api/v1/staff/S-A1",
+    "/api/v1/items",
+    "/api/v1/items/ITEM-A1",
+    "/api/v1/evaluations",
+    "/api/v1/cases/HZ-1",
+]
 
 
 async def user_row(db, username: str) -> User:
@@ -26,8 +34,9 @@ async def user_row(db, username: str) -> User:
 
 
 async def test_password_form_gives_a_bearer_token_that_works(client, db, world):
-    r = await client.post("/api/v1/auth/token",
-                          data={"username": world.users["unit_a"], "password": PASSWORD})
+    r = await client.post(
+        "/api/v1/auth/token", data={"username": world.users["unit_a"], "password": PASSWORD}
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer" and body["access_token"]
@@ -38,14 +47,22 @@ async def test_password_form_gives_a_bearer_token_that_works(client, db, world):
     orgs = await client.get("/api/v1/orgs", headers=headers)
     assert orgs.status_code == 200
     assert {o["code"] for o in orgs.json()["items"]} == {"HALL-A", "W-A1", "W-A2"}
-    for path in ["/api/v1/regions", "/api/v1/staff", "/api/v1/items", "/api/v1/evaluations",
-                 "/api/v1/orgs/W-A1", "/api/v1/items/ITEM-A1", "/api/v1/staff/S-A1"]:
+    for path in [
+        "/api/v1/regions",
+        "/api/v1/staff",
+        "/api/v1/items",
+        "/api/v1/evaluations",
+        "/api/v1/orgs/W-A1",
+        "/api/v1/items/ITEM-A1",
+        "/api/v1/staff/S-A1",
+    ]:
         assert (await client.get(path, headers=headers)).status_code == 200, path
 
 
 async def test_wrong_password_is_401_and_counted(client, db, world):
-    r = await client.post("/api/v1/auth/token",
-                          data={"username": world.users["admin"], "password": "wrong-password"})
+    r = await client.post(
+        "/api/v1/auth/token", data={"username": world.users["admin"], "password": "wrong-password"}
+    )
     err = assert_error(r, 401, "invalid_credentials")
     assert err["message"] == "用户名或密码错误"
     assert (await user_row(db, "admin")).failed_logins == 1
@@ -56,18 +73,21 @@ async def test_wrong_password_is_401_and_counted(client, db, world):
 
 async def test_unknown_users_get_the_same_401(client, world):
     for username in ("nobody", "admin\x00", "ADMIN", "admin "):
-        r = await client.post("/api/v1/auth/token",
-                              data={"username": username, "password": PASSWORD})
+        r = await client.post(
+            "/api/v1/auth/token", data={"username": username, "password": PASSWORD}
+        )
         assert assert_error(r, 401, "invalid_credentials")["message"] == "用户名或密码错误"
     r = await client.post("/api/v1/auth/token", data={"username": "", "password": PASSWORD})
     assert_error(r, 422, "invalid_input")
 
 
 async def test_a_token_request_without_the_form_is_422(client, world):
-    assert_error(await client.post("/api/v1/auth/token", json={"username": "admin"}), 422,
-                 "invalid_input")
-    assert_error(await client.post("/api/v1/auth/token", data={"username": "admin"}), 422,
-                 "invalid_input")
+    assert_error(
+        await client.post("/api/v1/auth/token", json={"username": "admin"}), 422, "invalid_input"
+    )
+    assert_error(
+        await client.post("/api/v1/auth/token", data={"username": "admin"}), 422, "invalid_input"
+    )
 
 
 async def test_a_deactivated_user_can_neither_sign_in_nor_use_an_old_token(client, db, world):
@@ -75,9 +95,11 @@ async def test_a_deactivated_user_can_neither_sign_in_nor_use_an_old_token(clien
     user = await user_row(db, "office")
     user.active = False
     await db.commit()
-    assert_error(await client.post("/api/v1/auth/token",
-                                   data={"username": "office", "password": PASSWORD}), 401,
-                 "invalid_credentials")
+    assert_error(
+        await client.post("/api/v1/auth/token", data={"username": "office", "password": PASSWORD}),
+        401,
+        "invalid_credentials",
+    )
     assert_error(await client.get("/api/v1/orgs", headers=headers), 401, "invalid_token")
 
 
@@ -87,15 +109,24 @@ async def test_no_credentials_is_401_on_every_route(client, world):
 
 
 async def test_no_credentials_is_401_on_every_post(client, world):
-    for route in ["/api/v1/regions", "/api/v1/orgs", "/api/v1/staff", "/api/v1/items",
-                  "/api/v1/cases", "/api/v1/evaluations", "/api/v1/evaluations/batch",
-                  "/api/v1/cases/HZ-1/invitations"]:
+    for route in [
+        "/api/v1/regions",
+        "/api/v1/orgs",
+        "/api/v1/staff",
+        "/api/v1/items",
+        "/api/v1/cases",
+        "/api/v1/evaluations",
+        "/api/v1/evaluations/batch",
+        "/api/v1/cases/HZ-1/invitations",
+    ]:
         assert_error(await client.post(route, json={}), 401, "unauthenticated")
 
 
 async def test_invalid_bearer_tokens_are_401(client, world):
     for authorization in [
-        "Bearer not-a-token", "Bearer ", "bearer abc.def.ghi",
+        "Bearer not-a-token",
+        "Bearer ",
+        "bearer abc.def.ghi",
         "Bearer " + signer("another-secret-" + "y" * 40, TOKEN_SALT).dumps({"uid": 1}),
         "Bearer " + signer(TEST_SECRET, "invitation").dumps({"uid": 1}),  # other purpose
         "Bearer " + signer(TEST_SECRET, TOKEN_SALT).dumps({"uid": 987654}),  # no such user
@@ -115,10 +146,14 @@ async def test_expired_tokens_are_401(client, db, settings, world):
     uid = (await user_row(db, "admin")).id
     old = URLSafeTimedSerializer(TEST_SECRET, salt=TOKEN_SALT, signer=Past).dumps({"uid": uid})
     fresh = signer(TEST_SECRET, TOKEN_SALT).dumps({"uid": uid})
-    assert (await client.get("/api/v1/orgs",
-                             headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
-    assert_error(await client.get("/api/v1/orgs", headers={"Authorization": f"Bearer {old}"}),
-                 401, "invalid_token")
+    assert (
+        await client.get("/api/v1/orgs", headers={"Authorization": f"Bearer {fresh}"})
+    ).status_code == 200
+    assert_error(
+        await client.get("/api/v1/orgs", headers={"Authorization": f"Bearer {old}"}),
+        401,
+        "invalid_token",
+    )
 
 
 async def test_invalid_api_keys_are_401(client, world):
@@ -132,15 +167,17 @@ async def test_a_deactivated_client_key_is_401(client, db, world):
     row = (await db.execute(select(ApiClient).where(ApiClient.name == "hall_b"))).scalar_one()
     row.active = False
     await db.commit()
-    assert_error(await client.get("/api/v1/orgs", headers=key_headers(world, "hall_b")), 401,
-                 "invalid_api_key")
+    assert_error(
+        await client.get("/api/v1/orgs", headers=key_headers(world, "hall_b")),
+        401,
+        "invalid_api_key",
+    )
     assert (await client.get("/api/v1/orgs", headers=key_headers(world))).status_code == 200
 
 
 async def test_api_keys_are_stored_hashed_and_scope_their_client(client, db, world):
     key = world.keys["hall_a_pad"]
-    row = (await db.execute(select(ApiClient).where(ApiClient.name == "hall_a_pad"))
-           ).scalar_one()
+    row = (await db.execute(select(ApiClient).where(ApiClient.name == "hall_a_pad"))).scalar_one()
     assert row.key_hash == hash_api_key(key) and key not in (row.key_hash, row.key_prefix)
     assert row.channels == ["pad", "qrcode"]
     r = await client.get("/api/v1/orgs", headers={"X-Api-Key": key})
@@ -148,37 +185,42 @@ async def test_api_keys_are_stored_hashed_and_scope_their_client(client, db, wor
 
 
 async def test_the_me_route_is_for_people_not_keys(client, world):
-    assert_error(await client.get("/api/v1/auth/me", headers=key_headers(world)), 403,
-                 "user_required")
+    assert_error(
+        await client.get("/api/v1/auth/me", headers=key_headers(world)), 403, "user_required"
+    )
 
 
 async def test_account_creation_refuses_bad_input(db, world):
     with pytest.raises(Invalid) as exc:
-        await account_service.create_user(db=db, username="x1", password="short", role="unit",
-                                          org_code="HALL-A")
+        await account_service.create_user(
+            db=db, username="x1", password="short", role="unit", org_code="HALL-A"
+        )
     assert exc.value.code == "weak_password"
     with pytest.raises(Invalid) as exc:
-        await account_service.create_user(db=db, username="x2", password=PASSWORD, role="king",
-                                          org_code="HALL-A")
+        await account_service.create_user(
+            db=db, username="x2", password=PASSWORD, role="king", org_code="HALL-A"
+        )
     assert exc.value.code == "unknown_role"
     with pytest.raises(NotFound):
-        await account_service.create_user(db=db, username="x3", password=PASSWORD, role="unit",
-                                          org_code="NOPE")
+        await account_service.create_user(
+            db=db, username="x3", password=PASSWORD, role="unit", org_code="NOPE"
+        )
     with pytest.raises(Conflict) as exc:
-        await account_service.create_user(db=db, username="admin", password=PASSWORD,
-                                          role="unit", org_code="HALL-A")
+        await account_service.create_user(
+            db=db, username="admin", password=PASSWORD, role="unit", org_code="HALL-A"
+        )
     assert exc.value.code == "duplicate_username"
 
 
 async def test_client_creation_refuses_unknown_channels(db, world):
     for channels in (["pad", "fax"], [], ["system"]):
         with pytest.raises(Invalid) as exc:
-            await account_service.create_client(db=db, name="c1", org_code="HALL-A",
-                                                channels=channels)
+            await account_service.create_client(
+                db=db, name="c1", org_code="HALL-A", channels=channels
+            )
         assert exc.value.code == "unknown_channel" and exc.value.status_code == 422
 
 
 async def test_client_names_are_unique(db, world):
     with pytest.raises(Conflict):
-        await account_service.create_client(db=db, name="all", org_code="HALL-A",
-                                            channels=["pad"])
+        await account_service.create_client(db=db, name="all", org_code="HALL-A", channels=["pad"])

@@ -21,8 +21,9 @@ REDIS_URL = os.environ.get("HAOCHAPING_TEST_REDIS_URL", "redis://127.0.0.1:6379/
 
 
 def token_of(env, username: str, password: str) -> dict[str, str]:
-    r = call_api(env, "POST", "/api/v1/auth/token",
-                 data={"username": username, "password": password})
+    r = call_api(
+        env, "POST", "/api/v1/auth/token", data={"username": username, "password": password}
+    )
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
@@ -38,8 +39,20 @@ def new_key(env, name: str) -> dict[str, str]:
 
 
 def test_a_password_reset_and_a_deactivation_end_the_tokens(env):
-    assert invoke(env, "user", "create", "--username", "clerk", "--password",
-                  "pass-word-123", "--role", "admin").exit_code == 0
+    assert (
+        invoke(
+            env,
+            "user",
+            "create",
+            "--username",
+            "clerk",
+            "--password",
+            "pass-word-123",
+            "--role",
+            "admin",
+        ).exit_code
+        == 0
+    )
     token = token_of(env, "clerk", "pass-word-123")
     r = invoke(env, "user", "password", "--username", "clerk", "--password", "other-pass-456")
     assert r.exit_code == 0 and "clerk" in r.output, r.output
@@ -48,8 +61,9 @@ def test_a_password_reset_and_a_deactivation_end_the_tokens(env):
     r = invoke(env, "user", "deactivate", "--username", "clerk")
     assert r.exit_code == 0, r.output
     assert call_api(env, "GET", "/api/v1/auth/me", headers=token).status_code == 401
-    r = call_api(env, "POST", "/api/v1/auth/token",
-                 data={"username": "clerk", "password": "other-pass-456"})
+    r = call_api(
+        env, "POST", "/api/v1/auth/token", data={"username": "clerk", "password": "other-pass-456"}
+    )
     assert r.status_code == 401
     r = invoke(env, "user", "deactivate", "--username", "nobody-here")
     assert r.exit_code == 2 and "user_not_found" in r.output + (r.stderr or "")
@@ -73,16 +87,23 @@ def test_a_server_sharing_redis_refuses_a_key_revoked_from_the_command_line(env)
     with_redis = {**env, "HAOCHAPING_REDIS_URL": REDIS_URL}
 
     async def go():
-        app = create_app(Settings(database_url=env["HAOCHAPING_DATABASE_URL"], env="test",
-                                  redis_url=REDIS_URL, job_interval_seconds=0,
-                                  _env_file=None))
+        app = create_app(
+            Settings(
+                database_url=env["HAOCHAPING_DATABASE_URL"],
+                env="test",
+                redis_url=REDIS_URL,
+                job_interval_seconds=0,
+                _env_file=None,
+            )
+        )
         await startup(app)
         try:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
                 assert (await c.get("/api/v1/orgs", headers=key)).status_code == 200
-                r = await asyncio.to_thread(invoke, with_redis, "client", "revoke",
-                                            "--name", "kiosk-2")
+                r = await asyncio.to_thread(
+                    invoke, with_redis, "client", "revoke", "--name", "kiosk-2"
+                )
                 assert r.exit_code == 0 and "30 秒" not in r.output, r.output
                 return (await c.get("/api/v1/orgs", headers=key)).status_code
         finally:

@@ -31,8 +31,7 @@ async def browsers(app) -> AsyncIterator:
 
     def new(cookies: dict[str, str] | None = None, ip: str = "192.0.2.10"):
         transport = httpx.ASGITransport(app=app, client=(ip, 5000 + len(opened)))
-        c = httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                              cookies=cookies)
+        c = httpx.AsyncClient(transport=transport, base_url="http://testserver", cookies=cookies)
         opened.append(c)
         return c
 
@@ -50,13 +49,17 @@ async def signed_in(browsers, username: str):
 
 
 async def session_version(db, username: str) -> int:
-    return (await db.execute(select(User.session_version)
-                             .where(User.username == username))).scalar_one()
+    return (
+        await db.execute(select(User.session_version).where(User.username == username))
+    ).scalar_one()
 
 
 async def audit_count(db, action: str) -> int:
-    return (await db.execute(select(func.count()).select_from(AuditEvent)
-                             .where(AuditEvent.action == action))).scalar_one()
+    return (
+        await db.execute(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
+        )
+    ).scalar_one()
 
 
 async def assert_signed_out(copy) -> None:
@@ -88,8 +91,7 @@ async def test_a_copied_cookie_stops_working_when_its_owner_signs_out(browsers, 
     assert (await other.get("/console/evaluations")).status_code == 200
 
 
-async def test_signing_out_through_the_api_ends_tokens_and_console_sessions(
-        browsers, db, world):
+async def test_signing_out_through_the_api_ends_tokens_and_console_sessions(browsers, db, world):
     _owner, copy = await signed_in(browsers, world.users["office"])
     api = browsers()
     token = await bearer_headers(api, world.users["office"])
@@ -105,34 +107,46 @@ async def test_changing_the_password_ends_every_other_session(browsers, db, worl
     _owner, copy = await signed_in(browsers, world.users["unit_a"])
     api = browsers()
     token = await bearer_headers(api, world.users["unit_a"])
-    r = await api.post("/api/v1/auth/password", headers=token,
-                       data={"old_password": "not-the-password", "new_password": NEW_PASSWORD})
+    r = await api.post(
+        "/api/v1/auth/password",
+        headers=token,
+        data={"old_password": "not-the-password", "new_password": NEW_PASSWORD},
+    )
     assert_error(r, 422, "wrong_password")
-    r = await api.post("/api/v1/auth/password", headers=token,
-                       data={"old_password": PASSWORD, "new_password": "short"})
+    r = await api.post(
+        "/api/v1/auth/password",
+        headers=token,
+        data={"old_password": PASSWORD, "new_password": "short"},
+    )
     assert_error(r, 422, "weak_password")
     assert await session_version(db, "unit_a") == 0  # refusals change nothing
     assert (await api.get("/api/v1/auth/me", headers=token)).status_code == 200
 
-    r = await api.post("/api/v1/auth/password", headers=token,
-                       data={"old_password": PASSWORD, "new_password": NEW_PASSWORD})
+    r = await api.post(
+        "/api/v1/auth/password",
+        headers=token,
+        data={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
     assert r.status_code == 200, r.text
     fresh = {"Authorization": f"Bearer {r.json()['access_token']}"}
     assert_error(await api.get("/api/v1/auth/me", headers=token), 401, "invalid_token")
     assert (await api.get("/api/v1/auth/me", headers=fresh)).status_code == 200
     await assert_signed_out(copy)
-    r = await api.post("/api/v1/auth/token",
-                       data={"username": world.users["unit_a"], "password": PASSWORD})
+    r = await api.post(
+        "/api/v1/auth/token", data={"username": world.users["unit_a"], "password": PASSWORD}
+    )
     assert_error(r, 401, "invalid_credentials")
     await bearer_headers(api, world.users["unit_a"], NEW_PASSWORD)
 
 
-async def test_the_console_session_that_changes_the_password_stays_signed_in(
-        browsers, db, world):
+async def test_the_console_session_that_changes_the_password_stays_signed_in(browsers, db, world):
     owner, copy = await signed_in(browsers, world.users["unit_b"])
     csrf = csrf_of((await owner.get("/console/evaluations")).text)
-    r = await owner.post("/api/v1/auth/password", headers={"X-CSRF-Token": csrf},
-                         data={"old_password": PASSWORD, "new_password": NEW_PASSWORD})
+    r = await owner.post(
+        "/api/v1/auth/password",
+        headers={"X-CSRF-Token": csrf},
+        data={"old_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
     assert r.status_code == 200, r.text
     assert (await owner.get("/console/evaluations")).status_code == 200
     await assert_signed_out(copy)
@@ -149,6 +163,7 @@ async def test_deactivating_a_person_ends_their_sessions(browsers, db, world):
 
 
 # --- CSRF on JSON routes reached with the console cookie -----------------------------------
+
 
 async def test_a_cross_site_post_with_only_the_cookie_is_refused(browsers, client, db, world):
     _ev, order = await rate_badly(client, db, world)
@@ -176,12 +191,12 @@ async def test_bearer_and_key_callers_need_no_csrf_token(client, db, world):
     unit = await bearer_headers(client, world.users["unit_a"])
     r = await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone", headers=unit)
     assert r.status_code == 200
-    r = await client.post("/api/v1/evaluations", headers=key_headers(world, "hall_a_pad"),
-                          json={})
+    r = await client.post("/api/v1/evaluations", headers=key_headers(world, "hall_a_pad"), json={})
     assert r.status_code == 422  # authenticated, then refused for its body
 
 
 # --- revoking API keys ----------------------------------------------------------------------
+
 
 async def client_id(db, name: str) -> int:
     return (await db.execute(select(ApiClient.id).where(ApiClient.name == name))).scalar_one()
@@ -192,38 +207,43 @@ async def test_a_revoked_key_is_refused_at_once(client, db, world):
     assert (await client.get("/api/v1/orgs", headers=key)).status_code == 200  # now cached
     cid = await client_id(db, "hall_b")
     unit = await bearer_headers(client, world.users["unit_a"])
-    assert_error(await client.post(f"/api/v1/clients/{cid}/revoke", headers=unit), 403,
-                 "role_forbidden")
+    assert_error(
+        await client.post(f"/api/v1/clients/{cid}/revoke", headers=unit), 403, "role_forbidden"
+    )
     assert (await client.get("/api/v1/orgs", headers=key)).status_code == 200
     admin = await bearer_headers(client, world.users["admin"])
-    assert_error(await client.post("/api/v1/clients/987654/revoke", headers=admin), 404,
-                 "client_not_found")
+    assert_error(
+        await client.post("/api/v1/clients/987654/revoke", headers=admin), 404, "client_not_found"
+    )
     assert_error(await client.post(f"/api/v1/clients/{2**63}/revoke", headers=admin), 422)
     r = await client.post(f"/api/v1/clients/{cid}/revoke", headers=admin)
     assert r.status_code == 200 and r.json() == {"id": cid, "name": "hall_b", "active": False}
     assert_error(await client.get("/api/v1/orgs", headers=key), 401, "invalid_api_key")
     assert (await client.get("/api/v1/orgs", headers=key_headers(world))).status_code == 200
-    (audit,) = (await db.execute(select(AuditEvent)
-                                 .where(AuditEvent.action == "revoke_client"))).scalars()
+    (audit,) = (
+        await db.execute(select(AuditEvent).where(AuditEvent.action == "revoke_client"))
+    ).scalars()
     assert (audit.actor, audit.target_id, audit.detail["name"]) == ("admin", cid, "hall_b")
 
 
-async def test_a_key_revoked_in_one_process_is_refused_by_another(settings, engine,
-                                                                   sessionmaker, db, world):
+async def test_a_key_revoked_in_one_process_is_refused_by_another(
+    settings, engine, sessionmaker, db, world
+):
     shared = settings.model_copy(update={"redis_url": REDIS_URL})
     apps = [create_app(shared), create_app(shared)]
     for a in apps:
         await startup(a, engine=engine, sessionmaker=sessionmaker)
-    one, two = (httpx.AsyncClient(transport=httpx.ASGITransport(app=a),
-                                  base_url="http://testserver") for a in apps)
+    one, two = (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url="http://testserver")
+        for a in apps
+    )
     try:
         key = key_headers(world, "hall_a_pad")
         for c in (one, two):  # both processes have the client cached
             assert (await c.get("/api/v1/orgs", headers=key)).status_code == 200
         admin = await bearer_headers(one, world.users["admin"])
         cid = await client_id(db, "hall_a_pad")
-        assert (await one.post(f"/api/v1/clients/{cid}/revoke",
-                               headers=admin)).status_code == 200
+        assert (await one.post(f"/api/v1/clients/{cid}/revoke", headers=admin)).status_code == 200
         for c in (two, one):
             assert_error(await c.get("/api/v1/orgs", headers=key), 401, "invalid_api_key")
         # The other keys, cached before the revocation, are read again and still work.
@@ -235,8 +255,9 @@ async def test_a_key_revoked_in_one_process_is_refused_by_another(settings, engi
             await shutdown(a)
 
 
-async def test_without_an_answer_from_redis_no_cached_key_is_trusted(settings, engine,
-                                                                      sessionmaker, db, world):
+async def test_without_an_answer_from_redis_no_cached_key_is_trusted(
+    settings, engine, sessionmaker, db, world
+):
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         dead = f"redis://127.0.0.1:{s.getsockname()[1]}/0"

@@ -17,8 +17,9 @@ async def test_failures_lock_the_place_out_even_for_the_right_password(db, world
     name = world.users["unit_a"]
 
     async def sign_in(password: str, ip: str = "198.51.100.1") -> User:
-        return await account_service.sign_in(db=db, guard=guard, username=name,
-                                             password=password, source_ip=ip)
+        return await account_service.sign_in(
+            db=db, guard=guard, username=name, password=password, source_ip=ip
+        )
 
     for _ in range(2):
         with pytest.raises(Unauthenticated) as exc:

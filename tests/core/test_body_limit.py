@@ -33,18 +33,20 @@ def padded_rating(case_no: str, size: int) -> bytes:
 
 async def chunks(data: bytes, size: int = 64 * 1024):
     for start in range(0, len(data), size):
-        yield data[start:start + size]
+        yield data[start : start + size]
 
 
 async def test_declared_length_over_the_limit_is_413(client, db, settings, world, case):
     before = await table_counts(db)
     body = padded_rating(case["case_no"], settings.max_body_bytes + 1)
-    r = await client.post("/api/v1/evaluations", content=body,
-                          headers={**key_headers(world), **JSON})
+    r = await client.post(
+        "/api/v1/evaluations", content=body, headers={**key_headers(world), **JSON}
+    )
     err = assert_error(r, 413, "payload_too_large")
     assert err["details"] == [{"limit_bytes": settings.max_body_bytes}]
-    r = await client.post("/api/v1/evaluations/batch", content=body,
-                          headers={**key_headers(world), **JSON})
+    r = await client.post(
+        "/api/v1/evaluations/batch", content=body, headers={**key_headers(world), **JSON}
+    )
     assert_error(r, 413, "payload_too_large")
     assert await table_counts(db) == before
 
@@ -52,23 +54,28 @@ async def test_declared_length_over_the_limit_is_413(client, db, settings, world
 async def test_streamed_body_over_the_limit_is_413(client, db, settings, world, case):
     before = await table_counts(db)
     body = padded_rating(case["case_no"], settings.max_body_bytes + 10)
-    r = await client.post("/api/v1/evaluations", content=chunks(body),
-                          headers={**key_headers(world), **JSON})
+    r = await client.post(
+        "/api/v1/evaluations", content=chunks(body), headers={**key_headers(world), **JSON}
+    )
     assert "content-length" not in r.request.headers  # really sent chunked
     assert_error(r, 413, "payload_too_large")
     assert await table_counts(db) == before
 
 
 async def test_a_lying_content_length_is_refused(client, db, world):
-    r = await client.post("/api/v1/evaluations", content=b"{}",
-                          headers={**key_headers(world), **JSON, "content-length": "abc"})
+    r = await client.post(
+        "/api/v1/evaluations",
+        content=b"{}",
+        headers={**key_headers(world), **JSON, "content-length": "abc"},
+    )
     assert_error(r, 413, "payload_too_large")
 
 
 async def test_a_body_at_the_limit_is_read(client, db, settings, world, case):
     body = padded_rating(case["case_no"], settings.max_body_bytes)
-    r = await client.post("/api/v1/evaluations", content=chunks(body),
-                          headers={**key_headers(world), **JSON})
+    r = await client.post(
+        "/api/v1/evaluations", content=chunks(body), headers={**key_headers(world), **JSON}
+    )
     assert r.status_code == 201, r.text
 
 
@@ -84,12 +91,16 @@ async def small_client(settings, engine, sessionmaker):
 
 async def test_the_limit_comes_from_the_settings(small_client, db, world, case):
     before = await table_counts(db)
-    r = await small_client.post("/api/v1/evaluations",
-                                content=padded_rating(case["case_no"], 2049),
-                                headers={**key_headers(world), **JSON})
+    r = await small_client.post(
+        "/api/v1/evaluations",
+        content=padded_rating(case["case_no"], 2049),
+        headers={**key_headers(world), **JSON},
+    )
     assert_error(r, 413, "payload_too_large")
     assert await table_counts(db) == before
-    r = await small_client.post("/api/v1/evaluations",
-                                content=padded_rating(case["case_no"], 2048),
-                                headers={**key_headers(world), **JSON})
+    r = await small_client.post(
+        "/api/v1/evaluations",
+        content=padded_rating(case["case_no"], 2048),
+        headers={**key_headers(world), **JSON},
+    )
     assert r.status_code == 201, r.text

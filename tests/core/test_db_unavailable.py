@@ -73,8 +73,11 @@ def assert_unavailable(response: httpx.Response) -> None:
 
 
 async def test_intake_answers_503_with_retry_after(outage):
-    r = await outage.post("/api/v1/evaluations", json=EvaluationPayloadFactory(),
-                          headers={"X-Api-Key": "hcp_any-key-the-database-would-check"})
+    r = await outage.post(
+        "/api/v1/evaluations",
+        json=EvaluationPayloadFactory(),
+        headers={"X-Api-Key": "hcp_any-key-the-database-would-check"},
+    )
     assert_unavailable(r)
     assert r.json()["error"]["code"] == "database_unavailable"
     assert r.json()["error"]["message"] == "数据库暂时不可用，请稍后重试"
@@ -97,8 +100,9 @@ async def test_console_sign_in_answers_a_chinese_503_page(outage):
     page = await outage.get("/login")  # the form itself needs no database
     assert page.status_code == 200
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = await outage.post("/login", data={"username": "admin", "password": "x" * 12,
-                                          "csrf_token": token})
+    r = await outage.post(
+        "/login", data={"username": "admin", "password": "x" * 12, "csrf_token": token}
+    )
     assert_unavailable(r)
     assert r.headers["content-type"].startswith("text/html")
     assert "数据库暂时不可用" in r.text
@@ -149,9 +153,13 @@ async def test_postgresql_going_down_and_back_mid_run(settings):
     url = urlsplit(settings.database_url)
     proxy = TcpProxy(url.hostname, url.port or 5432)
     await proxy.start()
-    proxied = settings.model_copy(update={
-        "database_url": settings.database_url.replace(url.netloc,
-                                                      f"{url.username}@127.0.0.1:{proxy.port}")})
+    proxied = settings.model_copy(
+        update={
+            "database_url": settings.database_url.replace(
+                url.netloc, f"{url.username}@127.0.0.1:{proxy.port}"
+            )
+        }
+    )
     keys = iter(range(100))
 
     def headers() -> dict[str, str]:  # a new unknown key each time: none is cached
@@ -183,6 +191,7 @@ async def test_postgresql_going_down_and_back_mid_run(settings):
 async def probing(settings):
     """The app with routes that make the database fail on a statement about a phone."""
     async with served(settings) as (app, client):
+
         async def run(request: Request, sql: str) -> dict:
             async with request.app.state.sessionmaker() as db:
                 for statement in sql.split(";"):
@@ -193,9 +202,12 @@ async def probing(settings):
             return await run(request, "SELECT * FROM no_such_table WHERE phone = :p")
 
         async def duplicate(request: Request):
-            return await run(request, "CREATE TEMPORARY TABLE probe (phone VARCHAR(20) UNIQUE);"
-                                      "INSERT INTO probe (phone) VALUES (:p);"
-                                      "INSERT INTO probe (phone) VALUES (:p)")
+            return await run(
+                request,
+                "CREATE TEMPORARY TABLE probe (phone VARCHAR(20) UNIQUE);"
+                "INSERT INTO probe (phone) VALUES (:p);"
+                "INSERT INTO probe (phone) VALUES (:p)",
+            )
 
         async def bad_number(request: Request):
             return await run(request, "SELECT CAST(CAST(:p AS VARCHAR(20)) || 'x' AS INTEGER)")
@@ -206,12 +218,14 @@ async def probing(settings):
         yield client
 
 
-@pytest.mark.parametrize(("path", "status", "code"), [
-    ("/probe/missing-table", 500, "internal_error"),
-    ("/probe/duplicate", 409, "conflict"),
-])
-async def test_logged_database_errors_carry_no_phone_number(probing, caplog, path, status,
-                                                           code):
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/probe/missing-table", 500, "internal_error"),
+        ("/probe/duplicate", 409, "conflict"),
+    ],
+)
+async def test_logged_database_errors_carry_no_phone_number(probing, caplog, path, status, code):
     caplog.set_level(logging.DEBUG)
     r = await probing.get(path)
     assert (r.status_code, r.json()["error"]["code"]) == (status, code)
@@ -240,22 +254,34 @@ def test_engine_hides_sql_parameters(settings):
 # --- which driver errors mean "the database is away" -----------------------------------
 
 
-@pytest.mark.parametrize(("error", "away"), [
-    (asyncpg.CannotConnectNowError("the database system is starting up"), True),  # 57P03
-    (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
-    (asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
-     True),
-    (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),
-    (ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 5432)"),
-     True),
-    (OSError("Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
-             "[Errno 99] Cannot assign requested address"), True),
-    (sqlite3.OperationalError("unable to open database file"), True),
-    (asyncpg.UniqueViolationError("duplicate key value violates unique constraint"), False),
-    (asyncpg.UndefinedTableError('relation "x" does not exist'), False),
-    (sqlite3.OperationalError("no such table: x"), False),
-    (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "away"),
+    [
+        (asyncpg.CannotConnectNowError("the database system is starting up"), True),  # 57P03
+        (asyncpg.AdminShutdownError("terminating connection due to administrator command"), True),
+        (
+            asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+            True,
+        ),
+        (asyncpg.TooManyConnectionsError("sorry, too many clients already"), True),
+        (
+            ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 5432)"),
+            True,
+        ),
+        (
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), "
+                "[Errno 99] Cannot assign requested address"
+            ),
+            True,
+        ),
+        (sqlite3.OperationalError("unable to open database file"), True),
+        (asyncpg.UniqueViolationError("duplicate key value violates unique constraint"), False),
+        (asyncpg.UndefinedTableError('relation "x" does not exist'), False),
+        (sqlite3.OperationalError("no such table: x"), False),
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), False),
+    ],
+)
 def test_which_errors_mean_the_database_is_away(error, away):
     assert handlers.is_database_unavailable(error) is away
 
@@ -264,6 +290,7 @@ async def test_a_raw_driver_error_on_connect_answers_503(settings):
     """asyncpg raises its own errors (not SQLAlchemy's) while connecting to a server that
     is starting up or shutting down; they reach the handlers as they are."""
     async with served(settings) as (app, client):
+
         async def starting_up():
             raise asyncpg.CannotConnectNowError("the database system is starting up")
 

@@ -22,6 +22,7 @@ from tests.factories import EvaluationPayloadFactory, assert_error, make_case
 
 PHONE_RE = re.compile(rb"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 
+
 def test_openssl_sm4_matches_the_gmssl_reference():
     key, block = os.urandom(16), os.urandom(16)
     ours = Cipher(algorithms.SM4(key), modes.ECB()).encryptor().update(block)
@@ -53,21 +54,41 @@ def test_round_trip_rotation_and_tampering():
 
 async def test_stored_identifiers_are_ciphertext_and_searchable_by_hash(client, db, world):
     case = await make_case(db, world)
-    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
-                          json=EvaluationPayloadFactory(case_no=case["case_no"]))
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+        json=EvaluationPayloadFactory(case_no=case["case_no"]),
+    )
     assert r.status_code == 201
     cert, phone = case["applicant"]["cert_no"], case["applicant"]["phone"]
-    raw = (await db.execute(text(
-        "SELECT rater_cert_no, rater_phone, rater_cert_hash FROM evaluation WHERE id = :id"),
-        {"id": r.json()["id"]})).one()
+    raw = (
+        await db.execute(
+            text(
+                "SELECT rater_cert_no, rater_phone, rater_cert_hash FROM evaluation WHERE id = :id"
+            ),
+            {"id": r.json()["id"]},
+        )
+    ).one()
     assert raw[0].startswith("hcp1:") and cert not in raw[0]
     assert raw[1].startswith("hcp1:") and phone not in raw[1]
-    raw_case = (await db.execute(text(
-        "SELECT applicant_cert_no, applicant_phone FROM service_case WHERE case_no = :n"),
-        {"n": case["case_no"]})).one()
+    raw_case = (
+        await db.execute(
+            text("SELECT applicant_cert_no, applicant_phone FROM service_case WHERE case_no = :n"),
+            {"n": case["case_no"]},
+        )
+    ).one()
     assert all(v.startswith("hcp1:") for v in raw_case)
-    found = (await db.execute(select(Evaluation.id).where(
-        Evaluation.rater_cert_hash == engine_keys(db).identity_hash(cert)))).scalars().all()
+    found = (
+        (
+            await db.execute(
+                select(Evaluation.id).where(
+                    Evaluation.rater_cert_hash == engine_keys(db).identity_hash(cert)
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert r.json()["id"] in found
     assert (await db.get(Evaluation, r.json()["id"])).rater_phone == phone  # read back
 
@@ -76,14 +97,26 @@ async def test_sms_recipients_are_stored_encrypted(client, db, world):
     from tests.workorders.conftest import rate_badly
 
     ev, _order = await rate_badly(client, db, world)
-    raw = (await db.execute(text(
-        "SELECT recipient FROM outbox_message WHERE channel = 'sms'"))).scalars().all()
+    raw = (
+        (await db.execute(text("SELECT recipient FROM outbox_message WHERE channel = 'sms'")))
+        .scalars()
+        .all()
+    )
     assert raw and all(v.startswith("hcp1:") for v in raw)
     # Read through the model, the recipient is the number again (to send to it); found by
     # equality, as the lookup encryption allows (other tests' messages are in the table too).
     phone = (await db.get(Evaluation, ev["id"])).rater_phone
-    msg = (await db.execute(select(OutboxMessage).where(
-        OutboxMessage.channel == "sms", OutboxMessage.recipient == phone))).scalars().first()
+    msg = (
+        (
+            await db.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.channel == "sms", OutboxMessage.recipient == phone
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
     assert msg is not None and PHONE_RE.fullmatch(msg.recipient.encode())
 
 
@@ -95,13 +128,22 @@ async def test_the_handler_reveals_the_phone_on_record(client, db, world):
     unit = await bearer_headers(client, world.users["unit_a"])
     r = await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone", headers=unit)
     assert r.status_code == 200 and PHONE_RE.fullmatch(r.json()["phone"].encode())
-    audit = (await db.execute(select(AuditEvent).where(
-        AuditEvent.target_type == "work_order", AuditEvent.target_id == order.id))
-             ).scalars().all()
+    audit = (
+        (
+            await db.execute(
+                select(AuditEvent).where(
+                    AuditEvent.target_type == "work_order", AuditEvent.target_id == order.id
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert [(a.action, a.actor) for a in audit] == [("reveal_phone", world.users["unit_a"])]
     other = await bearer_headers(client, world.users["unit_b"])
-    assert_error(await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone",
-                                   headers=other), 403)
+    assert_error(
+        await client.post(f"/api/v1/work-orders/{order.id}/reveal-phone", headers=other), 403
+    )
     # Everywhere else the number stays masked.
     r = await client.get(f"/api/v1/work-orders/{order.id}", headers=unit)
     assert "*" in r.json()["evaluation"]["rater"]["phone"]
@@ -125,10 +167,12 @@ def test_no_clear_identifier_in_the_database_file_after_a_demo_load(tmp_path, se
         engine = make_engine(s)
         try:
             async with make_sessionmaker(engine)() as db:  # read back through decryption
-                rows = (await db.execute(select(
-                    Case.applicant_cert_no, Case.applicant_phone))).all()
-                rows += (await db.execute(select(
-                    Evaluation.rater_cert_no, Evaluation.rater_phone))).all()
+                rows = (
+                    await db.execute(select(Case.applicant_cert_no, Case.applicant_phone))
+                ).all()
+                rows += (
+                    await db.execute(select(Evaluation.rater_cert_no, Evaluation.rater_phone))
+                ).all()
         finally:
             await engine.dispose()
         return {v.encode() for row in rows for v in row if v}
@@ -142,38 +186,58 @@ def test_no_clear_identifier_in_the_database_file_after_a_demo_load(tmp_path, se
     assert not PHONE_RE.findall(blob)
 
 
-async def test_an_engine_made_with_other_settings_changes_nothing_here(client, db, world,
-                                                                      settings):
+async def test_an_engine_made_with_other_settings_changes_nothing_here(client, db, world, settings):
     # Issue 9: making an engine used to install its keys for the whole process, so every
     # later rating was hashed and encrypted under the other secret.
     other = make_engine(settings.model_copy(update={"secret_key": "another-" + "y" * 40}))
     await other.dispose()
     case = await make_case(db, world)
-    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
-                          json=EvaluationPayloadFactory(case_no=case["case_no"]))
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+        json=EvaluationPayloadFactory(case_no=case["case_no"]),
+    )
     assert r.status_code == 201
-    stored = (await db.execute(select(Evaluation.rater_cert_hash, Evaluation.rater_phone).where(
-        Evaluation.id == r.json()["id"]))).one()
+    stored = (
+        await db.execute(
+            select(Evaluation.rater_cert_hash, Evaluation.rater_phone).where(
+                Evaluation.id == r.json()["id"]
+            )
+        )
+    ).one()
     assert stored.rater_cert_hash == DataKeys.from_settings(settings).identity_hash(
-        case["applicant"]["cert_no"])
+        case["applicant"]["cert_no"]
+    )
     assert stored.rater_phone == case["applicant"]["phone"]  # readable with this engine's keys
     with pytest.raises(crypto.MissingKey):  # and written with them, not the other's
-        DataKeys(secret="another-" + "y" * 40).decrypt((await db.execute(text(
-            "SELECT rater_phone FROM evaluation WHERE id = :id"), {"id": r.json()["id"]})
-        ).scalar_one())
+        DataKeys(secret="another-" + "y" * 40).decrypt(
+            (
+                await db.execute(
+                    text("SELECT rater_phone FROM evaluation WHERE id = :id"),
+                    {"id": r.json()["id"]},
+                )
+            ).scalar_one()
+        )
 
 
 async def test_one_statement_in_two_engines_uses_each_engine_s_keys(tmp_path, settings):
     # Column types get their keys from the engine's dialect; a statement compiled and cached
     # for one engine must not carry its keys into another.
-    table = Table("note", MetaData(), Column("id", Integer, primary_key=True),
-                  Column("value", EncryptedString()))
+    table = Table(
+        "note",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("value", EncryptedString()),
+    )
     insert, read = table.insert(), select(table.c.value)
     stored = {}
     for name in ("a", "b"):
-        own = settings.model_copy(update={
-            "database_url": f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
-            "secret_key": f"{name}-secret-" + "k" * 40})
+        own = settings.model_copy(
+            update={
+                "database_url": f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
+                "secret_key": f"{name}-secret-" + "k" * 40,
+            }
+        )
         engine = make_engine(own)
         try:
             async with engine.begin() as conn:

@@ -25,19 +25,30 @@ async def case(db, world):
 
 
 async def test_unknown_route_and_method_answer_with_the_error_body(client, world):
-    assert_error(await client.get("/api/v1/nothing-here", headers=key_headers(world)), 404,
-                 "not_found")
-    assert_error(await client.delete("/api/v1/evaluations/1", headers=key_headers(world)), 405,
-                 "method_not_allowed")
+    assert_error(
+        await client.get("/api/v1/nothing-here", headers=key_headers(world)), 404, "not_found"
+    )
+    assert_error(
+        await client.delete("/api/v1/evaluations/1", headers=key_headers(world)),
+        405,
+        "method_not_allowed",
+    )
 
 
 async def test_malformed_json_is_400_and_stores_nothing(client, db, world, case):
     before = await table_counts(db)
-    for raw in [b'{"case_no": "X", "level": ',  # cut off
-                b"{'level': 5}",  # not JSON quotes
-                b'{"level": 5,}', b"\x00\x01\x02"]:
-        for route in ("/api/v1/evaluations", "/api/v1/evaluations/batch", "/api/v1/cases",
-                      "/api/v1/orgs"):
+    for raw in [
+        b'{"case_no": "X", "level": ',  # cut off
+        b"{'level': 5}",  # not JSON quotes
+        b'{"level": 5,}',
+        b"\x00\x01\x02",
+    ]:
+        for route in (
+            "/api/v1/evaluations",
+            "/api/v1/evaluations/batch",
+            "/api/v1/cases",
+            "/api/v1/orgs",
+        ):
             r = await client.post(route, content=raw, headers={**key_headers(world), **JSON})
             assert_error(r, 400, "malformed_json")
     assert await table_counts(db) == before
@@ -45,9 +56,10 @@ async def test_malformed_json_is_400_and_stores_nothing(client, db, world, case)
 
 async def test_non_utf8_body_is_400_with_a_chinese_message(client, db, world, case):
     before = await table_counts(db)
-    for raw in [b'{"comment": "\xff\xfe\xfd"}', "{\"comment\": \"办事很快\"}".encode("gbk")]:
-        r = await client.post("/api/v1/evaluations", content=raw,
-                              headers={**key_headers(world), **JSON})
+    for raw in [b'{"comment": "\xff\xfe\xfd"}', '{"comment": "办事很快"}'.encode("gbk")]:
+        r = await client.post(
+            "/api/v1/evaluations", content=raw, headers={**key_headers(world), **JSON}
+        )
         err = assert_error(r, 400)
         assert err["code"].startswith("malformed")
     assert await table_counts(db) == before
@@ -56,8 +68,9 @@ async def test_non_utf8_body_is_400_with_a_chinese_message(client, db, world, ca
 async def test_a_body_that_is_not_an_object_is_422(client, db, world):
     before = await table_counts(db)
     for raw in [b"null", b"[]", b'[{"level": 5}]', b'"text"', b"5", b"true"]:
-        r = await client.post("/api/v1/evaluations", content=raw,
-                              headers={**key_headers(world), **JSON})
+        r = await client.post(
+            "/api/v1/evaluations", content=raw, headers={**key_headers(world), **JSON}
+        )
         assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
@@ -65,24 +78,36 @@ async def test_a_body_that_is_not_an_object_is_422(client, db, world):
 async def test_json_sent_as_text_plain_is_refused_not_stored(client, db, world, case):
     before = await table_counts(db)
     body = json.dumps(EvaluationPayloadFactory(case_no=case["case_no"]))
-    r = await client.post("/api/v1/evaluations", content=body,
-                          headers={**key_headers(world), "content-type": "text/plain"})
+    r = await client.post(
+        "/api/v1/evaluations",
+        content=body,
+        headers={**key_headers(world), "content-type": "text/plain"},
+    )
     assert_error(r, 422)
     assert await table_counts(db) == before
 
 
 async def test_empty_body_is_422(client, db, world):
-    r = await client.post("/api/v1/evaluations", content=b"",
-                          headers={**key_headers(world), **JSON})
+    r = await client.post(
+        "/api/v1/evaluations", content=b"", headers={**key_headers(world), **JSON}
+    )
     assert_error(r, 422, "invalid_input")
 
 
 async def test_wrong_types_name_each_offending_field(client, db, world, case):
     before = await table_counts(db)
-    body = {**EvaluationPayloadFactory(case_no=case["case_no"]), "level": "5",
-            "reasons": "517", "anonymous": "no", "rater": []}
-    err = assert_error(await client.post("/api/v1/evaluations", json=body,
-                                         headers=key_headers(world)), 422, "invalid_input")
+    body = {
+        **EvaluationPayloadFactory(case_no=case["case_no"]),
+        "level": "5",
+        "reasons": "517",
+        "anonymous": "no",
+        "rater": [],
+    }
+    err = assert_error(
+        await client.post("/api/v1/evaluations", json=body, headers=key_headers(world)),
+        422,
+        "invalid_input",
+    )
     fields = {d["field"] for d in err["details"]}
     assert {"level", "reasons", "anonymous", "rater"} <= fields
     assert all(d["message"] and not d["message"].startswith("Input") for d in err["details"])
@@ -92,43 +117,72 @@ async def test_wrong_types_name_each_offending_field(client, db, world, case):
 
 async def test_unknown_fields_are_refused_by_name(client, db, world, case):
     before = await table_counts(db)
-    body = {**EvaluationPayloadFactory(case_no=case["case_no"]), "score": 100,
-            "rater": {"name": "张三", "vip": True}}
-    err = assert_error(await client.post("/api/v1/evaluations", json=body,
-                                         headers=key_headers(world)), 422, "invalid_input")
+    body = {
+        **EvaluationPayloadFactory(case_no=case["case_no"]),
+        "score": 100,
+        "rater": {"name": "张三", "vip": True},
+    }
+    err = assert_error(
+        await client.post("/api/v1/evaluations", json=body, headers=key_headers(world)),
+        422,
+        "invalid_input",
+    )
     assert {(d["field"], d["type"]) for d in err["details"]} == {
-        ("score", "extra_forbidden"), ("rater.vip", "extra_forbidden")}
+        ("score", "extra_forbidden"),
+        ("rater.vip", "extra_forbidden"),
+    }
     assert await table_counts(db) == before
 
 
 async def test_nul_characters_in_text_are_refused_on_every_database(client, db, world, case):
     before = await table_counts(db)
-    for change, field in [({"comment": "a\x00b"}, "comment"), ({"comment": "\x00"}, "comment"),
-                          ({"rater": {"name": "张\x00三"}}, "rater.name"),
-                          ({"device_id": "pad\x00"}, "device_id")]:
+    for change, field in [
+        ({"comment": "a\x00b"}, "comment"),
+        ({"comment": "\x00"}, "comment"),
+        ({"rater": {"name": "张\x00三"}}, "rater.name"),
+        ({"device_id": "pad\x00"}, "device_id"),
+    ]:
         body = {**EvaluationPayloadFactory(case_no=case["case_no"]), **change}
-        err = assert_error(await client.post("/api/v1/evaluations", json=body,
-                                             headers=key_headers(world)), 422, "invalid_input")
+        err = assert_error(
+            await client.post("/api/v1/evaluations", json=body, headers=key_headers(world)),
+            422,
+            "invalid_input",
+        )
         assert err["details"][0]["field"] == field
-    r = await client.post("/api/v1/orgs", headers=key_headers(world), json={
-        "code": "W-NUL", "name": "窗口\x00", "kind": "window", "parent_code": "HALL-A",
-        "region_code": "330102"})
+    r = await client.post(
+        "/api/v1/orgs",
+        headers=key_headers(world),
+        json={
+            "code": "W-NUL",
+            "name": "窗口\x00",
+            "kind": "window",
+            "parent_code": "HALL-A",
+            "region_code": "330102",
+        },
+    )
     assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
 
 async def test_lone_surrogates_in_text_are_refused(client, db, world, case):
     before = await table_counts(db)
-    body = json.dumps({**EvaluationPayloadFactory(case_no=case["case_no"]),
-                       "comment": "\ud800好"}).encode()
-    r = await client.post("/api/v1/evaluations", content=body,
-                          headers={**key_headers(world), **JSON})
+    body = json.dumps(
+        {**EvaluationPayloadFactory(case_no=case["case_no"]), "comment": "\ud800好"}
+    ).encode()
+    r = await client.post(
+        "/api/v1/evaluations", content=body, headers={**key_headers(world), **JSON}
+    )
     assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
 
-NUL_ADDRESSES = ["/api/v1/orgs?q=%00", "/api/v1/cases/A%00B", "/api/v1/orgs/A%00B",
-                 "/api/v1/staff?org_code=%00", "/api/v1/evaluations?case_no=%00"]
+NUL_ADDRESSES = [
+    "/api/v1/orgs?q=%00",
+    "/api/v1/cases/A%00B",
+    "/api/v1/orgs/A%00B",
+    "/api/v1/staff?org_code=%00",
+    "/api/v1/evaluations?case_no=%00",
+]
 
 
 async def test_nul_characters_in_the_address_never_crash(client, settings, world):
@@ -159,35 +213,59 @@ async def test_an_unexpected_failure_is_a_500_with_the_error_body(app, world, mo
 
 async def test_timestamps_at_the_edge_of_the_calendar_are_422(client, db, world, case):
     before = await table_counts(db)
-    for value in ["0001-01-01T00:00:00+08:00", "9999-12-31T23:59:59-08:00",
-                  "1899-12-31T23:00:00+00:00", "3000-01-01T00:00:00+00:00"]:
+    for value in [
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59-08:00",
+        "1899-12-31T23:00:00+00:00",
+        "3000-01-01T00:00:00+00:00",
+    ]:
         body = {**EvaluationPayloadFactory(case_no=case["case_no"]), "evaluated_at": value}
-        err = assert_error(await client.post("/api/v1/evaluations", json=body,
-                                             headers=key_headers(world)), 422, "invalid_input")
+        err = assert_error(
+            await client.post("/api/v1/evaluations", json=body, headers=key_headers(world)),
+            422,
+            "invalid_input",
+        )
         assert err["details"][0]["field"] == "evaluated_at"
         assert "年之间" in err["message"]
         for param in ("since", "until"):
-            r = await client.get("/api/v1/evaluations", params={param: value},
-                                 headers=key_headers(world))
+            r = await client.get(
+                "/api/v1/evaluations", params={param: value}, headers=key_headers(world)
+            )
             assert_error(r, 422, "invalid_input")
     assert await table_counts(db) == before
 
 
 async def test_ids_that_cannot_exist_are_a_4xx(client, world):
-    for path in ["/api/v1/evaluations/99999999999999999999999",
-                 "/api/v1/evaluations/9223372036854775808", "/api/v1/evaluations/0",
-                 "/api/v1/evaluations/-1", "/api/v1/evaluations/abc",
-                 "/api/v1/evaluations/1.5"]:
+    for path in [
+        "/api/v1/evaluations/99999999999999999999999",
+        "/api/v1/evaluations/9223372036854775808",
+        "/api/v1/evaluations/0",
+        "/api/v1/evaluations/-1",
+        "/api/v1/evaluations/abc",
+        "/api/v1/evaluations/1.5",
+    ]:
         r = await client.get(path, headers=key_headers(world))
         assert r.status_code in (404, 422), (path, r.text)
         assert_error(r, r.status_code)
     # The largest id a BIGINT can hold is merely unknown.
-    assert_error(await client.get("/api/v1/evaluations/9223372036854775807",
-                                  headers=key_headers(world)), 404, "evaluation_not_found")
+    assert_error(
+        await client.get("/api/v1/evaluations/9223372036854775807", headers=key_headers(world)),
+        404,
+        "evaluation_not_found",
+    )
 
 
-FORGED_CURSORS = ["not-a-cursor!", encode_cursor(10**30), encode_cursor("²"), encode_cursor("-5"),
-                  encode_cursor("١٢٣"), encode_cursor("9" * 5000), "a", "YQ", "%%%"]
+FORGED_CURSORS = [
+    "not-a-cursor!",
+    encode_cursor(10**30),
+    encode_cursor("²"),
+    encode_cursor("-5"),
+    encode_cursor("١٢٣"),
+    encode_cursor("9" * 5000),
+    "a",
+    "YQ",
+    "%%%",
+]
 
 
 async def test_forged_cursors_are_400(client, world):
@@ -197,14 +275,23 @@ async def test_forged_cursors_are_400(client, world):
             assert_error(r, 400, "invalid_cursor")
     # Region cursors are codes (strings); a cursor we never made is still refused.
     for cursor in ["a", "YQ", "not-a-cursor!"]:
-        r = await client.get("/api/v1/regions", params={"cursor": cursor},
-                             headers=key_headers(world))
+        r = await client.get(
+            "/api/v1/regions", params={"cursor": cursor}, headers=key_headers(world)
+        )
         assert_error(r, 400, "invalid_cursor")
 
 
 async def test_bad_list_filters_are_422(client, world):
-    for params in [{"limit": 0}, {"limit": 501}, {"limit": "x"}, {"level": 0}, {"level": 6},
-                   {"level": "5.5"}, {"channel": "fax"}, {"since": "yesterday"},
-                   {"until": "2026-01-01T00:00:00"}]:
+    for params in [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "x"},
+        {"level": 0},
+        {"level": 6},
+        {"level": "5.5"},
+        {"channel": "fax"},
+        {"since": "yesterday"},
+        {"until": "2026-01-01T00:00:00"},
+    ]:
         r = await client.get("/api/v1/evaluations", params=params, headers=key_headers(world))
         assert_error(r, 422, "invalid_input")

@@ -17,19 +17,24 @@ def _codes(op: dict, status: int) -> list[str]:
 
 
 async def test_a_refused_cursor_is_an_answer_the_document_declares(app, client, world):
-    response = await client.get("/api/v1/evaluations", params={"cursor": "not-ours"},
-                                headers=factories.key_headers(world))
+    response = await client.get(
+        "/api/v1/evaluations", params={"cursor": "not-ours"}, headers=factories.key_headers(world)
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_cursor"
     op = _op(app, "get", "/api/v1/evaluations")
     assert "invalid_cursor" in _codes(op, 400)
     assert op["responses"]["400"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/ErrorBody"}
+        "$ref": "#/components/schemas/ErrorBody"
+    }
 
 
 async def test_a_business_answer_named_on_the_route_is_declared_with_its_code(app, client, world):
-    response = await client.post("/api/v1/staff", headers=factories.key_headers(world),
-                                 json={"staff_no": "S-X", "name": "张三", "org_code": "NOPE"})
+    response = await client.post(
+        "/api/v1/staff",
+        headers=factories.key_headers(world),
+        json={"staff_no": "S-X", "name": "张三", "org_code": "NOPE"},
+    )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "org_not_found"
     assert "org_not_found" in _codes(_op(app, "post", "/api/v1/staff"), 404)
@@ -60,10 +65,15 @@ async def test_every_error_answer_has_the_error_body_and_fastapis_shape_is_gone(
                 assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
 
 
-@pytest.mark.parametrize("path,param", [("/api/v1/evaluations", "until"),
-                                        ("/api/v1/evaluations", "since"),
-                                        ("/api/v1/stats/summary", "until"),
-                                        ("/api/v1/work-orders", "due_before")])
+@pytest.mark.parametrize(
+    "path,param",
+    [
+        ("/api/v1/evaluations", "until"),
+        ("/api/v1/evaluations", "since"),
+        ("/api/v1/stats/summary", "until"),
+        ("/api/v1/work-orders", "due_before"),
+    ],
+)
 @pytest.mark.parametrize("value", ["0.5", "1700000000", "2026-01-01T09:00:00"])
 async def test_a_time_in_a_query_is_iso_8601_with_an_offset(client, world, path, param, value):
     headers = await factories.bearer_headers(client, world.users["admin"])
@@ -78,8 +88,9 @@ async def test_a_time_in_a_query_is_iso_8601_with_an_offset(client, world, path,
 
 async def test_a_number_is_not_a_time_in_a_body_either(client, world):
     payload = factories.CasePayloadFactory(accepted_at=1_700_000_000)
-    response = await client.post("/api/v1/cases", json=payload,
-                                 headers=factories.key_headers(world))
+    response = await client.post(
+        "/api/v1/cases", json=payload, headers=factories.key_headers(world)
+    )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "accepted_at"
 

@@ -287,8 +287,7 @@ async def test_smtp_down_backs_off_then_dead_then_retried_by_an_admin(committed,
         listed = await outbox.failed_messages(db, limit=500)
         assert to in [m.recipient for m in listed]
         assert (await outbox.status_counts(db))["dead"] >= 1
-        again = await outbox.retry_message(db, message_id=row.id, actor="admin",
-                                           actor_role="admin")
+        again = await outbox.retry_message(db, message_id=row.id, actor="admin", actor_role="admin")
         assert (again.status, again.attempts) == ("pending", 0)
         await db.commit()
 

@@ -51,8 +51,9 @@ async def test_sign_in_locks_after_repeated_failures(client, world):
     assert "锁定" in err["message"]
     assert err["details"] == [{"retry_after_seconds": 900}]
     assert r.headers["retry-after"] == "900"  # the JSON answer says when to retry, too
-    other = await client.post("/api/v1/auth/token",
-                              data={"username": world.users["unit_b"], "password": PASSWORD})
+    other = await client.post(
+        "/api/v1/auth/token", data={"username": world.users["unit_b"], "password": PASSWORD}
+    )
     assert other.status_code == 200
 
 
@@ -62,9 +63,11 @@ async def test_failures_from_elsewhere_do_not_lock_the_person_out(app, client, w
     for _ in range(5):
         r = await client.post("/api/v1/auth/token", data={"username": admin, "password": "x"})
         assert_error(r, 401, "invalid_credentials")
-    assert_error(await client.post("/api/v1/auth/token",
-                                   data={"username": admin, "password": PASSWORD}),
-                 429, "login_locked")
+    assert_error(
+        await client.post("/api/v1/auth/token", data={"username": admin, "password": PASSWORD}),
+        429,
+        "login_locked",
+    )
     transport = httpx.ASGITransport(app=app, client=("192.0.2.200", 6000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as desk:
         r = await desk.post("/api/v1/auth/token", data={"username": admin, "password": PASSWORD})
@@ -72,9 +75,11 @@ async def test_failures_from_elsewhere_do_not_lock_the_person_out(app, client, w
         # The desk's own failures are counted apart from the attacker's.
         r = await desk.post("/api/v1/auth/token", data={"username": admin, "password": "x"})
         assert_error(r, 401, "invalid_credentials")
-    assert_error(await client.post("/api/v1/auth/token",
-                                   data={"username": admin, "password": PASSWORD}),
-                 429, "login_locked")
+    assert_error(
+        await client.post("/api/v1/auth/token", data={"username": admin, "password": PASSWORD}),
+        429,
+        "login_locked",
+    )
 
 
 class Clock:
@@ -87,8 +92,9 @@ class Clock:
 
 async def test_each_further_failure_doubles_the_lock_up_to_the_cap():
     clock = Clock()
-    guard = LoginGuard(MemoryCounter(clock), max_failures=5, lockout_seconds=900,
-                       lockout_max_seconds=4 * 3600)
+    guard = LoginGuard(
+        MemoryCounter(clock), max_failures=5, lockout_seconds=900, lockout_max_seconds=4 * 3600
+    )
     for _ in range(4):
         await guard.check("admin", "203.0.113.9")
         await guard.failed("admin", "203.0.113.9")
@@ -124,8 +130,13 @@ async def test_failures_are_forgotten_a_window_after_the_last_one():
 
 async def test_many_sources_slow_an_account_without_locking_it():
     clock = Clock()
-    guard = LoginGuard(MemoryCounter(clock), max_failures=5, lockout_seconds=900,
-                       account_ceiling=3, throttle_seconds=3)
+    guard = LoginGuard(
+        MemoryCounter(clock),
+        max_failures=5,
+        lockout_seconds=900,
+        account_ceiling=3,
+        throttle_seconds=3,
+    )
     name = f"target-{uuid.uuid4().hex[:6]}"
     for i in range(3):
         await guard.failed(name, f"10.0.0.{i}")
@@ -164,8 +175,9 @@ async def test_the_lock_grows_in_redis_too():
 async def test_sign_in_attempts_are_capped_per_ip(client, world):
     codes = []
     for i in range(25):
-        r = await client.post("/api/v1/auth/token",
-                              data={"username": f"nobody{i}", "password": "x"})
+        r = await client.post(
+            "/api/v1/auth/token", data={"username": f"nobody{i}", "password": "x"}
+        )
         codes.append(r.status_code)
     assert codes[:20] == [401] * 20 and set(codes[20:]) == {429}
     assert r.headers["retry-after"] == "60"  # the per-IP window of the sign-in limit
@@ -178,17 +190,35 @@ def _free_port() -> int:
 
 
 def _start(settings, port: int, tmp_path) -> subprocess.Popen:
-    env = {**os.environ, "HAOCHAPING_DATABASE_URL": settings.database_url,
-           "HAOCHAPING_SECRET_KEY": settings.secret_key, "HAOCHAPING_REDIS_URL": REDIS_URL,
-           "HAOCHAPING_JOB_INTERVAL_SECONDS": "0", "HAOCHAPING_ENV": "test",
-           "HAOCHAPING_SMS_LOG_PATH": str(tmp_path / "sms.jsonl"),
-           # The per-IP limit counts every sign-in from 127.0.0.1 in the shared Redis (other
-           # tests and runs on this machine): off here, the lock-out by name is under test.
-           "HAOCHAPING_RATE_LOGIN_PER_MINUTE": "0"}
+    env = {
+        **os.environ,
+        "HAOCHAPING_DATABASE_URL": settings.database_url,
+        "HAOCHAPING_SECRET_KEY": settings.secret_key,
+        "HAOCHAPING_REDIS_URL": REDIS_URL,
+        "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
+        "HAOCHAPING_ENV": "test",
+        "HAOCHAPING_SMS_LOG_PATH": str(tmp_path / "sms.jsonl"),
+        # The per-IP limit counts every sign-in from 127.0.0.1 in the shared Redis (other
+        # tests and runs on this machine): off here, the lock-out by name is under test.
+        "HAOCHAPING_RATE_LOGIN_PER_MINUTE": "0",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "haochaping.asgi:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "haochaping.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _wait(port: int) -> None:
@@ -211,8 +241,11 @@ def test_lockout_is_shared_by_two_server_processes(settings, tmp_path):
         username = f"ghost-{uuid.uuid4().hex[:8]}"
         statuses = []
         for i in range(7):  # alternate between the two processes
-            r = httpx.post(f"http://127.0.0.1:{ports[i % 2]}/api/v1/auth/token",
-                           data={"username": username, "password": "wrong"}, timeout=10)
+            r = httpx.post(
+                f"http://127.0.0.1:{ports[i % 2]}/api/v1/auth/token",
+                data={"username": username, "password": "wrong"},
+                timeout=10,
+            )
             statuses.append(r.status_code)
         # Five failures in all lock the name, whichever process saw them.
         assert statuses[:5] == [401] * 5 and statuses[5:] == [429, 429]

@@ -49,25 +49,33 @@ def test_one_role_enum_people_and_workflow_actors():
 
 
 def _check(model, name: str) -> str:
-    constraint = next(c for c in model.__table__.constraints
-                      if isinstance(c, CheckConstraint) and str(c.name).endswith(name))
+    constraint = next(
+        c
+        for c in model.__table__.constraints
+        if isinstance(c, CheckConstraint) and str(c.name).endswith(name)
+    )
     return str(constraint.sqltext)
 
 
 def test_check_constraints_are_built_from_the_enums_with_the_stored_text():
     # The text the migrations created (0001, 0004): building it from the enum changes nothing.
-    assert _check(User, "role_valid") == \
-        "role IN ('admin', 'office', 'unit', 'staff', 'assessor')" == check_in("role", PERSON_ROLES)
+    assert (
+        _check(User, "role_valid")
+        == "role IN ('admin', 'office', 'unit', 'staff', 'assessor')"
+        == check_in("role", PERSON_ROLES)
+    )
     assert _check(WorkOrder, "state_valid") == (
         "state IN ('verifying', 'transferred', 'rectifying', 'explained', 'callback', "
-        "'supervising', 'accountability', 'appealing', 'closed', 'invalidated')")
+        "'supervising', 'accountability', 'appealing', 'closed', 'invalidated')"
+    )
 
 
 @pytest.mark.parametrize("role", ["system", "citizen", "review"])
 async def test_no_account_holds_a_workflow_actor_role(db, world, role):
     with pytest.raises(Invalid) as exc:
-        await account_service.create_user(db=db, username=f"x-{role}", password=PASSWORD,
-                                          role=role, org_code="HALL-A")
+        await account_service.create_user(
+            db=db, username=f"x-{role}", password=PASSWORD, role=role, org_code="HALL-A"
+        )
     assert exc.value.code == "unknown_role"
     assert (await db.execute(select(User).where(User.username == f"x-{role}"))).first() is None
 
@@ -77,15 +85,21 @@ async def test_manager_routes_refuse_other_roles_and_api_keys(client, db, world)
     before = len((await db.execute(select(PolicySet.id))).all())
     for who in ("unit_a", "assessor"):
         headers = await bearer_headers(client, world.users[who])
-        assert_error(await client.post("/api/v1/policies", headers=headers, json=body), 403,
-                     "role_forbidden")
-        assert_error(await client.get("/api/v1/integrity/checks", headers=headers), 403,
-                     "role_forbidden")
-        assert_error(await client.get("/api/v1/integrity/flags", headers=headers), 403,
-                     "role_forbidden")
+        assert_error(
+            await client.post("/api/v1/policies", headers=headers, json=body), 403, "role_forbidden"
+        )
+        assert_error(
+            await client.get("/api/v1/integrity/checks", headers=headers), 403, "role_forbidden"
+        )
+        assert_error(
+            await client.get("/api/v1/integrity/flags", headers=headers), 403, "role_forbidden"
+        )
     assert len((await db.execute(select(PolicySet.id))).all()) == before
-    assert_error(await client.get("/api/v1/integrity/checks", headers=key_headers(world)), 403,
-                 "user_required")
+    assert_error(
+        await client.get("/api/v1/integrity/checks", headers=key_headers(world)),
+        403,
+        "user_required",
+    )
     office = await bearer_headers(client, world.users["office"])
     assert (await client.get("/api/v1/integrity/checks", headers=office)).status_code == 200
     assert (await client.post("/api/v1/policies", headers=office, json=body)).status_code == 201

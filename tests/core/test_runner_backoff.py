@@ -22,13 +22,15 @@ def test_backoff_doubles_up_to_its_cap():
     assert scheduler.backoff_delay(10_000, base=1.0, cap=60.0) == 60
 
 
-async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, tmp_path,
-                                                                     caplog):
+async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, tmp_path, caplog):
     # The job's own database: a fresh SQLite file, so its passes touch no other test's rows;
     # the outage is on the backend under test (a closed PostgreSQL port, an unopenable file).
-    own = settings.model_copy(update={
-        "database_url": f"sqlite+aiosqlite:///{tmp_path}/job.db",
-        "sms_log_path": str(tmp_path / "sms.jsonl")})
+    own = settings.model_copy(
+        update={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path}/job.db",
+            "sms_log_path": str(tmp_path / "sms.jsonl"),
+        }
+    )
     await asyncio.to_thread(migrate.upgrade, own)
     app = create_app(own)
     await startup(app)
@@ -43,8 +45,9 @@ async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, t
 
     app.state.sessionmaker = make_sessionmaker(dead)
     caplog.set_level(logging.INFO, logger="haochaping.jobs")
-    job = asyncio.create_task(scheduler.run_forever(app.state, 0.05, backoff_base=0.02,
-                                                 backoff_max=0.16))
+    job = asyncio.create_task(
+        scheduler.run_forever(app.state, 0.05, backoff_base=0.02, backoff_max=0.16)
+    )
     try:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -66,8 +69,7 @@ async def test_deadline_job_backs_off_and_logs_once_per_state_change(settings, t
             await asyncio.sleep(0.05)
         records = [r for r in caplog.records if r.name == "haochaping.jobs"]
         assert len(records) == 2
-        assert records[1].getMessage() == \
-            f"deadline job recovered after {attempts} failed passes"
+        assert records[1].getMessage() == f"deadline job recovered after {attempts} failed passes"
         settled = attempts
         await asyncio.sleep(0.3)
         assert attempts == settled  # passes now run on the live database

@@ -20,28 +20,43 @@ from haochaping.core.schemas import (
 )
 
 
-@pytest.mark.parametrize(("name", "masked"), [
-    ("张三", "张*"), ("欧阳娜娜", "欧**娜"), ("李", "李*"), ("王小明", "王*明"), (None, None),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("张三", "张*"),
+        ("欧阳娜娜", "欧**娜"),
+        ("李", "李*"),
+        ("王小明", "王*明"),
+        (None, None),
+        ("", ""),
+    ],
+)
 def test_names_keep_first_and_last_character(name, masked):
     assert security.mask_name(name) == masked
 
 
-@pytest.mark.parametrize(("cert", "masked"), [
-    ("110101199003070011", "1101**********0011"),
-    ("91330100MA2B3C4D5E", "9133**********4D5E"),
-    ("E1234567", "E*******"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("cert", "masked"),
+    [
+        ("110101199003070011", "1101**********0011"),
+        ("91330100MA2B3C4D5E", "9133**********4D5E"),
+        ("E1234567", "E*******"),
+        (None, None),
+    ],
+)
 def test_certificate_numbers_show_only_their_ends(cert, masked):
     assert security.mask_cert_no(cert) == masked
 
 
-@pytest.mark.parametrize(("phone", "masked"), [
-    ("13812345678", "138****5678"), ("0571-8888", "057**8888"),
-    ("12345", "*****"), (None, None),
-])
+@pytest.mark.parametrize(
+    ("phone", "masked"),
+    [
+        ("13812345678", "138****5678"),
+        ("0571-8888", "057**8888"),
+        ("12345", "*****"),
+        (None, None),
+    ],
+)
 def test_phone_numbers_hide_the_middle(phone, masked):
     assert security.mask_phone(phone) == masked
 
@@ -81,8 +96,12 @@ def test_signed_tokens_refuse_forgery_other_purposes_and_age():
     assert security.load_signed("s" * 40, "purpose", forged, 60) is None
     assert security.load_signed("s" * 40, "purpose", "garbage", 60) is None
     # Not a dict: refused although the signature is good.
-    assert security.load_signed("s" * 40, "purpose",
-                                security.signer("s" * 40, "purpose").dumps([1]), 60) is None
+    assert (
+        security.load_signed(
+            "s" * 40, "purpose", security.signer("s" * 40, "purpose").dumps([1]), 60
+        )
+        is None
+    )
 
 
 def test_signed_tokens_expire(monkeypatch):
@@ -100,10 +119,17 @@ def test_cursors_round_trip(key):
     assert decode_cursor(cursor) == str(key)
 
 
-@pytest.mark.parametrize("cursor", [
-    "@@@", "a", encode_cursor("x"), encode_cursor(MAX_ID + 1), encode_cursor("٣"),
-    encode_cursor("1" * 30),
-])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "@@@",
+        "a",
+        encode_cursor("x"),
+        encode_cursor(MAX_ID + 1),
+        encode_cursor("٣"),
+        encode_cursor("1" * 30),
+    ],
+)
 def test_integer_cursors_we_did_not_make_are_malformed(cursor):
     with pytest.raises(Malformed) as exc:
         decode_int_cursor(cursor)
@@ -131,14 +157,22 @@ def test_input_models_refuse_nul_characters_and_unknown_fields():
     assert Probe(text="  好 ", words=["a"]).text == "好"
 
 
-@pytest.mark.parametrize("value", ["2026-01-01T08:00:00+08:00", "1900-01-01T12:00:00+00:00",
-                                   "2999-12-31T00:00:00Z"])
+@pytest.mark.parametrize(
+    "value", ["2026-01-01T08:00:00+08:00", "1900-01-01T12:00:00+00:00", "2999-12-31T00:00:00Z"]
+)
 def test_timestamps_in_range_are_kept_with_their_offset(value):
     assert Probe(at=value).at.utcoffset() is not None
 
 
-@pytest.mark.parametrize("value", ["2026-01-01T08:00:00", "0001-01-01T00:00:00+08:00",
-                                   "9999-12-31T23:59:59-01:00", "1899-12-31T00:00:00Z"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T08:00:00",
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59-01:00",
+        "1899-12-31T00:00:00Z",
+    ],
+)
 def test_timestamps_without_offset_or_out_of_range_are_refused(value):
     with pytest.raises(ValidationError):
         Probe(at=value)

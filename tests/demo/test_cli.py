@@ -30,8 +30,9 @@ def test_demo_command_loads_once_and_prints_the_accounts(tmp_path, monkeypatch):
 
 
 def test_serve_demo_loads_only_into_an_empty_database(tmp_path):
-    settings = Settings(env="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/serve.db",
-                        _env_file=None)
+    settings = Settings(
+        env="test", database_url=f"sqlite+aiosqlite:///{tmp_path}/serve.db", _env_file=None
+    )
     migrate.upgrade(settings)
     printed: list[str] = []
     loaded = asyncio.run(loader.load_if_empty(settings, cases=300, echo=printed.append))

@@ -46,8 +46,12 @@ async def demo(demo_engine) -> AsyncIterator[Demo]:
     """The demo loaded once into a transaction that is rolled back after the module."""
     async with demo_engine.connect() as conn:
         trans = await conn.begin()
-        maker = async_sessionmaker(bind=conn, expire_on_commit=False, autoflush=False,
-                                   join_transaction_mode="create_savepoint")
+        maker = async_sessionmaker(
+            bind=conn,
+            expire_on_commit=False,
+            autoflush=False,
+            join_transaction_mode="create_savepoint",
+        )
         async with maker() as db:
             summary = await loader.load_into(db, cases=CASES, seed=7)
             await db.commit()
@@ -69,19 +73,50 @@ async def table_counts(db: AsyncSession) -> dict[str, int]:
 
 async def test_reference_data_has_the_size_of_a_province(demo: Demo):
     db = demo.db
-    tiers = dict((await db.execute(select(Region.tier, func.count()).where(
-        Region.code.like("99%")).group_by(Region.tier))).all())
+    tiers = dict(
+        (
+            await db.execute(
+                select(Region.tier, func.count())
+                .where(Region.code.like("99%"))
+                .group_by(Region.tier)
+            )
+        ).all()
+    )
     assert tiers[1] == 1 and tiers[2] >= 3 and tiers[3] >= 10
-    kinds = dict((await db.execute(select(Org.kind, func.count()).where(
-        Org.path.like(f"/{generate.ROOT_CODE}/%")).group_by(Org.kind))).all())
+    kinds = dict(
+        (
+            await db.execute(
+                select(Org.kind, func.count())
+                .where(Org.path.like(f"/{generate.ROOT_CODE}/%"))
+                .group_by(Org.kind)
+            )
+        ).all()
+    )
     assert kinds["hall"] >= 40 and kinds["window"] >= 300
-    assert await count(db, Staff, Staff.org_id.in_(select(Org.id).where(
-        Org.kind == "window", Org.path.like(f"/{generate.ROOT_CODE}/%")))) >= 1000
+    assert (
+        await count(
+            db,
+            Staff,
+            Staff.org_id.in_(
+                select(Org.id).where(
+                    Org.kind == "window", Org.path.like(f"/{generate.ROOT_CODE}/%")
+                )
+            ),
+        )
+        >= 1000
+    )
     names = set((await db.execute(select(Item.name))).scalars())
     assert len(names) >= 100 and await count(db, Item) >= 500
-    for expected in ("企业设立登记（营业执照核发）", "不动产登记（转移登记）", "社保卡补换",
-                     "公积金提取（购房）", "户籍迁移（迁入）", "普通护照签发",
-                     "医保报销（零星报销）", "食品经营许可"):
+    for expected in (
+        "企业设立登记（营业执照核发）",
+        "不动产登记（转移登记）",
+        "社保卡补换",
+        "公积金提取（购房）",
+        "户籍迁移（迁入）",
+        "普通护照签发",
+        "医保报销（零星报销）",
+        "食品经营许可",
+    ):
         assert expected in names
     root = (await db.execute(select(Org).where(Org.code == generate.ROOT_CODE))).scalar_one()
     assert root.parent_id is None and root.kind == "department"
@@ -92,8 +127,13 @@ async def test_reference_data_has_the_size_of_a_province(demo: Demo):
 async def test_org_tree_is_consistent(demo: Demo):
     db = demo.db
     parent = aliased(Org)
-    rows = (await db.execute(select(Org.kind, Org.path, parent.kind, parent.path, Org.code)
-                             .join(parent, parent.id == Org.parent_id))).all()
+    rows = (
+        await db.execute(
+            select(Org.kind, Org.path, parent.kind, parent.path, Org.code).join(
+                parent, parent.id == Org.parent_id
+            )
+        )
+    ).all()
     assert rows
     for kind, path, parent_kind, parent_path, code in rows:
         assert path == f"{parent_path}{code}/"
@@ -109,8 +149,13 @@ async def test_org_tree_is_consistent(demo: Demo):
 
 async def test_ratings_have_the_texture_of_real_data(demo: Demo):
     db = demo.db
-    levels = Counter(dict((await db.execute(select(Evaluation.level, func.count())
-                                            .group_by(Evaluation.level))).all()))
+    levels = Counter(
+        dict(
+            (
+                await db.execute(select(Evaluation.level, func.count()).group_by(Evaluation.level))
+            ).all()
+        )
+    )
     total = sum(levels.values())
     good = (levels[3] + levels[4] + levels[5]) / total
     assert 0.97 <= good <= 0.999
@@ -118,26 +163,45 @@ async def test_ratings_have_the_texture_of_real_data(demo: Demo):
     channels = set((await db.execute(select(Evaluation.channel).distinct())).scalars())
     assert channels == {c.value for c in Channel}
     # General comments and supervisory ratings name an org (or item), never a case.
-    free = (await db.execute(select(Evaluation.channel, Evaluation.case_id).where(
-        Evaluation.channel.in_(["review", "inspection"])))).all()
+    free = (
+        await db.execute(
+            select(Evaluation.channel, Evaluation.case_id).where(
+                Evaluation.channel.in_(["review", "inspection"])
+            )
+        )
+    ).all()
     assert free and all(case_id is None for _, case_id in free)
-    assert await count(db, Evaluation, Evaluation.case_id.is_(None),
-                       Evaluation.channel.notin_(["review", "inspection"])) == 0
+    assert (
+        await count(
+            db,
+            Evaluation,
+            Evaluation.case_id.is_(None),
+            Evaluation.channel.notin_(["review", "inspection"]),
+        )
+        == 0
+    )
     # A realistic share of completed cases is rated; the rest stay unrated.
     completed = await count(db, Case, Case.status == "completed")
-    rated = await count(db, Evaluation, Evaluation.case_id.in_(
-        select(Case.id).where(Case.status == "completed")))
+    rated = await count(
+        db, Evaluation, Evaluation.case_id.in_(select(Case.id).where(Case.status == "completed"))
+    )
     assert 0.6 <= rated / completed <= 0.8
-    statuses = Counter(dict((await db.execute(select(Case.status, func.count())
-                                              .group_by(Case.status))).all()))
+    statuses = Counter(
+        dict((await db.execute(select(Case.status, func.count()).group_by(Case.status))).all())
+    )
     assert statuses["completed"] / CASES > 0.9 and statuses["accepted"] and statuses["rejected"]
     assert demo.summary.levels == levels and sum(demo.summary.cases.values()) == CASES
 
 
 async def test_reasons_belong_to_the_level_and_bad_ratings_say_why(demo: Demo):
     level_of = {t.code: t.level for t in national_tags()}
-    rows = (await demo.db.execute(select(Evaluation.level, Evaluation.reasons,
-                                         Evaluation.comment, Evaluation.tagset_version))).all()
+    rows = (
+        await demo.db.execute(
+            select(
+                Evaluation.level, Evaluation.reasons, Evaluation.comment, Evaluation.tagset_version
+            )
+        )
+    ).all()
     with_reasons = 0
     for level, reasons, comment, version in rows:
         assert version == NATIONAL_VERSION
@@ -152,9 +216,13 @@ async def test_reasons_belong_to_the_level_and_bad_ratings_say_why(demo: Demo):
 async def test_cases_and_ratings_fit_together(demo: Demo):
     db = demo.db
     window, staff = aliased(Org), aliased(Staff)
-    cases = (await db.execute(select(Case, window.parent_id, window.kind, staff.org_id)
-                              .outerjoin(window, window.id == Case.window_id)
-                              .outerjoin(staff, staff.id == Case.staff_id))).all()
+    cases = (
+        await db.execute(
+            select(Case, window.parent_id, window.kind, staff.org_id)
+            .outerjoin(window, window.id == Case.window_id)
+            .outerjoin(staff, staff.id == Case.staff_id)
+        )
+    ).all()
     assert len(cases) == CASES
     assert len({c.case_no for c, *_ in cases}) == CASES
     for case, hall_id, window_kind, staff_org in cases:
@@ -170,12 +238,17 @@ async def test_cases_and_ratings_fit_together(demo: Demo):
             assert codes.is_valid_id_card_no(case.applicant_cert_no)
         elif case.applicant_cert_type == "credit_code":
             assert codes.is_valid_credit_code(case.applicant_cert_no)
-    rated = (await db.execute(select(Evaluation, Case).join(Case, Case.id == Evaluation.case_id)
-                              )).all()
+    rated = (
+        await db.execute(select(Evaluation, Case).join(Case, Case.id == Evaluation.case_id))
+    ).all()
     assert rated
     for ev, case in rated:
         assert (ev.org_id, ev.item_id, ev.window_id, ev.staff_id) == (
-            case.org_id, case.item_id, case.window_id, case.staff_id)
+            case.org_id,
+            case.item_id,
+            case.window_id,
+            case.staff_id,
+        )
         assert ev.rater_cert_no == case.applicant_cert_no
         assert case.status in {"completed", "accepted"}
         assert case.accepted_at <= ev.evaluated_at <= ev.received_at <= utcnow()
@@ -209,11 +282,11 @@ async def _sign_in_and_use(demo: Demo, demo_settings) -> None:
     assert demo.summary.client_key and demo.summary.client_key in text
     for username, password, role, _ in loader.DEMO_USERS:
         assert f"{username}" in text and password in text
-        user = await account_service.authenticate(db=demo.db, username=username,
-                                                  password=password)
+        user = await account_service.authenticate(db=demo.db, username=username, password=password)
         assert user.role == role.value
-    admin_org = await scalar(demo.db, select(Org.code).join(User, User.org_id == Org.id)
-                             .where(User.username == "admin"))
+    admin_org = await scalar(
+        demo.db, select(Org.code).join(User, User.org_id == Org.id).where(User.username == "admin")
+    )
     assert admin_org == generate.ROOT_CODE
 
     app = create_app(demo_settings)
@@ -225,34 +298,60 @@ async def _sign_in_and_use(demo: Demo, demo_settings) -> None:
         assert r.status_code == 200, r.text
         assert r.json()["items"] and all(e["level"] == 1 for e in r.json()["items"])
         # A recent completed case nobody rated yet can still be rated through the API ...
-        fresh = (await demo.db.execute(
-            select(Case.case_no).where(
-                Case.status == "completed", Case.completed_at > utcnow() - timedelta(days=20),
-                Case.id.notin_(select(Evaluation.case_id).where(
-                    Evaluation.case_id.is_not(None))))
-            .order_by(Case.completed_at.desc()).limit(1))).scalar_one()
-        r = await http.post("/api/v1/evaluations", headers=key, json={
-            "case_no": fresh, "channel": "pad", "level": 5, "reasons": ["517"]})
+        fresh = (
+            await demo.db.execute(
+                select(Case.case_no)
+                .where(
+                    Case.status == "completed",
+                    Case.completed_at > utcnow() - timedelta(days=20),
+                    Case.id.notin_(
+                        select(Evaluation.case_id).where(Evaluation.case_id.is_not(None))
+                    ),
+                )
+                .order_by(Case.completed_at.desc())
+                .limit(1)
+            )
+        ).scalar_one()
+        r = await http.post(
+            "/api/v1/evaluations",
+            headers=key,
+            json={"case_no": fresh, "channel": "pad", "level": 5, "reasons": ["517"]},
+        )
         assert r.status_code == 201, r.text
         # ... and a case the demo already rated answers 409, like any other.
-        rated = await scalar(demo.db, select(Case.case_no).join(
-            Evaluation, Evaluation.case_id == Case.id).where(
-            Case.completed_at > utcnow() - timedelta(days=20), Case.case_no != fresh)
-            .order_by(Case.completed_at.desc()).limit(1))
-        r = await http.post("/api/v1/evaluations", headers=key, json={
-            "case_no": rated, "channel": "pad", "level": 5})
+        rated = await scalar(
+            demo.db,
+            select(Case.case_no)
+            .join(Evaluation, Evaluation.case_id == Case.id)
+            .where(Case.completed_at > utcnow() - timedelta(days=20), Case.case_no != fresh)
+            .order_by(Case.completed_at.desc())
+            .limit(1),
+        )
+        r = await http.post(
+            "/api/v1/evaluations",
+            headers=key,
+            json={"case_no": rated, "channel": "pad", "level": 5},
+        )
         assert r.status_code == 409 and r.json()["error"]["code"] == "duplicate_evaluation"
         # The unit account sees the ratings of its own hall (and of the hall's windows) only.
-        r = await http.post("/api/v1/auth/token", data={"username": "unit",
-                                                         "password": "unit12345"})
+        r = await http.post(
+            "/api/v1/auth/token", data={"username": "unit", "password": "unit12345"}
+        )
         assert r.status_code == 200, r.text
         bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
         r = await http.get("/api/v1/evaluations", headers=bearer, params={"limit": 100})
-        hall = await scalar(demo.db, select(Org.code).join(User, User.org_id == Org.id)
-                            .where(User.username == "unit"))
+        hall = await scalar(
+            demo.db,
+            select(Org.code).join(User, User.org_id == Org.id).where(User.username == "unit"),
+        )
         assert r.status_code == 200 and r.json()["items"]
-        windows = set((await demo.db.execute(select(Org.code).where(
-            Org.parent_id == select(Org.id).where(Org.code == hall).scalar_subquery())
-        )).scalars())
+        windows = set(
+            (
+                await demo.db.execute(
+                    select(Org.code).where(
+                        Org.parent_id == select(Org.id).where(Org.code == hall).scalar_subquery()
+                    )
+                )
+            ).scalars()
+        )
         assert {e["org_code"] for e in r.json()["items"]} <= {hall, *windows}
-

@@ -23,21 +23,33 @@ async def test_demo_loads_beside_existing_data_and_keeps_existing_accounts(db):
     admin = next(u for u in summary.users if u.username == "admin")
     assert not admin.created and "账号已存在" in str(summary)
     # The existing admin keeps its password and organisation.
-    user = await account_service.authenticate(db=db, username=world.users["admin"],
-                                              password=factories.PASSWORD)
+    user = await account_service.authenticate(
+        db=db, username=world.users["admin"], password=factories.PASSWORD
+    )
     office = (await db.execute(select(Org).where(Org.id == user.org_id))).scalar_one()
     assert office.code == world.code("OFFICE")
     # The other demo accounts were created.
     unit = await account_service.authenticate(db=db, username="unit", password="unit12345")
     assert unit.role == "unit"
-    demo_orgs = (await db.execute(select(func.count()).select_from(Org).where(
-        Org.path.like(f"/{generate.ROOT_CODE}/%")))).scalar_one()
+    demo_orgs = (
+        await db.execute(
+            select(func.count()).select_from(Org).where(Org.path.like(f"/{generate.ROOT_CODE}/%"))
+        )
+    ).scalar_one()
     total = (await db.execute(select(func.count()).select_from(Org))).scalar_one()
     assert total == orgs_before + demo_orgs
     # New rows still get fresh ids after the demo's explicitly numbered ones.
-    extra = Org(code="AFTER-DEMO", name="后来的机构", kind="department", parent_id=None,
-                region_code="330000", path="/AFTER-DEMO/")
+    extra = Org(
+        code="AFTER-DEMO",
+        name="后来的机构",
+        kind="department",
+        parent_id=None,
+        region_code="330000",
+        path="/AFTER-DEMO/",
+    )
     db.add(extra)
     await db.flush()
-    assert extra.id > (await db.execute(select(func.max(Org.id)).where(
-        Org.code != "AFTER-DEMO"))).scalar_one()
+    assert (
+        extra.id
+        > (await db.execute(select(func.max(Org.id)).where(Org.code != "AFTER-DEMO"))).scalar_one()
+    )

@@ -22,9 +22,13 @@ def test_bad_ratings_cluster_in_a_few_windows_and_items():
     rng = random.Random(11)
     ref = generate.build_reference(rng, now=NOW, org_id=1, staff_id=1, item_id=1)
     stats = generate.ActivityStats()
-    ratings = [row for _, rows in generate.generate_activity(
-        rng, ref, now=NOW, cases=40_000, case_id=1, client_id=None, stats=stats)
-        for row in rows]
+    ratings = [
+        row
+        for _, rows in generate.generate_activity(
+            rng, ref, now=NOW, cases=40_000, case_id=1, client_id=None, stats=stats
+        )
+        for row in rows
+    ]
     bad = [r for r in ratings if r["level"] <= 2]
     assert len(bad) > 150
     windows = len(ref.windows) // 10

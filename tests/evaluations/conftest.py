@@ -60,9 +60,11 @@ def live_settings(settings: Settings):
         target = f"live-{uuid.uuid4().hex[:8]}.db"
     else:
         target = f"{name}_live"
-        drop = [f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{target}' AND pid <> pg_backend_pid()",
-                f'DROP DATABASE IF EXISTS "{target}"']
+        drop = [
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{target}' AND pid <> pg_backend_pid()",
+            f'DROP DATABASE IF EXISTS "{target}"',
+        ]
         asyncio.run(_pg_admin(settings.database_url, *drop, f'CREATE DATABASE "{target}"'))
     s = settings.model_copy(update={"database_url": f"{base}/{target}"})
     migrate.upgrade(s)
@@ -88,8 +90,9 @@ async def live(live_settings):
     await startup(app, engine=engine)
     transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 4444))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver",
-                                     timeout=120) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", timeout=120
+        ) as client:
             yield Live(client=client, world=world, sessionmaker=sessionmaker, app=app)
     finally:
         await shutdown(app)

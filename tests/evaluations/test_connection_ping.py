@@ -28,8 +28,7 @@ async def _pooled_then_killed(settings: Settings, engine) -> int:
     """Open one pooled connection, return it to the pool, end its server session."""
     async with engine.connect() as conn:
         victim = (await conn.execute(PID)).scalar_one()
-    admin = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg",
-                                                                "postgresql"))
+    admin = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await admin.execute("SELECT pg_terminate_backend($1)", victim)
     finally:

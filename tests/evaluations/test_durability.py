@@ -57,12 +57,19 @@ def durable_settings(settings: Settings):
         target = f"durability-{uuid.uuid4().hex[:8]}.db"
     else:
         target = f"{name}_durability"
-        drop = [f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{target}' AND pid <> pg_backend_pid()",
-                f'DROP DATABASE IF EXISTS "{target}"']
+        drop = [
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{target}' AND pid <> pg_backend_pid()",
+            f'DROP DATABASE IF EXISTS "{target}"',
+        ]
         asyncio.run(_pg_admin(settings.database_url, *drop, f'CREATE DATABASE "{target}"'))
-    s = Settings(env="test", database_url=f"{base}/{target}", secret_key=settings.secret_key,
-                 base_url="http://testserver", _env_file=None)
+    s = Settings(
+        env="test",
+        database_url=f"{base}/{target}",
+        secret_key=settings.secret_key,
+        base_url="http://testserver",
+        _env_file=None,
+    )
     migrate.upgrade(s)
     yield s
     if settings.is_sqlite:
@@ -93,13 +100,27 @@ class ServerProcess:
         self.settings, self.port, self.log, self.proc = settings, port, log, None
 
     def start(self) -> None:
-        env = {**os.environ, "HAOCHAPING_DATABASE_URL": self.settings.database_url,
-               "HAOCHAPING_ENV": "test", "HAOCHAPING_SECRET_KEY": self.settings.secret_key}
+        env = {
+            **os.environ,
+            "HAOCHAPING_DATABASE_URL": self.settings.database_url,
+            "HAOCHAPING_ENV": "test",
+            "HAOCHAPING_SECRET_KEY": self.settings.secret_key,
+        }
         with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would stall it
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", "from haochaping.cli import main; main()", "serve",
-                 "--port", str(self.port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-c",
+                    "from haochaping.cli import main; main()",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     async def wait_ready(self, client: httpx.AsyncClient, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -122,15 +143,23 @@ class ServerProcess:
             self.proc.wait(timeout=15)
 
 
-async def test_every_acknowledged_rating_survives_sigkill(durable_settings, durable_engine,
-                                                         tmp_path):
+async def test_every_acknowledged_rating_survives_sigkill(
+    durable_settings, durable_engine, tmp_path
+):
     async with make_sessionmaker(durable_engine)() as db:
         world = await factories.build_world(db, suffix=f"-D{uuid.uuid4().hex[:6]}")
         # Each (case, stage) may be rated once, at a stage of the region's closed list: the
         # load spreads over cases and the steps of a bundled "一件事".
-        await policy_service.create_policy(db=db, actor=factories.ADMIN, data=PolicyCreate(
-            region_code="330102", values=PolicyValuesPatch(stages=[
-                {"code": f"s{i}", "label": f"第 {i + 1} 步"} for i in range(STAGES)])))
+        await policy_service.create_policy(
+            db=db,
+            actor=factories.ADMIN,
+            data=PolicyCreate(
+                region_code="330102",
+                values=PolicyValuesPatch(
+                    stages=[{"code": f"s{i}", "label": f"第 {i + 1} 步"} for i in range(STAGES)]
+                ),
+            ),
+        )
         await db.commit()
         cases = [(await factories.make_case(db, world))["case_no"] for _ in range(CASES)]
     server = ServerProcess(durable_settings, _free_port(), tmp_path / "server.log")
@@ -145,19 +174,26 @@ async def test_every_acknowledged_rating_survives_sigkill(durable_settings, dura
                 return  # every (case, stage) rated
             level = 5 - k % 5
             body = factories.EvaluationPayloadFactory(
-                case_no=cases[k % CASES], stage=f"s{k // CASES}", channel=CHANNELS[k % 7],
-                level=level, reasons=[], comment=f"评价 {k}")
+                case_no=cases[k % CASES],
+                stage=f"s{k // CASES}",
+                channel=CHANNELS[k % 7],
+                level=level,
+                reasons=[],
+                comment=f"评价 {k}",
+            )
             try:
-                r = await client.post("/api/v1/evaluations", json=body,
-                                      headers={"X-Api-Key": world.keys["all"]})
+                r = await client.post(
+                    "/api/v1/evaluations", json=body, headers={"X-Api-Key": world.keys["all"]}
+                )
             except httpx.TransportError:
                 return  # cut off by the kill: no answer, so nothing was promised
             assert r.status_code == 201, f"{r.text}\n{server.log.read_text()[-3000:]}"
             acked[r.json()["id"]] = (level, body["channel"])
 
     limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", limits=limits,
-                                 timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.port}", limits=limits, timeout=30
+    ) as client:
         server.start()
         try:
             await server.wait_ready(client)
@@ -171,8 +207,9 @@ async def test_every_acknowledged_rating_survives_sigkill(durable_settings, dura
             server.start()
             await server.wait_ready(client)
             for eid in list(acked)[:: max(1, len(acked) // 25)]:
-                r = await client.get(f"/api/v1/evaluations/{eid}",
-                                     headers={"X-Api-Key": world.keys["all"]})
+                r = await client.get(
+                    f"/api/v1/evaluations/{eid}", headers={"X-Api-Key": world.keys["all"]}
+                )
                 assert r.status_code == 200, r.text
                 assert (r.json()["level"], r.json()["channel"]) == acked[eid]
         finally:

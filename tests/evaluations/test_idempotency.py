@@ -22,8 +22,9 @@ def rate(client, headers, body, key=None):
 
 
 async def count(db, *where) -> int:
-    return (await db.execute(select(func.count()).select_from(Evaluation).where(*where))
-            ).scalar_one()
+    return (
+        await db.execute(select(func.count()).select_from(Evaluation).where(*where))
+    ).scalar_one()
 
 
 async def test_a_retry_replays_the_first_answer(client, db, world, case):
@@ -59,8 +60,11 @@ async def test_the_same_key_with_another_body_is_422(client, db, world, case):
     body = EvaluationPayloadFactory(case_no=case["case_no"])
     assert (await rate(client, headers, body, key="k-1")).status_code == 201
     before = await table_counts(db)
-    err = assert_error(await rate(client, headers, {**body, "level": 4, "reasons": []},
-                                  key="k-1"), 422, "idempotency_key_reused")
+    err = assert_error(
+        await rate(client, headers, {**body, "level": 4, "reasons": []}, key="k-1"),
+        422,
+        "idempotency_key_reused",
+    )
     assert err["details"] == [{"field": "Idempotency-Key"}]
     assert await table_counts(db) == before
 
@@ -76,15 +80,21 @@ async def test_whitespace_alone_does_not_make_another_body(client, db, world, ca
 async def test_keys_belong_to_their_caller(client, db, world):
     body = {"channel": "review", "org_code": "HALL-B", "level": 4, "comment": "排队有序"}
     ids = set()
-    for headers in (key_headers(world), key_headers(world, "hall_b"),
-                    await bearer_headers(client, world.users["assessor"])):
+    for headers in (
+        key_headers(world),
+        key_headers(world, "hall_b"),
+        await bearer_headers(client, world.users["assessor"]),
+    ):
         r = await rate(client, headers, body, key="shared-key")
         assert r.status_code == 201, r.text
         assert "idempotent-replayed" not in r.headers
         ids.add(r.json()["id"])
     assert len(ids) == 3 and await count(db, Evaluation.comment == "排队有序") == 3
-    owners = (await db.execute(select(IdempotencyRecord.owner)
-                               .where(IdempotencyRecord.key == "shared-key"))).scalars()
+    owners = (
+        await db.execute(
+            select(IdempotencyRecord.owner).where(IdempotencyRecord.key == "shared-key")
+        )
+    ).scalars()
     assert len(set(owners)) == 3
 
 
@@ -93,18 +103,26 @@ async def test_a_refusal_is_not_replayed_as_success(client, db, world, case):
     body = EvaluationPayloadFactory(case_no=case["case_no"])
     assert (await rate(client, headers, body)).status_code == 201
     for _ in range(2):
-        assert_error(await rate(client, headers, body, key="late-retry"), 409,
-                     "duplicate_evaluation")
+        assert_error(
+            await rate(client, headers, body, key="late-retry"), 409, "duplicate_evaluation"
+        )
     # Only this case's ratings: the suite's database holds rows other tests committed.
-    assert await count(db, Evaluation.case_id == select(Case.id).where(
-        Case.case_no == case["case_no"]).scalar_subquery()) == 1
+    assert (
+        await count(
+            db,
+            Evaluation.case_id
+            == select(Case.id).where(Case.case_no == case["case_no"]).scalar_subquery(),
+        )
+        == 1
+    )
 
 
 async def test_invalid_keys_are_422(client, db, world, case):
     body = EvaluationPayloadFactory(case_no=case["case_no"])
     before = await table_counts(db)
     for key in ("", "k" * 201, "tab\tkey"):
-        assert_error(await rate(client, key_headers(world), body, key=key), 422,
-                     "invalid_idempotency_key")
+        assert_error(
+            await rate(client, key_headers(world), body, key=key), 422, "invalid_idempotency_key"
+        )
     assert await table_counts(db) == before
     assert (await rate(client, key_headers(world), body, key="k" * 200)).status_code == 201

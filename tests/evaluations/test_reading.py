@@ -21,9 +21,11 @@ async def listing(client, headers, **params) -> list[dict]:
     """Every page of a listing, following next_cursor; checks page size and envelope."""
     items, cursor = [], None
     for _ in range(100):
-        r = await client.get("/api/v1/evaluations",
-                             params={**params, **({"cursor": cursor} if cursor else {})},
-                             headers=headers)
+        r = await client.get(
+            "/api/v1/evaluations",
+            params={**params, **({"cursor": cursor} if cursor else {})},
+            headers=headers,
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert set(body) == {"items", "next_cursor"}
@@ -39,22 +41,44 @@ async def listing(client, headers, **params) -> list[dict]:
 async def rated(client, db, world):
     """Six ratings: four at hall A (pad, levels 5..2), one at hall B, one review of W-A2."""
     out = {}
-    for level, reasons, comment in [(5, ["517"], "很好"), (4, [], None), (3, [], None),
-                                    (2, ["213"], "窗口人员不熟悉业务，电话13812345678")]:
+    for level, reasons, comment in [
+        (5, ["517"], "很好"),
+        (4, [], None),
+        (3, [], None),
+        (2, ["213"], "窗口人员不熟悉业务，电话13812345678"),
+    ]:
         case = await make_case(db, world)
-        r = await client.post("/api/v1/evaluations", headers=key_headers(world, "hall_a_pad"),
-                              json={"case_no": case["case_no"], "channel": "pad",
-                                    "level": level, "reasons": reasons, "comment": comment})
+        r = await client.post(
+            "/api/v1/evaluations",
+            headers=key_headers(world, "hall_a_pad"),
+            json={
+                "case_no": case["case_no"],
+                "channel": "pad",
+                "level": level,
+                "reasons": reasons,
+                "comment": comment,
+            },
+        )
         assert r.status_code == 201, r.text
         out[f"a{level}"] = r.json()
-    case_b = await make_case(db, world, org_code="HALL-B", window_code="W-B1",
-                             staff_no="S-B1", item_code="ITEM-B1")
-    r = await client.post("/api/v1/evaluations", headers=key_headers(world, "hall_b"),
-                          json={**EvaluationPayloadFactory(case_no=case_b["case_no"]),
-                                "channel": "sms", "anonymous": True})
+    case_b = await make_case(
+        db, world, org_code="HALL-B", window_code="W-B1", staff_no="S-B1", item_code="ITEM-B1"
+    )
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers=key_headers(world, "hall_b"),
+        json={
+            **EvaluationPayloadFactory(case_no=case_b["case_no"]),
+            "channel": "sms",
+            "anonymous": True,
+        },
+    )
     out["b"] = r.json()
-    r = await client.post("/api/v1/evaluations", headers=key_headers(world),
-                          json={"channel": "review", "org_code": "W-A2", "level": 4})
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers=key_headers(world),
+        json={"channel": "review", "org_code": "W-A2", "level": 4},
+    )
     out["review"] = r.json()
     return out
 
@@ -81,7 +105,8 @@ async def test_list_filters(client, world, rated):
     assert ids(await listing(client, headers, item_code="ITEM-B1")) == [rated["b"]["id"]]
     assert ids(await listing(client, headers, level=2)) == [rated["a2"]["id"]]
     assert set(ids(await listing(client, headers, channel="pad"))) == {
-        rated[k]["id"] for k in ("a5", "a4", "a3", "a2")}
+        rated[k]["id"] for k in ("a5", "a4", "a3", "a2")
+    }
     assert ids(await listing(client, headers, channel="review")) == [rated["review"]["id"]]
     received = datetime.fromisoformat(rated["a3"]["received_at"])
     since = await listing(client, headers, since=received.isoformat())
@@ -104,9 +129,10 @@ async def test_list_shows_only_the_callers_subtree(client, world, rated):
 
 
 async def test_reads_mask_personal_data_everywhere(client, world, rated):
-    for r in (await client.get("/api/v1/evaluations", headers=key_headers(world)),
-              await client.get(f"/api/v1/evaluations/{rated['a5']['id']}",
-                               headers=key_headers(world))):
+    for r in (
+        await client.get("/api/v1/evaluations", headers=key_headers(world)),
+        await client.get(f"/api/v1/evaluations/{rated['a5']['id']}", headers=key_headers(world)),
+    ):
         assert r.status_code == 200
         assert "330102199001" not in r.text  # applicants' ID numbers (factory prefix)
         assert "13812345678" not in r.text  # a phone number typed into a comment
@@ -127,11 +153,17 @@ async def test_get_one_answers_like_the_post_did(client, world, rated):
 
 async def test_get_one_outside_scope_or_unknown_is_404(client, world, rated):
     headers = key_headers(world, "hall_b")
-    err = assert_error(await client.get(f"/api/v1/evaluations/{rated['a5']['id']}",
-                                        headers=headers), 404, "evaluation_not_found")
+    err = assert_error(
+        await client.get(f"/api/v1/evaluations/{rated['a5']['id']}", headers=headers),
+        404,
+        "evaluation_not_found",
+    )
     assert "权限范围" in err["message"]
-    assert_error(await client.get("/api/v1/evaluations/987654321", headers=headers), 404,
-                 "evaluation_not_found")
+    assert_error(
+        await client.get("/api/v1/evaluations/987654321", headers=headers),
+        404,
+        "evaluation_not_found",
+    )
 
 
 async def test_no_route_changes_or_deletes_a_rating(client, world, rated):
@@ -146,15 +178,22 @@ async def test_org_filter_is_a_true_subtree(client, db, world):
     """`org_code=X_1` must not match `XY1` (LIKE would read "_" as any character)."""
     headers = key_headers(world)
     for code in ("X_1", "XY1"):
-        await client.post("/api/v1/orgs", headers=headers,
-                          json=OrgPayloadFactory(code=code, kind="hall", parent_code="OFFICE"))
+        await client.post(
+            "/api/v1/orgs",
+            headers=headers,
+            json=OrgPayloadFactory(code=code, kind="hall", parent_code="OFFICE"),
+        )
     got = {}
     for code in ("X_1", "XY1"):
-        r = await client.post("/api/v1/evaluations", headers=headers,
-                              json={"channel": "review", "org_code": code, "level": 5})
+        r = await client.post(
+            "/api/v1/evaluations",
+            headers=headers,
+            json={"channel": "review", "org_code": code, "level": 5},
+        )
         got[code] = r.json()["id"]
     assert ids(await listing(client, headers, org_code="X_1")) == [got["X_1"]]
-    _, key = await account_service.create_client(db=db, name="x1", org_code="X_1",
-                                                 channels=["review"])
+    _, key = await account_service.create_client(
+        db=db, name="x1", org_code="X_1", channels=["review"]
+    )
     await db.commit()
     assert ids(await listing(client, {"X-Api-Key": key})) == [got["X_1"]]

@@ -31,15 +31,15 @@ async def test_log_gateway_masks_the_number_and_link_tokens(tmp_path):
     citizen's bad review. Both are masked; the message key still identifies the message."""
     path = tmp_path / "sms.jsonl"
     token = "eyJlIjo0Mn0.Zx9aQ1.b8c2f0d1e4a7_kq-9XlM"
-    text = (f"【好差评】办理进度：https://hcp.gov.cn/p/{token} 评价：http://127.0.0.1:8011/r/"
-            f"{token}")
+    text = f"【好差评】办理进度：https://hcp.gov.cn/p/{token} 评价：http://127.0.0.1:8011/r/{token}"
     await sms.LogSmsGateway(path).send(to="13912345678", text=text, key="hcp-outbox-9-1")
     raw = path.read_text(encoding="utf-8")
     assert "13912345678" not in raw and token not in raw and token[4:12] not in raw
     [line] = (json.loads(x) for x in raw.splitlines())
     assert line["to"] == "139****5678"
-    assert line["text"] == ("【好差评】办理进度：https://hcp.gov.cn/p/eyJl**** 评价："
-                            "http://127.0.0.1:8011/r/eyJl****")
+    assert line["text"] == (
+        "【好差评】办理进度：https://hcp.gov.cn/p/eyJl**** 评价：http://127.0.0.1:8011/r/eyJl****"
+    )
     assert line["key"] == "hcp-outbox-9-1"
 
 

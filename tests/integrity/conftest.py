@@ -50,8 +50,16 @@ class Builder:
     def __init__(self, db, world: factories.World, ids: Ids, region: str) -> None:
         self.db, self.world, self.ids, self.region = db, world, ids, region
 
-    def spec(self, *, at: datetime, window: str = "w_a1", level: int = 5,
-             channel: str = "pad", delay: float = 40.0, **extra: Any) -> dict[str, Any]:
+    def spec(
+        self,
+        *,
+        at: datetime,
+        window: str = "w_a1",
+        level: int = 5,
+        channel: str = "pad",
+        delay: float = 40.0,
+        **extra: Any,
+    ) -> dict[str, Any]:
         """One rating `delay` seconds after its case's completion, received at `at`."""
         i = self.ids
         org, win, staff, item = {
@@ -60,10 +68,19 @@ class Builder:
             "w_b1": (i.hall_b, i.w_b1, i.s_b1, i.item_b1),
         }[window]
         n = next(_seq)
-        return {"at": at, "org_id": org, "window_id": win, "staff_id": extra.pop(
-            "staff_id", staff), "item_id": item, "level": level, "channel": channel,
-            "delay": delay, "cert": extra.pop("rater_cert_no", f"33010219900101{n % 10000:04d}"),
-            "phone": extra.pop("rater_phone", f"139{n % 100000000:08d}"), **extra}
+        return {
+            "at": at,
+            "org_id": org,
+            "window_id": win,
+            "staff_id": extra.pop("staff_id", staff),
+            "item_id": item,
+            "level": level,
+            "channel": channel,
+            "delay": delay,
+            "cert": extra.pop("rater_cert_no", f"33010219900101{n % 10000:04d}"),
+            "phone": extra.pop("rater_phone", f"139{n % 100000000:08d}"),
+            **extra,
+        }
 
     async def store(self, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows as the intake hook sees them (with ids), in the order given."""
@@ -73,47 +90,100 @@ class Builder:
         cases = []
         for k, s in enumerate(specs):
             done = s["at"] - timedelta(seconds=s["delay"])
-            cases.append({
-                "case_no": f"INT-{tag}-{k}", "item_id": s["item_id"], "org_id": s["org_id"],
-                "window_id": s["window_id"], "staff_id": s["staff_id"], "mode": "offline",
-                "case_type": "immediate", "status": "completed", "applicant_type": "person",
-                "applicant_name": "张三", "applicant_cert_type": "id_card",
-                "applicant_cert_no": s["cert"], "applicant_phone": s["phone"],
-                "received_at": done - timedelta(hours=1), "accepted_at": done - timedelta(
-                    minutes=30), "completed_at": done, "created_at": done, "updated_at": done})
-        case_ids = (await self.db.execute(
-            insert(Case).returning(Case.id, sort_by_parameter_order=True), cases)).scalars().all()
+            cases.append(
+                {
+                    "case_no": f"INT-{tag}-{k}",
+                    "item_id": s["item_id"],
+                    "org_id": s["org_id"],
+                    "window_id": s["window_id"],
+                    "staff_id": s["staff_id"],
+                    "mode": "offline",
+                    "case_type": "immediate",
+                    "status": "completed",
+                    "applicant_type": "person",
+                    "applicant_name": "张三",
+                    "applicant_cert_type": "id_card",
+                    "applicant_cert_no": s["cert"],
+                    "applicant_phone": s["phone"],
+                    "received_at": done - timedelta(hours=1),
+                    "accepted_at": done - timedelta(minutes=30),
+                    "completed_at": done,
+                    "created_at": done,
+                    "updated_at": done,
+                }
+            )
+        case_ids = (
+            (
+                await self.db.execute(
+                    insert(Case).returning(Case.id, sort_by_parameter_order=True), cases
+                )
+            )
+            .scalars()
+            .all()
+        )
         links = {}
         for s, case_id in zip(specs, case_ids, strict=True):
             if "issued" in s:  # rated through a signed link issued at that time
                 links[case_id] = Invitation(
-                    nonce=uuid.uuid4().hex, case_id=case_id, stage="whole", channel="qrcode",
-                    expires_at=s["issued"] + timedelta(days=30), created_at=s["issued"],
-                    used_at=s["at"])
+                    nonce=uuid.uuid4().hex,
+                    case_id=case_id,
+                    stage="whole",
+                    channel="qrcode",
+                    expires_at=s["issued"] + timedelta(days=30),
+                    created_at=s["issued"],
+                    used_at=s["at"],
+                )
         self.db.add_all(links.values())
         await self.db.flush()
         rows = []
         for s, case_id in zip(specs, case_ids, strict=True):
-            rows.append({
-                "case_id": case_id, "stage": "whole", "eval_count": 1, "channel": s["channel"],
-                "level": s["level"], "reasons": [], "comment": s.get("comment"),
-                "tagset_version": "national-2020", "org_id": s["org_id"],
-                "item_id": s["item_id"], "window_id": s["window_id"],
-                "staff_id": s["staff_id"], "region_code": self.region, "rater_type": "person",
-                "rater_name": "张三", "rater_cert_type": "id_card", "rater_cert_no": s["cert"],
-                "rater_phone": s["phone"], "anonymous": False, "is_public": True,
-                "is_default": False, "client_id": None, "user_id": None,
-                "invitation_id": links[case_id].id if case_id in links else None,
-                "source_ip": s.get("source_ip"),
-                "user_agent": s.get("user_agent"), "device_id": s.get("device_id"),
-                "evaluated_at": s.get("evaluated_at", s["at"]), "received_at": s["at"]})
-        ids = (await self.db.execute(
-            insert(Evaluation).returning(Evaluation.id, sort_by_parameter_order=True), rows)
-        ).scalars().all()
+            rows.append(
+                {
+                    "case_id": case_id,
+                    "stage": "whole",
+                    "eval_count": 1,
+                    "channel": s["channel"],
+                    "level": s["level"],
+                    "reasons": [],
+                    "comment": s.get("comment"),
+                    "tagset_version": "national-2020",
+                    "org_id": s["org_id"],
+                    "item_id": s["item_id"],
+                    "window_id": s["window_id"],
+                    "staff_id": s["staff_id"],
+                    "region_code": self.region,
+                    "rater_type": "person",
+                    "rater_name": "张三",
+                    "rater_cert_type": "id_card",
+                    "rater_cert_no": s["cert"],
+                    "rater_phone": s["phone"],
+                    "anonymous": False,
+                    "is_public": True,
+                    "is_default": False,
+                    "client_id": None,
+                    "user_id": None,
+                    "invitation_id": links[case_id].id if case_id in links else None,
+                    "source_ip": s.get("source_ip"),
+                    "user_agent": s.get("user_agent"),
+                    "device_id": s.get("device_id"),
+                    "evaluated_at": s.get("evaluated_at", s["at"]),
+                    "received_at": s["at"],
+                }
+            )
+        ids = (
+            (
+                await self.db.execute(
+                    insert(Evaluation).returning(Evaluation.id, sort_by_parameter_order=True), rows
+                )
+            )
+            .scalars()
+            .all()
+        )
         for row, eid in zip(rows, ids, strict=True):
             row["id"] = eid
         await self.db.flush()
         return rows
+
 
 async def flags_of(db, ids, check: str | None = None) -> dict[int, IntegrityFlag]:
     """The flags on the given ratings (by rating id), optionally of one check."""
@@ -124,8 +194,13 @@ async def flags_of(db, ids, check: str | None = None) -> dict[int, IntegrityFlag
 
 
 async def flag_count(db, ids) -> int:
-    return (await db.execute(select(func.count()).select_from(IntegrityFlag).where(
-        IntegrityFlag.evaluation_id.in_(list(ids))))).scalar_one()
+    return (
+        await db.execute(
+            select(func.count())
+            .select_from(IntegrityFlag)
+            .where(IntegrityFlag.evaluation_id.in_(list(ids)))
+        )
+    ).scalar_one()
 
 
 @pytest.fixture
@@ -142,10 +217,18 @@ async def ids(db, iworld) -> Ids:
     staff = dict((await db.execute(select(Staff.staff_no, Staff.id))).all())
     items = dict((await db.execute(select(Item.code, Item.id))).all())
     c = iworld.code
-    return Ids(office=codes[c("OFFICE")], hall_a=codes[c("HALL-A")], w_a1=codes[c("W-A1")],
-               w_a2=codes[c("W-A2")], hall_b=codes[c("HALL-B")], w_b1=codes[c("W-B1")],
-               s_a1=staff[c("S-A1")], s_b1=staff[c("S-B1")], item_a1=items[c("ITEM-A1")],
-               item_b1=items[c("ITEM-B1")])
+    return Ids(
+        office=codes[c("OFFICE")],
+        hall_a=codes[c("HALL-A")],
+        w_a1=codes[c("W-A1")],
+        w_a2=codes[c("W-A2")],
+        hall_b=codes[c("HALL-B")],
+        w_b1=codes[c("W-B1")],
+        s_a1=staff[c("S-A1")],
+        s_b1=staff[c("S-B1")],
+        item_a1=items[c("ITEM-A1")],
+        item_b1=items[c("ITEM-B1")],
+    )
 
 
 @pytest.fixture

@@ -13,15 +13,23 @@ from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.integrity import detectors
 from haochaping.integrity.identity import mask, normalize
 
-BUILT_IN = {"staff_self_rating": (True, True), "source_burst": (True, True),
-            "invitation_misuse": (True, True), "instant_pad": (False, True),
-            "perfect_unit": (False, True), "duplicate_comment": (False, True),
-            "coordinated_bad": (False, True)}
+BUILT_IN = {
+    "staff_self_rating": (True, True),
+    "source_burst": (True, True),
+    "invitation_misuse": (True, True),
+    "instant_pad": (False, True),
+    "perfect_unit": (False, True),
+    "duplicate_comment": (False, True),
+    "coordinated_bad": (False, True),
+}
 
 
 def test_the_built_in_checks_and_where_they_run():
-    got = {name: (c.at_intake, c.in_batch) for name, c in detectors.REGISTRY.items()
-           if name in BUILT_IN}
+    got = {
+        name: (c.at_intake, c.in_batch)
+        for name, c in detectors.REGISTRY.items()
+        if name in BUILT_IN
+    }
     assert got == BUILT_IN
     labels = detectors.check_labels()
     assert all(labels[name] for name in BUILT_IN)
@@ -39,8 +47,15 @@ def extra_check():
         async def inspect(self, guard, db, row):
             hour = row["received_at"].hour
             if 2 <= hour < 4:
-                return [detectors.Finding(evaluation_id=row["id"], org_id=row["org_id"],
-                                          check=self.name, subject="凌晨", reason="凌晨评价")]
+                return [
+                    detectors.Finding(
+                        evaluation_id=row["id"],
+                        org_id=row["org_id"],
+                        check=self.name,
+                        subject="凌晨",
+                        reason="凌晨评价",
+                    )
+                ]
             return detectors.PASS
 
     yield detectors.REGISTRY["night_owl_for_test"]
@@ -51,8 +66,13 @@ async def test_a_registered_check_joins_the_intake_pipeline(extra_check):
     assert extra_check in detectors.intake_checks()
     assert extra_check not in detectors.batch_checks()
     guard = detectors.IntakeGuard(keys=DataKeys(secret="s" * 40), checks=[extra_check])
-    row = {"id": 1, "org_id": 2, "case_id": 3, "channel": "pad",
-           "received_at": datetime(2024, 3, 1, 2, 30, tzinfo=UTC)}
+    row = {
+        "id": 1,
+        "org_id": 2,
+        "case_id": 3,
+        "channel": "pad",
+        "received_at": datetime(2024, 3, 1, 2, 30, tzinfo=UTC),
+    }
     assert [f.check for f in await guard.findings_for(None, [row])] == ["night_owl_for_test"]
     row["received_at"] = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
     assert await guard.findings_for(None, [row]) == []
@@ -70,14 +90,19 @@ async def test_a_failing_check_is_skipped_not_the_rating(extra_check, caplog):
             raise ValueError("bug")
 
     guard = detectors.IntakeGuard(keys=DataKeys(secret="s" * 40), checks=[Broken(), extra_check])
-    row = {"id": 7, "org_id": 2, "case_id": 3, "channel": "pad",
-           "received_at": datetime(2024, 3, 1, 3, 0, tzinfo=UTC)}
+    row = {
+        "id": 7,
+        "org_id": 2,
+        "case_id": 3,
+        "channel": "pad",
+        "received_at": datetime(2024, 3, 1, 3, 0, tzinfo=UTC),
+    }
     assert [f.check for f in await guard.findings_for(None, [row])] == ["night_owl_for_test"]
     assert "broken_intake_for_test" in caplog.text
 
 
 def test_binomial_tail():
-    assert detectors.binomial_tail(10, 10, 0.5) == pytest.approx(0.5 ** 10)
+    assert detectors.binomial_tail(10, 10, 0.5) == pytest.approx(0.5**10)
     assert detectors.binomial_tail(0, 10, 0.3) == 1.0
     assert detectors.binomial_tail(11, 10, 0.3) == 0.0
     assert detectors.binomial_tail(1, 3, 0.5) == pytest.approx(1 - 0.125)
@@ -122,8 +147,13 @@ def test_identifiers_are_compared_and_shown_safely():
 
 
 def test_only_the_raters_own_sources_count():
-    pad = {"id": 1, "channel": "pad", "device_id": "PAD-1", "source_ip": "10.0.0.1",
-           "rater_phone": "13812345678"}
+    pad = {
+        "id": 1,
+        "channel": "pad",
+        "device_id": "PAD-1",
+        "source_ip": "10.0.0.1",
+        "rater_phone": "13812345678",
+    }
     assert detectors.source_keys(pad) == [("phone", "13812345678")]
     app = {**pad, "channel": "mobile"}
     assert ("device", "PAD-1") in detectors.source_keys(app)

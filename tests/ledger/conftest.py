@@ -26,7 +26,8 @@ class EvaluationRowFactory(factory.DictFactory):
     channel = "inspection"
     level = factory.Iterator([5, 4, 5, 2, 5, 3])
     reasons = factory.LazyAttribute(
-        lambda o: [{5: "517", 4: "413", 3: "314", 2: "209", 1: "110"}[o.level]])
+        lambda o: [{5: "517", 4: "413", 3: "314", 2: "209", 1: "110"}[o.level]]
+    )
     comment = factory.Iterator(["办事很快", "服务态度好，一次办成", None, "等了很久才叫到号"])
     tagset_version = "national-2020"
     item_id = None
@@ -56,8 +57,9 @@ async def add_ratings(db, n: int, *, org_code: str = "HALL-A", **overrides) -> l
     ids = []
     for _ in range(n):
         row = EvaluationRowFactory(org_id=org.id, region_code=org.region_code, **overrides)
-        ids.append((await db.execute(insert(Evaluation).values(row).returning(Evaluation.id))
-                    ).scalar_one())
+        ids.append(
+            (await db.execute(insert(Evaluation).values(row).returning(Evaluation.id))).scalar_one()
+        )
     await db.commit()
     return ids
 

@@ -20,10 +20,17 @@ def _root_of(block: dict) -> str:
     """The block root as documented, recomputed without the package's code."""
     sealed = datetime.fromisoformat(block["sealed_at"]).astimezone(UTC)
     micros = (sealed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    header = struct.pack(">Q32s32sQQQqH", block["height"], bytes.fromhex(block["prev_root"]),
-                         bytes.fromhex(block["merkle_root"]), block["first_seq"],
-                         block["entry_count"], block["high_water"], micros,
-                         block["content_version"])
+    header = struct.pack(
+        ">Q32s32sQQQqH",
+        block["height"],
+        bytes.fromhex(block["prev_root"]),
+        bytes.fromhex(block["merkle_root"]),
+        block["first_seq"],
+        block["entry_count"],
+        block["high_water"],
+        micros,
+        block["content_version"],
+    )
     return _sm3(b"\x02" + header).hex()
 
 
@@ -37,25 +44,28 @@ async def test_blocks_are_listed_newest_first_with_a_cursor(client, db, sessionm
     assert [b["height"] for b in page["items"]] == [head.height, head.height - 1]
     assert page["items"][0]["root"] == head.root.hex()
     assert page["items"][0]["prev_root"] == page["items"][1]["root"]
-    nxt = await client.get("/api/v1/ledger/blocks",
-                           params={"limit": 2, "cursor": page["next_cursor"]})
+    nxt = await client.get(
+        "/api/v1/ledger/blocks", params={"limit": 2, "cursor": page["next_cursor"]}
+    )
     assert [b["height"] for b in nxt.json()["items"]] == [
-        h for h in (head.height - 2, head.height - 3) if h >= 1]
+        h for h in (head.height - 2, head.height - 3) if h >= 1
+    ]
     one = await client.get(f"/api/v1/ledger/blocks/{head.height}")
     assert one.status_code == 200 and one.json() == page["items"][0]
     assert _root_of(one.json()) == head.root.hex()
 
 
 async def test_unknown_block_and_bad_cursor(client, world):
-    assert_error(await client.get("/api/v1/ledger/blocks/999999999"), 404,
-                 "ledger_block_not_found")
-    assert_error(await client.get("/api/v1/ledger/blocks", params={"cursor": "!!"}), 400,
-                 "invalid_cursor")
+    assert_error(await client.get("/api/v1/ledger/blocks/999999999"), 404, "ledger_block_not_found")
+    assert_error(
+        await client.get("/api/v1/ledger/blocks", params={"cursor": "!!"}), 400, "invalid_cursor"
+    )
     assert (await client.get("/api/v1/ledger/blocks/0")).status_code == 422
 
 
-async def test_proof_leads_from_the_content_hash_to_the_published_root(client, db, sessionmaker,
-                                                                       world):
+async def test_proof_leads_from_the_content_hash_to_the_published_root(
+    client, db, sessionmaker, world
+):
     ids = await add_ratings(db, 7)
     await jobs.seal_pending(sessionmaker)
     r = await client.get(f"/api/v1/ledger/evaluations/{ids[4]}/proof")
@@ -90,10 +100,12 @@ async def test_proof_of_an_altered_rating_says_so(client, db, sessionmaker, worl
 
 async def test_proof_of_unsealed_and_unknown_ratings(client, db, world):
     [fresh] = await add_ratings(db, 1)
-    assert_error(await client.get(f"/api/v1/ledger/evaluations/{fresh}/proof"), 404,
-                 "evaluation_not_sealed")
-    assert_error(await client.get("/api/v1/ledger/evaluations/987654321/proof"), 404,
-                 "evaluation_not_found")
+    assert_error(
+        await client.get(f"/api/v1/ledger/evaluations/{fresh}/proof"), 404, "evaluation_not_sealed"
+    )
+    assert_error(
+        await client.get("/api/v1/ledger/evaluations/987654321/proof"), 404, "evaluation_not_found"
+    )
 
 
 async def test_public_page_lists_recent_roots_in_chinese(client, db, sessionmaker, world):
@@ -110,11 +122,15 @@ async def test_public_page_lists_recent_roots_in_chinese(client, db, sessionmake
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
-async def test_proof_of_an_entry_moved_out_of_its_block_is_refused(client, db, sessionmaker,
-                                                                   world):
+async def test_proof_of_an_entry_moved_out_of_its_block_is_refused(client, db, sessionmaker, world):
     ids = await add_ratings(db, 2)
     await jobs.seal_pending(sessionmaker)
-    await tamper(db, "ledger_entry", "UPDATE ledger_entry SET seq = seq + 1000000 "
-                 "WHERE evaluation_id = :id", id=ids[0])
-    assert_error(await client.get(f"/api/v1/ledger/evaluations/{ids[0]}/proof"), 409,
-                 "ledger_inconsistent")
+    await tamper(
+        db,
+        "ledger_entry",
+        "UPDATE ledger_entry SET seq = seq + 1000000 WHERE evaluation_id = :id",
+        id=ids[0],
+    )
+    assert_error(
+        await client.get(f"/api/v1/ledger/evaluations/{ids[0]}/proof"), 409, "ledger_inconsistent"
+    )

@@ -36,11 +36,20 @@ def cli(tmp_path, monkeypatch):
         engine = make_engine(Settings(database_url=url, _env_file=None))
         try:
             async with make_sessionmaker(engine)() as db:
-                db.add(Region(code="330102", name="上城区", parent_code=None, tier=3,
-                              path="/330102/"))
+                db.add(
+                    Region(code="330102", name="上城区", parent_code=None, tier=3, path="/330102/")
+                )
                 await db.flush()
-                db.add(Org(code="HALL-A", name="上城区市民之家", kind="hall", parent_id=None,
-                           region_code="330102", path="/HALL-A/"))
+                db.add(
+                    Org(
+                        code="HALL-A",
+                        name="上城区市民之家",
+                        kind="hall",
+                        parent_id=None,
+                        region_code="330102",
+                        path="/HALL-A/",
+                    )
+                )
                 await db.commit()
                 return await add_ratings(db, 6)
         finally:
@@ -71,12 +80,14 @@ def test_verify_names_altered_missing_and_inserted_ratings(cli):
         conn.execute("UPDATE evaluation SET level = 5, comment = '很满意' WHERE id = ?", (b,))
         conn.execute("DELETE FROM evaluation WHERE id = ?", (c,))
         # A rating slipped in below the sealed ids, as if it had always been there.
-        conn.execute("INSERT INTO evaluation (id, stage, eval_count, channel, level, reasons, "
-                     "tagset_version, org_id, region_code, rater_type, anonymous, is_public, "
-                     "is_default, evaluated_at, received_at) VALUES "
-                     "(0, 'whole', 1, 'inspection', 5, '[\"517\"]', 'national-2020', 1, "
-                     "'330102', 'person', 0, 1, 0, ?, ?)",
-                     (str(row["evaluated_at"])[:26], str(row["received_at"])[:26]))
+        conn.execute(
+            "INSERT INTO evaluation (id, stage, eval_count, channel, level, reasons, "
+            "tagset_version, org_id, region_code, rater_type, anonymous, is_public, "
+            "is_default, evaluated_at, received_at) VALUES "
+            "(0, 'whole', 1, 'inspection', 5, '[\"517\"]', 'national-2020', 1, "
+            "'330102', 'person', 0, 1, 0, ?, ?)",
+            (str(row["evaluated_at"])[:26], str(row["received_at"])[:26]),
+        )
         conn.commit()
     result = cli("ledger", "verify", "--grace", "0")
     assert result.exit_code == 1, result.output

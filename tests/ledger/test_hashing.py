@@ -27,9 +27,11 @@ def test_openssl_sm3_agrees_with_the_reference_implementation(data):
 
 def test_sm3_standard_examples():
     assert hashing.sm3(b"abc").hex() == (
-        "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0")
+        "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+    )
     assert hashing.sm3(b"abcd" * 16).hex() == (
-        "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732")
+        "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+    )
 
 
 def test_every_evaluation_column_is_hashed_or_deliberately_left_out():
@@ -41,9 +43,15 @@ def test_every_evaluation_column_is_hashed_or_deliberately_left_out():
 
 def _values(**changes):
     base = dict.fromkeys(hashing.CONTENT_COLUMNS[1])
-    base.update(id=7, level=2, reasons=["209"], comment="等了很久", anonymous=False,
-                evaluated_at=datetime(2026, 11, 22, 2, 30, tzinfo=UTC),
-                received_at=datetime(2026, 11, 22, 2, 30, 0, 123456, tzinfo=UTC))
+    base.update(
+        id=7,
+        level=2,
+        reasons=["209"],
+        comment="等了很久",
+        anonymous=False,
+        evaluated_at=datetime(2026, 11, 22, 2, 30, tzinfo=UTC),
+        received_at=datetime(2026, 11, 22, 2, 30, 0, 123456, tzinfo=UTC),
+    )
     base.update(changes)
     return [base[name] for name in hashing.CONTENT_COLUMNS[1]]
 
@@ -61,9 +69,17 @@ def test_the_same_moment_in_another_zone_hashes_the_same():
     assert hashing.content_hashes([moved]) == hashing.content_hashes([_values()])
 
 
-@pytest.mark.parametrize("change", [{"level": 3}, {"comment": "等了很久。"}, {"reasons": []},
-                                    {"anonymous": True}, {"rater_phone": "13800001234"},
-                                    {"received_at": datetime(2026, 11, 22, 2, 30, tzinfo=UTC)}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"level": 3},
+        {"comment": "等了很久。"},
+        {"reasons": []},
+        {"anonymous": True},
+        {"rater_phone": "13800001234"},
+        {"received_at": datetime(2026, 11, 22, 2, 30, tzinfo=UTC)},
+    ],
+)
 def test_any_change_changes_the_hash(change):
     assert hashing.content_hashes([_values(**change)]) != hashing.content_hashes([_values()])
 
@@ -98,13 +114,25 @@ def test_merkle_root_is_rfc6962_and_every_audit_path_leads_to_it(n):
 
 
 def test_block_root_covers_every_header_field():
-    header = {"height": 3, "prev_root": hashing.sm3(b"prev"), "merkle_root": hashing.sm3(b"m"),
-              "first_seq": 21, "entry_count": 10, "high_water": 130,
-              "sealed_at": datetime(2026, 11, 22, 3, 0, 0, 5, tzinfo=UTC), "content_version": 1}
+    header = {
+        "height": 3,
+        "prev_root": hashing.sm3(b"prev"),
+        "merkle_root": hashing.sm3(b"m"),
+        "first_seq": 21,
+        "entry_count": 10,
+        "high_water": 130,
+        "sealed_at": datetime(2026, 11, 22, 3, 0, 0, 5, tzinfo=UTC),
+        "content_version": 1,
+    }
     root = hashing.block_root(**header)
-    for name, other in [("height", 4), ("prev_root", hashing.sm3(b"x")),
-                        ("merkle_root", hashing.sm3(b"y")), ("first_seq", 22),
-                        ("entry_count", 11), ("high_water", 131),
-                        ("sealed_at", header["sealed_at"] + timedelta(microseconds=1)),
-                        ("content_version", 2)]:
+    for name, other in [
+        ("height", 4),
+        ("prev_root", hashing.sm3(b"x")),
+        ("merkle_root", hashing.sm3(b"y")),
+        ("first_seq", 22),
+        ("entry_count", 11),
+        ("high_water", 131),
+        ("sealed_at", header["sealed_at"] + timedelta(microseconds=1)),
+        ("content_version", 2),
+    ]:
         assert hashing.block_root(**{**header, name: other}) != root, name

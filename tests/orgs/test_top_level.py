@@ -21,9 +21,12 @@ def env(tmp_path, monkeypatch):
     """A fresh migrated SQLite file, as on a new installation."""
     # The suite's secret: the CLI and the app install the process's data keys from it, and
     # tests that run later read what the suite's own app wrote under it.
-    env = {"HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/top.db",
-           "HAOCHAPING_ENV": "test", "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
-           "HAOCHAPING_SECRET_KEY": TEST_SECRET}
+    env = {
+        "HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/top.db",
+        "HAOCHAPING_ENV": "test",
+        "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
+        "HAOCHAPING_SECRET_KEY": TEST_SECRET,
+    }
     monkeypatch.chdir(tmp_path)  # no stray .env file from the working directory
     result = runner.invoke(cli, ["migrate"], env=env)
     assert result.exit_code == 0, result.output
@@ -32,9 +35,15 @@ def env(tmp_path, monkeypatch):
 
 def call_api(env, method: str, path: str, **kwargs) -> httpx.Response:
     """One request to an app on the CLI's database, as a deployed server would answer it."""
+
     async def go():
-        settings = Settings(database_url=env["HAOCHAPING_DATABASE_URL"], env="test",
-                            secret_key=TEST_SECRET, job_interval_seconds=0, _env_file=None)
+        settings = Settings(
+            database_url=env["HAOCHAPING_DATABASE_URL"],
+            env="test",
+            secret_key=TEST_SECRET,
+            job_interval_seconds=0,
+            _env_file=None,
+        )
         app = create_app(settings)
         await startup(app)
         try:
@@ -48,25 +57,64 @@ def call_api(env, method: str, path: str, **kwargs) -> httpx.Response:
 
 
 def test_the_first_administrator_manages_the_department_it_creates(env):
-    r = invoke(env, "user", "create", "--username", "boss", "--password", "pass-word-123",
-               "--role", "admin")
+    r = invoke(
+        env,
+        "user",
+        "create",
+        "--username",
+        "boss",
+        "--password",
+        "pass-word-123",
+        "--role",
+        "admin",
+    )
     assert r.exit_code == 0, r.output
     assert "ROOT" in r.output and "parent_code" in r.output  # the CLI names the rule
-    token = call_api(env, "POST", "/api/v1/auth/token",
-                     data={"username": "boss", "password": "pass-word-123"})
+    token = call_api(
+        env, "POST", "/api/v1/auth/token", data={"username": "boss", "password": "pass-word-123"}
+    )
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    dept = call_api(env, "POST", "/api/v1/orgs", headers=bearer, json={
-        "code": "DEPT-1", "name": "市场监督管理局", "kind": "department",
-        "region_code": "000000"})
+    dept = call_api(
+        env,
+        "POST",
+        "/api/v1/orgs",
+        headers=bearer,
+        json={
+            "code": "DEPT-1",
+            "name": "市场监督管理局",
+            "kind": "department",
+            "region_code": "000000",
+        },
+    )
     assert dept.status_code == 201, dept.text
     assert dept.json()["parent_code"] == "ROOT"
-    hall = call_api(env, "POST", "/api/v1/orgs", headers=bearer, json={
-        "code": "HALL-1", "name": "市民中心", "kind": "hall", "parent_code": "DEPT-1",
-        "region_code": "000000"})
+    hall = call_api(
+        env,
+        "POST",
+        "/api/v1/orgs",
+        headers=bearer,
+        json={
+            "code": "HALL-1",
+            "name": "市民中心",
+            "kind": "hall",
+            "parent_code": "DEPT-1",
+            "region_code": "000000",
+        },
+    )
     assert hall.status_code == 201, hall.text
     # Posting the department again without a parent renames it; nothing moves.
-    again = call_api(env, "POST", "/api/v1/orgs", headers=bearer, json={
-        "code": "DEPT-1", "name": "市场监管局", "kind": "department", "region_code": "000000"})
+    again = call_api(
+        env,
+        "POST",
+        "/api/v1/orgs",
+        headers=bearer,
+        json={
+            "code": "DEPT-1",
+            "name": "市场监管局",
+            "kind": "department",
+            "region_code": "000000",
+        },
+    )
     assert again.status_code == 200, again.text
     assert again.json()["parent_code"] == "ROOT" and again.json()["name"] == "市场监管局"
     seen = call_api(env, "GET", "/api/v1/orgs", headers=bearer)

@@ -28,8 +28,12 @@ from tests import factories
 
 AXE = Path(__file__).parent / "assets" / "axe.min.js"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
-         "device_scale_factor": 2}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
 
 
@@ -51,13 +55,19 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     # Every browser test comes from 127.0.0.1: the per-IP caps are tested over HTTP instead.
-    live_settings = settings.model_copy(update={
-        "base_url": url, "rate_citizen_per_minute": 1000, "rate_login_per_minute": 1000,
-        "rate_public_per_minute": 1000})
+    live_settings = settings.model_copy(
+        update={
+            "base_url": url,
+            "rate_citizen_per_minute": 1000,
+            "rate_login_per_minute": 1000,
+            "rate_public_per_minute": 1000,
+        }
+    )
     config = uvicorn.Config(create_app(live_settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name="live-server")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="live-server"
+    )
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -94,8 +104,9 @@ async def live_case(committing, world: factories.World, **overrides) -> dict:
 async def live_link(live: LiveServer, world: factories.World, case_no: str) -> str:
     """A rating link from the live server's API, as a window system would ask for it."""
     async with live.api() as api:
-        r = await api.post(f"/api/v1/cases/{case_no}/invitations",
-                           headers={"X-Api-Key": world.keys["hall_a_pad"]})
+        r = await api.post(
+            f"/api/v1/cases/{case_no}/invitations", headers={"X-Api-Key": world.keys["hall_a_pad"]}
+        )
     assert r.status_code == 201, r.text
     url = r.json()["url"]
     assert url.startswith(live.url + "/r/"), url
@@ -108,8 +119,7 @@ async def browser() -> AsyncIterator:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=CHROMIUM_ARGS)
+        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
 
@@ -123,13 +133,20 @@ async def new_page(browser, live_server):
     contexts = []
 
     async def open_page(screen: dict, *, bypass_csp: bool = False):
-        context = await browser.new_context(base_url=live_server.url, locale="zh-CN",
-                                            bypass_csp=bypass_csp, **screen)
+        context = await browser.new_context(
+            base_url=live_server.url, locale="zh-CN", bypass_csp=bypass_csp, **screen
+        )
         contexts.append(context)
         page = await context.new_page()
         page.errors = []
-        page.on("console", lambda m: m.type == "error" and not m.text.startswith(
-            "Failed to load resource") and page.errors.append(m.text))
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and not m.text.startswith("Failed to load resource")
+                and page.errors.append(m.text)
+            ),
+        )
         page.on("pageerror", lambda e: page.errors.append(str(e)))
         return page
 
@@ -142,6 +159,13 @@ async def axe_violations(page) -> list[dict]:
     """Serious and critical axe-core violations of the page as it is now."""
     await page.add_script_tag(path=str(AXE))
     result = await page.evaluate("async () => await axe.run(document)")
-    return [{"id": v["id"], "impact": v["impact"], "help": v["help"],
-             "targets": [n["target"] for n in v["nodes"]][:5]}
-            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "targets": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

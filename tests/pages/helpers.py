@@ -19,9 +19,15 @@ def csrf_of(html: str) -> str:
 async def sign_in(client, username: str, password: str = PASSWORD, next: str = ""):
     """Sign in through the login form; returns the POST's answer."""
     form = await client.get("/login")
-    return await client.post("/login", data={"csrf_token": csrf_of(form.text),
-                                             "username": username, "password": password,
-                                             "next": next})
+    return await client.post(
+        "/login",
+        data={
+            "csrf_token": csrf_of(form.text),
+            "username": username,
+            "password": password,
+            "next": next,
+        },
+    )
 
 
 async def rate(client, key: str, case_no: str, level: int, **extra) -> dict:
@@ -43,8 +49,9 @@ async def page_form(client, path: str) -> tuple[str, str | None]:
     return csrf_of(r.text), version.group(1) if version else None
 
 
-async def act(client, order_id: int, action: str, *, version: str | int | None = "current",
-              **fields):
+async def act(
+    client, order_id: int, action: str, *, version: str | int | None = "current", **fields
+):
     """Post one action form of the work-order page, as the browser would."""
     csrf, shown = await page_form(client, f"/console/work-orders/{order_id}")
     data = {"csrf_token": csrf, "action": action, **fields}

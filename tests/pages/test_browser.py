@@ -22,8 +22,11 @@ async def expire(committing, case_no: str) -> None:
 
     async with committing() as db:
         case_id = (await db.execute(select(Case.id).where(Case.case_no == case_no))).scalar_one()
-        await db.execute(update(Invitation).where(Invitation.case_id == case_id)
-                         .values(expires_at=now() - timedelta(minutes=5)))
+        await db.execute(
+            update(Invitation)
+            .where(Invitation.case_id == case_id)
+            .values(expires_at=now() - timedelta(minutes=5))
+        )
         await db.commit()
 
 
@@ -59,8 +62,17 @@ async def test_scan_rate_and_thanks_on_a_phone(new_page, live_server, live_world
     await page.screenshot(path=f"{SCREENSHOTS}/hcp-thanks-phone.png", full_page=True)
 
     async with committing() as db:
-        rows = (await db.execute(select(Evaluation).join(Case, Case.id == Evaluation.case_id)
-                                 .where(Case.case_no == case["case_no"]))).scalars().all()
+        rows = (
+            (
+                await db.execute(
+                    select(Evaluation)
+                    .join(Case, Case.id == Evaluation.case_id)
+                    .where(Case.case_no == case["case_no"])
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert [(r.level, r.channel, r.reasons) for r in rows] == [(2, "qrcode", ["213"])]
     assert rows[0].comment == "等了很久，窗口人员对业务不熟悉"
     assert page.errors == []  # no script error, nothing refused by the CSP
@@ -72,11 +84,13 @@ async def test_scan_rate_and_thanks_on_a_phone(new_page, live_server, live_world
 
 
 async def test_without_javascript_every_reason_shows_and_the_server_checks(
-        browser, live_server, live_world, committing):
+    browser, live_server, live_world, committing
+):
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])
-    context = await browser.new_context(base_url=live_server.url, java_script_enabled=False,
-                                        **PHONE)
+    context = await browser.new_context(
+        base_url=live_server.url, java_script_enabled=False, **PHONE
+    )
     try:
         page = await context.new_page()
         await page.goto(link)
@@ -102,16 +116,21 @@ async def test_expired_link_says_so(new_page, live_server, live_world, committin
     assert await page.locator("form.rate-form").count() == 0
 
 
-async def test_console_sign_in_list_and_htmx_filter(new_page, live_server, live_world,
-                                                    committing):
+async def test_console_sign_in_list_and_htmx_filter(new_page, live_server, live_world, committing):
     good = await live_case(committing, live_world)
     bad = await live_case(committing, live_world)
     async with live_server.api() as api:
         for case, level, reasons in ((good, 5, ["517"]), (bad, 2, ["214"])):
-            r = await api.post("/api/v1/evaluations",
-                               headers={"X-Api-Key": live_world.keys["all"]},
-                               json={"case_no": case["case_no"], "channel": "pad",
-                                     "level": level, "reasons": reasons})
+            r = await api.post(
+                "/api/v1/evaluations",
+                headers={"X-Api-Key": live_world.keys["all"]},
+                json={
+                    "case_no": case["case_no"],
+                    "channel": "pad",
+                    "level": level,
+                    "reasons": reasons,
+                },
+            )
             assert r.status_code == 201, r.text
     page = await new_page(DESKTOP)
     await page.goto("/console/evaluations")
@@ -139,8 +158,7 @@ async def test_console_sign_in_list_and_htmx_filter(new_page, live_server, live_
         await page.get_by_label("评价等级").select_option("2")
     await expect(good_row).to_have_count(0)
     await expect(bad_row).to_be_visible()
-    levels = await page.locator("tbody tr").evaluate_all(
-        "rows => rows.map(r => r.dataset.level)")
+    levels = await page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.level)")
     assert levels and set(levels) == {"2"}
     await expect(page.get_by_role("status")).to_contain_text("已更新")
     assert await page.evaluate("window.notReloaded") is True
@@ -159,14 +177,16 @@ async def test_large_font_mode_scales_and_persists(new_page, live_server):
     async def sizes() -> tuple[str, float]:
         return await page.evaluate(
             "() => [getComputedStyle(document.documentElement).fontSize,"
-            " parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)]")
+            " parseFloat(getComputedStyle(document.querySelector('h1')).fontSize)]"
+        )
 
     root, heading = await sizes()
     assert root == "16px"
     await page.get_by_role("link", name="大", exact=True).click()
     assert (await sizes()) == ["20px", heading * 1.25]
-    await expect(page.get_by_role("link", name="大", exact=True)).to_have_attribute("aria-current",
-                                                                          "true")
+    await expect(page.get_by_role("link", name="大", exact=True)).to_have_attribute(
+        "aria-current", "true"
+    )
     await page.reload()
     assert (await sizes())[0] == "20px"
     await page.get_by_role("link", name="特大", exact=True).click()
@@ -177,8 +197,9 @@ async def test_large_font_mode_scales_and_persists(new_page, live_server):
     assert (await sizes())[0] == "16px"
 
 
-async def test_pages_have_no_serious_accessibility_violations(new_page, live_server,
-                                                              live_world, committing):
+async def test_pages_have_no_serious_accessibility_violations(
+    new_page, live_server, live_world, committing
+):
     found: dict[str, list] = {}
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])

@@ -22,12 +22,14 @@ async def rated(client, db, world):
     """Two ratings at hall A (非常满意 and 不满意) and one at hall B."""
     good = await make_case(db, world)
     bad = await make_case(db, world)
-    other = await make_case(db, world, item_code="ITEM-B1", org_code="HALL-B",
-                            window_code="W-B1", staff_no="S-B1")
+    other = await make_case(
+        db, world, item_code="ITEM-B1", org_code="HALL-B", window_code="W-B1", staff_no="S-B1"
+    )
     key = world.keys["all"]
     await rate(client, key, good["case_no"], 5, reasons=["517"])
-    await rate(client, key, bad["case_no"], 2, reasons=["213"],
-               comment="工作人员让我打13812345678问")
+    await rate(
+        client, key, bad["case_no"], 2, reasons=["213"], comment="工作人员让我打13812345678问"
+    )
     await rate(client, key, other["case_no"], 4)
     return {"good": good, "bad": bad, "other": other}
 
@@ -126,8 +128,11 @@ async def test_htmx_gets_only_the_results(client, world, rated):
     assert r.status_code == 200 and "<html" not in r.text and rows(r.text) == ["5"]
     assert 'hx-swap-oob="true">已更新：本页 1 条评价，其中差评 0 条<' in r.text
     assert "HX-Request" in r.headers["vary"]
-    full = await client.get(LIST, params={"level": "5"},
-                            headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    full = await client.get(
+        LIST,
+        params={"level": "5"},
+        headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
+    )
     assert "<html" in full.text
 
 

@@ -25,8 +25,14 @@ def held_ids(html: str) -> list[int]:
 
 
 async def hold(db, evaluation_id: int, reason: str = "malicious_rater") -> None:
-    await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing.HELD,
-                       reason=reason, actor="系统", note="评价人在恶意评价人员信息库中，待复核")
+    await set_standing(
+        db=db,
+        evaluation_id=evaluation_id,
+        standing=Standing.HELD,
+        reason=reason,
+        actor="系统",
+        note="评价人在恶意评价人员信息库中，待复核",
+    )
     await db.commit()
 
 
@@ -42,8 +48,10 @@ async def decide(client, evaluation_id: int, **fields):
     """Post the rating's form on the queue page, as the browser would."""
     page = await client.get(HELD)
     assert page.status_code == 200, page.text[-2000:]
-    return await client.post(f"{HELD}/{evaluation_id}/review",
-                             data={"csrf_token": csrf_of(page.text), "back": HELD, **fields})
+    return await client.post(
+        f"{HELD}/{evaluation_id}/review",
+        data={"csrf_token": csrf_of(page.text), "back": HELD, **fields},
+    )
 
 
 async def bad_count(client, world) -> int:
@@ -60,9 +68,11 @@ async def test_queue_lists_held_ratings_of_the_reviewers_area_only(client, db, w
     await hold(db, flagged["id"], reason="detector")
     other = await factories.build_world(db, suffix=f"-o{uuid.uuid4().hex[:6]}")
     far = await factories.make_case(db, other)
-    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": other.keys["hall_a_pad"]},
-                          json=EvaluationPayloadFactory(case_no=far["case_no"], level=1,
-                                                        reasons=[], comment="差"))
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": other.keys["hall_a_pad"]},
+        json=EvaluationPayloadFactory(case_no=far["case_no"], level=1, reasons=[], comment="差"),
+    )
     assert r.status_code == 201, r.text
     far_id = r.json()["id"]
     await hold(db, far_id)
@@ -70,11 +80,19 @@ async def test_queue_lists_held_ratings_of_the_reviewers_area_only(client, db, w
     page = await client.get(HELD)
     assert page.status_code == 200
     assert held_ids(page.text) == [ev["id"]]
-    card = page.text[page.text.index(f'data-id="{ev["id"]}"'):]
-    card = card[:card.index("</li>\n")]
-    for text in ("评价人在恶意评价人员信息库中", "上城区市民之家", "HALL-A", "不满意", "评价器",
-                 f'<a href="/console/work-orders/{order.id}">工单 #{order.id}</a>（核实中）',
-                 "计入统计（有效）", "不计入（无效）", "138****5678"):
+    card = page.text[page.text.index(f'data-id="{ev["id"]}"') :]
+    card = card[: card.index("</li>\n")]
+    for text in (
+        "评价人在恶意评价人员信息库中",
+        "上城区市民之家",
+        "HALL-A",
+        "不满意",
+        "评价器",
+        f'<a href="/console/work-orders/{order.id}">工单 #{order.id}</a>（核实中）',
+        "计入统计（有效）",
+        "不计入（无效）",
+        "138****5678",
+    ):
         assert text in card, text
     assert "13812345678" not in page.text
     assert 'id="held-waiting">1</span>' in page.text
@@ -107,9 +125,15 @@ async def test_queue_pages_newest_first_with_a_cursor(client, db, world, held, m
     assert page.status_code == 200 and held_ids(page.text) == [ev["id"]]
     assert 'rel="next"' not in page.text and "回到第一页" in page.text
     # A decision from the second page comes back to it.
-    r = await client.post(f"{HELD}/{ev['id']}/review",
-                          data={"csrf_token": csrf_of(page.text), "standing": "valid",
-                                "note": "核实有效", "back": link.group(1).replace("&amp;", "&")})
+    r = await client.post(
+        f"{HELD}/{ev['id']}/review",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "standing": "valid",
+            "note": "核实有效",
+            "back": link.group(1).replace("&amp;", "&"),
+        },
+    )
     assert r.status_code == 303 and r.headers["location"].startswith(HELD + "?")
     assert "cursor=" in r.headers["location"]
 
@@ -118,34 +142,56 @@ async def test_register_expiry_shown_for_a_registered_rater(client, db, world, h
     ev, order = held
     office = await bearer_headers(client, world.users["office"])
     unit = await bearer_headers(client, world.users["unit_a"])
-    r = await client.post("/api/v1/appeals", headers=unit, json={
-        "evaluation_id": ev["id"], "category": "malicious",
-        "reasons": "评价人多次无理差评，已有录音为证，请求认定为恶意差评"})
+    r = await client.post(
+        "/api/v1/appeals",
+        headers=unit,
+        json={
+            "evaluation_id": ev["id"],
+            "category": "malicious",
+            "reasons": "评价人多次无理差评，已有录音为证，请求认定为恶意差评",
+        },
+    )
     assert r.status_code == 201, r.text
     # The held first rating may not be decided while its appeal is pending.
     await sign_in(client, world.users["office"])
     r2 = await decide(client, ev["id"], standing="invalid", note="恶意差评，经核实")
     assert r2.status_code == 409 and "该差评正在申诉复核中" in alert(r2.text)
     assert await standing_of(db, ev["id"]) == Standing.HELD
-    r = await client.post(f"/api/v1/appeals/{r.json()['id']}/decision", headers=office,
-                          json={"decision": "uphold", "note": "经核查属实", "register_rater": True,
-                                "register_days": 180})
+    r = await client.post(
+        f"/api/v1/appeals/{r.json()['id']}/decision",
+        headers=office,
+        json={
+            "decision": "uphold",
+            "note": "经核查属实",
+            "register_rater": True,
+            "register_days": 180,
+        },
+    )
     assert r.status_code == 200, r.text
     from haochaping.evaluations.models import Evaluation
 
     rater = await db.get(Evaluation, ev["id"])
-    applicant = {"type": "person", "name": "张三", "cert_type": "id_card",
-                 "cert_no": rater.rater_cert_no, "phone": rater.rater_phone}
+    applicant = {
+        "type": "person",
+        "name": "张三",
+        "cert_type": "id_card",
+        "cert_no": rater.rater_cert_no,
+        "phone": rater.rater_phone,
+    }
     case = await make_case(db, world, applicant=applicant)
-    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
-                          json=EvaluationPayloadFactory(case_no=case["case_no"], level=1,
-                                                        reasons=[], comment="再给差评"))
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+        json=EvaluationPayloadFactory(
+            case_no=case["case_no"], level=1, reasons=[], comment="再给差评"
+        ),
+    )
     assert r.status_code == 201
     again = r.json()["id"]
     page = await client.get(HELD)
     assert held_ids(page.text) == [again]  # the first one is invalid now (appeal upheld)
-    card = page.text[page.text.index(f'data-id="{again}"'):]
-    assert "信息库登记有效至 " in card[:card.index("</li>\n")]
+    card = page.text[page.text.index(f'data-id="{again}"') :]
+    assert "信息库登记有效至 " in card[: card.index("</li>\n")]
 
 
 async def test_valid_makes_the_rating_count(client, db, world, held):
@@ -181,15 +227,22 @@ async def test_invalid_needs_a_note_and_keeps_what_was_typed(client, db, world, 
     assert order.state == "verifying"
 
 
-async def test_invalid_ends_the_work_order_and_a_second_decision_is_refused(client, db, world,
-                                                                           held):
+async def test_invalid_ends_the_work_order_and_a_second_decision_is_refused(
+    client, db, world, held
+):
     ev, order = held
     before = await bad_count(client, world)
     await sign_in(client, world.users["office"])
     page = await client.get(HELD)
-    r = await client.post(f"{HELD}/{ev['id']}/review",
-                          data={"csrf_token": csrf_of(page.text), "back": HELD,
-                                "standing": "invalid", "note": "恶意差评，经核实无事实依据"})
+    r = await client.post(
+        f"{HELD}/{ev['id']}/review",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "back": HELD,
+            "standing": "invalid",
+            "note": "恶意差评，经核实无事实依据",
+        },
+    )
     assert r.status_code == 303
     assert await standing_of(db, ev["id"]) == Standing.INVALID
     await db.refresh(order)
@@ -198,21 +251,24 @@ async def test_invalid_ends_the_work_order_and_a_second_decision_is_refused(clie
     shown = await client.get(r.headers["location"])
     assert f"评价 #{ev['id']} 已复核为无效" in shown.text
     # The same form again (a second tab): 409, said at the top, what was typed not saved.
-    r = await client.post(f"{HELD}/{ev['id']}/review",
-                          data={"csrf_token": csrf_of(page.text), "standing": "valid",
-                                "note": "改判"})
+    r = await client.post(
+        f"{HELD}/{ev['id']}/review",
+        data={"csrf_token": csrf_of(page.text), "standing": "valid", "note": "改判"},
+    )
     assert r.status_code == 409 and alert(r.text) == "该评价不在待复核状态"
     assert 'id="page-error"' in r.text
     assert await standing_of(db, ev["id"]) == Standing.INVALID
     # A rating that was never held, and one that does not exist.
     plain, _ = await rate_badly(client, db, world)
-    r = await client.post(f"{HELD}/{plain['id']}/review",
-                          data={"csrf_token": csrf_of(page.text), "standing": "valid",
-                                "note": "核实"})
+    r = await client.post(
+        f"{HELD}/{plain['id']}/review",
+        data={"csrf_token": csrf_of(page.text), "standing": "valid", "note": "核实"},
+    )
     assert r.status_code == 409 and "该评价不在待复核状态" in r.text
-    r = await client.post(f"{HELD}/999999999/review",
-                          data={"csrf_token": csrf_of(page.text), "standing": "valid",
-                                "note": "核实"})
+    r = await client.post(
+        f"{HELD}/999999999/review",
+        data={"csrf_token": csrf_of(page.text), "standing": "valid", "note": "核实"},
+    )
     assert r.status_code == 404 and "评价不存在" in r.text
     r = await client.post(f"{HELD}/abc/review", data={"csrf_token": csrf_of(page.text)})
     assert 400 <= r.status_code < 500
@@ -223,8 +279,10 @@ async def test_decisions_need_the_csrf_token(client, db, world, held):
     await sign_in(client, world.users["office"])
     r = await client.post(f"{HELD}/{ev['id']}/review", data={"standing": "valid", "note": "核实"})
     assert r.status_code == 403 and "请返回刷新页面后重试" in r.text
-    r = await client.post(f"{HELD}/{ev['id']}/review",
-                          data={"csrf_token": "forged", "standing": "valid", "note": "核实"})
+    r = await client.post(
+        f"{HELD}/{ev['id']}/review",
+        data={"csrf_token": "forged", "standing": "valid", "note": "核实"},
+    )
     assert r.status_code == 403
     assert await standing_of(db, ev["id"]) == Standing.HELD
 
@@ -237,9 +295,10 @@ async def test_units_may_not_review(client, db, world, held):
     r = await client.get(HELD)
     assert r.status_code == 403 and "仅供政务服务管理机构" in r.text
     assert "138****5678" not in r.text
-    r = await client.post(f"{HELD}/{ev['id']}/review",
-                          data={"csrf_token": csrf_of(home.text), "standing": "valid",
-                                "note": "核实"})
+    r = await client.post(
+        f"{HELD}/{ev['id']}/review",
+        data={"csrf_token": csrf_of(home.text), "standing": "valid", "note": "核实"},
+    )
     assert r.status_code == 403
     assert await standing_of(db, ev["id"]) == Standing.HELD
 
@@ -248,8 +307,14 @@ async def test_rating_list_shows_the_standing(client, db, world, held):
     ev, _order = held
     plain, _ = await rate_badly(client, db, world)
     gone, _ = await rate_badly(client, db, world)
-    await set_standing(db=db, evaluation_id=gone["id"], standing=Standing.INVALID,
-                       reason="review", actor="office", note="无效")
+    await set_standing(
+        db=db,
+        evaluation_id=gone["id"],
+        standing=Standing.INVALID,
+        reason="review",
+        actor="office",
+        note="无效",
+    )
     await db.commit()
     await sign_in(client, world.users["office"])
     page = await client.get("/console/evaluations")
@@ -267,9 +332,11 @@ async def test_rating_list_shows_the_standing(client, db, world, held):
 
 # --- in a real browser ------------------------------------------------------------------------
 
+
 @pytest.mark.browser
 async def test_review_a_held_rating_in_the_browser_with_accessibility_checks(
-        new_page, live_server, live_world, committing):
+    new_page, live_server, live_world, committing
+):
     from playwright.async_api import expect
 
     from tests.pages.conftest import DESKTOP, PHONE, axe_violations, live_case
@@ -280,11 +347,16 @@ async def test_review_a_held_rating_in_the_browser_with_accessibility_checks(
     for _ in range(2):
         case = await live_case(committing, live_world)
         async with live_server.api() as api:
-            r = await api.post("/api/v1/evaluations",
-                               headers={"X-Api-Key": live_world.keys["hall_a_pad"]},
-                               json=EvaluationPayloadFactory(
-                                   case_no=case["case_no"], level=2, reasons=["213"],
-                                   comment="窗口人员让我跑了三趟，电话13812345678"))
+            r = await api.post(
+                "/api/v1/evaluations",
+                headers={"X-Api-Key": live_world.keys["hall_a_pad"]},
+                json=EvaluationPayloadFactory(
+                    case_no=case["case_no"],
+                    level=2,
+                    reasons=["213"],
+                    comment="窗口人员让我跑了三趟，电话13812345678",
+                ),
+            )
         assert r.status_code == 201, r.text
         ids.append(r.json()["id"])
     async with committing() as db:
@@ -314,8 +386,12 @@ async def test_review_a_held_rating_in_the_browser_with_accessibility_checks(
     # Large-font mode (特大): the queue still fits the phone's width.
     await phone.get_by_role("link", name="特大", exact=True).click()
     await phone.goto(HELD)
-    assert await phone.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    assert (
+        await phone.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        <= 0
+    )
     await phone.get_by_role("link", name="标准", exact=True).click()
     assert phone.errors == []
     async with committing() as db:
@@ -328,8 +404,9 @@ async def test_review_a_held_rating_in_the_browser_with_accessibility_checks(
     await desk.goto(HELD)
     found["queue"] = await axe_violations(desk)
     await desk.screenshot(path="/tmp/hcp-held-desktop.png", full_page=True)
-    await desk.locator(f'li[data-id="{second}"]').get_by_role(
-        "button", name="不计入（无效）").click()
+    await (
+        desk.locator(f'li[data-id="{second}"]').get_by_role("button", name="不计入（无效）").click()
+    )
     await expect(desk.get_by_role("alert")).to_have_text("请填写复核意见（核实经过和依据）")
     found["queue, refused (422)"] = await axe_violations(desk)
     await desk.goto(HELD + "?org_code=NOPE")

@@ -65,11 +65,14 @@ async def test_sign_in_attempts_are_capped_per_ip(limited, world):
     c = await limited(rate_login_per_minute=3)
     form = await c.get("/login")
     data = {"csrf_token": csrf_of(form.text), "password": "x"}
-    codes = [(await c.post("/login", data={**data, "username": f"nobody{i}"})).status_code
-             for i in range(3)]
+    codes = [
+        (await c.post("/login", data={**data, "username": f"nobody{i}"})).status_code
+        for i in range(3)
+    ]
     assert codes == [401, 401, 401]
-    r = await c.post("/login", data={**data, "username": world.users["admin"],
-                                     "password": PASSWORD})
+    r = await c.post(
+        "/login", data={**data, "username": world.users["admin"], "password": PASSWORD}
+    )
     assert r.status_code == 429 and TOO_MANY in r.text
     assert r.headers["content-type"].startswith("text/html") and r.headers["retry-after"] == "60"
     assert (await c.get("/login")).status_code == 200  # reading the form is not limited

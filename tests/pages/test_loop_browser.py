@@ -24,9 +24,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 async def order_of_case(committing, case_no: str) -> WorkOrder:
     async with committing() as db:
-        return (await db.execute(
-            select(WorkOrder).join(Evaluation, Evaluation.id == WorkOrder.evaluation_id)
-            .join(Case, Case.id == Evaluation.case_id).where(Case.case_no == case_no))
+        return (
+            await db.execute(
+                select(WorkOrder)
+                .join(Evaluation, Evaluation.id == WorkOrder.evaluation_id)
+                .join(Case, Case.id == Evaluation.case_id)
+                .where(Case.case_no == case_no)
+            )
         ).scalar_one()
 
 
@@ -85,16 +89,22 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     # 4. Upload the evidence, then report the rectification citing it.
     await handler.locator("#action-upload summary").click()
     await handler.get_by_label("选择文件").set_input_files(
-        {"name": "整改照片.png", "mimeType": "image/png", "buffer": PNG})
+        {"name": "整改照片.png", "mimeType": "image/png", "buffer": PNG}
+    )
     await handler.get_by_role("button", name="上传").click()
     await expect(handler.get_by_role("status")).to_contain_text("附件“整改照片.png”已上传")
     await handler.locator("#action-report_rectified summary").click()
-    await expect(handler.locator("#action-report_rectified").get_by_label("整改照片.png")
-                 ).to_be_checked()
+    await expect(
+        handler.locator("#action-report_rectified").get_by_label("整改照片.png")
+    ).to_be_checked()
     await handler.get_by_label("整改情况（评价人可在进度页看到）").fill(
-        "已更正窗口材料清单并对窗口人员开展业务培训，清单已在大厅公示")
-    await handler.locator("#action-report_rectified").get_by_role(
-        "button", name="报告整改完成").click()
+        "已更正窗口材料清单并对窗口人员开展业务培训，清单已在大厅公示"
+    )
+    await (
+        handler.locator("#action-report_rectified")
+        .get_by_role("button", name="报告整改完成")
+        .click()
+    )
     await expect(handler.get_by_role("status")).to_contain_text("工单状态：待回访")
     await expect(handler.get_by_role("link", name="附件：整改照片.png")).to_be_visible()
     await expect(handler.locator(".deadline__kind")).to_have_text("回访期限")
@@ -103,11 +113,14 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     await handler.get_by_role("link", name="特大", exact=True).click()
     for path in (handler.url, "/console/work-orders"):
         await handler.goto(path)
-        assert await handler.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+        assert (
+            await handler.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            <= 0
+        )
     await handler.go_back()
-    await handler.screenshot(path=f"{SCREENSHOTS}/hcp-work-order-xlarge-phone.png",
-                             full_page=True)
+    await handler.screenshot(path=f"{SCREENSHOTS}/hcp-work-order-xlarge-phone.png", full_page=True)
     await handler.get_by_role("link", name="标准", exact=True).click()
     assert handler.errors == []
 
@@ -126,8 +139,7 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     await expect(citizen.get_by_role("status")).to_have_text("您的意见已提交，感谢您的反馈！")
     await expect(citizen.locator("#progress-now")).to_have_text("管理机构督办中")
     await expect(citizen.get_by_text("您的回访意见：不满意")).to_be_visible()
-    await citizen.screenshot(path=f"{SCREENSHOTS}/hcp-progress-after-phone.png",
-                             full_page=True)
+    await citizen.screenshot(path=f"{SCREENSHOTS}/hcp-progress-after-phone.png", full_page=True)
     assert citizen.errors == []
 
     # 6. The office finds it in its supervision queue.
@@ -144,8 +156,7 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     assert office.errors == []
 
 
-async def test_follow_up_rating_on_the_progress_page(new_page, live_server, live_world,
-                                                    committing):
+async def test_follow_up_rating_on_the_progress_page(new_page, live_server, live_world, committing):
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])
     citizen = await new_page(PHONE)
@@ -153,13 +164,18 @@ async def test_follow_up_rating_on_the_progress_page(new_page, live_server, live
     progress = await citizen.get_by_role("link", name="查看办理进度").get_attribute("href")
     order = await order_of_case(committing, case["case_no"])
     async with live_server.api() as api:
-        r = await api.post("/api/v1/auth/token", data={"username": live_world.users["unit_a"],
-                                                       "password": PASSWORD})
+        r = await api.post(
+            "/api/v1/auth/token",
+            data={"username": live_world.users["unit_a"], "password": PASSWORD},
+        )
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        for body in ({"action": "verify", "note": "属实"},
-                     {"action": "report_rectified", "note": "已一次性告知全部材料"}):
-            r = await api.post(f"/api/v1/work-orders/{order.id}/actions", json=body,
-                               headers=headers)
+        for body in (
+            {"action": "verify", "note": "属实"},
+            {"action": "report_rectified", "note": "已一次性告知全部材料"},
+        ):
+            r = await api.post(
+                f"/api/v1/work-orders/{order.id}/actions", json=body, headers=headers
+            )
             assert r.status_code == 200, r.text
     await citizen.goto(progress)
     form = citizen.locator("form.rate-form")
@@ -176,25 +192,24 @@ async def test_follow_up_rating_on_the_progress_page(new_page, live_server, live
     assert citizen.errors == []
 
 
-async def test_large_font_progress_page_fits_a_phone(new_page, live_server, live_world,
-                                                     committing):
+async def test_large_font_progress_page_fits_a_phone(new_page, live_server, live_world, committing):
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])
     citizen = await new_page(PHONE)
     await rate_badly_on_the_phone(citizen, link)
     await citizen.get_by_role("link", name="查看办理进度").click()
     await citizen.get_by_role("link", name="特大", exact=True).click()
-    assert await citizen.evaluate("getComputedStyle(document.documentElement).fontSize") \
-        == "24px"
+    assert await citizen.evaluate("getComputedStyle(document.documentElement).fontSize") == "24px"
     overflow = await citizen.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     assert overflow <= 0
-    await citizen.screenshot(path=f"{SCREENSHOTS}/hcp-progress-xlarge-phone.png",
-                             full_page=True)
+    await citizen.screenshot(path=f"{SCREENSHOTS}/hcp-progress-xlarge-phone.png", full_page=True)
 
 
 async def test_loop_and_settings_pages_have_no_serious_accessibility_violations(
-        new_page, live_server, live_world, committing):
+    new_page, live_server, live_world, committing
+):
     found: dict[str, list] = {}
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])
@@ -228,8 +243,9 @@ async def test_loop_and_settings_pages_have_no_serious_accessibility_violations(
     await desk.locator("#action-verify").get_by_role("button", name="核实").click()
     await desk.locator("#action-report_rectified summary").click()
     await desk.get_by_label("整改情况（评价人可在进度页看到）").fill("已整改")
-    await desk.locator("#action-report_rectified").get_by_role("button",
-                                                             name="报告整改完成").click()
+    await (
+        desk.locator("#action-report_rectified").get_by_role("button", name="报告整改完成").click()
+    )
     await expect(desk.get_by_role("status")).to_contain_text("待回访")
     found["work-order page after actions"] = await axe_violations(desk)
     await desk.set_viewport_size(PHONE["viewport"])
@@ -244,15 +260,19 @@ async def test_loop_and_settings_pages_have_no_serious_accessibility_violations(
 
     office = await new_page(DESKTOP, bypass_csp=True)
     await console_sign_in(office, live_world.users["office"])
-    for name, path in (("supervision queue", "/console/supervision"),
-                       ("policy page", "/console/policies")):
+    for name, path in (
+        ("supervision queue", "/console/supervision"),
+        ("policy page", "/console/policies"),
+    ):
         await office.goto(path)
         found[name] = await axe_violations(office)
     # The calendar's import form and the outbox are the root administrator's.
     admin = await new_page(DESKTOP, bypass_csp=True)
     await console_sign_in(admin, live_world.users["admin"])
-    for name, path in (("calendar page", "/console/calendar?year=2026"),
-                       ("notifications page", "/console/outbox")):
+    for name, path in (
+        ("calendar page", "/console/calendar?year=2026"),
+        ("notifications page", "/console/outbox"),
+    ):
         await admin.goto(path)
         found[name] = await axe_violations(admin)
     await office.set_viewport_size(PHONE["viewport"])

@@ -16,27 +16,47 @@ async def test_the_stage_list_is_published_from_the_policy_page(client, db, worl
     page = await client.get("/console/policies", params={"region": "330102"})
     assert effective(page.text, "stages") == ("整体评价", "全国默认")
     assert 'name="stages"' in page.text and 'placeholder="whole"' in page.text
-    r = await publish(client, region_code="330102",
-                      stages="受理\r\ncomplete\r\nwhole 办结后\r\nlicence 营业执照办理\r\n")
+    r = await publish(
+        client,
+        region_code="330102",
+        stages="受理\r\ncomplete\r\nwhole 办结后\r\nlicence 营业执照办理\r\n",
+    )
     assert r.status_code == 303, r.text
     page = await client.get(r.headers["location"])
     assert effective(page.text, "stages") == (
-        "受理、办结、整体评价（办结后）、营业执照办理", "上城区")
-    stored = (await db.execute(select(PolicySet.values).where(PolicySet.region_code == "330102")
-                               .order_by(PolicySet.version.desc()).limit(1))).scalar_one()
+        "受理、办结、整体评价（办结后）、营业执照办理",
+        "上城区",
+    )
+    stored = (
+        await db.execute(
+            select(PolicySet.values)
+            .where(PolicySet.region_code == "330102")
+            .order_by(PolicySet.version.desc())
+            .limit(1)
+        )
+    ).scalar_one()
     assert stored["stages"] == [
         {"code": "accept", "label": "受理", "reached": "accepted"},
         {"code": "complete", "label": "办结", "reached": "completed"},
         {"code": "whole", "label": "整体评价", "reached": "completed"},
-        {"code": "licence", "label": "营业执照办理", "reached": "accepted"}]
+        {"code": "licence", "label": "营业执照办理", "reached": "accepted"},
+    ]
     # Intake follows at once (the cache was cleared by the publication).
     running = await make_case(db, world, status="accepted", completed_at=None)
-    assert_error(await client.post("/api/v1/evaluations", headers=key_headers(world),
-                                   json=EvaluationPayloadFactory(case_no=running["case_no"])),
-                 422, "stage_not_reached")
-    r = await client.post("/api/v1/evaluations", headers=key_headers(world),
-                          json=EvaluationPayloadFactory(case_no=running["case_no"],
-                                                        stage="licence"))
+    assert_error(
+        await client.post(
+            "/api/v1/evaluations",
+            headers=key_headers(world),
+            json=EvaluationPayloadFactory(case_no=running["case_no"]),
+        ),
+        422,
+        "stage_not_reached",
+    )
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers=key_headers(world),
+        json=EvaluationPayloadFactory(case_no=running["case_no"], stage="licence"),
+    )
     assert r.status_code == 201, r.text
 
 

@@ -23,8 +23,11 @@ BANNER = "2027 年的工作日历缺失"
 
 def effective(html: str, key: str) -> tuple[str, str]:
     """(value, source) of one row of the effective-values table."""
-    m = re.search(rf'<tr data-key="{key}"><th scope="row">[^<]+</th><td>([^<]+)</td>'
-                  r'<td class="muted">([^<]+)</td>', html)
+    m = re.search(
+        rf'<tr data-key="{key}"><th scope="row">[^<]+</th><td>([^<]+)</td>'
+        r'<td class="muted">([^<]+)</td>',
+        html,
+    )
     assert m, key
     return m.group(1), m.group(2)
 
@@ -51,9 +54,16 @@ async def test_publishing_a_version_inherits_down_and_clears_the_cache(client, d
     _ev, before = await rate_badly(client, db, world)  # the policy of 330102 is now cached
     assert before.policy["verify_days"] == 1
     await sign_in(client, world.users["admin"])
-    r = await publish(client, region_code="330100", verify_days="2", rectify_days="",
-                      spot_check_rate="10", default_enabled="on", default_level="5",
-                      note="杭州市好差评实施细则")
+    r = await publish(
+        client,
+        region_code="330100",
+        verify_days="2",
+        rectify_days="",
+        spot_check_rate="10",
+        default_enabled="on",
+        default_level="5",
+        note="杭州市好差评实施细则",
+    )
     assert r.status_code == 303 and r.headers["location"] == "/console/policies?region=330100"
     page = await client.get(r.headers["location"])
     assert "已发布 330100 的政策参数第 1 版" in page.text
@@ -106,8 +116,11 @@ async def test_calendar_banner_status_and_import(client, db, world):
     assert page.status_code == 200 and "缺失：期限暂按周一至周五推算" in page.text
     assert "2026-10-01（周四）" in page.text and "国庆节" in page.text
     form = {"csrf_token": csrf_of(page.text), "year": "2027", "source": "国办发明电〔2026〕"}
-    r = await client.post("/console/calendar", data=form,
-                          files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")})
+    r = await client.post(
+        "/console/calendar",
+        data=form,
+        files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/console/calendar?year=2027"
     page = await client.get(r.headers["location"])
     assert "已导入 2027 年工作日历" in page.text and BANNER not in page.text
@@ -119,15 +132,18 @@ async def test_a_bad_calendar_file_names_its_lines_and_imports_nothing(client, w
     await sign_in(client, world.users["admin"])
     page = await client.get("/console/calendar")
     bad = "date,type,name\n2027-02-30,holiday,春节\n2027-10-01,vacation,国庆节\n".encode("gbk")
-    r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
-                                                     "year": "2027"},
-                          files={"file": ("bad.csv", bad, "text/csv")})
+    r = await client.post(
+        "/console/calendar",
+        data={"csrf_token": csrf_of(page.text), "year": "2027"},
+        files={"file": ("bad.csv", bad, "text/csv")},
+    )
     assert r.status_code == 422
     assert "日历文件有 2 处错误，未导入任何数据" in r.text
     assert "第 2 行：日期“2027-02-30”无效" in r.text and "第 3 行：类型“vacation”无效" in r.text
     assert 'name="year" type="number"' in r.text and 'value="2027"' in r.text
-    r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
-                                                     "year": "2027"})
+    r = await client.post(
+        "/console/calendar", data={"csrf_token": csrf_of(page.text), "year": "2027"}
+    )
     assert r.status_code == 422 and "请选择要导入的 CSV 文件" in r.text
     assert BANNER in (await client.get("/console/calendar")).text
     assert (await client.get("/console/calendar", params={"year": "1800"})).status_code == 422
@@ -136,8 +152,9 @@ async def test_a_bad_calendar_file_names_its_lines_and_imports_nothing(client, w
 async def test_only_a_root_administrator_imports_the_calendar(client, db, world):
     """The calendar sets every region's deadlines: a city office may read it, not rewrite it."""
     for username, role, org in [("staff_w", "staff", "W-A1"), ("admin_hall", "admin", "HALL-A")]:
-        await account_service.create_user(db=db, username=username, password=PASSWORD,
-                                          role=role, org_code=org)
+        await account_service.create_user(
+            db=db, username=username, password=PASSWORD, role=role, org_code=org
+        )
     await db.commit()
     people = [world.users[n] for n in ("office", "unit_a", "unit_b", "assessor")]
     for username in [*people, "staff_w", "admin_hall"]:
@@ -145,17 +162,21 @@ async def test_only_a_root_administrator_imports_the_calendar(client, db, world)
         page = await client.get("/console/calendar")
         assert page.status_code == 200 and "导入日历" not in page.text, username
         assert 'enctype="multipart/form-data"' not in page.text, username
-        r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
-                                                         "year": "2027"},
-                              files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")})
+        r = await client.post(
+            "/console/calendar",
+            data={"csrf_token": csrf_of(page.text), "year": "2027"},
+            files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")},
+        )
         assert r.status_code == 403 and "此操作仅限根机构的系统管理员" in r.text, username
         assert BANNER in (await client.get("/console/calendar")).text  # nothing imported
     await sign_in(client, world.users["admin"])  # the administrator of the root (OFFICE)
     page = await client.get("/console/calendar")
     assert "导入日历" in page.text
-    r = await client.post("/console/calendar", data={"csrf_token": csrf_of(page.text),
-                                                     "year": "2027"},
-                          files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")})
+    r = await client.post(
+        "/console/calendar",
+        data={"csrf_token": csrf_of(page.text), "year": "2027"},
+        files={"file": ("2027.csv", SAMPLE_2027.read_bytes(), "text/csv")},
+    )
     assert r.status_code == 303
 
 
@@ -163,12 +184,24 @@ async def _dead(db, **values) -> int:
     channel = values.pop("channel")
     subject = "" if channel == "sms" else "【差评工单】#1"
     body = "【好差评】办理进度：http://testserver/p/SECRET-TOKEN" if channel == "sms" else "正文"
-    await outbox.enqueue(db, kind="workorder_opened", channel=channel,
-                         recipient=values.pop("recipient"), subject=subject, body=body)
-    message = (await db.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
-               ).scalars().first()
-    await db.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(
-        status="dead", attempts=8, last_error="短信网关拒绝：号码无效", **values))
+    await outbox.enqueue(
+        db,
+        kind="workorder_opened",
+        channel=channel,
+        recipient=values.pop("recipient"),
+        subject=subject,
+        body=body,
+    )
+    message = (
+        (await db.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc())))
+        .scalars()
+        .first()
+    )
+    await db.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id)
+        .values(status="dead", attempts=8, last_error="短信网关拒绝：号码无效", **values)
+    )
     await db.commit()
     return message.id
 
@@ -192,8 +225,7 @@ async def test_outbox_lists_failures_masked_and_retries(client, db, world):
     assert dead and int(dead.group(1)) == dead_before + 2
     r = await client.post(f"/console/outbox/{sms}/retry", data={"csrf_token": "nope"})
     assert r.status_code == 403
-    r = await client.post(f"/console/outbox/{sms}/retry",
-                          data={"csrf_token": csrf_of(page.text)})
+    r = await client.post(f"/console/outbox/{sms}/retry", data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 303 and r.headers["location"] == "/console/outbox"
     page = await client.get("/console/outbox")
     assert f"通知 #{sms} 已重新排队" in page.text and f'data-id="{sms}"' not in page.text
@@ -201,8 +233,7 @@ async def test_outbox_lists_failures_masked_and_retries(client, db, world):
     row = (await db.execute(select(OutboxMessage).where(OutboxMessage.id == sms))).scalar_one()
     await db.refresh(row)
     assert row.status == "pending" and row.attempts == 0
-    r = await client.post("/console/outbox/999999/retry",
-                          data={"csrf_token": csrf_of(page.text)})
+    r = await client.post("/console/outbox/999999/retry", data={"csrf_token": csrf_of(page.text)})
     assert r.status_code == 404 and "通知消息不存在" in alert(r.text)
 
 
@@ -219,8 +250,9 @@ async def test_offices_neither_see_nor_retry_other_regions_messages(client, db, 
         page = await client.get("/console/outbox")
         assert page.status_code == 403 and "13912345678" not in page.text, username
         assert "139****5678" not in page.text, username
-        r = await client.post(f"/console/outbox/{sms}/retry",
-                              data={"csrf_token": csrf_of(home.text)})
+        r = await client.post(
+            f"/console/outbox/{sms}/retry", data={"csrf_token": csrf_of(home.text)}
+        )
         assert r.status_code == 403, username
     row = (await db.execute(select(OutboxMessage).where(OutboxMessage.id == sms))).scalar_one()
     await db.refresh(row)
@@ -228,6 +260,5 @@ async def test_offices_neither_see_nor_retry_other_regions_messages(client, db, 
     await sign_in(client, world.users["admin"])
     home = await client.get("/console/evaluations")
     assert 'href="/console/outbox"' in home.text
-    r = await client.post(f"/console/outbox/{sms}/retry",
-                          data={"csrf_token": csrf_of(home.text)})
+    r = await client.post(f"/console/outbox/{sms}/retry", data={"csrf_token": csrf_of(home.text)})
     assert r.status_code == 303

@@ -11,8 +11,11 @@ from tests.factories import make_case
 
 async def invite(client, world, case_no: str, **body) -> str:
     """A rating link for a case, issued through the API; returns its path (/r/<token>)."""
-    r = await client.post(f"/api/v1/cases/{case_no}/invitations", json=body or None,
-                          headers={"X-Api-Key": world.keys["hall_a_pad"]})
+    r = await client.post(
+        f"/api/v1/cases/{case_no}/invitations",
+        json=body or None,
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+    )
     assert r.status_code == 201, r.text
     return urlsplit(r.json()["url"]).path
 

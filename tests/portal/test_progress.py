@@ -19,8 +19,9 @@ WO = "/api/v1/work-orders"
 
 async def rate_bad_by_link(client, link: str) -> str:
     """Rate 不满意 through the rating link; returns the progress path from the thank-you page."""
-    r = await client.post(link, data={"level": "2", "reasons": ["213"],
-                                      "comment": "等了两个小时，电话13812345678"})
+    r = await client.post(
+        link, data={"level": "2", "reasons": ["213"], "comment": "等了两个小时，电话13812345678"}
+    )
     assert r.status_code == 303, r.text
     thanks = await client.get(r.headers["location"])
     assert thanks.status_code == 200 and "查看办理进度" in thanks.text
@@ -33,8 +34,9 @@ async def order_of(db, progress: str, settings) -> WorkOrder:
     from haochaping.workorders.context import read_progress_token
 
     evaluation_id = read_progress_token(settings, progress.removeprefix("/p/"))
-    order = (await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == evaluation_id))
-             ).scalar_one()
+    order = (
+        await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == evaluation_id))
+    ).scalar_one()
     await db.refresh(order)
     return order
 
@@ -55,14 +57,18 @@ async def test_a_forged_or_unknown_progress_link_is_404(client, settings):
     r = await client.get("/p/not-a-token")
     assert r.status_code == 404 and "进度链接无效" in r.text and "12345" in r.text
     # Genuinely signed, but for a rating without a work order.
-    ctx = LoopContext(settings=settings, deadlines=None,  # type: ignore[arg-type]
-                      keys=DataKeys.from_settings(settings))
+    ctx = LoopContext(
+        settings=settings,
+        deadlines=None,  # type: ignore[arg-type]
+        keys=DataKeys.from_settings(settings),
+    )
     r = await client.get(f"/p/{ctx.progress_token(987654)}")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
 
 
 async def test_progress_shows_public_steps_and_the_units_answer_only(
-        client, db, world, link, settings):
+    client, db, world, link, settings
+):
     progress = await rate_bad_by_link(client, link)
     page = await client.get(progress)
     assert page.status_code == 200
@@ -73,8 +79,13 @@ async def test_progress_shows_public_steps_and_the_units_answer_only(
     order = await order_of(db, progress, settings)
     unit = await bearer_headers(client, world.users["unit_a"])
     await act(client, unit, order.id, action="verify", note="内部：窗口人员李娜业务不熟，已约谈")
-    await act(client, unit, order.id, action="report_rectified",
-              note="已对窗口人员开展业务培训，材料清单已公开。如有疑问请致电13900001111")
+    await act(
+        client,
+        unit,
+        order.id,
+        action="report_rectified",
+        note="已对窗口人员开展业务培训，材料清单已公开。如有疑问请致电13900001111",
+    )
     page = await client.get(progress)
     html = page.text
     for step in ("已受理，正在核实", "正在整改", "整改完成，待回访"):
@@ -101,9 +112,10 @@ async def test_dissatisfied_verdict_goes_to_supervision(client, db, world, link,
     assert r.status_code == 422 and "请选择您对整改结果的意见" in r.text
     assert "还是不满意" in r.text
     order = await order_of(db, progress, settings)
-    r = await client.post(f"{progress}/verdict",
-                          data={"verdict": "dissatisfied", "note": "还是不满意",
-                                "version": str(order.version)})
+    r = await client.post(
+        f"{progress}/verdict",
+        data={"verdict": "dissatisfied", "note": "还是不满意", "version": str(order.version)},
+    )
     assert r.status_code == 303 and r.headers["location"] == f"{progress}?done=verdict"
     page = await client.get(r.headers["location"])
     assert "您的意见已提交" in page.text and "您的回访意见：不满意" in page.text
@@ -126,8 +138,9 @@ async def test_a_stale_verdict_is_refused(client, db, world, link, settings):
     await act(client, unit, order.id, action="explain", note="已解释")
     seen = (await order_of(db, progress, settings)).version
     await act(client, unit, order.id, action="callback", method="phone", reached=False)
-    r = await client.post(f"{progress}/verdict",
-                          data={"verdict": "satisfied", "version": str(seen)})
+    r = await client.post(
+        f"{progress}/verdict", data={"verdict": "satisfied", "version": str(seen)}
+    )
     assert r.status_code == 409 and "办理进度已更新" in r.text
 
 
@@ -153,8 +166,10 @@ async def test_satisfied_verdict_then_one_follow_up(client, db, world, link, set
     for reasons in (["a b"], ["x" * 17], ["999"], ["213"]):  # malformed, unknown, wrong level
         r = await client.post(f"{progress}/follow-up", data={"level": "5", "reasons": reasons})
         assert r.status_code == 422 and 'id="followup-error"' in r.text, reasons
-    r = await client.post(f"{progress}/follow-up", data={"level": "5", "reasons": ["517"],
-                                                          "comment": "整改后办得很快"})
+    r = await client.post(
+        f"{progress}/follow-up",
+        data={"level": "5", "reasons": ["517"], "comment": "整改后办得很快"},
+    )
     assert r.status_code == 303 and r.headers["location"] == f"{progress}?done=followup"
     page = await client.get(r.headers["location"])
     assert "您的追加评价已提交" in page.text and "您追加了一次评价" in page.text
@@ -163,9 +178,13 @@ async def test_satisfied_verdict_then_one_follow_up(client, db, world, link, set
     r = await client.post(f"{progress}/follow-up", data={"level": "4"})
     assert r.status_code == 409 and "已追加过评价" in r.text
     first = await db.get(Evaluation, order.evaluation_id)
-    rows = (await db.execute(select(Evaluation.eval_count, Evaluation.level, Evaluation.user_agent)
-                             .where(Evaluation.case_id == first.case_id)
-                             .order_by(Evaluation.id))).all()
+    rows = (
+        await db.execute(
+            select(Evaluation.eval_count, Evaluation.level, Evaluation.user_agent)
+            .where(Evaluation.case_id == first.case_id)
+            .order_by(Evaluation.id)
+        )
+    ).all()
     assert [tuple(r) for r in rows] == [(1, 2, rows[0][2]), (2, 5, "link")]
 
 
@@ -175,8 +194,9 @@ async def test_a_bad_follow_up_reopens_supervision(client, db, world, link, sett
     unit = await bearer_headers(client, world.users["unit_a"])
     await act(client, unit, order.id, action="verify", note="属实")
     await act(client, unit, order.id, action="report_rectified", note="已整改")
-    r = await client.post(f"{progress}/follow-up", data={"level": "1", "reasons": ["113"],
-                                                          "comment": "根本没有改"})
+    r = await client.post(
+        f"{progress}/follow-up", data={"level": "1", "reasons": ["113"], "comment": "根本没有改"}
+    )
     assert r.status_code == 303, r.text
     page = await client.get(progress)
     assert "管理机构督办中" in page.text and "您对整改结果满意吗" not in page.text

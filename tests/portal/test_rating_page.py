@@ -15,9 +15,15 @@ from tests.portal.conftest import invite
 async def ratings_of(db, case_no: str) -> list[Evaluation]:
     from haochaping.cases.models import Case
 
-    return list((await db.execute(
-        select(Evaluation).join(Case, Case.id == Evaluation.case_id)
-        .where(Case.case_no == case_no))).scalars())
+    return list(
+        (
+            await db.execute(
+                select(Evaluation)
+                .join(Case, Case.id == Evaluation.case_id)
+                .where(Case.case_no == case_no)
+            )
+        ).scalars()
+    )
 
 
 def checked(html: str, input_id: str) -> bool:
@@ -44,8 +50,9 @@ async def test_page_shows_what_is_rated_and_no_personal_data(client, link, case)
 
 
 async def test_good_rating_is_stored_and_thanked(client, db, link, case):
-    r = await client.post(link, data={"level": "5", "reasons": ["517", "510"],
-                                      "comment": "  很方便  "})
+    r = await client.post(
+        link, data={"level": "5", "reasons": ["517", "510"], "comment": "  很方便  "}
+    )
     assert r.status_code == 303 and r.headers["location"] == f"{link}/thanks"
     thanks = await client.get(r.headers["location"])
     assert thanks.status_code == 200
@@ -59,8 +66,9 @@ async def test_good_rating_is_stored_and_thanked(client, db, link, case):
 
 
 async def test_bad_rating_with_comment_is_thanked_with_the_follow_up(client, db, link, case):
-    r = await client.post(link, data={"level": "1", "comment": "材料要求反复变化"},
-                          follow_redirects=True)
+    r = await client.post(
+        link, data={"level": "1", "comment": "材料要求反复变化"}, follow_redirects=True
+    )
     assert r.status_code == 200 and "核实整改" in r.text
     [row] = await ratings_of(db, case["case_no"])
     assert row.level == 1 and row.reasons == []
@@ -78,8 +86,9 @@ async def test_bad_rating_without_reason_or_comment_is_refused_and_kept(client, 
 
 
 async def test_reason_of_another_level_is_refused_with_values_kept(client, db, link, case):
-    r = await client.post(link, data={"level": "2", "reasons": ["213", "517"],
-                                      "comment": "窗口人员答复含糊"})
+    r = await client.post(
+        link, data={"level": "2", "reasons": ["213", "517"], "comment": "窗口人员答复含糊"}
+    )
     assert r.status_code == 422
     assert "与所选等级“不满意”不符" in r.text
     assert checked(r.text, "level-2") and checked(r.text, "reason-213")
@@ -112,8 +121,11 @@ async def test_link_is_single_use(client, db, link, case):
 
 
 async def test_case_rated_elsewhere_answers_already_rated(client, db, world, link, case):
-    r = await client.post("/api/v1/evaluations", headers={"X-Api-Key": world.keys["hall_a_pad"]},
-                          json={"case_no": case["case_no"], "channel": "pad", "level": 5})
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+        json={"case_no": case["case_no"], "channel": "pad", "level": 5},
+    )
     assert r.status_code == 201
     page = await client.post(link, data={"level": "3"})
     assert page.status_code == 409 and "您已完成评价" in page.text
@@ -172,6 +184,7 @@ async def test_font_size_is_remembered_without_javascript(client, link):
 
 # --- refused links feed the integrity checks (invitation_misuse) -----------------------------
 
+
 async def _issued_an_hour_ago(db) -> None:
     """Links spent seconds after issue are a signal of their own (fast links): not this one."""
     await db.execute(update(Invitation).values(created_at=now() - timedelta(hours=1)))
@@ -181,21 +194,28 @@ async def _misuse_flags(db, case_no: str) -> list:
     from haochaping.integrity.models import IntegrityFlag
 
     [row] = await ratings_of(db, case_no)
-    return list((await db.execute(select(IntegrityFlag).where(
-        IntegrityFlag.evaluation_id == row.id,
-        IntegrityFlag.check_name == "invitation_misuse"))).scalars())
+    return list(
+        (
+            await db.execute(
+                select(IntegrityFlag).where(
+                    IntegrityFlag.evaluation_id == row.id,
+                    IntegrityFlag.check_name == "invitation_misuse",
+                )
+            )
+        ).scalars()
+    )
 
 
-async def test_rating_after_a_forged_link_from_the_same_browser_is_flagged(client, db, link,
-                                                                           case):
+async def test_rating_after_a_forged_link_from_the_same_browser_is_flagged(client, db, link, case):
     assert (await client.get(link[:-3] + "abc")).status_code == 404
     assert (await client.post(link, data={"level": "5"})).status_code == 303
     [flag] = await _misuse_flags(db, case["case_no"])
     assert flag.evidence["refused_forged"] == 1 and flag.state == "open"
 
 
-async def test_replaying_spent_links_is_recorded_but_reopening_one_is_not(client, db, world,
-                                                                         link, case):
+async def test_replaying_spent_links_is_recorded_but_reopening_one_is_not(
+    client, db, world, link, case
+):
     from tests.factories import make_case
 
     await _issued_an_hour_ago(db)

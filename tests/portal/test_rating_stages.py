@@ -13,9 +13,15 @@ from tests.portal.conftest import invite
 
 async def stored(db, case: dict) -> list[str]:
     """The stages at which the case was rated."""
-    return list((await db.execute(
-        select(Evaluation.stage).join(Case, Case.id == Evaluation.case_id)
-        .where(Case.case_no == case["case_no"]))).scalars())
+    return list(
+        (
+            await db.execute(
+                select(Evaluation.stage)
+                .join(Case, Case.id == Evaluation.case_id)
+                .where(Case.case_no == case["case_no"])
+            )
+        ).scalars()
+    )
 
 
 async def test_a_link_names_its_stage_and_rates_it(client, db, world):

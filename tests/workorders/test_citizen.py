@@ -29,7 +29,8 @@ async def fresh(db, order):
 
 
 async def test_a_progress_token_leads_to_its_work_order_and_a_forged_one_nowhere(
-        app, db, world, bad):
+    app, db, world, bad
+):
     ev, order = bad
     ctx = await context_for(app.state, db)
     token = ctx.progress_token(ev["id"])
@@ -39,8 +40,9 @@ async def test_a_progress_token_leads_to_its_work_order_and_a_forged_one_nowhere
         await citizen.order_for_token(db=db, settings=app.state.settings, token=token + "x")
     assert caught.value.code == "progress_link_invalid" and "12345" in caught.value.message
     with pytest.raises(NotFound):
-        await citizen.order_for_token(db=db, settings=app.state.settings,
-                                      token=ctx.progress_token(987654))
+        await citizen.order_for_token(
+            db=db, settings=app.state.settings, token=ctx.progress_token(987654)
+        )
 
 
 async def test_progress_path_only_for_a_rating_with_a_work_order(app, client, db, world, bad):
@@ -49,26 +51,45 @@ async def test_progress_path_only_for_a_rating_with_a_work_order(app, client, db
     path = await citizen.progress_path(db=db, ctx=ctx, evaluation_id=ev["id"])
     assert path == f"/p/{ctx.progress_token(ev['id'])}"
     case = await make_case(db, world)
-    r = await client.post("/api/v1/evaluations",
-                          json=EvaluationPayloadFactory(case_no=case["case_no"]),
-                          headers={"X-Api-Key": world.keys["hall_a_pad"]})
+    r = await client.post(
+        "/api/v1/evaluations",
+        json=EvaluationPayloadFactory(case_no=case["case_no"]),
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+    )
     assert await citizen.progress_path(db=db, ctx=ctx, evaluation_id=r.json()["id"]) is None
     assert await citizen.progress_path(db=db, ctx=ctx, evaluation_id=None) is None
 
 
-async def test_progress_shows_public_steps_and_masked_answers_only(client, db, world, bad,
-                                                                   handlers):
+async def test_progress_shows_public_steps_and_masked_answers_only(
+    client, db, world, bad, handlers
+):
     _ev, order = bad
-    await act(client, handlers["unit_a"], order.id, action="transfer",
-              note="内部：属不动产登记职责", lead_org_code="HALL-B")
+    await act(
+        client,
+        handlers["unit_a"],
+        order.id,
+        action="transfer",
+        note="内部：属不动产登记职责",
+        lead_org_code="HALL-B",
+    )
     await act(client, handlers["unit_b"], order.id, action="verify", note="内部：王强已核实")
-    await act(client, handlers["unit_b"], order.id, action="report_rectified",
-              note="已开设绿色通道，咨询电话 13900001111，身份证 330102199001011234 勿外传")
-    await act(client, handlers["unit_b"], order.id, action="callback", method="phone",
-              reached=False)
+    await act(
+        client,
+        handlers["unit_b"],
+        order.id,
+        action="report_rectified",
+        note="已开设绿色通道，咨询电话 13900001111，身份证 330102199001011234 勿外传",
+    )
+    await act(
+        client, handlers["unit_b"], order.id, action="callback", method="phone", reached=False
+    )
     view = await citizen.progress(db=db, order=await fresh(db, order))
     assert [s.label for s in view.steps] == [
-        "已受理，正在核实", "已转交主责单位核实", "正在整改", "整改完成，待回访"]
+        "已受理，正在核实",
+        "已转交主责单位核实",
+        "正在整改",
+        "整改完成，待回访",
+    ]
     assert view.state == "callback" and view.state_label == "整改完成，待回访"
     assert len(view.answers) == 1 and view.answers[0].kind == "整改情况"
     text = view.answers[0].text
@@ -89,8 +110,9 @@ async def test_supervision_steps_are_not_repeated(client, db, world, bad, handle
     assert not view.verdict_open and not view.followup_open and not view.answers
 
 
-async def test_the_citizens_verdict_is_a_callback_through_the_link(client, db, world, bad,
-                                                                  handlers):
+async def test_the_citizens_verdict_is_a_callback_through_the_link(
+    client, db, world, bad, handlers
+):
     _ev, order = bad
     verdict = wo_schemas.CitizenVerdictIn(verdict="dissatisfied", note="  ")
     with pytest.raises(Conflict) as caught:
@@ -105,43 +127,57 @@ async def test_the_citizens_verdict_is_a_callback_through_the_link(client, db, w
     await db.commit()
     assert event.actor_kind == "citizen" and event.action == "callback_dissatisfied"
     assert event.note is None and order.state == "supervising"
-    attempt = (await db.execute(select(CallbackAttempt).where(
-        CallbackAttempt.work_order_id == order.id))).scalar_one()
+    attempt = (
+        await db.execute(select(CallbackAttempt).where(CallbackAttempt.work_order_id == order.id))
+    ).scalar_one()
     assert (attempt.method, attempt.reached, attempt.verdict) == ("link", True, "dissatisfied")
     view = await citizen.progress(db=db, order=order)
     assert [s.label for s in view.steps][-2:] == ["您的回访意见：不满意", "管理机构督办中"]
 
 
-async def test_satisfied_verdict_closes_and_the_follow_up_is_used_once(app, client, db, world,
-                                                                      bad, handlers):
+async def test_satisfied_verdict_closes_and_the_follow_up_is_used_once(
+    app, client, db, world, bad, handlers
+):
     _ev, order = bad
     unit = handlers["unit_a"]
     await act(client, unit, order.id, action="verify", note="属实")
     await act(client, unit, order.id, action="report_rectified", note="已整改")
     order = await fresh(db, order)
-    await citizen.give_verdict(db=db, order=order,
-                               data=wo_schemas.CitizenVerdictIn(verdict="satisfied"),
-                               version=order.version)
+    await citizen.give_verdict(
+        db=db,
+        order=order,
+        data=wo_schemas.CitizenVerdictIn(verdict="satisfied"),
+        version=order.version,
+    )
     await db.commit()
     assert order.state == "closed" and order.close_reason == "callback_satisfied"
     view = await citizen.progress(db=db, order=order)
     assert view.followup_open and not view.verdict_open
     ctx = await context_for(app.state, db)
     body = await citizen.add_follow_up(
-        db=db, order=order, data=wo_schemas.FollowUpIn(level=4, reasons=["413"]),
-        rules=app.state.rules, ctx=ctx, source_ip="203.0.113.9")
+        db=db,
+        order=order,
+        data=wo_schemas.FollowUpIn(level=4, reasons=["413"]),
+        rules=app.state.rules,
+        ctx=ctx,
+        source_ip="203.0.113.9",
+    )
     await db.commit()
     assert body["eval_count"] == 2 and body["work_order_state"] == "closed"
     view = await citizen.progress(db=db, order=order)
     assert view.followup_used and not view.followup_open and view.followup_level == 4
     assert view.steps[-1].label == "您追加了一次评价"
     with pytest.raises(Conflict):
-        await citizen.add_follow_up(db=db, order=order,
-                                    data=wo_schemas.FollowUpIn(level=5), rules=app.state.rules,
-                                    ctx=ctx)
-    followup = (await db.execute(select(WorkOrderEvent).where(
-        WorkOrderEvent.work_order_id == order.id, WorkOrderEvent.action == "followup"))
-                ).scalar_one()
+        await citizen.add_follow_up(
+            db=db, order=order, data=wo_schemas.FollowUpIn(level=5), rules=app.state.rules, ctx=ctx
+        )
+    followup = (
+        await db.execute(
+            select(WorkOrderEvent).where(
+                WorkOrderEvent.work_order_id == order.id, WorkOrderEvent.action == "followup"
+            )
+        )
+    ).scalar_one()
     assert followup.actor_kind == "citizen"
 
 

@@ -22,13 +22,15 @@ async def test_work_order_mail_is_delivered_after_commit(settings, engine):
     handler = f"handler{suffix}@hall.example"
     async with make_sessionmaker(engine)() as db:
         world = await factories.build_world(db, suffix=suffix)
-        await db.execute(update(User).where(User.username == world.users["unit_a"])
-                         .values(email=handler))
+        await db.execute(
+            update(User).where(User.username == world.users["unit_a"]).values(email=handler)
+        )
         await db.commit()
         case = await factories.make_case(db, world)
     with SmtpSink() as smtp:
-        app_settings = settings.model_copy(update={"smtp_port": smtp.port,
-                                                   "job_interval_seconds": 3600})
+        app_settings = settings.model_copy(
+            update={"smtp_port": smtp.port, "job_interval_seconds": 3600}
+        )
         app = create_app(app_settings)
         await startup(app, engine=engine)
         job = asyncio.create_task(scheduler.run_forever(app.state, 3600))
@@ -36,9 +38,13 @@ async def test_work_order_mail_is_delivered_after_commit(settings, engine):
             await asyncio.sleep(0.5)  # the first pass (sweep) runs at start
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                r = await http.post("/api/v1/evaluations", headers={
-                    "X-Api-Key": world.keys["hall_a_pad"]}, json=factories.EvaluationPayloadFactory(
-                        case_no=case["case_no"], level=1, reasons=[], comment="排队两小时"))
+                r = await http.post(
+                    "/api/v1/evaluations",
+                    headers={"X-Api-Key": world.keys["hall_a_pad"]},
+                    json=factories.EvaluationPayloadFactory(
+                        case_no=case["case_no"], level=1, reasons=[], comment="排队两小时"
+                    ),
+                )
                 assert r.status_code == 201, r.text
             for _ in range(300):  # no periodic pass is due for an hour: only the wake-up
                 if smtp.to(handler):

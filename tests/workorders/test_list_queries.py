@@ -16,8 +16,7 @@ async def _list(client, headers, engine) -> tuple[list[dict], int]:
     return r.json()["items"], len(statements)
 
 
-async def test_list_query_count_does_not_grow_with_the_rows(client, db, world, handlers,
-                                                           engine):
+async def test_list_query_count_does_not_grow_with_the_rows(client, db, world, handlers, engine):
     office = handlers["office"]
     for _ in range(5):
         await rate_badly(client, db, world)

@@ -19,31 +19,50 @@ from haochaping.workorders.states import (
 )
 
 EXPECTED = {
-    ("verifying", "verify"): "rectifying", ("transferred", "verify"): "rectifying",
-    ("verifying", "transfer"): "transferred", ("transferred", "transfer"): "transferred",
+    ("verifying", "verify"): "rectifying",
+    ("transferred", "verify"): "rectifying",
+    ("verifying", "transfer"): "transferred",
+    ("transferred", "transfer"): "transferred",
     ("rectifying", "transfer"): "transferred",
-    ("verifying", "explain"): "explained", ("transferred", "explain"): "explained",
+    ("verifying", "explain"): "explained",
+    ("transferred", "explain"): "explained",
     ("rectifying", "explain"): "explained",
     ("rectifying", "report_rectified"): "callback",
-    ("callback", "callback_satisfied"): "closed", ("explained", "callback_satisfied"): "closed",
+    ("callback", "callback_satisfied"): "closed",
+    ("explained", "callback_satisfied"): "closed",
     ("callback", "callback_dissatisfied"): "supervising",
     ("explained", "callback_dissatisfied"): "supervising",
     ("callback", "callback_unreached"): "callback",
     ("explained", "callback_unreached"): "explained",
-    ("callback", "close_unreachable"): "closed", ("explained", "close_unreachable"): "closed",
-    ("verifying", "escalate"): "supervising", ("transferred", "escalate"): "supervising",
-    ("rectifying", "escalate"): "supervising", ("callback", "escalate"): "supervising",
+    ("callback", "close_unreachable"): "closed",
+    ("explained", "close_unreachable"): "closed",
+    ("verifying", "escalate"): "supervising",
+    ("transferred", "escalate"): "supervising",
+    ("rectifying", "escalate"): "supervising",
+    ("callback", "escalate"): "supervising",
     ("explained", "escalate"): "supervising",
     ("supervising", "redispatch"): "rectifying",
     ("supervising", "hold_accountable"): "accountability",
-    ("supervising", "close"): "closed", ("accountability", "close"): "closed",
+    ("supervising", "close"): "closed",
+    ("accountability", "close"): "closed",
     ("closed", "reopen"): "supervising",
-    ("verifying", "appeal"): "appealing", ("transferred", "appeal"): "appealing",
+    ("verifying", "appeal"): "appealing",
+    ("transferred", "appeal"): "appealing",
     ("rectifying", "appeal"): "appealing",
-    ("appealing", "uphold_appeal"): "invalidated", ("appealing", "reject_appeal"): "rectifying",
-    **{(s, "invalidate"): "invalidated" for s in (
-        "verifying", "transferred", "rectifying", "explained", "callback", "supervising",
-        "accountability")},
+    ("appealing", "uphold_appeal"): "invalidated",
+    ("appealing", "reject_appeal"): "rectifying",
+    **{
+        (s, "invalidate"): "invalidated"
+        for s in (
+            "verifying",
+            "transferred",
+            "rectifying",
+            "explained",
+            "callback",
+            "supervising",
+            "accountability",
+        )
+    },
 }
 
 
@@ -75,8 +94,11 @@ def test_roles_by_action():
     assert Role.ASSESSOR not in set().union(*ROLES.values())
     # Only a held rating's review invalidates outside an appeal; no one's page offers it.
     assert ROLES[Action.INVALIDATE] == {Role.REVIEW}
-    assert all(Action.INVALIDATE not in allowed_actions(s, r) for s in State
-               for r in ("admin", "office", "unit"))
+    assert all(
+        Action.INVALIDATE not in allowed_actions(s, r)
+        for s in State
+        for r in ("admin", "office", "unit")
+    )
 
 
 def test_final_states_allow_nothing_but_reopen():

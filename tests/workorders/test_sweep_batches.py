@@ -22,16 +22,25 @@ async def _passes(db, now) -> list[jobs.SweepReport]:
     reports = []
     while not reports or any(reports[-1].warned.values()) or any(reports[-1].escalated.values()):
         assert len(reports) < 20
-        reports.append(await jobs.sweep(db, policies=PolicyCache(),
-                                        tagset_version="national-2020",
-                                        good_levels=frozenset({3, 4, 5}), now=now))
+        reports.append(
+            await jobs.sweep(
+                db,
+                policies=PolicyCache(),
+                tagset_version="national-2020",
+                good_levels=frozenset({3, 4, 5}),
+                now=now,
+            )
+        )
         await db.commit()
     return reports
 
 
 async def _mails(db, kind: str, ids: set[int]) -> list[tuple[int, str]]:
-    rows = (await db.execute(select(OutboxMessage.payload, OutboxMessage.recipient)
-                             .where(OutboxMessage.kind == kind))).all()
+    rows = (
+        await db.execute(
+            select(OutboxMessage.payload, OutboxMessage.recipient).where(OutboxMessage.kind == kind)
+        )
+    ).all()
     return sorted((p["work_order_id"], r) for p, r in rows if p.get("work_order_id") in ids)
 
 
@@ -40,7 +49,8 @@ async def _org_id(db, code: str) -> int:
 
 
 async def test_a_pass_marks_a_batch_and_every_order_it_marks_is_mailed(
-        client, db, world, handlers, monkeypatch):
+    client, db, world, handlers, monkeypatch
+):
     monkeypatch.setattr(jobs, "DUE_BATCH", 2)
     orders = [(await rate_badly(client, db, world))[1] for _ in range(3)]
     # The third order's unit has no handler of its own: its warning goes to the office.
@@ -55,17 +65,24 @@ async def test_a_pass_marks_a_batch_and_every_order_it_marks_is_mailed(
     assert all(r.warned["verify"] <= 2 for r in reports)
     assert sum(r.warned["verify"] for r in reports) >= 3 and len(reports) >= 3
     assert await _mails(db, "deadline_warning", {a, b, c}) == [
-        (a, EMAILS["unit_a"]), (b, EMAILS["unit_a"]), (c, EMAILS["office"])]
+        (a, EMAILS["unit_a"]),
+        (b, EMAILS["unit_a"]),
+        (c, EMAILS["office"]),
+    ]
 
     late = max(o.verify_due_at for o in orders) + SECOND
     reports = await _passes(db, late)
     assert all(r.escalated["verify"] <= 2 for r in reports)
     assert sum(r.escalated["verify"] for r in reports) >= 3 and len(reports) >= 3
-    states = set((await db.execute(select(WorkOrder.state)
-                                   .where(WorkOrder.id.in_([a, b, c])))).scalars())
+    states = set(
+        (await db.execute(select(WorkOrder.state).where(WorkOrder.id.in_([a, b, c])))).scalars()
+    )
     assert states == {"supervising"}
     assert await _mails(db, "overdue", {a, b, c}) == [
-        (a, EMAILS["office"]), (b, EMAILS["office"]), (c, EMAILS["office"])]
+        (a, EMAILS["office"]),
+        (b, EMAILS["office"]),
+        (c, EMAILS["office"]),
+    ]
 
 
 async def test_recipients_looked_up_together_are_those_looked_up_one_by_one(db, world, handlers):

@@ -17,9 +17,7 @@ class User(Base):
     """A person who signs in to the console, bound to one organisation and one role."""
 
     __tablename__ = "app_user"
-    __table_args__ = (
-        CheckConstraint(check_in("role", PERSON_ROLES), name="role_valid"),
-    )
+    __table_args__ = (CheckConstraint(check_in("role", PERSON_ROLES), name="role_valid"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

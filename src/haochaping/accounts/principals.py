@@ -35,8 +35,9 @@ class AccountPrincipals:
             channels=frozenset(client.channels or ()),
         )
 
-    async def user(self, db: AsyncSession, user_id: int,
-                   session_version: int | None) -> Principal | None:
+    async def user(
+        self, db: AsyncSession, user_id: int, session_version: int | None
+    ) -> Principal | None:
         """The principal of an active user, or None; with a session version, None too when
         the user's sessions were ended since (sign-out, password change, deactivation)."""
         row = (
@@ -50,6 +51,10 @@ class AccountPrincipals:
         if session_version is not None and user.session_version != session_version:
             return None
         return Principal(
-            kind="user", id=user.id, name=user.username, org_id=user.org_id, org_path=path,
+            kind="user",
+            id=user.id,
+            name=user.username,
+            org_id=user.org_id,
+            org_path=path,
             role=Role(user.role),
         )

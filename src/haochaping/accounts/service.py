@@ -21,13 +21,23 @@ MIN_PASSWORD = 8
 
 def _check_password(password: str, field: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise Invalid(f"密码至少 {MIN_PASSWORD} 位", code="weak_password",
-                      details=[{"field": field}])
+        raise Invalid(
+            f"密码至少 {MIN_PASSWORD} 位", code="weak_password", details=[{"field": field}]
+        )
 
 
-async def create_user(*, db: AsyncSession, username: str, password: str, role: str,
-                      org_code: str, display_name: str = "", email: str | None = None,
-                      actor: str = "cli", actor_role: str | None = None) -> User:
+async def create_user(
+    *,
+    db: AsyncSession,
+    username: str,
+    password: str,
+    role: str,
+    org_code: str,
+    display_name: str = "",
+    email: str | None = None,
+    actor: str = "cli",
+    actor_role: str | None = None,
+) -> User:
     """A new person account bound to an organisation (on record: who created it)."""
     if role not in PERSON_ROLES:  # the workflow actors never sign in
         raise Invalid(f"未知角色 {role}", code="unknown_role", details=[{"field": "role"}])
@@ -35,13 +45,25 @@ async def create_user(*, db: AsyncSession, username: str, password: str, role: s
     org = await get_org(db=db, code=org_code)
     if (await db.execute(select(User.id).where(User.username == username))).first():
         raise Conflict(f"用户名 {username} 已存在", code="duplicate_username")
-    user = User(username=username, password_hash=hash_password(password), role=role,
-                org_id=org.id, display_name=display_name or username, email=email)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        org_id=org.id,
+        display_name=display_name or username,
+        email=email,
+    )
     db.add(user)
     await db.flush()
-    audit.record(db, actor=actor, actor_role=actor_role, action="create_user",
-                 target_type="user", target_id=user.id,
-                 detail={"username": user.username, "role": role, "org": org.code})
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=actor_role,
+        action="create_user",
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username, "role": role, "org": org.code},
+    )
     return user
 
 
@@ -59,8 +81,9 @@ async def authenticate(*, db: AsyncSession, username: str, password: str) -> Use
     return user
 
 
-async def sign_in(*, db: AsyncSession, guard: LoginGuard, username: str, password: str,
-                  source_ip: str) -> User:
+async def sign_in(
+    *, db: AsyncSession, guard: LoginGuard, username: str, password: str, source_ip: str
+) -> User:
     """The user signing in, or 429 while this place is locked out of the account and 401
     for wrong credentials (counted towards the lock-out; the caller commits either way, so
     the failed-login count is kept)."""
@@ -74,28 +97,52 @@ async def sign_in(*, db: AsyncSession, guard: LoginGuard, username: str, passwor
     return user
 
 
-async def create_client(*, db: AsyncSession, name: str, org_code: str, channels: list[str],
-                        actor: str = "cli", actor_role: str | None = None
-                        ) -> tuple[ApiClient, str]:
+async def create_client(
+    *,
+    db: AsyncSession,
+    name: str,
+    org_code: str,
+    channels: list[str],
+    actor: str = "cli",
+    actor_role: str | None = None,
+) -> tuple[ApiClient, str]:
     """A new API client; returns it and its key, which is shown once and stored hashed (the
     record names the key by its prefix only)."""
     known = {c.value for c in Channel}
     bad = [c for c in channels if c not in known]
     if bad or not channels:
-        raise Invalid(f"未知渠道：{', '.join(bad) or '（空）'}；可选 {', '.join(sorted(known))}",
-                      code="unknown_channel", details=[{"field": "channels"}])
+        raise Invalid(
+            f"未知渠道：{', '.join(bad) or '（空）'}；可选 {', '.join(sorted(known))}",
+            code="unknown_channel",
+            details=[{"field": "channels"}],
+        )
     org = await get_org(db=db, code=org_code)
     if (await db.execute(select(ApiClient.id).where(ApiClient.name == name))).first():
         raise Conflict(f"客户端 {name} 已存在", code="duplicate_client")
     key = new_api_key()
-    client = ApiClient(name=name, key_prefix=key[:12], key_hash=hash_api_key(key),
-                       org_id=org.id, channels=sorted(set(channels)))
+    client = ApiClient(
+        name=name,
+        key_prefix=key[:12],
+        key_hash=hash_api_key(key),
+        org_id=org.id,
+        channels=sorted(set(channels)),
+    )
     db.add(client)
     await db.flush()
-    audit.record(db, actor=actor, actor_role=actor_role, action="create_client",
-                 target_type="api_client", target_id=client.id,
-                 detail={"name": client.name, "org": org.code, "channels": client.channels,
-                         "key_prefix": client.key_prefix})
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=actor_role,
+        action="create_client",
+        target_type="api_client",
+        target_id=client.id,
+        detail={
+            "name": client.name,
+            "org": org.code,
+            "channels": client.channels,
+            "key_prefix": client.key_prefix,
+        },
+    )
     return client, key
 
 
@@ -104,10 +151,14 @@ def end_sessions(user: User) -> None:
     user.session_version += 1
 
 
-async def _user(db: AsyncSession, *, user_id: int | None = None,
-                username: str | None = None) -> User:
-    query = select(User).where(User.id == user_id) if user_id is not None \
+async def _user(
+    db: AsyncSession, *, user_id: int | None = None, username: str | None = None
+) -> User:
+    query = (
+        select(User).where(User.id == user_id)
+        if user_id is not None
         else select(User).where(User.username == username)
+    )
     user = (await db.execute(query)).scalar_one_or_none()
     if user is None:
         raise NotFound("用户不存在", code="user_not_found")
@@ -122,33 +173,43 @@ async def sign_out(*, db: AsyncSession, user_id: int) -> User:
     return user
 
 
-async def change_password(*, db: AsyncSession, user_id: int, old_password: str,
-                          new_password: str) -> User:
+async def change_password(
+    *, db: AsyncSession, user_id: int, old_password: str, new_password: str
+) -> User:
     """A person changes their own password (knowing the old one); all their sessions end."""
     user = await _user(db, user_id=user_id)
     if not verify_password(user.password_hash, old_password):
-        raise Invalid("原密码不正确", code="wrong_password",
-                      details=[{"field": "old_password"}])
+        raise Invalid("原密码不正确", code="wrong_password", details=[{"field": "old_password"}])
     _check_password(new_password, "new_password")
     if new_password == old_password:
-        raise Invalid("新密码不能与原密码相同", code="same_password",
-                      details=[{"field": "new_password"}])
+        raise Invalid(
+            "新密码不能与原密码相同", code="same_password", details=[{"field": "new_password"}]
+        )
     user.password_hash = hash_password(new_password)
     end_sessions(user)
     await db.flush()
     return user
 
 
-async def set_password(*, db: AsyncSession, username: str, password: str,
-                       actor: str = "cli") -> User:
+async def set_password(
+    *, db: AsyncSession, username: str, password: str, actor: str = "cli"
+) -> User:
     """An administrator sets a person's password (a reset); all their sessions end."""
     user = await _user(db, username=username)
     _check_password(password, "password")
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     end_sessions(user)
-    audit.record(db, actor=actor, actor_role=None, action="set_password", target_type="user",
-           target_id=user.id, detail={"username": user.username}, source_ip=None)
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=None,
+        action="set_password",
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username},
+        source_ip=None,
+    )
     await db.flush()
     return user
 
@@ -158,22 +219,38 @@ async def deactivate_user(*, db: AsyncSession, username: str, actor: str = "cli"
     user = await _user(db, username=username)
     user.active = False
     end_sessions(user)
-    audit.record(db, actor=actor, actor_role=None, action="deactivate_user", target_type="user",
-           target_id=user.id, detail={"username": user.username}, source_ip=None)
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=None,
+        action="deactivate_user",
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username},
+        source_ip=None,
+    )
     await db.flush()
     return user
 
 
-async def revoke_client(*, db: AsyncSession, client_id: int | None = None,
-                        name: str | None = None, actor: Principal | None = None,
-                        source_ip: str | None = None) -> ApiClient:
+async def revoke_client(
+    *,
+    db: AsyncSession,
+    client_id: int | None = None,
+    name: str | None = None,
+    actor: Principal | None = None,
+    source_ip: str | None = None,
+) -> ApiClient:
     """Deactivate an API client (an administrator whose subtree holds it, or the command
     line when actor is None); the caller tells `core.auth.ClientCache` after commit."""
     if actor is not None:
         actor.require_role(Role.ADMIN)
     query = select(ApiClient, Org.path).join(Org, Org.id == ApiClient.org_id)
-    query = query.where(ApiClient.id == client_id) if client_id is not None \
+    query = (
+        query.where(ApiClient.id == client_id)
+        if client_id is not None
         else query.where(ApiClient.name == name)
+    )
     row = (await db.execute(query)).first()
     if row is None:
         raise NotFound("API 客户端不存在", code="client_not_found")
@@ -181,8 +258,15 @@ async def revoke_client(*, db: AsyncSession, client_id: int | None = None,
     if actor is not None:
         actor.require(path)
     client.active = False
-    audit.record(db, actor=actor.name if actor else "cli", actor_role=actor.role if actor else None,
-           action="revoke_client", target_type="api_client", target_id=client.id,
-           detail={"name": client.name, "key_prefix": client.key_prefix}, source_ip=source_ip)
+    audit.record(
+        db,
+        actor=actor.name if actor else "cli",
+        actor_role=actor.role if actor else None,
+        action="revoke_client",
+        target_type="api_client",
+        target_id=client.id,
+        detail={"name": client.name, "key_prefix": client.key_prefix},
+        source_ip=source_ip,
+    )
     await db.flush()
     return client

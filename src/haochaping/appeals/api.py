@@ -23,11 +23,24 @@ async def _read(db, appeal: Appeal) -> dict:
     return appeal_service.read(appeal, org.code)
 
 
-@router.post("/appeals", status_code=201, response_model=schemas.AppealRead, responses=declare(
-    404, 409, 422, codes={404: "evaluation_not_found", 409: "duplicate_appeal",
-                          422: ["not_a_bad_rating", "appeal_deadline_passed"]}))
-async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSession,
-                      user: CurrentUser):
+@router.post(
+    "/appeals",
+    status_code=201,
+    response_model=schemas.AppealRead,
+    responses=declare(
+        404,
+        409,
+        422,
+        codes={
+            404: "evaluation_not_found",
+            409: "duplicate_appeal",
+            422: ["not_a_bad_rating", "appeal_deadline_passed"],
+        },
+    ),
+)
+async def file_appeal(
+    data: schemas.AppealCreate, request: Request, db: DbSession, user: CurrentUser
+):
     """A unit appeals a bad rating of its own (mistaken, malicious, outside remit, other)."""
     ctx = await loop_context(request, db)
     appeal = await appeal_service.file(db=db, principal=user, data=data, ctx=ctx)
@@ -37,25 +50,41 @@ async def file_appeal(data: schemas.AppealCreate, request: Request, db: DbSessio
 
 
 @router.get("/appeals", response_model=Page[schemas.AppealRead])
-async def list_appeals(db: DbSession, user: CurrentUser, state: str | None = None,
-                       cursor: str | None = None, limit: Limit = 50):
+async def list_appeals(
+    db: DbSession,
+    user: CurrentUser,
+    state: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+):
     """Appeals in the caller's subtree, oldest first (the decision queue)."""
-    rows, nxt = await pagination.page(db, queries.appeals(actor=user, state=state), key=Appeal.id,
-                                      cursor=cursor, limit=limit)
-    return {"items": [appeal_service.read(a, code) for a, code, _name in rows],
-            "next_cursor": nxt}
+    rows, nxt = await pagination.page(
+        db, queries.appeals(actor=user, state=state), key=Appeal.id, cursor=cursor, limit=limit
+    )
+    return {"items": [appeal_service.read(a, code) for a, code, _name in rows], "next_cursor": nxt}
 
 
-@router.get("/appeals/{appeal_id}", response_model=schemas.AppealRead,
-            responses=declare(codes={404: "appeal_not_found"}))
+@router.get(
+    "/appeals/{appeal_id}",
+    response_model=schemas.AppealRead,
+    responses=declare(codes={404: "appeal_not_found"}),
+)
 async def get_appeal(appeal_id: Id, db: DbSession, user: CurrentUser):
     return await _read(db, await appeal_service.get(db=db, principal=user, appeal_id=appeal_id))
 
 
-@router.post("/appeals/{appeal_id}/decision", response_model=schemas.AppealRead, responses=declare(
-    409, 422, codes={404: "appeal_not_found", 409: "appeal_decided", 422: "register_not_allowed"}))
-async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Request,
-                        db: DbSession, user: CurrentUser):
+@router.post(
+    "/appeals/{appeal_id}/decision",
+    response_model=schemas.AppealRead,
+    responses=declare(
+        409,
+        422,
+        codes={404: "appeal_not_found", 409: "appeal_decided", 422: "register_not_allowed"},
+    ),
+)
+async def decide_appeal(
+    appeal_id: Id, data: schemas.AppealDecision, request: Request, db: DbSession, user: CurrentUser
+):
     """The office upholds or rejects an appeal, with reasons."""
     appeal = await appeal_service.get(db=db, principal=user, appeal_id=appeal_id)
     ctx = await loop_context(request, db)
@@ -66,13 +95,19 @@ async def decide_appeal(appeal_id: Id, data: schemas.AppealDecision, request: Re
     return body
 
 
-@router.post("/evaluations/{evaluation_id}/standing", response_model=schemas.StandingRead,
-             responses=declare(
-    409, 422, codes={404: "evaluation_not_found", 409: "not_held", 422: "invalid_standing"}))
-async def review_held_rating(evaluation_id: Id, data: schemas.StandingDecision,
-                             db: DbSession, user: CurrentUser):
+@router.post(
+    "/evaluations/{evaluation_id}/standing",
+    response_model=schemas.StandingRead,
+    responses=declare(
+        409, 422, codes={404: "evaluation_not_found", 409: "not_held", 422: "invalid_standing"}
+    ),
+)
+async def review_held_rating(
+    evaluation_id: Id, data: schemas.StandingDecision, db: DbSession, user: CurrentUser
+):
     """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""
-    await appeal_service.review_held(db=db, actor=user, evaluation_id=evaluation_id,
-                                     standing=data.standing, note=data.note)
+    await appeal_service.review_held(
+        db=db, actor=user, evaluation_id=evaluation_id, standing=data.standing, note=data.note
+    )
     await db.commit()
     return {"evaluation_id": evaluation_id, "standing": data.standing}

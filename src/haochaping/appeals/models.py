@@ -16,8 +16,9 @@ class Appeal(Base):
 
     __tablename__ = "appeal"
     __table_args__ = (
-        CheckConstraint("category IN ('mistaken', 'malicious', 'outside_remit', 'other')",
-                        name="category_valid"),
+        CheckConstraint(
+            "category IN ('mistaken', 'malicious', 'outside_remit', 'other')", name="category_valid"
+        ),
         CheckConstraint("state IN ('pending', 'upheld', 'rejected')", name="state_valid"),
         Index("ix_appeal_state_due", "state", "decide_due_at"),
     )

@@ -46,15 +46,21 @@ class RegisterCache:
             version = -1  # a change elsewhere could go unseen: read the register every time
         now = time.monotonic()
         if now > self._until or version != self._version or version < 0:
-            rows = (await db.execute(select(MaliciousRater.identity_hash).where(
-                MaliciousRater.active.is_(True), MaliciousRater.expires_at > utcnow()))).scalars()
+            rows = (
+                await db.execute(
+                    select(MaliciousRater.identity_hash).where(
+                        MaliciousRater.active.is_(True), MaliciousRater.expires_at > utcnow()
+                    )
+                )
+            ).scalars()
             self._hashes, self._until = frozenset(rows), now + CACHE_SECONDS
             self._version = version
         return self._hashes
 
 
-def make_register_hook(state: Any) -> Callable[[AsyncSession, list[dict[str, Any]]],
-                                               Awaitable[None]]:
+def make_register_hook(
+    state: Any,
+) -> Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[None]]:
     """The intake hook that holds ratings of registered raters."""
 
     async def on_stored(db: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -64,12 +70,18 @@ def make_register_hook(state: Any) -> Callable[[AsyncSession, list[dict[str, Any
         identity_hash = state.keys.identity_hash
         for row in rows:
             # Rows from intake carry the keyed hashes already (evaluations.service.build_row).
-            mine = {row.get("rater_cert_hash") or identity_hash(row.get("rater_cert_no")),
-                    row.get("rater_phone_hash") or identity_hash(row.get("rater_phone"))
-                    } - {None}
+            mine = {
+                row.get("rater_cert_hash") or identity_hash(row.get("rater_cert_no")),
+                row.get("rater_phone_hash") or identity_hash(row.get("rater_phone")),
+            } - {None}
             if mine & hashes:
-                await set_standing(db=db, evaluation_id=row["id"], standing=Standing.HELD,
-                                   reason="malicious_rater", actor="系统",
-                                   note="评价人在恶意评价人员信息库中，待复核")
+                await set_standing(
+                    db=db,
+                    evaluation_id=row["id"],
+                    standing=Standing.HELD,
+                    reason="malicious_rater",
+                    actor="系统",
+                    note="评价人在恶意评价人员信息库中，待复核",
+                )
 
     return on_stored

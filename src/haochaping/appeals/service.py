@@ -31,24 +31,31 @@ from haochaping.workorders.context import LoopContext
 from haochaping.workorders.models import WorkOrder
 from haochaping.workorders.states import Action
 
-CATEGORY_LABELS = {"mistaken": "误评", "malicious": "恶意差评", "outside_remit": "非本单位职责",
-                   "other": "其他"}
+CATEGORY_LABELS = {
+    "mistaken": "误评",
+    "malicious": "恶意差评",
+    "outside_remit": "非本单位职责",
+    "other": "其他",
+}
 
 
-async def file(*, db: AsyncSession, principal: Principal, data: schemas.AppealCreate,
-               ctx: LoopContext) -> Appeal:
+async def file(
+    *, db: AsyncSession, principal: Principal, data: schemas.AppealCreate, ctx: LoopContext
+) -> Appeal:
     """File an appeal on a bad rating of the caller's own unit, within the policy deadline."""
     actor = wo_service.Actor.of(principal)
     ev = await db.get(Evaluation, data.evaluation_id)
     if ev is None:
         raise NotFound("评价不存在", code="evaluation_not_found")
-    order = (await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == ev.id))
-             ).scalar_one_or_none()
+    order = (
+        await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == ev.id))
+    ).scalar_one_or_none()
     org = await db.get(Org, order.org_id if order else ev.org_id)
     principal.require(org.path)  # type: ignore[union-attr]
     if order is None:
-        raise Invalid("只能对差评提出申诉", code="not_a_bad_rating",
-                      details=[{"field": "evaluation_id"}])
+        raise Invalid(
+            "只能对差评提出申诉", code="not_a_bad_rating", details=[{"field": "evaluation_id"}]
+        )
     if (await db.execute(select(Appeal.id).where(Appeal.evaluation_id == ev.id))).first():
         raise Conflict("该评价已提出过申诉", code="duplicate_appeal")
     policy = PolicyValues.model_validate(order.policy)
@@ -56,20 +63,38 @@ async def file(*, db: AsyncSession, principal: Principal, data: schemas.AppealCr
     calendar = ctx.deadlines.calendar
     deadline, _ = calendar.deadline_at(ev.received_at, policy.appeal_days)
     if now > deadline:
-        raise Invalid(f"已超过申诉期限（差评产生后 {policy.appeal_days} 个工作日内）",
-                      code="appeal_deadline_passed")
+        raise Invalid(
+            f"已超过申诉期限（差评产生后 {policy.appeal_days} 个工作日内）",
+            code="appeal_deadline_passed",
+        )
     due, _ = calendar.deadline_at(now, policy.appeal_decision_days)
-    appeal = Appeal(work_order_id=order.id, evaluation_id=ev.id, org_id=order.org_id,
-                    category=data.category, reasons=data.reasons, state="pending",
-                    from_state=order.state, filed_by=actor.name, filed_at=now,
-                    decide_due_at=due)
-    await wo_service.transition(db=db, order=order, action=Action.APPEAL, actor=actor,
-                                note=data.reasons, data={"category": data.category},
-                                attachment_ids=data.attachment_ids, now=now)
+    appeal = Appeal(
+        work_order_id=order.id,
+        evaluation_id=ev.id,
+        org_id=order.org_id,
+        category=data.category,
+        reasons=data.reasons,
+        state="pending",
+        from_state=order.state,
+        filed_by=actor.name,
+        filed_at=now,
+        decide_due_at=due,
+    )
+    await wo_service.transition(
+        db=db,
+        order=order,
+        action=Action.APPEAL,
+        actor=actor,
+        note=data.reasons,
+        data={"category": data.category},
+        attachment_ids=data.attachment_ids,
+        now=now,
+    )
     db.add(appeal)
     await db.flush()
-    await notify.escalated(db=db, order=order,
-                           reason=f"责任单位提出申诉（{CATEGORY_LABELS[data.category]}），请复核")
+    await notify.escalated(
+        db=db, order=order, reason=f"责任单位提出申诉（{CATEGORY_LABELS[data.category]}），请复核"
+    )
     return appeal
 
 
@@ -90,88 +115,162 @@ def _shift(calendar: Any, due: datetime | None, paused: int) -> datetime | None:
     return calendar.deadline_at(due, paused)[0]
 
 
-async def decide(*, db: AsyncSession, principal: Principal, appeal: Appeal,
-                 data: schemas.AppealDecision, ctx: LoopContext) -> Appeal:
+async def decide(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    appeal: Appeal,
+    data: schemas.AppealDecision,
+    ctx: LoopContext,
+) -> Appeal:
     """The office's decision: uphold (rating invalid, order ends) or reject (back to work)."""
     actor = wo_service.Actor.of(principal)
     if actor.role not in MANAGERS:
         raise Forbidden("申诉由政务服务管理机构复核决定", code="role_forbidden")
     if appeal.state != "pending":
         raise Conflict("该申诉已作出决定", code="appeal_decided")
-    if data.register_rater and not (data.decision == "uphold"
-                                    and appeal.category == "malicious"):
-        raise Invalid("只有认定为恶意差评的申诉才能将评价人列入恶意评价人员信息库",
-                      code="register_not_allowed", details=[{"field": "register_rater"}])
+    if data.register_rater and not (data.decision == "uphold" and appeal.category == "malicious"):
+        raise Invalid(
+            "只有认定为恶意差评的申诉才能将评价人列入恶意评价人员信息库",
+            code="register_not_allowed",
+            details=[{"field": "register_rater"}],
+        )
     order = await db.get(WorkOrder, appeal.work_order_id)
     ev = await db.get(Evaluation, appeal.evaluation_id)
+    assert order is not None and ev is not None  # an appeal's order and rating (foreign keys)
     now = utcnow()
     calendar = ctx.deadlines.calendar
     if data.decision == "uphold":
-        await wo_service.transition(db=db, order=order, action=Action.UPHOLD_APPEAL,  # type: ignore[arg-type]
-                                    actor=actor, note=data.note, now=now,
-                                    changes={"closed_at": now, "close_reason": "appeal_upheld"})
-        await set_standing(db=db, evaluation_id=appeal.evaluation_id,
-                           standing=Standing.INVALID, reason="appeal_upheld", actor=actor.name,
-                           note=data.note, source_id=appeal.id)
+        await wo_service.transition(
+            db=db,
+            order=order,
+            action=Action.UPHOLD_APPEAL,
+            actor=actor,
+            note=data.note,
+            now=now,
+            changes={"closed_at": now, "close_reason": "appeal_upheld"},
+        )
+        await set_standing(
+            db=db,
+            evaluation_id=appeal.evaluation_id,
+            standing=Standing.INVALID,
+            reason="appeal_upheld",
+            actor=actor.name,
+            note=data.note,
+            source_id=appeal.id,
+        )
         if data.register_rater:
-            await _register(db=db, ev=ev, appeal=appeal, days=data.register_days,  # type: ignore[arg-type]
-                            actor=actor.name, keys=ctx.keys, now=now)
+            await _register(
+                db=db,
+                ev=ev,
+                appeal=appeal,
+                days=data.register_days,
+                actor=actor.name,
+                keys=ctx.keys,
+                now=now,
+            )
         outcome = "经复核，您的评价不计入统计。如有异议可拨打 12345 反映。"
     else:
-        paused = calendar.workdays_between(appeal.filed_at.astimezone(SHANGHAI).date(),
-                                           now.astimezone(SHANGHAI).date())
-        changes = {"rectify_due_at": _shift(calendar, order.rectify_due_at, paused),  # type: ignore[union-attr]
-                   "verify_due_at": _shift(calendar, order.verify_due_at, paused),  # type: ignore[union-attr]
-                   "rectify_warn_at": _shift(calendar, order.rectify_warn_at, paused),  # type: ignore[union-attr]
-                   "verify_warn_at": _shift(calendar, order.verify_warn_at, paused),  # type: ignore[union-attr]
-                   "warned_rectify_at": None}
-        await wo_service.transition(db=db, order=order, action=Action.REJECT_APPEAL,  # type: ignore[arg-type]
-                                    actor=actor, note=data.note, now=now, changes=changes,
-                                    data={"paused_workdays": paused})
+        paused = calendar.workdays_between(
+            appeal.filed_at.astimezone(SHANGHAI).date(), now.astimezone(SHANGHAI).date()
+        )
+        changes = {
+            "rectify_due_at": _shift(calendar, order.rectify_due_at, paused),
+            "verify_due_at": _shift(calendar, order.verify_due_at, paused),
+            "rectify_warn_at": _shift(calendar, order.rectify_warn_at, paused),
+            "verify_warn_at": _shift(calendar, order.verify_warn_at, paused),
+            "warned_rectify_at": None,
+        }
+        await wo_service.transition(
+            db=db,
+            order=order,
+            action=Action.REJECT_APPEAL,
+            actor=actor,
+            note=data.note,
+            now=now,
+            changes=changes,
+            data={"paused_workdays": paused},
+        )
         outcome = "您的评价经复核有效，责任单位将继续整改。"
     appeal.state = "upheld" if data.decision == "uphold" else "rejected"
     appeal.decided_by, appeal.decided_at, appeal.decision_note = actor.name, now, data.note
     appeal.register_rater = data.register_rater
     if ev is not None and ev.rater_phone and not ev.anonymous:
-        await outbox.enqueue(db, kind="appeal_decided", channel="sms", recipient=ev.rater_phone,
-                             subject="", body=f"【好差评】{outcome}",
-                             payload={"appeal_id": appeal.id},
-                             dedupe_key=f"appeal-decided:{appeal.id}")
+        await outbox.enqueue(
+            db,
+            kind="appeal_decided",
+            channel="sms",
+            recipient=ev.rater_phone,
+            subject="",
+            body=f"【好差评】{outcome}",
+            payload={"appeal_id": appeal.id},
+            dedupe_key=f"appeal-decided:{appeal.id}",
+        )
     await db.flush()
     return appeal
 
 
-async def _register(*, db: AsyncSession, ev: Evaluation, appeal: Appeal, days: int, actor: str,
-                    keys: DataKeys, now: datetime) -> None:
+async def _register(
+    *,
+    db: AsyncSession,
+    ev: Evaluation,
+    appeal: Appeal,
+    days: int,
+    actor: str,
+    keys: DataKeys,
+    now: datetime,
+) -> None:
     for kind, value in (("cert", ev.rater_cert_no), ("phone", ev.rater_phone)):
         digest = keys.identity_hash(value)
         if digest:
-            db.add(MaliciousRater(identity_hash=digest, kind=kind, appeal_id=appeal.id,
-                                  expires_at=now + timedelta(days=days), created_by=actor,
-                                  created_at=now))
+            db.add(
+                MaliciousRater(
+                    identity_hash=digest,
+                    kind=kind,
+                    appeal_id=appeal.id,
+                    expires_at=now + timedelta(days=days),
+                    created_by=actor,
+                    created_at=now,
+                )
+            )
 
 
 async def registered(db: AsyncSession, hashes: list[str], now: datetime) -> bool:
     """True when any of the identity hashes is on the register and not expired."""
     if not hashes:
         return False
-    return (await db.execute(select(MaliciousRater.id).where(
-        MaliciousRater.identity_hash.in_(hashes), MaliciousRater.active.is_(True),
-        MaliciousRater.expires_at > now).limit(1))).first() is not None
+    return (
+        await db.execute(
+            select(MaliciousRater.id)
+            .where(
+                MaliciousRater.identity_hash.in_(hashes),
+                MaliciousRater.active.is_(True),
+                MaliciousRater.expires_at > now,
+            )
+            .limit(1)
+        )
+    ).first() is not None
 
 
-async def review_held(*, db: AsyncSession, actor: Principal, evaluation_id: int,
-                      standing: Standing | str, note: str) -> Standing:
+async def review_held(
+    *, db: AsyncSession, actor: Principal, evaluation_id: int, standing: Standing | str, note: str
+) -> Standing:
     """A reviewer's decision on a held rating: it counts (valid) or not (invalid, and its
     open work order ends); refused while the rating is not held or an appeal is pending."""
     if actor.role not in MANAGERS:
         raise Forbidden("待复核评价由政务服务管理机构决定", code="role_forbidden")
     decision = Standing(standing)
     if decision == Standing.HELD:
-        raise Invalid("复核决定只能是有效或无效", code="invalid_standing",
-                      details=[{"field": "standing"}])
-    row = (await db.execute(select(Evaluation.id, Org.path).join(Org, Org.id == Evaluation.org_id)
-                            .where(Evaluation.id == evaluation_id))).first()
+        raise Invalid(
+            "复核决定只能是有效或无效", code="invalid_standing", details=[{"field": "standing"}]
+        )
+    row = (
+        await db.execute(
+            select(Evaluation.id, Org.path)
+            .join(Org, Org.id == Evaluation.org_id)
+            .where(Evaluation.id == evaluation_id)
+        )
+    ).first()
     if row is None:
         raise NotFound("评价不存在", code="evaluation_not_found")
     actor.require(row[1])
@@ -182,20 +281,36 @@ async def review_held(*, db: AsyncSession, actor: Principal, evaluation_id: int,
     if decision == Standing.INVALID:
         order = await wo_service.order_of_rating(db, evaluation_id, lock=True)
         wo_service.refuse_if_appealing(order)
-    await set_standing(db=db, evaluation_id=evaluation_id, standing=decision, reason="review",
-                       actor=actor.name, note=note)
+    await set_standing(
+        db=db,
+        evaluation_id=evaluation_id,
+        standing=decision,
+        reason="review",
+        actor=actor.name,
+        note=note,
+    )
     if decision == Standing.INVALID:  # nothing left to rectify for a rating that does not count
-        await wo_service.end_invalidated(db=db, order=order, principal=actor, note=note,
-                                         reason="review_invalidated")
+        await wo_service.end_invalidated(
+            db=db, order=order, principal=actor, note=note, reason="review_invalidated"
+        )
     return decision
 
 
 def read(appeal: Appeal, org_code: str) -> dict[str, Any]:
-    return {"id": appeal.id, "work_order_id": appeal.work_order_id,
-            "evaluation_id": appeal.evaluation_id, "org_code": org_code,
-            "category": appeal.category, "category_label": CATEGORY_LABELS[appeal.category],
-            "reasons": appeal.reasons, "state": appeal.state, "filed_by": appeal.filed_by,
-            "filed_at": appeal.filed_at, "decide_due_at": appeal.decide_due_at,
-            "decided_by": appeal.decided_by, "decided_at": appeal.decided_at,
-            "decision_note": appeal.decision_note, "register_rater": appeal.register_rater}
-
+    return {
+        "id": appeal.id,
+        "work_order_id": appeal.work_order_id,
+        "evaluation_id": appeal.evaluation_id,
+        "org_code": org_code,
+        "category": appeal.category,
+        "category_label": CATEGORY_LABELS[appeal.category],
+        "reasons": appeal.reasons,
+        "state": appeal.state,
+        "filed_by": appeal.filed_by,
+        "filed_at": appeal.filed_at,
+        "decide_due_at": appeal.decide_due_at,
+        "decided_by": appeal.decided_by,
+        "decided_at": appeal.decided_at,
+        "decision_note": appeal.decision_note,
+        "register_rater": appeal.register_rater,
+    }

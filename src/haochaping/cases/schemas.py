@@ -10,14 +10,23 @@ from pydantic import StringConstraints, model_validator
 from haochaping.cases.choices import ApplicantType, CaseStatus, CaseType, CertType, ServiceMode
 from haochaping.core.schemas import Code, InputModel, ReadModel, Timestamp
 
-CaseNo = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
-                                          pattern=r"^[^\s/?#%\\]+$")]
-PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                              max_length=100)]
-CertNo = Annotated[str, StringConstraints(strip_whitespace=True, min_length=4, max_length=40,
-                                          pattern=r"^[0-9A-Za-z\-()（）]+$")]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=20,
-                                         pattern=r"^\+?[0-9\-]+$")]
+CaseNo = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[^\s/?#%\\]+$"
+    ),
+]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+CertNo = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=4, max_length=40, pattern=r"^[0-9A-Za-z\-()（）]+$"
+    ),
+]
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=5, max_length=20, pattern=r"^\+?[0-9\-]+$"),
+]
 
 
 class Applicant(InputModel):
@@ -85,9 +94,7 @@ class CaseRead(ReadModel):
 
 class InvitationCreate(InputModel):
     stage: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,30}$")] = "whole"
-    channel: Annotated[str, StringConstraints(pattern=r"^(qrcode|sms|pc|mobile|phone)$")] = (
-        "qrcode"
-    )
+    channel: Annotated[str, StringConstraints(pattern=r"^(qrcode|sms|pc|mobile|phone)$")] = "qrcode"
 
 
 class InvitationRead(ReadModel):

@@ -23,8 +23,11 @@ async def get_case(*, db: AsyncSession, case_no: str, actor: Principal | None = 
     """A case by number, or 404; with an actor, 403 outside its subtree."""
     case = (await db.execute(select(Case).where(Case.case_no == case_no))).scalar_one_or_none()
     if case is None:
-        raise NotFound(f"办件 {case_no} 不存在", code="case_not_found",
-                       details=[{"field": "case_no", "value": case_no}])
+        raise NotFound(
+            f"办件 {case_no} 不存在",
+            code="case_not_found",
+            details=[{"field": "case_no", "value": case_no}],
+        )
     if actor is not None:
         org = await db.get(Org, case.org_id)
         actor.require(org.path)  # type: ignore[union-attr]
@@ -40,8 +43,11 @@ async def upsert_case(
     actor.require(org.path)
     item = (await db.execute(select(Item).where(Item.code == data.item_code))).scalar_one_or_none()
     if item is None:
-        raise NotFound(f"事项 {data.item_code} 不存在", code="item_not_found",
-                       details=[{"field": "item_code", "value": data.item_code}])
+        raise NotFound(
+            f"事项 {data.item_code} 不存在",
+            code="item_not_found",
+            details=[{"field": "item_code", "value": data.item_code}],
+        )
     # Every code in the request is checked against the caller's subtree, the item's unit too:
     # a case (and the ratings of it) may not be filed under another region's service item.
     actor.require((await db.get(Org, item.org_id)).path)  # type: ignore[union-attr]
@@ -50,16 +56,22 @@ async def upsert_case(
         window = await get_org(db=db, code=data.window_code, field="window_code")
         actor.require(window.path)
         if window.kind != "window":
-            raise Invalid(f"{data.window_code} 不是窗口", code="not_a_window",
-                          details=[{"field": "window_code"}])
+            raise Invalid(
+                f"{data.window_code} 不是窗口",
+                code="not_a_window",
+                details=[{"field": "window_code"}],
+            )
         window_id = window.id
     if data.staff_no:
         staff = (
             await db.execute(select(Staff).where(Staff.staff_no == data.staff_no))
         ).scalar_one_or_none()
         if staff is None:
-            raise NotFound(f"工作人员 {data.staff_no} 不存在", code="staff_not_found",
-                           details=[{"field": "staff_no", "value": data.staff_no}])
+            raise NotFound(
+                f"工作人员 {data.staff_no} 不存在",
+                code="staff_not_found",
+                details=[{"field": "staff_no", "value": data.staff_no}],
+            )
         # Like the window: a caller may not attribute cases (and their ratings) to staff
         # outside its subtree.
         actor.require((await db.get(Org, staff.org_id)).path)  # type: ignore[union-attr]
@@ -79,15 +91,20 @@ async def upsert_case(
         if STATUS_RANK[new] < STATUS_RANK[old] or (
             STATUS_RANK[new] == STATUS_RANK[old] and new != old
         ):
-            raise Conflict(f"办件状态不能从“{old}”改为“{new}”", code="status_regression",
-                           details=[{"field": "status", "current": old, "requested": new}])
+            raise Conflict(
+                f"办件状态不能从“{old}”改为“{new}”",
+                code="status_regression",
+                details=[{"field": "status", "current": old, "requested": new}],
+            )
     case.item_id, case.org_id = item.id, org.id
     case.window_id, case.staff_id = window_id, staff_id
     case.mode, case.case_type, case.status = data.mode, data.case_type, data.status
     a = data.applicant
     case.applicant_type, case.applicant_name = a.type, a.name
     case.applicant_cert_type, case.applicant_cert_no, case.applicant_phone = (
-        a.cert_type, a.cert_no, a.phone
+        a.cert_type,
+        a.cert_no,
+        a.phone,
     )
     case.applicant_cert_hash = keys.identity_hash(a.cert_no)
     case.applicant_phone_hash = keys.identity_hash(a.phone)
@@ -111,16 +128,27 @@ async def case_read(*, db: AsyncSession, case: Case) -> schemas.CaseRead:
     org = await db.get(Org, case.org_id)
     window = await db.get(Org, case.window_id) if case.window_id else None
     staff = await db.get(Staff, case.staff_id) if case.staff_id else None
+    assert item is not None and org is not None  # a case's item and org (foreign keys)
     return schemas.CaseRead(
-        case_no=case.case_no, item_code=item.code, item_name=item.name,  # type: ignore[union-attr]
-        org_code=org.code, window_code=window.code if window else None,  # type: ignore[union-attr]
-        staff_no=staff.staff_no if staff else None, mode=case.mode, case_type=case.case_type,
+        case_no=case.case_no,
+        item_code=item.code,
+        item_name=item.name,
+        org_code=org.code,
+        window_code=window.code if window else None,
+        staff_no=staff.staff_no if staff else None,
+        mode=case.mode,
+        case_type=case.case_type,
         status=case.status,
         applicant=schemas.ApplicantRead(
-            type=case.applicant_type, name=mask_name(case.applicant_name),
-            cert_type=case.applicant_cert_type, cert_no=mask_cert_no(case.applicant_cert_no),
+            type=case.applicant_type,
+            name=mask_name(case.applicant_name),
+            cert_type=case.applicant_cert_type,
+            cert_no=mask_cert_no(case.applicant_cert_no),
             phone=mask_phone(case.applicant_phone),
         ),
-        received_at=case.received_at, accepted_at=case.accepted_at,
-        completed_at=case.completed_at, created_at=case.created_at, updated_at=case.updated_at,
+        received_at=case.received_at,
+        accepted_at=case.accepted_at,
+        completed_at=case.completed_at,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
     )

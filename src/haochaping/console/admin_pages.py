@@ -55,9 +55,17 @@ CSV_MAX_BYTES = 256 * 1024
 
 # --- policies -------------------------------------------------------------------------------
 
-async def _policy_page(request: Request, db: DbSession, user: Any, region_code: str | None,
-                       *, form: PolicyForm | None = None, error: str | None = None,
-                       status_code: int = 200) -> Response:
+
+async def _policy_page(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    region_code: str | None,
+    *,
+    form: PolicyForm | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     code = region_code or await org_queries.user_region_code(db, user) or ""
     region = await get_region(db=db, code=code)
     values, _ = await policy_service.effective(db=db, region_code=region.code)
@@ -65,20 +73,32 @@ async def _policy_page(request: Request, db: DbSession, user: Any, region_code: 
     sources = policy_queries.policy_sources(region, versions, policy_service.today_local())
     for v in versions:
         v["rows"] = console_queries.policy_rows(v["values"])
-    return await page(request, db, user, "console/policies.html", {
-        "title": "政策参数", "region": region,
-        "regions": await org_queries.region_options(db),
-        "effective": console_queries.policy_rows(values.model_dump(), sources),
-        "versions": versions, "can_publish": is_manager(user),
-        "form": form or PolicyForm.empty(region.code), "error": error,
-        "int_fields": POLICY_INT_FIELDS, "bad_level_choices": BAD_LEVEL_CHOICES,
-        "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
-    }, status_code=status_code)
+    return await page(
+        request,
+        db,
+        user,
+        "console/policies.html",
+        {
+            "title": "政策参数",
+            "region": region,
+            "regions": await org_queries.region_options(db),
+            "effective": console_queries.policy_rows(values.model_dump(), sources),
+            "versions": versions,
+            "can_publish": is_manager(user),
+            "form": form or PolicyForm.empty(region.code),
+            "error": error,
+            "int_fields": POLICY_INT_FIELDS,
+            "bad_level_choices": BAD_LEVEL_CHOICES,
+            "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
+        },
+        status_code=status_code,
+    )
 
 
 @router.get(POLICIES)
-async def policy_page(request: Request, db: DbSession, user: ConsoleUser,
-                      region: str | None = None):
+async def policy_page(
+    request: Request, db: DbSession, user: ConsoleUser, region: str | None = None
+):
     """The values in force for a region (defaults ← ancestors ← its own) and its versions."""
     return await _policy_page(request, db, user, (region or "").strip()[:12] or None)
 
@@ -89,47 +109,94 @@ async def publish_policy(request: Request, db: DbSession, user: ConsoleUser):
     form = PolicyForm.from_form(await request.form())
     region_code = form.values["region_code"] or None
     if form.errors:
-        return await _policy_page(request, db, user, region_code, form=form,
-                                  error="；".join(form.errors), status_code=422)
+        return await _policy_page(
+            request, db, user, region_code, form=form, error="；".join(form.errors), status_code=422
+        )
     try:
         data = policy_schemas.PolicyCreate.model_validate(form.body)
         policy = await policy_service.create_policy(db=db, actor=user, data=data)
     except ValidationError as exc:
-        return await _policy_page(request, db, user, region_code, form=form,
-                                  error=validation_problem(exc, POLICY_LABELS), status_code=422)
+        return await _policy_page(
+            request,
+            db,
+            user,
+            region_code,
+            form=form,
+            error=validation_problem(exc, POLICY_LABELS),
+            status_code=422,
+        )
     except DomainError as exc:
         await db.rollback()
-        return await _policy_page(request, db, user, region_code, form=form,
-                                  error=exc.message, status_code=exc.status_code)
+        return await _policy_page(
+            request,
+            db,
+            user,
+            region_code,
+            form=form,
+            error=exc.message,
+            status_code=exc.status_code,
+        )
     await db.commit()
     request.app.state.policy_cache.clear()
-    flash(request, f"已发布 {policy.region_code} 的政策参数第 {policy.version} 版，"
-                   f"自 {policy.effective_from} 起生效")
+    flash(
+        request,
+        f"已发布 {policy.region_code} 的政策参数第 {policy.version} 版，"
+        f"自 {policy.effective_from} 起生效",
+    )
     return RedirectResponse(f"{POLICIES}?region={policy.region_code}", status_code=303)
 
 
 # --- the working-day calendar ------------------------------------------------------------
 
-async def _calendar_page(request: Request, db: DbSession, user: Any, year: int, *,
-                         form: dict[str, Any] | None = None, errors: list[str] | None = None,
-                         error: str | None = None, error_at: str = "import",
-                         status_code: int = 200) -> Response:
+
+async def _calendar_page(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    year: int,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: list[str] | None = None,
+    error: str | None = None,
+    error_at: str = "import",
+    status_code: int = 200,
+) -> Response:
     cal = await request.app.state.calendar_cache.get(db)
     today = work_calendar.local_today()
     years = sorted({*work_calendar.status_years(today), year})
-    status = [{"year": y, "known": cal.known_year(y), "source": cal.year_source(y)}
-              for y in years]
-    days = [{"day": s.day, "weekday": work_calendar.WEEKDAY_LABELS[s.day.weekday()],
-             "is_workday": s.is_workday, "name": s.name, "source": s.source}
-            for s in cal.special_days(year)]
-    return await page(request, db, user, "console/calendar.html", {
-        "title": "工作日历", "year": year, "status": status, "days": days,
-        "known": cal.known_year(year), "imported": await work_calendar.calendar_years(db),
-        "can_import": is_system_admin(user), "form": form or {"year": str(today.year + 1),
-                                                          "source": ""},
-        "errors": errors or [], "error": error, "error_at": error_at, "first_year": FIRST_YEAR,
-        "last_year": LAST_YEAR,
-    }, status_code=status_code)
+    status = [{"year": y, "known": cal.known_year(y), "source": cal.year_source(y)} for y in years]
+    days = [
+        {
+            "day": s.day,
+            "weekday": work_calendar.WEEKDAY_LABELS[s.day.weekday()],
+            "is_workday": s.is_workday,
+            "name": s.name,
+            "source": s.source,
+        }
+        for s in cal.special_days(year)
+    ]
+    return await page(
+        request,
+        db,
+        user,
+        "console/calendar.html",
+        {
+            "title": "工作日历",
+            "year": year,
+            "status": status,
+            "days": days,
+            "known": cal.known_year(year),
+            "imported": await work_calendar.calendar_years(db),
+            "can_import": is_system_admin(user),
+            "form": form or {"year": str(today.year + 1), "source": ""},
+            "errors": errors or [],
+            "error": error,
+            "error_at": error_at,
+            "first_year": FIRST_YEAR,
+            "last_year": LAST_YEAR,
+        },
+        status_code=status_code,
+    )
 
 
 def _year(value: str | None, default: int) -> int | None:
@@ -142,15 +209,22 @@ def _year(value: str | None, default: int) -> int | None:
 
 
 @router.get(CALENDAR)
-async def calendar_page(request: Request, db: DbSession, user: ConsoleUser,
-                        year: str | None = None):
+async def calendar_page(
+    request: Request, db: DbSession, user: ConsoleUser, year: str | None = None
+):
     """Which years the calendar knows, the special days of a year, and the import form."""
     today = work_calendar.local_today()
     chosen = _year(year, today.year)
     if chosen is None:
-        return await _calendar_page(request, db, user, today.year, status_code=422,
-                                    error=f"年份须在 {FIRST_YEAR}–{LAST_YEAR} 之间",
-                                    error_at="view")
+        return await _calendar_page(
+            request,
+            db,
+            user,
+            today.year,
+            status_code=422,
+            error=f"年份须在 {FIRST_YEAR}–{LAST_YEAR} 之间",
+            error_at="view",
+        )
     return await _calendar_page(request, db, user, chosen)
 
 
@@ -175,22 +249,38 @@ async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
         if len(data) > CSV_MAX_BYTES:
             raise Invalid(f"文件过大（上限 {CSV_MAX_BYTES // 1024} KB）", code="calendar_invalid")
         result = await work_calendar.import_year(
-            db=db, year=year, csv_text=work_calendar.decode_csv(data),
-            source=form["source"] or upload.filename, actor=user.name, actor_role=user.role)
+            db=db,
+            year=year,
+            csv_text=work_calendar.decode_csv(data),
+            source=form["source"] or upload.filename,
+            actor=user.name,
+            actor_role=user.role,
+        )
     except DomainError as exc:
         await db.rollback()
         lines = [d["message"] for d in exc.details if isinstance(d, dict) and d.get("message")]
-        return await _calendar_page(request, db, user, year or today.year, form=form,
-                                    error=exc.message, errors=lines,
-                                    status_code=exc.status_code)
+        return await _calendar_page(
+            request,
+            db,
+            user,
+            year or today.year,
+            form=form,
+            error=exc.message,
+            errors=lines,
+            status_code=exc.status_code,
+        )
     await db.commit()
     request.app.state.calendar_cache.clear()
-    flash(request, f"已导入 {result.year} 年工作日历：放假 {result.holidays} 天，"
-                   f"调休上班 {result.workdays} 天")
+    flash(
+        request,
+        f"已导入 {result.year} 年工作日历：放假 {result.holidays} 天，"
+        f"调休上班 {result.workdays} 天",
+    )
     return RedirectResponse(f"{CALENDAR}?year={result.year}", status_code=303)
 
 
 # --- notifications --------------------------------------------------------------------------
+
 
 def _recipient(keys: DataKeys, channel: str, recipient: str) -> str:
     """Phone numbers (stored encrypted) are masked; handlers' e-mail addresses are shown."""
@@ -203,8 +293,12 @@ def _recipient(keys: DataKeys, channel: str, recipient: str) -> str:
 
 
 # Kinds the outbox module does not name (written by other domains), as people read them.
-MORE_KINDS = {"assigned": "工单派发", "appeal_decided": "申诉复核结果",
-              "appeal_warning": "申诉复核预警", "appeal_overdue": "申诉复核超期"}
+MORE_KINDS = {
+    "assigned": "工单派发",
+    "appeal_decided": "申诉复核结果",
+    "appeal_warning": "申诉复核预警",
+    "appeal_overdue": "申诉复核超期",
+}
 
 
 def _kind(kind: str) -> str:
@@ -219,22 +313,40 @@ def _summary(channel: str, subject: str, body: str) -> str:
     return mask_text(subject) or mask_text(body[:60]) or ""
 
 
-async def _outbox_page(request: Request, db: DbSession, user: Any, *, error: str | None = None,
-                       status_code: int = 200) -> Response:
+async def _outbox_page(
+    request: Request, db: DbSession, user: Any, *, error: str | None = None, status_code: int = 200
+) -> Response:
     counts = await outbox.status_counts(db)
-    messages = [{"id": m.id, "kind": _kind(m.kind),
-                 "channel": OUTBOX_CHANNELS.get(m.channel, m.channel),  # type: ignore[call-overload]
-                 "recipient": _recipient(request.app.state.keys, m.channel, m.recipient),
-                 "subject": _summary(m.channel, m.subject, m.body),
-                 "status": m.status, "status_label": STATUS_LABELS.get(m.status, m.status),  # type: ignore[call-overload]
-                 "attempts": m.attempts, "last_error": m.last_error,
-                 "created_at": m.created_at, "next_attempt_at": m.next_attempt_at}
-                for m in await outbox.failed_messages(db)]
-    return await page(request, db, user, "console/outbox.html", {
-        "title": "通知投递",
-        "counts": [(STATUS_LABELS[s], counts.get(s.value, 0), s.value) for s in OutboxStatus],
-        "messages": messages, "error": error, "here": OUTBOX,
-    }, status_code=status_code)
+    messages = [
+        {
+            "id": m.id,
+            "kind": _kind(m.kind),
+            "channel": OUTBOX_CHANNELS.get(m.channel, m.channel),  # type: ignore[call-overload]
+            "recipient": _recipient(request.app.state.keys, m.channel, m.recipient),
+            "subject": _summary(m.channel, m.subject, m.body),
+            "status": m.status,
+            "status_label": STATUS_LABELS.get(m.status, m.status),  # type: ignore[call-overload]
+            "attempts": m.attempts,
+            "last_error": m.last_error,
+            "created_at": m.created_at,
+            "next_attempt_at": m.next_attempt_at,
+        }
+        for m in await outbox.failed_messages(db)
+    ]
+    return await page(
+        request,
+        db,
+        user,
+        "console/outbox.html",
+        {
+            "title": "通知投递",
+            "counts": [(STATUS_LABELS[s], counts.get(s.value, 0), s.value) for s in OutboxStatus],
+            "messages": messages,
+            "error": error,
+            "here": OUTBOX,
+        },
+        status_code=status_code,
+    )
 
 
 @router.get(OUTBOX)
@@ -248,18 +360,14 @@ async def outbox_page(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(OUTBOX + "/{message_id}/retry", dependencies=[Csrf])
-async def retry(message_id: Id, request: Request,
-                db: DbSession, user: ConsoleUser):
+async def retry(message_id: Id, request: Request, db: DbSession, user: ConsoleUser):
     """Requeue a failed or given-up notification for delivery now (system administrators)."""
     require_system_admin(user)
     try:
-        await outbox.retry_message(db, message_id=message_id, actor=user.name,
-                                   actor_role=user.role)
+        await outbox.retry_message(db, message_id=message_id, actor=user.name, actor_role=user.role)
     except DomainError as exc:
         await db.rollback()
-        return await _outbox_page(request, db, user, error=exc.message,
-                                  status_code=exc.status_code)
+        return await _outbox_page(request, db, user, error=exc.message, status_code=exc.status_code)
     await db.commit()
     flash(request, f"通知 #{message_id} 已重新排队，将尽快发送")
     return RedirectResponse(OUTBOX, status_code=303)
-

@@ -50,8 +50,12 @@ class EvaluationFilters:
     @classmethod
     def from_query(cls, params: QueryParams) -> EvaluationFilters:
         """Parse the list's query string; never fails, collects messages instead."""
-        f = cls(org_code=_text(params, "org_code"), item_code=_text(params, "item_code"),
-                case_no=_text(params, "case_no"), cursor=params.get("cursor") or None)
+        f = cls(
+            org_code=_text(params, "org_code"),
+            item_code=_text(params, "item_code"),
+            case_no=_text(params, "case_no"),
+            cursor=params.get("cursor") or None,
+        )
         level = (params.get("level") or "").strip()
         if level:
             if level in {"1", "2", "3", "4", "5"}:
@@ -88,8 +92,11 @@ class EvaluationFilters:
     def query(self, **changes: Any) -> dict[str, str]:
         """The filters as query parameters (empty ones left out), with changes applied."""
         values: dict[str, Any] = {
-            "level": self.level, "channel": self.channel, "org_code": self.org_code,
-            "item_code": self.item_code, "case_no": self.case_no,
+            "level": self.level,
+            "channel": self.channel,
+            "org_code": self.org_code,
+            "item_code": self.item_code,
+            "case_no": self.case_no,
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat() if self.until else None,
         }
@@ -151,7 +158,9 @@ class WorkOrderFilters:
 
     def query(self, **changes: Any) -> dict[str, str]:
         values: dict[str, Any] = {
-            "state": self.state, "overdue": self.overdue, "org_code": self.org_code,
+            "state": self.state,
+            "overdue": self.overdue,
+            "org_code": self.org_code,
             "due_before": self.due_before.isoformat() if self.due_before else None,
         }
         values.update(changes)
@@ -179,8 +188,7 @@ class FlagFilters:
     errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_query(cls, params: QueryParams, states: set[str],
-                   checks: set[str]) -> FlagFilters:
+    def from_query(cls, params: QueryParams, states: set[str], checks: set[str]) -> FlagFilters:
         """Parse the queue's query string; never fails, collects messages instead."""
         f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
         state = (params.get("state") or "").strip()
@@ -202,8 +210,11 @@ class FlagFilters:
         return None if self.state == ALL else self.state
 
     def query(self, **changes: Any) -> dict[str, str]:
-        values: dict[str, Any] = {"state": self.state, "check": self.check,
-                                  "org_code": self.org_code}
+        values: dict[str, Any] = {
+            "state": self.state,
+            "check": self.check,
+            "org_code": self.org_code,
+        }
         values.update(changes)
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
@@ -216,15 +227,24 @@ class FlagFilters:
 
 NOTE_MAX = 5000
 FIELD_LABELS = {
-    "action": "操作", "version": "工单版本", "note": "情况说明", "lead_org_code": "牵头单位",
-    "co_org_codes": "协办单位", "method": "回访方式", "reached": "是否联系上评价人",
-    "verdict": "评价人意见", "rectify_days": "整改期限", "attachment_ids": "附件",
-    "category": "申诉类别", "reasons": "申诉理由", "decision": "复核决定",
-    "register_rater": "列入恶意评价人员信息库", "register_days": "列入期限",
+    "action": "操作",
+    "version": "工单版本",
+    "note": "情况说明",
+    "lead_org_code": "牵头单位",
+    "co_org_codes": "协办单位",
+    "method": "回访方式",
+    "reached": "是否联系上评价人",
+    "verdict": "评价人意见",
+    "rectify_days": "整改期限",
+    "attachment_ids": "附件",
+    "category": "申诉类别",
+    "reasons": "申诉理由",
+    "decision": "复核决定",
+    "register_rater": "列入恶意评价人员信息库",
+    "register_days": "列入期限",
     "evaluation_id": "评价",
 }
-CHOICE_FIELDS = {"method", "reached", "verdict", "lead_org_code", "category", "decision",
-                 "action"}
+CHOICE_FIELDS = {"method", "reached", "verdict", "lead_org_code", "category", "decision", "action"}
 
 
 def _field_name(loc: tuple[Any, ...], labels: dict[str, str]) -> str | None:
@@ -262,12 +282,12 @@ def validation_problem(exc: ValidationError, labels: dict[str, str] | None = Non
 def _one(form: FormData, name: str, max_len: int = NOTE_MAX) -> str:
     value = form.get(name)
     # Browsers send textarea line breaks as CRLF but count them as one character.
-    return value.replace("\r\n", "\n")[:max_len + 1] if isinstance(value, str) else ""
+    return value.replace("\r\n", "\n")[: max_len + 1] if isinstance(value, str) else ""
 
 
 def _ints(form: FormData, name: str, limit: int = 20) -> list[Any]:
     out: list[Any] = []
-    for value in form.getlist(name)[:limit + 1]:
+    for value in form.getlist(name)[: limit + 1]:
         if isinstance(value, str) and value.strip():
             out.append(_int_or_raw(value))
     return out
@@ -301,16 +321,20 @@ class ActionForm:
             "note": _one(form, "note"),
             "lead_org_code": _one(form, "lead_org_code", 60).strip(),
             "lead_org_other": _one(form, "lead_org_other", 60).strip(),
-            "co_org_codes": [v.strip() for v in form.getlist("co_org_codes")
-                             if isinstance(v, str) and v.strip()][:11],
+            "co_org_codes": [
+                v.strip() for v in form.getlist("co_org_codes") if isinstance(v, str) and v.strip()
+            ][:11],
             "method": _one(form, "method", 20).strip(),
             "reached": _one(form, "reached", 5).strip(),
             "verdict": _one(form, "verdict", 20).strip(),
             "rectify_days": _one(form, "rectify_days", 10).strip(),
             "attachment_ids": _ints(form, "attachment_ids"),
         }
-        body: dict[str, Any] = {"action": action, "version": version,
-                                "attachment_ids": values["attachment_ids"]}
+        body: dict[str, Any] = {
+            "action": action,
+            "version": version,
+            "attachment_ids": values["attachment_ids"],
+        }
         note = values["note"].strip()
         if action == "callback":
             body["method"] = values["method"] or None
@@ -331,8 +355,12 @@ class ActionForm:
                 body["lead_org_code"] = values["lead_org_code"]
             if values["rectify_days"]:
                 body["rectify_days"] = _int_or_raw(values["rectify_days"])
-        return cls(action=action, values=values, body=body,
-                   version=version if isinstance(version, int) else None)
+        return cls(
+            action=action,
+            values=values,
+            body=body,
+            version=version if isinstance(version, int) else None,
+        )
 
 
 @dataclass
@@ -345,15 +373,22 @@ class AppealForm:
     @classmethod
     def from_form(cls, form: FormData) -> AppealForm:
         version = _optional_int(form, "version")
-        return cls(values={"category": _one(form, "category", 30).strip(),
-                           "reasons": _one(form, "reasons").strip(),
-                           "attachment_ids": _ints(form, "attachment_ids")},
-                   version=version if isinstance(version, int) else None)
+        return cls(
+            values={
+                "category": _one(form, "category", 30).strip(),
+                "reasons": _one(form, "reasons").strip(),
+                "attachment_ids": _ints(form, "attachment_ids"),
+            },
+            version=version if isinstance(version, int) else None,
+        )
 
     def body(self, evaluation_id: int) -> dict[str, Any]:
-        return {"evaluation_id": evaluation_id, "category": self.values["category"] or None,
-                "reasons": self.values["reasons"],
-                "attachment_ids": self.values["attachment_ids"]}
+        return {
+            "evaluation_id": evaluation_id,
+            "category": self.values["category"] or None,
+            "reasons": self.values["reasons"],
+            "attachment_ids": self.values["attachment_ids"],
+        }
 
 
 @dataclass
@@ -364,15 +399,21 @@ class DecisionForm:
 
     @classmethod
     def from_form(cls, form: FormData) -> DecisionForm:
-        return cls(values={"decision": _one(form, "decision", 20).strip(),
-                           "note": _one(form, "note").strip(),
-                           "register_rater": form.get("register_rater") in ("on", "yes", "1"),
-                           "register_days": _one(form, "register_days", 10).strip()})
+        return cls(
+            values={
+                "decision": _one(form, "decision", 20).strip(),
+                "note": _one(form, "note").strip(),
+                "register_rater": form.get("register_rater") in ("on", "yes", "1"),
+                "register_days": _one(form, "register_days", 10).strip(),
+            }
+        )
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"decision": self.values["decision"] or None,
-                                "note": self.values["note"],
-                                "register_rater": self.values["register_rater"]}
+        body: dict[str, Any] = {
+            "decision": self.values["decision"] or None,
+            "note": self.values["note"],
+            "register_rater": self.values["register_rater"],
+        }
         if self.values["register_days"]:
             body["register_days"] = _int_or_raw(self.values["register_days"])
         return body
@@ -386,8 +427,9 @@ class ReviewForm:
 
     @classmethod
     def from_form(cls, form: FormData) -> ReviewForm:
-        return cls(values={"decision": _one(form, "decision", 20).strip(),
-                           "note": _one(form, "note")})
+        return cls(
+            values={"decision": _one(form, "decision", 20).strip(), "note": _one(form, "note")}
+        )
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"note": self.values["note"].strip() or None}
@@ -404,8 +446,9 @@ class StaffIdentityForm:
 
     @classmethod
     def from_form(cls, form: FormData) -> StaffIdentityForm:
-        return cls(values={name: _one(form, name, 60).strip()
-                           for name in ("staff_no", "cert_no", "phone")})
+        return cls(
+            values={name: _one(form, name, 60).strip() for name in ("staff_no", "cert_no", "phone")}
+        )
 
     def body(self) -> dict[str, Any]:
         return {name: value for name, value in self.values.items() if value}
@@ -426,11 +469,20 @@ POLICY_INT_FIELDS = {
 }
 POLICY_LABELS = {
     **POLICY_INT_FIELDS,
-    "bad_levels": "差评等级", "spot_check_rate": "好评抽查回访比例（%）",
-    "default_rating": "默认评价", "enabled": "默认评价", "after_days": "默认评价时限（天）",
-    "level": "默认评价等级", "region_code": "行政区划", "effective_from": "生效日期",
-    "note": "说明", "values": "政策参数", "stages": "评价环节", "code": "环节代码",
-    "label": "环节名称", "reached": "可评价时点",
+    "bad_levels": "差评等级",
+    "spot_check_rate": "好评抽查回访比例（%）",
+    "default_rating": "默认评价",
+    "enabled": "默认评价",
+    "after_days": "默认评价时限（天）",
+    "level": "默认评价等级",
+    "region_code": "行政区划",
+    "effective_from": "生效日期",
+    "note": "说明",
+    "values": "政策参数",
+    "stages": "评价环节",
+    "code": "环节代码",
+    "label": "环节名称",
+    "reached": "可评价时点",
 }
 # A stage as typed, one a line: `代码 名称`, or a known stage by its code or Chinese label
 # (名称 fixed); a trailing `办结后` rates it only once the case is completed.
@@ -455,8 +507,10 @@ def parse_stages(text: str) -> tuple[list[dict[str, str]], list[str]]:
         code = STAGE_BY_LABEL.get(words[0], words[0])
         stage["code"] = code
         if not _STAGE_CODE.fullmatch(code):
-            errors.append(f"评价环节代码“{code}”须为 1 到 30 位小写字母、数字或下划线"
-                          "（整体评价、受理、办结可直接填写名称）")
+            errors.append(
+                f"评价环节代码“{code}”须为 1 到 30 位小写字母、数字或下划线"
+                "（整体评价、受理、办结可直接填写名称）"
+            )
         elif code not in STAGE_LABELS:
             if len(words) < 2:
                 errors.append(f"评价环节 {code} 须在代码后填写名称")
@@ -474,8 +528,13 @@ def stages_text(stages: list[dict[str, Any]] | None) -> str:
             words.append(AFTER_COMPLETION)
         lines.append(" ".join(words))
     return "\n".join(lines)
-BAD_LEVEL_CHOICES = {"1": "仅“非常不满意”", "1,2": "“非常不满意”和“不满意”",
-                     "1,2,3": "“非常不满意”“不满意”和“基本满意”"}
+
+
+BAD_LEVEL_CHOICES = {
+    "1": "仅“非常不满意”",
+    "1,2": "“非常不满意”和“不满意”",
+    "1,2,3": "“非常不满意”“不满意”和“基本满意”",
+}
 
 
 @dataclass
@@ -492,8 +551,16 @@ class PolicyForm:
 
     @classmethod
     def from_form(cls, form: FormData) -> PolicyForm:
-        names = [*POLICY_INT_FIELDS, "bad_levels", "spot_check_rate", "default_enabled",
-                 "default_after_days", "default_level", "region_code", "effective_from"]
+        names = [
+            *POLICY_INT_FIELDS,
+            "bad_levels",
+            "spot_check_rate",
+            "default_enabled",
+            "default_after_days",
+            "default_level",
+            "region_code",
+            "effective_from",
+        ]
         f = cls(values={n: _one(form, n, 30).strip() for n in names})
         f.values["note"] = _one(form, "note", 600).strip()
         f.values["stages"] = _one(form, "stages", 2000).strip()
@@ -528,8 +595,10 @@ class PolicyForm:
         enabled = f.values["default_enabled"]
         if enabled in ("on", "off"):
             rule: dict[str, Any] = {"enabled": enabled == "on"}
-            for key, name, label in (("after_days", "default_after_days", "默认评价时限（天）"),
-                                     ("level", "default_level", "默认评价等级")):
+            for key, name, label in (
+                ("after_days", "default_after_days", "默认评价时限（天）"),
+                ("level", "default_level", "默认评价等级"),
+            ):
                 if f.values[name]:
                     value = _int_or_raw(f.values[name])
                     if isinstance(value, int):
@@ -548,8 +617,12 @@ class PolicyForm:
             f.errors.append("请选择行政区划")
         if not patch and not f.errors:
             f.errors.append("请至少填写一项本级设定的参数（留空的参数沿用上级）")
-        f.body = {"region_code": f.values["region_code"], "values": patch,
-                  "effective_from": effective_from, "note": f.values["note"] or None}
+        f.body = {
+            "region_code": f.values["region_code"],
+            "values": patch,
+            "effective_from": effective_from,
+            "note": f.values["note"] or None,
+        }
         return f
 
 
@@ -583,8 +656,9 @@ class HeldReviewForm:
 
     @classmethod
     def from_form(cls, form: FormData) -> HeldReviewForm:
-        return cls(values={"standing": _one(form, "standing", 20).strip(),
-                           "note": _one(form, "note")})
+        return cls(
+            values={"standing": _one(form, "standing", 20).strip(), "note": _one(form, "note")}
+        )
 
     def missing(self) -> str | None:
         """What a person must still give, said as they would read it (None: all given)."""

@@ -36,7 +36,7 @@ REVIEW_LABELS = {"standing": "复核决定", "note": "复核意见"}
 OUTCOMES = {
     Standing.VALID: "评价 #{id} 已复核为有效：计入统计",
     Standing.INVALID: "评价 #{id} 已复核为无效：保留记录，不计入统计和排名；"
-                      "如有未结束的差评工单，已随之结束",
+    "如有未结束的差评工单，已随之结束",
 }
 
 
@@ -47,9 +47,16 @@ def _back(value: str) -> str:
     return HELD
 
 
-async def _held_page(request: Request, db: DbSession, user: Principal, filters: HeldFilters, *,
-                     posted: dict[str, Any] | None = None, error: str | None = None,
-                     status_code: int = 200) -> Response:
+async def _held_page(
+    request: Request,
+    db: DbSession,
+    user: Principal,
+    filters: HeldFilters,
+    *,
+    posted: dict[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     items: list[dict[str, Any]] = []
     next_cursor = None
     subtree = None
@@ -61,23 +68,32 @@ async def _held_page(request: Request, db: DbSession, user: Principal, filters: 
             status_code = exc.status_code if status_code == 200 else status_code
     if not filters.errors:
         items, next_cursor = await console_queries.held_page(
-            db=db, actor=user, subtree=subtree, cursor=filters.cursor,
-            rules=request.app.state.rules, limit=PAGE_SIZE)
+            db=db,
+            actor=user,
+            subtree=subtree,
+            cursor=filters.cursor,
+            rules=request.app.state.rules,
+            limit=PAGE_SIZE,
+        )
     posted = posted or {}
     partial = is_partial(request)
     context: dict[str, Any] = {
-        "title": "待复核评价", "filters": filters, "items": items, "next_cursor": next_cursor,
-        "channels": CHANNEL_LABELS, "partial": partial, "posted": posted, "error": error,
+        "title": "待复核评价",
+        "filters": filters,
+        "items": items,
+        "next_cursor": next_cursor,
+        "channels": CHANNEL_LABELS,
+        "partial": partial,
+        "posted": posted,
+        "error": error,
         # A refusal about a rating still listed is said beside its form, else at the top.
         "error_in_list": bool(error) and any(i["id"] == posted.get("id") for i in items),
         "back": HELD + ("?" + request.url.query if request.url.query else ""),
     }
     if partial:
-        return await page(request, db, user, "console/_held_results.html", context,
-                          partial=True)
+        return await page(request, db, user, "console/_held_results.html", context, partial=True)
     context["waiting"] = await console_queries.held_count(db, user)
-    return await page(request, db, user, "console/held.html", context,
-                      status_code=status_code)
+    return await page(request, db, user, "console/held.html", context, status_code=status_code)
 
 
 @router.get(HELD)
@@ -87,8 +103,7 @@ async def held_queue(request: Request, db: DbSession, user: ManagerConsoleUser):
 
 
 @router.post(HELD + "/{evaluation_id}/review", dependencies=[Csrf])
-async def review_held(evaluation_id: Id, request: Request, db: DbSession,
-                      user: ManagerConsoleUser):
+async def review_held(evaluation_id: Id, request: Request, db: DbSession, user: ManagerConsoleUser):
     """The reviewer's decision (the JSON route's service), then back to the queue."""
     raw = await request.form()
     form = HeldReviewForm.from_form(raw)
@@ -102,16 +117,24 @@ async def review_held(evaluation_id: Id, request: Request, db: DbSession,
         except ValidationError as exc:
             error = validation_problem(exc, REVIEW_LABELS)
     if error is not None:
-        return await _held_page(request, db, user, filters, posted=posted, error=error,
-                                status_code=422)
+        return await _held_page(
+            request, db, user, filters, posted=posted, error=error, status_code=422
+        )
     try:
         decision = await appeal_service.review_held(
-            db=db, actor=user, evaluation_id=evaluation_id, standing=data.standing,
-            note=data.note)
+            db=db, actor=user, evaluation_id=evaluation_id, standing=data.standing, note=data.note
+        )
     except DomainError as exc:
         await db.rollback()  # nothing of the refused decision may show
-        return await _held_page(request, db, user, filters, posted=posted, error=exc.message,
-                                status_code=exc.status_code)
+        return await _held_page(
+            request,
+            db,
+            user,
+            filters,
+            posted=posted,
+            error=exc.message,
+            status_code=exc.status_code,
+        )
     await db.commit()
     flash(request, OUTCOMES[decision].format(id=evaluation_id))
     return RedirectResponse(back, status_code=303)

@@ -56,8 +56,10 @@ def flag_path(flag_id: int) -> str:
 
 # --- the queue --------------------------------------------------------------------------------
 
-async def _queue_page(db: DbSession, user: Principal, filters: FlagFilters
-                      ) -> tuple[list[dict[str, Any]], str | None, int]:
+
+async def _queue_page(
+    db: DbSession, user: Principal, filters: FlagFilters
+) -> tuple[list[dict[str, Any]], str | None, int]:
     """One page of the queue, the next cursor and the status (4xx when a filter is refused)."""
     if filters.errors:
         return [], None, 422
@@ -68,10 +70,12 @@ async def _queue_page(db: DbSession, user: Principal, filters: FlagFilters
         except DomainError as exc:  # unknown (404) or outside the person's area (403)
             filters.errors.append(exc.message)
             return [], None, exc.status_code
-    stmt = queries.flags(actor=user, state=filters.state_value, check=filters.check or None,
-                         subtree=subtree)
-    rows, nxt = await pagination.page(db, stmt, key=IntegrityFlag.id, cursor=filters.cursor,
-                                      limit=PAGE_SIZE)
+    stmt = queries.flags(
+        actor=user, state=filters.state_value, check=filters.check or None, subtree=subtree
+    )
+    rows, nxt = await pagination.page(
+        db, stmt, key=IntegrityFlag.id, cursor=filters.cursor, limit=PAGE_SIZE
+    )
     return [queries.item(r) for r in rows], nxt, 200
 
 
@@ -84,16 +88,23 @@ async def flag_queue(request: Request, db: DbSession, user: ConsoleUser):
     items, next_cursor, status = await _queue_page(db, user, filters)
     partial = is_partial(request)
     context: dict[str, Any] = {
-        "title": "疑似刷评复核", "filters": filters, "items": items, "next_cursor": next_cursor,
-        "states": {**STATES, ALL: "全部"}, "checks": labels, "partial": partial,
+        "title": "疑似刷评复核",
+        "filters": filters,
+        "items": items,
+        "next_cursor": next_cursor,
+        "states": {**STATES, ALL: "全部"},
+        "checks": labels,
+        "partial": partial,
     }
     if partial:
         # htmx swaps only 2xx answers: a refused filter is said inside the fragment instead.
-        return await page(request, db, user, "console/_integrity_results.html", context,
-                          partial=True)
+        return await page(
+            request, db, user, "console/_integrity_results.html", context, partial=True
+        )
     counts = await queries.open_counts(db, user)
-    context["counts"] = [(name, label, counts[name]) for name, label in labels.items()
-                         if counts.get(name)]
+    context["counts"] = [
+        (name, label, counts[name]) for name, label in labels.items() if counts.get(name)
+    ]
     context["open_total"] = sum(counts.values())
     # Ratings held for other reasons (the register of malicious raters) have their own queue.
     context["held_waiting"] = await console_queries.held_count(db, user)
@@ -102,15 +113,33 @@ async def flag_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 # --- the staff identity register (before /{flag_id}: "staff" is not an id) ---------------------
 
-async def _staff_page(request: Request, db: DbSession, user: Principal, *,
-                      form: StaffIdentityForm | None = None, error: str | None = None,
-                      status_code: int = 200) -> Response:
-    return await page(request, db, user, "console/integrity_staff.html", {
-        "title": "登记工作人员身份信息", "form": form.values if form else {}, "error": error,
-        "registered": await queries.staff_identities(db, user),
-        "days": service.RESCAN_DAYS, "check_label": detectors.StaffSelfRating.label,
-        "self_check": detectors.StaffSelfRating.name, "here": STAFF,
-    }, status_code=status_code)
+
+async def _staff_page(
+    request: Request,
+    db: DbSession,
+    user: Principal,
+    *,
+    form: StaffIdentityForm | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return await page(
+        request,
+        db,
+        user,
+        "console/integrity_staff.html",
+        {
+            "title": "登记工作人员身份信息",
+            "form": form.values if form else {},
+            "error": error,
+            "registered": await queries.staff_identities(db, user),
+            "days": service.RESCAN_DAYS,
+            "check_label": detectors.StaffSelfRating.label,
+            "self_check": detectors.StaffSelfRating.name,
+            "here": STAFF,
+        },
+        status_code=status_code,
+    )
 
 
 @router.get(STAFF)
@@ -128,29 +157,44 @@ async def register_staff(request: Request, db: DbSession, user: ConsoleUser):
     try:
         data = schemas.StaffIdentityIn.model_validate(form.body())
     except ValidationError as exc:
-        return await _staff_page(request, db, user, form=form, status_code=422,
-                                 error=validation_problem(exc, STAFF_LABELS))
+        return await _staff_page(
+            request,
+            db,
+            user,
+            form=form,
+            status_code=422,
+            error=validation_problem(exc, STAFF_LABELS),
+        )
     try:
         staff, kinds, flagged = await service.register_staff_identity(
-            db=db, actor=user, keys=request.app.state.keys,
-            staff_no=data.staff_no, cert_no=data.cert_no, phone=data.phone)
+            db=db,
+            actor=user,
+            keys=request.app.state.keys,
+            staff_no=data.staff_no,
+            cert_no=data.cert_no,
+            phone=data.phone,
+        )
     except DomainError as exc:
         await db.rollback()
-        return await _staff_page(request, db, user, form=form, error=exc.message,
-                                 status_code=exc.status_code)
+        return await _staff_page(
+            request, db, user, form=form, error=exc.message, status_code=exc.status_code
+        )
     await db.commit()
     guard = getattr(request.app.state, "integrity_guard", None)
     if guard is not None:
         guard.identities.invalidate()
     what = "、".join(queries.IDENTITY_KINDS[k] for k in kinds)
-    found = (f"发现并标记疑似自评 {flagged} 条，请在复核队列中处理" if flagged
-             else "未发现疑似自评")
-    flash(request, f"已登记工作人员 {staff.staff_no} 的{what}（只保存不可还原的摘要）。"
-                   f"已复查其近 {service.RESCAN_DAYS} 天的评价：{found}")
+    found = f"发现并标记疑似自评 {flagged} 条，请在复核队列中处理" if flagged else "未发现疑似自评"
+    flash(
+        request,
+        f"已登记工作人员 {staff.staff_no} 的{what}（只保存不可还原的摘要）。"
+        f"已复查其近 {service.RESCAN_DAYS} 天的评价：{found}",
+    )
     return RedirectResponse(STAFF, status_code=303)
 
 
 # --- one flag -----------------------------------------------------------------------------
+
 
 def _actor(actor: str, labels: dict[str, str]) -> str:
     """Who changed a standing: a detector (recorded as integrity:<check>) by its label."""
@@ -160,28 +204,53 @@ def _actor(actor: str, labels: dict[str, str]) -> str:
     return actor
 
 
-async def _flag_page(request: Request, db: DbSession, user: Principal, flag: IntegrityFlag, *,
-                     posted: dict[str, Any] | None = None, error: str | None = None,
-                     status_code: int = 200) -> Response:
+async def _flag_page(
+    request: Request,
+    db: DbSession,
+    user: Principal,
+    flag: IntegrityFlag,
+    *,
+    posted: dict[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     rules = request.app.state.rules
     labels = detectors.check_labels()
     d = await queries.detail(db=db, actor=user, flag=flag, rules=rules)
     ev = d["evaluation"]
     ev["reason_texts"] = [rules.tags[c].text if c in rules.tags else c for c in ev["reasons"]]
-    history = [{**h, "from_label": STANDING_LABELS.get(h["from"], h["from"]),  # type: ignore[call-overload]
-                "to_label": STANDING_LABELS.get(h["to"], h["to"]),  # type: ignore[call-overload]
-                "reason_label": queries.standing_reason(h["reason"], h["to"]),
-                "note": mask_text(h["note"]), "actor": _actor(h["actor"], labels)}
-               for h in d["standing_history"]]
+    history = [
+        {
+            **h,
+            "from_label": STANDING_LABELS.get(h["from"], h["from"]),  # type: ignore[call-overload]
+            "to_label": STANDING_LABELS.get(h["to"], h["to"]),  # type: ignore[call-overload]
+            "reason_label": queries.standing_reason(h["reason"], h["to"]),
+            "note": mask_text(h["note"]),
+            "actor": _actor(h["actor"], labels),
+        }
+        for h in d["standing_history"]
+    ]
     d["review_note"] = mask_text(d["review_note"])  # as work-order notes: numbers typed masked
-    return await page(request, db, user, "console/integrity_flag.html", {
-        "title": f"疑似刷评标记 #{flag.id}", "f": d, "ev": ev, "history": history,
-        "evidence": queries.evidence_rows(d["check"], d["evidence"]),
-        "stage_label": STAGES.get(d["stage"], d["stage"]),
-        "work_order": await queries.work_order_of(db, flag.evaluation_id),
-        "is_open": d["state"] == FlagState.OPEN.value, "posted": posted or {}, "error": error,
-        "here": flag_path(flag.id),  # a refused POST re-renders here: links come back to GET
-    }, status_code=status_code)
+    return await page(
+        request,
+        db,
+        user,
+        "console/integrity_flag.html",
+        {
+            "title": f"疑似刷评标记 #{flag.id}",
+            "f": d,
+            "ev": ev,
+            "history": history,
+            "evidence": queries.evidence_rows(d["check"], d["evidence"]),
+            "stage_label": STAGES.get(d["stage"], d["stage"]),
+            "work_order": await queries.work_order_of(db, flag.evaluation_id),
+            "is_open": d["state"] == FlagState.OPEN.value,
+            "posted": posted or {},
+            "error": error,
+            "here": flag_path(flag.id),  # a refused POST re-renders here: links come back to GET
+        },
+        status_code=status_code,
+    )
 
 
 @router.get(QUEUE + "/{flag_id}")
@@ -201,17 +270,32 @@ async def review_flag(flag_id: Id, request: Request, db: DbSession, user: Consol
     try:
         data = schemas.ReviewIn.model_validate(form.body())
     except ValidationError as exc:
-        return await _flag_page(request, db, user, flag, posted=form.values, status_code=422,
-                                error=validation_problem(exc, REVIEW_LABELS))
+        return await _flag_page(
+            request,
+            db,
+            user,
+            flag,
+            posted=form.values,
+            status_code=422,
+            error=validation_problem(exc, REVIEW_LABELS),
+        )
     try:
-        flag = await service.review(db=db, actor=user, flag_id=flag.id,
-                                    decision=data.decision, note=data.note)
+        flag = await service.review(
+            db=db, actor=user, flag_id=flag.id, decision=data.decision, note=data.note
+        )
     except DomainError as exc:
         # Nothing of the refused decision may show: roll back, then read the flag afresh.
         await db.rollback()
         flag = await service.get_flag(db=db, actor=user, flag_id=flag_id)
-        return await _flag_page(request, db, user, flag, posted=form.values, error=exc.message,
-                                status_code=exc.status_code)
+        return await _flag_page(
+            request,
+            db,
+            user,
+            flag,
+            posted=form.values,
+            error=exc.message,
+            status_code=exc.status_code,
+        )
     await db.commit()
     flash(request, OUTCOMES[data.decision])
     return RedirectResponse(flag_path(flag.id), status_code=303)

@@ -82,8 +82,9 @@ def nav_for(user: Principal) -> list[tuple[str, str]]:
 
 def is_partial(request: Request) -> bool:
     """An htmx request that swaps a fragment (not a history restore, which needs the page)."""
-    return (request.headers.get("hx-request") == "true"
-            and not request.headers.get("hx-history-restore-request"))
+    return request.headers.get("hx-request") == "true" and not request.headers.get(
+        "hx-history-restore-request"
+    )
 
 
 def flash(request: Request, message: str) -> None:
@@ -97,15 +98,32 @@ async def calendar_warning(request: Request, db: AsyncSession) -> str | None:
     return missing_warning(cal, status_years(local_today()))
 
 
-async def page(request: Request, db: AsyncSession, user: Principal, name: str,
-               context: dict[str, Any], *, status_code: int = 200,
-               partial: bool = False) -> Response:
+async def page(
+    request: Request,
+    db: AsyncSession,
+    user: Principal,
+    name: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    partial: bool = False,
+) -> Response:
     """A console page inside the signed-in layout (htmx fragments skip the banners)."""
     extra: dict[str, Any] = {}
     if not partial:
         extra["calendar_warning"] = await calendar_warning(request, db)
         extra["flash"] = request.session.pop(FLASH_KEY, None)
-    return render(request, name, {
-        "user": user, "role_label": user.role.label if user.role else "", "nav": nav_for(user),
-        "csrf": csrf_token(request), "is_manager": is_manager(user), **extra, **context,
-    }, status_code=status_code)
+    return render(
+        request,
+        name,
+        {
+            "user": user,
+            "role_label": user.role.label if user.role else "",
+            "nav": nav_for(user),
+            "csrf": csrf_token(request),
+            "is_manager": is_manager(user),
+            **extra,
+            **context,
+        },
+        status_code=status_code,
+    )

@@ -59,15 +59,27 @@ STALE = "工单已被他人同时处理，请刷新页面查看最新状态后�
 # action -> (button and heading, what it does, the label of its note).
 ACTION_FORMS: dict[str, tuple[str, str, str]] = {
     "verify": ("核实", "已联系评价人、查明情况属实：填写核实情况，工单进入整改。", "核实情况"),
-    "transfer": ("转办", "问题不属于本单位职责：转交牵头单位办理，可同时指定协办单位。",
-                 "转办理由"),
-    "explain": ("解释说明", "诉求没有法律依据：向评价人解释说明，随后回访。",
-                "解释说明（评价人可在进度页看到）"),
-    "report_rectified": ("报告整改完成", "整改完成：填写整改情况，随后回访评价人。",
-                         "整改情况（评价人可在进度页看到）"),
+    "transfer": (
+        "转办",
+        "问题不属于本单位职责：转交牵头单位办理，可同时指定协办单位。",
+        "转办理由",
+    ),
+    "explain": (
+        "解释说明",
+        "诉求没有法律依据：向评价人解释说明，随后回访。",
+        "解释说明（评价人可在进度页看到）",
+    ),
+    "report_rectified": (
+        "报告整改完成",
+        "整改完成：填写整改情况，随后回访评价人。",
+        "整改情况（评价人可在进度页看到）",
+    ),
     "callback": ("记录回访", "记录一次回访：联系上评价人时须记录其意见。", "回访情况"),
-    "close_unreachable": ("联系不上，办结", "多次回访仍联系不上评价人：说明情况后办结。",
-                          "办结说明"),
+    "close_unreachable": (
+        "联系不上，办结",
+        "多次回访仍联系不上评价人：说明情况后办结。",
+        "办结说明",
+    ),
     "escalate": ("转督办", "超期或评价人不满意：转入督办。", "督办原因"),
     "redispatch": ("重新派单整改", "督办后重新派单，可另定牵头单位和整改期限。", "派单意见"),
     "hold_accountable": ("启动问责", "督办发现不作为、乱作为：启动问责。", "问责事由"),
@@ -77,8 +89,7 @@ CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "vis
 VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 
 
-async def console_order(work_order_id: Id, db: DbSession,
-                        user: ConsoleUser) -> WorkOrder:
+async def console_order(work_order_id: Id, db: DbSession, user: ConsoleUser) -> WorkOrder:
     """The work order of the path, if one of its units lies in the person's subtree."""
     order = await wo_service.get_order(db=db, work_order_id=work_order_id)
     await wo_service.require_visible(db, user, order)
@@ -94,17 +105,24 @@ def order_path(order: WorkOrder) -> str:
 
 # --- queues -----------------------------------------------------------------------------------
 
+
 async def _queue(request: Request, db: DbSession, user: Any, *, supervision: bool) -> Response:
     filters = WorkOrderFilters.from_query(request.query_params, {s.value for s in State})
     ctx = await loop_context(request, db)
-    result = await console_queries.work_order_page(db=db, actor=user, filters=filters,
-                                                   deadlines=ctx.deadlines,
-                                                   supervision=supervision)
+    result = await console_queries.work_order_page(
+        db=db, actor=user, filters=filters, deadlines=ctx.deadlines, supervision=supervision
+    )
     partial = is_partial(request)
     base = SUPERVISION if supervision else QUEUE
-    context = {"filters": filters, "page": result, "partial": partial, "base": base,
-               "supervision": supervision, "states": STATE_LABELS,
-               "title": "督办" if supervision else "差评工单"}
+    context = {
+        "filters": filters,
+        "page": result,
+        "partial": partial,
+        "base": base,
+        "supervision": supervision,
+        "states": STATE_LABELS,
+        "title": "督办" if supervision else "差评工单",
+    }
     name = "console/_work_order_results.html" if partial else "console/work_orders.html"
     return await page(request, db, user, name, context, partial=partial)
 
@@ -124,37 +142,51 @@ async def supervision_queue(request: Request, db: DbSession, user: ManagerConsol
 
 # --- the work-order page ------------------------------------------------------------------
 
-async def _order_page(request: Request, db: DbSession, user: Any, order: WorkOrder, *,
-                      posted: dict[str, Any] | None = None, error: str | None = None,
-                      status_code: int = 200) -> Response:
+
+async def _order_page(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    order: WorkOrder,
+    *,
+    posted: dict[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     ctx = await loop_context(request, db)
-    wo = await console_queries.work_order_view(db=db, order=order, actor=user,
-                                               rules=request.app.state.rules,
-                                               deadlines=ctx.deadlines)
+    wo = await console_queries.work_order_view(
+        db=db, order=order, actor=user, rules=request.app.state.rules, deadlines=ctx.deadlines
+    )
     allowed = set(wo["allowed_actions"])
     pending_appeal = next((a for a in wo["appeals"] if a["state"] == "pending"), None)
     forms = [a for a in ACTION_FORMS if a in allowed]
     needs_orgs = bool({"transfer", "redispatch"} & set(forms))
     context = {
-        "title": f"差评工单 #{order.id}", "wo": wo, "order": order, "forms": forms,
-        "action_forms": ACTION_FORMS, "methods": CALLBACK_METHODS, "verdicts": VERDICTS,
+        "title": f"差评工单 #{order.id}",
+        "wo": wo,
+        "order": order,
+        "forms": forms,
+        "action_forms": ACTION_FORMS,
+        "methods": CALLBACK_METHODS,
+        "verdicts": VERDICTS,
         "categories": CATEGORY_LABELS,
         "can_appeal": "appeal" in allowed and not wo["appeals"] and wo["evaluation"]["is_bad"],
         "pending_appeal": pending_appeal,
         "can_decide": pending_appeal is not None and "uphold_appeal" in allowed,
         "orgs": await org_queries.org_options(db=db, actor=user) if needs_orgs else [],
         "may_name_other_org": not is_manager(user),
-        "posted": posted or {}, "error": error,
+        "posted": posted or {},
+        "error": error,
         "max_attempts": wo["policy"].get("max_contact_attempts"),
         "here": order_path(order),  # a refused POST re-renders here: links come back to GET
     }
-    return await page(request, db, user, "console/work_order.html", context,
-                      status_code=status_code)
+    return await page(
+        request, db, user, "console/work_order.html", context, status_code=status_code
+    )
 
 
 @router.get(QUEUE + "/{work_order_id}")
-async def work_order_page(request: Request, db: DbSession, user: ConsoleUser,
-                          order: ConsoleOrder):
+async def work_order_page(request: Request, db: DbSession, user: ConsoleUser, order: ConsoleOrder):
     """A work order: the rating, the case, the units, deadlines, timeline and the forms."""
     return await _order_page(request, db, user, order)
 
@@ -162,8 +194,8 @@ async def work_order_page(request: Request, db: DbSession, user: ConsoleUser,
 def _refusal(exc: DomainError, posted_version: int | None, seen_version: int) -> str:
     """The Chinese sentence for a refused action, naming states and actions by their labels."""
     if exc.code in ("stale_version", "concurrent_update") or (
-            isinstance(exc, Conflict) and posted_version is not None
-            and posted_version != seen_version):
+        isinstance(exc, Conflict) and posted_version is not None and posted_version != seen_version
+    ):
         return STALE
     if exc.code == "illegal_transition" and exc.details:
         d = exc.details[0]
@@ -173,20 +205,32 @@ def _refusal(exc: DomainError, posted_version: int | None, seen_version: int) ->
     return exc.message
 
 
-async def _refused(request: Request, db: DbSession, user: Any, order: WorkOrder,
-                   exc: DomainError, posted: dict[str, Any], posted_version: int | None,
-                   seen_version: int) -> Response:
+async def _refused(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    order: WorkOrder,
+    exc: DomainError,
+    posted: dict[str, Any],
+    posted_version: int | None,
+    seen_version: int,
+) -> Response:
     # Nothing of the refused request may show: roll back, then read the order afresh.
     await db.rollback()
     await db.refresh(order)
-    return await _order_page(request, db, user, order, posted=posted,
-                             error=_refusal(exc, posted_version, seen_version),
-                             status_code=exc.status_code)
+    return await _order_page(
+        request,
+        db,
+        user,
+        order,
+        posted=posted,
+        error=_refusal(exc, posted_version, seen_version),
+        status_code=exc.status_code,
+    )
 
 
 @router.post(QUEUE + "/{work_order_id}/actions", dependencies=[Csrf])
-async def take_action(request: Request, db: DbSession, user: ConsoleUser,
-                      order: ConsoleOrder):
+async def take_action(request: Request, db: DbSession, user: ConsoleUser, order: ConsoleOrder):
     """One action of the loop (the JSON route's service), then back to the page."""
     form = ActionForm.from_form(await request.form())
     posted = {"kind": form.action, "fields": form.values}
@@ -197,8 +241,15 @@ async def take_action(request: Request, db: DbSession, user: ConsoleUser,
         labels = dict(FIELD_LABELS)
         if form.action in ACTION_FORMS:  # name the note as the form does (整改情况, 转办理由…)
             labels["note"] = ACTION_FORMS[form.action][2].split("（")[0]
-        return await _order_page(request, db, user, order, posted=posted,
-                                 error=validation_problem(exc, labels), status_code=422)
+        return await _order_page(
+            request,
+            db,
+            user,
+            order,
+            posted=posted,
+            error=validation_problem(exc, labels),
+            status_code=422,
+        )
     try:
         ctx = await loop_context(request, db)
         await wo_service.act(db=db, principal=user, order=order, data=data, ctx=ctx)
@@ -217,8 +268,9 @@ async def take_action(request: Request, db: DbSession, user: ConsoleUser,
 
 
 @router.post(QUEUE + "/{work_order_id}/attachments", dependencies=[Csrf])
-async def upload_attachment(request: Request, db: DbSession, user: ConsoleUser,
-                            order: ConsoleOrder):
+async def upload_attachment(
+    request: Request, db: DbSession, user: ConsoleUser, order: ConsoleOrder
+):
     """Store an evidence file; the next action on the page cites it."""
     settings = request.app.state.settings
     upload = (await request.form()).get("file")
@@ -227,10 +279,16 @@ async def upload_attachment(request: Request, db: DbSession, user: ConsoleUser,
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise Invalid("请选择要上传的文件", code="attachment_missing")
         data = await upload.read(settings.attachment_max_bytes + 1)
-        await attachment_store.add(db=db, order=order, filename=upload.filename,
-                                   declared=upload.content_type, data=data,
-                                   max_bytes=settings.attachment_max_bytes,
-                                   folder=FilePath(settings.upload_dir), uploaded_by=user.name)
+        await attachment_store.add(
+            db=db,
+            order=order,
+            filename=upload.filename,
+            declared=upload.content_type,
+            data=data,
+            max_bytes=settings.attachment_max_bytes,
+            folder=FilePath(settings.upload_dir),
+            uploaded_by=user.name,
+        )
     except DomainError as exc:
         return await _refused(request, db, user, order, exc, posted, None, order.version)
     await db.commit()
@@ -239,8 +297,7 @@ async def upload_attachment(request: Request, db: DbSession, user: ConsoleUser,
 
 
 @router.post(QUEUE + "/{work_order_id}/appeal", dependencies=[Csrf])
-async def file_appeal(request: Request, db: DbSession, user: ConsoleUser,
-                      order: ConsoleOrder):
+async def file_appeal(request: Request, db: DbSession, user: ConsoleUser, order: ConsoleOrder):
     """A unit appeals the bad rating of its work order (the JSON route's service)."""
     form = AppealForm.from_form(await request.form())
     posted = {"kind": "appeal", "fields": form.values}
@@ -248,8 +305,9 @@ async def file_appeal(request: Request, db: DbSession, user: ConsoleUser,
     try:
         data = appeal_schemas.AppealCreate.model_validate(form.body(order.evaluation_id))
     except ValidationError as exc:
-        return await _order_page(request, db, user, order, posted=posted,
-                                 error=validation_problem(exc), status_code=422)
+        return await _order_page(
+            request, db, user, order, posted=posted, error=validation_problem(exc), status_code=422
+        )
     try:
         if form.version is not None and form.version != seen:
             raise Conflict(STALE, code="stale_version")
@@ -267,20 +325,43 @@ async def file_appeal(request: Request, db: DbSession, user: ConsoleUser,
 APPEAL_FILTERS = {"pending": "待复核", "upheld": "申诉成立", "rejected": "申诉驳回"}
 
 
-async def _appeal_queue(request: Request, db: DbSession, user: Any, *,
-                        posted: dict[str, Any] | None = None, error: str | None = None,
-                        status_code: int = 200) -> Response:
+async def _appeal_queue(
+    request: Request,
+    db: DbSession,
+    user: Any,
+    *,
+    posted: dict[str, Any] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     state = request.query_params.get("state", "pending")
     state = state if state in APPEAL_FILTERS or state == "all" else "pending"
     items, next_cursor = await console_queries.appeal_page(
-        db=db, actor=user, state=None if state == "all" else state,
-        cursor=request.query_params.get("cursor"))
-    return await page(request, db, user, "console/appeals.html", {
-        "title": "申诉复核", "items": items, "next_cursor": next_cursor, "state": state,
-        "filters": APPEAL_FILTERS, "can_decide": is_manager(user), "posted": posted or {},
-        "error": error, "here": APPEALS if posted else request.url.path + (
-            f"?{request.url.query}" if request.url.query else ""),
-    }, status_code=status_code)
+        db=db,
+        actor=user,
+        state=None if state == "all" else state,
+        cursor=request.query_params.get("cursor"),
+    )
+    return await page(
+        request,
+        db,
+        user,
+        "console/appeals.html",
+        {
+            "title": "申诉复核",
+            "items": items,
+            "next_cursor": next_cursor,
+            "state": state,
+            "filters": APPEAL_FILTERS,
+            "can_decide": is_manager(user),
+            "posted": posted or {},
+            "error": error,
+            "here": APPEALS
+            if posted
+            else request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        },
+        status_code=status_code,
+    )
 
 
 @router.get(APPEALS)
@@ -290,13 +371,14 @@ async def appeal_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(APPEALS + "/{appeal_id}/decision", dependencies=[Csrf])
-async def decide_appeal(appeal_id: Id, request: Request,
-                        db: DbSession, user: ConsoleUser):
+async def decide_appeal(appeal_id: Id, request: Request, db: DbSession, user: ConsoleUser):
     """The office upholds or rejects an appeal (the JSON route's service)."""
     raw = await request.form()
     form = DecisionForm.from_form(raw)
-    back = safe_next(raw.get("next") if isinstance(raw.get("next"), str) else None,  # type: ignore[arg-type]
-                     APPEALS)
+    back = safe_next(
+        raw.get("next") if isinstance(raw.get("next"), str) else None,  # type: ignore[arg-type]
+        APPEALS,
+    )
     appeal = await appeal_service.get(db=db, principal=user, appeal_id=appeal_id)
     posted = {"kind": "decision", "appeal_id": appeal_id, "fields": form.values}
     status, error = 200, None
@@ -318,7 +400,7 @@ async def decide_appeal(appeal_id: Id, request: Request,
     if back.startswith(QUEUE + "/"):
         order = await wo_service.get_order(db=db, work_order_id=appeal.work_order_id)
         await db.refresh(order)
-        return await _order_page(request, db, user, order, posted=posted, error=error,
-                                 status_code=status)
-    return await _appeal_queue(request, db, user, posted=posted, error=error,
-                               status_code=status)
+        return await _order_page(
+            request, db, user, order, posted=posted, error=error, status_code=status
+        )
+    return await _appeal_queue(request, db, user, posted=posted, error=error, status_code=status)

@@ -28,13 +28,21 @@ LoginLimit = Depends(limiter("login", "rate_login_per_minute"))
 @router.get("/login")
 async def login_form(request: Request, next: str | None = None):
     """The sign-in form."""
-    return render(request, "console/login.html",
-                  {"csrf": csrf_token(request), "next": safe_next(next, HOME), "username": ""})
+    return render(
+        request,
+        "console/login.html",
+        {"csrf": csrf_token(request), "next": safe_next(next, HOME), "username": ""},
+    )
 
 
 @router.post("/login", dependencies=[LoginLimit, Csrf])
-async def login(request: Request, db: DbSession, username: Annotated[str, Form()] = "",
-                password: Annotated[str, Form()] = "", next: Annotated[str, Form()] = ""):
+async def login(
+    request: Request,
+    db: DbSession,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+):
     """Check the credentials and start a session; the form again on failure.
 
     Per IP at most `rate_login_per_minute` attempts; a username with repeated failures is
@@ -43,19 +51,30 @@ async def login(request: Request, db: DbSession, username: Annotated[str, Form()
     context = {"csrf": csrf_token(request), "next": target, "username": username[:64]}
     name = username.strip()[:64]
     if not name or not password:
-        return render(request, "console/login.html", {**context, "error": "请输入用户名和密码"},
-                      status_code=422)
+        return render(
+            request,
+            "console/login.html",
+            {**context, "error": "请输入用户名和密码"},
+            status_code=422,
+        )
     guard = request.app.state.login_guard
     try:
-        user = await account_service.sign_in(db=db, guard=guard, username=name,
-                                             password=password, source_ip=client_ip(request))
+        user = await account_service.sign_in(
+            db=db, guard=guard, username=name, password=password, source_ip=client_ip(request)
+        )
     except RateLimited as exc:
         wait = exc.details[0]["retry_after_seconds"] if exc.details else guard.window
-        return render(request, "console/login.html", {**context, "error": exc.message},
-                      status_code=429, headers={"Retry-After": str(wait)})
+        return render(
+            request,
+            "console/login.html",
+            {**context, "error": exc.message},
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+        )
     except Unauthenticated as exc:
-        return render(request, "console/login.html", {**context, "error": exc.message},
-                      status_code=401)
+        return render(
+            request, "console/login.html", {**context, "error": exc.message}, status_code=401
+        )
     finally:
         await db.commit()  # keep the failed-login count even when refusing
     start_session(request, user)
@@ -84,8 +103,9 @@ async def console_home():
 async def evaluation_list(request: Request, db: DbSession, user: ConsoleUser):
     """Recent ratings in the user's subtree, filtered; htmx gets only the results."""
     filters = EvaluationFilters.from_query(request.query_params)
-    result = await console_queries.evaluation_page(db=db, actor=user, filters=filters,
-                                                   rules=request.app.state.rules)
+    result = await console_queries.evaluation_page(
+        db=db, actor=user, filters=filters, rules=request.app.state.rules
+    )
     partial = is_partial(request)
     context = {"filters": filters, "page": result, "channels": CHANNEL_LABELS, "partial": partial}
     name = "console/_results.html" if partial else "console/evaluations.html"

@@ -76,8 +76,9 @@ class PrincipalSource(Protocol):
         """The active API client with this key digest, or None."""
         ...
 
-    async def user(self, db: AsyncSession, user_id: int,
-                   session_version: int | None) -> Principal | None:
+    async def user(
+        self, db: AsyncSession, user_id: int, session_version: int | None
+    ) -> Principal | None:
         """The active user, or None; with a session version, None too when the user's
         sessions were ended since (sign-out, password change, deactivation)."""
         ...
@@ -173,8 +174,11 @@ def check_csrf_header(request: Request) -> None:
         return
     sent = request.headers.get(CSRF_HEADER, "")
     expected = request.session.get("csrf")
-    if not expected or not isinstance(expected, str) or not secrets.compare_digest(
-            sent.encode(), expected.encode()):
+    if (
+        not expected
+        or not isinstance(expected, str)
+        or not secrets.compare_digest(sent.encode(), expected.encode())
+    ):
         raise CsrfFailed()
 
 
@@ -192,8 +196,11 @@ async def get_principal(request: Request, db: DbSession) -> Principal:
         )
         uid = data.get("uid") if isinstance(data, dict) else None
         version = _version_of(data) if isinstance(data, dict) else None
-        principal = (await request.app.state.principals.user(db, int(uid), version)
-                     if isinstance(uid, int) and version is not None else None)
+        principal = (
+            await request.app.state.principals.user(db, int(uid), version)
+            if isinstance(uid, int) and version is not None
+            else None
+        )
         if principal is None:
             raise Unauthenticated("登录已失效，请重新登录", code="invalid_token")
         return principal

@@ -269,8 +269,9 @@ def missing_warning(cal: WorkCalendar, years: Iterable[int]) -> str | None:
 
 async def calendar_years(db: AsyncSession) -> list[CalendarYear]:
     """The years imported into the database, newest first."""
-    return list((await db.execute(select(CalendarYear).order_by(CalendarYear.year.desc())))
-                .scalars())
+    return list(
+        (await db.execute(select(CalendarYear).order_by(CalendarYear.year.desc()))).scalars()
+    )
 
 
 async def load_calendar(db: AsyncSession) -> WorkCalendar:
@@ -386,7 +387,12 @@ def _parse_date(text: str) -> date | None:
 
 
 async def import_year(
-    *, db: AsyncSession, year: int, csv_text: str, source: str, actor: str,
+    *,
+    db: AsyncSession,
+    year: int,
+    csv_text: str,
+    source: str,
+    actor: str,
     actor_role: str | None = None,
 ) -> ImportResult:
     """Replace a year's calendar with a validated CSV and mark the year known (all or nothing)."""
@@ -394,8 +400,11 @@ async def import_year(
     source = source.strip()[:200] or f"import:{year}"
     actor = actor[:100]
     first, last = date(year, 1, 1), date(year, 12, 31)
-    replaced = rows_changed(await db.execute(
-        delete(CalendarDay).where(CalendarDay.day >= first, CalendarDay.day <= last)))
+    replaced = rows_changed(
+        await db.execute(
+            delete(CalendarDay).where(CalendarDay.day >= first, CalendarDay.day <= last)
+        )
+    )
     now = datetime.now(UTC)
     db.add_all(
         CalendarDay(
@@ -417,10 +426,15 @@ async def import_year(
     record.source, record.holidays, record.workdays = source, holidays, workdays
     record.imported_at, record.imported_by = now, actor
     await db.flush()
-    audit.record(db, actor=actor, actor_role=actor_role, action="import_calendar",
-                 target_type="calendar_year", target_id=year,
-                 detail={"source": source, "holidays": holidays, "workdays": workdays,
-                         "replaced": replaced})
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=actor_role,
+        action="import_calendar",
+        target_type="calendar_year",
+        target_id=year,
+        detail={"source": source, "holidays": holidays, "workdays": workdays, "replaced": replaced},
+    )
     return ImportResult(year, holidays, workdays, replaced, source)
 
 

@@ -129,14 +129,17 @@ ERROR_LABELS: dict[int, str] = {
 CODES_KEY = "x-error-codes"
 
 
-def declare(*statuses: int,
-            codes: Mapping[int, str | Iterable[str]] | None = None) -> dict[int | str, Any]:
+def declare(
+    *statuses: int, codes: Mapping[int, str | Iterable[str]] | None = None
+) -> dict[int | str, Any]:
     """Business answers of a route for FastAPI's `responses=`: `declare(409, 422)`, optionally
     naming their stable codes (`codes={409: "status_regression"}`); 200 is the "updated"
     answer of a create-or-update route. The error body schema and the answers every route of
     its shape gives are added by `core.openapi`."""
-    named = {status: [value] if isinstance(value, str) else list(value)
-             for status, value in (codes or {}).items()}
+    named = {
+        status: [value] if isinstance(value, str) else list(value)
+        for status, value in (codes or {}).items()
+    }
     out: dict[int | str, Any] = {}
     for status in sorted({*statuses, *named}):
         out[status] = {"description": ERROR_LABELS.get(status, "请求无法处理")}

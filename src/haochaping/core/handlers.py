@@ -30,8 +30,15 @@ UNAVAILABLE_MESSAGE = "数据库暂时不可用，请稍后重试"
 # by an administrator or a crash, "cannot connect now" (starting, stopping, recovering) and
 # too many connections.
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
-_UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED,
-                       errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT, errno.EPIPE}
+_UNREACHABLE_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+    errno.ETIMEDOUT,
+    errno.EPIPE,
+}
 _SQLITE_UNAVAILABLE = ("unable to open database", "database is locked")
 
 _TYPE_MESSAGES = {
@@ -84,8 +91,13 @@ def validation_details(errors: Any) -> list[dict[str, Any]]:
         if err.get("type") == "value_error":
             # Our own validators speak Chinese already; pydantic prefixes "Value error, ".
             msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        out.append({"field": ".".join(loc) or None, "type": err.get("type"),
-                    "message": msg or _FALLBACK_MESSAGE})
+        out.append(
+            {
+                "field": ".".join(loc) or None,
+                "type": err.get("type"),
+                "message": msg or _FALLBACK_MESSAGE,
+            }
+        )
     return out
 
 
@@ -99,10 +111,12 @@ def validation_message(details: list[dict[str, Any]]) -> str:
     return f"{field}{first['message']}{more}"
 
 
-def error_response(status: int, code: str, message: str,
-                   details: list[Any] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "details": details or []}},
-                        status_code=status)
+def error_response(
+    status: int, code: str, message: str, details: list[Any] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details or []}}, status_code=status
+    )
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -123,14 +137,15 @@ def is_database_unavailable(exc: BaseException) -> bool:
         if isinstance(err, PoolTimeout | ConnectionError | socket.gaierror):
             return True
         if isinstance(err, OSError) and (
-                err.errno in _UNREACHABLE_ERRNOS or "connect call failed" in str(err).lower()
-                or str(err).startswith("Multiple exceptions")):
+            err.errno in _UNREACHABLE_ERRNOS
+            or "connect call failed" in str(err).lower()
+            or str(err).startswith("Multiple exceptions")
+        ):
             return True
         sqlstate = str(getattr(err, "sqlstate", "") or "")
         if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
             return True
-        if isinstance(err, sqlite3.OperationalError) and str(err).startswith(
-                _SQLITE_UNAVAILABLE):
+        if isinstance(err, sqlite3.OperationalError) and str(err).startswith(_SQLITE_UNAVAILABLE):
             return True
     return False
 
@@ -144,8 +159,13 @@ def describe_db_error(exc: BaseException) -> str:
     parts: list[str] = []
     for err in _chain(exc):
         parts.append(f"{type(err).__module__}.{type(err).__qualname__}")
-        for attr in ("sqlstate", "sqlite_errorname", "constraint_name", "table_name",
-                     "column_name"):
+        for attr in (
+            "sqlstate",
+            "sqlite_errorname",
+            "constraint_name",
+            "table_name",
+            "column_name",
+        ):
             value = getattr(err, attr, None)
             if value and f"{attr}={value}" not in parts:
                 parts.append(f"{attr}={value}")
@@ -164,10 +184,17 @@ def unavailable_response(request: Request) -> Response:
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     path = request.url.path
     if not path.startswith(("/api/", "/healthz", "/static/")):  # a page or a page's form
-        template = ("console/error.html" if path.startswith(("/console", "/login"))
-                    else "portal/error.html")
-        return error_page(request, template, status_code=503, title="服务暂时不可用",
-                          message=UNAVAILABLE_MESSAGE, headers=headers)
+        template = (
+            "console/error.html" if path.startswith(("/console", "/login")) else "portal/error.html"
+        )
+        return error_page(
+            request,
+            template,
+            status_code=503,
+            title="服务暂时不可用",
+            message=UNAVAILABLE_MESSAGE,
+            headers=headers,
+        )
     response = error_response(503, UNAVAILABLE_CODE, UNAVAILABLE_MESSAGE)
     response.headers.update(headers)
     return response
@@ -184,19 +211,23 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError):
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
-            return error_response(400, "malformed_json", "请求体不是合法的 UTF-8 JSON",
-                                  validation_details(errors))
+            return error_response(
+                400, "malformed_json", "请求体不是合法的 UTF-8 JSON", validation_details(errors)
+            )
         details = validation_details(errors)
         return error_response(422, "invalid_input", validation_message(details), details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         # 400 is FastAPI's "There was an error parsing the body" (bytes that are not UTF-8).
-        codes = {400: ("malformed_request", "请求体无法解析，请使用 UTF-8 编码的 JSON 或表单"),
-                 404: ("not_found", "页面或接口不存在"),
-                 405: ("method_not_allowed", "不支持此请求方法"),
-                 401: ("unauthenticated", "请先登录"), 403: ("forbidden", "无权访问"),
-                 413: ("payload_too_large", "请求体过大")}
+        codes = {
+            400: ("malformed_request", "请求体无法解析，请使用 UTF-8 编码的 JSON 或表单"),
+            404: ("not_found", "页面或接口不存在"),
+            405: ("method_not_allowed", "不支持此请求方法"),
+            401: ("unauthenticated", "请先登录"),
+            403: ("forbidden", "无权访问"),
+            413: ("payload_too_large", "请求体过大"),
+        }
         code, message = codes.get(exc.status_code, ("http_error", "请求无法处理"))
         return error_response(exc.status_code, code, message)
 
@@ -214,13 +245,23 @@ def install(app: FastAPI) -> None:
             # the caller's input that the database cannot hold.
             log.info("data exception: %s", describe_db_error(exc))
             return error_response(422, "invalid_value", "请求中含有无法保存的字符或超出范围的数值")
-        log.error("database error on %s %s: %s\n%s", request.method, request.url.path,
-                  describe_db_error(exc), _stack(exc))
+        log.error(
+            "database error on %s %s: %s\n%s",
+            request.method,
+            request.url.path,
+            describe_db_error(exc),
+            _stack(exc),
+        )
         return error_response(500, "internal_error", "服务器内部错误，请稍后重试")
 
     # Connecting raises the driver's or the socket's own errors, not SQLAlchemy's.
-    for error_class in (DBAPIError, PoolTimeout, OSError, asyncpg.PostgresError,
-                        asyncpg.InterfaceError):
+    for error_class in (
+        DBAPIError,
+        PoolTimeout,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ):
         app.add_exception_handler(error_class, _database)
 
     @app.exception_handler(Exception)

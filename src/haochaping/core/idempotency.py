@@ -31,8 +31,11 @@ def owner_of(actor: Principal) -> str:
 
 def check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise Invalid("Idempotency-Key 须为 1–200 个可打印字符", code="invalid_idempotency_key",
-                      details=[{"field": "Idempotency-Key"}])
+        raise Invalid(
+            "Idempotency-Key 须为 1–200 个可打印字符",
+            code="invalid_idempotency_key",
+            details=[{"field": "Idempotency-Key"}],
+        )
 
 
 async def claim(
@@ -46,24 +49,33 @@ async def claim(
     check_key(key)
     owner = owner_of(actor)
     ins = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    stmt = (ins(IdempotencyRecord)
-            .values(owner=owner, key=key, request_hash=digest, status_code=0, body={})
-            .on_conflict_do_nothing()
-            .returning(IdempotencyRecord.key))
+    stmt = (
+        ins(IdempotencyRecord)
+        .values(owner=owner, key=key, request_hash=digest, status_code=0, body={})
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    )
     if (await db.execute(stmt)).scalar_one_or_none() is not None:
         return None
-    record = (await db.execute(
-        select(IdempotencyRecord).where(IdempotencyRecord.owner == owner,
-                                        IdempotencyRecord.key == key)
-    )).scalar_one()
+    record = (
+        await db.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.owner == owner, IdempotencyRecord.key == key
+            )
+        )
+    ).scalar_one()
     if record.request_hash != digest:
-        raise Invalid("此 Idempotency-Key 已用于另一个不同的请求", code="idempotency_key_reused",
-                      details=[{"field": "Idempotency-Key"}])
+        raise Invalid(
+            "此 Idempotency-Key 已用于另一个不同的请求",
+            code="idempotency_key_reused",
+            details=[{"field": "Idempotency-Key"}],
+        )
     return record.status_code, record.body
 
 
-async def store(*, db: AsyncSession, actor: Principal, key: str, status_code: int,
-                body: dict[str, Any]) -> None:
+async def store(
+    *, db: AsyncSession, actor: Principal, key: str, status_code: int, body: dict[str, Any]
+) -> None:
     """Record the answer under a claimed key, in the same transaction as the work."""
     await db.execute(
         update(IdempotencyRecord)

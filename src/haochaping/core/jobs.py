@@ -17,8 +17,9 @@ from haochaping.core.timeutil import utcnow
 
 async def _ensure(db: AsyncSession, name: str, now: datetime) -> None:
     ins = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-    await db.execute(ins(JobState).values(name=name, value=0, updated_at=now)
-                     .on_conflict_do_nothing())
+    await db.execute(
+        ins(JobState).values(name=name, value=0, updated_at=now).on_conflict_do_nothing()
+    )
 
 
 async def watermark(db: AsyncSession, name: str, *, lock: bool = False) -> int:
@@ -31,8 +32,7 @@ async def watermark(db: AsyncSession, name: str, *, lock: bool = False) -> int:
     return (await db.execute(stmt)).scalar_one()
 
 
-async def advance(db: AsyncSession, name: str, value: int, *,
-                  expected: int | None = None) -> None:
+async def advance(db: AsyncSession, name: str, value: int, *, expected: int | None = None) -> None:
     """Move a job's watermark to `value` (only from `expected`, when given)."""
     stmt = update(JobState).where(JobState.name == name)
     if expected is not None:
@@ -44,8 +44,10 @@ async def claim_slot(db: AsyncSession, name: str, *, now: datetime, interval: in
     """Take this interval's run of a job (a conditional UPDATE: one process wins)."""
     await _ensure(db, name, now)
     epoch = int(now.timestamp())
-    won = await db.execute(update(JobState)
-                           .where(JobState.name == name, JobState.value <= epoch - interval)
-                           .values(value=epoch, updated_at=now)
-                           .execution_options(synchronize_session=False))
+    won = await db.execute(
+        update(JobState)
+        .where(JobState.name == name, JobState.value <= epoch - interval)
+        .values(value=epoch, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return rows_changed(won) == 1

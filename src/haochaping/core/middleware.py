@@ -8,17 +8,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def _too_large_body(limit: int) -> bytes:
-    return json.dumps({"error": {"code": "payload_too_large",
-                                 "message": f"请求体过大（上限 {limit // 1024} KB）",
-                                 "details": [{"limit_bytes": limit}]}},
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": f"请求体过大（上限 {limit // 1024} KB）",
+                "details": [{"limit_bytes": limit}],
+            }
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 class BodySizeLimit:
     """Refuses request bodies over a limit with 413, before they are read into memory."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int | None = None,
-                 upload_suffix: str = "/attachments") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        upload_bytes: int | None = None,
+        upload_suffix: str = "/attachments",
+    ) -> None:
         self.app = app
         self.default_max = max_bytes
         # File uploads (attachments) may be larger than JSON bodies; their routes check again.
@@ -29,8 +40,11 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (self.upload_max if scope.get("path", "").endswith(self.upload_suffix)
-                 else self.default_max)
+        limit = (
+            self.upload_max
+            if scope.get("path", "").endswith(self.upload_suffix)
+            else self.default_max
+        )
         await self._limited(scope, receive, send, limit)
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -73,7 +87,14 @@ class BodySizeLimit:
     @staticmethod
     async def _refuse(send: Send, limit: int) -> None:
         body = _too_large_body(limit)
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

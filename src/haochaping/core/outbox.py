@@ -117,9 +117,24 @@ async def enqueue(
     not_before: datetime | None = None,
 ) -> bool:
     """Add a message in the caller's transaction (never commits); False if `dedupe_key` exists."""
-    return await enqueue_many(db, [Message(
-        kind=kind, channel=channel, recipient=recipient, subject=subject, body=body,
-        payload=payload, dedupe_key=dedupe_key, not_before=not_before)]) == 1
+    return (
+        await enqueue_many(
+            db,
+            [
+                Message(
+                    kind=kind,
+                    channel=channel,
+                    recipient=recipient,
+                    subject=subject,
+                    body=body,
+                    payload=payload,
+                    dedupe_key=dedupe_key,
+                    not_before=not_before,
+                )
+            ],
+        )
+        == 1
+    )
 
 
 @dataclass(frozen=True)
@@ -148,11 +163,19 @@ class Message:
         if key is not None and len(key) > DEDUPE_KEY_MAX:
             digest = hashlib.sha256(key.encode()).hexdigest()
             key = f"{key[: DEDUPE_KEY_MAX - len(digest) - 1]}#{digest}"
-        return {"kind": str(self.kind), "channel": str(self.channel),
-                "recipient": self.recipient, "subject": subject, "body": self.body,
-                "payload": self.payload or {}, "dedupe_key": key,
-                "status": S.PENDING.value, "attempts": 0,
-                "next_attempt_at": self.not_before or now, "created_at": now}
+        return {
+            "kind": str(self.kind),
+            "channel": str(self.channel),
+            "recipient": self.recipient,
+            "subject": subject,
+            "body": self.body,
+            "payload": self.payload or {},
+            "dedupe_key": key,
+            "status": S.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": self.not_before or now,
+            "created_at": now,
+        }
 
 
 async def enqueue_many(db: AsyncSession, messages: Sequence[Message]) -> int:
@@ -401,8 +424,9 @@ async def status_counts(db: AsyncSession) -> dict[str, int]:
     return counts
 
 
-async def retry_message(db: AsyncSession, *, message_id: int, actor: str,
-                        actor_role: str | None) -> OutboxMessage:
+async def retry_message(
+    db: AsyncSession, *, message_id: int, actor: str, actor_role: str | None
+) -> OutboxMessage:
     """Requeue a dead or failed message for delivery now, with a fresh set of attempts."""
     message = await db.get(M, message_id, with_for_update=True)
     if message is None:
@@ -412,9 +436,15 @@ async def retry_message(db: AsyncSession, *, message_id: int, actor: str,
     message.status = S.PENDING.value
     message.attempts = 0
     message.next_attempt_at = utcnow()
-    audit.record(db, actor=actor, actor_role=actor_role, action="retry_message",
-                 target_type="outbox_message", target_id=message.id,
-                 detail={"kind": message.kind, "channel": message.channel})
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=actor_role,
+        action="retry_message",
+        target_type="outbox_message",
+        target_id=message.id,
+        detail={"kind": message.kind, "channel": message.channel},
+    )
     await db.flush()
     return message
 

@@ -11,9 +11,17 @@ from sqlalchemy.orm import InstrumentedAttribute
 from haochaping.core.schemas import decode_cursor, decode_int_cursor, encode_cursor
 
 
-async def page(db: AsyncSession, stmt: Select, *, key: InstrumentedAttribute[Any],
-               cursor: str | None, limit: int, descending: bool = False,
-               text_key: bool = False, scalars: bool = False) -> tuple[list[Any], str | None]:
+async def page(
+    db: AsyncSession,
+    stmt: Select,
+    *,
+    key: InstrumentedAttribute[Any],
+    cursor: str | None,
+    limit: int,
+    descending: bool = False,
+    text_key: bool = False,
+    scalars: bool = False,
+) -> tuple[list[Any], str | None]:
     """Up to `limit` rows of `stmt` after the cursor, ordered by the unique column `key`
     (ascending, or newest first when `descending`), and the next page's cursor (None on the
     last page). Rows are result rows whose first entity carries `key`, or that entity itself

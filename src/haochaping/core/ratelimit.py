@@ -214,8 +214,11 @@ async def enforce(request: Request, limit: Limit, key: str | None = None) -> Non
     counter: Counter = request.app.state.rate_counter
     count = await counter.incr(f"{limit.name}:{key or client_ip(request)}", limit.window)
     if count > limit.hits:
-        raise RateLimited(f"请求过于频繁，请 {limit.window} 秒后再试", code="rate_limited",
-                          details=[{"limit": limit.hits, "window_seconds": limit.window}])
+        raise RateLimited(
+            f"请求过于频繁，请 {limit.window} 秒后再试",
+            code="rate_limited",
+            details=[{"limit": limit.hits, "window_seconds": limit.window}],
+        )
 
 
 class RouteLimit:
@@ -243,20 +246,30 @@ class LoginGuard:
     `account_ceiling` in a lock-out window slow its sign-ins to one per `throttle_seconds`
     (a distributed guess is slowed, the account is never locked)."""
 
-    def __init__(self, counter: Counter, *, max_failures: int, lockout_seconds: int,
-                 lockout_max_seconds: int = 24 * 3600, account_ceiling: int = 50,
-                 throttle_seconds: int = 3) -> None:
+    def __init__(
+        self,
+        counter: Counter,
+        *,
+        max_failures: int,
+        lockout_seconds: int,
+        lockout_max_seconds: int = 24 * 3600,
+        account_ceiling: int = 50,
+        throttle_seconds: int = 3,
+    ) -> None:
         self.counter, self.max_failures, self.window = counter, max_failures, lockout_seconds
         self.max_lock = max(lockout_max_seconds, lockout_seconds)
         self.account_ceiling, self.throttle = account_ceiling, throttle_seconds
 
     @classmethod
     def from_settings(cls, counter: Counter, settings: Settings) -> LoginGuard:
-        return cls(counter, max_failures=settings.login_max_failures,
-                   lockout_seconds=settings.login_lockout_seconds,
-                   lockout_max_seconds=settings.login_lockout_max_seconds,
-                   account_ceiling=settings.login_account_ceiling,
-                   throttle_seconds=settings.login_throttle_seconds)
+        return cls(
+            counter,
+            max_failures=settings.login_max_failures,
+            lockout_seconds=settings.login_lockout_seconds,
+            lockout_max_seconds=settings.login_lockout_max_seconds,
+            account_ceiling=settings.login_account_ceiling,
+            throttle_seconds=settings.login_throttle_seconds,
+        )
 
     @staticmethod
     def _keys(username: str, ip: str) -> tuple[str, str]:
@@ -273,14 +286,21 @@ class LoginGuard:
         left = await self.counter.held_for(self._keys(username, ip)[1])
         if left > 0:
             minutes = max(1, math.ceil(left / 60))
-            raise RateLimited(f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试",
-                              code="login_locked", details=[{"retry_after_seconds": left}])
-        if await self.counter.get(f"login-account:{username}", self.window) \
-                >= self.account_ceiling and not await self.counter.hold(
-                    f"login-gate:{username}", self.throttle, only_if_free=True):
-            raise RateLimited(f"该账号近期登录失败过多，请 {self.throttle} 秒后再试",
-                              code="login_throttled",
-                              details=[{"retry_after_seconds": self.throttle}])
+            raise RateLimited(
+                f"登录失败次数过多，已暂时锁定，请 {minutes} 分钟后再试",
+                code="login_locked",
+                details=[{"retry_after_seconds": left}],
+            )
+        if await self.counter.get(
+            f"login-account:{username}", self.window
+        ) >= self.account_ceiling and not await self.counter.hold(
+            f"login-gate:{username}", self.throttle, only_if_free=True
+        ):
+            raise RateLimited(
+                f"该账号近期登录失败过多，请 {self.throttle} 秒后再试",
+                code="login_throttled",
+                details=[{"retry_after_seconds": self.throttle}],
+            )
 
     async def failed(self, username: str, ip: str) -> None:
         """Count a failure; lock the IP out of the account once there are enough."""

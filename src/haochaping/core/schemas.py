@@ -25,8 +25,10 @@ from haochaping.core.errors import Malformed
 T = TypeVar("T")
 
 Code = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
-                           pattern=r"^[0-9A-Za-z][0-9A-Za-z_.\-]*$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=50, pattern=r"^[0-9A-Za-z][0-9A-Za-z_.\-]*$"
+    ),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -115,8 +117,9 @@ def decode_cursor(cursor: str | None) -> str | None:
             raise ValueError(kind)
         return value
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Malformed("分页游标无效", code="invalid_cursor",
-                        details=[{"field": "cursor"}]) from exc
+        raise Malformed(
+            "分页游标无效", code="invalid_cursor", details=[{"field": "cursor"}]
+        ) from exc
 
 
 def decode_int_cursor(cursor: str | None) -> int | None:

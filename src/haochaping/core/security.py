@@ -21,6 +21,7 @@ def use_fast_hashing_for_tests() -> None:
     _hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
+
 API_KEY_PREFIX = "hcp_"
 
 
@@ -62,6 +63,7 @@ def load_signed(secret: str, salt: str, token: str, max_age: int | None) -> dict
 
 
 # --- masking of personal data ---------------------------------------------------------
+
 
 def mask_name(name: str | None) -> str | None:
     """张三 → 张*, 欧阳娜娜 → 欧**娜; keeps enough for a person to recognise a record."""

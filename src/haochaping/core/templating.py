@@ -38,10 +38,12 @@ SECURITY_HEADERS = {
 }
 
 _env = Environment(
-    loader=PrefixLoader({
-        "console": FileSystemLoader(PACKAGE / "console" / "templates"),
-        "portal": FileSystemLoader(PACKAGE / "portal" / "templates"),
-    }),
+    loader=PrefixLoader(
+        {
+            "console": FileSystemLoader(PACKAGE / "console" / "templates"),
+            "portal": FileSystemLoader(PACKAGE / "portal" / "templates"),
+        }
+    ),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -109,8 +111,14 @@ async def verify_csrf(request: Request) -> None:
         raise CsrfFailed()
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, *,
-           status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """A page rendered with the context every layout needs and the security headers."""
     ctx = {"font": font_size(request), "here": here(request), **(context or {})}
     response = templates.TemplateResponse(request, name, ctx, status_code=status_code)
@@ -121,17 +129,35 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
-def error_page(request: Request, template: str, *, status_code: int, title: str,
-               message: str, headers: dict[str, str] | None = None) -> Response:
+def error_page(
+    request: Request,
+    template: str,
+    *,
+    status_code: int,
+    title: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """An error answered as a page in Chinese."""
-    return render(request, template, {"title": title, "message": message,
-                                      "status_code": status_code}, status_code=status_code,
-                  headers=headers)
+    return render(
+        request,
+        template,
+        {"title": title, "message": message, "status_code": status_code},
+        status_code=status_code,
+        headers=headers,
+    )
 
 
-ERROR_TITLES = {400: "请求有误", 401: "请先登录", 403: "无权访问", 404: "页面不存在",
-                409: "操作冲突", 410: "链接已失效", 422: "填写内容有误",
-                429: "请求过于频繁，请稍后再试"}
+ERROR_TITLES = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "无权访问",
+    404: "页面不存在",
+    409: "操作冲突",
+    410: "链接已失效",
+    422: "填写内容有误",
+    429: "请求过于频繁，请稍后再试",
+}
 
 
 def login_redirect(request: Request) -> Response:
@@ -156,13 +182,22 @@ def html_route(error_template: str) -> type[APIRoute]:
                 except LoginRequired:
                     return login_redirect(request)
                 except DomainError as exc:
-                    return error_page(request, error_template, status_code=exc.status_code,
-                                      title=ERROR_TITLES.get(exc.status_code, "出错了"),
-                                      message=exc.message, headers=exc.headers())
+                    return error_page(
+                        request,
+                        error_template,
+                        status_code=exc.status_code,
+                        title=ERROR_TITLES.get(exc.status_code, "出错了"),
+                        message=exc.message,
+                        headers=exc.headers(),
+                    )
                 except RequestValidationError:
-                    return error_page(request, error_template, status_code=422,
-                                      title=ERROR_TITLES[422],
-                                      message="请求参数不符合要求，请检查后重试")
+                    return error_page(
+                        request,
+                        error_template,
+                        status_code=422,
+                        title=ERROR_TITLES[422],
+                        message="请求参数不符合要求，请检查后重试",
+                    )
 
             return answer
 

@@ -63,8 +63,9 @@ def parse_keys(spec: str) -> dict[str, bytes]:
         key_id, _, b64 = part.partition(":")
         raw = base64.b64decode(b64)
         if not re.fullmatch(r"[A-Za-z0-9_]{1,16}", key_id) or len(raw) != 16:
-            raise ValueError(f"data key {key_id!r}: an id of letters/digits and 16 bytes "
-                             "in base64 are required")
+            raise ValueError(
+                f"data key {key_id!r}: an id of letters/digits and 16 bytes in base64 are required"
+            )
         keys[key_id] = raw
     return keys
 
@@ -94,8 +95,9 @@ class DataKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> DataKeys:
         """The keys of a configuration (HAOCHAPING_SECRET_KEY, _DATA_KEYS, _DATA_KEY_ID)."""
-        return cls(secret=settings.secret_key, keys_spec=settings.data_keys,
-                   active=settings.data_key_id)
+        return cls(
+            secret=settings.secret_key, keys_spec=settings.data_keys, active=settings.data_key_id
+        )
 
     def encrypt(self, plaintext: str, *, deterministic: bool = False) -> str:
         """SM4-GCM under the active key.
@@ -117,7 +119,7 @@ class DataKeys:
         """The plaintext of a stored value (values without the prefix predate encryption)."""
         if not stored.startswith(PREFIX):
             return stored
-        key_id, _, blob = stored[len(PREFIX):].partition(":")
+        key_id, _, blob = stored[len(PREFIX) :].partition(":")
         key = self._keys.get(key_id)
         if key is None:
             raise MissingKey(f"data key {key_id!r} is needed to read a stored value")
@@ -134,4 +136,4 @@ def key_id_of(stored: str | None) -> str | None:
     """The key a stored value was encrypted with (None for plaintext or empty)."""
     if not stored or not stored.startswith(PREFIX):
         return None
-    return stored[len(PREFIX):].partition(":")[0]
+    return stored[len(PREFIX) :].partition(":")[0]

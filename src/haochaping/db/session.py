@@ -78,8 +78,9 @@ def attach_keys(engine: AsyncEngine, settings: Settings) -> DataKeys:
 
 def engine_keys(bind: AsyncEngine | AsyncSession) -> DataKeys:
     """The data keys of an engine, or of the engine a session is bound to."""
-    return dialect_keys(bind.get_bind().dialect if isinstance(bind, AsyncSession)
-                        else bind.sync_engine.dialect)
+    return dialect_keys(
+        bind.get_bind().dialect if isinstance(bind, AsyncSession) else bind.sync_engine.dialect
+    )
 
 
 # A connection that went back to the pool less than this long ago is handed out unpinged.

@@ -15,9 +15,38 @@ _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 # GB 11714: the organisation code (组织机构代码) inside a credit code.
 _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
-_MOBILE_PREFIXES = ("130", "131", "132", "133", "135", "136", "137", "138", "139", "150",
-                    "151", "152", "155", "157", "158", "159", "166", "176", "177", "180",
-                    "181", "182", "183", "185", "186", "187", "188", "189", "191", "199")
+_MOBILE_PREFIXES = (
+    "130",
+    "131",
+    "132",
+    "133",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "155",
+    "157",
+    "158",
+    "159",
+    "166",
+    "176",
+    "177",
+    "180",
+    "181",
+    "182",
+    "183",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "199",
+)
 
 
 def id_check_char(first17: str) -> str:
@@ -33,8 +62,9 @@ def id_card_no(region: str, born: date, seq: int) -> str:
 
 def is_valid_id_card_no(value: str) -> bool:
     """True when an 18-character ID number has the right check character."""
-    return (len(value) == 18 and value[:17].isdigit()
-            and id_check_char(value[:17]) == value[17].upper())
+    return (
+        len(value) == 18 and value[:17].isdigit() and id_check_char(value[:17]) == value[17].upper()
+    )
 
 
 def _org_code(body: str) -> str:

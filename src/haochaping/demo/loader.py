@@ -87,13 +87,16 @@ class Summary:
 
     @property
     def good_share(self) -> float:
-        return (self.ratings - self.levels[1] - self.levels[2]) / self.ratings if self.ratings \
-            else 0.0
+        return (
+            (self.ratings - self.levels[1] - self.levels[2]) / self.ratings if self.ratings else 0.0
+        )
 
     def __str__(self) -> str:
         if self.already_loaded:
-            return (f"示范省演示数据已存在（根机构 {self.root_code}），未做任何改动。\n"
-                    "演示账号：admin / admin12345（系统管理员）；API 密钥只在首次加载时显示。")
+            return (
+                f"示范省演示数据已存在（根机构 {self.root_code}），未做任何改动。\n"
+                "演示账号：admin / admin12345（系统管理员）；API 密钥只在首次加载时显示。"
+            )
         r, o = self.regions, self.orgs
         lines = [
             f"示范省演示数据已加载，用时 {self.seconds:.1f} 秒。",
@@ -114,8 +117,10 @@ class Summary:
             pw = u.password if u.created else "（账号已存在，未改动）"
             lines.append(f"  {u.username:<8} {pw:<14} {Role(u.role).label}，{u.org_name}")
         if self.client_key:
-            lines += [f"演示 API 客户端“{self.client_name}”（全部渠道），密钥只显示这一次：",
-                      f"  {self.client_key}"]
+            lines += [
+                f"演示 API 客户端“{self.client_name}”（全部渠道），密钥只显示这一次：",
+                f"  {self.client_key}",
+            ]
         else:
             lines.append(f"演示 API 客户端“{self.client_name}”已存在，未改动。")
         return "\n".join(lines)
@@ -127,8 +132,9 @@ async def demo_present(db: AsyncSession) -> bool:
     return found.first() is not None
 
 
-async def load_into(db: AsyncSession, *, cases: int = 200_000, seed: int = 2026,
-                    now: datetime | None = None) -> Summary:
+async def load_into(
+    db: AsyncSession, *, cases: int = 200_000, seed: int = 2026, now: datetime | None = None
+) -> Summary:
     """Write the demo province into the session's transaction (the caller commits)."""
     started = time.perf_counter()
     if await demo_present(db):
@@ -138,9 +144,13 @@ async def load_into(db: AsyncSession, *, cases: int = 200_000, seed: int = 2026,
     rng = random.Random(seed)
     await tags.seed(db)
 
-    ref = generate.build_reference(rng, now=now, org_id=await _next_id(conn, ORG),
-                                   staff_id=await _next_id(conn, STAFF),
-                                   item_id=await _next_id(conn, ITEM))
+    ref = generate.build_reference(
+        rng,
+        now=now,
+        org_id=await _next_id(conn, ORG),
+        staff_id=await _next_id(conn, STAFF),
+        item_id=await _next_id(conn, ITEM),
+    )
     await _insert(conn, REGION, ref.regions)
     await _insert(conn, ORG, ref.orgs)
     await _insert(conn, STAFF, ref.staff)
@@ -151,18 +161,31 @@ async def load_into(db: AsyncSession, *, cases: int = 200_000, seed: int = 2026,
     summary.regions.update(r["tier"] for r in ref.regions)
     summary.orgs.update(o["kind"] for o in ref.orgs)
     await _accounts(db, ref, summary)
-    client_id = (await db.execute(select(ApiClient.id).where(ApiClient.name == CLIENT_NAME))
-                 ).scalar_one()
+    client_id = (
+        await db.execute(select(ApiClient.id).where(ApiClient.name == CLIENT_NAME))
+    ).scalar_one()
 
     stats = generate.ActivityStats()
     case_base = await _next_id(conn, CASE)
     for case_rows, eval_rows in generate.generate_activity(
-            rng, ref, now=now, cases=cases, case_id=case_base, client_id=client_id,
-            stats=stats, chunk=CHUNK):
+        rng,
+        ref,
+        now=now,
+        cases=cases,
+        case_id=case_base,
+        client_id=client_id,
+        stats=stats,
+        chunk=CHUNK,
+    ):
         await _insert(conn, CASE, case_rows)
         await _insert(conn, EVALUATION, eval_rows)
-    await _insert(conn, EVALUATION, generate.generate_free_ratings(
-        rng, ref, now=now, cases=cases, client_id=client_id, stats=stats))
+    await _insert(
+        conn,
+        EVALUATION,
+        generate.generate_free_ratings(
+            rng, ref, now=now, cases=cases, client_id=client_id, stats=stats
+        ),
+    )
     await _sync_sequences(conn, (CASE,))
 
     summary.cases, summary.channels, summary.levels = stats.cases, stats.channels, stats.levels
@@ -172,25 +195,31 @@ async def load_into(db: AsyncSession, *, cases: int = 200_000, seed: int = 2026,
 
 async def load(settings: Settings, *, cases: int = 200_000, seed: int = 2026) -> str:
     """Load the demo into the configured database in one transaction; returns the summary."""
-    summary = await _in_own_transaction(
-        settings, lambda db: load_into(db, cases=cases, seed=seed))
+    summary = await _in_own_transaction(settings, lambda db: load_into(db, cases=cases, seed=seed))
     return str(summary)
 
 
-async def load_into_if_empty(db: AsyncSession, *, cases: int = 200_000,
-                             seed: int = 2026) -> Summary | None:
+async def load_into_if_empty(
+    db: AsyncSession, *, cases: int = 200_000, seed: int = 2026
+) -> Summary | None:
     """Load the demo only into a database without any organisation; None otherwise."""
     if (await db.execute(select(Org.id).limit(1))).first() is not None:
         return None
     return await load_into(db, cases=cases, seed=seed)
 
 
-async def load_if_empty(settings: Settings, *, cases: int = 200_000, seed: int = 2026,
-                        echo: Callable[[str], Any] | None = print) -> str | None:
+async def load_if_empty(
+    settings: Settings,
+    *,
+    cases: int = 200_000,
+    seed: int = 2026,
+    echo: Callable[[str], Any] | None = print,
+) -> str | None:
     """For `serve --demo`: load the demo when the database has no orgs at all, print what
     was loaded (the accounts and the key), and return it; None when nothing was done."""
     summary = await _in_own_transaction(
-        settings, lambda db: load_into_if_empty(db, cases=cases, seed=seed))
+        settings, lambda db: load_into_if_empty(db, cases=cases, seed=seed)
+    )
     if summary is None:
         return None
     if echo is not None:
@@ -218,27 +247,38 @@ async def _in_own_transaction(
 async def _accounts(db: AsyncSession, ref: generate.Reference, summary: Summary) -> None:
     """The demo users and the all-channel API client, through the account services."""
     a = ref.accounts
-    orgs = {"root": (generate.ROOT_CODE, generate.ROOT_NAME), "office": (a.office_code,
-            a.office_name), "hall": (a.hall_code, a.hall_name),
-            "window": (a.window_code, a.window_name)}
+    orgs = {
+        "root": (generate.ROOT_CODE, generate.ROOT_NAME),
+        "office": (a.office_code, a.office_name),
+        "hall": (a.hall_code, a.hall_name),
+        "window": (a.window_code, a.window_name),
+    }
     for username, password, role, where in DEMO_USERS:
         org_code, org_name = orgs[where]
         exists = (await db.execute(select(User.id).where(User.username == username))).first()
         if not exists:
             display = a.staff_name if role == Role.STAFF else org_name
-            await account_service.create_user(db=db, username=username, password=password,
-                                              role=role.value, org_code=org_code,
-                                              display_name=display)
+            await account_service.create_user(
+                db=db,
+                username=username,
+                password=password,
+                role=role.value,
+                org_code=org_code,
+                display_name=display,
+            )
         summary.users.append(DemoUser(username, password, role.value, org_name, not exists))
     if not (await db.execute(select(ApiClient.id).where(ApiClient.name == CLIENT_NAME))).first():
         _, summary.client_key = await account_service.create_client(
-            db=db, name=CLIENT_NAME, org_code=generate.ROOT_CODE, channels=[c.value for c in
-                                                                            Channel])
+            db=db,
+            name=CLIENT_NAME,
+            org_code=generate.ROOT_CODE,
+            channels=[c.value for c in Channel],
+        )
 
 
 async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), CHUNK):
-        await conn.execute(table.insert(), rows[start:start + CHUNK])
+        await conn.execute(table.insert(), rows[start : start + CHUNK])
 
 
 async def _next_id(conn: AsyncConnection, table: Table) -> int:
@@ -256,6 +296,9 @@ async def _sync_sequences(conn: AsyncConnection, tables: tuple[Table, ...]) -> N
     if conn.dialect.name != "postgresql":
         return
     for table in tables:
-        await conn.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-            f"(SELECT max(id) FROM {table.name}))"))
+        await conn.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"(SELECT max(id) FROM {table.name}))"
+            )
+        )

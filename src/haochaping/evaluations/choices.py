@@ -20,8 +20,15 @@ class Channel(ChoiceSet):
 
 
 CASE_BOUND_CHANNELS = frozenset(
-    {Channel.PC, Channel.MOBILE, Channel.QRCODE, Channel.PAD, Channel.TERMINAL, Channel.PHONE,
-     Channel.SMS}
+    {
+        Channel.PC,
+        Channel.MOBILE,
+        Channel.QRCODE,
+        Channel.PAD,
+        Channel.TERMINAL,
+        Channel.PHONE,
+        Channel.SMS,
+    }
 )
 FREE_CHANNELS = frozenset({Channel.REVIEW, Channel.INSPECTION})
 
@@ -29,8 +36,13 @@ CHANNEL_LABELS = Channel.labels()
 
 # Exchange-data platform code (`pf`) per channel: the national default mapping.
 CHANNEL_PF = {
-    Channel.PC: 1, Channel.MOBILE: 2, Channel.QRCODE: 3, Channel.PAD: 4,
-    Channel.TERMINAL: 5, Channel.PHONE: 6, Channel.SMS: 7,
+    Channel.PC: 1,
+    Channel.MOBILE: 2,
+    Channel.QRCODE: 3,
+    Channel.PAD: 4,
+    Channel.TERMINAL: 5,
+    Channel.PHONE: 6,
+    Channel.SMS: 7,
 }
 
 LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
@@ -50,8 +62,11 @@ class Reached(StrEnum):
 
 # `whole` needs acceptance only: DOMAIN.md rates a case "from acceptance until N days after
 # completion", and intake has always taken it so; a region may ask for completion instead.
-STAGE_REACHED = {"whole": Reached.ACCEPTED, "accept": Reached.ACCEPTED,
-                 "complete": Reached.COMPLETED}
+STAGE_REACHED = {
+    "whole": Reached.ACCEPTED,
+    "accept": Reached.ACCEPTED,
+    "complete": Reached.COMPLETED,
+}
 
 # Stored channel of a system default rating (默认评价): never accepted from a client.
 DEFAULT_RATING_CHANNEL = "system"

@@ -17,9 +17,16 @@ Window = aliased(Org)
 
 
 def evaluations(
-    *, actor: Principal, case_no: str | None = None, org_code: str | None = None,
-    item_code: str | None = None, level: int | None = None, levels: list[int] | None = None,
-    channel: str | None = None, since: datetime | None = None, until: datetime | None = None,
+    *,
+    actor: Principal,
+    case_no: str | None = None,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    level: int | None = None,
+    levels: list[int] | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Select:
     """Ratings inside the caller's subtree, newest first, with the codes an answer names."""
     stmt = (

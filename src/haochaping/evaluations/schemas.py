@@ -22,8 +22,9 @@ from haochaping.core.schemas import Code, InputModel, ReadModel, Timestamp
 from haochaping.evaluations.choices import STAGE_LABELS, STAGE_REACHED, Channel, Reached
 
 Stage = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_]{1,30}$")]
-ReasonCode = Annotated[str, StringConstraints(strip_whitespace=True,
-                                              pattern=r"^[0-9A-Za-z_]{1,16}$")]
+ReasonCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Za-z_]{1,16}$")
+]
 COMMENT_MAX = 2000
 
 
@@ -44,8 +45,9 @@ class EvaluationCreate(InputModel):
     channel: Channel
     level: Annotated[StrictInt, Field(ge=1, le=5)]
     reasons: Annotated[list[ReasonCode], Field(max_length=20)] = []
-    comment: Annotated[str, StringConstraints(strip_whitespace=True,
-                                              max_length=COMMENT_MAX)] | None = None
+    comment: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX)] | None
+    ) = None
     rater: Rater | None = None
     anonymous: StrictBool = False
     public: StrictBool = True

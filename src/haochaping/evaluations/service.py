@@ -50,7 +50,9 @@ NATIONAL_STAGES: Mapping[str, StageRule] = {"whole": StageRule(code="whole")}
 FREE_STAGES = NATIONAL_STAGES
 # Raters and assessors who sign in may file the two channels not bound to a case.
 USER_CHANNEL_ROLES: dict[str, frozenset[Role]] = {
-    "review": MANAGERS | {Role.ASSESSOR}, "inspection": MANAGERS | {Role.ASSESSOR}}
+    "review": MANAGERS | {Role.ASSESSOR},
+    "inspection": MANAGERS | {Role.ASSESSOR},
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,7 @@ class IntakeRules:
             return self.window_days
         return await self.window_of(db, region_code, self.window_days)
 
-    async def stages_for(self, db: AsyncSession,
-                         region_code: str) -> Mapping[str, StageRule]:
+    async def stages_for(self, db: AsyncSession, region_code: str) -> Mapping[str, StageRule]:
         """The stages a case of this region may be rated at, and how far it must have come."""
         if self.stages_of is None or not region_code:
             return NATIONAL_STAGES
@@ -103,8 +104,7 @@ class Source:
 def source_of(request: Request) -> Source:
     """Where a rating comes from, read off the HTTP request (the API's and the portal's)."""
     client = request.client
-    return Source(ip=client.host if client else None,
-                  user_agent=request.headers.get("user-agent"))
+    return Source(ip=client.host if client else None, user_agent=request.headers.get("user-agent"))
 
 
 @dataclass
@@ -139,7 +139,9 @@ def check_content(*, data: schemas.EvaluationCreate, rules: IntakeRules) -> None
             raise _invalid(
                 f"评价原因“{tag.text}”({code}) 属于“{LEVEL_LABELS[tag.level]}”，"
                 f"与所选等级“{LEVEL_LABELS[data.level]}”不符",
-                "reason_level_mismatch", "reasons", value=code,
+                "reason_level_mismatch",
+                "reasons",
+                value=code,
             )
     if len(set(data.reasons)) != len(data.reasons):
         raise _invalid("评价原因有重复", "duplicate_reason", "reasons")
@@ -151,24 +153,31 @@ def check_channel(*, actor: Principal, channel: str) -> None:
     """A client posts only on its channels; people only on review/inspection by role."""
     if actor.channels is not None:  # API clients and rating links carry their channels
         if channel not in actor.channels:
-            raise Forbidden(f"此 API 密钥无权使用渠道 {channel}", code="channel_out_of_scope",
-                            details=[{"field": "channel", "value": channel}])
+            raise Forbidden(
+                f"此 API 密钥无权使用渠道 {channel}",
+                code="channel_out_of_scope",
+                details=[{"field": "channel", "value": channel}],
+            )
     elif actor.role not in USER_CHANNEL_ROLES.get(channel, ()):
-        raise Forbidden("当前角色无权在此渠道提交评价", code="channel_out_of_scope",
-                        details=[{"field": "channel", "value": channel}])
+        raise Forbidden(
+            "当前角色无权在此渠道提交评价",
+            code="channel_out_of_scope",
+            details=[{"field": "channel", "value": channel}],
+        )
 
 
-async def rules_for_case(*, db: AsyncSession, case: Case,
-                         rules: IntakeRules) -> tuple[int, Mapping[str, StageRule]]:
+async def rules_for_case(
+    *, db: AsyncSession, case: Case, rules: IntakeRules
+) -> tuple[int, Mapping[str, StageRule]]:
     """The rating window and the stage list of a case: its unit's region's policy, or the
     defaults."""
     region = (await db.execute(select(Org.region_code).where(Org.id == case.org_id))).scalar()
-    return (await rules.window_for(db, region or ""),
-            await rules.stages_for(db, region or ""))
+    return (await rules.window_for(db, region or ""), await rules.stages_for(db, region or ""))
 
 
-async def check_link_stage(*, db: AsyncSession, case: Case, stage: str,
-                           rules: IntakeRules) -> StageRule:
+async def check_link_stage(
+    *, db: AsyncSession, case: Case, stage: str, rules: IntakeRules
+) -> StageRule:
     """The rule of a rating link's stage as the region's policy has it now: 422 when the list
     no longer holds it or the case has not reached it (the policy may change after the link
     was made)."""
@@ -183,20 +192,34 @@ def check_stage(*, stage: str, stages: Mapping[str, StageRule]) -> StageRule:
     rule = stages.get(stage)
     if rule is None:
         listed = "、".join(f"{r.label}（{r.code}）" for r in stages.values())
-        raise _invalid(f"评价环节 {stage} 不在本地区可评价的环节之列：{listed}",
-                       "unknown_stage", "stage", value=stage)
+        raise _invalid(
+            f"评价环节 {stage} 不在本地区可评价的环节之列：{listed}",
+            "unknown_stage",
+            "stage",
+            value=stage,
+        )
     return rule
 
 
 def check_stage_reached(*, case: Any, rule: StageRule) -> None:
     """A stage that needs completion cannot be rated while the case is still in progress."""
     if rule.reached is Reached.COMPLETED and case.completed_at is None:
-        raise _invalid(f"办件尚未办结，暂不能评价“{rule.label}”环节",
-                       "stage_not_reached", "stage", value=rule.code)
+        raise _invalid(
+            f"办件尚未办结，暂不能评价“{rule.label}”环节",
+            "stage_not_reached",
+            "stage",
+            value=rule.code,
+        )
 
 
-def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: int,
-                     now: datetime, stages: Mapping[str, StageRule] | None = None) -> None:
+def check_case_rules(
+    *,
+    case: Any,
+    data: schemas.EvaluationCreate,
+    window_days: int,
+    now: datetime,
+    stages: Mapping[str, StageRule] | None = None,
+) -> None:
     """A case may be rated from acceptance until the window after completion closes, at a
     stage of the region's list that it has reached."""
     if case.status == "received" or case.accepted_at is None:
@@ -205,11 +228,17 @@ def check_case_rules(*, case: Any, data: schemas.EvaluationCreate, window_days: 
     check_stage_reached(case=case, rule=rule)
     end = case.completed_at
     if end is not None and now > end + timedelta(days=window_days):
-        raise _invalid(f"已超过评价期限（办结后 {window_days} 天）",
-                       "evaluation_window_closed", "case_no")
+        raise _invalid(
+            f"已超过评价期限（办结后 {window_days} 天）", "evaluation_window_closed", "case_no"
+        )
     r = data.rater
-    if (r is not None and r.cert_no and case.applicant_cert_no and not r.is_agent
-            and r.cert_no.upper() != case.applicant_cert_no.upper()):
+    if (
+        r is not None
+        and r.cert_no
+        and case.applicant_cert_no
+        and not r.is_agent
+        and r.cert_no.upper() != case.applicant_cert_no.upper()
+    ):
         raise _invalid("评价人不是该办件的申请人", "rater_not_applicant", "rater.cert_no")
 
 
@@ -219,12 +248,28 @@ _Window = aliased(Org)
 # per case cost more than the query (docs/benchmarks.md). The applicant's identifiers are
 # decrypted by their column type, as the entity's would be.
 _CASE_TARGET = (
-    select(Case.id, Case.case_no, Case.org_id, Case.item_id, Case.window_id, Case.staff_id,
-           Case.status, Case.accepted_at, Case.completed_at, Case.applicant_type,
-           Case.applicant_name, Case.applicant_cert_type, Case.applicant_cert_no,
-           Case.applicant_phone, Org.code.label("org_code"), Org.path.label("org_path"),
-           Org.region_code, Item.code.label("item_code"), Staff.staff_no,
-           _Window.code.label("window_code"))
+    select(
+        Case.id,
+        Case.case_no,
+        Case.org_id,
+        Case.item_id,
+        Case.window_id,
+        Case.staff_id,
+        Case.status,
+        Case.accepted_at,
+        Case.completed_at,
+        Case.applicant_type,
+        Case.applicant_name,
+        Case.applicant_cert_type,
+        Case.applicant_cert_no,
+        Case.applicant_phone,
+        Org.code.label("org_code"),
+        Org.path.label("org_path"),
+        Org.region_code,
+        Item.code.label("item_code"),
+        Staff.staff_no,
+        _Window.code.label("window_code"),
+    )
     .join(Org, Org.id == Case.org_id)
     .join(Item, Item.id == Case.item_id)
     .outerjoin(Staff, Staff.id == Case.staff_id)
@@ -239,13 +284,24 @@ _CASES_BY_NO = _CASE_TARGET.where(Case.case_no.in_(bindparam("case_nos", expandi
 
 def _target_from_case(case: Any) -> Target:
     return Target(
-        case_id=case.id, case_no=case.case_no, org_id=case.org_id, org_code=case.org_code,
-        region_code=case.region_code, item_id=case.item_id, item_code=case.item_code,
-        window_id=case.window_id, window_code=case.window_code, staff_id=case.staff_id,
+        case_id=case.id,
+        case_no=case.case_no,
+        org_id=case.org_id,
+        org_code=case.org_code,
+        region_code=case.region_code,
+        item_id=case.item_id,
+        item_code=case.item_code,
+        window_id=case.window_id,
+        window_code=case.window_code,
+        staff_id=case.staff_id,
         staff_no=case.staff_no,
-        applicant={"rater_type": case.applicant_type, "rater_name": case.applicant_name,
-                   "rater_cert_type": case.applicant_cert_type,
-                   "rater_cert_no": case.applicant_cert_no, "rater_phone": case.applicant_phone},
+        applicant={
+            "rater_type": case.applicant_type,
+            "rater_name": case.applicant_name,
+            "rater_cert_type": case.applicant_cert_type,
+            "rater_cert_no": case.applicant_cert_no,
+            "rater_phone": case.applicant_phone,
+        },
     )
 
 
@@ -266,33 +322,51 @@ async def resolve_free_target(
 ) -> Target:
     """The org and/or item that a general comment or supervisory rating is about."""
     if data.case_no:
-        raise _invalid("综合点评与监督查评不绑定办件，请填写 org_code 或 item_code",
-                       "case_not_allowed", "case_no")
+        raise _invalid(
+            "综合点评与监督查评不绑定办件，请填写 org_code 或 item_code",
+            "case_not_allowed",
+            "case_no",
+        )
     if not data.org_code and not data.item_code:
-        raise _invalid("须填写被评价的机构 org_code 或事项 item_code", "target_required",
-                       "org_code")
+        raise _invalid(
+            "须填写被评价的机构 org_code 或事项 item_code", "target_required", "org_code"
+        )
     item = None
     if data.item_code:
-        item = (await db.execute(select(Item).where(Item.code == data.item_code))
-                ).scalar_one_or_none()
+        item = (
+            await db.execute(select(Item).where(Item.code == data.item_code))
+        ).scalar_one_or_none()
         if item is None:
-            raise NotFound(f"事项 {data.item_code} 不存在", code="item_not_found",
-                           details=[{"field": "item_code", "value": data.item_code}])
+            raise NotFound(
+                f"事项 {data.item_code} 不存在",
+                code="item_not_found",
+                details=[{"field": "item_code", "value": data.item_code}],
+            )
     if data.org_code:
         org = (await db.execute(select(Org).where(Org.code == data.org_code))).scalar_one_or_none()
         if org is None:
-            raise NotFound(f"机构 {data.org_code} 不存在", code="org_not_found",
-                           details=[{"field": "org_code", "value": data.org_code}])
+            raise NotFound(
+                f"机构 {data.org_code} 不存在",
+                code="org_not_found",
+                details=[{"field": "org_code", "value": data.org_code}],
+            )
         if item is not None and item.org_id != org.id:
             raise _invalid("事项不属于所填机构", "item_org_mismatch", "item_code")
     else:
-        org = await db.get(Org, item.org_id)  # type: ignore[union-attr]
-    actor.require(org.path)  # type: ignore[union-attr]
-    window = org if org.kind == "window" else None  # type: ignore[union-attr]
-    return Target(org_id=org.id, org_code=org.code, region_code=org.region_code,  # type: ignore[union-attr]
-                  item_id=item.id if item else None, item_code=item.code if item else None,
-                  window_id=window.id if window else None,
-                  window_code=window.code if window else None)
+        assert item is not None  # a rating names an org or an item (schema-checked)
+        org = await db.get(Org, item.org_id)
+    assert org is not None  # an item's org (foreign key)
+    actor.require(org.path)
+    window = org if org.kind == "window" else None
+    return Target(
+        org_id=org.id,
+        org_code=org.code,
+        region_code=org.region_code,
+        item_id=item.id if item else None,
+        item_code=item.code if item else None,
+        window_id=window.id if window else None,
+        window_code=window.code if window else None,
+    )
 
 
 def comment_columns(comment: str | None) -> dict[str, str | None]:
@@ -302,17 +376,31 @@ def comment_columns(comment: str | None) -> dict[str, str | None]:
     return {"comment": masked, "comment_original": original}
 
 
-def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principal,
-              rules: IntakeRules, source: Source, now: datetime) -> dict[str, Any]:
+def build_row(
+    *,
+    data: schemas.EvaluationCreate,
+    target: Target,
+    actor: Principal,
+    rules: IntakeRules,
+    source: Source,
+    now: datetime,
+) -> dict[str, Any]:
     """The column values of a new evaluation row."""
     r = data.rater
     # Every rater column, even when nobody is named (a general comment without a rater).
-    rater: dict[str, Any] = dict.fromkeys(("rater_type", "rater_name", "rater_cert_type",
-                                           "rater_cert_no", "rater_phone"))
+    rater: dict[str, Any] = dict.fromkeys(
+        ("rater_type", "rater_name", "rater_cert_type", "rater_cert_no", "rater_phone")
+    )
     rater.update(
-        {"rater_type": r.type.value, "rater_name": r.name, "rater_cert_type": r.cert_type,
-         "rater_cert_no": r.cert_no, "rater_phone": r.phone}
-        if r is not None else target.applicant
+        {
+            "rater_type": r.type.value,
+            "rater_name": r.name,
+            "rater_cert_type": r.cert_type,
+            "rater_cert_no": r.cert_no,
+            "rater_phone": r.phone,
+        }
+        if r is not None
+        else target.applicant
     )
     if not rater.get("rater_type"):
         rater["rater_type"] = "person"
@@ -321,16 +409,27 @@ def build_row(*, data: schemas.EvaluationCreate, target: Target, actor: Principa
     rater["rater_cert_hash"] = rules.keys.identity_hash(rater["rater_cert_no"])
     rater["rater_phone_hash"] = rules.keys.identity_hash(rater["rater_phone"])
     return {
-        "case_id": target.case_id, "stage": data.stage, "eval_count": 1,
-        "channel": data.channel.value, "level": data.level, "reasons": list(data.reasons),
-        **comment_columns(data.comment), "tagset_version": rules.tagset_version,
-        "org_id": target.org_id, "item_id": target.item_id, "window_id": target.window_id,
-        "staff_id": target.staff_id, "region_code": target.region_code, **rater,
-        "anonymous": data.anonymous, "is_public": data.public,
+        "case_id": target.case_id,
+        "stage": data.stage,
+        "eval_count": 1,
+        "channel": data.channel.value,
+        "level": data.level,
+        "reasons": list(data.reasons),
+        **comment_columns(data.comment),
+        "tagset_version": rules.tagset_version,
+        "org_id": target.org_id,
+        "item_id": target.item_id,
+        "window_id": target.window_id,
+        "staff_id": target.staff_id,
+        "region_code": target.region_code,
+        **rater,
+        "anonymous": data.anonymous,
+        "is_public": data.public,
         "client_id": actor.id if actor.kind == "client" else source.client_id,
         "user_id": actor.id if actor.kind == "user" else None,
         "invitation_id": source.invitation_id,
-        "source_ip": source.ip, "user_agent": (source.user_agent or "")[:300] or None,
+        "source_ip": source.ip,
+        "user_agent": (source.user_agent or "")[:300] or None,
         "device_id": data.device_id,
         "evaluated_at": min(data.evaluated_at, now) if data.evaluated_at else now,
         "received_at": now,
@@ -341,20 +440,35 @@ def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> di
     """The answer for a stored rating: personal data masked, anonymous raters hidden."""
     rater = None
     if not row["anonymous"]:
-        rater = {"type": row["rater_type"], "name": mask_name(row["rater_name"]),
-                 "cert_no": mask_cert_no(row["rater_cert_no"]),
-                 "phone": mask_phone(row["rater_phone"])}
+        rater = {
+            "type": row["rater_type"],
+            "name": mask_name(row["rater_name"]),
+            "cert_no": mask_cert_no(row["rater_cert_no"]),
+            "phone": mask_phone(row["rater_phone"]),
+        }
     return {
-        "id": row["id"], "case_no": target.case_no, "stage": row["stage"],
-        "eval_count": row["eval_count"], "channel": row["channel"], "level": row["level"],
-        "level_label": LEVEL_LABELS[row["level"]], "is_bad": rules.is_bad(row["level"]),
+        "id": row["id"],
+        "case_no": target.case_no,
+        "stage": row["stage"],
+        "eval_count": row["eval_count"],
+        "channel": row["channel"],
+        "level": row["level"],
+        "level_label": LEVEL_LABELS[row["level"]],
+        "is_bad": rules.is_bad(row["level"]),
         # Stored masked since intake does it; masked again for ratings stored before that.
-        "reasons": row["reasons"], "comment": mask_text(row["comment"]),
-        "tagset_version": row["tagset_version"], "org_code": target.org_code,
-        "item_code": target.item_code, "window_code": target.window_code,
-        "staff_no": target.staff_no, "region_code": target.region_code, "rater": rater,
-        "anonymous": row["anonymous"], "public": row["is_public"],
-        "evaluated_at": row["evaluated_at"], "received_at": row["received_at"],
+        "reasons": row["reasons"],
+        "comment": mask_text(row["comment"]),
+        "tagset_version": row["tagset_version"],
+        "org_code": target.org_code,
+        "item_code": target.item_code,
+        "window_code": target.window_code,
+        "staff_no": target.staff_no,
+        "region_code": target.region_code,
+        "rater": rater,
+        "anonymous": row["anonymous"],
+        "public": row["is_public"],
+        "evaluated_at": row["evaluated_at"],
+        "received_at": row["received_at"],
     }
 
 
@@ -366,12 +480,16 @@ def _insert(db: AsyncSession):
 # Built once and executed with the row as parameters, so SQLAlchemy compiles each only once;
 # `.values(row)` made a new statement per call (a cache key over every value) and, for a
 # batch, a fresh compile of a 400-row VALUES list (docs/benchmarks.md: ~4x batch throughput).
-_INSERT_FREE = {d: ins(EVALUATION).returning(EVALUATION.c.id)
-                for d, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
-_INSERT_BOUND = {d: ins(EVALUATION)
-                 .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
-                 .returning(EVALUATION.c.id, EVALUATION.c.case_id, EVALUATION.c.stage)
-                 for d, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_INSERT_FREE = {
+    d: ins(EVALUATION).returning(EVALUATION.c.id)
+    for d, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_INSERT_BOUND = {
+    d: ins(EVALUATION)
+    .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
+    .returning(EVALUATION.c.id, EVALUATION.c.case_id, EVALUATION.c.stage)
+    for d, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 def _prepared(db: AsyncSession, statements: dict[str, Any]) -> Any:
@@ -380,15 +498,21 @@ def _prepared(db: AsyncSession, statements: dict[str, Any]) -> Any:
 
 
 async def _existing_id(db: AsyncSession, case_id: int, stage: str, count: int) -> int | None:
-    return (await db.execute(
-        select(Evaluation.id).where(Evaluation.case_id == case_id, Evaluation.stage == stage,
-                                    Evaluation.eval_count == count)
-    )).scalar_one_or_none()
+    return (
+        await db.execute(
+            select(Evaluation.id).where(
+                Evaluation.case_id == case_id,
+                Evaluation.stage == stage,
+                Evaluation.eval_count == count,
+            )
+        )
+    ).scalar_one_or_none()
 
 
 def duplicate_error(existing_id: int | None) -> Conflict:
-    return Conflict("该办件在此环节已评价", code="duplicate_evaluation",
-                    details=[{"id": existing_id}])
+    return Conflict(
+        "该办件在此环节已评价", code="duplicate_evaluation", details=[{"id": existing_id}]
+    )
 
 
 async def insert_one(db: AsyncSession, row: dict[str, Any]) -> int:
@@ -397,13 +521,20 @@ async def insert_one(db: AsyncSession, row: dict[str, Any]) -> int:
     new_id = (await db.execute(stmt, row)).scalar()
     if new_id is None:
         raise duplicate_error(
-            await _existing_id(db, row["case_id"], row["stage"], row["eval_count"]))
+            await _existing_id(db, row["case_id"], row["stage"], row["eval_count"])
+        )
     return new_id
 
 
 async def submit(
-    *, db: AsyncSession, actor: Principal, data: schemas.EvaluationCreate, rules: IntakeRules,
-    source: Source, target: Target | None = None, case: Any = None,
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    data: schemas.EvaluationCreate,
+    rules: IntakeRules,
+    source: Source,
+    target: Target | None = None,
+    case: Any = None,
 ) -> dict[str, Any]:
     """Validate and store one rating; returns its answer body (the caller commits)."""
     now = utcnow()
@@ -413,18 +544,26 @@ async def submit(
         if not data.case_no:
             raise _invalid("此渠道的评价须填写办件编号 case_no", "case_no_required", "case_no")
         if data.org_code or data.item_code:
-            raise _invalid("绑定办件的评价不再填写 org_code / item_code", "target_conflict",
-                           "org_code")
+            raise _invalid(
+                "绑定办件的评价不再填写 org_code / item_code", "target_conflict", "org_code"
+            )
         if target is None or case is None:
             found = await resolve_case_targets(db=db, case_nos={data.case_no})
             if data.case_no not in found:
-                raise NotFound(f"办件 {data.case_no} 不存在", code="case_not_found",
-                               details=[{"field": "case_no", "value": data.case_no}])
+                raise NotFound(
+                    f"办件 {data.case_no} 不存在",
+                    code="case_not_found",
+                    details=[{"field": "case_no", "value": data.case_no}],
+                )
             case, path, target = found[data.case_no]
             actor.require(path)
-        check_case_rules(case=case, data=data, now=now,
-                         window_days=await rules.window_for(db, target.region_code),
-                         stages=await rules.stages_for(db, target.region_code))
+        check_case_rules(
+            case=case,
+            data=data,
+            now=now,
+            window_days=await rules.window_for(db, target.region_code),
+            stages=await rules.stages_for(db, target.region_code),
+        )
     else:
         check_stage(stage=data.stage, stages=FREE_STAGES)
         target = await resolve_free_target(db=db, actor=actor, data=data)
@@ -436,7 +575,12 @@ async def submit(
 
 
 async def submit_batch(
-    *, db: AsyncSession, actor: Principal, items: list[Any], rules: IntakeRules, source: Source,
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    items: list[Any],
+    rules: IntakeRules,
+    source: Source,
     echo: bool = True,
 ) -> list[dict[str, Any]]:
     """Store many independent ratings at once; one result per item, in order (each stored
@@ -461,22 +605,32 @@ async def submit_batch(
             check_content(data=data, rules=rules)
             if data.channel in CASE_BOUND_CHANNELS:
                 if not data.case_no:
-                    raise _invalid("此渠道的评价须填写办件编号 case_no", "case_no_required",
-                                   "case_no")
+                    raise _invalid(
+                        "此渠道的评价须填写办件编号 case_no", "case_no_required", "case_no"
+                    )
                 if data.org_code or data.item_code:
-                    raise _invalid("绑定办件的评价不再填写 org_code / item_code",
-                                   "target_conflict", "org_code")
+                    raise _invalid(
+                        "绑定办件的评价不再填写 org_code / item_code", "target_conflict", "org_code"
+                    )
                 if data.case_no not in found:
-                    raise NotFound(f"办件 {data.case_no} 不存在", code="case_not_found",
-                                   details=[{"field": "case_no", "value": data.case_no}])
+                    raise NotFound(
+                        f"办件 {data.case_no} 不存在",
+                        code="case_not_found",
+                        details=[{"field": "case_no", "value": data.case_no}],
+                    )
                 case, path, target = found[data.case_no]
                 actor.require(path)
                 region = target.region_code
                 if region not in windows:
                     windows[region] = await rules.window_for(db, region)
                     stage_lists[region] = await rules.stages_for(db, region)
-                check_case_rules(case=case, data=data, now=now, window_days=windows[region],
-                                 stages=stage_lists[region])
+                check_case_rules(
+                    case=case,
+                    data=data,
+                    now=now,
+                    window_days=windows[region],
+                    stages=stage_lists[region],
+                )
                 key = (case.id, data.stage)
                 if key in seen:
                     results[i] = {"status": 409, "_dup_of": seen[key]}
@@ -485,8 +639,9 @@ async def submit_batch(
             else:
                 check_stage(stage=data.stage, stages=FREE_STAGES)
                 target = await resolve_free_target(db=db, actor=actor, data=data)
-            row = build_row(data=data, target=target, actor=actor, rules=rules, source=source,
-                            now=now)
+            row = build_row(
+                data=data, target=target, actor=actor, rules=rules, source=source, now=now
+            )
             pending.append((i, row, target))
         except DomainError as exc:
             results[i] = {"status": exc.status_code, "error": exc.body()["error"]}
@@ -505,17 +660,23 @@ async def submit_batch(
     return results  # type: ignore[return-value]
 
 
-async def _insert_many(db: AsyncSession, pending: list[tuple[int, dict[str, Any], Target]],
-                       results: list[dict[str, Any] | None], rules: IntakeRules | None) -> None:
+async def _insert_many(
+    db: AsyncSession,
+    pending: list[tuple[int, dict[str, Any], Target]],
+    results: list[dict[str, Any] | None],
+    rules: IntakeRules | None,
+) -> None:
     """Insert the rows; results get status and id, and the answer body when `rules` given."""
     bound = [p for p in pending if p[1]["case_id"] is not None]
     free = [p for p in pending if p[1]["case_id"] is None]
     for chunk_start in range(0, len(bound), 400):
-        chunk = bound[chunk_start:chunk_start + 400]
+        chunk = bound[chunk_start : chunk_start + 400]
         # executemany: SQLAlchemy sends the chunk as one multi-row INSERT ("insertmanyvalues").
         stmt = _prepared(db, _INSERT_BOUND)
-        got = {(c, s): new_id for new_id, c, s in
-               (await db.execute(stmt, [row for _, row, _ in chunk])).all()}
+        got = {
+            (c, s): new_id
+            for new_id, c, s in (await db.execute(stmt, [row for _, row, _ in chunk])).all()
+        }
         for i, row, target in chunk:
             new_id = got.get((row["case_id"], row["stage"]))
             if new_id is None:
@@ -538,31 +699,47 @@ def _stored(row: dict[str, Any], target: Target, rules: IntakeRules | None) -> d
 def validation_error_body(exc: ValidationError) -> dict[str, Any]:
     """A pydantic error as the API's error body (422)."""
     details = validation_details(exc.errors())
-    return {"error": {"code": "invalid_input", "message": validation_message(details),
-                      "details": details}}
+    return {
+        "error": {
+            "code": "invalid_input",
+            "message": validation_message(details),
+            "details": details,
+        }
+    }
 
 
 REVEAL_ROLES = HANDLERS
 
 
-async def reveal_comment(*, db: AsyncSession, actor: Principal, evaluation_id: int,
-                         source_ip: str | None) -> dict[str, Any]:
+async def reveal_comment(
+    *, db: AsyncSession, actor: Principal, evaluation_id: int, source_ip: str | None
+) -> dict[str, Any]:
     """The comment as the rater typed it (numbers unmasked), for the handler who must reach
     them, and an audit record of who saw it (the rules of revealing a rater's phone)."""
     if actor.is_client or actor.role not in REVEAL_ROLES:
         raise Forbidden("只有办理人员可以查看评价内容原文", code="role_forbidden")
-    row = (await db.execute(
-        select(Evaluation.id, Evaluation.case_id, Evaluation.comment_original)
-        .join(Org, Org.id == Evaluation.org_id)
-        .where(Evaluation.id == evaluation_id,
-               Org.path.startswith(actor.org_path, autoescape=True))
-    )).first()
+    row = (
+        await db.execute(
+            select(Evaluation.id, Evaluation.case_id, Evaluation.comment_original)
+            .join(Org, Org.id == Evaluation.org_id)
+            .where(
+                Evaluation.id == evaluation_id, Org.path.startswith(actor.org_path, autoescape=True)
+            )
+        )
+    ).first()
     if row is None:
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
     if row.comment_original is None:
         raise Invalid("此评价内容中没有遮盖的号码，无需查看原文", code="comment_not_masked")
-    audit.record(db, actor=actor.name, actor_role=actor.role, action="reveal_comment",
-                 target_type="evaluation", target_id=row.id,
-                 detail={"case_id": row.case_id, "purpose": "contact"}, source_ip=source_ip)
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action="reveal_comment",
+        target_type="evaluation",
+        target_id=row.id,
+        detail={"case_id": row.case_id, "purpose": "contact"},
+        source_ip=source_ip,
+    )
     await db.flush()
     return {"id": row.id, "comment": row.comment_original}

@@ -54,9 +54,17 @@ class StandingEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-async def set_standing(*, db: AsyncSession, evaluation_id: int, standing: Standing, reason: str,
-                       actor: str, note: str | None = None, source_id: int | None = None,
-                       only_if_not_invalid: bool = True) -> bool:
+async def set_standing(
+    *,
+    db: AsyncSession,
+    evaluation_id: int,
+    standing: Standing,
+    reason: str,
+    actor: str,
+    note: str | None = None,
+    source_id: int | None = None,
+    only_if_not_invalid: bool = True,
+) -> bool:
     """Record a rating's new standing (and the change); False when nothing changed.
 
     An invalid rating stays invalid unless `only_if_not_invalid` is False (a reviewer's
@@ -71,22 +79,40 @@ async def set_standing(*, db: AsyncSession, evaluation_id: int, standing: Standi
         db.add(row)
     row.standing, row.reason, row.note, row.source_id = standing.value, reason, note, source_id
     row.decided_by, row.updated_at = actor, now
-    db.add(StandingEvent(evaluation_id=evaluation_id, from_standing=current.value,
-                         to_standing=standing.value, reason=reason, note=note, actor=actor,
-                         created_at=now))
+    db.add(
+        StandingEvent(
+            evaluation_id=evaluation_id,
+            from_standing=current.value,
+            to_standing=standing.value,
+            reason=reason,
+            note=note,
+            actor=actor,
+            created_at=now,
+        )
+    )
     await db.flush()
     return True
 
 
 async def standing_of(db: AsyncSession, evaluation_id: int) -> Standing:
-    value = (await db.execute(select(EvaluationStanding.standing).where(
-        EvaluationStanding.evaluation_id == evaluation_id))).scalar_one_or_none()
+    value = (
+        await db.execute(
+            select(EvaluationStanding.standing).where(
+                EvaluationStanding.evaluation_id == evaluation_id
+            )
+        )
+    ).scalar_one_or_none()
     return Standing(value) if value else Standing.VALID
 
 
 def counted_clause(evaluation_id_column, *, held_counts: bool = False):
     """SQL condition: the rating counts in statistics and rankings."""
     excluded = [Standing.INVALID.value] + ([] if held_counts else [Standing.HELD.value])
-    return ~select(EvaluationStanding.evaluation_id).where(
-        EvaluationStanding.evaluation_id == evaluation_id_column,
-        EvaluationStanding.standing.in_(excluded)).exists()
+    return (
+        ~select(EvaluationStanding.evaluation_id)
+        .where(
+            EvaluationStanding.evaluation_id == evaluation_id_column,
+            EvaluationStanding.standing.in_(excluded),
+        )
+        .exists()
+    )

@@ -23,22 +23,27 @@ class Tag:
 
 def national_tags() -> list[Tag]:
     """The national tag set as shipped (copied from spec/reason-codes.csv at build time)."""
-    text = resources.files("haochaping.evaluations").joinpath("data/reason-codes.csv").read_text(
-        encoding="utf-8"
+    text = (
+        resources.files("haochaping.evaluations")
+        .joinpath("data/reason-codes.csv")
+        .read_text(encoding="utf-8")
     )
     return [Tag(r["code"], int(r["level"]), r["text"]) for r in csv.DictReader(text.splitlines())]
 
 
 async def seed(db: AsyncSession) -> int:
     """Insert the national set's tags that are missing; returns how many were added."""
-    have = set((await db.execute(
-        select(ReasonTag.code).where(ReasonTag.version == NATIONAL_VERSION)
-    )).scalars())
+    have = set(
+        (
+            await db.execute(select(ReasonTag.code).where(ReasonTag.version == NATIONAL_VERSION))
+        ).scalars()
+    )
     added = 0
     for tag in national_tags():
         if tag.code not in have:
-            db.add(ReasonTag(version=NATIONAL_VERSION, code=tag.code, level=tag.level,
-                             text=tag.text))
+            db.add(
+                ReasonTag(version=NATIONAL_VERSION, code=tag.code, level=tag.level, text=tag.text)
+            )
             added += 1
     await db.flush()
     return added

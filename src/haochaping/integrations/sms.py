@@ -36,8 +36,12 @@ class LogSmsGateway:
     async def send(self, *, to: str, text: str, key: str) -> None:
         """Append `{"at", "to", "text", "key"}` as one line, number and links masked."""
         line = json.dumps(
-            {"at": utcnow().isoformat(), "to": mask_phone(to), "text": mask_links(text),
-             "key": key},
+            {
+                "at": utcnow().isoformat(),
+                "to": mask_phone(to),
+                "text": mask_links(text),
+                "key": key,
+            },
             ensure_ascii=False,
         )
         try:

@@ -148,6 +148,7 @@ def check_labels() -> dict[str, str]:
 
 # --- shared pieces ---------------------------------------------------------------------------
 
+
 def _ts(value: datetime) -> float:
     return value.timestamp()
 
@@ -269,8 +270,9 @@ class SourceWindows:
     intake that was most of what the checks cost (docs/benchmarks.md). Its second event makes
     it a window."""
 
-    def __init__(self, *, window_seconds: float, per_key: int = 64,
-                 max_keys: int = 200_000) -> None:
+    def __init__(
+        self, *, window_seconds: float, per_key: int = 64, max_keys: int = 200_000
+    ) -> None:
         self.window, self.per_key, self.max_keys = window_seconds, per_key, max_keys
         # A one-off source is held as a tuple of plain values: the collector stops tracking
         # such tuples after one pass, where a SourceEvent stays on its lists for good.
@@ -282,8 +284,14 @@ class SourceWindows:
         held = self._data.get(key)
         window = SourceWindow()
         if held is None:
-            self._data[key] = (event.t, event.evaluation_id, event.case_id, event.rater,
-                               event.org_id, event.flagged)
+            self._data[key] = (
+                event.t,
+                event.evaluation_id,
+                event.case_id,
+                event.rater,
+                event.org_id,
+                event.flagged,
+            )
         elif isinstance(held, tuple):
             window.push(SourceEvent(*held), self.window, self.per_key)
             self._data[key] = window
@@ -306,8 +314,9 @@ class SourceWindows:
         for k in stale:
             del self._data[k]
         if len(self._data) > self.max_keys:  # a flood of one-off sources: keep the recent half
-            keep = sorted(self._data.items(),
-                          key=lambda kv: self._last(kv[1]))[len(self._data) // 2:]
+            keep = sorted(self._data.items(), key=lambda kv: self._last(kv[1]))[
+                len(self._data) // 2 :
+            ]
             self._data = dict(keep)
 
     def __len__(self) -> int:
@@ -414,8 +423,11 @@ class IdentityCache:
 async def load_identity_index(db: AsyncSession) -> dict[str, list[StaffEntry]]:
     """Every registered staff identity hash with its staff member."""
     index: dict[str, list[StaffEntry]] = {}
-    rows = await db.execute(select(StaffIdentity.identity_hash, Staff.id, Staff.org_id,
-                                   Staff.staff_no).join(Staff, Staff.id == StaffIdentity.staff_id))
+    rows = await db.execute(
+        select(StaffIdentity.identity_hash, Staff.id, Staff.org_id, Staff.staff_no).join(
+            Staff, Staff.id == StaffIdentity.staff_id
+        )
+    )
     for digest, staff_id, org_id, staff_no in rows:
         index.setdefault(digest, []).append((staff_id, org_id, staff_no))
     return index
@@ -423,11 +435,18 @@ async def load_identity_index(db: AsyncSession) -> dict[str, list[StaffEntry]]:
 
 # --- the intake guard: per-process state and the hook -----------------------------------------
 
+
 class IntakeGuard:
     """The intake checks with their per-process memory; `on_stored` is the intake hook."""
 
-    def __init__(self, *, keys: DataKeys, thresholds: Thresholds | None = None,
-                 checks: list[Check] | None = None, redis_url: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        keys: DataKeys,
+        thresholds: Thresholds | None = None,
+        checks: list[Check] | None = None,
+        redis_url: str = "",
+    ) -> None:
         self.thresholds = thresholds or Thresholds()
         self.checks = intake_checks() if checks is None else checks
         self.sources = SourceWindows(window_seconds=self.thresholds.burst_window_seconds)
@@ -436,8 +455,7 @@ class IntakeGuard:
         # Refused links leave no row for a batch pass to find: with several server processes
         # they are shared through Redis when it is configured.
         window = self.thresholds.refusal_window_seconds
-        self.refusals = (RedisRefusalLog(window, redis_url) if redis_url
-                         else RefusalLog(window))
+        self.refusals = RedisRefusalLog(window, redis_url) if redis_url else RefusalLog(window)
         self.identities = IdentityCache()
 
     async def findings_for(self, db: AsyncSession, rows: list[Row]) -> list[Finding]:
@@ -450,8 +468,7 @@ class IntakeGuard:
                 try:
                     found.extend(await check.inspect(self, db, row))
                 except Exception:  # noqa: BLE001 - a detector's bug must not refuse a rating
-                    log.exception("intake check %s failed on rating %s", check.name,
-                                  row.get("id"))
+                    log.exception("intake check %s failed on rating %s", check.name, row.get("id"))
         return found
 
     async def on_stored(self, db: AsyncSession, rows: list[Row]) -> None:
@@ -465,23 +482,28 @@ class IntakeGuard:
             except Exception:  # noqa: BLE001 - the batch backstops find them again
                 log.exception("intake flags could not be written")
 
-    async def note_refusal(self, *, code: str, source_ip: str | None, user_agent: str | None,
-                           at: datetime | None = None) -> None:
+    async def note_refusal(
+        self,
+        *,
+        code: str,
+        source_ip: str | None,
+        user_agent: str | None,
+        at: datetime | None = None,
+    ) -> None:
         """Remember a refused rating link (reused or forged) from a browser."""
         if source_ip:
-            await self.refusals.add(f"{source_ip}|{user_agent or ''}", code,
-                                    _ts(at or utcnow()))
+            await self.refusals.add(f"{source_ip}|{user_agent or ''}", code, _ts(at or utcnow()))
 
 
 def make_intake_hook(state: Any) -> Hook:
     """The intake hook of an app: the guard lives on `state.integrity_guard`."""
-    state.integrity_guard = IntakeGuard(keys=state.keys,
-                                        redis_url=state.settings.redis_url)
+    state.integrity_guard = IntakeGuard(keys=state.keys, redis_url=state.settings.redis_url)
     return state.integrity_guard.on_stored
 
 
-async def note_invitation_refusal(state: Any, *, code: str, source_ip: str | None,
-                                  user_agent: str | None) -> None:
+async def note_invitation_refusal(
+    state: Any, *, code: str, source_ip: str | None, user_agent: str | None
+) -> None:
     """Record a link refused as reused (`invitation_used`) or forged (`invitation_invalid`);
     never fails the page that refused it."""
     guard: IntakeGuard | None = getattr(state, "integrity_guard", None)
@@ -493,6 +515,7 @@ async def note_invitation_refusal(state: Any, *, code: str, source_ip: str | Non
 
 
 # --- the batch context -------------------------------------------------------------------------
+
 
 @dataclass
 class BatchContext:
@@ -517,8 +540,11 @@ class BatchContext:
 
     def recent(self, days: float):
         """Ratings received in the last `days` before the pass, system defaults left out."""
-        return and_(Evaluation.received_at >= self.since(days), Evaluation.received_at < self.now,
-                    Evaluation.is_default.is_(False))
+        return and_(
+            Evaluation.received_at >= self.since(days),
+            Evaluation.received_at < self.now,
+            Evaluation.is_default.is_(False),
+        )
 
     async def watermark(self, name: str) -> int:
         """The last rating id a backstop has looked at."""
@@ -544,6 +570,7 @@ async def _org_codes(db: AsyncSession, ids: Iterable[int]) -> dict[int, tuple[st
 
 # --- intake checks (each with a batch backstop) -----------------------------------------------
 
+
 @register
 class StaffSelfRating(Check):
     """The rater's ID number or phone is that of the staff member who served (or a colleague)."""
@@ -551,8 +578,9 @@ class StaffSelfRating(Check):
     name = "staff_self_rating"
     label = "工作人员自评"
 
-    def match(self, hasher: IdentityHasher, index: dict[str, list[StaffEntry]], row: Row
-              ) -> Finding | None:
+    def match(
+        self, hasher: IdentityHasher, index: dict[str, list[StaffEntry]], row: Row
+    ) -> Finding | None:
         best: tuple[str, str, StaffEntry] | None = None
         for kind in ("cert", "phone"):
             digest = row.get(f"rater_{kind}_hash") or hasher(row.get(RAW[kind]))
@@ -569,12 +597,19 @@ class StaffSelfRating(Check):
             return None
         relation, kind, (_sid, _oid, staff_no) = best
         what = "身份证号" if kind == "cert" else "手机号"
-        reason = (f"评价人{what}与办理该件的工作人员（工号 {staff_no}）一致，疑似本人自评"
-                  if relation == "self" else
-                  f"评价人{what}与被评价单位的工作人员（工号 {staff_no}）一致，疑似内部刷评")
-        return Finding(evaluation_id=row["id"], org_id=row["org_id"], check=self.name,
-                       subject=f"工作人员 {staff_no}", reason=reason,
-                       evidence={"relation": relation, "matched": kind, "staff_no": staff_no})
+        reason = (
+            f"评价人{what}与办理该件的工作人员（工号 {staff_no}）一致，疑似本人自评"
+            if relation == "self"
+            else f"评价人{what}与被评价单位的工作人员（工号 {staff_no}）一致，疑似内部刷评"
+        )
+        return Finding(
+            evaluation_id=row["id"],
+            org_id=row["org_id"],
+            check=self.name,
+            subject=f"工作人员 {staff_no}",
+            reason=reason,
+            evidence={"relation": relation, "matched": kind, "staff_no": staff_no},
+        )
 
     async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
         if not (row.get("rater_cert_no") or row.get("rater_phone")):
@@ -588,12 +623,25 @@ class StaffSelfRating(Check):
     async def scan(self, ctx: BatchContext) -> list[Finding]:
         """Ratings past the watermark, against the identities as registered now."""
         last = await ctx.watermark("integrity_self_rating")
-        rows = (await ctx.db.execute(
-            select(Evaluation.id, Evaluation.org_id, Evaluation.staff_id, Evaluation.window_id,
-                   Evaluation.rater_cert_hash, Evaluation.rater_phone_hash)
-            .where(Evaluation.id > last, Evaluation.received_at < ctx.now)
-            .order_by(Evaluation.id).limit(ctx.thresholds.batch_limit)
-        )).mappings().all()
+        rows = (
+            (
+                await ctx.db.execute(
+                    select(
+                        Evaluation.id,
+                        Evaluation.org_id,
+                        Evaluation.staff_id,
+                        Evaluation.window_id,
+                        Evaluation.rater_cert_hash,
+                        Evaluation.rater_phone_hash,
+                    )
+                    .where(Evaluation.id > last, Evaluation.received_at < ctx.now)
+                    .order_by(Evaluation.id)
+                    .limit(ctx.thresholds.batch_limit)
+                )
+            )
+            .mappings()
+            .all()
+        )
         if not rows:
             return []
         index = await load_identity_index(ctx.db)
@@ -609,8 +657,9 @@ class SourceBurst(Check):
     name = "source_burst"
     label = "同一来源短时评价多件"
 
-    def _findings(self, kind: str, row: Row, events: SourceWindow, th: Thresholds
-                  ) -> Sequence[Finding]:
+    def _findings(
+        self, kind: str, row: Row, events: SourceWindow, th: Thresholds
+    ) -> Sequence[Finding]:
         burst = events.burst(th)
         if burst is None:
             return PASS
@@ -618,17 +667,32 @@ class SourceBurst(Check):
         shown = _source_shown(kind, row)
         hours = th.burst_window_seconds / 3600
         ids = [e.evaluation_id for e in events]
-        evidence = {"source": kind, "value": shown, "window_hours": hours, "cases": cases,
-                    "raters": raters, "evaluation_ids": ids}
-        reason = (f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内评价了 {cases} 件"
-                  f"不同办件，涉及 {raters} 个不同评价人")
+        evidence = {
+            "source": kind,
+            "value": shown,
+            "window_hours": hours,
+            "cases": cases,
+            "raters": raters,
+            "evaluation_ids": ids,
+        }
+        reason = (
+            f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内评价了 {cases} 件"
+            f"不同办件，涉及 {raters} 个不同评价人"
+        )
         out = []
         for e in events:
             if not e.flagged:
                 e.flagged = True
-                out.append(Finding(evaluation_id=e.evaluation_id, org_id=e.org_id,
-                                   check=self.name, subject=f"{SOURCE_LABELS[kind]} {shown}",
-                                   reason=reason, evidence=evidence))
+                out.append(
+                    Finding(
+                        evaluation_id=e.evaluation_id,
+                        org_id=e.org_id,
+                        check=self.name,
+                        subject=f"{SOURCE_LABELS[kind]} {shown}",
+                        reason=reason,
+                        evidence=evidence,
+                    )
+                )
         return out
 
     async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
@@ -636,8 +700,9 @@ class SourceBurst(Check):
             return PASS
         found: list[Finding] = []
         for kind, value in source_keys(row):
-            event = SourceEvent(_ts(row["received_at"]), row["id"], row["case_id"], _rater(row),
-                                row["org_id"])
+            event = SourceEvent(
+                _ts(row["received_at"]), row["id"], row["case_id"], _rater(row), row["org_id"]
+            )
             # Only a hash of the value is kept in memory, never the number itself.
             events = guard.sources.add((kind, hash(value)), event)
             found.extend(self._findings(kind, row, events, guard.thresholds))
@@ -649,30 +714,60 @@ class SourceBurst(Check):
         E = Evaluation
         base = and_(ctx.recent(th.burst_lookback_hours / 24), E.case_id.is_not(None))
         many = func.count(distinct(E.case_id)) >= th.burst_min_cases
-        phones = select(E.rater_phone_hash).where(base, E.rater_phone_hash.is_not(None)) \
-            .group_by(E.rater_phone_hash).having(many)
-        devices = select(E.device_id).where(base, E.device_id.is_not(None),
-                                            E.channel.not_in(FIXED_DEVICE_CHANNELS)) \
-            .group_by(E.device_id).having(many)
-        ips = select(E.source_ip).where(base, E.invitation_id.is_not(None),
-                                        E.source_ip.is_not(None)) \
-            .group_by(E.source_ip).having(many)
-        cond = or_(E.rater_phone_hash.in_(phones), E.device_id.in_(devices),
-                   E.source_ip.in_(ips))
-        rows = (await ctx.db.execute(
-            # The phone itself (decrypted) only for these few rows: the evidence shows it masked.
-            select(E.id, E.case_id, E.org_id, E.channel, E.rater_phone, E.rater_phone_hash,
-                   E.rater_cert_hash,
-                   E.device_id, E.invitation_id, E.source_ip, E.user_agent, E.received_at)
-            .where(base, cond).order_by(E.received_at, E.id).limit(th.batch_limit)
-        )).mappings().all()
+        phones = (
+            select(E.rater_phone_hash)
+            .where(base, E.rater_phone_hash.is_not(None))
+            .group_by(E.rater_phone_hash)
+            .having(many)
+        )
+        devices = (
+            select(E.device_id)
+            .where(base, E.device_id.is_not(None), E.channel.not_in(FIXED_DEVICE_CHANNELS))
+            .group_by(E.device_id)
+            .having(many)
+        )
+        ips = (
+            select(E.source_ip)
+            .where(base, E.invitation_id.is_not(None), E.source_ip.is_not(None))
+            .group_by(E.source_ip)
+            .having(many)
+        )
+        cond = or_(E.rater_phone_hash.in_(phones), E.device_id.in_(devices), E.source_ip.in_(ips))
+        rows = (
+            (
+                await ctx.db.execute(
+                    # The phone itself (decrypted) only for these few rows: the evidence
+                    # shows it masked.
+                    select(
+                        E.id,
+                        E.case_id,
+                        E.org_id,
+                        E.channel,
+                        E.rater_phone,
+                        E.rater_phone_hash,
+                        E.rater_cert_hash,
+                        E.device_id,
+                        E.invitation_id,
+                        E.source_ip,
+                        E.user_agent,
+                        E.received_at,
+                    )
+                    .where(base, cond)
+                    .order_by(E.received_at, E.id)
+                    .limit(th.batch_limit)
+                )
+            )
+            .mappings()
+            .all()
+        )
         windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
         found: list[Finding] = []
         for r in rows:
             row = dict(r)
             for kind, value in source_keys(row):
-                event = SourceEvent(_ts(row["received_at"]), row["id"], row["case_id"],
-                                    _rater(row), row["org_id"])
+                event = SourceEvent(
+                    _ts(row["received_at"]), row["id"], row["case_id"], _rater(row), row["org_id"]
+                )
                 events = windows.add((kind, value), event)
                 found.extend(self._findings(kind, row, events, th))
         return found
@@ -686,25 +781,37 @@ class InvitationMisuse(Check):
     name = "invitation_misuse"
     label = "评价链接异常"
 
-    def _fast_findings(self, events: SourceWindow | list[SourceEvent], place: str,
-                       th: Thresholds) -> Sequence[Finding]:
+    def _fast_findings(
+        self, events: SourceWindow | list[SourceEvent], place: str, th: Thresholds
+    ) -> Sequence[Finding]:
         if len(events) < th.link_min_repeats:
             return PASS
         seconds = [float(e.rater) for e in events]  # the rater slot carries the seconds here
-        reason = (f"{place} {th.link_repeat_days} 天内有 {len(events)} 条评价在评价链接签发后 "
-                  f"{th.link_min_seconds:g} 秒内完成，群众难以在此时间内收到并打开链接，"
-                  f"疑似工作人员代评")
+        reason = (
+            f"{place} {th.link_repeat_days} 天内有 {len(events)} 条评价在评价链接签发后 "
+            f"{th.link_min_seconds:g} 秒内完成，群众难以在此时间内收到并打开链接，"
+            f"疑似工作人员代评"
+        )
         out = []
         for e in events:
             if not e.flagged:
                 e.flagged = True
-                out.append(Finding(
-                    evaluation_id=e.evaluation_id, org_id=e.org_id, check=self.name,
-                    subject=place, reason=reason,
-                    evidence={"fast_links": len(events), "seconds_after_issue": float(e.rater),
-                              "all_seconds": seconds[:50],
-                              "evaluation_ids": [x.evaluation_id for x in events][:50],
-                              "days": th.link_repeat_days}))
+                out.append(
+                    Finding(
+                        evaluation_id=e.evaluation_id,
+                        org_id=e.org_id,
+                        check=self.name,
+                        subject=place,
+                        reason=reason,
+                        evidence={
+                            "fast_links": len(events),
+                            "seconds_after_issue": float(e.rater),
+                            "all_seconds": seconds[:50],
+                            "evaluation_ids": [x.evaluation_id for x in events][:50],
+                            "days": th.link_repeat_days,
+                        },
+                    )
+                )
         return out
 
     @staticmethod
@@ -712,8 +819,10 @@ class InvitationMisuse(Check):
         """The code of each window (or unit) named in a reason."""
         units = list(units)
         codes = await _org_codes(db, [u for u, _ in units])
-        return {u: f"{'窗口' if is_window else '单位'} {codes.get(u, ('?', ''))[0]}"
-                for u, is_window in units}
+        return {
+            u: f"{'窗口' if is_window else '单位'} {codes.get(u, ('?', ''))[0]}"
+            for u, is_window in units
+        }
 
     async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
         inv_id = row.get("invitation_id")
@@ -727,21 +836,38 @@ class InvitationMisuse(Check):
             reused, forged = refused.get("invitation_used", 0), refused.get("invitation_invalid", 0)
             if reused >= th.refusal_min_reused or forged >= th.refusal_min_forged:
                 shown = _source_shown("ip", row)
-                found.append(Finding(
-                    evaluation_id=row["id"], org_id=row["org_id"], check=self.name,
-                    subject=f"IP 地址 {shown}",
-                    reason=(f"同一来源（{shown}）近 24 小时内 {reused} 次使用已用过的评价链接、"
-                            f"{forged} 次使用无效或伪造的链接后提交了本评价"),
-                    evidence={"invitation_id": inv_id, "refused_reused": reused,
-                              "refused_forged": forged, "source": shown}))
-        issued = (await db.execute(select(Invitation.created_at).where(Invitation.id == inv_id))
-                  ).scalar_one_or_none()
+                found.append(
+                    Finding(
+                        evaluation_id=row["id"],
+                        org_id=row["org_id"],
+                        check=self.name,
+                        subject=f"IP 地址 {shown}",
+                        reason=(
+                            f"同一来源（{shown}）近 24 小时内 {reused} 次使用已用过的评价链接、"
+                            f"{forged} 次使用无效或伪造的链接后提交了本评价"
+                        ),
+                        evidence={
+                            "invitation_id": inv_id,
+                            "refused_reused": reused,
+                            "refused_forged": forged,
+                            "source": shown,
+                        },
+                    )
+                )
+        issued = (
+            await db.execute(select(Invitation.created_at).where(Invitation.id == inv_id))
+        ).scalar_one_or_none()
         if issued is not None:
             seconds = (row["received_at"] - issued).total_seconds()
             if seconds < th.link_min_seconds:
                 unit = row.get("window_id") or row["org_id"]
-                event = SourceEvent(_ts(row["received_at"]), row["id"], row.get("case_id") or 0,
-                                    f"{max(seconds, 0):.1f}", row["org_id"])
+                event = SourceEvent(
+                    _ts(row["received_at"]),
+                    row["id"],
+                    row.get("case_id") or 0,
+                    f"{max(seconds, 0):.1f}",
+                    row["org_id"],
+                )
                 events = guard.fast_links.add(unit, event)
                 if len(events) >= th.link_min_repeats:
                     places = await self._places(db, [(unit, bool(row.get("window_id")))])
@@ -753,26 +879,34 @@ class InvitationMisuse(Check):
         process)."""
         th, E = ctx.thresholds, Evaluation
         seconds = ctx.seconds_between(E.received_at, Invitation.created_at)
-        rows = (await ctx.db.execute(
-            select(E.id, E.org_id, E.window_id, E.case_id, E.received_at, seconds)
-            .join(Invitation, Invitation.id == E.invitation_id)
-            .where(ctx.recent(th.link_repeat_days), seconds < th.link_min_seconds)
-            .order_by(E.received_at, E.id).limit(th.batch_limit)
-        )).all()
+        rows = (
+            await ctx.db.execute(
+                select(E.id, E.org_id, E.window_id, E.case_id, E.received_at, seconds)
+                .join(Invitation, Invitation.id == E.invitation_id)
+                .where(ctx.recent(th.link_repeat_days), seconds < th.link_min_seconds)
+                .order_by(E.received_at, E.id)
+                .limit(th.batch_limit)
+            )
+        ).all()
         groups: dict[int, list[SourceEvent]] = {}
         kinds: dict[int, bool] = {}
         for eid, org_id, window_id, case_id, received, sec in rows:
             unit = window_id or org_id
             kinds[unit] = window_id is not None
-            groups.setdefault(unit, []).append(SourceEvent(
-                _ts(received), eid, case_id or 0, f"{max(float(sec), 0):.1f}", org_id))
+            groups.setdefault(unit, []).append(
+                SourceEvent(_ts(received), eid, case_id or 0, f"{max(float(sec), 0):.1f}", org_id)
+            )
         groups = {u: ev for u, ev in groups.items() if len(ev) >= th.link_min_repeats}
         places = await self._places(ctx.db, ((u, kinds[u]) for u in groups))
-        return [f for unit, events in groups.items()
-                for f in self._fast_findings(events, places[unit], th)]
+        return [
+            f
+            for unit, events in groups.items()
+            for f in self._fast_findings(events, places[unit], th)
+        ]
 
 
 # --- batch checks ------------------------------------------------------------------------------
+
 
 @register
 class InstantPad(Check):
@@ -785,15 +919,23 @@ class InstantPad(Check):
         th, E = ctx.thresholds, Evaluation
         delay = ctx.seconds_between(E.evaluated_at, Case.completed_at)
         is_instant = and_(delay >= -th.pad_instant_seconds, delay <= th.pad_instant_seconds)
-        base = and_(ctx.recent(th.pad_lookback_days), E.channel.in_(FIXED_DEVICE_CHANNELS),
-                    E.stage == "whole", E.window_id.is_not(None), Case.completed_at.is_not(None))
+        base = and_(
+            ctx.recent(th.pad_lookback_days),
+            E.channel.in_(FIXED_DEVICE_CHANNELS),
+            E.stage == "whole",
+            E.window_id.is_not(None),
+            Case.completed_at.is_not(None),
+        )
         instant = func.sum(case((is_instant, 1), else_=0))
-        pads = (await ctx.db.execute(
-            select(E.window_id, E.device_id, func.count(), instant)
-            .join(Case, Case.id == E.case_id).where(base)
-            .group_by(E.window_id, E.device_id)
-            .having(and_(func.count() >= th.pad_min_ratings, instant >= th.pad_min_instant))
-        )).all()
+        pads = (
+            await ctx.db.execute(
+                select(E.window_id, E.device_id, func.count(), instant)
+                .join(Case, Case.id == E.case_id)
+                .where(base)
+                .group_by(E.window_id, E.device_id)
+                .having(and_(func.count() >= th.pad_min_ratings, instant >= th.pad_min_instant))
+            )
+        ).all()
         suspects = [(w, d, n, k) for w, d, n, k in pads if k / n >= th.pad_min_share]
         if not suspects:
             return []
@@ -801,23 +943,41 @@ class InstantPad(Check):
         found: list[Finding] = []
         for window_id, device_id, n, k in suspects:
             pad = E.device_id == device_id if device_id is not None else E.device_id.is_(None)
-            hits = (await ctx.db.execute(
-                select(E.id, E.org_id, delay).join(Case, Case.id == E.case_id)
-                .where(base, E.window_id == window_id, pad, is_instant).order_by(E.id)
-            )).all()
+            hits = (
+                await ctx.db.execute(
+                    select(E.id, E.org_id, delay)
+                    .join(Case, Case.id == E.case_id)
+                    .where(base, E.window_id == window_id, pad, is_instant)
+                    .order_by(E.id)
+                )
+            ).all()
             code = codes.get(window_id, ("?", ""))[0]
             shown = f"窗口 {code}" + (f" 评价器 {mask('device', device_id)}" if device_id else "")
-            evidence = {"window_code": code, "device": mask("device", device_id),
-                        "ratings": n, "instant": k, "share": round(k / n, 3),
-                        "instant_seconds": th.pad_instant_seconds,
-                        "days": th.pad_lookback_days}
-            reason = (f"{shown}近 {th.pad_lookback_days} 天 {n} 条评价中有 {k} 条"
-                      f"（{k / n:.0%}）在办结后 {th.pad_instant_seconds:g} 秒内提交，"
-                      f"疑似工作人员代按评价器")
-            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
-                                 subject=shown, reason=reason,
-                                 evidence={**evidence, "seconds": round(float(sec), 1)})
-                         for eid, org_id, sec in hits)
+            evidence = {
+                "window_code": code,
+                "device": mask("device", device_id),
+                "ratings": n,
+                "instant": k,
+                "share": round(k / n, 3),
+                "instant_seconds": th.pad_instant_seconds,
+                "days": th.pad_lookback_days,
+            }
+            reason = (
+                f"{shown}近 {th.pad_lookback_days} 天 {n} 条评价中有 {k} 条"
+                f"（{k / n:.0%}）在办结后 {th.pad_instant_seconds:g} 秒内提交，"
+                f"疑似工作人员代按评价器"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=eid,
+                    org_id=org_id,
+                    check=self.name,
+                    subject=shown,
+                    reason=reason,
+                    evidence={**evidence, "seconds": round(float(sec), 1)},
+                )
+                for eid, org_id, sec in hits
+            )
         return found
 
 
@@ -833,8 +993,10 @@ def binomial_tail(k: int, n: int, p: float) -> float:
         return 1.0
     lp, lq = math.log(p), math.log1p(-p)
     lgn = math.lgamma(n + 1)
-    total = sum(math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp
-                         + (n - i) * lq) for i in range(k, n + 1))
+    total = sum(
+        math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+        for i in range(k, n + 1)
+    )
     return min(1.0, total)
 
 
@@ -865,27 +1027,36 @@ class PerfectUnit(Check):
             found.extend(await self._scan_unit(ctx, unit, column, th))
         return found
 
-    async def _scan_unit(self, ctx: BatchContext, unit: str, column, th: Thresholds
-                         ) -> list[Finding]:
+    async def _scan_unit(
+        self, ctx: BatchContext, unit: str, column, th: Thresholds
+    ) -> list[Finding]:
         E = Evaluation
-        base = and_(ctx.recent(th.perfect_lookback_days), column.is_not(None),
-                    E.channel.not_in(FREE_CHANNELS))
+        base = and_(
+            ctx.recent(th.perfect_lookback_days),
+            column.is_not(None),
+            E.channel.not_in(FREE_CHANNELS),
+        )
         top = func.sum(case((E.level == 5, 1), else_=0))
-        stats = (await ctx.db.execute(
-            select(column, E.region_code, func.count(), top).where(base)
-            .group_by(column, E.region_code)
-        )).all()
+        stats = (
+            await ctx.db.execute(
+                select(column, E.region_code, func.count(), top)
+                .where(base)
+                .group_by(column, E.region_code)
+            )
+        ).all()
         suspects = []
         for unit_id, region, n, k in stats:
             if n < th.perfect_min_ratings or k / n < th.perfect_min_share:
                 continue
             # Peers: the other units of the same region, else every other unit; not those
             # that look perfect themselves.
-            others = [(r, pn, pk) for u, r, pn, pk in stats
-                      if u != unit_id and pn >= 10 and pk / pn < th.perfect_min_share]
+            others = [
+                (r, pn, pk)
+                for u, r, pn, pk in stats
+                if u != unit_id and pn >= 10 and pk / pn < th.perfect_min_share
+            ]
             peers = [(pn, pk) for r, pn, pk in others if r == region]
-            if (len(peers) < th.peer_min_units
-                    or sum(pn for pn, _ in peers) < th.peer_min_ratings):
+            if len(peers) < th.peer_min_units or sum(pn for pn, _ in peers) < th.peer_min_ratings:
                 peers = [(pn, pk) for _r, pn, pk in others]
             peer_n = sum(pn for pn, _ in peers)
             if peer_n < th.peer_min_ratings:
@@ -898,32 +1069,62 @@ class PerfectUnit(Check):
         if not suspects:
             return []
         if unit == "window":
-            names = {i: c for i, (c, _n) in (await _org_codes(
-                ctx.db, [s[0] for s in suspects])).items()}
+            names = {
+                i: c for i, (c, _n) in (await _org_codes(ctx.db, [s[0] for s in suspects])).items()
+            }
             label = "窗口"
         else:
-            names = dict((await ctx.db.execute(select(Staff.id, Staff.staff_no).where(
-                Staff.id.in_([s[0] for s in suspects])))).all())
+            names = dict(
+                (
+                    await ctx.db.execute(
+                        select(Staff.id, Staff.staff_no).where(
+                            Staff.id.in_([s[0] for s in suspects])
+                        )
+                    )
+                ).all()
+            )
             label = "工作人员"
         found: list[Finding] = []
         for unit_id, n, k, peer_p, best, peer_n, p_value in suspects:
             code = names.get(unit_id, "?")
-            ids = (await ctx.db.execute(
-                select(E.id, E.org_id).where(base, column == unit_id, E.level == 5)
-                .order_by(E.id).limit(th.batch_limit)
-            )).all()
-            evidence = {"unit": unit, "code": code, "ratings": n, "top": k,
-                        "share": round(k / n, 4), "peer_share": round(peer_p, 4),
-                        "peer_best": round(best, 4), "peer_ratings": peer_n,
-                        "p_value": float(f"{p_value:.3g}"), "days": th.perfect_lookback_days}
+            ids = (
+                await ctx.db.execute(
+                    select(E.id, E.org_id)
+                    .where(base, column == unit_id, E.level == 5)
+                    .order_by(E.id)
+                    .limit(th.batch_limit)
+                )
+            ).all()
+            evidence = {
+                "unit": unit,
+                "code": code,
+                "ratings": n,
+                "top": k,
+                "share": round(k / n, 4),
+                "peer_share": round(peer_p, 4),
+                "peer_best": round(best, 4),
+                "peer_ratings": peer_n,
+                "p_value": float(f"{p_value:.3g}"),
+                "days": th.perfect_lookback_days,
+            }
             top_pct = round((1 - th.perfect_peer_quantile) * 100)
-            reason = (f"{label} {code} 近 {th.perfect_lookback_days} 天 {n} 条评价中 {k} 条为"
-                      f"“非常满意”（{k / n:.1%}），同类平均 {peer_p:.1%}、前 {top_pct}% 为 "
-                      f"{best:.1%}；即便按前 {top_pct}% 的水平，偶然出现的概率也只有约 "
-                      f"{p_value:.1e}")
-            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
-                                 subject=f"{label} {code}", reason=reason, evidence=evidence)
-                         for eid, org_id in ids)
+            reason = (
+                f"{label} {code} 近 {th.perfect_lookback_days} 天 {n} 条评价中 {k} 条为"
+                f"“非常满意”（{k / n:.1%}），同类平均 {peer_p:.1%}、前 {top_pct}% 为 "
+                f"{best:.1%}；即便按前 {top_pct}% 的水平，偶然出现的概率也只有约 "
+                f"{p_value:.1e}"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=eid,
+                    org_id=org_id,
+                    check=self.name,
+                    subject=f"{label} {code}",
+                    reason=reason,
+                    evidence=evidence,
+                )
+                for eid, org_id in ids
+            )
         return found
 
 
@@ -939,36 +1140,76 @@ class DuplicateComment(Check):
     async def scan(self, ctx: BatchContext) -> list[Finding]:
         th, E = ctx.thresholds, Evaluation
         text = func.trim(E.comment)
-        base = and_(ctx.recent(th.comment_lookback_days), E.comment.is_not(None),
-                    E.case_id.is_not(None), func.length(text) >= th.comment_min_chars)
-        groups = (await ctx.db.execute(
-            select(E.org_id, text, func.count(distinct(E.case_id)))
-            .where(base).group_by(E.org_id, text)
-            .having(func.count(distinct(E.case_id)) >= th.comment_min_cases).limit(1000)
-        )).all()
+        base = and_(
+            ctx.recent(th.comment_lookback_days),
+            E.comment.is_not(None),
+            E.case_id.is_not(None),
+            func.length(text) >= th.comment_min_chars,
+        )
+        groups = (
+            await ctx.db.execute(
+                select(E.org_id, text, func.count(distinct(E.case_id)))
+                .where(base)
+                .group_by(E.org_id, text)
+                .having(func.count(distinct(E.case_id)) >= th.comment_min_cases)
+                .limit(1000)
+            )
+        ).all()
         if groups:
-            spread: dict[str, int] = dict((await ctx.db.execute(
-                select(text, func.count(distinct(E.org_id)))
-                .where(ctx.recent(th.comment_common_days), E.comment.is_not(None),
-                       text.in_({g[1] for g in groups}))
-                .group_by(text))).all())
+            spread: dict[str, int] = dict(
+                (
+                    await ctx.db.execute(
+                        select(text, func.count(distinct(E.org_id)))
+                        .where(
+                            ctx.recent(th.comment_common_days),
+                            E.comment.is_not(None),
+                            text.in_({g[1] for g in groups}),
+                        )
+                        .group_by(text)
+                    )
+                ).all()
+            )
             groups = [g for g in groups if spread.get(g[1], 0) <= th.comment_max_orgs]
         codes = await _org_codes(ctx.db, [g[0] for g in groups])
         found: list[Finding] = []
         for org_id, comment, cases in groups:
-            ids = (await ctx.db.execute(
-                select(E.id).where(base, E.org_id == org_id, text == comment).order_by(E.id)
-                .limit(th.batch_limit))).scalars().all()
+            ids = (
+                (
+                    await ctx.db.execute(
+                        select(E.id)
+                        .where(base, E.org_id == org_id, text == comment)
+                        .order_by(E.id)
+                        .limit(th.batch_limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
             code, name = codes.get(org_id, ("?", "?"))
             shown = mask_text(comment) or ""
             short = shown if len(shown) <= 24 else shown[:24] + "…"
-            evidence = {"comment": shown, "cases": cases, "org_code": code,
-                        "evaluation_ids": list(ids)[:200], "days": th.comment_lookback_days}
-            reason = (f"相同的评价内容“{short}”在 {th.comment_lookback_days} 天内出现在"
-                      f"{name}（{code}）{cases} 件不同办件的评价中，疑似复制粘贴")
-            found.extend(Finding(evaluation_id=eid, org_id=org_id, check=self.name,
-                                 subject=f"评论 “{short}”", reason=reason, evidence=evidence)
-                         for eid in ids)
+            evidence = {
+                "comment": shown,
+                "cases": cases,
+                "org_code": code,
+                "evaluation_ids": list(ids)[:200],
+                "days": th.comment_lookback_days,
+            }
+            reason = (
+                f"相同的评价内容“{short}”在 {th.comment_lookback_days} 天内出现在"
+                f"{name}（{code}）{cases} 件不同办件的评价中，疑似复制粘贴"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=eid,
+                    org_id=org_id,
+                    check=self.name,
+                    subject=f"评论 “{short}”",
+                    reason=reason,
+                    evidence=evidence,
+                )
+                for eid in ids
+            )
         return found
 
 
@@ -1000,13 +1241,34 @@ class CoordinatedBad(Check):
 
     async def scan(self, ctx: BatchContext) -> list[Finding]:
         th, E = ctx.thresholds, Evaluation
-        rows = (await ctx.db.execute(
-            select(E.id, E.org_id, E.case_id, E.channel, E.rater_phone_hash, E.rater_cert_hash,
-                   E.device_id, E.invitation_id, E.source_ip, E.user_agent, E.received_at)
-            .where(ctx.recent(th.bad_lookback_days), E.level.in_(sorted(ctx.bad_levels)),
-                   E.case_id.is_not(None))
-            .order_by(E.received_at, E.id).limit(th.batch_limit)
-        )).mappings().all()
+        rows = (
+            (
+                await ctx.db.execute(
+                    select(
+                        E.id,
+                        E.org_id,
+                        E.case_id,
+                        E.channel,
+                        E.rater_phone_hash,
+                        E.rater_cert_hash,
+                        E.device_id,
+                        E.invitation_id,
+                        E.source_ip,
+                        E.user_agent,
+                        E.received_at,
+                    )
+                    .where(
+                        ctx.recent(th.bad_lookback_days),
+                        E.level.in_(sorted(ctx.bad_levels)),
+                        E.case_id.is_not(None),
+                    )
+                    .order_by(E.received_at, E.id)
+                    .limit(th.batch_limit)
+                )
+            )
+            .mappings()
+            .all()
+        )
         by_org: dict[int, list[Row]] = {}
         for m in rows:
             by_org.setdefault(m["org_id"], []).append(dict(m))
@@ -1043,9 +1305,9 @@ class CoordinatedBad(Check):
                     groups.append((org_id, group, len(cases), len(raters), via))
         return await self._flag_groups(ctx, groups)
 
-    async def _flag_groups(self, ctx: BatchContext,
-                           groups: list[tuple[int, list[Row], int, int, list[str]]]
-                           ) -> list[Finding]:
+    async def _flag_groups(
+        self, ctx: BatchContext, groups: list[tuple[int, list[Row], int, int, list[str]]]
+    ) -> list[Finding]:
         """One finding per rating of each linked group, naming what linked its raters."""
         if not groups:
             return []
@@ -1057,13 +1319,29 @@ class CoordinatedBad(Check):
             first, last = group[0]["received_at"], group[-1]["received_at"]
             hours = max((last - first).total_seconds() / 3600, 0.1)
             shared = "、".join(via_labels[v] for v in via)
-            evidence = {"org_code": code, "ratings": len(group), "cases": cases,
-                        "raters": raters, "linked_by": via, "first": first.isoformat(),
-                        "last": last.isoformat(),
-                        "evaluation_ids": [r["id"] for r in group]}
-            reason = (f"{hours:.1f} 小时内 {len(group)} 条差评集中指向{name}（{code}），"
-                      f"{raters} 个评价人之间共用{shared}，疑似组织恶意差评")
-            found.extend(Finding(evaluation_id=r["id"], org_id=org_id, check=self.name,
-                                 subject=f"单位 {code}", reason=reason, evidence=evidence)
-                         for r in group)
+            evidence = {
+                "org_code": code,
+                "ratings": len(group),
+                "cases": cases,
+                "raters": raters,
+                "linked_by": via,
+                "first": first.isoformat(),
+                "last": last.isoformat(),
+                "evaluation_ids": [r["id"] for r in group],
+            }
+            reason = (
+                f"{hours:.1f} 小时内 {len(group)} 条差评集中指向{name}（{code}），"
+                f"{raters} 个评价人之间共用{shared}，疑似组织恶意差评"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=r["id"],
+                    org_id=org_id,
+                    check=self.name,
+                    subject=f"单位 {code}",
+                    reason=reason,
+                    evidence=evidence,
+                )
+                for r in group
+            )
         return found

@@ -44,8 +44,7 @@ def _insert(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
 
 
-async def raise_flags(*, db: AsyncSession, findings: list[Finding],
-                      stage: str) -> list[int]:
+async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: str) -> list[int]:
     """Record new flags (one per rating and check) and hold their ratings; new flag ids."""
     now = utcnow()
     unique: dict[tuple[int, str], Finding] = {}
@@ -53,17 +52,35 @@ async def raise_flags(*, db: AsyncSession, findings: list[Finding],
         unique.setdefault((f.evaluation_id, f.check), f)
     if not unique:
         return []
-    values = [{"evaluation_id": f.evaluation_id, "org_id": f.org_id, "check_name": f.check,
-               "stage": stage, "subject": f.subject[:200], "reason": f.reason,
-               "evidence": f.evidence, "state": FlagState.OPEN.value, "created_at": now}
-              for f in unique.values()]
-    stmt = (_insert(db)(IntegrityFlag)
-            .on_conflict_do_nothing(index_elements=["evaluation_id", "check_name"])
-            .returning(IntegrityFlag.id, IntegrityFlag.evaluation_id, IntegrityFlag.check_name))
+    values = [
+        {
+            "evaluation_id": f.evaluation_id,
+            "org_id": f.org_id,
+            "check_name": f.check,
+            "stage": stage,
+            "subject": f.subject[:200],
+            "reason": f.reason,
+            "evidence": f.evidence,
+            "state": FlagState.OPEN.value,
+            "created_at": now,
+        }
+        for f in unique.values()
+    ]
+    stmt = (
+        _insert(db)(IntegrityFlag)
+        .on_conflict_do_nothing(index_elements=["evaluation_id", "check_name"])
+        .returning(IntegrityFlag.id, IntegrityFlag.evaluation_id, IntegrityFlag.check_name)
+    )
     new = (await db.execute(stmt, values)).all()
     for flag_id, evaluation_id, check in new:
         # An invalid rating stays invalid; a held or valid one is held for review.
-        await set_standing(db=db, evaluation_id=evaluation_id, standing=Standing.HELD,
-                           reason=DETECTOR, actor=f"integrity:{check}",
-                           note=unique[(evaluation_id, check)].reason[:500], source_id=flag_id)
+        await set_standing(
+            db=db,
+            evaluation_id=evaluation_id,
+            standing=Standing.HELD,
+            reason=DETECTOR,
+            actor=f"integrity:{check}",
+            note=unique[(evaluation_id, check)].reason[:500],
+            source_id=flag_id,
+        )
     return [row[0] for row in new]

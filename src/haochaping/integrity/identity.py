@@ -44,5 +44,6 @@ def mask_device(device_id: str | None) -> str | None:
 
 def mask(kind: str, value: str | None) -> str | None:
     """The masked form of an identifier for evidence and subjects."""
-    return {"phone": mask_phone, "cert": mask_cert_no, "device": mask_device,
-            "ip": mask_ip}[kind](value)
+    return {"phone": mask_phone, "cert": mask_cert_no, "device": mask_device, "ip": mask_ip}[kind](
+        value
+    )

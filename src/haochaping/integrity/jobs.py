@@ -41,15 +41,25 @@ async def run_check(db: AsyncSession, check: Check, ctx: BatchContext) -> int:
     return len(await raise_flags(db=db, findings=found, stage="batch"))
 
 
-async def run_batch(db: AsyncSession, *, keys: DataKeys, now: datetime | None = None,
-                    thresholds: Thresholds | None = None,
-                    bad_levels: frozenset[int] = frozenset({1, 2}),
-                    checks: list[Check] | None = None) -> BatchReport:
+async def run_batch(
+    db: AsyncSession,
+    *,
+    keys: DataKeys,
+    now: datetime | None = None,
+    thresholds: Thresholds | None = None,
+    bad_levels: frozenset[int] = frozenset({1, 2}),
+    checks: list[Check] | None = None,
+) -> BatchReport:
     """Every batch check in one session, each in a savepoint (the caller commits)."""
     report = BatchReport()
     for check in batch_checks() if checks is None else checks:
-        ctx = BatchContext(db=db, now=now or utcnow(), keys=keys,
-                           thresholds=thresholds or Thresholds(), bad_levels=bad_levels)
+        ctx = BatchContext(
+            db=db,
+            now=now or utcnow(),
+            keys=keys,
+            thresholds=thresholds or Thresholds(),
+            bad_levels=bad_levels,
+        )
         try:
             async with db.begin_nested():
                 report.flagged[check.name] = await run_check(db, check, ctx)
@@ -76,8 +86,7 @@ async def run_due(state: Any, *, now: datetime | None = None) -> BatchReport | N
         bad_levels = frozenset(range(1, 6)) - frozenset(state.rules.good_levels)
         for check in batch_checks():
             async with state.sessionmaker() as db:
-                ctx = BatchContext(db=db, now=now, keys=state.keys,
-                                   bad_levels=bad_levels)
+                ctx = BatchContext(db=db, now=now, keys=state.keys, bad_levels=bad_levels)
                 try:
                     report.flagged[check.name] = await run_check(db, check, ctx)
                     await db.commit()

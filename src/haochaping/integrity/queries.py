@@ -35,23 +35,41 @@ async def org_path(db: AsyncSession, actor: Principal, org_code: str) -> str:
     """The path of an organisation the caller may look into (404 unknown, 403 outside)."""
     path = (await db.execute(select(Org.path).where(Org.code == org_code))).scalar_one_or_none()
     if path is None:
-        raise NotFound(f"机构 {org_code} 不存在", code="org_not_found",
-                       details=[{"field": "org_code", "value": org_code}])
+        raise NotFound(
+            f"机构 {org_code} 不存在",
+            code="org_not_found",
+            details=[{"field": "org_code", "value": org_code}],
+        )
     actor.require(path)
     return path
 
 
-def flags(*, actor: Principal, state: str | None = None, check: str | None = None,
-          subtree: str | None = None, evaluation_id: int | None = None) -> Select:
+def flags(
+    *,
+    actor: Principal,
+    state: str | None = None,
+    check: str | None = None,
+    subtree: str | None = None,
+    evaluation_id: int | None = None,
+) -> Select:
     """Flags on ratings inside the caller's subtree, oldest first (a work queue)."""
     stmt = (
-        select(IntegrityFlag, Org.code, Org.name, Evaluation.level, Evaluation.channel,
-               Case.case_no, EvaluationStanding.standing, Evaluation.evaluated_at)
+        select(
+            IntegrityFlag,
+            Org.code,
+            Org.name,
+            Evaluation.level,
+            Evaluation.channel,
+            Case.case_no,
+            EvaluationStanding.standing,
+            Evaluation.evaluated_at,
+        )
         .join(Org, Org.id == IntegrityFlag.org_id)
         .join(Evaluation, Evaluation.id == IntegrityFlag.evaluation_id)
         .outerjoin(Case, Case.id == Evaluation.case_id)
-        .outerjoin(EvaluationStanding,
-                   EvaluationStanding.evaluation_id == IntegrityFlag.evaluation_id)
+        .outerjoin(
+            EvaluationStanding, EvaluationStanding.evaluation_id == IntegrityFlag.evaluation_id
+        )
         .where(Org.path.startswith(actor.org_path, autoescape=True))
         .order_by(IntegrityFlag.id)
     )
@@ -73,90 +91,165 @@ def item(row: Any) -> dict[str, Any]:
     labels = detectors.check_labels()
     standing = standing or Standing.VALID.value
     return {
-        "id": flag.id, "evaluation_id": flag.evaluation_id, "check": flag.check_name,
-        "check_label": labels.get(flag.check_name, flag.check_name), "stage": flag.stage,
-        "subject": flag.subject, "reason": flag.reason, "evidence": flag.evidence,
-        "state": flag.state, "state_label": STATE_LABELS[FlagState(flag.state)],
-        "org_code": org_code, "org_name": org_name, "case_no": case_no, "level": level,
-        "level_label": LEVEL_LABELS[level], "channel": channel,
-        "channel_label": CHANNEL_LABELS.get(channel, channel), "evaluated_at": evaluated_at,
+        "id": flag.id,
+        "evaluation_id": flag.evaluation_id,
+        "check": flag.check_name,
+        "check_label": labels.get(flag.check_name, flag.check_name),
+        "stage": flag.stage,
+        "subject": flag.subject,
+        "reason": flag.reason,
+        "evidence": flag.evidence,
+        "state": flag.state,
+        "state_label": STATE_LABELS[FlagState(flag.state)],
+        "org_code": org_code,
+        "org_name": org_name,
+        "case_no": case_no,
+        "level": level,
+        "level_label": LEVEL_LABELS[level],
+        "channel": channel,
+        "channel_label": CHANNEL_LABELS.get(channel, channel),
+        "evaluated_at": evaluated_at,
         "standing": standing,
-        "standing_label": STANDING_LABELS[Standing(standing)], "created_at": flag.created_at,
-        "reviewed_by": flag.reviewed_by, "reviewed_at": flag.reviewed_at,
+        "standing_label": STANDING_LABELS[Standing(standing)],
+        "created_at": flag.created_at,
+        "reviewed_by": flag.reviewed_by,
+        "reviewed_at": flag.reviewed_at,
         "review_note": flag.review_note,
     }
 
 
-async def detail(*, db: AsyncSession, actor: Principal, flag: IntegrityFlag,
-                 rules: evaluation_service.IntakeRules) -> dict[str, Any]:
+async def detail(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    flag: IntegrityFlag,
+    rules: evaluation_service.IntakeRules,
+) -> dict[str, Any]:
     """A flag with its rating (personal data masked), the rating's other flags and the
     history of its standing."""
-    rows = (await db.execute(flags(actor=actor, evaluation_id=flag.evaluation_id)
-                             .limit(100))).all()
+    rows = (await db.execute(flags(actor=actor, evaluation_id=flag.evaluation_id).limit(100))).all()
     this = next(r for r in rows if r[0].id == flag.id)
-    ev_row = (await db.execute(evaluation_queries.evaluations(actor=actor)
-                               .where(Evaluation.id == flag.evaluation_id))).one()
+    ev_row = (
+        await db.execute(
+            evaluation_queries.evaluations(actor=actor).where(Evaluation.id == flag.evaluation_id)
+        )
+    ).one()
     ev, case_no, org_code, item_code, window_code, staff_no = ev_row
-    target = evaluation_service.Target(case_no=case_no, org_code=org_code, item_code=item_code,
-                                       window_code=window_code, staff_no=staff_no,
-                                       region_code=ev.region_code)
-    history = (await db.execute(select(StandingEvent).where(
-        StandingEvent.evaluation_id == flag.evaluation_id).order_by(StandingEvent.id)
-    )).scalars().all()
+    target = evaluation_service.Target(
+        case_no=case_no,
+        org_code=org_code,
+        item_code=item_code,
+        window_code=window_code,
+        staff_no=staff_no,
+        region_code=ev.region_code,
+    )
+    history = (
+        (
+            await db.execute(
+                select(StandingEvent)
+                .where(StandingEvent.evaluation_id == flag.evaluation_id)
+                .order_by(StandingEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return {
         **item(this),
-        "evaluation": evaluation_service.read_from_row(evaluation_queries.row_dict(ev), target,
-                                                       rules),
+        "evaluation": evaluation_service.read_from_row(
+            evaluation_queries.row_dict(ev), target, rules
+        ),
         "other_flags": [item(r) for r in rows if r[0].id != flag.id],
-        "standing_history": [{"from": e.from_standing, "to": e.to_standing, "reason": e.reason,
-                              "note": e.note, "actor": e.actor, "at": e.created_at}
-                             for e in history],
+        "standing_history": [
+            {
+                "from": e.from_standing,
+                "to": e.to_standing,
+                "reason": e.reason,
+                "note": e.note,
+                "actor": e.actor,
+                "at": e.created_at,
+            }
+            for e in history
+        ],
     }
 
 
 async def open_counts(db: AsyncSession, actor: Principal) -> dict[str, int]:
     """Open flags in the caller's subtree, by check (what waits for a reviewer)."""
-    rows = (await db.execute(
-        select(IntegrityFlag.check_name, func.count())
-        .join(Org, Org.id == IntegrityFlag.org_id)
-        .where(IntegrityFlag.state == FlagState.OPEN.value,
-               Org.path.startswith(actor.org_path, autoescape=True))
-        .group_by(IntegrityFlag.check_name))).all()
+    rows = (
+        await db.execute(
+            select(IntegrityFlag.check_name, func.count())
+            .join(Org, Org.id == IntegrityFlag.org_id)
+            .where(
+                IntegrityFlag.state == FlagState.OPEN.value,
+                Org.path.startswith(actor.org_path, autoescape=True),
+            )
+            .group_by(IntegrityFlag.check_name)
+        )
+    ).all()
     return dict(rows)  # type: ignore[arg-type]
 
 
 async def work_order_of(db: AsyncSession, evaluation_id: int) -> dict[str, Any] | None:
     """The work order a flagged bad rating opened, if any (id and state, for a link)."""
-    row = (await db.execute(select(WorkOrder.id, WorkOrder.state)
-                            .where(WorkOrder.evaluation_id == evaluation_id))).first()
+    row = (
+        await db.execute(
+            select(WorkOrder.id, WorkOrder.state).where(WorkOrder.evaluation_id == evaluation_id)
+        )
+    ).first()
     if row is None:
         return None
-    return {"id": row.id, "state": row.state,
-            "state_label": WO_STATE_LABELS.get(row.state, row.state)}
+    return {
+        "id": row.id,
+        "state": row.state,
+        "state_label": WO_STATE_LABELS.get(row.state, row.state),
+    }
 
 
-async def staff_identities(db: AsyncSession, actor: Principal, limit: int = 20
-                           ) -> list[dict[str, Any]]:
+async def staff_identities(
+    db: AsyncSession, actor: Principal, limit: int = 20
+) -> list[dict[str, Any]]:
     """Staff members of the caller's subtree whose identities are registered, latest first
     (which kinds, by whom, when: the numbers themselves are never stored)."""
-    rows = (await db.execute(
-        select(Staff.staff_no, Staff.name, Org.name, StaffIdentity.kind,
-               StaffIdentity.recorded_by, StaffIdentity.updated_at)
-        .join(Staff, Staff.id == StaffIdentity.staff_id)
-        .join(Org, Org.id == Staff.org_id)
-        .where(Org.path.startswith(actor.org_path, autoescape=True))
-        .order_by(StaffIdentity.updated_at.desc(), Staff.staff_no)
-        .limit(limit * 2))).all()
+    rows = (
+        await db.execute(
+            select(
+                Staff.staff_no,
+                Staff.name,
+                Org.name,
+                StaffIdentity.kind,
+                StaffIdentity.recorded_by,
+                StaffIdentity.updated_at,
+            )
+            .join(Staff, Staff.id == StaffIdentity.staff_id)
+            .join(Org, Org.id == Staff.org_id)
+            .where(Org.path.startswith(actor.org_path, autoescape=True))
+            .order_by(StaffIdentity.updated_at.desc(), Staff.staff_no)
+            .limit(limit * 2)
+        )
+    ).all()
     out: dict[str, dict[str, Any]] = {}
     for staff_no, name, org_name, kind, by, at in rows:
-        entry = out.setdefault(staff_no, {"staff_no": staff_no, "name": name,
-                                          "org_name": org_name, "kinds": [],
-                                          "recorded_by": by, "updated_at": at})
+        entry = out.setdefault(
+            staff_no,
+            {
+                "staff_no": staff_no,
+                "name": name,
+                "org_name": org_name,
+                "kinds": [],
+                "recorded_by": by,
+                "updated_at": at,
+            },
+        )
         entry["kinds"].append(kind)
     order = list(IDENTITY_KINDS)
     for entry in out.values():
-        entry["kinds"] = [IDENTITY_KINDS.get(k, k) for k in sorted(
-            entry["kinds"], key=lambda k: order.index(k) if k in order else len(order))]
+        entry["kinds"] = [
+            IDENTITY_KINDS.get(k, k)
+            for k in sorted(
+                entry["kinds"], key=lambda k: order.index(k) if k in order else len(order)
+            )
+        ]
     return list(out.values())[:limit]
 
 
@@ -164,8 +257,11 @@ async def staff_identities(db: AsyncSession, actor: Principal, limit: int = 20
 
 IDENTITY_KINDS = {"cert": "身份证号", "phone": "手机号"}
 STANDING_REASON_LABELS = {
-    "detector": "疑似刷评检测", "detector_cleared": "疑似刷评复核：排除",
-    "appeal_upheld": "申诉成立", "malicious_rater": "恶意评价人员信息库", "review": "人工复核",
+    "detector": "疑似刷评检测",
+    "detector_cleared": "疑似刷评复核：排除",
+    "appeal_upheld": "申诉成立",
+    "malicious_rater": "恶意评价人员信息库",
+    "review": "人工复核",
 }
 
 
@@ -295,8 +391,7 @@ def evidence_rows(check: str, evidence: dict[str, Any] | None) -> list[dict[str,
     evidence = evidence or {}
     fields = EVIDENCE_FIELDS.get(check, {})
     rows = []
-    for key in [*[k for k in fields if k in evidence], *[k for k in evidence
-                                                        if k not in fields]]:
+    for key in [*[k for k in fields if k in evidence], *[k for k in evidence if k not in fields]]:
         value = evidence[key]
         label, fmt = fields.get(key, (key, _plain))
         try:

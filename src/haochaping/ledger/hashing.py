@@ -43,11 +43,36 @@ GENESIS_ROOT = bytes(HASH_SIZE)
 # blocks: add a new one.
 CONTENT_COLUMNS: dict[int, tuple[str, ...]] = {
     1: (
-        "id", "case_id", "stage", "eval_count", "channel", "level", "reasons", "comment",
-        "tagset_version", "org_id", "item_id", "window_id", "staff_id", "region_code",
-        "rater_type", "rater_name", "rater_cert_type", "rater_cert_no", "rater_phone",
-        "anonymous", "is_public", "is_default", "client_id", "user_id", "invitation_id",
-        "source_ip", "user_agent", "device_id", "evaluated_at", "received_at",
+        "id",
+        "case_id",
+        "stage",
+        "eval_count",
+        "channel",
+        "level",
+        "reasons",
+        "comment",
+        "tagset_version",
+        "org_id",
+        "item_id",
+        "window_id",
+        "staff_id",
+        "region_code",
+        "rater_type",
+        "rater_name",
+        "rater_cert_type",
+        "rater_cert_no",
+        "rater_phone",
+        "anonymous",
+        "is_public",
+        "is_default",
+        "client_id",
+        "user_id",
+        "invitation_id",
+        "source_ip",
+        "user_agent",
+        "device_id",
+        "evaluated_at",
+        "received_at",
     ),
 }
 # Version 2: identifiers are stored SM4-encrypted (their ciphertext is what is hashed, see
@@ -66,8 +91,9 @@ UNHASHED_COLUMNS: frozenset[str] = frozenset()
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                            allow_nan=False)
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+)
 _HEADER = struct.Struct(">Q32s32sQQQqH")
 
 
@@ -168,9 +194,28 @@ def micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def block_root(*, height: int, prev_root: bytes, merkle_root: bytes, first_seq: int,
-               entry_count: int, high_water: int, sealed_at: datetime,
-               content_version: int) -> bytes:
+def block_root(
+    *,
+    height: int,
+    prev_root: bytes,
+    merkle_root: bytes,
+    first_seq: int,
+    entry_count: int,
+    high_water: int,
+    sealed_at: datetime,
+    content_version: int,
+) -> bytes:
     """The root of a block: its header, chained to the previous block's root."""
-    return sm3(b"\x02" + _HEADER.pack(height, prev_root, merkle_root, first_seq, entry_count,
-                                      high_water, micros(sealed_at), content_version))
+    return sm3(
+        b"\x02"
+        + _HEADER.pack(
+            height,
+            prev_root,
+            merkle_root,
+            first_seq,
+            entry_count,
+            high_water,
+            micros(sealed_at),
+            content_version,
+        )
+    )

@@ -26,8 +26,10 @@ class SealReport:
     def __str__(self) -> str:
         if not self.blocks:
             return "没有需要封存的新评价"
-        return (f"已封存 {self.ratings} 条评价，区块 {self.first_height}–{self.last_height}"
-                f"（共 {self.blocks} 个）")
+        return (
+            f"已封存 {self.ratings} 条评价，区块 {self.first_height}–{self.last_height}"
+            f"（共 {self.blocks} 个）"
+        )
 
 
 @dataclass
@@ -49,13 +51,16 @@ class VerifyReport:
 
     def ids(self, kind: FindingKind) -> list[int]:
         """The evaluation ids named by findings of one kind."""
-        return [f.evaluation_id for f in self.findings
-                if f.kind == kind and f.evaluation_id is not None]
+        return [
+            f.evaluation_id for f in self.findings if f.kind == kind and f.evaluation_id is not None
+        ]
 
     def lines(self) -> list[str]:
         """The report for people: a summary, every finding, and the verdict."""
-        out = [f"账本校验 ledger verify：区块 blocks {self.blocks}，已封存评价 sealed "
-               f"{self.entries}，待封存 pending {self.pending}"]
+        out = [
+            f"账本校验 ledger verify：区块 blocks {self.blocks}，已封存评价 sealed "
+            f"{self.entries}，待封存 pending {self.pending}"
+        ]
         if self.head_height is not None:
             out.append(f"最新区块 head：{self.head_height}  根 root {self.head_root}")
         for finding in self.findings:
@@ -79,8 +84,9 @@ def parse_anchors(values: list[str]) -> dict[int, bytes]:
             if not height.isdigit() or len(raw) != hashing.HASH_SIZE:
                 raise ValueError(value)
         except ValueError:
-            raise ValueError(f"无法识别的根哈希 {value!r}，格式应为 区块高度:64位十六进制根哈希"
-                             ) from None
+            raise ValueError(
+                f"无法识别的根哈希 {value!r}，格式应为 区块高度:64位十六进制根哈希"
+            ) from None
         anchors[int(height)] = raw
     return anchors
 
@@ -92,20 +98,30 @@ def _can_read_ahead(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
     return isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql"
 
 
-async def _read_batch(sessionmaker: async_sessionmaker[AsyncSession], *, after: int | None,
-                      block_size: int, now: datetime | None,
-                      grace: timedelta) -> service.Batch:
+async def _read_batch(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    after: int | None,
+    block_size: int,
+    now: datetime | None,
+    grace: timedelta,
+) -> service.Batch:
     """The next unsealed ratings, read in a short transaction of their own, then hashed."""
     async with sessionmaker() as db:
-        batch = await service.read_batch(db=db, after=after, block_size=block_size, now=now,
-                                         grace=grace)
+        batch = await service.read_batch(
+            db=db, after=after, block_size=block_size, now=now, grace=grace
+        )
     batch.hashes = await service.hash_rows(batch.rows, batch.version)
     return batch
 
 
-async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
-                       block_size: int = service.BLOCK_SIZE, now: datetime | None = None,
-                       grace: timedelta = service.GRACE) -> SealReport:
+async def seal_pending(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    block_size: int = service.BLOCK_SIZE,
+    now: datetime | None = None,
+    grace: timedelta = service.GRACE,
+) -> SealReport:
     """Seal every committed, unsealed rating above the watermark: one transaction per block."""
     # The next ratings are read and hashed outside the sealing transaction (on PostgreSQL
     # while the previous block is being written): the head stays locked only to write one.
@@ -113,8 +129,7 @@ async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
     ahead = _can_read_ahead(sessionmaker)
 
     def read(after: int | None):
-        return _read_batch(sessionmaker, after=after, block_size=block_size, now=now,
-                           grace=grace)
+        return _read_batch(sessionmaker, after=after, block_size=block_size, now=now, grace=grace)
 
     batch = await read(None)
     while batch.rows:
@@ -141,9 +156,13 @@ async def seal_pending(sessionmaker: async_sessionmaker[AsyncSession], *,
     return report
 
 
-async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
-                 anchors: dict[int, bytes] | None = None, now: datetime | None = None,
-                 grace: timedelta = service.GRACE) -> VerifyReport:
+async def verify(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    anchors: dict[int, bytes] | None = None,
+    now: datetime | None = None,
+    grace: timedelta = service.GRACE,
+) -> VerifyReport:
     """Recompute every sealed rating and block; name whatever was altered, removed or added."""
     # One short transaction per block, so that SQLite's writer (intake) never waits long; on
     # PostgreSQL the next block is read while this one is hashed.
@@ -185,12 +204,19 @@ async def verify(sessionmaker: async_sessionmaker[AsyncSession], *,
     for height, root in sorted((anchors or {}).items()):
         block = by_height.get(height)
         if block is None:
-            report.findings.append(Finding(FindingKind.ANCHOR_MISMATCH,
-                                           f"公布过的区块 {height} 在账本中不存在",
-                                           block_height=height))
+            report.findings.append(
+                Finding(
+                    FindingKind.ANCHOR_MISMATCH,
+                    f"公布过的区块 {height} 在账本中不存在",
+                    block_height=height,
+                )
+            )
         elif block.root != root:
-            report.findings.append(Finding(
-                FindingKind.ANCHOR_MISMATCH,
-                f"区块 {height} 的根 {block.root.hex()[:16]}… 与公布的 {root.hex()[:16]}… 不符",
-                block_height=height))
+            report.findings.append(
+                Finding(
+                    FindingKind.ANCHOR_MISMATCH,
+                    f"区块 {height} 的根 {block.root.hex()[:16]}… 与公布的 {root.hex()[:16]}… 不符",
+                    block_height=height,
+                )
+            )
     return report

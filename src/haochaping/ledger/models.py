@@ -40,7 +40,8 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entry"
 
     evaluation_id: Mapped[int] = mapped_column(
-        BigIntPK, ForeignKey("evaluation.id"), primary_key=True, autoincrement=False)
+        BigIntPK, ForeignKey("evaluation.id"), primary_key=True, autoincrement=False
+    )
     seq: Mapped[int] = mapped_column(BigInteger, unique=True)
     # No foreign key to ledger_block: the block is written in the same transaction, verify
     # names any entry outside its block, and the per-row check slowed sealing measurably.

@@ -39,7 +39,8 @@ class ProofRead(BaseModel):
     content_version: int
     content_columns: list[str]
     current_content_hash: str | None = Field(
-        description="hash of the rating as stored now; null when the row is gone")
+        description="hash of the rating as stored now; null when the row is gone"
+    )
     content_matches: bool
     leaf_index: int
     audit_path: list[AuditStep]

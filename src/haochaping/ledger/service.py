@@ -101,9 +101,12 @@ def content_columns(version: int = hashing.CONTENT_VERSION) -> list[Any]:
     # From version 2 values are hashed as stored: encrypted identifiers are taken as their
     # ciphertext (type_coerce skips decryption), which never changes once written and costs
     # nothing. Version 1 was sealed before they were encrypted: it hashes the plaintext.
-    return [type_coerce(EVALUATION.c[name], String()) if version >= 2 and isinstance(
-        EVALUATION.c[name].type, EncryptedString) else EVALUATION.c[name]
-        for name in hashing.CONTENT_COLUMNS[version]]
+    return [
+        type_coerce(EVALUATION.c[name], String())
+        if version >= 2 and isinstance(EVALUATION.c[name].type, EncryptedString)
+        else EVALUATION.c[name]
+        for name in hashing.CONTENT_COLUMNS[version]
+    ]
 
 
 async def hash_rows(rows: Sequence[Sequence[Any]], version: int) -> list[bytes]:
@@ -112,7 +115,7 @@ async def hash_rows(rows: Sequence[Sequence[Any]], version: int) -> list[bytes]:
         return hashing.content_hashes(rows, version)
     out: list[bytes] = []
     for start in range(0, len(rows), _HASH_CHUNK):
-        out.extend(hashing.content_hashes(rows[start:start + _HASH_CHUNK], version))
+        out.extend(hashing.content_hashes(rows[start : start + _HASH_CHUNK], version))
         await asyncio.sleep(0)
     return out
 
@@ -126,16 +129,21 @@ async def lock_head(db: AsyncSession) -> None:
 
 async def head(db: AsyncSession) -> LedgerBlock | None:
     """The newest block, or None before the first seal."""
-    return (await db.execute(select(LedgerBlock).order_by(LedgerBlock.height.desc()).limit(1))
-            ).scalar_one_or_none()
+    return (
+        await db.execute(select(LedgerBlock).order_by(LedgerBlock.height.desc()).limit(1))
+    ).scalar_one_or_none()
 
 
 async def watermark(db: AsyncSession, *, now: datetime, grace: timedelta = GRACE) -> int:
     """The id at or below which every committed rating ought to be sealed by now."""
-    found = (await db.execute(
-        select(BLOCK.c.high_water).where(BLOCK.c.sealed_at < now - grace)
-        .order_by(BLOCK.c.height.desc()).limit(1)
-    )).scalar_one_or_none()
+    found = (
+        await db.execute(
+            select(BLOCK.c.high_water)
+            .where(BLOCK.c.sealed_at < now - grace)
+            .order_by(BLOCK.c.height.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
     return found or 0
 
 
@@ -148,9 +156,14 @@ class Batch:
     hashes: list[bytes]
 
 
-async def read_batch(*, db: AsyncSession, after: int | None = None,
-                     block_size: int = BLOCK_SIZE, now: datetime | None = None,
-                     grace: timedelta = GRACE) -> Batch:
+async def read_batch(
+    *,
+    db: AsyncSession,
+    after: int | None = None,
+    block_size: int = BLOCK_SIZE,
+    now: datetime | None = None,
+    grace: timedelta = GRACE,
+) -> Batch:
     """The next unsealed ratings above `after` (default: the watermark), not yet hashed."""
     if after is None:
         after = await watermark(db, now=now or utcnow(), grace=grace)
@@ -159,24 +172,37 @@ async def read_batch(*, db: AsyncSession, after: int | None = None,
     return Batch(version=version, rows=rows, hashes=[])
 
 
-async def seal_block(*, db: AsyncSession, after: int | None = None, block_size: int = BLOCK_SIZE,
-                     now: datetime | None = None, grace: timedelta = GRACE,
-                     batch: Batch | None = None) -> SealedBlock | None:
+async def seal_block(
+    *,
+    db: AsyncSession,
+    after: int | None = None,
+    block_size: int = BLOCK_SIZE,
+    now: datetime | None = None,
+    grace: timedelta = GRACE,
+    batch: Batch | None = None,
+) -> SealedBlock | None:
     """Seal the next unsealed ratings (or a batch read beforehand) into one block, or None."""
     # In id order, above `after` (default: the watermark). The caller commits.
     await lock_head(db)
     last = await head(db)
     if batch is None:
-        batch = await read_batch(db=db, after=after, block_size=block_size, now=now,
-                                 grace=grace)
+        batch = await read_batch(db=db, after=after, block_size=block_size, now=now, grace=grace)
         batch.hashes = await hash_rows(batch.rows, batch.version)
     elif batch.rows:
         # Read before the lock: drop what another sealer has sealed since.
-        taken = set((await db.execute(select(ENTRY.c.evaluation_id).where(
-            ENTRY.c.evaluation_id.between(batch.rows[0][0], batch.rows[-1][0])))).scalars())
+        taken = set(
+            (
+                await db.execute(
+                    select(ENTRY.c.evaluation_id).where(
+                        ENTRY.c.evaluation_id.between(batch.rows[0][0], batch.rows[-1][0])
+                    )
+                )
+            ).scalars()
+        )
         if taken:
-            kept = [(r, h) for r, h in zip(batch.rows, batch.hashes, strict=True)
-                    if r[0] not in taken]
+            kept = [
+                (r, h) for r, h in zip(batch.rows, batch.hashes, strict=True) if r[0] not in taken
+            ]
             batch = Batch(batch.version, [r for r, _ in kept], [h for _, h in kept])
     rows, hashes, version = batch.rows, batch.hashes, batch.version
     if not rows:
@@ -190,18 +216,36 @@ async def seal_block(*, db: AsyncSession, after: int | None = None, block_size: 
         sealed_at = max(sealed_at, last.sealed_at)
     high_water = max(high_water, rows[-1][0])
     merkle = hashing.merkle_root(hashes)
-    root = hashing.block_root(height=height, prev_root=prev_root, merkle_root=merkle,
-                              first_seq=first_seq, entry_count=len(rows),
-                              high_water=high_water, sealed_at=sealed_at,
-                              content_version=version)
-    await db.execute(insert(BLOCK).values(
-        height=height, prev_root=prev_root, merkle_root=merkle, root=root, first_seq=first_seq,
-        last_seq=first_seq + len(rows) - 1, entry_count=len(rows), high_water=high_water,
-        content_version=version, sealed_at=sealed_at))
-    await insert_entries(db, ids=[row[0] for row in rows], hashes=hashes, first_seq=first_seq,
-                         height=height)
-    return SealedBlock(height=height, entry_count=len(rows), first_id=rows[0][0],
-                       last_id=rows[-1][0], root=root)
+    root = hashing.block_root(
+        height=height,
+        prev_root=prev_root,
+        merkle_root=merkle,
+        first_seq=first_seq,
+        entry_count=len(rows),
+        high_water=high_water,
+        sealed_at=sealed_at,
+        content_version=version,
+    )
+    await db.execute(
+        insert(BLOCK).values(
+            height=height,
+            prev_root=prev_root,
+            merkle_root=merkle,
+            root=root,
+            first_seq=first_seq,
+            last_seq=first_seq + len(rows) - 1,
+            entry_count=len(rows),
+            high_water=high_water,
+            content_version=version,
+            sealed_at=sealed_at,
+        )
+    )
+    await insert_entries(
+        db, ids=[row[0] for row in rows], hashes=hashes, first_seq=first_seq, height=height
+    )
+    return SealedBlock(
+        height=height, entry_count=len(rows), first_id=rows[0][0], last_id=rows[-1][0], root=root
+    )
 
 
 _PG_INSERT_ENTRIES = text(
@@ -211,18 +255,24 @@ _PG_INSERT_ENTRIES = text(
 )
 
 
-async def insert_entries(db: AsyncSession, *, ids: list[int], hashes: list[bytes],
-                         first_seq: int, height: int) -> None:
+async def insert_entries(
+    db: AsyncSession, *, ids: list[int], hashes: list[bytes], first_seq: int, height: int
+) -> None:
     """Append a block's entries, seq counting up from first_seq in the order given."""
     if db.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
         # One statement with two arrays: ten times cheaper than a multi-row executemany.
-        await db.execute(_PG_INSERT_ENTRIES, {"ids": ids, "hashes": hashes,
-                                              "first_seq": first_seq, "height": height})
+        await db.execute(
+            _PG_INSERT_ENTRIES,
+            {"ids": ids, "hashes": hashes, "first_seq": first_seq, "height": height},
+        )
         return
-    await db.execute(insert(ENTRY), [
-        {"evaluation_id": i, "seq": first_seq + n, "block_height": height, "content_hash": h}
-        for n, (i, h) in enumerate(zip(ids, hashes, strict=True))
-    ])
+    await db.execute(
+        insert(ENTRY),
+        [
+            {"evaluation_id": i, "seq": first_seq + n, "block_height": height, "content_hash": h}
+            for n, (i, h) in enumerate(zip(ids, hashes, strict=True))
+        ],
+    )
 
 
 async def unsealed_rows(db: AsyncSession, *, after: int, limit: int, version: int) -> list[Any]:
@@ -232,13 +282,20 @@ async def unsealed_rows(db: AsyncSession, *, after: int, limit: int, version: in
     found: list[Any] = []
     select_rows = select(*content_columns(version)).order_by(EVALUATION.c.id)
     while len(found) < limit:
-        rows = (await db.execute(
-            select_rows.where(EVALUATION.c.id > after).limit(limit - len(found)))).all()
+        rows = (
+            await db.execute(select_rows.where(EVALUATION.c.id > after).limit(limit - len(found)))
+        ).all()
         if not rows:
             break
-        sealed = set((await db.execute(
-            select(ENTRY.c.evaluation_id)
-            .where(ENTRY.c.evaluation_id.between(rows[0][0], rows[-1][0])))).scalars())
+        sealed = set(
+            (
+                await db.execute(
+                    select(ENTRY.c.evaluation_id).where(
+                        ENTRY.c.evaluation_id.between(rows[0][0], rows[-1][0])
+                    )
+                )
+            ).scalars()
+        )
         found.extend(r for r in rows if r[0] not in sealed)
         after = rows[-1][0]
     return found[:limit]
@@ -257,28 +314,58 @@ def check_header(block: Any, prev: Any | None) -> list[Finding]:
     expected_prev = hashing.GENESIS_ROOT if prev is None else prev.root
     expected_first = 1 if prev is None else prev.last_seq + 1
     if h != expected_height:
-        found.append(Finding(FindingKind.CHAIN_BROKEN, f"区块 {expected_height}"
-                             f"{'' if h == expected_height + 1 else f' 至 {h - 1}'} 不存在"
-                             f"（下一个区块为 {h}）", block_height=h))
+        found.append(
+            Finding(
+                FindingKind.CHAIN_BROKEN,
+                f"区块 {expected_height}"
+                f"{'' if h == expected_height + 1 else f' 至 {h - 1}'} 不存在"
+                f"（下一个区块为 {h}）",
+                block_height=h,
+            )
+        )
     if block.prev_root != expected_prev:
-        found.append(Finding(FindingKind.CHAIN_BROKEN,
-                             f"区块 {h} 记录的上一区块根与区块 {expected_height - 1} 的根不一致",
-                             block_height=h))
+        found.append(
+            Finding(
+                FindingKind.CHAIN_BROKEN,
+                f"区块 {h} 记录的上一区块根与区块 {expected_height - 1} 的根不一致",
+                block_height=h,
+            )
+        )
     if block.first_seq != expected_first:
-        found.append(Finding(FindingKind.CHAIN_BROKEN,
-                             f"区块 {h} 的序号从 {block.first_seq} 开始，应为 {expected_first}",
-                             block_height=h))
+        found.append(
+            Finding(
+                FindingKind.CHAIN_BROKEN,
+                f"区块 {h} 的序号从 {block.first_seq} 开始，应为 {expected_first}",
+                block_height=h,
+            )
+        )
     if block.content_version not in hashing.CONTENT_COLUMNS:
-        found.append(Finding(FindingKind.ROOT_MISMATCH,
-                             f"区块 {h} 的内容版本 {block.content_version} 未知", block_height=h))
+        found.append(
+            Finding(
+                FindingKind.ROOT_MISMATCH,
+                f"区块 {h} 的内容版本 {block.content_version} 未知",
+                block_height=h,
+            )
+        )
         return found
     root = hashing.block_root(
-        height=h, prev_root=block.prev_root, merkle_root=block.merkle_root,
-        first_seq=block.first_seq, entry_count=block.entry_count, high_water=block.high_water,
-        sealed_at=block.sealed_at, content_version=block.content_version)
+        height=h,
+        prev_root=block.prev_root,
+        merkle_root=block.merkle_root,
+        first_seq=block.first_seq,
+        entry_count=block.entry_count,
+        high_water=block.high_water,
+        sealed_at=block.sealed_at,
+        content_version=block.content_version,
+    )
     if root != block.root:
-        found.append(Finding(FindingKind.ROOT_MISMATCH,
-                             f"区块 {h} 的根哈希与其区块头重新计算的结果不符", block_height=h))
+        found.append(
+            Finding(
+                FindingKind.ROOT_MISMATCH,
+                f"区块 {h} 的根哈希与其区块头重新计算的结果不符",
+                block_height=h,
+            )
+        )
     return found
 
 
@@ -286,13 +373,22 @@ async def block_rows(*, db: AsyncSession, block: Any) -> list[Any]:
     """A block's entries in seq order, each with the current content of its rating (or None)."""
     if block.content_version not in hashing.CONTENT_COLUMNS:
         return []
-    return list((await db.execute(
-        select(ENTRY.c.seq, ENTRY.c.evaluation_id, ENTRY.c.block_height, ENTRY.c.content_hash,
-               *content_columns(block.content_version))
-        .select_from(ENTRY.outerjoin(EVALUATION, EVALUATION.c.id == ENTRY.c.evaluation_id))
-        .where(ENTRY.c.seq.between(block.first_seq, block.last_seq))
-        .order_by(ENTRY.c.seq)
-    )).all())
+    return list(
+        (
+            await db.execute(
+                select(
+                    ENTRY.c.seq,
+                    ENTRY.c.evaluation_id,
+                    ENTRY.c.block_height,
+                    ENTRY.c.content_hash,
+                    *content_columns(block.content_version),
+                )
+                .select_from(ENTRY.outerjoin(EVALUATION, EVALUATION.c.id == ENTRY.c.evaluation_id))
+                .where(ENTRY.c.seq.between(block.first_seq, block.last_seq))
+                .order_by(ENTRY.c.seq)
+            )
+        ).all()
+    )
 
 
 async def check_block(*, db: AsyncSession, block: Any) -> BlockCheck:
@@ -315,34 +411,55 @@ async def check_rows(*, block: Any, rows: list[Any]) -> BlockCheck:
     for row in rows:
         seq, evaluation_id, height, stored, found_id = row[0], row[1], row[2], row[3], row[4]
         if seq != expected_seq:
-            result.findings.extend(_entries_missing(h, expected_seq, seq - 1, prev_id,
-                                                    evaluation_id))
+            result.findings.extend(
+                _entries_missing(h, expected_seq, seq - 1, prev_id, evaluation_id)
+            )
         expected_seq = seq + 1
         prev_id = evaluation_id
         if height != h:
-            result.findings.append(Finding(
-                FindingKind.ENTRY_FORGED, f"评价 {evaluation_id} 的账本条目（序号 {seq}）"
-                f"位于区块 {h} 的序号范围内，却记为区块 {height}",
-                evaluation_id=evaluation_id, block_height=h))
+            result.findings.append(
+                Finding(
+                    FindingKind.ENTRY_FORGED,
+                    f"评价 {evaluation_id} 的账本条目（序号 {seq}）"
+                    f"位于区块 {h} 的序号范围内，却记为区块 {height}",
+                    evaluation_id=evaluation_id,
+                    block_height=h,
+                )
+            )
         if found_id is None:
-            result.findings.append(Finding(
-                FindingKind.MISSING, f"评价 {evaluation_id} 已封存于区块 {h}，但评价记录已不存在",
-                evaluation_id=evaluation_id, block_height=h))
+            result.findings.append(
+                Finding(
+                    FindingKind.MISSING,
+                    f"评价 {evaluation_id} 已封存于区块 {h}，但评价记录已不存在",
+                    evaluation_id=evaluation_id,
+                    block_height=h,
+                )
+            )
         elif next(current) != stored:
-            result.findings.append(Finding(
-                FindingKind.ALTERED, f"评价 {evaluation_id} 的当前内容与区块 {h} 封存时的哈希不符",
-                evaluation_id=evaluation_id, block_height=h))
+            result.findings.append(
+                Finding(
+                    FindingKind.ALTERED,
+                    f"评价 {evaluation_id} 的当前内容与区块 {h} 封存时的哈希不符",
+                    evaluation_id=evaluation_id,
+                    block_height=h,
+                )
+            )
     if expected_seq <= block.last_seq:
         result.findings.extend(_entries_missing(h, expected_seq, block.last_seq, prev_id, None))
     if not rows or hashing.merkle_root([r[3] for r in rows]) != block.merkle_root:
-        result.findings.append(Finding(
-            FindingKind.BLOCK_ALTERED,
-            f"区块 {h} 的账本条目与其默克尔根不符（条目被改动、删除或增加）", block_height=h))
+        result.findings.append(
+            Finding(
+                FindingKind.BLOCK_ALTERED,
+                f"区块 {h} 的账本条目与其默克尔根不符（条目被改动、删除或增加）",
+                block_height=h,
+            )
+        )
     return result
 
 
-def _entries_missing(height: int, first: int, last: int, before_id: int | None,
-                     after_id: int | None) -> list[Finding]:
+def _entries_missing(
+    height: int, first: int, last: int, before_id: int | None, after_id: int | None
+) -> list[Finding]:
     where = []
     if before_id is not None:
         where.append(f"评价 {before_id} 之后")
@@ -350,41 +467,74 @@ def _entries_missing(height: int, first: int, last: int, before_id: int | None,
         where.append(f"评价 {after_id} 之前")
     between = f"（{'、'.join(where)}）" if where else ""
     seqs = f"序号 {first}" if first == last else f"序号 {first} 至 {last}"
-    return [Finding(FindingKind.ENTRY_MISSING,
-                    f"区块 {height} 缺少账本条目：{seqs}{between}", block_height=height)]
+    return [
+        Finding(
+            FindingKind.ENTRY_MISSING,
+            f"区块 {height} 缺少账本条目：{seqs}{between}",
+            block_height=height,
+        )
+    ]
 
 
 async def forged_entries(db: AsyncSession) -> list[Finding]:
     """Entries outside every block: no such block, or a seq outside their block's range."""
-    rows = (await db.execute(
-        select(ENTRY.c.evaluation_id, ENTRY.c.seq, ENTRY.c.block_height)
-        .select_from(ENTRY.outerjoin(BLOCK, BLOCK.c.height == ENTRY.c.block_height))
-        .where(or_(BLOCK.c.height.is_(None), ENTRY.c.seq < BLOCK.c.first_seq,
-                   ENTRY.c.seq > BLOCK.c.last_seq))
-        .order_by(ENTRY.c.seq)
-    )).all()
-    return [Finding(FindingKind.ENTRY_FORGED,
-                    f"评价 {eid} 的账本条目（序号 {seq}）不在区块 {height} 的范围内",
-                    evaluation_id=eid, block_height=height) for eid, seq, height in rows]
+    rows = (
+        await db.execute(
+            select(ENTRY.c.evaluation_id, ENTRY.c.seq, ENTRY.c.block_height)
+            .select_from(ENTRY.outerjoin(BLOCK, BLOCK.c.height == ENTRY.c.block_height))
+            .where(
+                or_(
+                    BLOCK.c.height.is_(None),
+                    ENTRY.c.seq < BLOCK.c.first_seq,
+                    ENTRY.c.seq > BLOCK.c.last_seq,
+                )
+            )
+            .order_by(ENTRY.c.seq)
+        )
+    ).all()
+    return [
+        Finding(
+            FindingKind.ENTRY_FORGED,
+            f"评价 {eid} 的账本条目（序号 {seq}）不在区块 {height} 的范围内",
+            evaluation_id=eid,
+            block_height=height,
+        )
+        for eid, seq, height in rows
+    ]
 
 
 async def unsealed(db: AsyncSession, *, at_or_below: int) -> tuple[list[int], int]:
     """Unsealed ratings at or below the watermark (ids), and how many wait above it."""
     not_sealed = ~exists().where(ENTRY.c.evaluation_id == EVALUATION.c.id)
-    below = list((await db.execute(
-        select(EVALUATION.c.id).where(EVALUATION.c.id <= at_or_below, not_sealed)
-        .order_by(EVALUATION.c.id))).scalars())
-    pending = (await db.execute(
-        select(func.count()).select_from(EVALUATION)
-        .where(EVALUATION.c.id > at_or_below, not_sealed))).scalar_one()
+    below = list(
+        (
+            await db.execute(
+                select(EVALUATION.c.id)
+                .where(EVALUATION.c.id <= at_or_below, not_sealed)
+                .order_by(EVALUATION.c.id)
+            )
+        ).scalars()
+    )
+    pending = (
+        await db.execute(
+            select(func.count())
+            .select_from(EVALUATION)
+            .where(EVALUATION.c.id > at_or_below, not_sealed)
+        )
+    ).scalar_one()
     return below, pending
 
 
 def inserted_findings(ids: list[int], watermark_id: int) -> list[Finding]:
     """Findings for ratings that sit below the watermark without an entry."""
-    return [Finding(FindingKind.INSERTED,
-                    f"评价 {i} 位于已封存范围内（≤ {watermark_id}）却没有封存记录：疑似事后插入",
-                    evaluation_id=i) for i in ids]
+    return [
+        Finding(
+            FindingKind.INSERTED,
+            f"评价 {i} 位于已封存范围内（≤ {watermark_id}）却没有封存记录：疑似事后插入",
+            evaluation_id=i,
+        )
+        for i in ids
+    ]
 
 
 def watermark_of(blocks: Sequence[Any], *, now: datetime, grace: timedelta = GRACE) -> int:
@@ -397,8 +547,9 @@ def watermark_of(blocks: Sequence[Any], *, now: datetime, grace: timedelta = GRA
 
 async def current_hash(db: AsyncSession, evaluation_id: int, version: int) -> bytes | None:
     """The content hash of a rating as stored now, or None when the row is gone."""
-    row = (await db.execute(select(*content_columns(version))
-                            .where(EVALUATION.c.id == evaluation_id))).first()
+    row = (
+        await db.execute(select(*content_columns(version)).where(EVALUATION.c.id == evaluation_id))
+    ).first()
     return None if row is None else hashing.content_hashes([row], version)[0]
 
 
@@ -407,24 +558,34 @@ async def proof(*, db: AsyncSession, evaluation_id: int) -> dict[str, Any]:
     entry = await db.get(LedgerEntry, evaluation_id)
     if entry is None:
         if await db.get(Evaluation, evaluation_id) is None:
-            raise NotFound("评价不存在", code="evaluation_not_found",
-                           details=[{"field": "evaluation_id", "value": evaluation_id}])
-        raise NotFound("该评价尚未封存（新评价一般在几分钟内封存），请稍后再查",
-                       code="evaluation_not_sealed",
-                       details=[{"field": "evaluation_id", "value": evaluation_id}])
+            raise NotFound(
+                "评价不存在",
+                code="evaluation_not_found",
+                details=[{"field": "evaluation_id", "value": evaluation_id}],
+            )
+        raise NotFound(
+            "该评价尚未封存（新评价一般在几分钟内封存），请稍后再查",
+            code="evaluation_not_sealed",
+            details=[{"field": "evaluation_id", "value": evaluation_id}],
+        )
     block = await db.get(LedgerBlock, entry.block_height)
     if block is None:
         raise NotFound("该评价所在的区块不存在", code="ledger_block_not_found")
-    seqs_hashes = (await db.execute(
-        select(ENTRY.c.seq, ENTRY.c.content_hash)
-        .where(ENTRY.c.seq.between(block.first_seq, block.last_seq)).order_by(ENTRY.c.seq)
-    )).all()
+    seqs_hashes = (
+        await db.execute(
+            select(ENTRY.c.seq, ENTRY.c.content_hash)
+            .where(ENTRY.c.seq.between(block.first_seq, block.last_seq))
+            .order_by(ENTRY.c.seq)
+        )
+    ).all()
     leaves = [h for _, h in seqs_hashes]
     index = next((i for i, (seq, _) in enumerate(seqs_hashes) if seq == entry.seq), None)
     if index is None:
-        raise Conflict("该评价的存证记录与所在区块不一致，请运行账本校验",
-                       code="ledger_inconsistent",
-                       details=[{"field": "evaluation_id", "value": evaluation_id}])
+        raise Conflict(
+            "该评价的存证记录与所在区块不一致，请运行账本校验",
+            code="ledger_inconsistent",
+            details=[{"field": "evaluation_id", "value": evaluation_id}],
+        )
     path = hashing.merkle_path(leaves, index)
     now_hash = await current_hash(db, evaluation_id, block.content_version)
     return {
@@ -445,9 +606,14 @@ async def proof(*, db: AsyncSession, evaluation_id: int) -> dict[str, Any]:
 def block_read(block: Any) -> dict[str, Any]:
     """A block header as the API and the page show it (hashes in hex)."""
     return {
-        "height": block.height, "root": block.root.hex(), "prev_root": block.prev_root.hex(),
-        "merkle_root": block.merkle_root.hex(), "first_seq": block.first_seq,
-        "last_seq": block.last_seq, "entry_count": block.entry_count,
-        "high_water": block.high_water, "content_version": block.content_version,
+        "height": block.height,
+        "root": block.root.hex(),
+        "prev_root": block.prev_root.hex(),
+        "merkle_root": block.merkle_root.hex(),
+        "first_seq": block.first_seq,
+        "last_seq": block.last_seq,
+        "entry_count": block.entry_count,
+        "high_water": block.high_water,
+        "content_version": block.content_version,
         "sealed_at": block.sealed_at,
     }

@@ -21,8 +21,14 @@ def regions(*, parent_code: str | None, tier: int | None) -> Select:
     return stmt
 
 
-def orgs(*, actor: Principal, kind: str | None, parent_code: str | None,
-         region_code: str | None, q: str | None) -> Select:
+def orgs(
+    *,
+    actor: Principal,
+    kind: str | None,
+    parent_code: str | None,
+    region_code: str | None,
+    q: str | None,
+) -> Select:
     parent = aliased(Org)
     stmt = (
         select(Org, parent.code)
@@ -73,23 +79,33 @@ ORG_OPTIONS_MAX = 500  # the longest list of organisations or regions a page off
 async def org_options(*, db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
     """Departments and halls a work order may be transferred to: the office's whole area,
     a unit's own subtree (a unit may also type another organisation's code)."""
-    stmt = (select(Org.code, Org.name, Org.kind, Org.path)
-            .where(Org.kind != "window", Org.path.startswith(actor.org_path, autoescape=True))
-            .order_by(Org.path).limit(ORG_OPTIONS_MAX))
+    stmt = (
+        select(Org.code, Org.name, Org.kind, Org.path)
+        .where(Org.kind != "window", Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(Org.path)
+        .limit(ORG_OPTIONS_MAX)
+    )
     rows = (await db.execute(stmt)).all()
     top = min((p.count("/") for *_, p in rows), default=0)
-    return [{"code": c, "name": n, "kind": k, "depth": p.count("/") - top}
-            for c, n, k, p in rows]
+    return [{"code": c, "name": n, "kind": k, "depth": p.count("/") - top} for c, n, k, p in rows]
 
 
 async def region_options(db: AsyncSession) -> list[dict[str, Any]]:
     """Regions down to the county tier, for choosing whose policy to see."""
-    rows = (await db.execute(select(Region).where(Region.tier <= 4)
-                             .order_by(Region.path).limit(ORG_OPTIONS_MAX))).scalars().all()
+    rows = (
+        (
+            await db.execute(
+                select(Region).where(Region.tier <= 4).order_by(Region.path).limit(ORG_OPTIONS_MAX)
+            )
+        )
+        .scalars()
+        .all()
+    )
     return [{"code": r.code, "name": r.name, "tier": r.tier} for r in rows]
 
 
 async def user_region_code(db: AsyncSession, actor: Principal) -> str | None:
     """The region of the person's organisation (the policy page starts there)."""
-    return (await db.execute(select(Org.region_code).where(Org.id == actor.org_id))
-            ).scalar_one_or_none()
+    return (
+        await db.execute(select(Org.region_code).where(Org.id == actor.org_id))
+    ).scalar_one_or_none()

@@ -10,8 +10,9 @@ from pydantic import StringConstraints
 from haochaping.core.schemas import Code, InputModel, Name, ReadModel
 from haochaping.orgs.choices import OrgKind
 
-RegionCode = Annotated[str, StringConstraints(strip_whitespace=True,
-                                              pattern=r"^\d{6}(\d{3}(\d{3})?)?$")]
+RegionCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{6}(\d{3}(\d{3})?)?$")
+]
 
 
 class RegionCreate(InputModel):

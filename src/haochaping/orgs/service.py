@@ -19,8 +19,11 @@ async def get_region(*, db: AsyncSession, code: str) -> Region:
     """A region by code, or 404."""
     region = await db.get(Region, code)
     if region is None:
-        raise NotFound(f"行政区划 {code} 不存在", code="region_not_found",
-                       details=[{"field": "region_code", "value": code}])
+        raise NotFound(
+            f"行政区划 {code} 不存在",
+            code="region_not_found",
+            details=[{"field": "region_code", "value": code}],
+        )
     return region
 
 
@@ -28,16 +31,20 @@ async def get_org(*, db: AsyncSession, code: str, field: str = "org_code") -> Or
     """An organisation by code, or 404."""
     org = (await db.execute(select(Org).where(Org.code == code))).scalar_one_or_none()
     if org is None:
-        raise NotFound(f"机构 {code} 不存在", code="org_not_found",
-                       details=[{"field": field, "value": code}])
+        raise NotFound(
+            f"机构 {code} 不存在", code="org_not_found", details=[{"field": field, "value": code}]
+        )
     return org
 
 
 def _same_or_conflict(what: str, changes: dict[str, tuple[object, object]]) -> None:
     diff = [k for k, (old, new) in changes.items() if old != new]
     if diff:
-        raise Conflict(f"{what}已存在，且以下字段不可修改：{', '.join(diff)}",
-                       code="immutable_field", details=[{"field": k} for k in diff])
+        raise Conflict(
+            f"{what}已存在，且以下字段不可修改：{', '.join(diff)}",
+            code="immutable_field",
+            details=[{"field": k} for k in diff],
+        )
 
 
 async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -> None:
@@ -45,20 +52,38 @@ async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -
     only inside the region of its own organisation (as for policies)."""
     if actor.has_role(Role.ADMIN):
         return
-    own = (await db.execute(select(Region.path).join(Org, Org.region_code == Region.code)
-                            .where(Org.id == actor.org_id))).scalar_one_or_none()
+    own = (
+        await db.execute(
+            select(Region.path)
+            .join(Org, Org.region_code == Region.code)
+            .where(Org.id == actor.org_id)
+        )
+    ).scalar_one_or_none()
     if own is None or not path.startswith(own):
         raise Forbidden("只能维护本机构所在辖区内的行政区划", code="out_of_scope")
 
 
-def _on_record(db: AsyncSession, actor: Principal, action: str, target_type: str,
-               target_id: int | None, detail: dict[str, Any]) -> None:
+def _on_record(
+    db: AsyncSession,
+    actor: Principal,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    detail: dict[str, Any],
+) -> None:
     """A person's change to the reference data, on the audit trail. API-key clients pushing
     their systems' reference data are not: such a sync repeats every record on every run,
     and its source is the client's system, which keeps its own record."""
     if not actor.is_client:
-        audit.record(db, actor=actor.name, actor_role=actor.role, action=action,
-                     target_type=target_type, target_id=target_id, detail=detail)
+        audit.record(
+            db,
+            actor=actor.name,
+            actor_role=actor.role,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail,
+        )
 
 
 async def create_region(
@@ -71,24 +96,38 @@ async def create_region(
         await _require_region_scope(db, actor, existing.path)
         _same_or_conflict("行政区划", {"parent_code": (existing.parent_code, data.parent_code)})
         existing.name = data.name
-        _on_record(db, actor, "update_region", "region", None,
-                   {"code": existing.code, "name": existing.name})
+        _on_record(
+            db,
+            actor,
+            "update_region",
+            "region",
+            None,
+            {"code": existing.code, "name": existing.name},
+        )
         return existing, False
     if data.parent_code:
         parent = await get_region(db=db, code=data.parent_code)
         if parent.tier >= 5:
-            raise Invalid("行政区划最多五级", code="region_too_deep",
-                          details=[{"field": "parent_code"}])
+            raise Invalid(
+                "行政区划最多五级", code="region_too_deep", details=[{"field": "parent_code"}]
+            )
         tier, path = parent.tier + 1, f"{parent.path}{data.code}/"
     else:
         tier, path = 1, f"/{data.code}/"
     await _require_region_scope(db, actor, path)
-    region = Region(code=data.code, name=data.name, parent_code=data.parent_code, tier=tier,
-                    path=path)
+    region = Region(
+        code=data.code, name=data.name, parent_code=data.parent_code, tier=tier, path=path
+    )
     db.add(region)
     await db.flush()
-    _on_record(db, actor, "create_region", "region", None,
-               {"code": region.code, "name": region.name, "parent_code": region.parent_code})
+    _on_record(
+        db,
+        actor,
+        "create_region",
+        "region",
+        None,
+        {"code": region.code, "name": region.name, "parent_code": region.parent_code},
+    )
     return region, True
 
 
@@ -107,24 +146,31 @@ async def create_org(
             parent = await db.get(Org, existing.parent_id)
             parent_code = parent.code  # type: ignore[union-attr]
             # Posted again without a parent: the default parent (the caller's own org) is it.
-            requested = data.parent_code or (
-                parent_code if parent.path == actor.org_path else None)  # type: ignore[union-attr]
+            requested = data.parent_code or (parent_code if parent.path == actor.org_path else None)  # type: ignore[union-attr]
         else:
             requested = data.parent_code
-        _same_or_conflict("机构", {"kind": (existing.kind, data.kind.value),
-                                   "parent_code": (parent_code, requested)})
+        _same_or_conflict(
+            "机构",
+            {"kind": (existing.kind, data.kind.value), "parent_code": (parent_code, requested)},
+        )
         existing.name = data.name
         existing.region_code = data.region_code
-        _on_record(db, actor, "update_org", "org", existing.id,
-                   {"code": existing.code, "name": existing.name,
-                    "region_code": existing.region_code})
+        _on_record(
+            db,
+            actor,
+            "update_org",
+            "org",
+            existing.id,
+            {"code": existing.code, "name": existing.name, "region_code": existing.region_code},
+        )
         return existing, False
     if data.parent_code:
         parent = await get_org(db=db, code=data.parent_code, field="parent_code")
         actor.require(parent.path)
         if parent.kind == "window":
-            raise Invalid("窗口下不能再设机构", code="invalid_parent",
-                          details=[{"field": "parent_code"}])
+            raise Invalid(
+                "窗口下不能再设机构", code="invalid_parent", details=[{"field": "parent_code"}]
+            )
         parent_id, path = parent.id, f"{parent.path}{data.code}/"
     elif actor.is_client or actor.role != "admin":
         raise Forbidden("只有系统管理员可以创建顶级机构", code="role_forbidden")
@@ -139,14 +185,27 @@ async def create_org(
         # creates a root.
         parent_id, path = None, f"/{data.code}/"
     if data.kind == "window" and not data.parent_code:
-        raise Invalid("窗口必须属于某个大厅或部门", code="invalid_parent",
-                      details=[{"field": "parent_code"}])
-    org = Org(code=data.code, name=data.name, kind=data.kind.value, parent_id=parent_id,
-              region_code=data.region_code, path=path)
+        raise Invalid(
+            "窗口必须属于某个大厅或部门", code="invalid_parent", details=[{"field": "parent_code"}]
+        )
+    org = Org(
+        code=data.code,
+        name=data.name,
+        kind=data.kind.value,
+        parent_id=parent_id,
+        region_code=data.region_code,
+        path=path,
+    )
     db.add(org)
     await db.flush()
-    _on_record(db, actor, "create_org", "org", org.id,
-               {"code": org.code, "kind": org.kind, "path": org.path})
+    _on_record(
+        db,
+        actor,
+        "create_org",
+        "org",
+        org.id,
+        {"code": org.code, "kind": org.kind, "path": org.path},
+    )
     return org, True
 
 
@@ -170,14 +229,21 @@ async def create_staff(
         old_org = await db.get(Org, staff.org_id)
         actor.require(old_org.path)  # type: ignore[union-attr]
         staff.name, staff.org_id = data.name, org.id
-        _on_record(db, actor, "update_staff", "staff", staff.id,
-                   {"staff_no": staff.staff_no, "org": org.code})
+        _on_record(
+            db,
+            actor,
+            "update_staff",
+            "staff",
+            staff.id,
+            {"staff_no": staff.staff_no, "org": org.code},
+        )
         return staff, org, False
     staff = Staff(staff_no=data.staff_no, name=data.name, org_id=org.id)
     db.add(staff)
     await db.flush()
-    _on_record(db, actor, "create_staff", "staff", staff.id,
-               {"staff_no": staff.staff_no, "org": org.code})
+    _on_record(
+        db, actor, "create_staff", "staff", staff.id, {"staff_no": staff.staff_no, "org": org.code}
+    )
     return staff, org, True
 
 

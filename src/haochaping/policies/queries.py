@@ -15,19 +15,38 @@ from haochaping.policies.models import PolicySet
 async def policy_versions(*, db: AsyncSession, region: Region) -> list[dict[str, Any]]:
     """The versions of the region's policy and of its ancestors', newest first."""
     codes = [c for c in region.path.split("/") if c]
-    names = dict((await db.execute(select(Region.code, Region.name)
-                                   .where(Region.code.in_(codes)))).all())
-    rows = (await db.execute(select(PolicySet).where(PolicySet.region_code.in_(codes))
-                             .order_by(PolicySet.created_at.desc(), PolicySet.id.desc()))
-            ).scalars().all()
-    return [{"id": p.id, "region_code": p.region_code, "region_name": names.get(p.region_code),
-             "own": p.region_code == region.code, "version": p.version,
-             "effective_from": p.effective_from, "values": p.values, "note": p.note,
-             "created_by": p.created_by, "created_at": p.created_at} for p in rows]
+    names = dict(
+        (await db.execute(select(Region.code, Region.name).where(Region.code.in_(codes)))).all()
+    )
+    rows = (
+        (
+            await db.execute(
+                select(PolicySet)
+                .where(PolicySet.region_code.in_(codes))
+                .order_by(PolicySet.created_at.desc(), PolicySet.id.desc())
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        {
+            "id": p.id,
+            "region_code": p.region_code,
+            "region_name": names.get(p.region_code),
+            "own": p.region_code == region.code,
+            "version": p.version,
+            "effective_from": p.effective_from,
+            "values": p.values,
+            "note": p.note,
+            "created_by": p.created_by,
+            "created_at": p.created_at,
+        }
+        for p in rows
+    ]
 
 
-def policy_sources(region: Region, versions: list[dict[str, Any]], today: Any
-                   ) -> dict[str, str]:
+def policy_sources(region: Region, versions: list[dict[str, Any]], today: Any) -> dict[str, str]:
     """Where each effective value comes from: the nearest region that sets it, else 默认."""
     codes = [c for c in region.path.split("/") if c]
     latest: dict[str, dict[str, Any]] = {}

@@ -42,13 +42,19 @@ def _region_codes(path: str) -> list[str]:
 
 
 async def _actor_region_path(db: AsyncSession, actor: Principal) -> str:
-    row = (await db.execute(select(Region.path).join(Org, Org.region_code == Region.code)
-                            .where(Org.id == actor.org_id))).scalar_one_or_none()
+    row = (
+        await db.execute(
+            select(Region.path)
+            .join(Org, Org.region_code == Region.code)
+            .where(Org.id == actor.org_id)
+        )
+    ).scalar_one_or_none()
     return row or "/"
 
 
-async def create_policy(*, db: AsyncSession, actor: Principal,
-                        data: schemas.PolicyCreate) -> PolicySet:
+async def create_policy(
+    *, db: AsyncSession, actor: Principal, data: schemas.PolicyCreate
+) -> PolicySet:
     """Publish the next version of a region's policy (admins anywhere, offices in their area)."""
     actor.require_role(*MANAGERS)
     if actor.is_client:
@@ -58,57 +64,87 @@ async def create_policy(*, db: AsyncSession, actor: Principal,
         raise Forbidden("只能维护本辖区的政策", code="out_of_scope")
     own = data.values.model_dump(mode="json", exclude_none=True)
     # Validate the result of inheriting these values, so an invalid mix never lands.
-    ancestors = await _layers(db, region.path, data.effective_from or today_local(),
-                              exclude=region.code)
+    ancestors = await _layers(
+        db, region.path, data.effective_from or today_local(), exclude=region.code
+    )
     merge([*ancestors, own])
-    last = (await db.execute(select(func.max(PolicySet.version))
-                             .where(PolicySet.region_code == region.code))).scalar()
-    policy = PolicySet(region_code=region.code, version=(last or 0) + 1,
-                       effective_from=data.effective_from or today_local(), values=own,
-                       note=data.note, created_by=actor.name)
+    last = (
+        await db.execute(
+            select(func.max(PolicySet.version)).where(PolicySet.region_code == region.code)
+        )
+    ).scalar()
+    policy = PolicySet(
+        region_code=region.code,
+        version=(last or 0) + 1,
+        effective_from=data.effective_from or today_local(),
+        values=own,
+        note=data.note,
+        created_by=actor.name,
+    )
     db.add(policy)
     await db.flush()
-    audit.record(db, actor=actor.name, actor_role=actor.role, action="publish_policy",
-                 target_type="policy_set", target_id=policy.id,
-                 detail={"region_code": region.code, "version": policy.version,
-                         "effective_from": policy.effective_from.isoformat()})
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action="publish_policy",
+        target_type="policy_set",
+        target_id=policy.id,
+        detail={
+            "region_code": region.code,
+            "version": policy.version,
+            "effective_from": policy.effective_from.isoformat(),
+        },
+    )
     return policy
 
 
-async def _sets(db: AsyncSession, region_path: str, on: date,
-                exclude: str | None = None) -> list[PolicySet]:
+async def _sets(
+    db: AsyncSession, region_path: str, on: date, exclude: str | None = None
+) -> list[PolicySet]:
     """The policy sets in force on a day along a region's path, from the root down."""
     codes = [c for c in _region_codes(region_path) if c != exclude]
-    rows = (await db.execute(
-        select(PolicySet).where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
-        .order_by(PolicySet.version)
-    )).scalars().all()
+    rows = (
+        (
+            await db.execute(
+                select(PolicySet)
+                .where(PolicySet.region_code.in_(codes), PolicySet.effective_from <= on)
+                .order_by(PolicySet.version)
+            )
+        )
+        .scalars()
+        .all()
+    )
     latest: dict[str, PolicySet] = {}
     for p in rows:
         latest[p.region_code] = p
     return [latest[c] for c in codes if c in latest]
 
 
-async def _layers(db: AsyncSession, region_path: str, on: date,
-                  exclude: str | None = None) -> list[dict[str, Any]]:
+async def _layers(
+    db: AsyncSession, region_path: str, on: date, exclude: str | None = None
+) -> list[dict[str, Any]]:
     return [p.values for p in await _sets(db, region_path, on, exclude)]
 
 
-async def _region_sets(db: AsyncSession, region_code: str,
-                       on: date | None = None) -> list[PolicySet]:
+async def _region_sets(
+    db: AsyncSession, region_code: str, on: date | None = None
+) -> list[PolicySet]:
     region = await get_region(db=db, code=region_code)
     return await _sets(db, region.path, on or today_local())
 
 
-async def effective(*, db: AsyncSession, region_code: str,
-                    on: date | None = None) -> tuple[schemas.PolicyValues, int | None]:
+async def effective(
+    *, db: AsyncSession, region_code: str, on: date | None = None
+) -> tuple[schemas.PolicyValues, int | None]:
     """The values in force for a region on a day, and the id of the most specific set."""
     layers = await _region_sets(db, region_code, on)
     return merge([p.values for p in layers]), (layers[-1].id if layers else None)
 
 
-_Entry = tuple[float, schemas.PolicyValues, int | None, frozenset[str],
-               dict[str, schemas.StageRule]]
+_Entry = tuple[
+    float, schemas.PolicyValues, int | None, frozenset[str], dict[str, schemas.StageRule]
+]
 
 
 class PolicyCache:
@@ -129,14 +165,19 @@ class PolicyCache:
             return hit
         layers = await _region_sets(db, region_code)
         values = merge([p.values for p in layers])
-        entry = (now + CACHE_SECONDS, values, layers[-1].id if layers else None,
-                 frozenset(k for p in layers for k, v in p.values.items() if v is not None),
-                 values.stage_map())
+        entry = (
+            now + CACHE_SECONDS,
+            values,
+            layers[-1].id if layers else None,
+            frozenset(k for p in layers for k, v in p.values.items() if v is not None),
+            values.stage_map(),
+        )
         self._data[region_code] = entry
         return entry
 
-    async def get(self, db: AsyncSession,
-                  region_code: str) -> tuple[schemas.PolicyValues, int | None]:
+    async def get(
+        self, db: AsyncSession, region_code: str
+    ) -> tuple[schemas.PolicyValues, int | None]:
         _, values, policy_id, _, _ = await self._entry(db, region_code)
         return values, policy_id
 

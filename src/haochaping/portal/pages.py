@@ -38,9 +38,11 @@ CLOSED = {
     "invitation_expired": (410, "此评价链接已过期", EXPIRED),
     "evaluation_window_closed": (410, "此评价链接已过期", EXPIRED),
     # The region's policy changed after the link was made.
-    "unknown_stage": (410, "此评价链接已失效",
-                      "本地区已调整可评价的服务环节，此链接不能再使用。"
-                      "如有意见，可拨打 12345 政务服务热线反映。"),
+    "unknown_stage": (
+        410,
+        "此评价链接已失效",
+        "本地区已调整可评价的服务环节，此链接不能再使用。如有意见，可拨打 12345 政务服务热线反映。",
+    ),
     "stage_not_reached": (422, "暂时还不能评价", "此环节办结后，即可通过此链接评价。"),
 }
 
@@ -57,44 +59,75 @@ async def _open(request: Request, db: DbSession, token: str) -> Invitation:
 async def _note_refusal(request: Request, code: str) -> None:
     """Tell the integrity checks that this browser was refused a link (forged or spent)."""
     source = evaluation_service.source_of(request)
-    await detectors.note_invitation_refusal(request.app.state, code=code, source_ip=source.ip,
-                                            user_agent=source.user_agent)
+    await detectors.note_invitation_refusal(
+        request.app.state, code=code, source_ip=source.ip, user_agent=source.user_agent
+    )
 
 
 async def _closed(request: Request, code: str, *, submitted: bool = False) -> Response:
     if submitted:  # trying to rate again with a spent link (merely reopening it is harmless)
         await _note_refusal(request, code)
     status, title, message = CLOSED[code]
-    return render(request, "portal/notice.html",
-                  {"title": title, "message": message, "code": code}, status_code=status)
+    return render(
+        request,
+        "portal/notice.html",
+        {"title": title, "message": message, "code": code},
+        status_code=status,
+    )
 
 
-async def _form_page(request: Request, db: DbSession, inv: Invitation, form: RatingForm,
-                     error: str | None = None, status_code: int = 200,
-                     stage_label: str | None = None) -> Response:
+async def _form_page(
+    request: Request,
+    db: DbSession,
+    inv: Invitation,
+    form: RatingForm,
+    error: str | None = None,
+    status_code: int = 200,
+    stage_label: str | None = None,
+) -> Response:
     rules = request.app.state.rules
     summary = await portal_queries.service_summary(db=db, case_id=inv.case_id)
-    groups = {level: sorted((t for t in rules.tags.values() if t.level == level),
-                            key=lambda t: t.code) for level in (5, 4, 3, 2, 1)}
-    return render(request, "portal/rate.html", {
-        "title": "服务评价", "summary": summary, "form": form, "error": error,
-        "groups": groups, "bad_levels": sorted(set(range(1, 6)) - set(rules.good_levels)),
-        "comment_max": COMMENT_MAX,
-        "stage_label": stage_label if inv.stage != DEFAULT_STAGE else None,
-    }, status_code=status_code)
+    groups = {
+        level: sorted((t for t in rules.tags.values() if t.level == level), key=lambda t: t.code)
+        for level in (5, 4, 3, 2, 1)
+    }
+    return render(
+        request,
+        "portal/rate.html",
+        {
+            "title": "服务评价",
+            "summary": summary,
+            "form": form,
+            "error": error,
+            "groups": groups,
+            "bad_levels": sorted(set(range(1, 6)) - set(rules.good_levels)),
+            "comment_max": COMMENT_MAX,
+            "stage_label": stage_label if inv.stage != DEFAULT_STAGE else None,
+        },
+        status_code=status_code,
+    )
 
 
 @router.get("/", dependencies=PublicLimit)
 async def landing(request: Request):
     """A short introduction with the ways in: the console, and the public ledger if mounted."""
-    return render(request, "portal/landing.html", {
-        "title": "政务服务“好差评”", "ledger": has_page(request, "/ledger")})
+    return render(
+        request,
+        "portal/landing.html",
+        {"title": "政务服务“好差评”", "ledger": has_page(request, "/ledger")},
+    )
 
 
 def has_page(request: Request, path: str) -> bool:
     """Whether the app answers GET `path` (another domain's page may or may not be mounted)."""
-    scope = {"type": "http", "path": path, "method": "GET", "root_path": "",
-             "path_params": {}, "headers": []}
+    scope = {
+        "type": "http",
+        "path": path,
+        "method": "GET",
+        "root_path": "",
+        "path_params": {},
+        "headers": [],
+    }
     return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
@@ -107,8 +140,11 @@ async def rating_page(token: str, request: Request, db: DbSession):
         return await _closed(request, problem)
     try:  # the stage as the region's policy has it today
         rule = await evaluation_service.check_link_stage(
-            db=db, case=await invitations.get_case(db, inv.case_id), stage=inv.stage,
-            rules=request.app.state.rules)
+            db=db,
+            case=await invitations.get_case(db, inv.case_id),
+            stage=inv.stage,
+            rules=request.app.state.rules,
+        )
     except DomainError as exc:
         if exc.code not in CLOSED:
             raise
@@ -129,9 +165,15 @@ async def submit_rating(token: str, request: Request, db: DbSession):
     settings = request.app.state.settings
     try:
         await invitations.submit_via_invitation(
-            db=db, secret=settings.secret_key, token=token, level=form.level,
-            reasons=form.reasons, comment=form.comment, rules=request.app.state.rules,
-            source=evaluation_service.source_of(request))
+            db=db,
+            secret=settings.secret_key,
+            token=token,
+            level=form.level,
+            reasons=form.reasons,
+            comment=form.comment,
+            rules=request.app.state.rules,
+            source=evaluation_service.source_of(request),
+        )
     except DomainError as exc:
         # Nothing is committed: the request's session rolls back whatever was written.
         if exc.code in CLOSED:
@@ -156,10 +198,16 @@ async def thanks(token: str, request: Request, db: DbSession):
     # A bad review opened a work order: the rater may follow it on the progress page.
     ctx = await loop_context(request, db)
     progress = await citizen.progress_path(db=db, ctx=ctx, evaluation_id=inv.evaluation_id)
-    return render(request, "portal/thanks.html", {
-        "title": "谢谢您的评价", "level": level,
-        "is_bad": level is not None and rules.is_bad(level), "progress": progress,
-    })
+    return render(
+        request,
+        "portal/thanks.html",
+        {
+            "title": "谢谢您的评价",
+            "level": level,
+            "is_bad": level is not None and rules.is_bad(level),
+            "progress": progress,
+        },
+    )
 
 
 @router.get("/r/{token}/qr.svg", dependencies=CitizenLimit)
@@ -175,8 +223,7 @@ async def choose_font(size: str = "normal", next: str | None = None):
     """Remember the chosen font size (适老化大字模式) without JavaScript, then go back."""
     response = RedirectResponse(safe_next(next, "/console"), status_code=303)
     if size in FONT_SIZES:
-        response.set_cookie(FONT_COOKIE, size, max_age=365 * 86400, samesite="lax",
-                            httponly=False)
+        response.set_cookie(FONT_COOKIE, size, max_age=365 * 86400, samesite="lax", httponly=False)
     return response
 
 
@@ -186,5 +233,6 @@ router.include_router(progress_pages.router)
 def qr_svg(url: str) -> Response:
     """A QR code of a link, as SVG."""
     svg = segno.make(url, error="m").svg_inline(scale=6, border=2, title="扫码评价")
-    return Response(svg, media_type="image/svg+xml",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"}
+    )

@@ -34,22 +34,29 @@ class ServiceSummary:
 
 async def service_summary(*, db: AsyncSession, case_id: int) -> ServiceSummary:
     """The item, hall/department and window of a case, by name."""
-    row = (await db.execute(
-        select(Item.name, Org.name, Window.name, Case.completed_at, Case.accepted_at)
-        .select_from(Case)
-        .join(Item, Item.id == Case.item_id)
-        .join(Org, Org.id == Case.org_id)
-        .outerjoin(Window, Window.id == Case.window_id)
-        .where(Case.id == case_id)
-    )).one()
+    row = (
+        await db.execute(
+            select(Item.name, Org.name, Window.name, Case.completed_at, Case.accepted_at)
+            .select_from(Case)
+            .join(Item, Item.id == Case.item_id)
+            .join(Org, Org.id == Case.org_id)
+            .outerjoin(Window, Window.id == Case.window_id)
+            .where(Case.id == case_id)
+        )
+    ).one()
     item_name, org_name, window_name, completed_at, accepted_at = row
-    return ServiceSummary(item_name=item_name, org_name=org_name, window_name=window_name,
-                          served_at=completed_at or accepted_at)
+    return ServiceSummary(
+        item_name=item_name,
+        org_name=org_name,
+        window_name=window_name,
+        served_at=completed_at or accepted_at,
+    )
 
 
 async def rated_level(*, db: AsyncSession, evaluation_id: int | None) -> int | None:
     """The level of a stored rating, for the thank-you page."""
     if evaluation_id is None:
         return None
-    return (await db.execute(select(Evaluation.level).where(Evaluation.id == evaluation_id))
-            ).scalar_one_or_none()
+    return (
+        await db.execute(select(Evaluation.level).where(Evaluation.id == evaluation_id))
+    ).scalar_one_or_none()

@@ -78,20 +78,23 @@ async def order_for_token(*, db: AsyncSession, settings: Settings, token: str) -
     evaluation_id = read_progress_token(settings, token)
     order = None
     if evaluation_id is not None:
-        order = (await db.execute(select(WorkOrder).where(
-            WorkOrder.evaluation_id == evaluation_id))).scalar_one_or_none()
+        order = (
+            await db.execute(select(WorkOrder).where(WorkOrder.evaluation_id == evaluation_id))
+        ).scalar_one_or_none()
     if order is None:
         raise NotFound(INVALID_LINK, code="progress_link_invalid")
     return order
 
 
-async def progress_path(*, db: AsyncSession, ctx: LoopContext, evaluation_id: int | None
-                        ) -> str | None:
+async def progress_path(
+    *, db: AsyncSession, ctx: LoopContext, evaluation_id: int | None
+) -> str | None:
     """The relative progress link of a rating that opened a work order (else None)."""
     if evaluation_id is None:
         return None
-    exists = (await db.execute(select(WorkOrder.id).where(
-        WorkOrder.evaluation_id == evaluation_id))).first()
+    exists = (
+        await db.execute(select(WorkOrder.id).where(WorkOrder.evaluation_id == evaluation_id))
+    ).first()
     return f"/p/{ctx.progress_token(evaluation_id)}" if exists else None
 
 
@@ -100,8 +103,7 @@ def _followup_state(order: WorkOrder) -> tuple[bool, bool]:
     allowance = PolicyValues.model_validate(order.policy).followup_allowance
     used = allowance > 0 and order.followups >= allowance
     answered = order.rectified_at is not None or order.explained_at is not None
-    is_open = (not used and allowance > 0 and answered
-               and order.state in followup.ANSWERED)
+    is_open = not used and allowance > 0 and answered and order.state in followup.ANSWERED
     return is_open, used
 
 
@@ -109,12 +111,25 @@ async def progress(*, db: AsyncSession, order: WorkOrder) -> Progress:
     """The public view of a work order for its rater."""
     first = await db.get(Evaluation, order.evaluation_id)
     assert first is not None  # a work order always has its rating (foreign key)
-    events = (await db.execute(select(WorkOrderEvent)
-                               .where(WorkOrderEvent.work_order_id == order.id)
-                               .order_by(WorkOrderEvent.id))).scalars().all()
-    view = Progress(state=order.state, state_label=PUBLIC_STATE_LABELS[State(order.state)],
-                    level=first.level, evaluated_at=first.evaluated_at,
-                    case_id=order.case_id, version=order.version)
+    events = (
+        (
+            await db.execute(
+                select(WorkOrderEvent)
+                .where(WorkOrderEvent.work_order_id == order.id)
+                .order_by(WorkOrderEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    view = Progress(
+        state=order.state,
+        state_label=PUBLIC_STATE_LABELS[State(order.state)],
+        level=first.level,
+        evaluated_at=first.evaluated_at,
+        case_id=order.case_id,
+        version=order.version,
+    )
     for event in events:
         label = PUBLIC_STATE_LABELS[State(event.to_state)]
         if event.action == "followup" or "followup_evaluation_id" in (event.data or {}):
@@ -129,35 +144,64 @@ async def progress(*, db: AsyncSession, order: WorkOrder) -> Progress:
         if not view.steps or view.steps[-1].label != label:
             view.steps.append(Step(label, event.created_at))
         if event.action in ANSWER_ACTIONS and event.note:
-            view.answers.append(Answer(ANSWER_ACTIONS[event.action],
-                                       mask_text(event.note) or "", event.created_at))
+            view.answers.append(
+                Answer(ANSWER_ACTIONS[event.action], mask_text(event.note) or "", event.created_at)
+            )
     view.answers.reverse()  # the latest answer first
     view.verdict_open = order.state in VERDICT_STATES
     view.followup_open, view.followup_used = _followup_state(order)
     if view.followup_used:
-        view.followup_level = (await db.execute(
-            select(Evaluation.level).where(Evaluation.case_id == first.case_id,
-                                           Evaluation.stage == first.stage,
-                                           Evaluation.eval_count == first.eval_count + 1)
-        )).scalar_one_or_none() if first.case_id is not None else None
+        view.followup_level = (
+            (
+                await db.execute(
+                    select(Evaluation.level).where(
+                        Evaluation.case_id == first.case_id,
+                        Evaluation.stage == first.stage,
+                        Evaluation.eval_count == first.eval_count + 1,
+                    )
+                )
+            ).scalar_one_or_none()
+            if first.case_id is not None
+            else None
+        )
     return view
 
 
-async def give_verdict(*, db: AsyncSession, order: WorkOrder,
-                       data: wo_schemas.CitizenVerdictIn, version: int | None,
-                       now: datetime | None = None) -> WorkOrderEvent:
+async def give_verdict(
+    *,
+    db: AsyncSession,
+    order: WorkOrder,
+    data: wo_schemas.CitizenVerdictIn,
+    version: int | None,
+    now: datetime | None = None,
+) -> WorkOrderEvent:
     """The rater's own callback answer through the link: satisfied closes, not supervises."""
     if order.state not in VERDICT_STATES:
         raise Conflict("目前无需您评价整改结果，或您已经提交过意见", code="verdict_not_open")
     note = (data.note or "").strip() or None
     return await wo_service.record_callback(
-        db=db, order=order, actor=wo_service.CITIZEN, now=now or utcnow(), method="link",
-        reached=True, verdict=data.verdict, note=note, expected_version=version)
+        db=db,
+        order=order,
+        actor=wo_service.CITIZEN,
+        now=now or utcnow(),
+        method="link",
+        reached=True,
+        verdict=data.verdict,
+        note=note,
+        expected_version=version,
+    )
 
 
-async def add_follow_up(*, db: AsyncSession, order: WorkOrder, data: wo_schemas.FollowUpIn,
-                        rules: IntakeRules, ctx: LoopContext,
-                        source_ip: str | None = None) -> dict[str, Any]:
+async def add_follow_up(
+    *,
+    db: AsyncSession,
+    order: WorkOrder,
+    data: wo_schemas.FollowUpIn,
+    rules: IntakeRules,
+    ctx: LoopContext,
+    source_ip: str | None = None,
+) -> dict[str, Any]:
     """The rater's one follow-up rating through the link (stored as evaluation count 2)."""
-    return await followup.add(db=db, order=order, data=data, rules=rules, ctx=ctx,
-                              source_ip=source_ip)
+    return await followup.add(
+        db=db, order=order, data=data, rules=rules, ctx=ctx, source_ip=source_ip
+    )

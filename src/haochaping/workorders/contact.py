@@ -16,8 +16,9 @@ from haochaping.workorders.models import WorkOrder
 from haochaping.workorders.states import OPEN_STATES, State
 
 
-async def reveal_phone(*, db: AsyncSession, principal: Principal, order: WorkOrder,
-                       source_ip: str | None) -> dict[str, Any]:
+async def reveal_phone(
+    *, db: AsyncSession, principal: Principal, order: WorkOrder, source_ip: str | None
+) -> dict[str, Any]:
     """The rater's phone number for a callback, and an audit record of who saw it."""
     if principal.is_client or principal.role not in HANDLERS:
         raise Forbidden("只有办理人员可以查看评价人联系电话", code="role_forbidden")
@@ -28,8 +29,15 @@ async def reveal_phone(*, db: AsyncSession, principal: Principal, order: WorkOrd
     ev = await db.get(Evaluation, order.evaluation_id)
     if ev is None or not ev.rater_phone:
         raise Invalid("评价人未留联系电话", code="no_phone")
-    audit.record(db, actor=principal.name, actor_role=principal.role, action="reveal_phone",
-                 target_type="work_order", target_id=order.id,
-                 detail={"evaluation_id": ev.id, "purpose": "callback"}, source_ip=source_ip)
+    audit.record(
+        db,
+        actor=principal.name,
+        actor_role=principal.role,
+        action="reveal_phone",
+        target_type="work_order",
+        target_id=order.id,
+        detail={"evaluation_id": ev.id, "purpose": "callback"},
+        source_ip=source_ip,
+    )
     await db.flush()
     return {"phone": ev.rater_phone, "name": None if ev.anonymous else ev.rater_name}

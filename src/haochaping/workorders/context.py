@@ -22,8 +22,9 @@ class Deadlines:
     def __init__(self, calendar: Any) -> None:
         self.calendar = calendar
 
-    def compute(self, start: datetime, days: int, warn_days: int
-                ) -> tuple[datetime, datetime, bool]:
+    def compute(
+        self, start: datetime, days: int, warn_days: int
+    ) -> tuple[datetime, datetime, bool]:
         """(due, warn from, verified): warn `warn_days` working days before the due day."""
         due, verified = self.calendar.deadline_at(start, days)
         if days > warn_days:
@@ -76,5 +77,8 @@ def read_progress_token(settings: Settings, token: str) -> int | None:
 def end_of_local_day(moment: datetime) -> datetime:
     """23:59:59.999999 Asia/Shanghai of the moment's local day."""
     local = moment.astimezone(SHANGHAI)
-    return (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-            - timedelta(microseconds=1))
+    return (
+        local.replace(hour=0, minute=0, second=0, microsecond=0)
+        + timedelta(days=1)
+        - timedelta(microseconds=1)
+    )

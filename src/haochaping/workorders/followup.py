@@ -29,30 +29,59 @@ from haochaping.workorders.states import Action, State
 ANSWERED = {State.CALLBACK.value, State.EXPLAINED.value, State.CLOSED.value}
 
 
-async def add_for_rater(*, db: AsyncSession, principal: Principal, order: WorkOrder,
-                        data: schemas.FollowUpCreate, rules: evaluation_service.IntakeRules,
-                        ctx: LoopContext, source_ip: str | None = None) -> dict[str, Any]:
+async def add_for_rater(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    order: WorkOrder,
+    data: schemas.FollowUpCreate,
+    rules: evaluation_service.IntakeRules,
+    ctx: LoopContext,
+    source_ip: str | None = None,
+) -> dict[str, Any]:
     """A channel client posts the rater's follow-up for them; a person never may (403)."""
     if not principal.is_client:
-        raise Forbidden("追评只能由评价人本人通过进度查询链接或评价渠道提交，工作人员不能代为评价",
-                        code="followup_rater_only")
+        raise Forbidden(
+            "追评只能由评价人本人通过进度查询链接或评价渠道提交，工作人员不能代为评价",
+            code="followup_rater_only",
+        )
     first = await db.get(Evaluation, order.evaluation_id)
     channel = data.channel or first.channel  # type: ignore[union-attr]
     if channel not in CASE_BOUND_CHANNELS:
-        raise Invalid("追评须通过办件的评价渠道提交（综合点评、监督查评渠道不能追评）",
-                      code="channel_not_case_bound",
-                      details=[{"field": "channel", "value": channel}])
+        raise Invalid(
+            "追评须通过办件的评价渠道提交（综合点评、监督查评渠道不能追评）",
+            code="channel_not_case_bound",
+            details=[{"field": "channel", "value": channel}],
+        )
     evaluation_service.check_channel(actor=principal, channel=channel)
-    actor = wo_service.Actor(kind="client", role=wo_service.CITIZEN.role, name=principal.name,
-                             id=principal.id)
-    return await add(db=db, order=order, data=data, rules=rules, ctx=ctx, source_ip=source_ip,
-                     actor=actor, channel=channel, client_id=principal.id)
+    actor = wo_service.Actor(
+        kind="client", role=wo_service.CITIZEN.role, name=principal.name, id=principal.id
+    )
+    return await add(
+        db=db,
+        order=order,
+        data=data,
+        rules=rules,
+        ctx=ctx,
+        source_ip=source_ip,
+        actor=actor,
+        channel=channel,
+        client_id=principal.id,
+    )
 
 
-async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
-              rules: evaluation_service.IntakeRules, ctx: LoopContext,
-              source_ip: str | None = None, actor: wo_service.Actor = wo_service.CITIZEN,
-              channel: str | None = None, client_id: int | None = None) -> dict[str, Any]:
+async def add(
+    *,
+    db: AsyncSession,
+    order: WorkOrder,
+    data: schemas.FollowUpIn,
+    rules: evaluation_service.IntakeRules,
+    ctx: LoopContext,
+    source_ip: str | None = None,
+    actor: wo_service.Actor = wo_service.CITIZEN,
+    channel: str | None = None,
+    client_id: int | None = None,
+) -> dict[str, Any]:
     """Store the follow-up as evaluation count 2; a bad one re-opens supervision.
 
     `actor` is the rater (their link) or the channel client posting for them; the stored
@@ -60,49 +89,92 @@ async def add(*, db: AsyncSession, order: WorkOrder, data: schemas.FollowUpIn,
     policy = PolicyValues.model_validate(order.policy)
     if order.followups >= policy.followup_allowance:
         raise Conflict("已追加过评价，每个差评只能追评一次", code="followup_used")
-    if order.state not in ANSWERED or (order.rectified_at is None
-                                       and order.explained_at is None):
+    if order.state not in ANSWERED or (order.rectified_at is None and order.explained_at is None):
         raise Invalid("整改完成后才能追加评价", code="followup_not_open")
     first = await db.get(Evaluation, order.evaluation_id)
-    channel = channel or first.channel  # type: ignore[union-attr]
+    assert first is not None  # a work order's rating (foreign key)
+    channel = channel or first.channel
     content = evaluation_schemas.EvaluationCreate(
-        case_no=None, stage=first.stage, channel=Channel(channel),  # type: ignore[union-attr]
-        level=data.level, reasons=list(data.reasons), comment=data.comment)
+        case_no=None,
+        stage=first.stage,
+        channel=Channel(channel),
+        level=data.level,
+        reasons=list(data.reasons),
+        comment=data.comment,
+    )
     evaluation_service.check_content(data=content, rules=rules)
     now = utcnow()
     # Numbers the rater typed are masked in the stored comment and in the event's note.
     comment = evaluation_service.comment_columns(data.comment)
-    row = {c.key: getattr(first, c.key) for c in Evaluation.__table__.columns
-           if c.key not in ("id",)}
-    row.update({"eval_count": first.eval_count + 1, "level": data.level,  # type: ignore[union-attr]
-                "reasons": list(data.reasons), **comment,
-                "tagset_version": rules.tagset_version, "source_ip": source_ip,
-                "channel": channel, "client_id": client_id, "user_id": None,
-                "user_agent": "api" if actor.kind == "client" else "link",
-                "evaluated_at": now, "received_at": now,
-                "invitation_id": None, "is_default": False})
+    row = {
+        c.key: getattr(first, c.key) for c in Evaluation.__table__.columns if c.key not in ("id",)
+    }
+    row.update(
+        {
+            "eval_count": first.eval_count + 1,
+            "level": data.level,
+            "reasons": list(data.reasons),
+            **comment,
+            "tagset_version": rules.tagset_version,
+            "source_ip": source_ip,
+            "channel": channel,
+            "client_id": client_id,
+            "user_id": None,
+            "user_agent": "api" if actor.kind == "client" else "link",
+            "evaluated_at": now,
+            "received_at": now,
+            "invitation_id": None,
+            "is_default": False,
+        }
+    )
     new_id = await evaluation_service.insert_one(db, row)
     followups = order.followups + 1
     trace = {"followup_evaluation_id": new_id, "channel": channel, "client_id": client_id}
     bad = rules.is_bad(data.level)
     if bad:
-        action = Action.REOPEN if order.state == State.CLOSED.value else \
-            Action.CALLBACK_DISSATISFIED
-        changes = {"followups": followups, "supervising_at": now,
-                   "escalations": order.escalations + 1}
-        await wo_service.transition(db=db, order=order, action=action, actor=actor,
-                                    note=comment["comment"] or "追评不满意", changes=changes,
-                                    data=trace, now=now)
+        action = (
+            Action.REOPEN if order.state == State.CLOSED.value else Action.CALLBACK_DISSATISFIED
+        )
+        changes = {
+            "followups": followups,
+            "supervising_at": now,
+            "escalations": order.escalations + 1,
+        }
+        await wo_service.transition(
+            db=db,
+            order=order,
+            action=action,
+            actor=actor,
+            note=comment["comment"] or "追评不满意",
+            changes=changes,
+            data=trace,
+            now=now,
+        )
         await notify.escalated(db=db, order=order, reason="评价人追评不满意")
     elif order.state in (State.CALLBACK.value, State.EXPLAINED.value):
         await wo_service.transition(
-            db=db, order=order, action=Action.CALLBACK_SATISFIED, actor=actor,
-            note="评价人追评满意", now=now,
-            changes={"followups": followups, "closed_at": now,
-                     "close_reason": "followup_good"},
-            data=trace)
+            db=db,
+            order=order,
+            action=Action.CALLBACK_SATISFIED,
+            actor=actor,
+            note="评价人追评满意",
+            now=now,
+            changes={"followups": followups, "closed_at": now, "close_reason": "followup_good"},
+            data=trace,
+        )
     else:
-        await wo_service.bump(db=db, order=order, changes={"followups": followups},
-                              note="评价人追加评价", now=now, actor=actor, data=trace)
-    return {"id": new_id, "eval_count": row["eval_count"], "level": data.level,
-            "work_order_state": order.state}
+        await wo_service.bump(
+            db=db,
+            order=order,
+            changes={"followups": followups},
+            note="评价人追加评价",
+            now=now,
+            actor=actor,
+            data=trace,
+        )
+    return {
+        "id": new_id,
+        "eval_count": row["eval_count"],
+        "level": data.level,
+        "work_order_state": order.state,
+    }

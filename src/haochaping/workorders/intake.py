@@ -25,7 +25,8 @@ def make_on_stored(state: Any) -> Callable[[AsyncSession, list[dict[str, Any]]],
                 openings.append((row, policy, policy_id))
         if not openings:
             return
-        await wo_service.open_for_evaluations(db=db, openings=openings,
-                                              ctx=await context_for(state, db))
+        await wo_service.open_for_evaluations(
+            db=db, openings=openings, ctx=await context_for(state, db)
+        )
 
     return on_stored

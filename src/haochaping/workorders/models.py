@@ -39,8 +39,7 @@ class WorkOrder(Base):
         # every order of the state not yet due (bench/sweep.py).
         Index("ix_work_order_state_verify_warn", "state", "verify_warn_at", "verify_due_at"),
         Index("ix_work_order_state_rectify_warn", "state", "rectify_warn_at", "rectify_due_at"),
-        Index("ix_work_order_state_callback_warn", "state", "callback_warn_at",
-              "callback_due_at"),
+        Index("ix_work_order_state_callback_warn", "state", "callback_warn_at", "callback_due_at"),
         Index("ix_work_order_org_state", "org_id", "state"),
     )
 
@@ -131,10 +130,13 @@ class CallbackAttempt(Base):
 
     __tablename__ = "callback_attempt"
     __table_args__ = (
-        CheckConstraint("method IN ('phone', 'sms', 'wechat', 'visit', 'link')",
-                        name="method_valid"),
-        CheckConstraint("verdict IS NULL OR verdict IN ('satisfied', 'basic', 'dissatisfied')",
-                        name="verdict_valid"),
+        CheckConstraint(
+            "method IN ('phone', 'sms', 'wechat', 'visit', 'link')", name="method_valid"
+        ),
+        CheckConstraint(
+            "verdict IS NULL OR verdict IN ('satisfied', 'basic', 'dissatisfied')",
+            name="verdict_valid",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -152,8 +154,10 @@ class SpotCheck(Base):
     """A callback task on a sampled good rating (抽查回访)."""
 
     __tablename__ = "spot_check"
-    __table_args__ = (UniqueConstraint("evaluation_id"),
-                      Index("ix_spot_check_org_state", "org_id", "state"))
+    __table_args__ = (
+        UniqueConstraint("evaluation_id"),
+        Index("ix_spot_check_org_state", "org_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluation.id"))

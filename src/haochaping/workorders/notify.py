@@ -20,10 +20,20 @@ from haochaping.workorders.models import WorkOrder
 
 
 async def _emails(db: AsyncSession, org_id: int, roles: tuple[str, ...]) -> list[str]:
-    rows = (await db.execute(
-        select(User.email).where(User.org_id == org_id, User.role.in_(roles),
-                                 User.active.is_(True), User.email.is_not(None))
-    )).scalars().all()
+    rows = (
+        (
+            await db.execute(
+                select(User.email).where(
+                    User.org_id == org_id,
+                    User.role.in_(roles),
+                    User.active.is_(True),
+                    User.email.is_not(None),
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     return sorted({e for e in rows if e})
 
 
@@ -49,12 +59,27 @@ async def _org_name(db: AsyncSession, org_id: int) -> str:
     return org.name if org else ""
 
 
-async def _mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: str, body: str,
-                order: WorkOrder, dedupe: str | None = None) -> None:
+async def _mail(
+    db: AsyncSession,
+    *,
+    kind: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    order: WorkOrder,
+    dedupe: str | None = None,
+) -> None:
     for rcpt in recipients:
-        await outbox.enqueue(db, kind=kind, channel="email", recipient=rcpt, subject=subject,
-                             body=body, payload={"work_order_id": order.id},
-                             dedupe_key=f"{dedupe}:{rcpt}" if dedupe else None)
+        await outbox.enqueue(
+            db,
+            kind=kind,
+            channel="email",
+            recipient=rcpt,
+            subject=subject,
+            body=body,
+            payload={"work_order_id": order.id},
+            dedupe_key=f"{dedupe}:{rcpt}" if dedupe else None,
+        )
 
 
 def _opened_cache(db: AsyncSession) -> dict[int, tuple[str, list[str]]]:
@@ -102,34 +127,55 @@ async def opened_in_bulk(db: AsyncSession) -> AsyncIterator[None]:
         await _enqueue_many(db, "workorder_opened", collected)
 
 
-async def opened(*, db: AsyncSession, ctx: Any, order: WorkOrder,
-                 evaluation: dict[str, Any]) -> None:
+async def opened(
+    *, db: AsyncSession, ctx: Any, order: WorkOrder, evaluation: dict[str, Any]
+) -> None:
     """New bad review: the unit's handlers by e-mail; the rater gets their progress link."""
     unit, handlers = await _unit_and_handlers(db, order.org_id)
     level = LEVEL_LABELS.get(evaluation.get("level", 0), "")
-    body = (f"{unit}：\n\n收到一条“{level}”评价，已生成差评工单 #{order.id}。\n"
-            f"评价内容：{evaluation.get('comment') or '（无文字）'}\n"
-            f"请在核实期限前联系评价人核实情况，并在整改期限前完成整改。\n\n"
-            f"工单地址：{ctx.settings.base_url.rstrip('/')}/console/work-orders/{order.id}\n")
+    body = (
+        f"{unit}：\n\n收到一条“{level}”评价，已生成差评工单 #{order.id}。\n"
+        f"评价内容：{evaluation.get('comment') or '（无文字）'}\n"
+        f"请在核实期限前联系评价人核实情况，并在整改期限前完成整改。\n\n"
+        f"工单地址：{ctx.settings.base_url.rstrip('/')}/console/work-orders/{order.id}\n"
+    )
     subject = f"【差评工单】#{order.id} {unit} 收到{level}评价"
     phone = evaluation.get("rater_phone")
     sms = None
     if phone and not evaluation.get("anonymous"):
-        sms = (f"【好差评】您对{unit}的评价已收到，我们将尽快核实整改。"
-               f"办理进度：{ctx.progress_url(order.evaluation_id)}")
+        sms = (
+            f"【好差评】您对{unit}的评价已收到，我们将尽快核实整改。"
+            f"办理进度：{ctx.progress_url(order.evaluation_id)}"
+        )
     collected = db.info.get(_OPENED_IN_BULK)
     if collected is not None:
-        collected.extend(("email", rcpt, subject, body, order.id, f"opened:{order.id}:{rcpt}")
-                         for rcpt in handlers)
+        collected.extend(
+            ("email", rcpt, subject, body, order.id, f"opened:{order.id}:{rcpt}")
+            for rcpt in handlers
+        )
         if sms is not None:
             collected.append(("sms", phone, "", sms, order.id, f"opened-sms:{order.id}"))
         return
-    await _mail(db, kind="workorder_opened", recipients=handlers, subject=subject, body=body,
-                order=order, dedupe=f"opened:{order.id}")
+    await _mail(
+        db,
+        kind="workorder_opened",
+        recipients=handlers,
+        subject=subject,
+        body=body,
+        order=order,
+        dedupe=f"opened:{order.id}",
+    )
     if sms is not None and phone:
         await outbox.enqueue(
-            db, kind="workorder_opened", channel="sms", recipient=phone, subject="", body=sms,
-            payload={"work_order_id": order.id}, dedupe_key=f"opened-sms:{order.id}")
+            db,
+            kind="workorder_opened",
+            channel="sms",
+            recipient=phone,
+            subject="",
+            body=sms,
+            payload={"work_order_id": order.id},
+            dedupe_key=f"opened-sms:{order.id}",
+        )
 
 
 async def callback_invitation(*, db: AsyncSession, ctx: Any, order: WorkOrder) -> None:
@@ -139,77 +185,113 @@ async def callback_invitation(*, db: AsyncSession, ctx: Any, order: WorkOrder) -
         return
     unit = await _org_name(db, order.org_id)
     await outbox.enqueue(
-        db, kind="callback_invitation", channel="sms", recipient=ev.rater_phone, subject="",
-        body=(f"【好差评】{unit}已就您的评价完成整改或说明，请告诉我们您是否满意，"
-              f"也可追加一次评价：{ctx.progress_url(order.evaluation_id)}"),
+        db,
+        kind="callback_invitation",
+        channel="sms",
+        recipient=ev.rater_phone,
+        subject="",
+        body=(
+            f"【好差评】{unit}已就您的评价完成整改或说明，请告诉我们您是否满意，"
+            f"也可追加一次评价：{ctx.progress_url(order.evaluation_id)}"
+        ),
         payload={"work_order_id": order.id},
-        dedupe_key=f"callback-invite:{order.id}:{order.version}")
+        dedupe_key=f"callback-invite:{order.id}:{order.version}",
+    )
 
 
 async def escalated(*, db: AsyncSession, order: WorkOrder, reason: str) -> None:
     """Supervision opened: the management office is told."""
     unit = await _org_name(db, order.org_id)
-    await _mail(db, kind="escalated", recipients=await office_handlers(db, order.org_id),
-                subject=f"【督办】差评工单 #{order.id}（{unit}）转入督办",
-                body=f"差评工单 #{order.id}（{unit}）已转入督办。原因：{reason}\n",
-                order=order, dedupe=f"escalated:{order.id}:{order.version}")
+    await _mail(
+        db,
+        kind="escalated",
+        recipients=await office_handlers(db, order.org_id),
+        subject=f"【督办】差评工单 #{order.id}（{unit}）转入督办",
+        body=f"差评工单 #{order.id}（{unit}）已转入督办。原因：{reason}\n",
+        order=order,
+        dedupe=f"escalated:{order.id}:{order.version}",
+    )
 
 
 async def assigned(*, db: AsyncSession, order: WorkOrder, org_ids: list[int]) -> None:
     """Transferred or re-dispatched: the units now handling it are told."""
     for org_id in org_ids:
         unit = await _org_name(db, org_id)
-        await _mail(db, kind="assigned", recipients=await unit_handlers(db, org_id),
-                    subject=f"【差评工单】#{order.id} 已派至{unit}",
-                    body=f"{unit}：差评工单 #{order.id} 已派至贵单位办理，请及时核实整改。\n",
-                    order=order, dedupe=f"assigned:{order.id}:{order.version}:{org_id}")
+        await _mail(
+            db,
+            kind="assigned",
+            recipients=await unit_handlers(db, org_id),
+            subject=f"【差评工单】#{order.id} 已派至{unit}",
+            body=f"{unit}：差评工单 #{order.id} 已派至贵单位办理，请及时核实整改。\n",
+            order=order,
+            dedupe=f"assigned:{order.id}:{order.version}:{org_id}",
+        )
 
 
 KIND_LABELS = {"verify": "核实", "rectify": "整改", "callback": "回访"}
 
 
-async def warning(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
-                  due_text: str) -> None:
+async def warning(
+    *, db: AsyncSession, order_id: int, org_id: int, kind: str, due_text: str
+) -> None:
     """A deadline is near: the unit's handlers."""
     await warnings(db=db, kind=kind, orders=[(order_id, org_id, due_text)])
 
 
-async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str,
-                  version: int) -> None:
+async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str, version: int) -> None:
     """A deadline passed and the order went to supervision: the office is told."""
     await overdues(db=db, kind=kind, orders=[(order_id, org_id, version)])
 
 
-async def warnings(*, db: AsyncSession, kind: str,
-                   orders: Sequence[tuple[int, int, str]]) -> None:
+async def warnings(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, str]]) -> None:
     """`warning` for many orders at once, as (id, lead org, due text): a few queries in all."""
     who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
     label = KIND_LABELS[kind]
-    await _enqueue_mails(db, "deadline_warning", [
-        (rcpt, f"【临期预警】差评工单 #{order_id} {label}期限将至",
-         f"差评工单 #{order_id} 的{label}期限为 {due_text}，请抓紧办理。\n",
-         order_id, f"warn:{kind}:{order_id}")
-        for order_id, org_id, due_text in orders for rcpt in who.unit_handlers(org_id)])
+    await _enqueue_mails(
+        db,
+        "deadline_warning",
+        [
+            (
+                rcpt,
+                f"【临期预警】差评工单 #{order_id} {label}期限将至",
+                f"差评工单 #{order_id} 的{label}期限为 {due_text}，请抓紧办理。\n",
+                order_id,
+                f"warn:{kind}:{order_id}",
+            )
+            for order_id, org_id, due_text in orders
+            for rcpt in who.unit_handlers(org_id)
+        ],
+    )
 
 
-async def overdues(*, db: AsyncSession, kind: str,
-                   orders: Sequence[tuple[int, int, int]]) -> None:
+async def overdues(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, int]]) -> None:
     """`overdue` for many orders at once, as (id, lead org, version): a few queries in all."""
     who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
     label = KIND_LABELS[kind]
-    await _enqueue_mails(db, "overdue", [
-        (rcpt, f"【超期督办】差评工单 #{order_id}（{who.name(org_id)}）{label}超期",
-         f"差评工单 #{order_id}（{who.name(org_id)}）{label}已超期，已自动转入督办。\n",
-         order_id, f"overdue:{kind}:{order_id}:{version}")
-        for order_id, org_id, version in orders for rcpt in who.office_handlers(org_id)])
+    await _enqueue_mails(
+        db,
+        "overdue",
+        [
+            (
+                rcpt,
+                f"【超期督办】差评工单 #{order_id}（{who.name(org_id)}）{label}超期",
+                f"差评工单 #{order_id}（{who.name(org_id)}）{label}已超期，已自动转入督办。\n",
+                order_id,
+                f"overdue:{kind}:{order_id}:{version}",
+            )
+            for order_id, org_id, version in orders
+            for rcpt in who.office_handlers(org_id)
+        ],
+    )
 
 
 class Recipients:
     """`unit_handlers`, `office_handlers` and org names for many organisations, looked up
     together: the deadline job tells thousands of orders' units in one pass."""
 
-    def __init__(self, tree: dict[int, tuple[int | None, str]],
-                 emails: dict[tuple[int, str], set[str]]) -> None:
+    def __init__(
+        self, tree: dict[int, tuple[int | None, str]], emails: dict[tuple[int, str], set[str]]
+    ) -> None:
         self._tree = tree  # org id -> (parent id, name), ancestors included
         self._emails = emails  # (org id, "unit" | "office") -> addresses
 
@@ -218,17 +300,29 @@ class Recipients:
         tree: dict[int, tuple[int | None, str]] = {}
         wanted = set(org_ids)
         while wanted:  # one level of the tree per round
-            rows = [row for chunk in _chunks(sorted(wanted)) for row in (await db.execute(
-                select(Org.id, Org.parent_id, Org.name).where(Org.id.in_(chunk)))).all()]
+            rows = [
+                row
+                for chunk in _chunks(sorted(wanted))
+                for row in (
+                    await db.execute(
+                        select(Org.id, Org.parent_id, Org.name).where(Org.id.in_(chunk))
+                    )
+                ).all()
+            ]
             tree.update({org_id: (parent_id, name) for org_id, parent_id, name in rows})
             wanted = {parent for _, parent, _ in rows if parent is not None and parent not in tree}
         emails: dict[tuple[int, str], set[str]] = defaultdict(set)
         for chunk in _chunks(sorted(tree)):
-            for org_id, role, email in (await db.execute(
-                select(User.org_id, User.role, User.email)
-                .where(User.org_id.in_(chunk), User.role.in_(("unit", "office", "admin")),
-                       User.active.is_(True), User.email.is_not(None))
-            )).all():
+            for org_id, role, email in (
+                await db.execute(
+                    select(User.org_id, User.role, User.email).where(
+                        User.org_id.in_(chunk),
+                        User.role.in_(("unit", "office", "admin")),
+                        User.active.is_(True),
+                        User.email.is_not(None),
+                    )
+                )
+            ).all():
                 if email:
                     emails[(org_id, "unit" if role == "unit" else "office")].add(email)
         return cls(tree, emails)
@@ -250,30 +344,64 @@ class Recipients:
 
 def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
     # Bounded IN lists: a statement takes at most 32767 parameters on PostgreSQL.
-    return (values[i:i + size] for i in range(0, len(values), size))
+    return (values[i : i + size] for i in range(0, len(values), size))
 
 
-async def _enqueue_mails(db: AsyncSession, kind: str,
-                         mails: list[tuple[str, str, str, int, str]]) -> None:
+async def _enqueue_mails(
+    db: AsyncSession, kind: str, mails: list[tuple[str, str, str, int, str]]
+) -> None:
     """Many e-mails in one statement: (recipient, subject, body, order id, dedupe prefix);
     dedupe keys `prefix:recipient`, as `outbox_mail` makes them."""
-    await _enqueue_many(db, kind, [("email", rcpt, subject, body, order_id, f"{dedupe}:{rcpt}")
-                                   for rcpt, subject, body, order_id, dedupe in mails])
+    await _enqueue_many(
+        db,
+        kind,
+        [
+            ("email", rcpt, subject, body, order_id, f"{dedupe}:{rcpt}")
+            for rcpt, subject, body, order_id, dedupe in mails
+        ],
+    )
 
 
-async def _enqueue_many(db: AsyncSession, kind: str,
-                        messages: list[tuple[str, str, str, str, int, str]]) -> int:
+async def _enqueue_many(
+    db: AsyncSession, kind: str, messages: list[tuple[str, str, str, str, int, str]]
+) -> int:
     """(channel, recipient, subject, body, order id, dedupe key) of a work order's messages,
     added in one statement; how many were new."""
-    return await outbox.enqueue_many(db, [
-        outbox.Message(kind=kind, channel=channel, recipient=rcpt, subject=subject, body=body,
-                       payload={"work_order_id": order_id}, dedupe_key=key)
-        for channel, rcpt, subject, body, order_id, key in messages])
+    return await outbox.enqueue_many(
+        db,
+        [
+            outbox.Message(
+                kind=kind,
+                channel=channel,
+                recipient=rcpt,
+                subject=subject,
+                body=body,
+                payload={"work_order_id": order_id},
+                dedupe_key=key,
+            )
+            for channel, rcpt, subject, body, order_id, key in messages
+        ],
+    )
 
 
-async def outbox_mail(db: AsyncSession, *, kind: str, recipients: list[str], subject: str,
-                      body: str, order_id: int, dedupe: str) -> None:
+async def outbox_mail(
+    db: AsyncSession,
+    *,
+    kind: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    order_id: int,
+    dedupe: str,
+) -> None:
     for rcpt in recipients:
-        await outbox.enqueue(db, kind=kind, channel="email", recipient=rcpt, subject=subject,
-                             body=body, payload={"work_order_id": order_id},
-                             dedupe_key=f"{dedupe}:{rcpt}")
+        await outbox.enqueue(
+            db,
+            kind=kind,
+            channel="email",
+            recipient=rcpt,
+            subject=subject,
+            body=body,
+            payload={"work_order_id": order_id},
+            dedupe_key=f"{dedupe}:{rcpt}",
+        )

@@ -34,25 +34,43 @@ OVERDUE_CONDITIONS = [
 def overdue_clause(now: datetime):
     """An order is overdue when a deadline of its current state has passed, or it was
     escalated for one and is still under supervision."""
-    return or_(*[and_(W.state.in_(states), due < now) for states, due in OVERDUE_CONDITIONS],
-               and_(W.state == "supervising", W.overdue_at.is_not(None)))
+    return or_(
+        *[and_(W.state.in_(states), due < now) for states, due in OVERDUE_CONDITIONS],
+        and_(W.state == "supervising", W.overdue_at.is_not(None)),
+    )
 
 
 def visible(actor: Principal):
     """Orders with an active unit (lead or co-handling) inside the caller's subtree."""
-    return (select(WorkOrderUnit.work_order_id)
-            .join(Org, Org.id == WorkOrderUnit.org_id)
-            .where(WorkOrderUnit.work_order_id == W.id, WorkOrderUnit.active.is_(True),
-                   Org.path.startswith(actor.org_path, autoescape=True))
-            .exists())
+    return (
+        select(WorkOrderUnit.work_order_id)
+        .join(Org, Org.id == WorkOrderUnit.org_id)
+        .where(
+            WorkOrderUnit.work_order_id == W.id,
+            WorkOrderUnit.active.is_(True),
+            Org.path.startswith(actor.org_path, autoescape=True),
+        )
+        .exists()
+    )
 
 
-def work_orders(*, actor: Principal, state: str | None = None, states: list[str] | None = None,
-                org_code: str | None = None, overdue: bool | None = None,
-                due_before: datetime | None = None, now: datetime) -> Select:
+def work_orders(
+    *,
+    actor: Principal,
+    state: str | None = None,
+    states: list[str] | None = None,
+    org_code: str | None = None,
+    overdue: bool | None = None,
+    due_before: datetime | None = None,
+    now: datetime,
+) -> Select:
     """A queue: the caller's work orders, oldest first (the first to fall due)."""
-    stmt = (select(W, Org.code, Org.name).join(Org, Org.id == W.org_id)
-            .where(visible(actor)).order_by(W.id))
+    stmt = (
+        select(W, Org.code, Org.name)
+        .join(Org, Org.id == W.org_id)
+        .where(visible(actor))
+        .order_by(W.id)
+    )
     if state:
         stmt = stmt.where(W.state == state)
     if states:
@@ -65,16 +83,25 @@ def work_orders(*, actor: Principal, state: str | None = None, states: list[str]
     elif overdue is False:
         stmt = stmt.where(~overdue_clause(now))
     if due_before:
-        stmt = stmt.where(or_(*[and_(W.state.in_(states_), due < due_before)
-                                for states_, due in OVERDUE_CONDITIONS]))
+        stmt = stmt.where(
+            or_(
+                *[
+                    and_(W.state.in_(states_), due < due_before)
+                    for states_, due in OVERDUE_CONDITIONS
+                ]
+            )
+        )
     return stmt
 
 
 def spot_checks(*, actor: Principal, state: str) -> Select:
     """Callback tasks on sampled good ratings in the caller's subtree, oldest first."""
-    return (select(SpotCheck, Org.code).join(Org, Org.id == SpotCheck.org_id)
-            .where(Org.path.startswith(actor.org_path, autoescape=True),
-                   SpotCheck.state == state).order_by(SpotCheck.id))
+    return (
+        select(SpotCheck, Org.code)
+        .join(Org, Org.id == SpotCheck.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True), SpotCheck.state == state)
+        .order_by(SpotCheck.id)
+    )
 
 
 def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[dict[str, Any]]:
@@ -83,97 +110,174 @@ def deadlines_of(order: WorkOrder, deadlines: Deadlines, now: datetime) -> list[
     for states, due in OVERDUE_CONDITIONS:
         value = getattr(order, due.key)
         if order.state in states and value is not None:
-            out.append({"kind": due.key.removesuffix("_due_at"), "due_at": value,
-                        "due_date": value.astimezone(SHANGHAI).date(),
-                        "remaining_workdays": deadlines.remaining(value, now),
-                        "overdue": value < now, "verified": order.deadlines_verified})
+            out.append(
+                {
+                    "kind": due.key.removesuffix("_due_at"),
+                    "due_at": value,
+                    "due_date": value.astimezone(SHANGHAI).date(),
+                    "remaining_workdays": deadlines.remaining(value, now),
+                    "overdue": value < now,
+                    "verified": order.deadlines_verified,
+                }
+            )
     return out
 
 
 def is_overdue(order: WorkOrder, now: datetime) -> bool:
     if order.state == "supervising":
         return order.overdue_at is not None
-    return any(order.state in states and getattr(order, due.key) is not None
-               and getattr(order, due.key) < now for states, due in OVERDUE_CONDITIONS)
+    return any(
+        order.state in states
+        and getattr(order, due.key) is not None
+        and getattr(order, due.key) < now
+        for states, due in OVERDUE_CONDITIONS
+    )
 
 
 SYSTEM = Principal(kind="system", id=0, name="", org_id=0, org_path="/")
 
 
-async def _ratings(db: AsyncSession, evaluation_ids: set[int], rules: IntakeRules
-                   ) -> dict[int, tuple[dict[str, Any], str | None, str]]:
+async def _ratings(
+    db: AsyncSession, evaluation_ids: set[int], rules: IntakeRules
+) -> dict[int, tuple[dict[str, Any], str | None, str]]:
     """The ratings behind some orders, as the API reads them, with their case numbers and
     the codes of the organisations rated."""
     if not evaluation_ids:
         return {}
-    rows = (await db.execute(evaluation_queries.evaluations(actor=SYSTEM)
-                             .where(Evaluation.id.in_(evaluation_ids)))).all()
+    rows = (
+        await db.execute(
+            evaluation_queries.evaluations(actor=SYSTEM).where(Evaluation.id.in_(evaluation_ids))
+        )
+    ).all()
     out = {}
     for ev, case_no, org_code, item_code, window_code, staff_no in rows:
-        target = Target(case_no=case_no, org_code=org_code, item_code=item_code,
-                        window_code=window_code, staff_no=staff_no, region_code=ev.region_code)
-        out[ev.id] = (read_from_row(evaluation_queries.row_dict(ev), target, rules), case_no,
-                      org_code)
+        target = Target(
+            case_no=case_no,
+            org_code=org_code,
+            item_code=item_code,
+            window_code=window_code,
+            staff_no=staff_no,
+            region_code=ev.region_code,
+        )
+        out[ev.id] = (
+            read_from_row(evaluation_queries.row_dict(ev), target, rules),
+            case_no,
+            org_code,
+        )
     return out
 
 
-async def _units(db: AsyncSession, work_order_ids: set[int]
-                 ) -> dict[int, list[tuple[str, str]]]:
+async def _units(db: AsyncSession, work_order_ids: set[int]) -> dict[int, list[tuple[str, str]]]:
     """The active units (role, organisation code) of some orders."""
     if not work_order_ids:
         return {}
-    rows = (await db.execute(
-        select(WorkOrderUnit.work_order_id, WorkOrderUnit.role, Org.code)
-        .join(Org, Org.id == WorkOrderUnit.org_id)
-        .where(WorkOrderUnit.work_order_id.in_(work_order_ids),
-               WorkOrderUnit.active.is_(True)))).all()
+    rows = (
+        await db.execute(
+            select(WorkOrderUnit.work_order_id, WorkOrderUnit.role, Org.code)
+            .join(Org, Org.id == WorkOrderUnit.org_id)
+            .where(WorkOrderUnit.work_order_id.in_(work_order_ids), WorkOrderUnit.active.is_(True))
+        )
+    ).all()
     out: dict[int, list[tuple[str, str]]] = {}
     for work_order_id, role, code in rows:
         out.setdefault(work_order_id, []).append((role, code))
     return out
 
 
-def _read(order: WorkOrder, rating: tuple[dict[str, Any], str | None, str],
-          units: list[tuple[str, str]], events: list[WorkOrderEvent], *, actor_role: str,
-          deadlines: Deadlines, now: datetime) -> dict[str, Any]:
+def _read(
+    order: WorkOrder,
+    rating: tuple[dict[str, Any], str | None, str],
+    units: list[tuple[str, str]],
+    events: list[WorkOrderEvent],
+    *,
+    actor_role: str,
+    deadlines: Deadlines,
+    now: datetime,
+) -> dict[str, Any]:
     evaluation, case_no, org_code = rating
     lead = next((c for r, c in units if r == "lead"), org_code)
     return {
-        "id": order.id, "state": order.state, "state_label": STATE_LABELS[State(order.state)],
-        "version": order.version, "origin": order.origin, "org_code": lead,
-        "co_org_codes": sorted(c for r, c in units if r == "co"), "evaluation": evaluation,
-        "case_no": case_no, "opened_at": order.opened_at,
+        "id": order.id,
+        "state": order.state,
+        "state_label": STATE_LABELS[State(order.state)],
+        "version": order.version,
+        "origin": order.origin,
+        "org_code": lead,
+        "co_org_codes": sorted(c for r, c in units if r == "co"),
+        "evaluation": evaluation,
+        "case_no": case_no,
+        "opened_at": order.opened_at,
         "deadlines": deadlines_of(order, deadlines, now),
-        "deadlines_verified": order.deadlines_verified, "overdue": is_overdue(order, now),
-        "callback_attempts": order.callback_attempts, "followups": order.followups,
-        "close_reason": order.close_reason, "policy_id": order.policy_id,
-        "allowed_actions": sorted({_public_action(a) for a in
-                                   allowed_actions(State(order.state), actor_role)}),
+        "deadlines_verified": order.deadlines_verified,
+        "overdue": is_overdue(order, now),
+        "callback_attempts": order.callback_attempts,
+        "followups": order.followups,
+        "close_reason": order.close_reason,
+        "policy_id": order.policy_id,
+        "allowed_actions": sorted(
+            {_public_action(a) for a in allowed_actions(State(order.state), actor_role)}
+        ),
         "events": events,
     }
 
 
-async def detail(*, db: AsyncSession, order: WorkOrder, actor_role: str, rules: IntakeRules,
-                 deadlines: Deadlines, now: datetime) -> dict[str, Any]:
+async def detail(
+    *,
+    db: AsyncSession,
+    order: WorkOrder,
+    actor_role: str,
+    rules: IntakeRules,
+    deadlines: Deadlines,
+    now: datetime,
+) -> dict[str, Any]:
     """Everything the work-order page and API show about one order, with its timeline."""
     ratings = await _ratings(db, {order.evaluation_id}, rules)
     units = await _units(db, {order.id})
-    events = list((await db.execute(
-        select(WorkOrderEvent).where(WorkOrderEvent.work_order_id == order.id)
-        .order_by(WorkOrderEvent.id))).scalars())
-    return _read(order, ratings[order.evaluation_id], units.get(order.id, []), events,
-                 actor_role=actor_role, deadlines=deadlines, now=now)
+    events = list(
+        (
+            await db.execute(
+                select(WorkOrderEvent)
+                .where(WorkOrderEvent.work_order_id == order.id)
+                .order_by(WorkOrderEvent.id)
+            )
+        ).scalars()
+    )
+    return _read(
+        order,
+        ratings[order.evaluation_id],
+        units.get(order.id, []),
+        events,
+        actor_role=actor_role,
+        deadlines=deadlines,
+        now=now,
+    )
 
 
-async def summaries(*, db: AsyncSession, orders: list[WorkOrder], actor_role: str,
-                    rules: IntakeRules, deadlines: Deadlines, now: datetime
-                    ) -> list[dict[str, Any]]:
+async def summaries(
+    *,
+    db: AsyncSession,
+    orders: list[WorkOrder],
+    actor_role: str,
+    rules: IntakeRules,
+    deadlines: Deadlines,
+    now: datetime,
+) -> list[dict[str, Any]]:
     """What a list shows of each order (the detail without the timeline), in a fixed
     number of queries however many orders there are."""
     ratings = await _ratings(db, {o.evaluation_id for o in orders}, rules)
     units = await _units(db, {o.id for o in orders})
-    return [_read(o, ratings[o.evaluation_id], units.get(o.id, []), [],
-                  actor_role=actor_role, deadlines=deadlines, now=now) for o in orders]
+    return [
+        _read(
+            o,
+            ratings[o.evaluation_id],
+            units.get(o.id, []),
+            [],
+            actor_role=actor_role,
+            deadlines=deadlines,
+            now=now,
+        )
+        for o in orders
+    ]
 
 
 def _public_action(action) -> str:

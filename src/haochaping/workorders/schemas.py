@@ -12,8 +12,7 @@ from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.schemas import COMMENT_MAX, ReasonCode
 
 Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-AttachmentIds = Annotated[list[BodyId],
-                         Field(max_length=20)]
+AttachmentIds = Annotated[list[BodyId], Field(max_length=20)]
 
 
 class _Action(InputModel):
@@ -79,8 +78,16 @@ class CloseIn(_Action):
 
 
 ActionIn = Annotated[
-    VerifyIn | TransferIn | ExplainIn | ReportRectifiedIn | CallbackIn | CloseUnreachableIn
-    | EscalateIn | RedispatchIn | HoldAccountableIn | CloseIn,
+    VerifyIn
+    | TransferIn
+    | ExplainIn
+    | ReportRectifiedIn
+    | CallbackIn
+    | CloseUnreachableIn
+    | EscalateIn
+    | RedispatchIn
+    | HoldAccountableIn
+    | CloseIn,
     Field(discriminator="action"),
 ]
 
@@ -90,8 +97,9 @@ class FollowUpIn(InputModel):
 
     level: Annotated[StrictInt, Field(ge=1, le=5)]
     reasons: Annotated[list[ReasonCode], Field(max_length=20)] = []
-    comment: Annotated[str, StringConstraints(strip_whitespace=True,
-                                              max_length=COMMENT_MAX)] | None = None
+    comment: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=COMMENT_MAX)] | None
+    ) = None
 
 
 class FollowUpCreate(FollowUpIn):

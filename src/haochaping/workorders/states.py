@@ -70,8 +70,10 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (S.APPEALING, A.UPHOLD_APPEAL): S.INVALIDATED,
     (S.APPEALING, A.REJECT_APPEAL): S.RECTIFYING,
     # While an appeal is pending its decision settles the rating: not here.
-    **{(s, A.INVALIDATE): S.INVALIDATED for s in (*HANDLING, S.EXPLAINED, S.CALLBACK,
-                                                   S.SUPERVISING, S.ACCOUNTABILITY)},
+    **{
+        (s, A.INVALIDATE): S.INVALIDATED
+        for s in (*HANDLING, S.EXPLAINED, S.CALLBACK, S.SUPERVISING, S.ACCOUNTABILITY)
+    },
 }
 
 ROLES: dict[Action, frozenset[Role]] = {
@@ -103,10 +105,16 @@ ACTION_LABELS = Action.labels()
 
 # Steps the rater sees on their progress page (公开环节); internal notes stay inside.
 PUBLIC_STATE_LABELS = {
-    S.VERIFYING: "已受理，正在核实", S.TRANSFERRED: "已转交主责单位核实",
-    S.RECTIFYING: "正在整改", S.EXPLAINED: "已向您解释说明", S.CALLBACK: "整改完成，待回访",
-    S.SUPERVISING: "管理机构督办中", S.ACCOUNTABILITY: "管理机构督办中",
-    S.APPEALING: "复核中", S.CLOSED: "已办结", S.INVALIDATED: "经复核，评价不计入统计",
+    S.VERIFYING: "已受理，正在核实",
+    S.TRANSFERRED: "已转交主责单位核实",
+    S.RECTIFYING: "正在整改",
+    S.EXPLAINED: "已向您解释说明",
+    S.CALLBACK: "整改完成，待回访",
+    S.SUPERVISING: "管理机构督办中",
+    S.ACCOUNTABILITY: "管理机构督办中",
+    S.APPEALING: "复核中",
+    S.CLOSED: "已办结",
+    S.INVALIDATED: "经复核，评价不计入统计",
 }
 
 

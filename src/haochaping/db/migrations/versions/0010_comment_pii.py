@@ -8,6 +8,7 @@ Comments stored before this revision are left as they are: rewriting them would 
 content of ratings already sealed in the ledger (ledger/hashing.py), and every answer and
 page masks them on display as before.
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa

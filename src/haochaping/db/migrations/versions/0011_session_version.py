@@ -4,6 +4,7 @@ session cookie and bearer token of the user.
 Revision ID: 0011
 Revises: 0010
 """
+
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -17,8 +18,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("app_user", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("session_version", sa.Integer(), server_default="0",
-                                      nullable=False))
+        batch_op.add_column(
+            sa.Column("session_version", sa.Integer(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
