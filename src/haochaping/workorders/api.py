@@ -16,7 +16,7 @@ from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page, Timestamp
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
-from haochaping.workorders import followup, queries, schemas
+from haochaping.workorders import contact, followup, queries, schemas, spotchecks
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
 from haochaping.workorders.models import SpotCheck, WorkOrder
@@ -191,8 +191,6 @@ async def reveal_phone(
     order: CurrentWorkOrder, request: Request, db: DbSession, principal: CurrentUser
 ):
     """The rater's phone number, for the callback; the reveal is recorded in the audit trail."""
-    from haochaping.workorders import contact
-
     body = await contact.reveal_phone(
         db=db,
         principal=principal,
@@ -282,8 +280,6 @@ async def spot_check_callback(
 ):
     """Record the callback of a sampled good rating; a dissatisfied citizen opens a work
     order."""
-    from haochaping.workorders import spotchecks
-
     ctx = await loop_context(request, db)
     result = await spotchecks.record(
         db=db, principal=principal, spot_check_id=spot_check_id, data=data, ctx=ctx
