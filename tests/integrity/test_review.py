@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from haochaping.accounts.models import User
 from haochaping.core.auth import TOKEN_SALT
+from haochaping.core.models import AuditEvent
 from haochaping.core.security import signer
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import (
@@ -420,3 +421,15 @@ async def test_staff_identity_register_rules(client, db, headers, iworld):
     ).all()
     assert [k for k, _ in hashes] == ["cert", "phone"]
     assert "13900000023" not in {h for _, h in hashes}
+    # Each registration is on record (who, which staff, which kinds), refusals are not, and
+    # the numbers themselves appear nowhere in it.
+    trail = (
+        await db.execute(
+            select(AuditEvent.actor, AuditEvent.detail)
+            .where(AuditEvent.action == "staff_identity_recorded", AuditEvent.target_id == staff_id)
+            .order_by(AuditEvent.id)
+        )
+    ).all()
+    assert [a for a, _ in trail] == [iworld.users["admin"]] * 2
+    assert trail[0][1]["kinds"] == ["cert", "phone"]
+    assert "13900000022" not in str(trail) and "330102198001010022" not in str(trail)

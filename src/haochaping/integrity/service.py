@@ -9,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -199,6 +200,16 @@ async def register_staff_identity(
         else:
             existing.identity_hash, existing.recorded_by = digest, actor.name
             existing.updated_at = utcnow()
+    # On record in the audit trail too: the identity row keeps only its latest recorder.
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action="staff_identity_recorded",
+        target_type="staff",
+        target_id=staff.id,
+        detail={"staff_no": staff.staff_no, "kinds": kinds},
+    )
     await db.flush()
     flagged = await rescan_staff(db=db, keys=keys, staff=staff)
     return staff, kinds, flagged
