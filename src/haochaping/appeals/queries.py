@@ -1,12 +1,30 @@
-"""Read-side select() builders of appeals."""
+"""Read side of appeals: the decision queue, a work order's appeals, and held ratings.
+
+Held ratings (待复核评价) are read here because this domain decides them
+(``appeals.service.review_held``) and keeps the register behind most holds."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from collections.abc import Sequence
+from typing import Any
 
-from haochaping.appeals.models import Appeal
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from haochaping.appeals.models import Appeal, MaliciousRater
+from haochaping.cases.models import Case
+from haochaping.core import pagination
 from haochaping.core.auth import Principal
-from haochaping.orgs.models import Org
+from haochaping.core.security import mask_text
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.service import IntakeRules
+from haochaping.evaluations.standing import EvaluationStanding, Standing
+from haochaping.orgs.models import Item, Org
+from haochaping.workorders.models import WorkOrder
+
+Window = aliased(Org)
 
 
 def appeals(*, actor: Principal, state: str | None = None) -> Select:
@@ -21,3 +39,140 @@ def appeals(*, actor: Principal, state: str | None = None) -> Select:
     if state:
         stmt = stmt.where(Appeal.state == state)
     return stmt
+
+
+async def appeal_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    state: str | None,
+    cursor: str | None,
+    limit: int = 20,
+) -> tuple[list[tuple[Appeal, str, str]], str | None]:
+    """One page of the decision queue: (appeal, unit code, unit name) rows, oldest first."""
+    rows, nxt = await pagination.page(
+        db, appeals(actor=actor, state=state), key=Appeal.id, cursor=cursor, limit=limit
+    )
+    return [(a, code, name) for a, code, name in rows], nxt
+
+
+async def of_work_order(db: AsyncSession, work_order_id: int) -> Sequence[Appeal]:
+    """A work order's appeals, oldest first."""
+    return (
+        (
+            await db.execute(
+                select(Appeal).where(Appeal.work_order_id == work_order_id).order_by(Appeal.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+# --- held ratings: held for a reason other than the detectors ---------------------------------
+
+
+def held_clause(actor: Principal, subtree: str | None = None) -> list[Any]:
+    """Conditions: a rating in the actor's (or a narrower) subtree, held, not by a detector
+    (the detectors' holds have their own queue)."""
+    return [
+        EvaluationStanding.standing == Standing.HELD.value,
+        EvaluationStanding.reason != "detector",
+        Org.path.startswith(subtree or actor.org_path, autoescape=True),
+    ]
+
+
+async def held_count(db: AsyncSession, actor: Principal) -> int:
+    """How many ratings in the actor's subtree wait for a review of their hold."""
+    return (
+        await db.execute(
+            select(func.count())
+            .select_from(EvaluationStanding)
+            .join(Evaluation, Evaluation.id == EvaluationStanding.evaluation_id)
+            .join(Org, Org.id == Evaluation.org_id)
+            .where(*held_clause(actor))
+        )
+    ).scalar_one()
+
+
+async def held_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    subtree: str | None,
+    cursor: str | None,
+    rules: IntakeRules,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Held ratings of the actor's subtree, newest first, masked, with why they are held (the
+    reason's code), the register's expiry (for a registered rater) and the work order (id and
+    state), if any."""
+    stmt = (
+        select(
+            Evaluation,
+            EvaluationStanding,
+            Org.code,
+            Org.name,
+            Case.case_no,
+            Item.name,
+            Window.name,
+            WorkOrder.id,
+            WorkOrder.state,
+        )
+        .join(EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id)
+        .join(Org, Org.id == Evaluation.org_id)
+        .outerjoin(Case, Case.id == Evaluation.case_id)
+        .outerjoin(Item, Item.id == Evaluation.item_id)
+        .outerjoin(Window, Window.id == Evaluation.window_id)
+        .outerjoin(WorkOrder, WorkOrder.evaluation_id == Evaluation.id)
+        .where(*held_clause(actor, subtree))
+    )
+    rows, nxt = await pagination.page(
+        db, stmt, key=Evaluation.id, cursor=cursor, limit=limit, descending=True
+    )
+    # The register's entries behind these holds: one query on the keyed hashes kept beside
+    # each rating (the register stores the same hashes, never the numbers).
+    hashes = {h for r in rows for h in (r[0].rater_cert_hash, r[0].rater_phone_hash) if h}
+    expiry: dict[str, Any] = {}
+    if hashes:
+        expiry = dict(
+            (
+                await db.execute(
+                    select(MaliciousRater.identity_hash, func.max(MaliciousRater.expires_at))
+                    .where(
+                        MaliciousRater.identity_hash.in_(hashes), MaliciousRater.active.is_(True)
+                    )
+                    .group_by(MaliciousRater.identity_hash)
+                )
+            ).all()
+        )
+    now = utcnow()
+    items = []
+    for ev, st, code, name, case_no, item_name, window_name, wo_id, wo_state in rows:
+        until = max(
+            (expiry[h] for h in (ev.rater_cert_hash, ev.rater_phone_hash) if h in expiry),
+            default=None,
+        )
+        items.append(
+            {
+                "id": ev.id,
+                "level": ev.level,
+                "is_bad": rules.is_bad(ev.level),
+                "channel": ev.channel,
+                "evaluated_at": ev.evaluated_at,
+                "reason_texts": [rules.tags[c].text if c in rules.tags else c for c in ev.reasons],
+                "comment": mask_text(ev.comment),
+                "org_code": code,
+                "org_name": name,
+                "case_no": case_no,
+                "item_name": item_name or "",
+                "window_name": window_name or "",
+                "held_reason": st.reason,
+                "held_note": mask_text(st.note),
+                "held_at": st.updated_at,
+                "register_until": until,
+                "register_expired": until is not None and until <= now,
+                "work_order": {"id": wo_id, "state": wo_state} if wo_id else None,
+            }
+        )
+    return items, nxt

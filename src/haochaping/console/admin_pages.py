@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from haochaping.console import queries as console_queries
+from haochaping.console import views
 from haochaping.console.forms import (
     BAD_LEVEL_CHOICES,
     POLICY_INT_FIELDS,
@@ -72,7 +72,7 @@ async def _policy_page(
     versions = await policy_queries.policy_versions(db=db, region=region)
     sources = policy_queries.policy_sources(region, versions, policy_service.today_local())
     for v in versions:
-        v["rows"] = console_queries.policy_rows(v["values"])
+        v["rows"] = views.policy_rows(v["values"])
     return await page(
         request,
         db,
@@ -82,7 +82,7 @@ async def _policy_page(
             "title": "政策参数",
             "region": region,
             "regions": await org_queries.region_options(db),
-            "effective": console_queries.policy_rows(values.model_dump(), sources),
+            "effective": views.policy_rows(values.model_dump(), sources),
             "versions": versions,
             "can_publish": is_manager(user),
             "form": form or PolicyForm.empty(region.code),

@@ -14,9 +14,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.schemas import StandingDecision  # the JSON route's contract, shared
-from haochaping.console import queries as console_queries
+from haochaping.console import views
 from haochaping.console.forms import HeldFilters, HeldReviewForm, validation_problem
 from haochaping.console.layout import Csrf, ManagerConsoleUser, flash, is_partial, page
 from haochaping.core.auth import Principal
@@ -67,7 +68,7 @@ async def _held_page(
             filters.errors.append(exc.message)
             status_code = exc.status_code if status_code == 200 else status_code
     if not filters.errors:
-        items, next_cursor = await console_queries.held_page(
+        rows, next_cursor = await appeal_queries.held_page(
             db=db,
             actor=user,
             subtree=subtree,
@@ -75,6 +76,7 @@ async def _held_page(
             rules=request.app.state.rules,
             limit=PAGE_SIZE,
         )
+        items = [views.held_view(i) for i in rows]
     posted = posted or {}
     partial = is_partial(request)
     context: dict[str, Any] = {
@@ -92,7 +94,7 @@ async def _held_page(
     }
     if partial:
         return await page(request, db, user, "console/_held_results.html", context, partial=True)
-    context["waiting"] = await console_queries.held_count(db, user)
+    context["waiting"] = await appeal_queries.held_count(db, user)
     return await page(request, db, user, "console/held.html", context, status_code=status_code)
 
 

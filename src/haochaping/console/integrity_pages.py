@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from haochaping.console import queries as console_queries
+from haochaping.appeals import queries as appeal_queries
 from haochaping.console.forms import (
     ALL,
     FlagFilters,
@@ -107,7 +107,7 @@ async def flag_queue(request: Request, db: DbSession, user: ConsoleUser):
     ]
     context["open_total"] = sum(counts.values())
     # Ratings held for other reasons (the register of malicious raters) have their own queue.
-    context["held_waiting"] = await console_queries.held_count(db, user)
+    context["held_waiting"] = await appeal_queries.held_count(db, user)
     return await page(request, db, user, "console/integrity.html", context, status_code=status)
 
 

@@ -15,10 +15,11 @@ from fastapi.responses import RedirectResponse
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
+from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals import schemas as appeal_schemas
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.service import CATEGORY_LABELS
-from haochaping.console import queries as console_queries
+from haochaping.console import views
 from haochaping.console.forms import (
     FIELD_LABELS,
     ActionForm,
@@ -42,6 +43,7 @@ from haochaping.core.schemas import Id
 from haochaping.core.templating import html_route, safe_next
 from haochaping.orgs import queries as org_queries
 from haochaping.workorders import attachments as attachment_store
+from haochaping.workorders import queries as wo_queries
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
 from haochaping.workorders.loop import loop_context
@@ -109,9 +111,19 @@ def order_path(order: WorkOrder) -> str:
 async def _queue(request: Request, db: DbSession, user: Any, *, supervision: bool) -> Response:
     filters = WorkOrderFilters.from_query(request.query_params, {s.value for s in State})
     ctx = await loop_context(request, db)
-    result = await console_queries.work_order_page(
-        db=db, actor=user, filters=filters, deadlines=ctx.deadlines, supervision=supervision
+    items, next_cursor = await wo_queries.work_order_page(
+        db=db,
+        actor=user,
+        deadlines=ctx.deadlines,
+        state=filters.state,
+        org_code=filters.org_code or None,
+        overdue=filters.overdue_flag,
+        due_before=filters.due_before_at,
+        cursor=filters.cursor,
+        supervision=supervision,
+        limit=views.PAGE_SIZE,
     )
+    result = views.WorkOrderPage([views.queue_item_view(i) for i in items], next_cursor)
     partial = is_partial(request)
     base = SUPERVISION if supervision else QUEUE
     context = {
@@ -154,8 +166,11 @@ async def _order_page(
     status_code: int = 200,
 ) -> Response:
     ctx = await loop_context(request, db)
-    wo = await console_queries.work_order_view(
-        db=db, order=order, actor=user, rules=request.app.state.rules, deadlines=ctx.deadlines
+    wo = views.work_order_view(
+        await wo_queries.work_order_view(
+            db=db, order=order, actor=user, rules=request.app.state.rules, deadlines=ctx.deadlines
+        ),
+        await appeal_queries.of_work_order(db, order.id),
     )
     allowed = set(wo["allowed_actions"])
     pending_appeal = next((a for a in wo["appeals"] if a["state"] == "pending"), None)
@@ -336,12 +351,14 @@ async def _appeal_queue(
 ) -> Response:
     state = request.query_params.get("state", "pending")
     state = state if state in APPEAL_FILTERS or state == "all" else "pending"
-    items, next_cursor = await console_queries.appeal_page(
+    rows, next_cursor = await appeal_queries.appeal_page(
         db=db,
         actor=user,
         state=None if state == "all" else state,
         cursor=request.query_params.get("cursor"),
+        limit=views.PAGE_SIZE,
     )
+    items = [{**views.appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows]
     return await page(
         request,
         db,

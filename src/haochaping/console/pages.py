@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from haochaping.accounts import service as account_service
-from haochaping.console import admin_pages, held_pages, integrity_pages, loop_pages
-from haochaping.console import queries as console_queries
+from haochaping.console import admin_pages, held_pages, integrity_pages, loop_pages, views
 from haochaping.console.forms import EvaluationFilters
 from haochaping.console.layout import HOME, ConsoleUser, Csrf, is_partial, page
 from haochaping.core.auth import session_principal, start_session
@@ -19,6 +18,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, RateLimited, Unauthenticated
 from haochaping.core.ratelimit import client_ip, limiter
 from haochaping.core.templating import csrf_token, html_route, render, safe_next
+from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations.choices import CHANNEL_LABELS
 
 router = APIRouter(include_in_schema=False, route_class=html_route("console/error.html"))
@@ -103,9 +103,21 @@ async def console_home():
 async def evaluation_list(request: Request, db: DbSession, user: ConsoleUser):
     """Recent ratings in the user's subtree, filtered; htmx gets only the results."""
     filters = EvaluationFilters.from_query(request.query_params)
-    result = await console_queries.evaluation_page(
-        db=db, actor=user, filters=filters, rules=request.app.state.rules
+    items, next_cursor = await evaluation_queries.evaluation_page(
+        db=db,
+        actor=user,
+        rules=request.app.state.rules,
+        case_no=filters.case_no or None,
+        org_code=filters.org_code or None,
+        item_code=filters.item_code or None,
+        level=filters.level,
+        channel=filters.channel,
+        since=filters.since_at,
+        until=filters.until_at,
+        cursor=filters.cursor,
+        limit=views.PAGE_SIZE,
     )
+    result = views.EvaluationPage([views.evaluation_view(i) for i in items], next_cursor)
     partial = is_partial(request)
     context = {"filters": filters, "page": result, "channels": CHANNEL_LABELS, "partial": partial}
     name = "console/_results.html" if partial else "console/evaluations.html"

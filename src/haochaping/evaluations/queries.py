@@ -1,4 +1,4 @@
-"""Read-side select() builders for evaluation lists."""
+"""Read side of evaluations: select() builders for lists and the console's page of ratings."""
 
 from __future__ import annotations
 
@@ -6,11 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from haochaping.cases.models import Case
+from haochaping.core import pagination
 from haochaping.core.auth import Principal
+from haochaping.core.security import mask_text
 from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.service import IntakeRules, Target, read_from_row
+from haochaping.evaluations.standing import EvaluationStanding
 from haochaping.orgs.models import Item, Org, Staff
 
 Window = aliased(Org)
@@ -64,3 +69,71 @@ def evaluations(
 def row_dict(ev: Evaluation) -> dict[str, Any]:
     """The column values of a loaded evaluation."""
     return {c.key: getattr(ev, c.key) for c in Evaluation.__table__.columns}
+
+
+async def names(db: AsyncSession, model: Any, ids: set[int]) -> dict[int, str]:
+    """id -> name of the given organisations or items."""
+    if not ids:
+        return {}
+    return dict((await db.execute(select(model.id, model.name).where(model.id.in_(ids)))).all())
+
+
+async def evaluation_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    rules: IntakeRules,
+    case_no: str | None = None,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    level: int | None = None,
+    channel: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Ratings in the actor's subtree, newest first, with the names people read and each
+    rating's standing (None: no row, it counts); personal data masked, free text too."""
+    stmt = evaluations(
+        actor=actor,
+        case_no=case_no,
+        org_code=org_code,
+        item_code=item_code,
+        level=level,
+        channel=channel,
+        since=since,
+        until=until,
+    )
+    # A rating's standing when it is not plain valid (no row: it counts).
+    stmt = stmt.add_columns(EvaluationStanding.standing).outerjoin(
+        EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id
+    )
+    rows, nxt = await pagination.page(
+        db, stmt, key=Evaluation.id, cursor=cursor, limit=limit, descending=True
+    )
+    orgs = await names(
+        db, Org, {r[0].org_id for r in rows} | {r[0].window_id for r in rows if r[0].window_id}
+    )
+    items_by_id = await names(db, Item, {r[0].item_id for r in rows if r[0].item_id})
+    out = []
+    for ev, case_no_, org_code_, item_code_, window_code, staff_no, standing in rows:
+        target = Target(
+            case_no=case_no_,
+            org_code=org_code_,
+            item_code=item_code_,
+            window_code=window_code,
+            staff_no=staff_no,
+            region_code=ev.region_code,
+        )
+        item = read_from_row(row_dict(ev), target, rules)
+        item["comment"] = mask_text(item["comment"])
+        item["reason_texts"] = [
+            rules.tags[c].text if c in rules.tags else c for c in item["reasons"]
+        ]
+        item["org_name"] = orgs.get(ev.org_id, "")
+        item["window_name"] = orgs.get(ev.window_id, "") if ev.window_id else ""
+        item["item_name"] = items_by_id.get(ev.item_id, "") if ev.item_id else ""
+        item["standing"] = standing
+        out.append(item)
+    return out, nxt

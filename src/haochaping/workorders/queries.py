@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from haochaping.cases.models import Case
+from haochaping.core import pagination
 from haochaping.core.auth import Principal
-from haochaping.core.timeutil import SHANGHAI
+from haochaping.core.security import mask_text
+from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.service import IntakeRules, Target, read_from_row
-from haochaping.orgs.models import Org
+from haochaping.orgs.models import Item, Org
 from haochaping.workorders.context import Deadlines
-from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent, WorkOrderUnit
+from haochaping.workorders.models import (
+    Attachment,
+    SpotCheck,
+    WorkOrder,
+    WorkOrderEvent,
+    WorkOrderUnit,
+)
 from haochaping.workorders.states import (
     OPEN_STATES,
     STATE_LABELS,
@@ -24,6 +35,8 @@ from haochaping.workorders.states import (
 )
 
 W = WorkOrder
+Window = aliased(Org)
+SUPERVISED_STATES = ("supervising", "accountability")
 OVERDUE_CONDITIONS = [
     (("verifying", "transferred"), W.verify_due_at),
     (("verifying", "transferred", "rectifying"), W.rectify_due_at),
@@ -286,3 +299,162 @@ def _public_action(action) -> str:
 
 
 OPEN = sorted(s.value for s in OPEN_STATES)
+
+
+# --- the console's queues and work-order page ------------------------------------------------
+
+
+async def work_order_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    deadlines: Deadlines,
+    state: str | None = None,
+    org_code: str | None = None,
+    overdue: bool | None = None,
+    due_before: datetime | None = None,
+    cursor: str | None = None,
+    supervision: bool = False,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A queue of the actor's work orders (the supervision queue: supervised or overdue), each
+    with its rating's level and item and its open deadlines, the first to fall due first."""
+    now = utcnow()
+    stmt = work_orders(
+        actor=actor,
+        state=state,
+        org_code=org_code,
+        overdue=overdue,
+        due_before=due_before,
+        now=now,
+    )
+    if supervision:
+        stmt = stmt.where(or_(W.state.in_(SUPERVISED_STATES), overdue_clause(now)))
+    rows, nxt = await pagination.page(db, stmt, key=W.id, cursor=cursor, limit=limit)
+    ev_ids = [order.evaluation_id for order, _code, _name in rows]
+    ratings: dict[int, tuple[int, str | None]] = {}
+    if ev_ids:
+        ratings = {
+            i: (lvl, name)
+            for i, lvl, name in (
+                await db.execute(
+                    select(Evaluation.id, Evaluation.level, Item.name)
+                    .outerjoin(Item, Item.id == Evaluation.item_id)
+                    .where(Evaluation.id.in_(ev_ids))
+                )
+            ).all()
+        }
+    items = []
+    for order, code, name in rows:
+        level, item_name = ratings.get(order.evaluation_id, (0, None))
+        items.append(
+            {
+                "id": order.id,
+                "state": order.state,
+                "level": level,
+                "item_name": item_name or "",
+                "org_code": code,
+                "org_name": name,
+                "opened_at": order.opened_at,
+                "deadlines": sorted(deadlines_of(order, deadlines, now), key=lambda d: d["due_at"]),
+                "overdue": is_overdue(order, now),
+                "escalations": order.escalations,
+            }
+        )
+    return items, nxt
+
+
+async def work_order_view(
+    *,
+    db: AsyncSession,
+    order: WorkOrder,
+    actor: Principal,
+    rules: IntakeRules,
+    deadlines: Deadlines,
+) -> dict[str, Any]:
+    """Everything the work-order page shows: the loop's detail with names, the case, the
+    files (by event, and those not yet attached to one) and the rater's follow-ups."""
+    now = utcnow()
+    d = await detail(
+        db=db, order=order, actor_role=actor.role or "", rules=rules, deadlines=deadlines, now=now
+    )
+    ev = d["evaluation"]
+    ev["reason_texts"] = [rules.tags[c].text if c in rules.tags else c for c in ev["reasons"]]
+    case = None
+    if order.case_id is not None:
+        row = (
+            await db.execute(
+                select(Case, Item.name, Org.name, Window.name)
+                .join(Item, Item.id == Case.item_id)
+                .join(Org, Org.id == Case.org_id)
+                .outerjoin(Window, Window.id == Case.window_id)
+                .where(Case.id == order.case_id)
+            )
+        ).first()
+        if row is not None:
+            c, item_name, hall_name, window_name = row
+            case = {
+                "case_no": c.case_no,
+                "item_name": item_name,
+                "hall_name": hall_name,
+                "window_name": window_name,
+                "received_at": c.received_at,
+                "accepted_at": c.accepted_at,
+                "completed_at": c.completed_at,
+                "mode": c.mode,
+            }
+    codes = {d["org_code"], *d["co_org_codes"]}
+    names = dict((await db.execute(select(Org.code, Org.name).where(Org.code.in_(codes)))).all())
+    files = (
+        (
+            await db.execute(
+                select(Attachment)
+                .where(Attachment.work_order_id == order.id)
+                .order_by(Attachment.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_event: dict[int, list[Attachment]] = {}
+    for a in files:
+        if a.event_id is not None:
+            by_event.setdefault(a.event_id, []).append(a)
+    followups: Sequence[Evaluation] = []
+    first = await db.get(Evaluation, order.evaluation_id) if order.followups else None
+    if first is not None and case is not None:
+        followups = (
+            (
+                await db.execute(
+                    select(Evaluation)
+                    .where(
+                        Evaluation.case_id == order.case_id,
+                        Evaluation.stage == first.stage,
+                        Evaluation.eval_count > 1,
+                    )
+                    .order_by(Evaluation.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return {
+        **d,
+        "evaluation": ev,
+        "case": case,
+        "lead": {"code": d["org_code"], "name": names.get(d["org_code"], "")},
+        "co_orgs": [{"code": c, "name": names.get(c, "")} for c in d["co_org_codes"]],
+        "events": [(e, by_event.get(e.id, [])) for e in d["events"]],
+        "pending_files": [a for a in files if a.event_id is None],
+        "followups": [
+            {
+                "level": f.level,
+                "is_bad": rules.is_bad(f.level),
+                "reason_texts": [rules.tags[c].text if c in rules.tags else c for c in f.reasons],
+                "comment": mask_text(f.comment),
+                "evaluated_at": f.evaluated_at,
+            }
+            for f in followups
+        ],
+        "policy": order.policy,
+    }

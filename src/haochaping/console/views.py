@@ -1,0 +1,256 @@
+"""The console's view code: the wording people read, put on the values the domains' queries
+return (labels, deadlines as people count them, policy values, page summaries)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from haochaping.appeals.models import Appeal
+from haochaping.appeals.service import CATEGORY_LABELS
+from haochaping.core.security import mask_text
+from haochaping.evaluations.choices import LEVEL_LABELS
+from haochaping.workorders.models import Attachment
+from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
+
+PAGE_SIZE = 20
+
+STANDING_BADGES = {"held": "待复核", "invalid": "无效（不计入统计）"}
+HELD_REASONS = {"malicious_rater": "评价人在恶意评价人员信息库中"}
+APPEAL_STATES = {"pending": "待复核", "upheld": "申诉成立", "rejected": "申诉驳回"}
+DEADLINE_KINDS = {"verify": "核实期限", "rectify": "整改期限", "callback": "回访期限"}
+EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
+ACTOR_KINDS = {"system": "系统", "citizen": "评价人", "client": "评价渠道代评价人提交"}
+CALLBACK_METHODS = {
+    "phone": "电话",
+    "sms": "短信",
+    "wechat": "微信",
+    "visit": "上门",
+    "link": "评价人通过链接",
+}
+VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
+
+
+# --- ratings ----------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationPage:
+    """One page of the console's rating list."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @property
+    def bad_count(self) -> int:
+        return sum(1 for item in self.items if item["is_bad"])
+
+    @property
+    def bad_share(self) -> str:
+        """The share of bad ratings on this page, as people read it (e.g. 12.5%)."""
+        if not self.items:
+            return "0%"
+        return f"{self.bad_count * 100 / len(self.items):.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def evaluation_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A rating of the list with its standing badge (held or invalid; else none)."""
+    standing = item["standing"]
+    item["standing"] = standing if standing in STANDING_BADGES else None
+    item["standing_label"] = STANDING_BADGES.get(standing or "")
+    return item
+
+
+def held_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A held rating with why it is held and its work order's state, as people read them."""
+    wo = item["work_order"]
+    return {
+        **item,
+        "held_reason": HELD_REASONS.get(item["held_reason"], item["held_reason"]),
+        "work_order": (
+            {"id": wo["id"], "state_label": STATE_LABELS[State(wo["state"])]} if wo else None
+        ),
+    }
+
+
+# --- the closed loop: queues and the work-order page ---------------------------------------
+
+
+def remaining_text(deadline: dict[str, Any]) -> str:
+    """A deadline as people count it: 剩余 3 个工作日 / 今日到期 / 已超期 2 个工作日."""
+    days = deadline["remaining_workdays"]
+    if deadline["overdue"]:
+        return f"已超期 {max(1, -days)} 个工作日"
+    if days <= 0:
+        return "今日到期"
+    return f"剩余 {days} 个工作日"
+
+
+def deadline_view(deadline: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **deadline,
+        "label": DEADLINE_KINDS.get(deadline["kind"], deadline["kind"]),
+        "text": remaining_text(deadline),
+    }
+
+
+@dataclass
+class WorkOrderPage:
+    """One page of a work-order queue."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(1 for item in self.items if item["overdue"])
+
+
+def queue_item_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A queue's row: its state's label and the first deadline to fall due, as counted."""
+    due = item.pop("deadlines")
+    return {
+        **item,
+        "state_label": STATE_LABELS[State(item["state"])],
+        "deadline": deadline_view(due[0]) if due else None,
+    }
+
+
+def work_order_view(wo: dict[str, Any], appeals: Any) -> dict[str, Any]:
+    """The work-order page's values with their wording: deadlines, the events, the appeals."""
+    return {
+        **wo,
+        "deadlines": [deadline_view(x) for x in wo["deadlines"]],
+        "events": [event_view(e, files) for e, files in wo["events"]],
+        "appeals": [appeal_view(a) for a in appeals],
+    }
+
+
+def event_view(e: Any, files: list[Attachment]) -> dict[str, Any]:
+    data = e.data or {}
+    extras = []
+    if data.get("lead_org_code"):
+        extras.append(f"牵头单位：{data['lead_org_code']}")
+    if data.get("co_org_codes"):
+        extras.append("协办单位：" + "、".join(data["co_org_codes"]))
+    if data.get("method"):
+        extras.append(f"回访方式：{CALLBACK_METHODS.get(data['method'], data['method'])}")
+    if "reached" in data and data.get("method"):
+        extras.append("已联系上评价人" if data["reached"] else "未联系上评价人")
+    if data.get("verdict"):
+        extras.append(f"评价人意见：{VERDICTS.get(data['verdict'], data['verdict'])}")
+    if data.get("rectify_days"):
+        extras.append(f"整改期限：{data['rectify_days']} 个工作日")
+    if data.get("category"):
+        extras.append(f"申诉类别：{CATEGORY_LABELS.get(data['category'], data['category'])}")
+    if data.get("paused_workdays"):
+        extras.append(f"申诉期间暂停计时 {data['paused_workdays']} 个工作日")
+    try:
+        label = ACTION_LABELS[Action(e.action)]
+    except ValueError:
+        label = EVENT_LABELS.get(e.action, e.action)
+    return {
+        "id": e.id,
+        "label": label,
+        "actor": e.actor_name,
+        "actor_kind": ACTOR_KINDS.get(e.actor_kind, ""),
+        "at": e.created_at,
+        "from_label": STATE_LABELS[State(e.from_state)] if e.from_state else None,
+        "to_label": STATE_LABELS[State(e.to_state)],
+        "note": mask_text(e.note),
+        "extras": extras,
+        "files": files,
+    }
+
+
+def appeal_view(a: Appeal) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "work_order_id": a.work_order_id,
+        "category": a.category,
+        "category_label": CATEGORY_LABELS.get(a.category, a.category),
+        "reasons": mask_text(a.reasons),
+        "state": a.state,
+        "state_label": APPEAL_STATES.get(a.state, a.state),
+        "filed_by": a.filed_by,
+        "filed_at": a.filed_at,
+        "decide_due_at": a.decide_due_at,
+        "decided_by": a.decided_by,
+        "decided_at": a.decided_at,
+        "decision_note": mask_text(a.decision_note),
+        "register_rater": a.register_rater,
+    }
+
+
+# --- settings pages: policies ---------------------------------------------------------------
+
+POLICY_ROWS = [
+    ("bad_levels", "差评等级"),
+    ("verify_days", "核实期限"),
+    ("rectify_days", "整改期限"),
+    ("callback_days", "回访期限"),
+    ("warn_days", "超期预警"),
+    ("max_contact_attempts", "回访最多联系次数"),
+    ("spot_check_rate", "好评抽查回访比例"),
+    ("evaluation_window_days", "评价期限"),
+    ("default_rating", "默认评价"),
+    ("followup_allowance", "追评次数"),
+    ("appeal_days", "申诉期限"),
+    ("appeal_decision_days", "申诉复核期限"),
+    ("stages", "评价环节"),
+]
+_WORKDAY_KEYS = {
+    "verify_days",
+    "rectify_days",
+    "callback_days",
+    "appeal_days",
+    "appeal_decision_days",
+}
+
+
+def policy_value_text(key: str, value: Any) -> str:
+    """A policy value as people read it."""
+    if value is None:
+        return "—"
+    if key == "bad_levels":
+        return "、".join(LEVEL_LABELS.get(v, str(v)) for v in sorted(value, reverse=True))
+    if key in _WORKDAY_KEYS:
+        return "当日" if value == 0 else f"{value} 个工作日"
+    if key == "warn_days":
+        return f"到期前 {value} 个工作日"
+    if key == "spot_check_rate":
+        return f"{float(value) * 100:g}%"
+    if key == "evaluation_window_days":
+        return f"办结后 {value} 天内"
+    if key == "stages":
+        return "、".join(
+            f"{s['label']}（办结后）"
+            if s.get("reached") == "completed" and s["code"] != "complete"
+            else s["label"]
+            for s in value
+        )
+    if key in ("max_contact_attempts", "followup_allowance"):
+        return f"{value} 次"
+    if key == "default_rating":
+        rule = value if isinstance(value, dict) else value.model_dump()
+        if not rule.get("enabled"):
+            return "不启用"
+        level = LEVEL_LABELS.get(rule.get("level", 3), "")
+        return f"办结 {rule.get('after_days', 7)} 天内未评价的，记为“{level}”"
+    return str(value)
+
+
+def policy_rows(
+    values: dict[str, Any], sources: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """(label, value, source) rows of a policy's values, in a fixed order."""
+    return [
+        {
+            "key": key,
+            "label": label,
+            "text": policy_value_text(key, values.get(key)),
+            "source": (sources or {}).get(key, "全国默认"),
+        }
+        for key, label in POLICY_ROWS
+        if sources is not None or key in values
+    ]
