@@ -22,11 +22,11 @@ from haochaping.console.forms import (
 from haochaping.console.layout import (
     ConsoleUser,
     Csrf,
+    SystemAdminConsoleUser,
     flash,
     is_manager,
     is_system_admin,
     page,
-    require_system_admin,
 )
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
@@ -229,10 +229,9 @@ async def calendar_page(
 
 
 @router.post(CALENDAR, dependencies=[Csrf])
-async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
+async def import_calendar(request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """Import a year of the State Council's notice from a CSV file (all or nothing). The
     calendar sets every region's deadlines: only a system administrator at the root may."""
-    require_system_admin(user)
     raw = await request.form()
     year_text = raw.get("year") if isinstance(raw.get("year"), str) else ""
     source = raw.get("source") if isinstance(raw.get("source"), str) else ""
@@ -350,19 +349,17 @@ async def _outbox_page(
 
 
 @router.get(OUTBOX)
-async def outbox_page(request: Request, db: DbSession, user: ConsoleUser):
+async def outbox_page(request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """How many notifications are in each state, and those that failed.
 
     Every region's messages, so a system administrator's page: a message carries no
     organisation to scope it by (only some name a work order or appeal in their payload)."""
-    require_system_admin(user)
     return await _outbox_page(request, db, user)
 
 
 @router.post(OUTBOX + "/{message_id}/retry", dependencies=[Csrf])
-async def retry(message_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+async def retry(message_id: Id, request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """Requeue a failed or given-up notification for delivery now (system administrators)."""
-    require_system_admin(user)
     try:
         await outbox.retry_message(db, message_id=message_id, actor=user.name, actor_role=user.role)
     except DomainError as exc:

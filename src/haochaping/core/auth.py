@@ -225,14 +225,17 @@ async def get_user(principal: CurrentPrincipal) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_user)]
 
 
-def roles(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def roles(
+    *allowed: Role, message: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the signed-in person, when they hold one of the `allowed` roles
-    (403 `user_required` for an API client, 403 `role_forbidden` for another role)."""
+    (403 `user_required` for an API client, 403 `role_forbidden` for another role, with
+    `message` where the refusal has a wording of its own)."""
     allowed_set = frozenset(allowed)
 
     async def dependency(user: CurrentUser) -> Principal:
         if user.role not in allowed_set:
-            raise RoleForbidden()
+            raise RoleForbidden(message) if message else RoleForbidden()
         return user
 
     dependency.__name__ = "role_" + "_".join(sorted(allowed_set))

@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.choices import ChoiceSet
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.integrity.choices import FlagState
 from haochaping.integrity.models import IntegrityFlag
 
 DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
@@ -29,15 +29,6 @@ class Finding:
     subject: str
     reason: str
     evidence: dict[str, Any] = field(default_factory=dict)
-
-
-class FlagState(ChoiceSet):
-    OPEN = "open", "待复核"
-    CLEARED = "cleared", "已排除（评价有效）"
-    INVALIDATED = "invalidated", "已判定无效"
-
-
-STATE_LABELS = FlagState.labels()
 
 
 def _insert(db: AsyncSession):

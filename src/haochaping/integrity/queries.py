@@ -24,7 +24,7 @@ from haochaping.evaluations.standing import (
     StandingEvent,
 )
 from haochaping.integrity import detectors
-from haochaping.integrity.flags import STATE_LABELS, FlagState
+from haochaping.integrity.choices import STATE_LABELS, FlagState
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders.models import WorkOrder
