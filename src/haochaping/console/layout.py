@@ -27,6 +27,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
+    ("/console/audit", "审计日志", frozenset({Role.ADMIN})),
 ]
 FLASH_KEY = "flash"
 
@@ -52,7 +53,7 @@ def is_system_admin(user: Principal) -> bool:
     """An administrator at the installation's root (an organisation without a parent):
     the one who may change what every region shares (the working-day calendar) or see
     every region's notifications."""
-    return user.has_role(Role.ADMIN) and user.org_path.count("/") == 2
+    return user.has_role(Role.ADMIN) and user.at_root
 
 
 def console_gate(

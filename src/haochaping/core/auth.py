@@ -51,6 +51,11 @@ class Principal:
         if not self.covers(org_path):
             raise Forbidden("超出本账号的机构权限范围", code="out_of_scope")
 
+    @property
+    def at_root(self) -> bool:
+        """True when the caller's organisation is the installation's root (no parent)."""
+        return self.org_path.count("/") == 2
+
     def has_role(self, *roles: Role) -> bool:
         """True when the caller is a person holding one of the roles."""
         return self.kind == "user" and self.role in roles

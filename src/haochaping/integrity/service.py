@@ -196,7 +196,7 @@ async def register_staff_identity(
         db,
         actor=actor.name,
         actor_role=actor.role,
-        action="staff_identity_recorded",
+        action=audit.AuditAction.STAFF_IDENTITY_RECORDED,
         target_type="staff",
         target_id=staff.id,
         detail={"staff_no": staff.staff_no, "kinds": kinds},
