@@ -33,7 +33,7 @@ from haochaping.core.security import mask_text
 from haochaping.core.templating import html_route
 from haochaping.evaluations.standing import STANDING_LABELS
 from haochaping.integrity import detectors, queries, schemas, service
-from haochaping.integrity.choices import STATE_LABELS, FlagState
+from haochaping.integrity.choices import STATE_LABELS, FlagStage, FlagState
 from haochaping.integrity.models import IntegrityFlag
 from haochaping.integrity.service import Decision
 
@@ -44,7 +44,6 @@ Reviewer = Annotated[Principal, Depends(console_gate(is_manager))]
 QUEUE = "/console/integrity"
 STAFF = QUEUE + "/staff"
 STATES = STATE_LABELS
-STAGES = {"intake": "评价入库时检测", "batch": "定期批量检测"}
 REVIEW_LABELS = {"decision": "复核决定", "note": "复核意见"}
 STAFF_LABELS = {"staff_no": "工号", "cert_no": "身份证号", "phone": "手机号"}
 OUTCOMES = {
@@ -242,7 +241,7 @@ async def _flag_page(
             "ev": ev,
             "history": history,
             "evidence": queries.evidence_rows(d["check"], d["evidence"]),
-            "stage_label": STAGES.get(d["stage"], d["stage"]),
+            "stage_label": FlagStage.label_of(d["stage"], d["stage"]),
             "work_order": await queries.work_order_of(db, flag.evaluation_id),
             "is_open": d["state"] == FlagState.OPEN.value,
             "posted": posted or {},

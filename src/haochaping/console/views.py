@@ -11,7 +11,7 @@ from haochaping.appeals.choices import STATE_LABELS as APPEAL_STATE_LABELS
 from haochaping.appeals.models import Appeal
 from haochaping.core.security import mask_text
 from haochaping.evaluations.choices import LEVEL_LABELS
-from haochaping.workorders.choices import CALLBACK_METHOD_LABELS, VERDICT_LABELS
+from haochaping.workorders.choices import CALLBACK_METHOD_LABELS, VERDICT_LABELS, DeadlineKind
 from haochaping.workorders.models import Attachment
 from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
 
@@ -19,7 +19,6 @@ PAGE_SIZE = 20  # rows on one page of every console list
 
 STANDING_BADGES = {"held": "待复核", "invalid": "无效（不计入统计）"}
 HELD_REASONS = {"malicious_rater": "评价人在恶意评价人员信息库中"}
-DEADLINE_KINDS = {"verify": "核实期限", "rectify": "整改期限", "callback": "回访期限"}
 EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
 ACTOR_KINDS = {"system": "系统", "citizen": "评价人", "client": "评价渠道代评价人提交"}
 
@@ -82,7 +81,7 @@ def remaining_text(deadline: dict[str, Any]) -> str:
 def deadline_view(deadline: dict[str, Any]) -> dict[str, Any]:
     return {
         **deadline,
-        "label": DEADLINE_KINDS.get(deadline["kind"], deadline["kind"]),
+        "label": DeadlineKind.label_of(deadline["kind"], deadline["kind"]) + "期限",
         "text": remaining_text(deadline),
     }
 

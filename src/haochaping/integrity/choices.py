@@ -11,4 +11,11 @@ class FlagState(ChoiceSet):
     INVALIDATED = "invalidated", "已判定无效"
 
 
+class FlagStage(ChoiceSet):
+    """Where a check raised the flag."""
+
+    INTAKE = "intake", "评价入库时检测"
+    BATCH = "batch", "定期批量检测"
+
+
 STATE_LABELS = FlagState.labels()

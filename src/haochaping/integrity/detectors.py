@@ -32,6 +32,7 @@ from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.evaluations.models import Evaluation, Invitation
+from haochaping.integrity.choices import FlagStage
 from haochaping.integrity.flags import Finding, raise_flags
 from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
@@ -478,7 +479,7 @@ class IntakeGuard:
         if found:
             try:
                 async with db.begin_nested():
-                    await raise_flags(db=db, findings=found, stage="intake")
+                    await raise_flags(db=db, findings=found, stage=FlagStage.INTAKE)
             except Exception:  # noqa: BLE001 - the batch backstops find them again
                 log.exception("intake flags could not be written")
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
-from haochaping.integrity.choices import FlagState
+from haochaping.integrity.choices import FlagStage, FlagState
 from haochaping.integrity.models import IntegrityFlag
 
 DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
@@ -35,7 +35,7 @@ def _insert(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
 
 
-async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: str) -> list[int]:
+async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: FlagStage) -> list[int]:
     """Record new flags (one per rating and check) and hold their ratings; new flag ids."""
     now = utcnow()
     unique: dict[tuple[int, str], Finding] = {}
@@ -48,7 +48,7 @@ async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: str) 
             "evaluation_id": f.evaluation_id,
             "org_id": f.org_id,
             "check_name": f.check,
-            "stage": stage,
+            "stage": FlagStage(stage).value,
             "subject": f.subject[:200],
             "reason": f.reason,
             "evidence": f.evidence,

@@ -18,7 +18,7 @@ from haochaping.db.crypto import DataKeys
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.integrity import detectors
-from haochaping.integrity.choices import FlagState
+from haochaping.integrity.choices import FlagStage, FlagState
 from haochaping.integrity.flags import DETECTOR, raise_flags
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
@@ -244,4 +244,4 @@ async def rescan_staff(*, db: AsyncSession, keys: DataKeys, staff: Staff) -> int
             .all()
         )
         found.extend(f for r in rows for f in [check.match(hasher, index, dict(r))] if f)
-    return len(await raise_flags(db=db, findings=found, stage="batch"))
+    return len(await raise_flags(db=db, findings=found, stage=FlagStage.BATCH))

@@ -32,5 +32,14 @@ class Verdict(ChoiceSet):
     DISSATISFIED = "dissatisfied", "不满意"
 
 
+class DeadlineKind(ChoiceSet):
+    """A work order's deadlines (核实, 整改, 回访 期限), named by the step they bound."""
+
+    VERIFY = "verify", "核实"
+    RECTIFY = "rectify", "整改"
+    CALLBACK = "callback", "回访"
+
+
 CALLBACK_METHOD_LABELS = CallbackMethod.labels()
+DEADLINE_LABELS = DeadlineKind.labels()
 VERDICT_LABELS = Verdict.labels()
