@@ -191,6 +191,21 @@ async def change_password(
     return user
 
 
+def _record_account_act(
+    db: AsyncSession, *, user: User, action: audit.AuditAction, actor: str
+) -> None:
+    """An administrator's act on a person's account, on the audit trail (the username only)."""
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=None,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username},
+    )
+
+
 async def set_password(
     *, db: AsyncSession, username: str, password: str, actor: str = "cli"
 ) -> User:
@@ -200,16 +215,7 @@ async def set_password(
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     end_sessions(user)
-    audit.record(
-        db,
-        actor=actor,
-        actor_role=None,
-        action=audit.AuditAction.SET_PASSWORD,
-        target_type="user",
-        target_id=user.id,
-        detail={"username": user.username},
-        source_ip=None,
-    )
+    _record_account_act(db, user=user, action=audit.AuditAction.SET_PASSWORD, actor=actor)
     await db.flush()
     return user
 
@@ -219,16 +225,7 @@ async def deactivate_user(*, db: AsyncSession, username: str, actor: str = "cli"
     user = await _user(db, username=username)
     user.active = False
     end_sessions(user)
-    audit.record(
-        db,
-        actor=actor,
-        actor_role=None,
-        action=audit.AuditAction.DEACTIVATE_USER,
-        target_type="user",
-        target_id=user.id,
-        detail={"username": user.username},
-        source_ip=None,
-    )
+    _record_account_act(db, user=user, action=audit.AuditAction.DEACTIVATE_USER, actor=actor)
     await db.flush()
     return user
 

@@ -10,13 +10,45 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import IntEnum, StrEnum
-from typing import Self
+from typing import Any, Self
 
 
-class ChoiceSet(StrEnum):
-    """A `StrEnum` whose members carry a Chinese label: `Member = "value", "标签"`."""
+class _Labelled:
+    """What both kinds of choice set share: each member's label and the lookups."""
 
     _label_: str
+
+    @property
+    def label(self) -> str:
+        """What people read for this value."""
+        return self._label_
+
+    @classmethod
+    def values(cls) -> list[Any]:
+        """The stored values, in declaration order."""
+        return [m.value for m in cls]  # type: ignore[attr-defined]
+
+    @classmethod
+    def labels(cls) -> dict[Any, str]:
+        """Value -> label, for templates and lookups by a stored value."""
+        return {m.value: m.label for m in cls}  # type: ignore[attr-defined]
+
+    @classmethod
+    def choices(cls) -> list[tuple[Any, str]]:
+        """(value, label) pairs for a form's select, in declaration order."""
+        return [(m.value, m.label) for m in cls]  # type: ignore[attr-defined]
+
+    @classmethod
+    def label_of(cls, value: Any, default: str = "") -> str:
+        """The label of a stored value; `default` for None or an unknown value."""
+        try:
+            return cls(value).label if value is not None else default  # type: ignore[call-arg]
+        except ValueError:
+            return default
+
+
+class ChoiceSet(_Labelled, StrEnum):
+    """A `StrEnum` whose members carry a Chinese label: `Member = "value", "标签"`."""
 
     def __new__(cls, value: str, label: str = "") -> Self:
         member = str.__new__(cls, value)
@@ -24,45 +56,9 @@ class ChoiceSet(StrEnum):
         member._label_ = label or value
         return member
 
-    @property
-    def label(self) -> str:
-        """What people read for this value."""
-        return self._label_
 
-    @classmethod
-    def values(cls) -> list[str]:
-        """The stored values, in declaration order."""
-        return [m.value for m in cls]
-
-    @classmethod
-    def labels(cls) -> dict[str, str]:
-        """Value -> label, for templates and lookups by a stored string."""
-        return {m.value: m.label for m in cls}
-
-    @classmethod
-    def choices(cls) -> list[tuple[str, str]]:
-        """(value, label) pairs for a form's select, in declaration order."""
-        return [(m.value, m.label) for m in cls]
-
-    @classmethod
-    def label_of(cls, value: str | None, default: str = "") -> str:
-        """The label of a stored value; `default` for None or an unknown value."""
-        try:
-            return cls(value).label if value is not None else default
-        except ValueError:
-            return default
-
-
-def check_in(column: str, values: Iterable[str]) -> str:
-    """SQL text for a CHECK constraint: `column IN ('a', 'b')`, from the given values."""
-    quoted = ", ".join(f"'{v}'" for v in values)
-    return f"{column} IN ({quoted})"
-
-
-class IntChoiceSet(IntEnum):
+class IntChoiceSet(_Labelled, IntEnum):
     """An `IntEnum` whose members carry a Chinese label: `Member = 1, "标签"`."""
-
-    _label_: str
 
     def __new__(cls, value: int, label: str = "") -> Self:
         member = int.__new__(cls, value)
@@ -70,25 +66,11 @@ class IntChoiceSet(IntEnum):
         member._label_ = label or str(value)
         return member
 
-    @property
-    def label(self) -> str:
-        """What people read for this value."""
-        return self._label_
 
-    @classmethod
-    def values(cls) -> list[int]:
-        """The stored values, in declaration order."""
-        return [m.value for m in cls]
-
-    @classmethod
-    def labels(cls) -> dict[int, str]:
-        """Value -> label, for templates and lookups by a stored integer."""
-        return {m.value: m.label for m in cls}
-
-    @classmethod
-    def choices(cls) -> list[tuple[int, str]]:
-        """(value, label) pairs for a form's select, in declaration order."""
-        return [(m.value, m.label) for m in cls]
+def check_in(column: str, values: Iterable[str]) -> str:
+    """SQL text for a CHECK constraint: `column IN ('a', 'b')`, from the given values."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
 
 
 def check_between(column: str, values: Iterable[int]) -> str:
