@@ -18,15 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["policies 政策参数"])
 
 
 def _read(p: PolicySet, effective: schemas.PolicyValues) -> dict:
-    return {
-        "id": p.id,
-        "region_code": p.region_code,
-        "version": p.version,
-        "effective_from": p.effective_from,
-        "values": p.values,
-        "effective": effective,
-        "note": p.note,
-    }
+    """A published version with the values in effect (the response model keeps its fields)."""
+    return {**policy_queries.version_read(p), "effective": effective}
 
 
 @router.post(
