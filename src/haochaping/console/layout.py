@@ -3,15 +3,15 @@ warning, one-time messages after a redirect (PRG), and the page renderer."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.auth import Principal, session_principal
+from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Forbidden
 from haochaping.core.roles import MANAGERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
@@ -27,6 +27,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
+    ("/console/audit", "审计日志", frozenset({Role.ADMIN})),
 ]
 FLASH_KEY = "flash"
 
@@ -48,32 +49,36 @@ def is_manager(user: Principal) -> bool:
     return user.has_role(*MANAGERS)
 
 
-def require_manager(user: Principal) -> None:
-    """403 unless the person works for a management office (or is an administrator)."""
-    if not is_manager(user):
-        raise Forbidden("此页面仅供政务服务管理机构和系统管理员使用", code="role_forbidden")
-
-
-async def console_manager(user: ConsoleUser) -> Principal:
-    """The signed-in person, when they may use the management pages (else 403)."""
-    require_manager(user)
-    return user
-
-
-ManagerConsoleUser = Annotated[Principal, Depends(console_manager)]
-
-
 def is_system_admin(user: Principal) -> bool:
     """An administrator at the installation's root (an organisation without a parent):
     the one who may change what every region shares (the working-day calendar) or see
     every region's notifications."""
-    return user.has_role(Role.ADMIN) and user.org_path.count("/") == 2
+    return user.has_role(Role.ADMIN) and user.at_root
 
 
-def require_system_admin(user: Principal) -> None:
-    """403 unless the person is a system administrator at the installation's root."""
-    if not is_system_admin(user):
-        raise Forbidden("此操作仅限根机构的系统管理员", code="role_forbidden")
+def console_gate(
+    allowed: Callable[[Principal], bool], message: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the signed-in person, when `allowed(person)`; else 403 `role_forbidden`
+    (with `message` where the refusal has a wording of its own): the console's counterpart
+    of `core.auth.roles`."""
+
+    async def dependency(user: ConsoleUser) -> Principal:
+        if not allowed(user):
+            raise RoleForbidden(message) if message else RoleForbidden()
+        return user
+
+    return dependency
+
+
+# Who may use a console route, by role alone (rules that depend on data stay in the services).
+ManagerConsoleUser = Annotated[
+    Principal,
+    Depends(console_gate(is_manager, "此页面仅供政务服务管理机构和系统管理员使用")),
+]
+SystemAdminConsoleUser = Annotated[
+    Principal, Depends(console_gate(is_system_admin, "此操作仅限根机构的系统管理员"))
+]
 
 
 def nav_for(user: Principal) -> list[tuple[str, str]]:

@@ -51,6 +51,11 @@ class Principal:
         if not self.covers(org_path):
             raise Forbidden("超出本账号的机构权限范围", code="out_of_scope")
 
+    @property
+    def at_root(self) -> bool:
+        """True when the caller's organisation is the installation's root (no parent)."""
+        return self.org_path.count("/") == 2
+
     def has_role(self, *roles: Role) -> bool:
         """True when the caller is a person holding one of the roles."""
         return self.kind == "user" and self.role in roles
@@ -225,14 +230,17 @@ async def get_user(principal: CurrentPrincipal) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_user)]
 
 
-def roles(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def roles(
+    *allowed: Role, message: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the signed-in person, when they hold one of the `allowed` roles
-    (403 `user_required` for an API client, 403 `role_forbidden` for another role)."""
+    (403 `user_required` for an API client, 403 `role_forbidden` for another role, with
+    `message` where the refusal has a wording of its own)."""
     allowed_set = frozenset(allowed)
 
     async def dependency(user: CurrentUser) -> Principal:
         if user.role not in allowed_set:
-            raise RoleForbidden()
+            raise RoleForbidden(message) if message else RoleForbidden()
         return user
 
     dependency.__name__ = "role_" + "_".join(sorted(allowed_set))

@@ -177,20 +177,7 @@ async def list_evaluations(
         db, stmt, key=Evaluation.id, cursor=cursor, limit=limit, descending=True
     )
     rules = request.app.state.rules
-    return {"items": [_read(row, rules) for row in rows], "next_cursor": nxt}
-
-
-def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
-    ev, case_no, org_code, item_code, window_code, staff_no = row
-    target = evaluation_service.Target(
-        case_no=case_no,
-        org_code=org_code,
-        item_code=item_code,
-        window_code=window_code,
-        staff_no=staff_no,
-        region_code=ev.region_code,
-    )
-    return evaluation_service.read_from_row(queries.row_dict(ev), target, rules)
+    return {"items": [queries.read_row(row, rules) for row in rows], "next_cursor": nxt}
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=schemas.EvaluationRead)
@@ -202,7 +189,7 @@ async def get_evaluation(
     ).first()
     if row is None:
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
-    return _read(row, request.app.state.rules)
+    return queries.read_row(row, request.app.state.rules)
 
 
 @router.post(

@@ -66,7 +66,7 @@ async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -
 def _on_record(
     db: AsyncSession,
     actor: Principal,
-    action: str,
+    action: audit.AuditAction,
     target_type: str,
     target_id: int | None,
     detail: dict[str, Any],
@@ -99,7 +99,7 @@ async def create_region(
         _on_record(
             db,
             actor,
-            "update_region",
+            audit.AuditAction.UPDATE_REGION,
             "region",
             None,
             {"code": existing.code, "name": existing.name},
@@ -123,7 +123,7 @@ async def create_region(
     _on_record(
         db,
         actor,
-        "create_region",
+        audit.AuditAction.CREATE_REGION,
         "region",
         None,
         {"code": region.code, "name": region.name, "parent_code": region.parent_code},
@@ -158,7 +158,7 @@ async def create_org(
         _on_record(
             db,
             actor,
-            "update_org",
+            audit.AuditAction.UPDATE_ORG,
             "org",
             existing.id,
             {"code": existing.code, "name": existing.name, "region_code": existing.region_code},
@@ -201,7 +201,7 @@ async def create_org(
     _on_record(
         db,
         actor,
-        "create_org",
+        audit.AuditAction.CREATE_ORG,
         "org",
         org.id,
         {"code": org.code, "kind": org.kind, "path": org.path},
@@ -232,7 +232,7 @@ async def create_staff(
         _on_record(
             db,
             actor,
-            "update_staff",
+            audit.AuditAction.UPDATE_STAFF,
             "staff",
             staff.id,
             {"staff_no": staff.staff_no, "org": org.code},
@@ -242,7 +242,12 @@ async def create_staff(
     db.add(staff)
     await db.flush()
     _on_record(
-        db, actor, "create_staff", "staff", staff.id, {"staff_no": staff.staff_no, "org": org.code}
+        db,
+        actor,
+        audit.AuditAction.CREATE_STAFF,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code},
     )
     return staff, org, True
 
@@ -259,10 +264,24 @@ async def create_item(
         old_org = await db.get(Org, item.org_id)
         actor.require(old_org.path)  # type: ignore[union-attr]
         item.name, item.org_id, item.basic_code = data.name, org.id, data.basic_code
-        _on_record(db, actor, "update_item", "item", item.id, {"code": item.code, "org": org.code})
+        _on_record(
+            db,
+            actor,
+            audit.AuditAction.UPDATE_ITEM,
+            "item",
+            item.id,
+            {"code": item.code, "org": org.code},
+        )
         return item, org, False
     item = Item(code=data.code, name=data.name, org_id=org.id, basic_code=data.basic_code)
     db.add(item)
     await db.flush()
-    _on_record(db, actor, "create_item", "item", item.id, {"code": item.code, "org": org.code})
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.CREATE_ITEM,
+        "item",
+        item.id,
+        {"code": item.code, "org": org.code},
+    )
     return item, org, True

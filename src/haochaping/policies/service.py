@@ -87,7 +87,7 @@ async def create_policy(
         db,
         actor=actor.name,
         actor_role=actor.role,
-        action="publish_policy",
+        action=audit.AuditAction.PUBLISH_POLICY,
         target_type="policy_set",
         target_id=policy.id,
         detail={
