@@ -13,6 +13,7 @@ Periods and days are in Asia/Shanghai local time (`analytics/periods.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -241,6 +242,13 @@ async def resolve(
         if root is not None
         else None
     )
+    if policy_region is None:  # the whole tree: the policy of the one top region, if one
+        tops = (
+            (await db.execute(select(Region.code).where(Region.parent_code.is_(None)).limit(2)))
+            .scalars()
+            .all()
+        )
+        policy_region = tops[0] if len(tops) == 1 else None
     on = P.local_day(min(until, utcnow())) if until else P.local_day(utcnow())
     values = await _policy(db, policy_region, on)
     formula = Formula.of(values, policy_region)
@@ -406,6 +414,7 @@ async def timeseries(
 class Unit:
     code: str
     name: str
+    kind: str | None = None  # of a child row: region, org or staff
 
 
 def _ancestor(orgs: dict[int, OrgRow], org_id: int, kind: str) -> OrgRow | None:
@@ -437,11 +446,11 @@ async def _staff_units(
         if ids
         else []
     )
-    names = {r.id: Unit(r.staff_no, r.name) for r in rows}
+    names = {r.id: Unit(r.staff_no, r.name, "staff") for r in rows}
     counts: dict[str, LevelCounts] = {}
     units: dict[str, Unit] = {}
     for i, c in by_id.items():
-        unit = names.get(i) if i is not None else Unit(NONE_CODE, "未关联工作人员")
+        unit = names.get(i) if i is not None else Unit(NONE_CODE, "未关联工作人员", "staff")
         if unit is None:
             continue
         _add(counts, unit.code, c)
@@ -516,7 +525,7 @@ async def _region_units(
         child = child_of.get(org_id)
         if child is not None:
             _add(counts, child.code, c)
-            units[child.code] = Unit(child.code, child.name)
+            units[child.code] = Unit(child.code, child.name, "region")
     return counts, units
 
 
@@ -529,7 +538,7 @@ def _org_units(
         org = pick(org_id)
         if org is not None:
             _add(counts, org.code, c)
-            units[org.code] = Unit(org.code, org.name)
+            units[org.code] = Unit(org.code, org.name, "org")
     return counts, units
 
 
@@ -567,6 +576,7 @@ class BreakdownRow:
     good_rate: float | None
     bad_rate: float | None
     score: float | None
+    kind: str | None = None  # `child` rows: region, org or staff (what the code names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,7 +593,7 @@ def _rows(
     counts: dict[str, LevelCounts], units: dict[str, Unit], formula: Formula, limit: int | None
 ) -> list[BreakdownRow]:
     rows = [
-        BreakdownRow(code, units[code].name, **asdict(figures(c, formula)))
+        BreakdownRow(code, units[code].name, **asdict(figures(c, formula)), kind=units[code].kind)
         for code, c in counts.items()
     ]
     rows.sort(key=lambda r: (-r.total, r.code))
@@ -617,16 +627,26 @@ async def _child_units(
     if ctx.node_region is not None and ctx.node_org is None:
         region = ctx.node_region
         child_of, _ = await _child_region_map(db, ctx, region)
-        if child_of:  # some organisation in scope lies in a child region
-            counts, units = await _region_units(db, ctx, by_unit, region)
-            return "region", counts, units
+        # The units located in the region itself, not in one of its child regions (a city's
+        # own halls and departments): their top-level organisations.
         tops = {
             o.id
             for o in ctx.orgs.values()
-            if o.region_code == region.code and (o.parent_id is None or o.parent_id not in ctx.orgs)
+            if o.id not in child_of and (o.parent_id is None or o.parent_id not in ctx.orgs)
         }
-        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(ctx.orgs, org_id, tops))
-        return "org", counts, units
+        counts: dict[str, LevelCounts] = {}
+        units: dict[str, Unit] = {}
+        for org_id, c in by_unit.items():
+            child = child_of.get(org_id)
+            if child is not None:
+                _add(counts, child.code, c)
+                units[child.code] = Unit(child.code, child.name, "region")
+                continue
+            top = _top_in(ctx.orgs, org_id, tops)
+            if top is not None:
+                _add(counts, top.code, c)
+                units[top.code] = Unit(top.code, top.name, "org")
+        return ("region" if child_of else "org"), counts, units
     node = ctx.node_org
     if node is None:  # the whole tree (a system caller): its root organisations
         roots = {o.id for o in ctx.orgs.values() if o.parent_id is None}
@@ -702,7 +722,10 @@ async def breakdown(
         counts, units = await _staff_units(db, await source.level_counts(db, ctx.scope, "staff"))
     else:
         child_kind, counts, units = await _child_units(db, ctx)
-    return Breakdown(by, child_kind, _rows(counts, units, f, limit))
+    rows = _rows(counts, units, f, limit)
+    if by != "child":  # `kind` tells a drill-down's rows apart; elsewhere it is `by`
+        rows = [dataclasses.replace(r, kind=None) for r in rows]
+    return Breakdown(by, child_kind, rows)
 
 
 # --- rankings ---------------------------------------------------------------------------------
