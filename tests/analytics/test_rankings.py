@@ -221,3 +221,31 @@ def test_periods_step_back_across_years(text, label, previous):
     assert (period.label, period.previous().label) == (label, previous)
     # Beijing midnight of the first day, in UTC.
     assert period.bounds()[0].hour == 16
+
+
+async def test_tiers_regions_departments_staff_and_items(db, world, client):
+    """Regions: the child regions of the question's region; departments: the nearest
+    department at or above the unit; staff and items by their codes."""
+    await _windows(db, world, client, min_sample=1)
+    start, _ = parse_period("2026-06").bounds()
+    at = start + timedelta(days=3)
+    await add_rating(db, world, level=5, at=at)  # HALL-A, county 330102, 李娜, ITEM-A1
+    await add_rating(db, world, level=4, at=at)
+    await add_rating(db, world, level=1, at=at, org="HALL-B", window="W-B1", staff="S-B1")
+    await add_rating(
+        db, world, level=5, at=at, org="DEPT-M", window=None, staff=None, item="ITEM-B1"
+    )
+    await db.commit()
+
+    async def ranking(tier, **filters):
+        r = await metrics.rankings(db=db, actor=ADMIN, tier=tier, period="2026-06", **filters)
+        return [(x.code, x.rank, x.total) for x in r.items]
+
+    # The province (the one top region) ranks its cities: one.
+    assert await ranking("region") == [("330100", 1, 4)]
+    # The city ranks its counties: HALL-A's county; the city's own units are no county.
+    assert await ranking("region", region_code="330100") == [("330102", 1, 2)]
+    # Departments: DEPT-M (its own rating) above OFFICE (every hall under it).
+    assert await ranking("department") == [("DEPT-M", 1, 1), ("OFFICE", 2, 3)]
+    assert await ranking("staff") == [("S-A1", 1, 2), ("S-B1", 2, 1)]
+    assert await ranking("item") == [("ITEM-B1", 1, 1), ("ITEM-A1", 2, 3)]

@@ -546,10 +546,11 @@ async def _tier_units(
     db: AsyncSession, ctx: Context, tier: str
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
     """Counted ratings per unit of a ranking tier, in scope."""
-    if tier == "staff":
-        return await _staff_units(db, await source.level_counts(db, ctx.scope, "staff"))
-    if tier == "item":
-        return await _item_units(db, await source.level_counts(db, ctx.scope, "item"))
+    if tier in ("staff", "item"):  # ratings that name no staff member / item are no unit
+        by_id = await source.level_counts(db, ctx.scope, tier)
+        by_id.pop(None, None)
+        pick = _staff_units if tier == "staff" else _item_units
+        return await pick(db, by_id)
     by_unit = await source.level_counts(db, ctx.scope, "unit")
     if tier == "region":
         region = ctx.node_region or await _region_of(db, ctx)
@@ -977,3 +978,31 @@ async def bottom(
         items=items,
         formula=ctx.formula.describe(),
     )
+
+
+# --- public pages -----------------------------------------------------------------------------
+
+# The public (no sign-in) asks over the whole tree; the portal narrows with org/region/item.
+PUBLIC = Principal(kind="public", id=0, name="公众", org_id=0, org_path="/")
+
+
+async def formula_for(
+    *,
+    db: AsyncSession,
+    org_code: str | None = None,
+    region_code: str | None = None,
+    on: date | None = None,
+) -> Formula:
+    """The formula of a region (or of an organisation's region) on a day (default today)."""
+    region = region_code
+    if region is None and org_code:
+        region = (await org_service.get_org(db=db, code=org_code)).region_code
+    elif region is not None:
+        await org_service.get_region(db=db, code=region)
+    return Formula.of(await _policy(db, region, on or P.local_day(utcnow())), region)
+
+
+def publishable(rows: list[BreakdownRow], formula: Formula) -> list[BreakdownRow]:
+    """The rows a public page may show at staff level: cells of at least `public_min_cell`
+    counted ratings (k-anonymity)."""
+    return [r for r in rows if r.total >= formula.public_min_cell]
