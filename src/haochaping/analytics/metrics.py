@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import periods as P
@@ -232,7 +232,11 @@ async def resolve(
     # The organisation the question is about: org_code's, else the caller's own unless the
     # question names a region.
     node_org = root if org_code or node_region is None else None
-    whole = prefix == "/" and node_region is None
+    whole = node_region is None and (
+        prefix == "/"
+        # A caller at the top of the only tree: no filter beats a list of every id.
+        or len(orgs) == (await db.execute(select(func.count()).select_from(Org))).scalar_one()
+    )
     by_window = root is not None and root.kind == "window"
     scope_ids = None if whole else tuple(sorted(orgs))
     policy_region = (
@@ -318,9 +322,8 @@ async def summary(
 
 async def summary_of(*, db: AsyncSession, ctx: Context, now: datetime | None = None) -> Summary:
     """`summary` of an already resolved question."""
-    counts = (await source.level_counts(db, ctx.scope)).get(None, [0] * 5)
+    counts, excluded = await source.totals(db, ctx.scope)
     fig = figures(counts, ctx.formula)
-    excluded = await source.excluded_counts(db, ctx.scope)
     funnel = await source.funnel_counts(
         db,
         ctx.scope,
