@@ -197,7 +197,7 @@ async def resolve(
 ) -> Context:
     """Check the filters (404 unknown org/item/region, 403 an org outside the caller's
     subtree, 422 a bad range) and resolve them into a `Context`."""
-    P.check_range(since, until)
+    P.check_range(since, until if until is not None or since is None else utcnow())
     node_org_model = None
     if org_code:
         node_org_model = await org_service.get_org(db=db, code=org_code)

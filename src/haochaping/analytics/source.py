@@ -21,7 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, any_, bindparam, case, func, literal, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -99,9 +112,10 @@ def counted(db: AsyncSession, scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def _day_key(db: AsyncSession) -> Any:
-    """The local (Beijing) day of a rating as `YYYY-MM-DD` text."""
+    """The local (Beijing) day of a rating: a date (PostgreSQL) or `YYYY-MM-DD` text."""
     if _dialect(db) == "postgresql":
-        return func.to_char(func.timezone("Asia/Shanghai", E.received_at), "YYYY-MM-DD")
+        # A date groups faster than to_char's text (measured on the demo province).
+        return cast(func.timezone("Asia/Shanghai", E.received_at), Date)
     # SQLite keeps UTC text; Shanghai is UTC+8 all year round.
     return func.strftime("%Y-%m-%d", E.received_at, "+8 hours")
 
@@ -126,7 +140,7 @@ async def level_counts(
     """Counted ratings per level, per value of one dimension (`None`: one group, key None).
 
     Dimensions: `channel`, `unit` (window, else organisation id), `staff`, `item` (ids; None
-    where the rating names none), `day` (local `YYYY-MM-DD`)."""
+    where the rating names none), `day` (the local day: a date, or its ISO text)."""
     key = _dimension(db, by) if by else literal(None)
     keyed = key.label("k")
     stmt = (
