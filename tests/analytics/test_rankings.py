@@ -186,6 +186,17 @@ async def test_rankings_api_scope_and_refusals(db, world, client):
         "score": 9.0,
         "rank_change": None,
     }
+    # Narrowed to one hall by org_code: its windows only, ranks counted among them.
+    r = await client.get(
+        RANKINGS,
+        headers=office,
+        params={"tier": "window", "period": "2026-11", "org_code": "HALL-B"},
+    )
+    assert [(x["code"], x["rank"]) for x in r.json()["items"]] == [
+        ("W-B1", 1),
+        ("W-C1", 2),
+        ("W-C2", 3),
+    ]
     # A hall manager ranks the windows of their own hall only.
     unit_a = await bearer_headers(client, world.users["unit_a"])
     r = await client.get(RANKINGS, headers=unit_a, params={"tier": "window", "period": "2026-11"})
