@@ -260,3 +260,26 @@ async def test_tiers_regions_departments_staff_and_items(db, world, client):
     assert await ranking("department") == [("DEPT-M", 1, 1), ("OFFICE", 2, 3)]
     assert await ranking("staff") == [("S-A1", 1, 2), ("S-B1", 2, 1)]
     assert await ranking("item") == [("ITEM-B1", 1, 1), ("ITEM-A1", 2, 3)]
+
+
+async def test_a_period_is_ranked_by_the_policy_in_force_on_its_last_day(db, world, client):
+    """A formula in force from 2025-12-01 does not re-rank November 2025."""
+    await _windows(db, world, client)
+    for window, levels in NOVEMBER.items():
+        await _rate(db, world, window, levels, "2025-11")
+    await db.commit()
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies",
+        headers=headers,
+        json={
+            "region_code": "330000",
+            "values": {"min_sample": 4},
+            "effective_from": "2025-12-01",
+        },
+    )
+    assert r.status_code == 201, r.text
+    november = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-11")
+    assert november.min_sample == 2 and len(november.items) == 5
+    december = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-12")
+    assert december.min_sample == 4

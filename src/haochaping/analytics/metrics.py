@@ -221,7 +221,9 @@ async def resolve(
     if policy_region is None:  # the whole tree: the policy of the one top region, if one
         tops = await source.top_regions(db)
         policy_region = tops[0] if len(tops) == 1 else None
-    on = P.local_day(min(until, utcnow())) if until else P.local_day(utcnow())
+    # The policy in force on the range's last day (`until` is exclusive), or today.
+    last = min(until - timedelta(microseconds=1), utcnow()) if until else utcnow()
+    on = P.local_day(last)
     values = await _policy(db, policy_region, on)
     formula = Formula.of(values, policy_region)
     scope = Scope(
