@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.choices import PERSON_ROLES, Role
+from haochaping.accounts.choices import PERSON_ROLES
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core import audit
 from haochaping.core.auth import Principal
@@ -240,8 +240,6 @@ async def revoke_client(
 ) -> ApiClient:
     """Deactivate an API client (an administrator whose subtree holds it, or the command
     line when actor is None); the caller tells `core.auth.ClientCache` after commit."""
-    if actor is not None:
-        actor.require_role(Role.ADMIN)
     query = select(ApiClient, Org.path).join(Org, Org.id == ApiClient.org_id)
     query = (
         query.where(ApiClient.id == client_id)

@@ -3,9 +3,9 @@ calendar (工作日历) and the delivery of notifications (通知投递)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -25,6 +25,7 @@ from haochaping.console.layout import (
     ConsoleUser,
     Csrf,
     SystemAdminConsoleUser,
+    console_gate,
     flash,
     is_manager,
     is_partial,
@@ -34,6 +35,7 @@ from haochaping.console.layout import (
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
 from haochaping.core.audit import AuditAction
+from haochaping.core.auth import Principal
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
@@ -108,8 +110,12 @@ async def policy_page(
     return await _policy_page(request, db, user, (region or "").strip()[:12] or None)
 
 
+# Offices and administrators publish policies; everyone else may read them.
+PolicyPublisher = Annotated[Principal, Depends(console_gate(is_manager))]
+
+
 @router.post(POLICIES, dependencies=[Csrf])
-async def publish_policy(request: Request, db: DbSession, user: ConsoleUser):
+async def publish_policy(request: Request, db: DbSession, user: PolicyPublisher):
     """Publish the next version of a region's policy (the JSON route's service)."""
     form = PolicyForm.from_form(await request.form())
     region_code = form.values["region_code"] or None

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
 from haochaping.core.ratelimit import Counter, CounterUnavailable
-from haochaping.core.roles import HANDLERS, MANAGERS, Role
+from haochaping.core.roles import HANDLERS, INVITERS, MANAGERS, Role
 from haochaping.core.security import hash_api_key, load_signed, signer
 from haochaping.core.templating import CsrfFailed
 
@@ -59,11 +59,6 @@ class Principal:
     def has_role(self, *roles: Role) -> bool:
         """True when the caller is a person holding one of the roles."""
         return self.kind == "user" and self.role in roles
-
-    def require_role(self, *roles: Role) -> None:
-        """Raise 403 unless the caller is a user with one of the roles (clients pass)."""
-        if self.kind == "user" and self.role not in roles:
-            raise RoleForbidden()
 
 
 class RoleForbidden(Forbidden):
@@ -251,3 +246,24 @@ def roles(
 AdminUser = Annotated[Principal, Depends(roles(Role.ADMIN))]
 ManagerUser = Annotated[Principal, Depends(roles(*MANAGERS))]  # admin, office
 HandlerUser = Annotated[Principal, Depends(roles(*HANDLERS))]  # admin, office, unit
+
+
+def acting(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the caller, when it is an API client (bound by its organisation and
+    channels instead) or a signed-in person holding one of the `allowed` roles (403
+    `role_forbidden` otherwise)."""
+    allowed_set = frozenset(allowed)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.kind == "user" and principal.role not in allowed_set:
+            raise RoleForbidden()
+        return principal
+
+    dependency.__name__ = "acting_" + "_".join(sorted(allowed_set))
+    return dependency
+
+
+# Routes that business systems call with a key as well as people with a role.
+ManagerOrClient = Annotated[Principal, Depends(acting(*MANAGERS))]
+HandlerOrClient = Annotated[Principal, Depends(acting(*HANDLERS))]
+InviterOrClient = Annotated[Principal, Depends(acting(*INVITERS))]  # not assessors

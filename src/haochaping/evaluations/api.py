@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency, pagination
-from haochaping.core.auth import CurrentPrincipal, CurrentUser
+from haochaping.core.auth import CurrentPrincipal, CurrentUser, InviterOrClient
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound, declare
 from haochaping.core.schemas import (
@@ -229,12 +229,11 @@ async def create_invitation(
     case_no: str,
     request: Request,
     db: DbSession,
-    actor: CurrentPrincipal,
+    actor: InviterOrClient,
     data: InvitationCreate | None = None,
 ):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
     data = data or InvitationCreate()
-    invitations.check_may_invite(actor)
     if actor.channels is not None and data.channel not in actor.channels:
         # A key may not hand out links that rate on a channel it may not use itself.
         raise Forbidden(
