@@ -80,6 +80,24 @@ def nav_for(user: Principal) -> list[tuple[str, str]]:
     return [(path, label) for path, label, roles in NAV if roles is None or user.role in roles]
 
 
+async def error_context(request: Request) -> dict[str, Any]:
+    """The layout of a console error page (403, 404...): the navigation of whoever is
+    signed in, so that a refusal never leaves them without a way on."""
+    try:
+        async with request.app.state.sessionmaker() as db:
+            user = await session_principal(request, db)
+    except Exception:  # the database is away: the page still answers, without navigation
+        return {}
+    if user is None:
+        return {}
+    return {
+        "user": user,
+        "role_label": user.role.label if user.role else "",
+        "nav": nav_for(user),
+        "csrf": csrf_token(request),
+    }
+
+
 def is_partial(request: Request) -> bool:
     """An htmx request that swaps a fragment (not a history restore, which needs the page)."""
     return request.headers.get("hx-request") == "true" and not request.headers.get(
