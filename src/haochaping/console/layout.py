@@ -116,6 +116,25 @@ async def calendar_warning(request: Request, db: AsyncSession) -> str | None:
     return missing_warning(cal, status_years(local_today()))
 
 
+async def calendar_banner(request: Request, db: AsyncSession, user: Principal) -> dict[str, Any]:
+    """Who hears of a missing calendar year: the system administrators, who can import it,
+    get the warning with the way to the calendar; the offices a quiet line (their deadlines
+    are estimated meanwhile); window staff, units and assessors nothing they could act on."""
+    if not is_manager(user):
+        return {}
+    if is_system_admin(user):
+        return {"calendar_warning": await calendar_warning(request, db)}
+    cal = await request.app.state.calendar_cache.get(db)
+    missing = cal.missing_years(status_years(local_today()))
+    if not missing:
+        return {}
+    listed = "、".join(f"{y} 年" for y in missing)
+    return {
+        "calendar_note": f"{listed}的工作日历尚未导入，期限暂按周一至周五推算；"
+        "系统管理员导入后自动更正。"
+    }
+
+
 async def page(
     request: Request,
     db: AsyncSession,
@@ -129,7 +148,7 @@ async def page(
     """A console page inside the signed-in layout (htmx fragments skip the banners)."""
     extra: dict[str, Any] = {}
     if not partial:
-        extra["calendar_warning"] = await calendar_warning(request, db)
+        extra.update(await calendar_banner(request, db, user))
         extra["flash"] = request.session.pop(FLASH_KEY, None)
     return render(
         request,
