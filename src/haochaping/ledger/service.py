@@ -55,15 +55,15 @@ class FindingKind(StrEnum):
 
 
 FINDING_LABELS = {
-    FindingKind.ALTERED: "篡改 ALTERED",
-    FindingKind.MISSING: "缺失 MISSING",
-    FindingKind.INSERTED: "插入 INSERTED",
-    FindingKind.ENTRY_MISSING: "账本条目缺失 ENTRY MISSING",
-    FindingKind.ENTRY_FORGED: "账本条目伪造 ENTRY FORGED",
-    FindingKind.BLOCK_ALTERED: "区块内容被改 BLOCK ALTERED",
-    FindingKind.ROOT_MISMATCH: "区块根不符 ROOT MISMATCH",
-    FindingKind.CHAIN_BROKEN: "哈希链断裂 CHAIN BROKEN",
-    FindingKind.ANCHOR_MISMATCH: "与公布的根不符 ANCHOR MISMATCH",
+    FindingKind.ALTERED: "篡改",
+    FindingKind.MISSING: "缺失",
+    FindingKind.INSERTED: "插入",
+    FindingKind.ENTRY_MISSING: "账本条目缺失",
+    FindingKind.ENTRY_FORGED: "账本条目伪造",
+    FindingKind.BLOCK_ALTERED: "区块内容被改",
+    FindingKind.ROOT_MISMATCH: "区块根不符",
+    FindingKind.CHAIN_BROKEN: "哈希链断裂",
+    FindingKind.ANCHOR_MISMATCH: "与公布的根不符",
 }
 
 
