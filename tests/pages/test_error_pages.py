@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from haochaping.accounts import service as account_service
-from tests.factories import PASSWORD, assert_error
+from tests.factories import PASSWORD, assert_error, bearer_headers
 from tests.pages.helpers import sign_in
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -35,6 +35,12 @@ async def test_json_clients_still_get_the_error_body(client):
     # The API answers JSON even to a browser.
     assert_error(await client.get("/api/v1/no-such-thing", headers=BROWSER), 404, "not_found")
     assert_error(await client.get("/static/nothing.js", headers=BROWSER), 404, "not_found")
+
+
+async def test_api_refusals_stay_json_for_a_browser(client, world):
+    unit = await bearer_headers(client, world.users["unit_a"])
+    r = await client.post("/api/v1/clients/1/revoke", headers={**unit, **BROWSER})
+    assert_error(r, 403, "role_forbidden")
 
 
 async def test_wrong_method_in_a_browser_is_a_page(client):
