@@ -29,9 +29,23 @@ async def no_overflow(page) -> bool:
     )
 
 
+async def rate_by_api(live_server, world, committing, n: int) -> None:
+    """n good ratings from a window pad, so that the block has an audit path to walk."""
+    async with live_server.api() as api:
+        for _ in range(n):
+            case = await live_case(committing, world)
+            r = await api.post(
+                "/api/v1/evaluations",
+                headers={"X-Api-Key": world.keys["all"]},
+                json={"case_no": case["case_no"], "channel": "pad", "level": 5},
+            )
+            assert r.status_code == 201, r.text
+
+
 async def test_rating_number_and_proof_checked_in_the_browser(
     new_page, live_server, live_world, committing
 ):
+    await rate_by_api(live_server, live_world, committing, 3)
     case = await live_case(committing, live_world)
     link = await live_link(live_server, live_world, case["case_no"])
     page = await new_page(PHONE)
@@ -47,9 +61,12 @@ async def test_rating_number_and_proof_checked_in_the_browser(
     await proof_link.click()  # sealed within minutes: not yet
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"评价 {number} 尚未封存")
 
+    await rate_by_api(live_server, live_world, committing, 2)
     await jobs.seal_pending(committing)
     await page.reload()
     await expect(page.get_by_role("heading", level=1)).to_have_text(f"评价 {number} 的存证证明")
+    # Sealed with the ratings around it: the browser walks a path of several steps.
+    assert await page.locator("#audit-path li[data-hash]").count() >= 2
     await expect(page.locator("#server-verdict")).to_contain_text("核对通过")
     result = page.locator("#pc-result")
     await expect(result).to_have_attribute("data-result", "pass")  # checked on load
