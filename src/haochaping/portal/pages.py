@@ -208,7 +208,8 @@ async def thanks(token: str, request: Request, db: DbSession):
             "progress": progress,
             "evaluation_id": inv.evaluation_id,
             # The rating's inclusion proof in the public ledger, when that page is mounted.
-            "proof": has_page(request, f"/ledger/evaluations/{inv.evaluation_id}"),
+            "proof": inv.evaluation_id is not None
+            and has_page(request, f"/ledger/evaluations/{inv.evaluation_id}"),
         },
     )
 
