@@ -23,8 +23,9 @@ from haochaping.appeals import api as appeals_api
 from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
+from haochaping.console import layout as console_layout
 from haochaping.console import pages as console_pages
-from haochaping.core import errors, handlers, openapi, templating
+from haochaping.core import apidocs, errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit
 from haochaping.core.ratelimit import LoginGuard, build_counter
@@ -133,12 +134,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="政务服务“好差评”平台接口：办件、评价、差评整改、统计上报。",
         lifespan=lifespan,
+        # /docs and /redoc are served from the package (core/apidocs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Core authenticates and renders without importing a domain: the accounts domain loads
     # principals, and the evaluations' labels are handed to the templates.
     app.state.principals = AccountPrincipals()
     templating.add_globals(LEVEL_LABELS=LEVEL_LABELS, CHANNEL_LABELS=CHANNEL_LABELS)
+    # The console's error pages keep the navigation of the person signed in.
+    app.state.error_contexts = {"console/error.html": console_layout.error_context}
     handlers.install(app)
     app.add_middleware(
         SessionMiddleware,
@@ -194,4 +200,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     openapi.install(app)
+    apidocs.install(app)
     return app

@@ -85,6 +85,24 @@ def nav_for(user: Principal) -> list[tuple[str, str]]:
     return [(path, label) for path, label, roles in NAV if roles is None or user.role in roles]
 
 
+async def error_context(request: Request) -> dict[str, Any]:
+    """The layout of a console error page (403, 404...): the navigation of whoever is
+    signed in, so that a refusal never leaves them without a way on."""
+    try:
+        async with request.app.state.sessionmaker() as db:
+            user = await session_principal(request, db)
+    except Exception:  # the database is away: the page still answers, without navigation
+        return {}
+    if user is None:
+        return {}
+    return {
+        "user": user,
+        "role_label": user.role.label if user.role else "",
+        "nav": nav_for(user),
+        "csrf": csrf_token(request),
+    }
+
+
 def is_partial(request: Request) -> bool:
     """An htmx request that swaps a fragment (not a history restore, which needs the page)."""
     return request.headers.get("hx-request") == "true" and not request.headers.get(
@@ -103,6 +121,25 @@ async def calendar_warning(request: Request, db: AsyncSession) -> str | None:
     return missing_warning(cal, status_years(local_today()))
 
 
+async def calendar_banner(request: Request, db: AsyncSession, user: Principal) -> dict[str, Any]:
+    """Who hears of a missing calendar year: the system administrators, who can import it,
+    get the warning with the way to the calendar; the offices a quiet line (their deadlines
+    are estimated meanwhile); window staff, units and assessors nothing they could act on."""
+    if not is_manager(user):
+        return {}
+    if is_system_admin(user):
+        return {"calendar_warning": await calendar_warning(request, db)}
+    cal = await request.app.state.calendar_cache.get(db)
+    missing = cal.missing_years(status_years(local_today()))
+    if not missing:
+        return {}
+    listed = "、".join(f"{y} 年" for y in missing)
+    return {
+        "calendar_note": f"{listed}的工作日历尚未导入，期限暂按周一至周五推算；"
+        "系统管理员导入后自动更正。"
+    }
+
+
 async def page(
     request: Request,
     db: AsyncSession,
@@ -116,7 +153,7 @@ async def page(
     """A console page inside the signed-in layout (htmx fragments skip the banners)."""
     extra: dict[str, Any] = {}
     if not partial:
-        extra["calendar_warning"] = await calendar_warning(request, db)
+        extra.update(await calendar_banner(request, db, user))
         extra["flash"] = request.session.pop(FLASH_KEY, None)
     return render(
         request,

@@ -206,6 +206,10 @@ async def thanks(token: str, request: Request, db: DbSession):
             "level": level,
             "is_bad": level is not None and rules.is_bad(level),
             "progress": progress,
+            "evaluation_id": inv.evaluation_id,
+            # The rating's inclusion proof in the public ledger, when that page is mounted.
+            "proof": inv.evaluation_id is not None
+            and has_page(request, f"/ledger/evaluations/{inv.evaluation_id}"),
         },
     )
 
