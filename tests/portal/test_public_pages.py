@@ -18,6 +18,7 @@ from haochaping.app import create_app, startup
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
 from haochaping.portal import results_queries as q
+from haochaping.portal.results_pages import ViewCache
 from haochaping.workorders.models import WorkOrder
 from tests.factories import EvaluationPayloadFactory, bearer_headers, make_case, publish_policy
 from tests.pages.helpers import sign_in
@@ -124,9 +125,24 @@ async def test_overview_shows_the_metrics_modules_figures(client, db, world, rat
     assert s.total == 5 and s.bad == 1
     assert shown_figures(r.text) == expected_figures(s)
     assert "浙江省" in r.text and 'href="/public?region=330100"' in r.text
-    # The trend table: 12 months, the current one with the same figures.
-    rows = re.findall(r'<tr data-month="([^"]+)" data-total="(\d+)"', r.text)
-    assert len(rows) == 12 and rows[-1] == (q.P.current_period("month", now).label, "5")
+    # The trend table: 12 months, each with the metrics module's monthly figures.
+    series = await metrics.timeseries(
+        db=db,
+        actor=q.PUBLIC,
+        granularity="month",
+        region_code="330000",
+        since=window.since,
+        until=window.until,
+    )
+    cells = r'\s*<td><span class="trend__num">([^<]*)<.*?</td>' + r"\s*<td>([^<]*)</td>" * 2
+    rows = re.findall(
+        r'<tr data-month="([^"]+)"[^>]*>\s*<th scope="row">[^<]*</th>' + cells, r.text, re.S
+    )
+    assert rows == [
+        (p.period, q.count_text(p.total), q.rate_text(p.good_rate), q.score_text(p.score))
+        for p in series.items
+    ]
+    assert len(rows) == 12 and rows[-1][:2] == (q.P.current_period("month", now).label, "5")
     # The live ranking of windows: W-A1 first, with its figures.
     ranking = await metrics.rankings(
         db=db, actor=q.PUBLIC, tier="window", region_code="330000", now=now
@@ -245,13 +261,14 @@ async def test_staff_figures_only_from_five_ratings(client, db, world):
     assert row and "样本不足，暂不公开" in row.group(1)
 
 
-async def test_staff_ranking_rows_below_the_cell_are_left_out(client, db, world):
+async def test_staff_ranking_rows_below_the_cell_are_left_out(app, client, db, world):
     await publish_policy(client, world, {"min_sample": 1}, region_code="330000")
     for _ in range(4):
         await rate(client, world, 5, db=db)
     r = await client.get("/public")
     assert f"{world.code('S-A1')} 李*" not in r.text
     await rate(client, world, 5, db=db)
+    app.state.public_views.clear()  # the overview is kept for a minute (see below)
     r = await client.get("/public")
     assert f"{world.code('S-A1')} 李*" in r.text and "李娜" not in r.text
 
@@ -328,6 +345,23 @@ async def test_public_pages_are_capped_per_ip_with_a_chinese_429(
     other = httpx.ASGITransport(app=app, client=("198.51.100.78", 4444))
     async with httpx.AsyncClient(transport=other, base_url="http://testserver") as c:
         assert (await c.get("/public")).status_code == 200
+
+
+async def test_an_overview_is_kept_for_a_minute_per_region(app, client, db, world, rated):
+    clock = [1000.0]
+    app.state.public_views = ViewCache(60, clock=lambda: clock[0])
+    first = await client.get("/public")
+    assert shown_figures(first.text)[0] == "5"
+    await rate(client, world, 5, db=db)
+    clock[0] += 59
+    assert shown_figures((await client.get("/public")).text)[0] == "5"  # as a proxy would
+    # Another region is its own entry: computed now, with the new rating.
+    assert shown_figures((await client.get("/public?region=330102")).text)[0] == "6"
+    clock[0] += 2
+    assert shown_figures((await client.get("/public")).text)[0] == "6"
+    # Organisation and item pages are cheap: always computed.
+    r = await client.get(f"/public/orgs/{world.code('HALL-A')}")
+    assert shown_figures(r.text)[0] == "6"
 
 
 async def test_the_landing_page_links_to_the_results(client):

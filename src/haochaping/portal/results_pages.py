@@ -7,7 +7,11 @@ rate-limited per IP like the landing page. What they show is read in `results_qu
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -22,6 +26,44 @@ MAX_AGE = 60
 router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
 # Public pages (these and the landing page): per IP, generous, 429 with Retry-After.
 PublicLimit = [Depends(limiter("public", "rate_public_per_minute"))]
+
+
+class ViewCache:
+    """A region's overview, kept per app for `ttl` seconds: it costs seconds on a year of a
+    province's ratings (24 rankings), and any visitor could ask for it at the per-IP cap.
+    Pages may already be `max-age` old in any shared cache, so this adds no staleness. One
+    computation per key at a time: the others wait for it and take its result."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self.clock = ttl, clock
+        self._views: dict[str, tuple[float, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def clear(self) -> None:
+        self._views.clear()
+
+    async def get(self, key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
+        hit = self._views.get(key)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            hit = self._views.get(key)
+            if hit is not None and hit[0] > self.clock():
+                return hit[1]
+            view = await compute()
+            now = self.clock()
+            self._views = {k: v for k, v in self._views.items() if v[0] > now}
+            self._views[key] = (now + self.ttl, view)
+            return view
+
+
+def views(request: Request) -> ViewCache:
+    """The app's cache of region overviews (made on first use)."""
+    state = request.app.state
+    if getattr(state, "public_views", None) is None:
+        state.public_views = ViewCache(MAX_AGE)
+    return state.public_views
 
 
 def _cached(request: Request, response: Response) -> Response:
@@ -41,8 +83,8 @@ def _cached(request: Request, response: Response) -> Response:
     return response
 
 
-def _page(request: Request, template: str, title: str, view: object) -> Response:
-    chart = bool(getattr(view, "trend", None)) and any(p.total for p in view.trend)  # type: ignore[attr-defined]
+def _page(request: Request, template: str, title: str, view: Any) -> Response:
+    chart = any(p.total for p in view.trend)  # the chart only when there is something to draw
     return _cached(
         request,
         render(request, template, {"title": title, "view": view, "chart": chart}),
@@ -53,7 +95,7 @@ def _page(request: Request, template: str, title: str, view: object) -> Response
 async def overview(request: Request, db: DbSession, region: str | None = None):
     """The overview of this instance's top region, or of `?region=` (a sub-region)."""
     node = await (q.find_region(db, region) if region else q.top_region(db))
-    view = await q.overview(db=db, region=node, now=utcnow())
+    view = await views(request).get(node.code, lambda: q.overview(db=db, region=node, now=utcnow()))
     return _page(request, "portal/results_overview.html", f"{node.name}评价公示", view)
 
 
