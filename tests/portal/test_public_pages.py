@@ -269,8 +269,16 @@ async def test_staff_ranking_rows_below_the_cell_are_left_out(app, client, db, w
     assert f"{world.code('S-A1')} 李*" not in r.text
     await rate(client, world, 5, db=db)
     app.state.public_views.clear()  # the overview is kept for a minute (see below)
+    # Ratings of cases that name no staff member are no one's: not a row of the ranking.
+    for _ in range(5):
+        case = await make_case(db, world, staff_no=None)
+        body = EvaluationPayloadFactory(case_no=case["case_no"])
+        headers = {"X-Api-Key": world.keys["hall_a_pad"]}
+        assert (await client.post("/api/v1/evaluations", json=body, headers=headers)).is_success
     r = await client.get("/public")
     assert f"{world.code('S-A1')} 李*" in r.text and "李娜" not in r.text
+    assert "未*" not in r.text and "未关联" not in r.text
+    assert re.search(r"工作人员 · [0-9-]+</h3>", r.text)  # the ranking's own title
 
 
 @pytest.mark.parametrize(

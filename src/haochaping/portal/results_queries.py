@@ -295,11 +295,13 @@ def _ranking_view(
 ) -> RankingView:
     rows = []
     for r in result.items:
+        if r.code == metrics.NONE_CODE:  # ratings naming no staff member or no item
+            continue
         if tier == "staff":
             if r.total < min_cell:  # k-anonymity: no staff figure below the threshold
                 continue
-            label = f"{r.code} {mask_name(r.name)}"  # staff number and masked name
-            rows.append(RankLine(r.rank, label, None, r.total, r.good_rate, r.score))
+            who = f"{r.code} {mask_name(r.name)}"  # staff number and masked name
+            rows.append(RankLine(r.rank, who, None, r.total, r.good_rate, r.score))
             continue
         href = (
             region_href(r.code)
