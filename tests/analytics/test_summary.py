@@ -252,3 +252,26 @@ async def test_timeseries_days_are_beijing_days(db, world, client):
     }
     r = await client.get(SERIES, headers=headers, params={"granularity": "hour"})
     assert_error(r, 422)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"good_levels": [2, 3, 4, 5]},  # overlaps the bad levels 1, 2
+        {"good_levels": [3, 4]},  # 非常满意 must be good
+        {"level_points": [10, 8, 6]},
+        {"level_points": [10, 8, 6, 3, -1]},
+        {"rectified_on_time": "sometime"},
+        {"ranking_metric": "volume"},
+        {"min_sample": 0},
+        {"bottom_n": 0},
+        {"bottom_k": 25},
+        {"public_min_cell": 0},
+    ],
+)
+async def test_policy_refuses_figures_that_make_no_sense(world, client, values):
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies", headers=headers, json={"region_code": "330102", "values": values}
+    )
+    assert_error(r, 422)

@@ -13,12 +13,13 @@ Periods and days are in Asia/Shanghai local time (`analytics/periods.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import periods as P
@@ -231,7 +232,11 @@ async def resolve(
     # The organisation the question is about: org_code's, else the caller's own unless the
     # question names a region.
     node_org = root if org_code or node_region is None else None
-    whole = prefix == "/" and node_region is None
+    whole = node_region is None and (
+        prefix == "/"
+        # A caller at the top of the only tree: no filter beats a list of every id.
+        or len(orgs) == (await db.execute(select(func.count()).select_from(Org))).scalar_one()
+    )
     by_window = root is not None and root.kind == "window"
     scope_ids = None if whole else tuple(sorted(orgs))
     policy_region = (
@@ -241,6 +246,13 @@ async def resolve(
         if root is not None
         else None
     )
+    if policy_region is None:  # the whole tree: the policy of the one top region, if one
+        tops = (
+            (await db.execute(select(Region.code).where(Region.parent_code.is_(None)).limit(2)))
+            .scalars()
+            .all()
+        )
+        policy_region = tops[0] if len(tops) == 1 else None
     on = P.local_day(min(until, utcnow())) if until else P.local_day(utcnow())
     values = await _policy(db, policy_region, on)
     formula = Formula.of(values, policy_region)
@@ -310,9 +322,8 @@ async def summary(
 
 async def summary_of(*, db: AsyncSession, ctx: Context, now: datetime | None = None) -> Summary:
     """`summary` of an already resolved question."""
-    counts = (await source.level_counts(db, ctx.scope)).get(None, [0] * 5)
+    counts, excluded = await source.totals(db, ctx.scope)
     fig = figures(counts, ctx.formula)
-    excluded = await source.excluded_counts(db, ctx.scope)
     funnel = await source.funnel_counts(
         db,
         ctx.scope,
@@ -406,6 +417,7 @@ async def timeseries(
 class Unit:
     code: str
     name: str
+    kind: str | None = None  # of a child row: region, org or staff
 
 
 def _ancestor(orgs: dict[int, OrgRow], org_id: int, kind: str) -> OrgRow | None:
@@ -437,11 +449,11 @@ async def _staff_units(
         if ids
         else []
     )
-    names = {r.id: Unit(r.staff_no, r.name) for r in rows}
+    names = {r.id: Unit(r.staff_no, r.name, "staff") for r in rows}
     counts: dict[str, LevelCounts] = {}
     units: dict[str, Unit] = {}
     for i, c in by_id.items():
-        unit = names.get(i) if i is not None else Unit(NONE_CODE, "未关联工作人员")
+        unit = names.get(i) if i is not None else Unit(NONE_CODE, "未关联工作人员", "staff")
         if unit is None:
             continue
         _add(counts, unit.code, c)
@@ -516,7 +528,7 @@ async def _region_units(
         child = child_of.get(org_id)
         if child is not None:
             _add(counts, child.code, c)
-            units[child.code] = Unit(child.code, child.name)
+            units[child.code] = Unit(child.code, child.name, "region")
     return counts, units
 
 
@@ -529,7 +541,7 @@ def _org_units(
         org = pick(org_id)
         if org is not None:
             _add(counts, org.code, c)
-            units[org.code] = Unit(org.code, org.name)
+            units[org.code] = Unit(org.code, org.name, "org")
     return counts, units
 
 
@@ -537,10 +549,11 @@ async def _tier_units(
     db: AsyncSession, ctx: Context, tier: str
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
     """Counted ratings per unit of a ranking tier, in scope."""
-    if tier == "staff":
-        return await _staff_units(db, await source.level_counts(db, ctx.scope, "staff"))
-    if tier == "item":
-        return await _item_units(db, await source.level_counts(db, ctx.scope, "item"))
+    if tier in ("staff", "item"):  # ratings that name no staff member / item are no unit
+        by_id = await source.level_counts(db, ctx.scope, tier)
+        by_id.pop(None, None)
+        pick = _staff_units if tier == "staff" else _item_units
+        return await pick(db, by_id)
     by_unit = await source.level_counts(db, ctx.scope, "unit")
     if tier == "region":
         region = ctx.node_region or await _region_of(db, ctx)
@@ -567,6 +580,7 @@ class BreakdownRow:
     good_rate: float | None
     bad_rate: float | None
     score: float | None
+    kind: str | None = None  # `child` rows: region, org or staff (what the code names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,7 +597,7 @@ def _rows(
     counts: dict[str, LevelCounts], units: dict[str, Unit], formula: Formula, limit: int | None
 ) -> list[BreakdownRow]:
     rows = [
-        BreakdownRow(code, units[code].name, **asdict(figures(c, formula)))
+        BreakdownRow(code, units[code].name, **asdict(figures(c, formula)), kind=units[code].kind)
         for code, c in counts.items()
     ]
     rows.sort(key=lambda r: (-r.total, r.code))
@@ -617,16 +631,26 @@ async def _child_units(
     if ctx.node_region is not None and ctx.node_org is None:
         region = ctx.node_region
         child_of, _ = await _child_region_map(db, ctx, region)
-        if child_of:  # some organisation in scope lies in a child region
-            counts, units = await _region_units(db, ctx, by_unit, region)
-            return "region", counts, units
+        # The units located in the region itself, not in one of its child regions (a city's
+        # own halls and departments): their top-level organisations.
         tops = {
             o.id
             for o in ctx.orgs.values()
-            if o.region_code == region.code and (o.parent_id is None or o.parent_id not in ctx.orgs)
+            if o.id not in child_of and (o.parent_id is None or o.parent_id not in ctx.orgs)
         }
-        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(ctx.orgs, org_id, tops))
-        return "org", counts, units
+        counts: dict[str, LevelCounts] = {}
+        units: dict[str, Unit] = {}
+        for org_id, c in by_unit.items():
+            child = child_of.get(org_id)
+            if child is not None:
+                _add(counts, child.code, c)
+                units[child.code] = Unit(child.code, child.name, "region")
+                continue
+            top = _top_in(ctx.orgs, org_id, tops)
+            if top is not None:
+                _add(counts, top.code, c)
+                units[top.code] = Unit(top.code, top.name, "org")
+        return ("region" if child_of else "org"), counts, units
     node = ctx.node_org
     if node is None:  # the whole tree (a system caller): its root organisations
         roots = {o.id for o in ctx.orgs.values() if o.parent_id is None}
@@ -702,7 +726,10 @@ async def breakdown(
         counts, units = await _staff_units(db, await source.level_counts(db, ctx.scope, "staff"))
     else:
         child_kind, counts, units = await _child_units(db, ctx)
-    return Breakdown(by, child_kind, _rows(counts, units, f, limit))
+    rows = _rows(counts, units, f, limit)
+    if by != "child":  # `kind` tells a drill-down's rows apart; elsewhere it is `by`
+        rows = [dataclasses.replace(r, kind=None) for r in rows]
+    return Breakdown(by, child_kind, rows)
 
 
 # --- rankings ---------------------------------------------------------------------------------
@@ -954,3 +981,31 @@ async def bottom(
         items=items,
         formula=ctx.formula.describe(),
     )
+
+
+# --- public pages -----------------------------------------------------------------------------
+
+# The public (no sign-in) asks over the whole tree; the portal narrows with org/region/item.
+PUBLIC = Principal(kind="public", id=0, name="公众", org_id=0, org_path="/")
+
+
+async def formula_for(
+    *,
+    db: AsyncSession,
+    org_code: str | None = None,
+    region_code: str | None = None,
+    on: date | None = None,
+) -> Formula:
+    """The formula of a region (or of an organisation's region) on a day (default today)."""
+    region = region_code
+    if region is None and org_code:
+        region = (await org_service.get_org(db=db, code=org_code)).region_code
+    elif region is not None:
+        await org_service.get_region(db=db, code=region)
+    return Formula.of(await _policy(db, region, on or P.local_day(utcnow())), region)
+
+
+def publishable(rows: list[BreakdownRow], formula: Formula) -> list[BreakdownRow]:
+    """The rows a public page may show at staff level: cells of at least `public_min_cell`
+    counted ratings (k-anonymity)."""
+    return [r for r in rows if r.total >= formula.public_min_cell]

@@ -140,28 +140,29 @@ async def level_counts(
     return dict(out)
 
 
-async def excluded_counts(db: AsyncSession, scope: Scope) -> dict[str, int]:
-    """First ratings in scope left out of the figures: system defaults (reported apart),
-    invalid ones and held ones (by their standing)."""
-    base = _first_ratings(db, scope)
-    defaults = (
-        await db.execute(select(func.count()).where(*base, E.is_default.is_(True)))
-    ).scalar_one()
-    standing = dict(
-        (
-            await db.execute(
-                select(EvaluationStanding.standing, func.count())
-                .join(E, E.id == EvaluationStanding.evaluation_id)
-                .where(*base)
-                .group_by(EvaluationStanding.standing)
-            )
-        ).all()
+async def totals(db: AsyncSession, scope: Scope) -> tuple[LevelCounts, dict[str, int]]:
+    """In one pass over the first ratings in scope: the counted ones per level, and those
+    left out of the figures — system defaults (reported apart), invalid and held ones (by
+    their standing; held ones count when the policy says so, and are still reported)."""
+    standing = EvaluationStanding.standing
+    stmt = (
+        select(E.level, E.is_default, standing, func.count())
+        .select_from(E)
+        .outerjoin(EvaluationStanding, EvaluationStanding.evaluation_id == E.id)
+        .where(*_first_ratings(db, scope))
+        .group_by(E.level, E.is_default, standing)
     )
-    return {
-        "default_ratings": int(defaults),
-        "invalid": int(standing.get("invalid", 0)),
-        "held": int(standing.get("held", 0)),
-    }
+    levels = [0] * 5
+    excluded = {"default_ratings": 0, "invalid": 0, "held": 0}
+    for level, is_default, state, n in (await db.execute(stmt)).all():
+        n = int(n)
+        if is_default:
+            excluded["default_ratings"] += n
+        if state in ("invalid", "held"):
+            excluded[state] += n
+        if not is_default and state != "invalid" and (state != "held" or scope.held_counts):
+            levels[int(level) - 1] += n
+    return levels, excluded
 
 
 async def reason_counts(db: AsyncSession, scope: Scope) -> dict[str, LevelCounts]:
