@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import metrics, source
 from haochaping.analytics import periods as P
-from haochaping.core.auth import Principal
 from haochaping.core.errors import NotFound
 from haochaping.core.security import mask_name
 from haochaping.orgs.choices import ORG_KIND_LABELS, REGION_TIER_LABELS
@@ -27,8 +26,7 @@ from haochaping.orgs.models import Item, Org, Region
 from haochaping.workorders import disclosure
 from haochaping.workorders.disclosure import RectifiedReview
 
-# The public reads the whole tree: every organisation's published figures.
-PUBLIC = Principal(kind="public", id=0, name="公示", org_id=0, org_path="/")
+PUBLIC = metrics.PUBLIC  # the public reads the whole tree
 TREND_MONTHS = 12
 RANK_ROWS = 10  # rows of each ranking on the overview
 LIST_MAX = 200  # links listed per section (regions, units, items, places)
@@ -454,10 +452,11 @@ async def org_page(*, db: AsyncSession, org: Org, now: datetime) -> OrgPage:
     )
     min_cell = ctx.formula.public_min_cell
     full = ctx.formula.points[5]
+    shown = {row.code for row in metrics.publishable(staff.rows, ctx.formula)}
     cells = [
         StaffCell(
             f"{row.code} {mask_name(row.name)}",
-            _figures(row, full) if row.total >= min_cell else None,
+            _figures(row, full) if row.code in shown else None,
         )
         for row in staff.rows
         if row.code != metrics.NONE_CODE
