@@ -122,7 +122,8 @@ async def test_overview_shows_the_metrics_modules_figures(client, db, world, rat
         since=window.since,
         until=window.until,
     )
-    assert s.total == 5 and s.bad == 1
+    # The region also holds what other tests committed (the browser tests' live world).
+    assert s.total >= 5 and s.bad >= 1
     assert shown_figures(r.text) == expected_figures(s)
     assert "浙江省" in r.text and 'href="/public?region=330100"' in r.text
     # The trend table: 12 months, each with the metrics module's monthly figures.
@@ -142,29 +143,37 @@ async def test_overview_shows_the_metrics_modules_figures(client, db, world, rat
         (p.period, q.count_text(p.total), q.rate_text(p.good_rate), q.score_text(p.score))
         for p in series.items
     ]
-    assert len(rows) == 12 and rows[-1][:2] == (q.P.current_period("month", now).label, "5")
-    # The live ranking of windows: W-A1 first, with its figures.
+    assert len(rows) == 12 and rows[-1][0] == q.P.current_period("month", now).label
+    # The live ranking of windows (W-A1 among them), each row with the module's figures.
     ranking = await metrics.rankings(
         db=db, actor=q.PUBLIC, tier="window", region_code="330000", now=now
     )
-    top = ranking.items[0]
-    assert top.code == world.code("W-A1")
+    assert world.code("W-A1") in {r.code for r in ranking.items}
     cells = r"\s*<td>(.*?)</td>" * 3
-    row = re.search(rf'<a href="/public/orgs/{top.code}">{top.name}</a></th>{cells}', r.text)
-    assert row, r.text
-    assert row.groups() == (
-        q.count_text(top.total),
-        q.rate_text(top.good_rate),
-        q.score_text(top.score),
-    )
-    assert 'href="/"' in (await client.get("/")).text.replace('href="/public"', 'href="/"')
+    for top in ranking.items[: q.RANK_ROWS]:
+        row = re.search(
+            rf'<td>{top.rank}</td>\s*<th scope="row"><a href="/public/orgs/{top.code}">'
+            rf"{top.name}</a></th>{cells}",
+            r.text,
+        )
+        assert row, top
+        assert row.groups() == (
+            q.count_text(top.total),
+            q.rate_text(top.good_rate),
+            q.score_text(top.score),
+        )
 
 
 async def test_a_sub_region_and_an_unknown_one(client, db, world, rated):
     r = await client.get("/public?region=330102")
     assert r.status_code == 200 and "上城区" in r.text
     assert f'href="/public/orgs/{world.code("HALL-A")}"' in r.text
-    assert shown_figures(r.text)[0] == "5"
+    now = utcnow()
+    window = q.last_twelve_months(now)
+    s = await metrics.summary(
+        db=db, actor=q.PUBLIC, region_code="330102", since=window.since, until=window.until
+    )
+    assert s.total >= 5 and shown_figures(r.text) == expected_figures(s)
     r = await client.get("/public?region=330199")
     assert r.status_code == 404 and "330199" in r.text and "text/html" in r.headers["content-type"]
 
@@ -358,18 +367,20 @@ async def test_public_pages_are_capped_per_ip_with_a_chinese_429(
 async def test_an_overview_is_kept_for_a_minute_per_region(app, client, db, world, rated):
     clock = [1000.0]
     app.state.public_views = ViewCache(60, clock=lambda: clock[0])
-    first = await client.get("/public")
-    assert shown_figures(first.text)[0] == "5"
+
+    def total(page) -> int:
+        return int(shown_figures(page.text)[0].replace(",", ""))
+
+    first = total(await client.get("/public"))
     await rate(client, world, 5, db=db)
     clock[0] += 59
-    assert shown_figures((await client.get("/public")).text)[0] == "5"  # as a proxy would
+    assert total(await client.get("/public")) == first  # as a proxy would
     # Another region is its own entry: computed now, with the new rating.
-    assert shown_figures((await client.get("/public?region=330102")).text)[0] == "6"
+    assert total(await client.get("/public?region=330102")) >= 6
     clock[0] += 2
-    assert shown_figures((await client.get("/public")).text)[0] == "6"
+    assert total(await client.get("/public")) == first + 1
     # Organisation and item pages are cheap: always computed.
-    r = await client.get(f"/public/orgs/{world.code('HALL-A')}")
-    assert shown_figures(r.text)[0] == "6"
+    assert total(await client.get(f"/public/orgs/{world.code('HALL-A')}")) == 6
 
 
 async def test_the_landing_page_links_to_the_results(client):
