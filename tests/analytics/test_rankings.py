@@ -186,6 +186,17 @@ async def test_rankings_api_scope_and_refusals(db, world, client):
         "score": 9.0,
         "rank_change": None,
     }
+    # Narrowed to one hall by org_code: its windows only, ranks counted among them.
+    r = await client.get(
+        RANKINGS,
+        headers=office,
+        params={"tier": "window", "period": "2026-11", "org_code": "HALL-B"},
+    )
+    assert [(x["code"], x["rank"]) for x in r.json()["items"]] == [
+        ("W-B1", 1),
+        ("W-C1", 2),
+        ("W-C2", 3),
+    ]
     # A hall manager ranks the windows of their own hall only.
     unit_a = await bearer_headers(client, world.users["unit_a"])
     r = await client.get(RANKINGS, headers=unit_a, params={"tier": "window", "period": "2026-11"})
@@ -249,3 +260,26 @@ async def test_tiers_regions_departments_staff_and_items(db, world, client):
     assert await ranking("department") == [("DEPT-M", 1, 1), ("OFFICE", 2, 3)]
     assert await ranking("staff") == [("S-A1", 1, 2), ("S-B1", 2, 1)]
     assert await ranking("item") == [("ITEM-B1", 1, 1), ("ITEM-A1", 2, 3)]
+
+
+async def test_a_period_is_ranked_by_the_policy_in_force_on_its_last_day(db, world, client):
+    """A formula in force from 2025-12-01 does not re-rank November 2025."""
+    await _windows(db, world, client)
+    for window, levels in NOVEMBER.items():
+        await _rate(db, world, window, levels, "2025-11")
+    await db.commit()
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies",
+        headers=headers,
+        json={
+            "region_code": "330000",
+            "values": {"min_sample": 4},
+            "effective_from": "2025-12-01",
+        },
+    )
+    assert r.status_code == 201, r.text
+    november = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-11")
+    assert november.min_sample == 2 and len(november.items) == 5
+    december = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-12")
+    assert december.min_sample == 4

@@ -158,6 +158,10 @@ async def test_summary_api_answers_the_same_figures_in_scope(db, world, client):
     r = await client.get(SUMMARY, headers=unit_a, params={"since": SINCE.isoformat()})
     body = r.json()
     assert (body["total"], body["good"], body["opened"], body["callback_rate"]) == (6, 4, 2, 1.0)
+    # An assessor (监督查评) reads everything under the office they belong to.
+    assessor = await bearer_headers(client, world.users["assessor"])
+    r = await client.get(SUMMARY, headers=assessor, params={"since": SINCE.isoformat()})
+    assert r.json()["total"] == 7
     # A hall manager asking for the other hall: outside their subtree.
     r = await client.get(SUMMARY, headers=unit_a, params={"org_code": "HALL-B"})
     assert_error(r, 403, "out_of_scope")
@@ -184,6 +188,7 @@ async def test_summary_api_answers_the_same_figures_in_scope(db, world, client):
             422,
             "range_too_long",
         ),
+        ({"since": "2019-01-01T00:00:00+08:00"}, 422, "range_too_long"),  # until now
     ],
 )
 async def test_summary_refusals(world, client, params, status, code):
