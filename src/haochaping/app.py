@@ -27,7 +27,7 @@ from haochaping.console import layout as console_layout
 from haochaping.console import pages as console_pages
 from haochaping.core import apidocs, errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
-from haochaping.core.middleware import BodySizeLimit
+from haochaping.core.middleware import BodySizeLimit, NoCookies
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
@@ -43,6 +43,7 @@ from haochaping.orgs import api as orgs_api
 from haochaping.policies import api as policies_api
 from haochaping.policies.service import PolicyCache
 from haochaping.portal import pages as portal_pages
+from haochaping.portal import results_pages
 from haochaping.workorders import api as workorders_api
 from haochaping.workorders.intake import make_on_stored
 from haochaping.workorders.loop import CalendarCache
@@ -154,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.session_cookie_secure,
         max_age=12 * 3600,
     )
+    # Outside the sessions: the public results pages may be cached, so they set no cookie.
+    app.add_middleware(NoCookies, prefixes=(results_pages.PREFIX,))
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.attachment_max_bytes
     )
