@@ -21,7 +21,7 @@ from haochaping.analytics import metrics, source
 from haochaping.analytics import periods as P
 from haochaping.core.errors import NotFound
 from haochaping.core.security import mask_name
-from haochaping.orgs.choices import ORG_KIND_LABELS, REGION_TIER_LABELS
+from haochaping.orgs.choices import ORG_KIND_LABELS, RegionTier
 from haochaping.orgs.models import Item, Org, Region
 from haochaping.workorders import disclosure
 from haochaping.workorders.disclosure import RectifiedReview
@@ -379,9 +379,7 @@ async def overview(*, db: AsyncSession, region: Region, now: datetime) -> Overvi
         rankings=groups,
         ranking_basis=BASIS.get(formula.ranking_metric, formula.ranking_metric),
         min_sample=formula.min_sample,
-        children=[
-            Link(c.name, region_href(c.code), REGION_TIER_LABELS.get(c.tier, "")) for c in children
-        ],
+        children=[Link(c.name, region_href(c.code), RegionTier.label_of(c.tier)) for c in children],
         units=[Link(n, org_href(c), ORG_KIND_LABELS.get(k, "")) for c, n, k in units],
     )
 
