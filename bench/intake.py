@@ -382,7 +382,7 @@ async def record_staff_identities(url: str, world: harness.World) -> None:
                         staff_id=world.staff_id,
                         kind=kind,
                         recorded_by="bench",
-                        identity_hash=engine_keys(engine).identity_hash(value),
+                        identity_hash=engine_keys(engine).identity_hash(value, kind),
                     )
                 )
             await db.commit()
