@@ -319,6 +319,9 @@ async def test_the_job_runs_once_per_interval(app, db):
     at = factories.now() + timedelta(days=400)
     first = await jobs.run_due(app.state, now=at)
     second = await jobs.run_due(app.state, now=at + timedelta(seconds=5))
-    assert first is not None and not first.failed and second is None
-    later = await jobs.run_due(app.state, now=at + timedelta(seconds=jobs.INTERVAL_SECONDS))
-    assert later is not None
+    assert first.ran and not first.failed and set(first.flagged) >= {"pad_burst", "agent_volume"}
+    assert not second.ran and "0 分钟前" in str(second) and "--force" in str(second)
+    forced = await jobs.run_due(app.state, now=at + timedelta(seconds=10), force=True)
+    assert forced.ran and "已运行" in str(forced)
+    later = await jobs.run_due(app.state, now=at + timedelta(seconds=10 + jobs.INTERVAL_SECONDS))
+    assert later.ran
