@@ -207,7 +207,9 @@ def agent_specs(build, *, at, hours, windows, levels, n):
 
 
 async def test_one_id_rating_many_applicants_cases_at_one_window_is_flagged(db, build, settings):
-    rows = await build.store(agent_specs(build, at=T0, hours=3, windows=["w_a1"], levels=[5], n=7))
+    rows = await build.store(
+        agent_specs(build, at=T0, hours=0.75, windows=["w_a1"], levels=[5], n=7)
+    )
     await run(db, settings, "agent_volume", "source_burst")
     flags = await flags_of(db, ids_of(rows), "agent_volume")
     assert set(flags) == set(ids_of(rows))
@@ -230,11 +232,10 @@ async def test_an_agent_firm_filing_for_clients_is_not(db, build, settings):
             n=10,
         )
     )
-    # A busy morning of the same firm at one window, with its usual mix of levels.
+    # A busy morning of the same firm at one window, every client pleased, rated as each
+    # case was done: six in three hours is a firm's pace, not a sitting.
     busy = await build.store(
-        agent_specs(
-            build, at=T0 + timedelta(hours=1), hours=3, windows=["w_a1"], levels=[5, 4], n=6
-        )
+        agent_specs(build, at=T0 + timedelta(hours=1), hours=3, windows=["w_a1"], levels=[5], n=6)
     )
     await run(db, settings, "agent_volume")
     assert await flag_count(db, ids_of(rows + busy)) == 0

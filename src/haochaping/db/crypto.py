@@ -39,6 +39,8 @@ def canonical_phone(value: str) -> str:
     difference. A mainland mobile is its 11 digits (13812345678); a mainland fixed line its
     area code with the trunk 0 and the number (01012345678, also from +86 10 1234 5678); a
     number of another country keeps its + and country code (+85291234567)."""
+    if value.isascii() and value.isdigit() and not (len(value) == 13 and value[:3] == "861"):
+        return value  # the common case, already canonical: at intake on every rating
     text = unicodedata.normalize("NFKC", value).strip()
     digits = _NON_DIGITS.sub("", text)
     international = text.startswith("+") or digits.startswith("00")
@@ -58,6 +60,8 @@ def canonical_phone(value: str) -> str:
 def canonical_cert(value: str) -> str:
     """One form for a certificate number: full-width letters and digits made ASCII (NFKC),
     separators dropped, letters upper case (the check letter X of an ID card, passports)."""
+    if value.isascii() and value.isalnum():
+        return value.upper()  # the common case: at intake on every rating
     return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
 
 

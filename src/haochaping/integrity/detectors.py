@@ -114,7 +114,7 @@ class Thresholds:
     # in a short time, at one place, all at one level. An agent firm rates its clients'
     # cases too: volume, spread and level pattern together, never the role.
     agent_lookback_days: int = 7
-    agent_span_hours: float = 24.0
+    agent_span_hours: float = 1.0
     agent_min_applicants: int = 5
     agent_min_share_one_place: float = 0.8
     agent_min_share_one_level: float = 1.0
@@ -1459,8 +1459,8 @@ def similar_groups(texts: Sequence[str], cutoff: float) -> list[list[int]]:
 @register
 class DuplicateComment(Check):
     """The same comment, or one changed by a word or a punctuation mark, on several cases of
-    one unit within days; unless the wording is common across the region (a phrase many
-    units hear is repetition, not a paste)."""
+    one unit within days; unless the wording is common across the whole region served (a
+    phrase many units hear is repetition, not a paste)."""
 
     name = "duplicate_comment"
     label = "评价内容雷同"
@@ -1538,30 +1538,30 @@ class DuplicateComment(Check):
         self, ctx: BatchContext, candidates: list[tuple[int, list[tuple[int, int, str, str, str]]]]
     ) -> list[tuple[int, list[tuple[int, int, str, str, str]]]]:
         """The candidate groups whose wording is seen (alike) at no more than
-        `comment_max_orgs` units of their region within `comment_common_days`."""
+        `comment_max_orgs` units within `comment_common_days`, counted over every unit the
+        service covers (the province, not one county: a county has too few halls to tell a
+        phrase people use from a paste)."""
         th, E = ctx.thresholds, Evaluation
-        regions = {g[0][2] for _org, g in candidates}
         rows = (
             await ctx.db.execute(
-                select(E.region_code, E.org_id, E.comment)
+                select(E.org_id, E.comment)
                 .where(
                     ctx.recent(th.comment_common_days),
                     E.comment.is_not(None),
-                    E.region_code.in_(regions),
                     func.length(E.comment) >= th.comment_min_chars,
                 )
+                .order_by(E.id.desc())
                 .limit(th.batch_limit * 4)
             )
         ).all()
-        seen: dict[str, dict[str, set[int]]] = {}  # region -> comment key -> units
-        for region, org_id, comment in rows:
+        phrases: dict[str, set[int]] = {}  # comment key -> the units it was written at
+        for org_id, comment in rows:
             key = comment_key(comment)
             if len(key) >= th.comment_min_chars:
-                seen.setdefault(region, {}).setdefault(key, set()).add(org_id)
+                phrases.setdefault(key, set()).add(org_id)
+        texts = list(phrases)
         kept = []
         for org_id, group in candidates:
-            phrases = seen.get(group[0][2], {})
-            texts = list(phrases)
             units: set[int] = {org_id}
             if texts:
                 mine = list({g[3] for g in group})
