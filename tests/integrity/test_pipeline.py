@@ -178,6 +178,8 @@ def test_the_prepared_hasher_gives_the_documented_digests():
         "13812345678",
         "+86 138 1234 5678",
         "0086-138-1234-5678",
+        "008613812345678",
+        "8613812345678",
         "１３８１２３４５６７８",
     ):
         assert hasher(value, "phone") == hmac.new(key, b"13812345678", "sm3").hexdigest()

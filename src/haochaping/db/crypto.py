@@ -39,7 +39,12 @@ def canonical_phone(value: str) -> str:
     difference. A mainland mobile is its 11 digits (13812345678); a mainland fixed line its
     area code with the trunk 0 and the number (01012345678, also from +86 10 1234 5678); a
     number of another country keeps its + and country code (+85291234567)."""
-    if value.isascii() and value.isdigit() and not (len(value) == 13 and value[:3] == "861"):
+    if (
+        value.isascii()
+        and value.isdigit()
+        and not value.startswith("00")
+        and not (len(value) == 13 and value.startswith("861"))
+    ):
         return value  # the common case, already canonical: at intake on every rating
     text = unicodedata.normalize("NFKC", value).strip()
     digits = _NON_DIGITS.sub("", text)
