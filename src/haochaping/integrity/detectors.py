@@ -1081,7 +1081,7 @@ class PadBurst(Check):
                         E.channel.in_(FIXED_DEVICE_CHANNELS),
                         E.window_id.is_not(None),
                     )
-                    .order_by(E.id)
+                    .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
                     .limit(th.batch_limit)
                 )
             )
@@ -1190,7 +1190,7 @@ class AgentVolume(Check):
                     )
                     .join(Case, Case.id == E.case_id)
                     .where(base, E.rater_cert_hash.in_(busy))
-                    .order_by(E.id)
+                    .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
                     .limit(th.batch_limit)
                 )
             )
@@ -1476,13 +1476,13 @@ class DuplicateComment(Check):
                     E.case_id.is_not(None),
                     func.length(E.comment) >= th.comment_min_chars,
                 )
-                .order_by(E.id)
+                .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
                 .limit(th.batch_limit)
             )
         ).all()
-        # (id, case, region, comment key, comment) per unit
+        # (id, case, region, comment key, comment) per unit, oldest first
         by_org: dict[int, list[tuple[int, int, str, str, str]]] = {}
-        for eid, org_id, region, case_id, comment in rows:
+        for eid, org_id, region, case_id, comment in sorted(rows):
             key = comment_key(comment)
             if len(key) >= th.comment_min_chars:
                 by_org.setdefault(org_id, []).append(
