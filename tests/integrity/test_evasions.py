@@ -331,3 +331,27 @@ async def test_a_reported_time_is_trusted_only_from_our_clients_and_within_a_day
     assert detectors.rating_time(stale, th) == (received, "received")
     link = {**ours, "invitation_id": 7}  # a browser's time is the receipt
     assert detectors.rating_time(link, th) == (received, "received")
+
+
+async def test_a_burst_whose_reported_times_are_spread_out_is_still_a_burst(
+    db, build, settings, client_id
+):
+    # Six ratings from one app device reach us within an hour, claiming to have been given
+    # four hours apart: the receipt is checked too.
+    arrived = T0 + timedelta(hours=22)
+    rows = await build.store(
+        [
+            build.spec(
+                at=arrived + timedelta(minutes=10 * k),
+                evaluated_at=arrived - timedelta(hours=4 * k, minutes=1),
+                channel="mobile",
+                device_id="APP-DEVICE-10",
+                client_id=client_id,
+            )
+            for k in range(6)
+        ]
+    )
+    await run(db, settings, "source_burst", now=arrived + timedelta(hours=2))
+    flags = await flags_of(db, ids_of(rows), "source_burst")
+    assert set(flags) == set(ids_of(rows))
+    assert {f.evidence["time_basis"] for f in flags.values()} == {"received"}

@@ -830,18 +830,22 @@ class SourceBurst(Check):
             .mappings()
             .all()
         )
-        timed = sorted(
-            ((*rating_time(r, th), dict(r)) for r in rows), key=lambda t: (t[0], t[2]["id"])
-        )
-        windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
+        given = [(*rating_time(r, th), dict(r)) for r in rows]
+        # On the time given (a burst uploaded later is still a burst), and on the receipt as
+        # well: a rater's own source gains nothing from a pad's buffer, and a reported time
+        # spread out by whoever controls the device must not hide a burst that arrived as one.
+        received = [(r["received_at"], "received", dict(r)) for r in rows]
         found: list[Finding] = []
-        for when, basis, row in timed:
-            for kind, value in source_keys(row):
-                event = SourceEvent(
-                    _ts(when), row["id"], row["case_id"], _rater(row), row["org_id"]
-                )
-                events = windows.add((kind, value), event)
-                found.extend(self._findings(kind, row, events, th, basis))
+        for timed in (given, received):
+            timed.sort(key=lambda t: (t[0], t[2]["id"]))
+            windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
+            for when, basis, row in timed:
+                for kind, value in source_keys(row):
+                    event = SourceEvent(
+                        _ts(when), row["id"], row["case_id"], _rater(row), row["org_id"]
+                    )
+                    events = windows.add((kind, value), event)
+                    found.extend(self._findings(kind, row, events, th, basis))
         return found
 
 
