@@ -192,14 +192,13 @@ def rating_time(row: Mapping[Any, Any], th: Thresholds) -> tuple[datetime, str]:
     browser with a link, whose time is the receipt anyway), bounded by receipt: not after
     it (intake already caps it) and not more than `given_max_lag_hours` before it."""
     received: datetime = row["received_at"]
+    if row.get("client_id") is None or row.get("invitation_id"):
+        return received, "received"
     given: datetime | None = row.get("evaluated_at")
-    if (
-        given is not None
-        and row.get("client_id") is not None
-        and not row.get("invitation_id")
-        and timedelta(0) < received - given <= timedelta(hours=th.given_max_lag_hours)
-    ):
-        return given, "given"
+    if given is not None and given != received:
+        lag = (received - given).total_seconds()
+        if 0.0 < lag <= th.given_max_lag_hours * 3600.0:
+            return given, "given"
     return received, "received"
 
 
