@@ -326,9 +326,15 @@ async def batch_phase(
                 ]
                 body = json.dumps({"items": items}).encode()
                 t0 = time.perf_counter()
-                status, answer = await conn.request(
-                    "POST", "/api/v1/evaluations/batch", body, headers
-                )
+                try:
+                    status, answer = await conn.request(
+                        "POST", "/api/v1/evaluations/batch", body, headers
+                    )
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server dropped the keep-alive connection (seen on the loaded shared
+                    # machine): counted, and this client stops for the rest of the slice.
+                    phase.errors["connection closed"] += 1
+                    return
                 phase.latencies.append(time.perf_counter() - t0)
                 phase.requests += 1
                 if status != 200:
