@@ -46,6 +46,7 @@ from zoneinfo import ZoneInfo
 import harness
 from sqlalchemy import insert, select, text
 
+from haochaping.accounts.models import ApiClient
 from haochaping.cases.models import Case
 from haochaping.db.crypto import DataKeys
 from haochaping.db.session import make_engine, make_sessionmaker
@@ -69,6 +70,8 @@ KINDS = [
     "perfect_unit",
     "duplicate_comment",
     "coordinated_bad",
+    "pad_burst",
+    "agent_volume",
 ]
 COUNTIES = ["330102", "330105", "330106"]
 CHANNELS = [
@@ -153,6 +156,7 @@ class World:
     windows: list[dict[str, Any]] = field(default_factory=list)
     halls: dict[int, dict[str, Any]] = field(default_factory=dict)
     staff: dict[int, dict[str, Any]] = field(default_factory=dict)
+    client_id: int | None = None  # the API client pads and apps post through
 
 
 @dataclass
@@ -261,8 +265,14 @@ class Generator:
         ua: str | None = None,
         issued_after: float | None = None,
         comment: str | None = -1,  # type: ignore[assignment]
+        no_phone: bool = False,
+        uploaded: datetime | None = None,
+        applicant: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """One case and its rating. `person` rates; the case is `applicant`'s (the same
+        person unless given); `uploaded` is when a buffered rating reaches the server."""
         win = self.w.windows[k]
+        applicant = applicant or person
         case_id = len(self.data.cases) + 1
         if staff_id == -1:
             staff_id = self.rng.choices(win["staff"], [70, 30])[0]
@@ -278,10 +288,10 @@ class Generator:
                 "case_type": "immediate",
                 "status": "completed",
                 "applicant_type": "person",
-                "applicant_name": person["name"],
+                "applicant_name": applicant["name"],
                 "applicant_cert_type": "id_card",
-                "applicant_cert_no": person["cert"],
-                "applicant_phone": person["phone"],
+                "applicant_cert_no": applicant["cert"],
+                "applicant_phone": applicant["phone"],
                 "received_at": completed - timedelta(hours=1),
                 "accepted_at": completed - timedelta(minutes=40),
                 "completed_at": completed,
@@ -290,7 +300,7 @@ class Generator:
             }
         )
         evaluated = completed + timedelta(seconds=delay)
-        received = evaluated + timedelta(seconds=self.rng.uniform(0.05, 1.5))
+        received = uploaded or evaluated + timedelta(seconds=self.rng.uniform(0.05, 1.5))
         invitation_id = None
         if channel == "qrcode":
             invitation_id = len(self.data.links) + 1
@@ -328,11 +338,13 @@ class Generator:
             "rater_name": person["name"],
             "rater_cert_type": "id_card",
             "rater_cert_no": person["cert"] if rater_cert == -1 else rater_cert,
-            "rater_phone": rater_phone or person["phone"],
+            "rater_phone": None if no_phone else rater_phone or person["phone"],
             "anonymous": False,
             "is_public": True,
             "is_default": False,
-            "client_id": None,
+            # Pads, terminals and apps post through our API client; a link's rating comes
+            # from the citizen's browser.
+            "client_id": None if channel == "qrcode" else self.w.client_id,
             "user_id": None,
             "invitation_id": invitation_id,
             "source_ip": ip,
@@ -437,6 +449,8 @@ class Generator:
         self.plant_perfect_staff(perfect)
         self.plant_duplicates()
         self.plant_coordinated_bad()
+        self.plant_second_attempts()
+        self.second_look_alikes()
         return self.finish()
 
     def _poisson(self, lam: float) -> int:
@@ -791,6 +805,229 @@ class Generator:
                         channel="mobile", delay=7200, device=who["device"], ua=who["ua"], **common
                     )
 
+    # --- issue 16: what an abuser tries second, and the honest look-alikes of it ----------
+
+    def closing(self, day: int, minute: float = 0.0) -> datetime:
+        """16:55 local on `day`, plus minutes."""
+        return (START + timedelta(days=day, hours=16, minutes=55 + minute)).astimezone(UTC)
+
+    def plant_second_attempts(self) -> None:
+        rng = self.rng
+        halls = list(self.w.halls)
+        # One phone written several ways (+86, 0086, dashes, 86 without +): a ring that
+        # looked like four sources.
+        for _ in range(3):
+            hall, t0, faker = (
+                rng.choice(halls),
+                self.office_time(rng.randrange(self.days)),
+                self.new_person(),
+            )
+            p = faker["phone"]
+            ways = ["+86" + p, "0086" + p, f"{p[:3]}-{p[3:7]}-{p[7:]}", "86" + p, p]
+            for j in range(rng.randint(5, 6)):
+                self.add(
+                    k=rng.choice(self.windows_of_hall(hall)),
+                    completed=t0 + timedelta(minutes=rng.uniform(0, 150)),
+                    person=self.new_person(),
+                    channel="mobile",
+                    level=5,
+                    delay=rng.uniform(60, 900),
+                    rater_phone=ways[j % len(ways)],
+                    rater_cert=None,
+                    kind="source_burst/second try: one phone written 4 ways, 5-6 cases in 2.5 h",
+                )
+        # Time: six cases rated from one app device in half an hour, uploaded over 12 hours.
+        for _ in range(2):
+            faker, t0 = self.new_person(), self.office_time(rng.randrange(self.days - 1))
+            for j in range(6):
+                given = t0 + timedelta(minutes=5 * j)
+                self.add(
+                    k=rng.randrange(len(self.w.windows)),
+                    completed=given - timedelta(minutes=30),
+                    person=self.new_person(),
+                    channel="mobile",
+                    level=5,
+                    delay=1800,
+                    device=faker["device"],
+                    ua=faker["ua"],
+                    uploaded=given + timedelta(hours=2.2 * j, seconds=rng.uniform(1, 60)),
+                    kind="source_burst/second try: 6 given in 30 min, uploaded over 12 h",
+                )
+        # Staff members rating with their own phone written with the country code.
+        cheats = [s for s in self.w.staff.values() if "person" in s]
+        for s in rng.sample(cheats, 3):
+            for _ in range(2):
+                self.add(
+                    k=s["window_k"],
+                    completed=self.office_time(rng.randrange(self.days)),
+                    person=self.new_person(),
+                    channel="pc",
+                    level=5,
+                    delay=rng.uniform(600, 7200),
+                    staff_id=next(i for i, x in self.w.staff.items() if x is s),
+                    rater_phone="+86 " + s["person"]["phone"],
+                    rater_cert=None,
+                    kind="staff_self_rating/second try: own phone written +86",
+                )
+        # Near-duplicates: each copy with a word or a mark changed.
+        texts = [
+            (
+                "大厅窗口服务热情周到，办事效率非常高，为你们点赞",
+                [("非常", "特别"), ("点赞", "点个赞")],
+            ),
+            (
+                "工作人员耐心细致，一次性告知所需材料，太贴心了",
+                [("耐心细致", "耐心细心"), ("太", "很")],
+            ),
+            ("政务服务越来越便民，跑一次就办好了，感谢政府", [("感谢", "谢谢"), ("便民", "方便")]),
+        ]
+        for text_, swaps in texts:
+            hall, day = rng.choice(halls), rng.randrange(self.days - 2)
+            for j in range(rng.randint(5, 6)):
+                copy = text_
+                old, new = swaps[j % len(swaps)]
+                if j % 3 == 1:
+                    copy = copy.replace(old, new)
+                elif j % 3 == 2:
+                    copy = copy.replace("，", "、", 1) + "！"
+                self.add(
+                    k=rng.choice(self.windows_of_hall(hall)),
+                    completed=self.office_time(day + rng.randrange(2)),
+                    person=self.new_person(),
+                    channel="pad",
+                    level=5,
+                    delay=self.pad_delay(),
+                    comment=copy,
+                    kind="duplicate_comment/second try: a word or a mark changed, 5-6 cases",
+                )
+        # A backlog pressed through at closing time: presses 0.3-0.9 s apart.
+        for k in rng.sample(range(len(self.w.windows)), 3):
+            day = rng.randrange(self.days)
+            press = self.closing(day)
+            for _ in range(rng.randint(6, 12)):
+                done = self.office_time(day)
+                done = min(done, press - timedelta(minutes=5))
+                self.add(
+                    k=k,
+                    completed=done,
+                    person=self.new_person(),
+                    channel="pad",
+                    level=5,
+                    delay=(press - done).total_seconds(),
+                    kind="pad_burst/a backlog pressed 0.3-0.9 s apart at closing time",
+                )
+                press += timedelta(seconds=rng.uniform(0.3, 0.9))
+        # One ID number, no phone or device, rating in one sitting (40 minutes) the cases of
+        # applicants served at one window over the day.
+        for level in (5, 5, 1):
+            k, day = rng.randrange(len(self.w.windows)), rng.randrange(self.days)
+            sitting, faker = self.closing(day, 30), self.new_person()
+            for _ in range(rng.randint(6, 8)):
+                done = self.office_time(day)
+                at = sitting + timedelta(minutes=rng.uniform(0, 40))
+                self.add(
+                    k=k,
+                    completed=done,
+                    person=faker,
+                    applicant=self.new_person(),
+                    channel="pc",
+                    level=level,
+                    delay=(at - done).total_seconds(),
+                    no_phone=True,
+                    comment=None,
+                    kind="agent_volume/one ID, 6-8 applicants' cases of a window in 40 min",
+                )
+        # Coordinated bad ratings from raters sharing nothing but the time and the wording.
+        attacks = [
+            "窗口人员态度恶劣，故意刁难群众，让我白跑了三趟",
+            "这个窗口办事拖拉，工作人员玩手机不理人，强烈投诉",
+        ]
+        for text_ in attacks:
+            hall, t0 = rng.choice(halls), self.office_time(rng.randrange(self.days))
+            for j in range(5):
+                who = self.new_person()
+                self.add(
+                    k=rng.choice(self.windows_of_hall(hall)),
+                    completed=t0 - timedelta(hours=2),
+                    person=who,
+                    channel="mobile",
+                    level=rng.choice([1, 2]),
+                    delay=7200 + rng.uniform(0, 3 * 3600),
+                    device=who["device"],
+                    ua=who["ua"],
+                    comment=text_ + ["", "！", "！！", "。", "，差评"][j],
+                    kind="coordinated_bad/second try: sharing only time and near-identical words",
+                )
+
+    def second_look_alikes(self) -> None:
+        """Honest: agent firms, a genuine closing-time rush, a pad's buffered upload."""
+        rng = self.rng
+        # Agent firms (代办) filing for clients all month at several windows, no phone.
+        for _ in range(6):
+            firm = self.new_person()
+            places = rng.sample(range(len(self.w.windows)), rng.randint(3, 6))
+            for _ in range(rng.randint(10, 16)):
+                k = rng.choice(places)
+                self.add(
+                    k=k,
+                    completed=self.office_time(rng.randrange(self.days)),
+                    person=firm,
+                    applicant=self.new_person(),
+                    channel="pc",
+                    level=self.level(k),
+                    delay=rng.uniform(600, 24 * 3600),
+                    no_phone=True,
+                )
+        # A busy firm: six clients' cases at one window in a morning, rated as they finish.
+        firm = self.new_person()
+        k, t0 = rng.randrange(len(self.w.windows)), self.office_time(rng.randrange(self.days))
+        for _ in range(6):
+            self.add(
+                k=k,
+                completed=t0 + timedelta(minutes=rng.uniform(0, 180)),
+                person=firm,
+                applicant=self.new_person(),
+                channel="pc",
+                level=self.level(k),
+                delay=rng.uniform(300, 3600),
+                no_phone=True,
+            )
+        # Closing-time rushes of genuine ratings, one to three minutes apart.
+        for k in rng.sample(range(len(self.w.windows)), 6):
+            day = rng.randrange(self.days)
+            at = self.closing(day, -15)
+            for _ in range(rng.randint(8, 10)):
+                at += timedelta(seconds=rng.uniform(60, 180))
+                delay = self.pad_delay()
+                self.honest_pad(k, at - timedelta(seconds=delay), delay)
+        # A pad offline for 90 minutes: ten ratings given over that time arrive together.
+        for k in rng.sample(range(len(self.w.windows)), 3):
+            day = rng.randrange(self.days)
+            start = self.office_time(day)
+            back = start + timedelta(minutes=90)
+            for j in range(10):
+                given = start + timedelta(minutes=9 * j, seconds=rng.uniform(0, 60))
+                delay = self.pad_delay()
+                self.honest_pad(
+                    k,
+                    given - timedelta(seconds=delay),
+                    delay,
+                    uploaded=back + timedelta(seconds=0.2 * j),
+                )
+
+    def honest_pad(
+        self, k: int, completed: datetime, delay: float, uploaded: datetime | None = None
+    ) -> dict[str, Any]:
+        return self.add(
+            k=k,
+            completed=completed,
+            person=self.new_person(),
+            channel="pad",
+            level=self.level(k),
+            delay=delay,
+            uploaded=uploaded,
+        )
+
     def finish(self) -> Data:
         """Ids in arrival order (as intake would give them), and the truth by id."""
         self.data.rows.sort(key=lambda r: r["received_at"])
@@ -884,6 +1121,20 @@ async def seed_world(sessionmaker) -> World:
             )
         }
         items = dict((await db.execute(select(Item.org_id, Item.id))).all())
+        w.client_id = (
+            await db.execute(
+                insert(ApiClient)
+                .values(
+                    name="bench-pads",
+                    key_prefix="bench",
+                    key_hash="0" * 64,
+                    org_id=orgs["OFFICE"][0],
+                    channels=["pad", "terminal", "mobile", "pc", "sms", "phone"],
+                )
+                .returning(ApiClient.id)
+            )
+        ).scalar_one()
+        await db.commit()
         staff = (await db.execute(select(Staff.id, Staff.staff_no, Staff.org_id))).all()
     for code, (oid, parent, region) in sorted(orgs.items()):
         if code.count("-W") == 1:

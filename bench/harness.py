@@ -24,9 +24,12 @@ from haochaping.config import Settings
 from haochaping.core.auth import Principal
 from haochaping.db import migrate as db_migrate
 from haochaping.db.session import make_engine, make_sessionmaker
+from haochaping.evaluations.schemas import StageRule
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.policies import schemas as policy_schemas
+from haochaping.policies import service as policy_service
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -164,6 +167,24 @@ async def seed(url: str, cases: int) -> World:
             )
             client, key = await account_service.create_client(
                 db=db, name="bench", org_code="OFFICE", channels=CASE_CHANNELS
+            )
+            # Stages are a closed list per region (policies): the phases rate each case once
+            # per stage, so the region lists the stages rating_target hands out.
+            await policy_service.create_policy(
+                db=db,
+                actor=ADMIN,
+                data=policy_schemas.PolicyCreate(
+                    region_code="330100",
+                    effective_from=datetime.now(UTC).date() - timedelta(days=400),
+                    values=policy_schemas.PolicyValuesPatch(
+                        stages=[StageRule(code="whole")]
+                        + [
+                            StageRule(code=f"{p}{i}", label=f"压测{p}{i}")
+                            for p, n in (("a", 6), ("b", 13))
+                            for i in range(n)
+                        ]
+                    ),
+                ),
             )
             ids = dict((await db.execute(select(Org.code, Org.id))).all())
             item_id = (await db.execute(select(Item.id))).scalar_one()

@@ -326,9 +326,15 @@ async def batch_phase(
                 ]
                 body = json.dumps({"items": items}).encode()
                 t0 = time.perf_counter()
-                status, answer = await conn.request(
-                    "POST", "/api/v1/evaluations/batch", body, headers
-                )
+                try:
+                    status, answer = await conn.request(
+                        "POST", "/api/v1/evaluations/batch", body, headers
+                    )
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # The server dropped the keep-alive connection (seen on the loaded shared
+                    # machine): counted, and this client stops for the rest of the slice.
+                    phase.errors["connection closed"] += 1
+                    return
                 phase.latencies.append(time.perf_counter() - t0)
                 phase.requests += 1
                 if status != 200:
@@ -382,7 +388,7 @@ async def record_staff_identities(url: str, world: harness.World) -> None:
                         staff_id=world.staff_id,
                         kind=kind,
                         recorded_by="bench",
-                        identity_hash=engine_keys(engine).identity_hash(value),
+                        identity_hash=engine_keys(engine).identity_hash(value, kind),
                     )
                 )
             await db.commit()

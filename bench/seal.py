@@ -136,8 +136,8 @@ def rating(i: int, org_id: int, start: datetime, identity_hash) -> tuple:
         None,
         at,
         at + timedelta(seconds=3),
-        identity_hash(cert),
-        identity_hash(phone),
+        identity_hash(cert, "cert"),
+        identity_hash(phone, "phone"),
     )
 
 

@@ -344,3 +344,17 @@ def test_serve_on_another_port_gives_links_to_that_port(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def test_worker_once_says_what_each_part_did_and_force_reruns_the_detectors(env):
+    first = invoke(env, "worker", "--once")
+    assert first.exit_code == 0, first.output
+    for part in ("期限检查：", "疑似刷评检测已运行", "评价存证：", "通知投递："):
+        assert part in first.output
+    # Within 10 minutes the detectors' pass is skipped, and the output says so and how to force.
+    again = invoke(env, "worker", "--once")
+    assert again.exit_code == 0 and "疑似刷评检测未运行" in again.output
+    assert "--force" in again.output
+    forced = invoke(env, "worker", "--once", "--force")
+    assert forced.exit_code == 0 and "疑似刷评检测已运行" in forced.output
+    assert invoke(env, "worker", "--force").exit_code == 2  # --force belongs to --once

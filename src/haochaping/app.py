@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from haochaping import __version__, scheduler
 from haochaping.accounts import api as accounts_api
@@ -202,6 +203,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return {"status": "ok", "version": __version__}
 
+    if settings.proxy_networks:
+        # Outermost: every route, the rate limits and the detectors see the client behind a
+        # trusted proxy (the right-most address of X-Forwarded-For not itself trusted); from
+        # any other peer the header is ignored.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxy_networks)
     openapi.install(app)
     apidocs.install(app)
     return app

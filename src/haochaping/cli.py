@@ -476,14 +476,22 @@ def calendar_status() -> None:
 def worker(
     interval: Annotated[float, typer.Option(help="两次运行间隔的秒数")] = 60.0,
     once: Annotated[bool, typer.Option(help="只运行一次，然后退出")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="与 --once 同用：即使检测在 10 分钟内运行过，也立即运行批量检测"),
+    ] = False,
 ) -> None:
-    """Run the deadline job and outbox delivery (safe beside other workers and `serve`)."""
+    """Run the deadline job, the detectors' batch checks, ledger sealing and outbox delivery
+    (safe beside other workers and `serve`); `--once` prints what each part did."""
     import logging
 
     from haochaping import scheduler
     from haochaping.app import create_app, shutdown, startup
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if force and not once:
+        typer.secho("错误：--force 只能与 --once 一起使用", fg="red", err=True)
+        raise typer.Exit(2)
     settings = _migrated_settings()
 
     async def run() -> None:
@@ -491,8 +499,8 @@ def worker(
         await startup(application)
         try:
             if once:
-                report, delivery = await scheduler.run_pass(application.state)
-                typer.echo(f"{report}；投递：{delivery}")
+                done = await scheduler.run_pass(application.state, force_integrity=force)
+                typer.echo(str(done))
             else:
                 await scheduler.run_forever(application.state, interval)
         finally:

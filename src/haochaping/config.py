@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # The detectors' cheap checks in the intake request (self-rating, bursts, link misuse);
     # off only to measure their cost (bench/intake.py) — the periodic batch checks still run.
     integrity_intake_checks: bool = True
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs,
+    # e.g. "10.0.0.0/8,192.0.2.7"); empty: none, the connecting address is the client's.
+    trusted_proxies: str = ""
     rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
     rate_public_per_minute: int = Field(120, ge=0)  # public pages, per IP
     rate_login_per_minute: int = Field(20, ge=0)  # sign-in attempts, per IP
@@ -154,6 +157,22 @@ class Settings(BaseSettings):
         if data.get("session_cookie_secure") in (None, ""):
             data["session_cookie_secure"] = data.get("env") == "production"
         return data
+
+    @model_validator(mode="after")
+    def _proxies_are_networks(self) -> Settings:
+        for item in self.proxy_networks:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"HAOCHAPING_TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network"
+                ) from None
+        return self
+
+    @property
+    def proxy_networks(self) -> list[str]:
+        """The trusted proxies as a list (addresses and CIDR networks)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @model_validator(mode="after")
     def _secret_in_production(self) -> Settings:

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 from haochaping.appeals import jobs as appeal_jobs
@@ -21,8 +22,32 @@ from haochaping.workorders import jobs
 log = logging.getLogger("haochaping.jobs")
 
 
-async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]:
-    """One pass: sweep deadlines (one transaction), seal new ratings, deliver what is due."""
+@dataclass
+class PassReport:
+    """What one pass did, part by part (printed by `haochaping worker --once`)."""
+
+    sweep: jobs.SweepReport
+    integrity: integrity_jobs.BatchReport
+    sealed: str
+    delivery: outbox.DeliveryReport
+
+    def __iter__(self):  # `report, delivery = await run_pass(...)`
+        return iter((self.sweep, self.delivery))
+
+    def __str__(self) -> str:
+        return "\n".join(
+            (
+                f"期限检查：{self.sweep}",
+                f"{self.integrity}",
+                f"评价存证：{self.sealed}",
+                f"通知投递：{self.delivery}",
+            )
+        )
+
+
+async def run_pass(state: Any, *, force_integrity: bool = False) -> PassReport:
+    """One pass: sweep deadlines (one transaction), the detectors' batch checks when due (or
+    `force_integrity`), seal new ratings, deliver what is due."""
     async with state.sessionmaker() as db:
         report = await jobs.sweep(
             db,
@@ -33,20 +58,22 @@ async def run_pass(state: Any) -> tuple[jobs.SweepReport, outbox.DeliveryReport]
         report.appeals = await appeal_jobs.sweep(db, utcnow())
         await db.commit()
     # The detectors' batch checks, once per interval across processes (never raises).
-    await integrity_jobs.run_due(state)
+    integrity = await integrity_jobs.run_due(state, force=force_integrity)
     try:  # seal new ratings into the ledger (its own transactions; never blocks intake)
         sealed = await ledger_jobs.seal_pending(state.sessionmaker)
+        sealed_text = str(sealed)
         if sealed.blocks:
             log.info("ledger: %s", sealed)
     except Exception:  # noqa: BLE001 - delivery must still run; the next pass seals them
         log.exception("ledger seal failed")
+        sealed_text = "封存失败（详见日志），下一轮重试"
     delivery = await outbox.deliver_due(
         state.sessionmaker,
         state.notifier,
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         policy=outbox.DeliveryPolicy.from_settings(state.settings),
     )
-    return report, delivery
+    return PassReport(sweep=report, integrity=integrity, sealed=sealed_text, delivery=delivery)
 
 
 # After a failed pass the next one waits 1, 2, 4 ... seconds, at most a minute (or the

@@ -308,3 +308,27 @@ async def test_a_rater_registered_in_one_process_is_held_by_another_at_once(
             await c.aclose()
         for a in apps:
             await shutdown(a)
+
+
+async def test_a_registered_rater_writing_the_phone_another_way_is_still_held(
+    client, db, world, bad, handlers
+):
+    ev, _order = bad
+    r = await appeal(client, handlers["unit_a"], ev["id"], category="malicious")
+    await decide(client, handlers["office"], r.json()["id"], "uphold", register_rater=True)
+    rater = await db.get(Evaluation, ev["id"])
+    # The same phone with the country code and dashes, and no certificate number at all.
+    written = (
+        "+86-" + rater.rater_phone[:3] + "-" + rater.rater_phone[3:7] + "-" + rater.rater_phone[7:]
+    )
+    case = await make_case(
+        db, world, applicant={"type": "person", "name": "李四", "phone": written}
+    )
+    r = await client.post(
+        "/api/v1/evaluations",
+        headers={"X-Api-Key": world.keys["hall_a_pad"]},
+        json=EvaluationPayloadFactory(case_no=case["case_no"], level=1, reasons=[], comment="差"),
+    )
+    assert r.status_code == 201, r.text
+    held = await db.get(EvaluationStanding, r.json()["id"])
+    assert held is not None and held.standing == "held" and held.reason == "malicious_rater"

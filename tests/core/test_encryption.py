@@ -82,7 +82,7 @@ async def test_stored_identifiers_are_ciphertext_and_searchable_by_hash(client, 
         (
             await db.execute(
                 select(Evaluation.id).where(
-                    Evaluation.rater_cert_hash == engine_keys(db).identity_hash(cert)
+                    Evaluation.rater_cert_hash == engine_keys(db).identity_hash(cert, "cert")
                 )
             )
         )
@@ -206,7 +206,7 @@ async def test_an_engine_made_with_other_settings_changes_nothing_here(client, d
         )
     ).one()
     assert stored.rater_cert_hash == DataKeys.from_settings(settings).identity_hash(
-        case["applicant"]["cert_no"]
+        case["applicant"]["cert_no"], "cert"
     )
     assert stored.rater_phone == case["applicant"]["phone"]  # readable with this engine's keys
     with pytest.raises(crypto.MissingKey):  # and written with them, not the other's

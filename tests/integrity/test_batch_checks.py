@@ -133,9 +133,12 @@ async def test_short_stock_phrases_pairs_and_spread_phrases_pass(db, build, sett
             build.spec(at=T0 + timedelta(minutes=k), comment="  办事效率很高，一次就办好了  ")
             for k in range(2)
         ]
+        # Three people's own words (one changed word would be a near-duplicate: flagged).
         + [
-            build.spec(at=T0 + timedelta(minutes=k), comment=f"第{k}次来办，材料一次讲清楚了")
-            for k in range(3)
+            build.spec(at=T0 + timedelta(minutes=k), comment=text)
+            for k, text in enumerate(
+                ["第一次来办，材料一次讲清楚了", "排队不到十分钟就轮到我", "帮老人填表很耐心，谢谢"]
+            )
         ]
         # Used across units, two at each: common, not pasted.
         + [
@@ -316,6 +319,9 @@ async def test_the_job_runs_once_per_interval(app, db):
     at = factories.now() + timedelta(days=400)
     first = await jobs.run_due(app.state, now=at)
     second = await jobs.run_due(app.state, now=at + timedelta(seconds=5))
-    assert first is not None and not first.failed and second is None
-    later = await jobs.run_due(app.state, now=at + timedelta(seconds=jobs.INTERVAL_SECONDS))
-    assert later is not None
+    assert first.ran and not first.failed and set(first.flagged) >= {"pad_burst", "agent_volume"}
+    assert not second.ran and "0 分钟前" in str(second) and "--force" in str(second)
+    forced = await jobs.run_due(app.state, now=at + timedelta(seconds=10), force=True)
+    assert forced.ran and "已运行" in str(forced)
+    later = await jobs.run_due(app.state, now=at + timedelta(seconds=10 + jobs.INTERVAL_SECONDS))
+    assert later.ran

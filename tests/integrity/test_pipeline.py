@@ -166,10 +166,24 @@ def test_the_prepared_hasher_gives_the_documented_digests():
     # here from scratch: the stored hashes of every deployment depend on it never changing.
     hasher = IdentityHasher("k" * 40)
     key = hashlib.new("sm3", b"haochaping-identity-v1:" + b"k" * 40).digest()
-    for value in ("13812345678", "33010219900101123x", "330102 19900101 123X"):
-        plain = value.replace(" ", "").upper().encode()
-        assert hasher(value) == hmac.new(key, plain, "sm3").hexdigest()
-    assert hasher(None) is None and hasher("") is None
+    for value in (
+        "33010219900101123x",
+        "330102 19900101 123X",
+        "３３０１０２１９９００１０１１２３ｘ",
+    ):
+        digest = hmac.new(key, b"33010219900101123X", "sm3").hexdigest()
+        assert hasher(value, "cert") == digest
+    # A canonical value hashes as it did before the canonical form: stored hashes still match.
+    for value in (
+        "13812345678",
+        "+86 138 1234 5678",
+        "0086-138-1234-5678",
+        "008613812345678",
+        "8613812345678",
+        "１３８１２３４５６７８",
+    ):
+        assert hasher(value, "phone") == hmac.new(key, b"13812345678", "sm3").hexdigest()
+    assert hasher(None, "cert") is None and hasher("", "phone") is None
 
 
 def test_the_null_of_the_distribution_check_is_the_better_peers():

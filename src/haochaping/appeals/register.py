@@ -71,8 +71,8 @@ def make_register_hook(
         for row in rows:
             # Rows from intake carry the keyed hashes already (evaluations.service.build_row).
             mine = {
-                row.get("rater_cert_hash") or identity_hash(row.get("rater_cert_no")),
-                row.get("rater_phone_hash") or identity_hash(row.get("rater_phone")),
+                row.get("rater_cert_hash") or identity_hash(row.get("rater_cert_no"), "cert"),
+                row.get("rater_phone_hash") or identity_hash(row.get("rater_phone"), "phone"),
             } - {None}
             if mine & hashes:
                 await set_standing(

@@ -20,7 +20,7 @@ from haochaping.core import outbox
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.timeutil import SHANGHAI, utcnow
-from haochaping.db.crypto import DataKeys
+from haochaping.db.crypto import DataKeys, IdentityKind
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.orgs.models import Org
@@ -215,8 +215,12 @@ async def _register(
     keys: DataKeys,
     now: datetime,
 ) -> None:
-    for kind, value in (("cert", ev.rater_cert_no), ("phone", ev.rater_phone)):
-        digest = keys.identity_hash(value)
+    pairs: tuple[tuple[IdentityKind, str | None], ...] = (
+        ("cert", ev.rater_cert_no),
+        ("phone", ev.rater_phone),
+    )
+    for kind, value in pairs:
+        digest = keys.identity_hash(value, kind)
         if digest:
             db.add(
                 MaliciousRater(

@@ -38,10 +38,10 @@ class Case(Base):
     applicant_cert_no: Mapped[str | None] = mapped_column(EncryptedString)
     applicant_phone: Mapped[str | None] = mapped_column(EncryptedString)
     applicant_cert_hash: Mapped[str | None] = mapped_column(
-        String(64), index=True, default=identity_hash_default("applicant_cert_no")
+        String(64), index=True, default=identity_hash_default("applicant_cert_no", "cert")
     )
     applicant_phone_hash: Mapped[str | None] = mapped_column(
-        String(64), index=True, default=identity_hash_default("applicant_phone")
+        String(64), index=True, default=identity_hash_default("applicant_phone", "phone")
     )
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -104,8 +104,8 @@ async def upsert_case(
         a.cert_no,
         a.phone,
     )
-    case.applicant_cert_hash = keys.identity_hash(a.cert_no)
-    case.applicant_phone_hash = keys.identity_hash(a.phone)
+    case.applicant_cert_hash = keys.identity_hash(a.cert_no, "cert")
+    case.applicant_phone_hash = keys.identity_hash(a.phone, "phone")
     case.received_at = data.received_at or case.received_at
     case.accepted_at = data.accepted_at or case.accepted_at
     case.completed_at = data.completed_at or case.completed_at

@@ -14,21 +14,66 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from haochaping.config import Settings
 
-_SPACES = re.compile(r"[\s\-()（）]")
+# Separators people write inside numbers (after NFKC has made full-width forms ASCII).
+_SEPARATORS = re.compile(r"[\s\-()./_]")
+_NON_DIGITS = re.compile(r"\D")
 PREFIX = "hcp1:"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 
 
-def normalise_identity(value: str) -> str:
-    """The comparable form of a certificate or phone number (no spaces, upper case)."""
-    return _SPACES.sub("", value).upper()
+IdentityKind = Literal["cert", "phone"]
+
+
+def canonical_phone(value: str) -> str:
+    """One form for a phone number however it is written: full-width digits, spaces, dashes,
+    dots and brackets, and the country code (+86, 0086, 86 before a mobile number) make no
+    difference. A mainland mobile is its 11 digits (13812345678); a mainland fixed line its
+    area code with the trunk 0 and the number (01012345678, also from +86 10 1234 5678); a
+    number of another country keeps its + and country code (+85291234567)."""
+    if (
+        value.isascii()
+        and value.isdigit()
+        and not value.startswith("00")
+        and not (len(value) == 13 and value.startswith("861"))
+    ):
+        return value  # the common case, already canonical: at intake on every rating
+    text = unicodedata.normalize("NFKC", value).strip()
+    digits = _NON_DIGITS.sub("", text)
+    international = text.startswith("+") or digits.startswith("00")
+    if international:
+        digits = digits[2:] if digits.startswith("00") else digits
+        if not digits.startswith("86"):
+            return "+" + digits if digits else ""
+        national = digits[2:]
+        if national.startswith("0"):  # +86 (0)10 ...: the trunk 0 written anyway
+            return national
+        return national if len(national) == 11 and national.startswith("1") else "0" + national
+    if len(digits) == 13 and digits.startswith("861"):
+        return digits[2:]  # 86 written without the + before a mobile number
+    return digits
+
+
+def canonical_cert(value: str) -> str:
+    """One form for a certificate number: full-width letters and digits made ASCII (NFKC),
+    separators dropped, letters upper case (the check letter X of an ID card, passports)."""
+    if value.isascii() and value.isalnum():
+        return value.upper()  # the common case: at intake on every rating
+    return _SEPARATORS.sub("", unicodedata.normalize("NFKC", value)).upper()
+
+
+def normalise_identity(value: str, kind: IdentityKind) -> str:
+    """The comparable form of a certificate (`cert`) or phone (`phone`) number: what every
+    keyed identity hash is taken of (intake, cases, the register, staff identities)."""
+    return canonical_phone(value) if kind == "phone" else canonical_cert(value)
 
 
 def _hash_key(secret: str) -> bytes:
@@ -37,18 +82,22 @@ def _hash_key(secret: str) -> bytes:
 
 
 class IdentityHasher:
-    """The keyed identity hash (HMAC-SM3 of a normalised identifier, hex; None for an empty
-    value). The keyed HMAC state is prepared once, so each value costs about half a fresh
-    `hmac.new` (the intake path hashes two identifiers per rating)."""
+    """The keyed identity hash (HMAC-SM3 of an identifier in its canonical form,
+    `normalise_identity`, hex; None for an empty value). The keyed HMAC state is prepared
+    once, so each value costs about half a fresh `hmac.new` (the intake path hashes two
+    identifiers per rating)."""
 
     def __init__(self, secret: str) -> None:
         self._base = hmac.new(_hash_key(secret), digestmod="sm3")
 
-    def __call__(self, value: str | None) -> str | None:
+    def __call__(self, value: str | None, kind: IdentityKind) -> str | None:
         if not value:
             return None
+        canonical = normalise_identity(value, kind)
+        if not canonical:
+            return None
         h = self._base.copy()
-        h.update(normalise_identity(value).encode())
+        h.update(canonical.encode())
         return h.hexdigest()
 
 

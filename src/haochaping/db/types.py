@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text, TypeDecorator
 from sqlalchemy.types import TypeEngine
 
-from haochaping.db.crypto import DataKeys, MissingKey
+from haochaping.db.crypto import DataKeys, IdentityKind, MissingKey
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY autoincrements.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -43,13 +43,13 @@ class EncryptedString(TypeDecorator[str]):
         return dialect_keys(dialect).decrypt(value)
 
 
-def identity_hash_default(source_column: str):
+def identity_hash_default(source_column: str, kind: IdentityKind):
     """A column default: the keyed hash of another column's plaintext in the same INSERT
     (so that a person can be found by certificate or phone without storing it in clear)."""
 
     def compute(context) -> str | None:
         value = context.get_current_parameters().get(source_column)
-        return dialect_keys(context.dialect).identity_hash(value)
+        return dialect_keys(context.dialect).identity_hash(value, kind)
 
     return compute
 

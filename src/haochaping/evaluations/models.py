@@ -82,10 +82,10 @@ class Evaluation(Base):
     rater_cert_no: Mapped[str | None] = mapped_column(EncryptedString)
     rater_phone: Mapped[str | None] = mapped_column(EncryptedString)
     rater_cert_hash: Mapped[str | None] = mapped_column(
-        String(64), index=True, default=identity_hash_default("rater_cert_no")
+        String(64), index=True, default=identity_hash_default("rater_cert_no", "cert")
     )
     rater_phone_hash: Mapped[str | None] = mapped_column(
-        String(64), index=True, default=identity_hash_default("rater_phone")
+        String(64), index=True, default=identity_hash_default("rater_phone", "phone")
     )
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)

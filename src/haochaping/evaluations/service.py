@@ -406,8 +406,8 @@ def build_row(
         rater["rater_type"] = "person"
     # The keyed hashes the INSERT would compute as column defaults, computed here once so that
     # the intake hooks (detectors, malicious-rater register) match on them without rehashing.
-    rater["rater_cert_hash"] = rules.keys.identity_hash(rater["rater_cert_no"])
-    rater["rater_phone_hash"] = rules.keys.identity_hash(rater["rater_phone"])
+    rater["rater_cert_hash"] = rules.keys.identity_hash(rater["rater_cert_no"], "cert")
+    rater["rater_phone_hash"] = rules.keys.identity_hash(rater["rater_phone"], "phone")
     return {
         "case_id": target.case_id,
         "stage": data.stage,

@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import unicodedata
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from rapidfuzz import fuzz, process
 from sqlalchemy import and_, case, distinct, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +33,7 @@ from haochaping.core import jobs as job_state
 from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityHasher
+from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation, Invitation
 from haochaping.integrity.choices import FlagStage
 from haochaping.integrity.flags import Finding, raise_flags
@@ -90,11 +93,35 @@ class Thresholds:
     # quick phrases, a saying), not a paste.
     comment_max_orgs: int = 3
     comment_common_days: int = 30
-    # coordinated_bad: bad ratings against one unit from raters linked by phone/device/IP.
+    # Near-duplicates (duplicate_comment, coordinated_bad): texts compared after
+    # `comment_key` (NFKC, no punctuation or spaces); similar at this Indel similarity (0-100,
+    # rapidfuzz's fuzz.ratio: one word changed in a sentence of 15 characters is about 87).
+    comment_similarity: float = 85.0
+    # coordinated_bad: bad ratings against one unit from raters linked by phone/device/IP,
+    # or, sharing nothing, by time and near-identical wording.
     bad_lookback_days: int = 3
     bad_span_hours: int = 24
     bad_min_ratings: int = 3
     bad_min_raters: int = 2
+    bad_text_span_hours: float = 6.0
+    bad_text_min_chars: int = 8
+    bad_text_similarity: float = 90.0
+    # pad_burst: presses less than a second apart at one window and device (a backlog
+    # pressed through), consecutive in a run of this many.
+    press_lookback_days: int = 2
+    press_gap_seconds: float = 1.0
+    press_min_run: int = 3
+    # agent_volume: one ID number with no phone or device rating many applicants' cases,
+    # in a short time, at one place, all at one level. An agent firm rates its clients'
+    # cases too: volume, spread and level pattern together, never the role.
+    agent_lookback_days: int = 7
+    agent_span_hours: float = 1.0
+    agent_min_applicants: int = 5
+    agent_min_share_one_place: float = 0.8
+    agent_min_share_one_level: float = 1.0
+    # Time: the time a rating was given as its device or channel reports it, when an API
+    # client reported it and it is at most this long before receipt; else the receipt.
+    given_max_lag_hours: float = 24.0
     # Ratings read per batch pass by the watermark-driven backstops.
     batch_limit: int = 50_000
 
@@ -152,6 +179,41 @@ def check_labels() -> dict[str, str]:
 
 def _ts(value: datetime) -> float:
     return value.timestamp()
+
+
+TIME_BASIS = {"given": "评价器或渠道报告的评价时间", "received": "评价到达服务器的时间"}
+
+
+def rating_time(row: Mapping[Any, Any], th: Thresholds) -> tuple[datetime, str]:
+    """When a rating was given, and on what the figure rests (`given` or `received`).
+
+    A pad buffers ratings while offline and uploads them together; a burst can be uploaded
+    later, spread out. The time the rating was given is what tells them apart, and it is
+    trusted where a client of ours reported it (pads, terminals, business systems: not a
+    browser with a link, whose time is the receipt anyway), bounded by receipt: not after
+    it (intake already caps it) and not more than `given_max_lag_hours` before it."""
+    received: datetime = row["received_at"]
+    if row.get("client_id") is None or row.get("invitation_id"):
+        return received, "received"
+    given: datetime | None = row.get("evaluated_at")
+    if given is not None and given != received:
+        lag = (received - given).total_seconds()
+        if 0.0 < lag <= th.given_max_lag_hours * 3600.0:
+            return given, "given"
+    return received, "received"
+
+
+_COMMENT_DROP = frozenset("PSZC")  # punctuation, symbols, separators, control characters
+
+
+def comment_key(text: str | None) -> str:
+    """A comment in the form near-duplicates are compared in: full-width forms made ASCII
+    (NFKC), lower case, punctuation, symbols and spaces dropped, so that changing a comma
+    or an exclamation mark changes nothing."""
+    if not text:
+        return ""
+    norm = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in norm if unicodedata.category(ch)[0] not in _COMMENT_DROP)
 
 
 def _rater(row: Row) -> str:
@@ -610,7 +672,7 @@ class StaffSelfRating(Check):
     ) -> Finding | None:
         best: tuple[str, str, StaffEntry] | None = None
         for kind in ("cert", "phone"):
-            digest = row.get(f"rater_{kind}_hash") or hasher(row.get(RAW[kind]))
+            digest = row.get(f"rater_{kind}_hash") or hasher(row.get(RAW[kind]), kind)
             for entry in index.get(digest, ()) if digest else ():
                 staff_id, org_id, _no = entry
                 if staff_id == row.get("staff_id"):
@@ -685,7 +747,7 @@ class SourceBurst(Check):
     label = "同一来源短时评价多件"
 
     def _findings(
-        self, kind: str, row: Row, events: SourceWindow, th: Thresholds
+        self, kind: str, row: Row, events: SourceWindow, th: Thresholds, basis: str
     ) -> Sequence[Finding]:
         burst = events.burst(th)
         if burst is None:
@@ -701,9 +763,11 @@ class SourceBurst(Check):
             "cases": cases,
             "raters": raters,
             "evaluation_ids": ids,
+            "time_basis": basis,
         }
         reason = (
-            f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内评价了 {cases} 件"
+            f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内（按{TIME_BASIS[basis]}）"
+            f"评价了 {cases} 件"
             f"不同办件，涉及 {raters} 个不同评价人"
         )
         return flag_once(
@@ -714,13 +778,16 @@ class SourceBurst(Check):
         if row.get("case_id") is None:
             return PASS
         found: list[Finding] = []
-        for kind, value in source_keys(row):
-            event = SourceEvent(
-                _ts(row["received_at"]), row["id"], row["case_id"], _rater(row), row["org_id"]
-            )
+        th = guard.thresholds
+        keys = source_keys(row)
+        if not keys:
+            return PASS
+        when, basis = rating_time(row, th)
+        for kind, value in keys:
+            event = SourceEvent(_ts(when), row["id"], row["case_id"], _rater(row), row["org_id"])
             # Only a hash of the value is kept in memory, never the number itself.
             events = guard.sources.add((kind, hash(value)), event)
-            found.extend(self._findings(kind, row, events, guard.thresholds))
+            found.extend(self._findings(kind, row, events, th, basis))
         return found
 
     async def scan(self, ctx: BatchContext) -> list[Finding]:
@@ -765,6 +832,8 @@ class SourceBurst(Check):
                         E.invitation_id,
                         E.source_ip,
                         E.user_agent,
+                        E.client_id,
+                        E.evaluated_at,
                         E.received_at,
                     )
                     .where(base, cond)
@@ -775,16 +844,22 @@ class SourceBurst(Check):
             .mappings()
             .all()
         )
-        windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
+        given = [(*rating_time(r, th), dict(r)) for r in rows]
+        # On the time given (a burst uploaded later is still a burst), and on the receipt as
+        # well: a rater's own source gains nothing from a pad's buffer, and a reported time
+        # spread out by whoever controls the device must not hide a burst that arrived as one.
+        received = [(r["received_at"], "received", dict(r)) for r in rows]
         found: list[Finding] = []
-        for r in rows:
-            row = dict(r)
-            for kind, value in source_keys(row):
-                event = SourceEvent(
-                    _ts(row["received_at"]), row["id"], row["case_id"], _rater(row), row["org_id"]
-                )
-                events = windows.add((kind, value), event)
-                found.extend(self._findings(kind, row, events, th))
+        for timed in (given, received):
+            timed.sort(key=lambda t: (t[0], t[2]["id"]))
+            windows = SourceWindows(window_seconds=th.burst_window_seconds, per_key=10_000)
+            for when, basis, row in timed:
+                for kind, value in source_keys(row):
+                    event = SourceEvent(
+                        _ts(when), row["id"], row["case_id"], _rater(row), row["org_id"]
+                    )
+                    events = windows.add((kind, value), event)
+                    found.extend(self._findings(kind, row, events, th, basis))
         return found
 
 
@@ -988,6 +1063,220 @@ class InstantPad(Check):
         return found
 
 
+@register
+class PadBurst(Check):
+    """At one window and device, presses less than a second apart: nobody rates after the
+    previous citizen that fast, so a run of them is a backlog pressed through (closing time)."""
+
+    name = "pad_burst"
+    label = "评价器连续快速按键"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th, E = ctx.thresholds, Evaluation
+        rows = (
+            (
+                await ctx.db.execute(
+                    select(
+                        E.id,
+                        E.org_id,
+                        E.window_id,
+                        E.device_id,
+                        E.client_id,
+                        E.invitation_id,
+                        E.evaluated_at,
+                        E.received_at,
+                    )
+                    .where(
+                        ctx.recent(th.press_lookback_days),
+                        E.channel.in_(FIXED_DEVICE_CHANNELS),
+                        E.window_id.is_not(None),
+                    )
+                    .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
+                    .limit(th.batch_limit)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        pads: dict[tuple[int, str | None], list[tuple[datetime, str, Row]]] = {}
+        for r in rows:
+            when, basis = rating_time(r, th)
+            pads.setdefault((r["window_id"], r["device_id"]), []).append((when, basis, dict(r)))
+        runs: list[tuple[int, str | None, list[tuple[datetime, str, Row]]]] = []
+        for (window_id, device_id), presses in pads.items():
+            presses.sort(key=lambda p: (p[0], p[2]["id"]))
+            run = presses[:1]
+            for press in presses[1:]:
+                if (press[0] - run[-1][0]).total_seconds() < th.press_gap_seconds:
+                    run.append(press)
+                    continue
+                if len(run) >= th.press_min_run:
+                    runs.append((window_id, device_id, run))
+                run = [press]
+            if len(run) >= th.press_min_run:
+                runs.append((window_id, device_id, run))
+        if not runs:
+            return []
+        codes = await _org_codes(ctx.db, [w for w, _d, _r in runs])
+        found: list[Finding] = []
+        for window_id, device_id, run in runs:
+            code = codes.get(window_id, ("?", ""))[0]
+            shown = f"窗口 {code}" + (f" 评价器 {mask('device', device_id)}" if device_id else "")
+            gaps = [
+                round((b[0] - a[0]).total_seconds(), 2) for a, b in zip(run, run[1:], strict=False)
+            ]
+            bases = sorted({basis for _w, basis, _r in run})
+            evidence = {
+                "window_code": code,
+                "device": mask("device", device_id),
+                "presses": len(run),
+                "gaps_seconds": gaps[:50],
+                "first": run[0][0].isoformat(),
+                "last": run[-1][0].isoformat(),
+                "time_basis": bases,
+                "evaluation_ids": [r["id"] for _w, _b, r in run][:200],
+            }
+            reason = (
+                f"{shown}连续 {len(run)} 次评价的间隔均不足 {th.press_gap_seconds:g} 秒"
+                f"（按{'、'.join(TIME_BASIS[b] for b in bases)}），"
+                f"不可能是先后到窗口的群众各自评价，疑似积压后集中代按"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=r["id"],
+                    org_id=r["org_id"],
+                    check=self.name,
+                    subject=shown,
+                    reason=reason,
+                    evidence=evidence,
+                )
+                for _w, _b, r in run
+            )
+        return found
+
+
+@register
+class AgentVolume(Check):
+    """One ID number, with no phone or device, rating many different applicants' cases as
+    their agent: in a short time, nearly all at one window or unit, all at one level. Agent
+    firms rate their clients' cases too, spread over days and places, at varied levels: the
+    pattern is what is judged, not the role."""
+
+    name = "agent_volume"
+    label = "同一证件代评多人办件"
+
+    async def scan(self, ctx: BatchContext) -> list[Finding]:
+        th, E = ctx.thresholds, Evaluation
+        base = and_(
+            ctx.recent(th.agent_lookback_days),
+            E.rater_cert_hash.is_not(None),
+            E.rater_phone_hash.is_(None),
+            or_(E.device_id.is_(None), E.channel.in_(FIXED_DEVICE_CHANNELS)),
+            Case.applicant_cert_hash.is_distinct_from(E.rater_cert_hash),
+        )
+        applicants = func.count(distinct(func.coalesce(Case.applicant_cert_hash, Case.case_no)))
+        busy = (
+            select(E.rater_cert_hash)
+            .join(Case, Case.id == E.case_id)
+            .where(base)
+            .group_by(E.rater_cert_hash)
+            .having(applicants >= th.agent_min_applicants)
+        )
+        rows = (
+            (
+                await ctx.db.execute(
+                    select(
+                        E.id,
+                        E.org_id,
+                        E.window_id,
+                        E.level,
+                        E.client_id,
+                        E.invitation_id,
+                        E.evaluated_at,
+                        E.received_at,
+                        E.rater_cert_hash,
+                        E.rater_cert_no,  # decrypted for these few rows: shown masked
+                        func.coalesce(Case.applicant_cert_hash, Case.case_no).label("applicant"),
+                    )
+                    .join(Case, Case.id == E.case_id)
+                    .where(base, E.rater_cert_hash.in_(busy))
+                    .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
+                    .limit(th.batch_limit)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        by_rater: dict[str, list[tuple[datetime, str, Row]]] = {}
+        for r in rows:
+            by_rater.setdefault(r["rater_cert_hash"], []).append((*rating_time(r, th), dict(r)))
+        span = timedelta(hours=th.agent_span_hours)
+        suspects = []
+        for ratings in by_rater.values():
+            ratings.sort(key=lambda x: (x[0], x[2]["id"]))
+            best: list[tuple[datetime, str, Row]] = []
+            lo = 0
+            for hi in range(len(ratings)):  # the busiest span of `agent_span_hours`
+                while ratings[hi][0] - ratings[lo][0] > span:
+                    lo += 1
+                if hi - lo + 1 > len(best):
+                    best = ratings[lo : hi + 1]
+            if len({r["applicant"] for _t, _b, r in best}) < th.agent_min_applicants:
+                continue
+            places = Counter(r["window_id"] or r["org_id"] for _t, _b, r in best)
+            levels = Counter(r["level"] for _t, _b, r in best)
+            place, at_place = places.most_common(1)[0]
+            level, at_level = levels.most_common(1)[0]
+            n = len(best)
+            if (
+                at_place / n >= th.agent_min_share_one_place
+                and at_level / n >= th.agent_min_share_one_level
+            ):
+                suspects.append((best, place, at_place, level, at_level))
+        if not suspects:
+            return []
+        codes = await _org_codes(ctx.db, [s[1] for s in suspects])
+        found: list[Finding] = []
+        for best, place, at_place, level, at_level in suspects:
+            n = len(best)
+            applicants_n = len({r["applicant"] for _t, _b, r in best})
+            hours = max((best[-1][0] - best[0][0]).total_seconds() / 3600, 0.1)
+            code = codes.get(place, ("?", ""))[0]
+            bases = sorted({b for _t, b, _r in best})
+            cert_shown = mask("cert", normalize("cert", best[0][2]["rater_cert_no"])) or "?"
+            evidence = {
+                "ratings": n,
+                "applicants": applicants_n,
+                "hours": round(hours, 1),
+                "rater": cert_shown,
+                "place_code": code,
+                "at_place": at_place,
+                "level": level,
+                "at_level": at_level,
+                "time_basis": bases,
+                "evaluation_ids": [r["id"] for _t, _b, r in best][:200],
+            }
+            reason = (
+                f"同一证件号（未留手机号、设备）在 {hours:.1f} 小时内评价了 {applicants_n} 位"
+                f"不同办事人的 {n} 件办件，其中 {at_place} 件在 {code}，"
+                f"{at_level} 件为“{LEVEL_LABELS.get(level, level)}”"
+                f"（按{'、'.join(TIME_BASIS[b] for b in bases)}），"
+                f"不像代办机构按办件分散的评价，疑似借代办身份刷评"
+            )
+            found.extend(
+                Finding(
+                    evaluation_id=r["id"],
+                    org_id=r["org_id"],
+                    check=self.name,
+                    subject=f"证件号 {cert_shown}",
+                    reason=reason,
+                    evidence=evidence,
+                )
+                for _t, _b, r in best
+            )
+        return found
+
+
 def binomial_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p)."""
     if k <= 0:
@@ -1135,89 +1424,162 @@ class PerfectUnit(Check):
         return found
 
 
+def similar_pairs(texts: Sequence[str], cutoff: float) -> Iterable[tuple[int, int]]:
+    """(i, j), i < j, of every pair of `texts` at least `cutoff` alike (rapidfuzz
+    fuzz.ratio, the normalised Indel similarity, 0-100; its C++ loop does the work)."""
+    for i in range(len(texts) - 1):
+        rest = texts[i + 1 :]
+        for _text, _score, k in process.extract(
+            texts[i], rest, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+        ):
+            yield i, i + 1 + k
+
+
+def similar_to_any(queries: Sequence[str], texts: Sequence[str], cutoff: float) -> set[int]:
+    """Indices of `texts` at least `cutoff` alike to one of `queries`."""
+    hits: set[int] = set()
+    for q in queries:
+        hits.update(
+            k
+            for _t, _s, k in process.extract(
+                q, texts, scorer=fuzz.ratio, score_cutoff=cutoff, limit=None
+            )
+        )
+    return hits
+
+
+def similar_groups(texts: Sequence[str], cutoff: float) -> list[list[int]]:
+    """Indices of `texts` grouped by near-identity: a pair is linked when its Indel
+    similarity (rapidfuzz fuzz.ratio, 0-100) reaches `cutoff`; groups are the linked
+    components. Identical texts are compared once."""
+    distinct = list(dict.fromkeys(texts))
+    links = _Links()
+    for i in range(len(distinct)):
+        links.find(i)
+    if len(distinct) > 1:
+        for i, j in similar_pairs(distinct, cutoff):
+            links.union(i, j)
+    position = {t: i for i, t in enumerate(distinct)}
+    groups: dict[int, list[int]] = {}
+    for k, t in enumerate(texts):
+        groups.setdefault(links.find(position[t]), []).append(k)
+    return list(groups.values())
+
+
 @register
 class DuplicateComment(Check):
-    """The same written comment (long enough to be one's own words) on several cases of one
-    unit within days, and seen at few other units: pasted, where a common phrase is spread
-    over many units."""
+    """The same comment, or one changed by a word or a punctuation mark, on several cases of
+    one unit within days; unless the wording is common across the whole region served (a
+    phrase many units hear is repetition, not a paste)."""
 
     name = "duplicate_comment"
     label = "评价内容雷同"
 
     async def scan(self, ctx: BatchContext) -> list[Finding]:
         th, E = ctx.thresholds, Evaluation
-        text = func.trim(E.comment)
-        base = and_(
-            ctx.recent(th.comment_lookback_days),
-            E.comment.is_not(None),
-            E.case_id.is_not(None),
-            func.length(text) >= th.comment_min_chars,
-        )
-        groups = (
+        rows = (
             await ctx.db.execute(
-                select(E.org_id, text, func.count(distinct(E.case_id)))
-                .where(base)
-                .group_by(E.org_id, text)
-                .having(func.count(distinct(E.case_id)) >= th.comment_min_cases)
-                .limit(1000)
+                select(E.id, E.org_id, E.region_code, E.case_id, E.comment)
+                .where(
+                    ctx.recent(th.comment_lookback_days),
+                    E.comment.is_not(None),
+                    E.case_id.is_not(None),
+                    func.length(E.comment) >= th.comment_min_chars,
+                )
+                .order_by(E.id.desc())  # the newest: older ones were seen by earlier passes
+                .limit(th.batch_limit)
             )
         ).all()
-        if groups:
-            spread: dict[str, int] = dict(
-                (
-                    await ctx.db.execute(
-                        select(text, func.count(distinct(E.org_id)))
-                        .where(
-                            ctx.recent(th.comment_common_days),
-                            E.comment.is_not(None),
-                            text.in_({g[1] for g in groups}),
-                        )
-                        .group_by(text)
-                    )
-                ).all()
-            )
-            groups = [g for g in groups if spread.get(g[1], 0) <= th.comment_max_orgs]
-        codes = await _org_codes(ctx.db, [g[0] for g in groups])
-        found: list[Finding] = []
-        for org_id, comment, cases in groups:
-            ids = (
-                (
-                    await ctx.db.execute(
-                        select(E.id)
-                        .where(base, E.org_id == org_id, text == comment)
-                        .order_by(E.id)
-                        .limit(th.batch_limit)
-                    )
+        # (id, case, region, comment key, comment) per unit, oldest first
+        by_org: dict[int, list[tuple[int, int, str, str, str]]] = {}
+        for eid, org_id, region, case_id, comment in sorted(rows):
+            key = comment_key(comment)
+            if len(key) >= th.comment_min_chars:
+                by_org.setdefault(org_id, []).append(
+                    (eid, case_id or 0, region, key, comment or "")
                 )
-                .scalars()
-                .all()
-            )
+        candidates: list[tuple[int, list[tuple[int, int, str, str, str]]]] = []
+        for org_id, items in by_org.items():
+            if len(items) < th.comment_min_cases:
+                continue
+            for idx in similar_groups([it[3] for it in items], th.comment_similarity):
+                group = [items[i] for i in idx]
+                if len({g[1] for g in group}) >= th.comment_min_cases:
+                    candidates.append((org_id, group))
+        if not candidates:
+            return []
+        candidates = await self._not_common(ctx, candidates)
+        codes = await _org_codes(ctx.db, [org_id for org_id, _ in candidates])
+        found: list[Finding] = []
+        for org_id, group in candidates:
             code, name = codes.get(org_id, ("?", "?"))
-            shown = mask_text(comment) or ""
+            shown = mask_text(group[0][4]) or ""
             short = shown if len(shown) <= 24 else shown[:24] + "…"
+            cases = len({g[1] for g in group})
+            variants = len({g[3] for g in group})
             evidence = {
                 "comment": shown,
                 "cases": cases,
+                "variants": variants,
+                "similarity": th.comment_similarity,
                 "org_code": code,
-                "evaluation_ids": list(ids)[:200],
+                "evaluation_ids": [g[0] for g in group][:200],
                 "days": th.comment_lookback_days,
             }
+            alike = "相同" if variants == 1 else f"相同或仅个别字词、标点不同（{variants} 种写法）"
             reason = (
-                f"相同的评价内容“{short}”在 {th.comment_lookback_days} 天内出现在"
+                f"{alike}的评价内容“{short}”在 {th.comment_lookback_days} 天内出现在"
                 f"{name}（{code}）{cases} 件不同办件的评价中，疑似复制粘贴"
             )
             found.extend(
                 Finding(
-                    evaluation_id=eid,
+                    evaluation_id=g[0],
                     org_id=org_id,
                     check=self.name,
                     subject=f"评论 “{short}”",
                     reason=reason,
                     evidence=evidence,
                 )
-                for eid in ids
+                for g in group
             )
         return found
+
+    async def _not_common(
+        self, ctx: BatchContext, candidates: list[tuple[int, list[tuple[int, int, str, str, str]]]]
+    ) -> list[tuple[int, list[tuple[int, int, str, str, str]]]]:
+        """The candidate groups whose wording is seen (alike) at no more than
+        `comment_max_orgs` units within `comment_common_days`, counted over every unit the
+        service covers (the province, not one county: a county has too few halls to tell a
+        phrase people use from a paste)."""
+        th, E = ctx.thresholds, Evaluation
+        rows = (
+            await ctx.db.execute(
+                select(E.org_id, E.comment)
+                .where(
+                    ctx.recent(th.comment_common_days),
+                    E.comment.is_not(None),
+                    func.length(E.comment) >= th.comment_min_chars,
+                )
+                .order_by(E.id.desc())
+                .limit(th.batch_limit * 4)
+            )
+        ).all()
+        phrases: dict[str, set[int]] = {}  # comment key -> the units it was written at
+        for org_id, comment in rows:
+            key = comment_key(comment)
+            if len(key) >= th.comment_min_chars:
+                phrases.setdefault(key, set()).add(org_id)
+        texts = list(phrases)
+        kept = []
+        for org_id, group in candidates:
+            units: set[int] = {org_id}
+            if texts:
+                mine = list({g[3] for g in group})
+                for j in similar_to_any(mine, texts, th.comment_similarity):
+                    units |= phrases[texts[j]]
+            if len(units) <= th.comment_max_orgs:
+                kept.append((org_id, group))
+        return kept
 
 
 class _Links:
@@ -1262,6 +1624,9 @@ class CoordinatedBad(Check):
                         E.invitation_id,
                         E.source_ip,
                         E.user_agent,
+                        E.client_id,
+                        E.comment,
+                        E.evaluated_at,
                         E.received_at,
                     )
                     .where(
@@ -1278,17 +1643,21 @@ class CoordinatedBad(Check):
         )
         by_org: dict[int, list[Row]] = {}
         for m in rows:
-            by_org.setdefault(m["org_id"], []).append(dict(m))
+            r = dict(m)
+            r["at"], r["basis"] = rating_time(r, th)
+            by_org.setdefault(m["org_id"], []).append(r)
         span = th.bad_span_hours * 3600
         groups = []
         for org_id, ratings in by_org.items():
             if len(ratings) < th.bad_min_ratings:
                 continue
+            ratings.sort(key=lambda r: (r["at"], r["id"]))
             links = _Links()
             last_seen: dict[tuple[str, str], tuple[float, int]] = {}
             kinds: dict[tuple[int, int], set[str]] = {}
+            self._link_by_wording(ratings, links, kinds, th)
             for r in ratings:
-                t = _ts(r["received_at"])
+                t = _ts(r["at"])
                 keys = source_keys(r)
                 cert = r.get("rater_cert_hash")
                 if cert:
@@ -1312,6 +1681,28 @@ class CoordinatedBad(Check):
                     groups.append((org_id, group, len(cases), len(raters), via))
         return await self._flag_groups(ctx, groups)
 
+    @staticmethod
+    def _link_by_wording(
+        ratings: list[Row], links: _Links, kinds: dict[tuple[int, int], set[str]], th: Thresholds
+    ) -> None:
+        """Raters who share nothing else: linked when their comments are near-identical
+        (`bad_text_similarity`) and given within `bad_text_span_hours` of each other."""
+        worded = [
+            (r, key)
+            for r in ratings
+            for key in [comment_key(r.get("comment"))]
+            if len(key) >= th.bad_text_min_chars
+        ]
+        if len(worded) < 2:
+            return
+        texts = [key for _r, key in worded]
+        span = th.bad_text_span_hours * 3600
+        for i, j in similar_pairs(texts, th.bad_text_similarity):
+            a, b = worded[i][0], worded[j][0]
+            if abs(_ts(b["at"]) - _ts(a["at"])) <= span:
+                links.union(a["id"], b["id"])
+                kinds.setdefault((a["id"], b["id"]), set()).add("text")
+
     async def _flag_groups(
         self, ctx: BatchContext, groups: list[tuple[int, list[Row], int, int, list[str]]]
     ) -> list[Finding]:
@@ -1319,13 +1710,22 @@ class CoordinatedBad(Check):
         if not groups:
             return []
         codes = await _org_codes(ctx.db, [g[0] for g in groups])
-        via_labels = {"phone": "手机号", "device": "设备", "ip": "IP 地址", "cert": "身份证号"}
+        via_labels = {
+            "phone": "手机号",
+            "device": "设备",
+            "ip": "IP 地址",
+            "cert": "身份证号",
+        }
         found: list[Finding] = []
         for org_id, group, cases, raters, via in groups:
             code, name = codes.get(org_id, ("?", "?"))
-            first, last = group[0]["received_at"], group[-1]["received_at"]
+            first, last = group[0]["at"], group[-1]["at"]
             hours = max((last - first).total_seconds() / 3600, 0.1)
-            shared = "、".join(via_labels[v] for v in via)
+            shared = "、".join(via_labels[v] for v in via if v != "text")
+            how = "，且".join(
+                ([f"共用{shared}"] if shared else [])
+                + (["评价内容几乎相同"] if "text" in via else [])
+            )
             evidence = {
                 "org_code": code,
                 "ratings": len(group),
@@ -1334,11 +1734,12 @@ class CoordinatedBad(Check):
                 "linked_by": via,
                 "first": first.isoformat(),
                 "last": last.isoformat(),
+                "time_basis": sorted({r["basis"] for r in group}),
                 "evaluation_ids": [r["id"] for r in group],
             }
             reason = (
                 f"{hours:.1f} 小时内 {len(group)} 条差评集中指向{name}（{code}），"
-                f"{raters} 个评价人之间共用{shared}，疑似组织恶意差评"
+                f"{raters} 个评价人之间{how}，疑似组织恶意差评"
             )
             found.extend(
                 Finding(

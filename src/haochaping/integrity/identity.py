@@ -4,25 +4,16 @@ same ones the malicious-rater register uses."""
 
 from __future__ import annotations
 
-import re
-
 from haochaping.core.security import mask_cert_no, mask_phone
-
-_NON_DIGITS = re.compile(r"\D")
+from haochaping.db.crypto import normalise_identity
 
 
 def normalize(kind: str, value: str | None) -> str | None:
-    """The canonical form of an identifier: ID numbers upper-case, phones digits only."""
+    """The canonical form of an identifier (`db.crypto.normalise_identity`: the one the keyed
+    hashes are taken of), or None when nothing is left of it."""
     if not value:
         return None
-    if kind == "phone":
-        if value.isdigit() and len(value) != 13:
-            return value
-        digits = _NON_DIGITS.sub("", value)
-        if len(digits) == 13 and digits.startswith("86"):
-            digits = digits[2:]
-        return digits or None
-    return value.strip().replace(" ", "").upper() or None
+    return normalise_identity(value, "phone" if kind == "phone" else "cert") or None
 
 
 def mask_ip(ip: str | None) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,14 +25,22 @@ SLOT = "integrity_batch"
 
 @dataclass
 class BatchReport:
-    """New flags per check, and the checks that failed."""
+    """What a batch pass did: new flags per check and the checks that failed; or, when it
+    did not run, why (`skipped`) and when the last pass ran."""
 
     flagged: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    ran: bool = True
+    skipped: str = ""
+    last_run: datetime | None = None
 
     def __str__(self) -> str:
-        parts = [f"{name} {n}" for name, n in self.flagged.items() if n]
-        text = "新增疑似刷评标记：" + ("，".join(parts) if parts else "无")
+        if not self.ran:
+            return f"疑似刷评检测未运行：{self.skipped}"
+        parts = [f"{name} {n}" for name, n in self.flagged.items()]
+        text = f"疑似刷评检测已运行 {len(self.flagged) + len(self.failed)} 项，新增标记：" + (
+            "，".join(parts) if parts else "无"
+        )
         return text + (f"；失败的检测：{', '.join(self.failed)}" if self.failed else "")
 
 
@@ -75,13 +83,24 @@ async def claim(db: AsyncSession, now: datetime, interval: int = INTERVAL_SECOND
     return await job_state.claim_slot(db, SLOT, now=now, interval=interval)
 
 
-async def run_due(state: Any, *, now: datetime | None = None) -> BatchReport | None:
-    """The job runner's step: a batch pass when the interval has passed; never raises."""
+async def run_due(state: Any, *, now: datetime | None = None, force: bool = False) -> BatchReport:
+    """The job runner's step: a batch pass when the interval has passed (or `force`: now,
+    whenever the last one ran); never raises. The report says whether it ran, and why not."""
     now = now or utcnow()
     try:
         async with state.sessionmaker() as db:
-            if not await claim(db, now):
-                return None
+            if not await claim(db, now, 0 if force else INTERVAL_SECONDS):
+                last = datetime.fromtimestamp(await job_state.watermark(db, SLOT), tz=UTC)
+                await db.rollback()
+                minutes = max(0, int((now - last).total_seconds() // 60))
+                return BatchReport(
+                    ran=False,
+                    last_run=last,
+                    skipped=(
+                        f"上次检测在 {minutes} 分钟前（{INTERVAL_SECONDS // 60} 分钟内不重复；"
+                        f"haochaping worker --once --force 可立即运行）"
+                    ),
+                )
             await db.commit()
         report = BatchReport()
         bad_levels = frozenset(range(1, 6)) - frozenset(state.rules.good_levels)
@@ -96,7 +115,7 @@ async def run_due(state: Any, *, now: datetime | None = None) -> BatchReport | N
                     report.failed.append(check.name)
     except Exception:  # noqa: BLE001 - the job runner's other work goes on
         log.exception("integrity batch pass failed")
-        return None
+        return BatchReport(ran=False, skipped="检测失败（数据库不可用？详见日志）")
     if any(report.flagged.values()) or report.failed:
         log.info("integrity: %s", report)
     return report

@@ -262,7 +262,20 @@ def standing_reason(reason: str, to: str) -> str:
     return STANDING_REASON_LABELS.get(reason, reason)
 
 
-_LINKS = {"phone": "手机号", "device": "设备", "ip": "IP 地址", "cert": "身份证号"}
+_LINKS = {
+    "phone": "手机号",
+    "device": "设备",
+    "ip": "IP 地址",
+    "cert": "身份证号",
+    "text": "几乎相同的评价内容（按时间相近）",
+}
+_TIME_BASIS = {"given": "评价器或渠道报告的评价时间", "received": "评价到达服务器的时间"}
+
+
+def _basis(v: Any) -> str:
+    return "、".join(_TIME_BASIS.get(x, str(x)) for x in ([v] if isinstance(v, str) else v))
+
+
 _UNITS = {"window": "窗口", "staff": "工作人员"}
 _RELATIONS = {"self": "办理该件的工作人员本人", "colleague": "被评价单位的其他工作人员"}
 IDS_SHOWN = 20
@@ -320,6 +333,7 @@ EVIDENCE_FIELDS: dict[str, dict[str, Field]] = {
         "window_hours": ("时间窗口", lambda v: f"{float(v):g} 小时"),
         "cases": ("评价的办件", _n("件")),
         "raters": ("涉及评价人", _n("人")),
+        "time_basis": ("时间依据", _basis),
         "evaluation_ids": ("同一来源的评价", _ids),
     },
     "invitation_misuse": {
@@ -359,18 +373,43 @@ EVIDENCE_FIELDS: dict[str, dict[str, Field]] = {
         "comment": ("雷同内容（已脱敏）", str),
         "org_code": ("单位编码", str),
         "cases": ("出现在不同办件", _n("件")),
+        "variants": ("写法（去掉标点后）", _n("种")),
+        "similarity": ("相似度标准", lambda v: f"编辑相似度 ≥ {float(v):g}%"),
         "days": ("统计范围", _days),
-        "evaluation_ids": ("内容相同的评价", _ids),
+        "evaluation_ids": ("内容相同或相近的评价", _ids),
     },
     "coordinated_bad": {
         "org_code": ("被评价单位编码", str),
         "ratings": ("集中差评", _n("条")),
         "cases": ("涉及办件", _n("件")),
         "raters": ("涉及评价人", _n("人")),
-        "linked_by": ("评价人之间共用", _join(_LINKS)),
+        "linked_by": ("评价人之间的关联", _join(_LINKS)),
         "first": ("第一条差评", _time),
         "last": ("最后一条差评", _time),
+        "time_basis": ("时间依据", _basis),
         "evaluation_ids": ("同组差评", _ids),
+    },
+    "pad_burst": {
+        "window_code": ("窗口编码", str),
+        "device": ("评价器（已脱敏）", str),
+        "presses": ("连续快速评价", _n("次")),
+        "gaps_seconds": ("相邻两次间隔", lambda v: "、".join(f"{float(x):g}" for x in v) + " 秒"),
+        "first": ("第一次", _time),
+        "last": ("最后一次", _time),
+        "time_basis": ("时间依据", _basis),
+        "evaluation_ids": ("同组评价", _ids),
+    },
+    "agent_volume": {
+        "rater": ("证件号（已脱敏）", str),
+        "applicants": ("涉及不同办事人", _n("人")),
+        "ratings": ("评价", _n("条")),
+        "hours": ("时间跨度", lambda v: f"{float(v):g} 小时"),
+        "place_code": ("集中的窗口或单位", str),
+        "at_place": ("其中在该处", _n("条")),
+        "level": ("评价等级", lambda v: LEVEL_LABELS.get(int(v), str(v))),
+        "at_level": ("该等级", _n("条")),
+        "time_basis": ("时间依据", _basis),
+        "evaluation_ids": ("同组评价", _ids),
     },
 }
 

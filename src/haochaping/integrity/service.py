@@ -14,7 +14,7 @@ from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
-from haochaping.db.crypto import DataKeys
+from haochaping.db.crypto import DataKeys, IdentityKind
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.integrity import detectors
@@ -171,9 +171,10 @@ async def register_staff_identity(
         )
     staff, path = row
     actor.require(path)
-    kinds = []
-    for kind, value in (("cert", cert_no), ("phone", phone)):
-        digest = keys.identity_hash(value)
+    kinds: list[str] = []
+    pairs: tuple[tuple[IdentityKind, str | None], ...] = (("cert", cert_no), ("phone", phone))
+    for kind, value in pairs:
+        digest = keys.identity_hash(value, kind)
         if digest is None:
             continue
         kinds.append(kind)

@@ -105,8 +105,8 @@ def _encrypt_existing() -> None:
                     "id": r[0],
                     "c": keys.encrypt(r[1]) if r[1] else r[1],
                     "p": keys.encrypt(r[2]) if r[2] else r[2],
-                    "ch": keys.identity_hash(r[1]),
-                    "ph": keys.identity_hash(r[2]),
+                    "ch": keys.identity_hash(r[1], "cert"),
+                    "ph": keys.identity_hash(r[2], "phone"),
                 }
                 for r in rows
             ],
