@@ -7,10 +7,12 @@ transaction that is rolled back at the end, like every other test's data.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -573,5 +575,10 @@ async def test_accounts_for_each_role_sit_where_they_say(demo: Demo):
         if account.where == "root":
             assert org.code == generate.ROOT_CODE
     assert {a.role for a in loader.DEMO_USERS} >= set(PERSON_ROLES)
-    # The unit account's hall is the one the README's integration example names.
+    # The README's integration example names an organisation the demo has: the unit's hall.
     assert found["unit"][1].code == demo.summary.hall_code
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    named = re.findall(r"haochaping client create .*?--org (\S+)", readme)
+    assert named and demo.summary.hall_code in named
+    for code in set(named) - {"ORG_CODE"}:
+        assert await count(db, Org, Org.code == code) == 1, code
