@@ -290,9 +290,12 @@ class Simulation:
         self.calendar = ctx.deadlines.calendar
         self.policies = PolicyCache()
         self.heap: list[tuple[datetime, int, int, int]] = []
-        # Every warning and due time an order has been given: a nightly pass with none of
-        # them behind it would find nothing to do, so it is skipped (same outcome, less work).
-        self.deadlines: list[datetime] = []
+        # Every warning and due time an order has been given, as (time, order, kind, which):
+        # a nightly pass with none of them behind it that still applies to its order (the
+        # order is in a state the deadline governs, not yet warned) would find nothing to do,
+        # so it is skipped. Same outcome, less work.
+        self.deadlines: list[tuple[datetime, int, str, str]] = []
+        self.noted: set[tuple[datetime, int, str, str]] = set()
         self.seq = itertools.count()
         self.plans: dict[int, Plan] = {}
         self.generation = 0
@@ -346,6 +349,9 @@ class Simulation:
         opens = sorted(ratings, key=lambda r: (r["received_at"], r["id"]))
         if not opens:
             return self.stats
+        # Held for the run: the session's identity map is weak, and the services look the
+        # organisations up again and again (each lookup then stays in memory).
+        self.held = list((await self.db.execute(select(Org))).scalars())
         first = opens[0]["received_at"].astimezone(SHANGHAI)
         tick = datetime(first.year, first.month, first.day, tzinfo=SHANGHAI) + DAY + SWEEP_AT
         i, total = 0, len(opens)
@@ -385,24 +391,37 @@ class Simulation:
             self.progress("差评工单办理", total, total)
         return self.stats
 
-    def note_deadlines(self, order: WorkOrder) -> None:
-        for due in (
-            order.verify_warn_at,
-            order.verify_due_at,
-            order.rectify_warn_at,
-            order.rectify_due_at,
-            order.callback_warn_at,
-            order.callback_due_at,
-        ):
-            if due is not None:
-                heapq.heappush(self.deadlines, due)
+    def note_deadlines(self, order: WorkOrder, *, again: bool = False) -> None:
+        """Remember the order's deadlines (`again`: also those seen before, for an order that
+        comes back under deadlines it had left, as after a rejected appeal)."""
+        for kind, _states, due_col, warn_col, _warned in jobs.DEADLINES:
+            for which, col in (("due", due_col), ("warn", warn_col)):
+                moment = getattr(order, col.key)
+                if moment is None:
+                    continue
+                entry = (moment, order.id, kind, which)
+                if again or entry not in self.noted:
+                    self.noted.add(entry)
+                    heapq.heappush(self.deadlines, entry)
+
+    def _applies(self, order_id: int, kind: str, which: str) -> bool:
+        plan = self.plans.get(order_id)
+        if plan is None:
+            return True
+        order = plan.order
+        for name, states, _due, _warn, warned in jobs.DEADLINES:
+            if name == kind:
+                if order.state not in {s.value for s in states}:
+                    return False
+                return which == "due" or getattr(order, warned.key) is None
+        return True  # pragma: no cover - every kind is in DEADLINES
 
     async def sweep_if_due(self, at: datetime) -> None:
-        """The nightly pass, when some warning or deadline has come since the last one."""
+        """The nightly pass, when some warning or deadline that still applies has come."""
         due = False
-        while self.deadlines and self.deadlines[0] <= at:
-            heapq.heappop(self.deadlines)
-            due = True
+        while self.deadlines and self.deadlines[0][0] <= at:
+            _, order_id, kind, which = heapq.heappop(self.deadlines)
+            due = due or self._applies(order_id, kind, which)
         if due:
             await self.sweep(at)
 
@@ -739,6 +758,8 @@ class Simulation:
         self.stats.appeals[decision] += 1
         if register:
             self.stats.appeals["registered"] += 1
+        if decision == "reject":
+            self.note_deadlines(plan.order, again=True)
 
     async def scripted(self, plan: Plan, t: datetime) -> None:
         """The next SHOWCASE step of a showcase order."""
