@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -141,6 +144,44 @@ async def _with_session(settings: Settings, fn):
         await engine.dispose()
 
 
+Progress = Callable[[str, int, int], None]
+QUIET = Annotated[bool, typer.Option("--quiet", "-q", help="只显示结果摘要，不显示进度")]
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Progress | None]:
+    """Progress bars on the terminal (stderr) while a long command runs, one per phase; None
+    with `--quiet` or when stderr is not a terminal, so that only the summary is printed."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bars:
+        tasks: dict[str, object] = {}
+
+        def update(phase: str, done: int, total: int) -> None:
+            task = tasks.get(phase)
+            if task is None:
+                task = tasks[phase] = bars.add_task(phase, total=max(total, 1))
+            bars.update(task, completed=done, total=max(total, 1))  # type: ignore[arg-type]
+
+        yield update
+
+
 def _fail(exc: Exception) -> None:
     from haochaping.core.errors import DomainError
 
@@ -185,7 +226,12 @@ def serve(
     if demo:
         from haochaping.demo import loader
 
-        asyncio.run(loader.load_if_empty(settings, cases=demo_cases))
+        with _progress(quiet=False) as progress:
+            summary = asyncio.run(
+                loader.load_if_empty(settings, cases=demo_cases, echo=None, progress=progress)
+            )
+        if summary is not None:
+            typer.echo(summary)
     typer.echo(f"对外地址（评价链接、二维码）：{settings.base_url}")
     uvicorn.run(
         "haochaping.asgi:app",
@@ -201,13 +247,15 @@ def serve(
 def demo_cmd(
     cases: Annotated[int, typer.Option(help="办件数")] = 200_000,
     seed: Annotated[int, typer.Option(help="随机数种子")] = 2026,
+    quiet: QUIET = False,
 ) -> None:
     """Load the demo province (idempotent: a second run changes nothing)."""
     from haochaping.demo import loader
 
     _refuse_demo_in_production(_settings())
     settings = _migrated_settings()
-    summary = asyncio.run(loader.load(settings, cases=cases, seed=seed))
+    with _progress(quiet) as progress:
+        summary = asyncio.run(loader.load(settings, cases=cases, seed=seed, progress=progress))
     typer.echo(summary)
 
 
@@ -535,12 +583,22 @@ def ledger_seal(
     block_size: Annotated[
         int, typer.Option(min=1, max=100_000, help="每个区块的评价条数")
     ] = 10_000,
+    quiet: QUIET = False,
 ) -> None:
     """Seal every new rating into the ledger now (safe beside running workers)."""
     from haochaping.ledger import jobs as ledger_jobs
 
-    report = _in_sessionmaker(lambda maker: ledger_jobs.seal_pending(maker, block_size=block_size))
-    typer.echo(str(report))
+    async def seal(maker):
+        with _progress(quiet) as progress:
+            total = await ledger_jobs.pending_count(maker) if progress else 0
+
+            def sealed(report: ledger_jobs.SealReport) -> None:
+                if progress:
+                    progress("封存评价", report.ratings, max(total, report.ratings))
+
+            return await ledger_jobs.seal_pending(maker, block_size=block_size, on_block=sealed)
+
+    typer.echo(str(_in_sessionmaker(seal)))
 
 
 @ledger_app.command(
@@ -556,6 +614,7 @@ def ledger_verify(
             min=0, help="一条评价从取号到提交最多需要的秒数；封存早于此的区块范围视为封闭"
         ),
     ] = 300.0,
+    quiet: QUIET = False,
 ) -> None:
     """Recompute every sealed rating and block; exit 1 naming what was altered or inserted."""
     from datetime import timedelta
@@ -567,9 +626,19 @@ def ledger_verify(
     except ValueError as exc:
         typer.secho(f"错误：{exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
-    report = _in_sessionmaker(
-        lambda maker: ledger_jobs.verify(maker, anchors=anchors, grace=timedelta(seconds=grace))
-    )
+
+    async def check(maker):
+        with _progress(quiet) as progress:
+
+            def checked(done: int, total: int) -> None:
+                if progress:
+                    progress("校验区块", done, total)
+
+            return await ledger_jobs.verify(
+                maker, anchors=anchors, grace=timedelta(seconds=grace), on_block=checked
+            )
+
+    report = _in_sessionmaker(check)
     for line in report.lines():
         typer.echo(line)
     if not report.ok:

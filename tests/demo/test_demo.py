@@ -7,10 +7,12 @@ transaction that is rolled back at the end, like every other test's data.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,16 +23,45 @@ from sqlalchemy.orm import aliased
 from haochaping.accounts import service as account_service
 from haochaping.accounts.models import ApiClient, User
 from haochaping.app import create_app, startup
+from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.cases.models import Case
+from haochaping.core.calendar import load_calendar
+from haochaping.core.outbox_models import OutboxMessage
+from haochaping.core.roles import MANAGERS, PERSON_ROLES, Role
 from haochaping.core.timeutil import utcnow
 from haochaping.demo import codes, generate, loader
 from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import EvaluationStanding
 from haochaping.evaluations.tags import NATIONAL_VERSION, national_tags
+from haochaping.integrity.models import IntegrityFlag
+from haochaping.ledger import jobs as ledger_jobs
+from haochaping.ledger.models import LedgerBlock
 from haochaping.orgs.models import Item, Org, Region, Staff
+from haochaping.policies.schemas import PolicyValues
+from haochaping.workorders.jobs import DEADLINES
+from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent
+from haochaping.workorders.states import FINAL_STATES, ROLES, TRANSITIONS, Action, State
 
 CASES = 3000
-TABLES = (Region, Org, Staff, Item, User, ApiClient, Case, Evaluation)
+TABLES = (
+    Region,
+    Org,
+    Staff,
+    Item,
+    User,
+    ApiClient,
+    Case,
+    Evaluation,
+    WorkOrder,
+    WorkOrderEvent,
+    Appeal,
+    MaliciousRater,
+    IntegrityFlag,
+    SpotCheck,
+    OutboxMessage,
+    LedgerBlock,
+)
 
 
 @dataclass
@@ -39,11 +70,14 @@ class Demo:
     maker: async_sessionmaker[AsyncSession]
     summary: loader.Summary
     conn: AsyncConnection
+    now: datetime
 
 
 @pytest.fixture(scope="module")
-async def demo(demo_engine) -> AsyncIterator[Demo]:
-    """The demo loaded once into a transaction that is rolled back after the module."""
+async def demo(demo_engine, demo_settings) -> AsyncIterator[Demo]:
+    """The demo loaded once into a transaction that is rolled back after the module, then
+    sealed and its outbox delivered as `haochaping demo` does after its commit."""
+    now = utcnow()
     async with demo_engine.connect() as conn:
         trans = await conn.begin()
         maker = async_sessionmaker(
@@ -53,9 +87,12 @@ async def demo(demo_engine) -> AsyncIterator[Demo]:
             join_transaction_mode="create_savepoint",
         )
         async with maker() as db:
-            summary = await loader.load_into(db, cases=CASES, seed=7)
+            summary = await loader.load_into(
+                db, cases=CASES, seed=7, now=now, settings=demo_settings
+            )
             await db.commit()
-            yield Demo(db, maker, summary, conn)
+            await loader.after_load(maker, demo_settings, summary)
+            yield Demo(db, maker, summary, conn, now)
         await trans.rollback()
 
 
@@ -190,7 +227,8 @@ async def test_ratings_have_the_texture_of_real_data(demo: Demo):
         dict((await db.execute(select(Case.status, func.count()).group_by(Case.status))).all())
     )
     assert statuses["completed"] / CASES > 0.9 and statuses["accepted"] and statuses["rejected"]
-    assert demo.summary.levels == levels and sum(demo.summary.cases.values()) == CASES
+    total = CASES + demo.summary.extra_cases
+    assert demo.summary.levels == levels and sum(demo.summary.cases.values()) == total
 
 
 async def test_reasons_belong_to_the_level_and_bad_ratings_say_why(demo: Demo):
@@ -223,8 +261,9 @@ async def test_cases_and_ratings_fit_together(demo: Demo):
             .outerjoin(staff, staff.id == Case.staff_id)
         )
     ).all()
-    assert len(cases) == CASES
-    assert len({c.case_no for c, *_ in cases}) == CASES
+    total = CASES + demo.summary.extra_cases
+    assert len(cases) == total and demo.summary.extra_cases > 0
+    assert len({c.case_no for c, *_ in cases}) == total
     for case, hall_id, window_kind, staff_org in cases:
         if case.mode == "offline":
             assert window_kind == "window" and hall_id == case.org_id
@@ -280,10 +319,12 @@ async def test_demo_accounts_sign_in_and_the_key_works(demo: Demo, demo_settings
 async def _sign_in_and_use(demo: Demo, demo_settings) -> None:
     text = str(demo.summary)
     assert demo.summary.client_key and demo.summary.client_key in text
-    for username, password, role, _ in loader.DEMO_USERS:
-        assert f"{username}" in text and password in text
-        user = await account_service.authenticate(db=demo.db, username=username, password=password)
-        assert user.role == role.value
+    for account in loader.DEMO_USERS:
+        assert account.username in text and account.password in text and account.purpose in text
+        user = await account_service.authenticate(
+            db=demo.db, username=account.username, password=account.password
+        )
+        assert user.role == account.role.value
     admin_org = await scalar(
         demo.db, select(Org.code).join(User, User.org_id == Org.id).where(User.username == "admin")
     )
@@ -355,3 +396,189 @@ async def _sign_in_and_use(demo: Demo, demo_settings) -> None:
             ).scalars()
         )
         assert {e["org_code"] for e in r.json()["items"]} <= {hall, *windows}
+
+
+# --- the demo's closed loop: the same invariants as real work orders -----------------------
+
+
+async def _events(db: AsyncSession) -> dict[int, list[WorkOrderEvent]]:
+    by_order: dict[int, list[WorkOrderEvent]] = {}
+    for e in (await db.execute(select(WorkOrderEvent).order_by(WorkOrderEvent.id))).scalars():
+        by_order.setdefault(e.work_order_id, []).append(e)
+    return by_order
+
+
+async def test_every_state_of_the_loop_is_on_show(demo: Demo):
+    db = demo.db
+    states = set((await db.execute(select(WorkOrder.state).distinct())).scalars())
+    assert states == {s.value for s in State}
+    # Overdue orders: escalated by the deadline job itself, some still under supervision.
+    overdue = (
+        (await db.execute(select(WorkOrder).where(WorkOrder.overdue_at.is_not(None))))
+        .scalars()
+        .all()
+    )
+    assert overdue and any(o.state == State.SUPERVISING.value for o in overdue)
+    events = await _events(db)
+    for order in overdue:
+        assert any(
+            e.actor_kind == "system" and e.action == "escalate" and e.created_at == order.overdue_at
+            for e in events[order.id]
+        )
+    # Closed with the citizen's own verdict (through the progress link), and by callbacks.
+    closed = (
+        (await db.execute(select(WorkOrder).where(WorkOrder.state == "closed"))).scalars().all()
+    )
+    verdicts = [
+        e
+        for o in closed
+        for e in events[o.id]
+        if e.to_state == "closed" and (e.data or {}).get("verdict") in ("satisfied", "basic")
+    ]
+    assert any(e.actor_kind == "citizen" for e in verdicts)
+    assert any(e.actor_kind == "user" for e in verdicts)
+    # Appeals decided both ways and pending; the register holds the upheld malicious ones.
+    appeals = Counter(
+        dict((await db.execute(select(Appeal.state, func.count()).group_by(Appeal.state))).all())
+    )
+    assert appeals["pending"] and appeals["upheld"] and appeals["rejected"]
+    register = (
+        await db.execute(
+            select(MaliciousRater, Appeal).join(Appeal, Appeal.id == MaliciousRater.appeal_id)
+        )
+    ).all()
+    assert register
+    for entry, appeal in register:
+        assert appeal.state == "upheld" and appeal.category == "malicious" and appeal.register_rater
+        assert entry.expires_at > appeal.decided_at
+    # Spot checks called back and waiting; notifications sent and exactly one dead letter.
+    checks = Counter(
+        dict(
+            (
+                await db.execute(select(SpotCheck.state, func.count()).group_by(SpotCheck.state))
+            ).all()
+        )
+    )
+    assert checks["done"] and checks["pending"]
+    outbox = (await db.execute(select(OutboxMessage))).scalars().all()
+    assert sum(m.status == "sent" for m in outbox) > 10
+    dead = [m for m in outbox if m.status == "dead"]
+    assert len(dead) == 1 and dead[0].recipient == "dept-handler"
+    assert not [m for m in outbox if m.status in ("pending", "sending")]
+    assert demo.summary.outbox["dead"] == 1 and "死信" in str(demo.summary)
+
+
+async def test_every_work_order_walks_the_state_table(demo: Demo):
+    db = demo.db
+    calendar = await load_calendar(db)
+    roles = {u.id: Role(u.role) for u in (await db.execute(select(User))).scalars()}
+    events = await _events(db)
+    orders = (await db.execute(select(WorkOrder))).scalars().all()
+    assert len(orders) >= 40 and set(events) == {o.id for o in orders}
+    for order in orders:
+        trail = events[order.id]
+        first = trail[0]
+        assert (first.action, first.from_state, first.to_state) == ("open", None, "verifying")
+        assert first.created_at == order.opened_at
+        state, at, version = State.VERIFYING, order.opened_at, 1
+        for e in trail[1:]:
+            assert e.from_state == state.value, (order.id, e.action)
+            assert e.created_at >= at, (order.id, e.action)
+            action = Action(e.action)
+            assert TRANSITIONS[(state, action)].value == e.to_state, (order.id, e.action)
+            if e.actor_kind == "system":
+                assert Role.SYSTEM in ROLES[action]
+            elif e.actor_kind == "citizen":
+                assert Role.CITIZEN in ROLES[action]
+            elif action == Action.INVALIDATE:  # a reviewer's decision on a held rating
+                assert roles[e.actor_id] in MANAGERS and Role.REVIEW in ROLES[action]
+            else:
+                assert roles[e.actor_id] in ROLES[action], (order.id, e.action)
+            state, at, version = State(e.to_state), e.created_at, version + 1
+        assert state.value == order.state and version == order.version
+        assert at <= utcnow()
+        if state in FINAL_STATES:
+            assert order.closed_at == at
+        _check_deadlines(calendar, order, trail, demo.now)
+
+
+def _check_deadlines(calendar, order: WorkOrder, trail: list[WorkOrderEvent], now) -> None:
+    """Deadlines are the policy's working days from the moments the trail records."""
+    policy = PolicyValues.model_validate(order.policy)
+    moved = any(e.action in ("transfer", "redispatch", "reject_appeal") for e in trail)
+    if not moved:
+        assert order.verify_due_at == calendar.deadline_at(order.opened_at, policy.verify_days)[0]
+        assert order.rectify_due_at == calendar.deadline_at(order.opened_at, policy.rectify_days)[0]
+    answers = [e for e in trail if e.action in ("report_rectified", "explain")]
+    if answers and order.callback_due_at is not None:
+        due = calendar.deadline_at(answers[-1].created_at, policy.callback_days)[0]
+        assert order.callback_due_at == due
+    for e in trail:
+        if e.actor_kind == "system" and e.action == "escalate" and not moved:
+            kind = e.data["deadline"]
+            if kind == "callback":
+                before = [a for a in answers if a.created_at < e.created_at]
+                due = calendar.deadline_at(before[-1].created_at, policy.callback_days)[0]
+            else:
+                due = order.verify_due_at if kind == "verify" else order.rectify_due_at
+            assert due < e.created_at
+    # The deadline job has passed at `now`: no order waits in a state past its deadline.
+    for _kind, states, due_col, _warn, _warned in DEADLINES:
+        if order.state in {s.value for s in states}:
+            assert getattr(order, due_col.key) > now, (order.id, order.state)
+
+
+async def test_flags_come_from_the_detectors_and_hold_their_ratings(demo: Demo):
+    db = demo.db
+    flags = (await db.execute(select(IntegrityFlag))).scalars().all()
+    checks = {f.check_name for f in flags}
+    assert {"source_burst", "coordinated_bad", "duplicate_comment"} <= checks
+    standing = dict(
+        (
+            await db.execute(select(EvaluationStanding.evaluation_id, EvaluationStanding.standing))
+        ).all()
+    )
+    for flag in flags:
+        assert flag.reason and flag.evidence
+        if flag.state == "open":
+            assert standing[flag.evaluation_id] == "held"
+        elif flag.state == "invalidated":
+            assert standing[flag.evaluation_id] == "invalid"
+            order = (
+                await db.execute(
+                    select(WorkOrder).where(WorkOrder.evaluation_id == flag.evaluation_id)
+                )
+            ).scalar_one_or_none()
+            assert order is None or State(order.state) in FINAL_STATES
+    assert any(f.state == "invalidated" for f in flags)
+    assert demo.summary.held == sum(v == "held" for v in standing.values()) > 0
+
+
+async def test_ledger_seals_every_rating_and_verifies(demo: Demo):
+    db = demo.db
+    ratings = await count(db, Evaluation)
+    sealed = await scalar(db, select(func.sum(LedgerBlock.entry_count)))
+    assert sealed == ratings == demo.summary.sealed and demo.summary.blocks >= 1
+    report = await ledger_jobs.verify(demo.maker, now=demo.now + timedelta(hours=1))
+    assert report.ok and report.entries == ratings
+
+
+async def test_accounts_for_each_role_sit_where_they_say(demo: Demo):
+    db = demo.db
+    kinds = {"root": "department", "office": "department", "dept": "department"}
+    kinds |= {"hall": "hall", "hall2": "hall", "window": "window"}
+    rows = (await db.execute(select(User, Org).join(Org, Org.id == User.org_id))).all()
+    found = {u.username: (u, o) for u, o in rows}
+    for account in loader.DEMO_USERS:
+        user, org = found[account.username]
+        assert user.role == account.role.value and org.kind == kinds[account.where]
+        if account.where == "root":
+            assert org.code == generate.ROOT_CODE
+    assert {a.role for a in loader.DEMO_USERS} >= set(PERSON_ROLES)
+    # The README's integration example names an organisation the demo has: the unit's hall.
+    assert found["unit"][1].code == demo.summary.hall_code
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    named = re.findall(r"haochaping client create .*?--org (\S+)", readme)
+    assert named and demo.summary.hall_code in named
+    for code in set(named) - {"ORG_CODE"}:
+        assert await count(db, Org, Org.code == code) == 1, code

@@ -37,9 +37,15 @@ REVIEWERS_ONLY = "待复核评价由政务服务管理机构决定"
 
 
 async def file(
-    *, db: AsyncSession, principal: Principal, data: schemas.AppealCreate, ctx: LoopContext
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    data: schemas.AppealCreate,
+    ctx: LoopContext,
+    now: datetime | None = None,
 ) -> Appeal:
-    """File an appeal on a bad rating of the caller's own unit, within the policy deadline."""
+    """File an appeal on a bad rating of the caller's own unit, within the policy deadline
+    (`now`: the moment it is filed; the demo's simulated clock passes it)."""
     actor = wo_service.Actor.of(principal)
     ev = await db.get(Evaluation, data.evaluation_id)
     if ev is None:
@@ -56,7 +62,7 @@ async def file(
     if (await db.execute(select(Appeal.id).where(Appeal.evaluation_id == ev.id))).first():
         raise Conflict("该评价已提出过申诉", code="duplicate_appeal")
     policy = PolicyValues.model_validate(order.policy)
-    now = utcnow()
+    now = now or utcnow()
     calendar = ctx.deadlines.calendar
     deadline, _ = calendar.deadline_at(ev.received_at, policy.appeal_days)
     if now > deadline:
@@ -119,6 +125,7 @@ async def decide(
     appeal: Appeal,
     data: schemas.AppealDecision,
     ctx: LoopContext,
+    now: datetime | None = None,
 ) -> Appeal:
     """The office's decision: uphold (rating invalid, order ends) or reject (back to work)."""
     actor = wo_service.Actor.of(principal)
@@ -133,7 +140,7 @@ async def decide(
     order = await db.get(WorkOrder, appeal.work_order_id)
     ev = await db.get(Evaluation, appeal.evaluation_id)
     assert order is not None and ev is not None  # an appeal's order and rating (foreign keys)
-    now = utcnow()
+    now = now or utcnow()
     calendar = ctx.deadlines.calendar
     if data.decision == "uphold":
         await wo_service.transition(
@@ -153,6 +160,7 @@ async def decide(
             actor=actor.name,
             note=data.note,
             source_id=appeal.id,
+            now=now,
         )
         if data.register_rater:
             await _register(

@@ -64,12 +64,13 @@ async def set_standing(
     note: str | None = None,
     source_id: int | None = None,
     only_if_not_invalid: bool = True,
+    now: datetime | None = None,
 ) -> bool:
     """Record a rating's new standing (and the change); False when nothing changed.
 
     An invalid rating stays invalid unless `only_if_not_invalid` is False (a reviewer's
-    explicit decision)."""
-    now = utcnow()
+    explicit decision); `now` is the moment of the decision (default: the present)."""
+    now = now or utcnow()
     row = await db.get(EvaluationStanding, evaluation_id, with_for_update=True)
     current = Standing(row.standing) if row else Standing.VALID
     if current == standing or (current == Standing.INVALID and only_if_not_invalid):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -91,6 +92,12 @@ def parse_anchors(values: list[str]) -> dict[int, bytes]:
     return anchors
 
 
+async def pending_count(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """About how many ratings a seal would take now (every rating not yet in the ledger)."""
+    async with sessionmaker() as db:
+        return await service.pending_count(db)
+
+
 def _can_read_ahead(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
     """Whether sessions get connections of their own, so reading ahead can overlap work."""
     # PostgreSQL only: SQLite has one writer, and the tests' sessions share one connection.
@@ -121,8 +128,10 @@ async def seal_pending(
     block_size: int = service.BLOCK_SIZE,
     now: datetime | None = None,
     grace: timedelta = service.GRACE,
+    on_block: Callable[[SealReport], None] | None = None,
 ) -> SealReport:
-    """Seal every committed, unsealed rating above the watermark: one transaction per block."""
+    """Seal every committed, unsealed rating above the watermark: one transaction per block
+    (`on_block` is told the report so far after each, for a progress display)."""
     # The next ratings are read and hashed outside the sealing transaction (on PostgreSQL
     # while the previous block is being written): the head stays locked only to write one.
     report = SealReport()
@@ -152,6 +161,8 @@ async def seal_pending(
         report.ratings += sealed.entry_count
         report.first_height = report.first_height or sealed.height
         report.last_height = sealed.height
+        if on_block is not None:
+            on_block(report)
         batch = await following if following is not None else await read(sealed.last_id)
     return report
 
@@ -162,8 +173,10 @@ async def verify(
     anchors: dict[int, bytes] | None = None,
     now: datetime | None = None,
     grace: timedelta = service.GRACE,
+    on_block: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Recompute every sealed rating and block; name whatever was altered, removed or added."""
+    """Recompute every sealed rating and block; name whatever was altered, removed or added
+    (`on_block(done, total)` after each block, for a progress display)."""
     # One short transaction per block, so that SQLite's writer (intake) never waits long; on
     # PostgreSQL the next block is read while this one is hashed.
     report = VerifyReport()
@@ -196,6 +209,8 @@ async def verify(
             report.entries += checked.entries
             report.findings.extend(checked.findings)
             prev = block
+            if on_block is not None:
+                on_block(i + 1, len(blocks))
     finally:
         if following is not None:
             following.cancel()

@@ -301,6 +301,13 @@ async def unsealed_rows(db: AsyncSession, *, after: int, limit: int, version: in
     return found[:limit]
 
 
+async def pending_count(db: AsyncSession) -> int:
+    """Ratings not yet in the ledger (a count for progress displays)."""
+    ratings = (await db.execute(select(func.count()).select_from(EVALUATION))).scalar_one()
+    sealed = (await db.execute(select(func.count()).select_from(ENTRY))).scalar_one()
+    return max(ratings - sealed, 0)
+
+
 async def all_blocks(db: AsyncSession) -> list[Any]:
     """Every block header, in height order."""
     return list((await db.execute(select(BLOCK).order_by(BLOCK.c.height))).all())
