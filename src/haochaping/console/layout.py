@@ -12,7 +12,7 @@ from haochaping.core.auth import Principal, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden
-from haochaping.core.roles import MANAGERS, Role
+from haochaping.core.roles import MANAGERS, STATS_READERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
@@ -20,6 +20,8 @@ HOME = "/console/evaluations"
 NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     (HOME, "评价记录", None),
     ("/console/work-orders", "差评工单", None),
+    ("/console/dashboard", "数据看板", STATS_READERS),
+    ("/console/rankings", "榜单", STATS_READERS),
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
@@ -61,6 +63,16 @@ async def console_manager(user: ConsoleUser) -> Principal:
 
 
 ManagerConsoleUser = Annotated[Principal, Depends(console_manager)]
+
+
+async def console_stats_reader(user: ConsoleUser) -> Principal:
+    """The signed-in person, when they may read the statistics pages (else 403)."""
+    if not user.has_role(*STATS_READERS):
+        raise Forbidden("此页面仅供管理机构、责任单位和监督查评人员使用", code="role_forbidden")
+    return user
+
+
+StatsConsoleUser = Annotated[Principal, Depends(console_stats_reader)]
 
 
 def is_system_admin(user: Principal) -> bool:

@@ -1,0 +1,348 @@
+"""HTML routes of the statistics in the console: the dashboard (数据看板) and the rankings
+(榜单), with their downloads (CSV and Excel).
+
+The figures come from `analytics.metrics`, the same functions as the JSON routes under
+`/api/v1/stats`, so that a page, its download and the API agree. The pages are rendered on the
+server with their tables filled; `static/js/dashboard.js` draws the charts from the same rows
+(embedded as JSON). Everyone sees their own area only: a unit its subtree, an office or an
+assessor its region (the statistics scope every figure by the person's organisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from haochaping.analytics import metrics
+from haochaping.console import dashboard_views as dv
+from haochaping.console.dashboard_forms import (
+    BOTTOM_COUNT,
+    BOTTOM_PERIODS,
+    DashboardFilters,
+    Granularity,
+    Node,
+    NodeKind,
+    PeriodKind,
+    Preset,
+    RankingFilters,
+    Tier,
+    export_format,
+    local_today,
+    recent_periods,
+)
+from haochaping.console.layout import StatsConsoleUser, page
+from haochaping.core.auth import Principal
+from haochaping.core.db import DbSession
+from haochaping.core.errors import DomainError, Forbidden, NotFound
+from haochaping.core.exports import table_response
+from haochaping.core.roles import Role
+from haochaping.core.templating import html_route
+from haochaping.orgs import queries as org_queries
+from haochaping.orgs.choices import REGION_TIER_LABELS
+from haochaping.orgs.models import Org, Region
+
+router = APIRouter(route_class=html_route("console/error.html"))
+
+DASHBOARD = "/console/dashboard"
+RANKINGS = "/console/rankings"
+DASHBOARD_TABLES = ("summary", "trend", "levels", "channels", "reasons", "funnel", "children")
+RANKING_TABLES = ("ranked", "unranked", "bottom")
+# One tier down the tree: region tiers, then organisations by kind, then staff.
+CHILD_OF_REGION_TIER = {1: "市", 2: "县（区）", 3: "部门"}
+CHILD_OF_ORG_KIND = {"department": "大厅", "hall": "窗口", "window": "工作人员"}
+
+
+def may_use_regions(user: Principal) -> bool:
+    """Offices, administrators and assessors look at their region; a unit at its subtree."""
+    return user.has_role(Role.ADMIN, Role.OFFICE, Role.ASSESSOR)
+
+
+@dataclass
+class Scope:
+    """Where the figures are taken, as people read it: its name, the trail back up, and the
+    label of the tier one down."""
+
+    name: str
+    root_name: str
+    trail: list[dict[str, Any]]
+    child_label: str
+    child_kind: NodeKind | None  # what a child row is (None: staff, the bottom)
+
+
+def _href(filters: DashboardFilters, node: Node | None) -> str:
+    from urllib.parse import urlencode
+
+    return DASHBOARD + "?" + urlencode(filters.query(node=node.value if node else None))
+
+
+async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilters) -> Scope:
+    """The node of the filters checked against the person's area (404 unknown, 403 outside),
+    with its trail and the kind of its children."""
+    own_org = await org_queries.own_org(db, user)
+    own_region = await org_queries.own_region(db, user)
+    regions = may_use_regions(user) and own_region is not None
+    root_name = (own_region.name if regions and own_region else None) or (
+        own_org.name if own_org else "本单位"
+    )
+    trail: list[dict[str, Any]] = [{"name": root_name, "href": _href(filters, None)}]
+    node = filters.node
+    if node is None:
+        trail[-1]["href"] = None
+        if regions and own_region is not None:
+            return Scope(root_name, root_name, trail, *_region_child(own_region))
+        return Scope(root_name, root_name, trail, *_org_child(own_org))
+    if node.kind is NodeKind.REGION:
+        region = await org_queries.region_by_code(db, node.code)
+        if region is None:
+            raise NotFound("统计范围中的地区不存在", code="region_not_found")
+        if not regions or own_region is None or not region.path.startswith(own_region.path):
+            raise Forbidden("统计范围超出本账号的地区权限", code="out_of_scope")
+        for r in await org_queries.region_chain(db, region, own_region):
+            trail.append({"name": r.name, "href": _href(filters, Node(NodeKind.REGION, r.code))})
+        trail[-1]["href"] = None
+        return Scope(region.name, root_name, trail, *_region_child(region))
+    org = await org_queries.org_by_code(db, node.code)
+    if org is None:
+        raise NotFound("统计范围中的单位不存在", code="org_not_found")
+    user.require(org.path)
+    if regions and own_region is not None:
+        org_region = await org_queries.region_by_code(db, org.region_code)
+        if org_region is not None and org_region.code != own_region.code:
+            for r in await org_queries.region_chain(db, org_region, own_region):
+                trail.append(
+                    {"name": r.name, "href": _href(filters, Node(NodeKind.REGION, r.code))}
+                )
+    for o in await org_queries.org_chain(db, user, org):
+        trail.append({"name": o.name, "href": _href(filters, Node(NodeKind.ORG, o.code))})
+    trail[-1]["href"] = None
+    return Scope(org.name, root_name, trail, *_org_child(org))
+
+
+def _region_child(region: Region) -> tuple[str, NodeKind | None]:
+    if region.tier >= 3:
+        return CHILD_OF_REGION_TIER.get(region.tier, "部门"), NodeKind.ORG
+    return CHILD_OF_REGION_TIER[region.tier], NodeKind.REGION
+
+
+def _org_child(org: Org | None) -> tuple[str, NodeKind | None]:
+    kind = org.kind if org else "hall"
+    return CHILD_OF_ORG_KIND.get(kind, "下级单位"), (NodeKind.ORG if kind != "window" else None)
+
+
+def _filter_args(request: Request, user: Principal, f: DashboardFilters) -> dict[str, Any]:
+    return {
+        "db": None,
+        "actor": user,
+        "org_code": f.org_code,
+        "region_code": f.region_code,
+        "item_code": f.item_code or None,
+        "since": f.since_at,
+        "until": f.until_at,
+        "rules": request.app.state.rules,
+    }
+
+
+async def dashboard_tables(
+    request: Request, db: DbSession, user: Principal, f: DashboardFilters, scope: Scope
+) -> tuple[dict[str, Any], dict[str, dv.Table]]:
+    """The summary and every table of the dashboard for the filters."""
+    args = {**_filter_args(request, user, f), "db": db}
+    summary = await metrics.summary(**args)
+    trend = await metrics.timeseries(**args, granularity=f.granularity.value)
+    levels = await metrics.breakdown(**args, by="level")
+    channels = await metrics.breakdown(**args, by="channel")
+    reasons = await metrics.breakdown(**args, by="reason")
+    children = await metrics.breakdown(**args, by="child")
+
+    def link(row: dict[str, Any]) -> str | None:
+        if scope.child_kind is None:
+            return None
+        return _href(f, Node(scope.child_kind, str(row.get("code", row.get("key")))))
+
+    tables = {
+        "summary": dv.summary_table(summary),
+        "trend": dv.trend_table(trend),
+        "levels": dv.level_table(levels),
+        "channels": dv.channel_table(channels),
+        "reasons": dv.reason_table(reasons),
+        "funnel": dv.funnel_table(summary),
+        "children": dv.child_table(children, scope.child_label, link),
+    }
+    return summary, tables
+
+
+async def _options(db: DbSession, user: Principal) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    regions: list[dict[str, Any]] = []
+    own_region = await org_queries.own_region(db, user)
+    if may_use_regions(user) and own_region is not None:
+        regions = await org_queries.region_subtree_options(db, own_region)
+    orgs = await org_queries.org_options(db=db, actor=user)
+    own = await org_queries.own_org(db, user)
+    if own is not None and any(o["code"] == own.code for o in orgs):
+        # The person's own organisation is the "whole area" option; the rest move up a level.
+        orgs = [{**o, "depth": o["depth"] - 1} for o in orgs if o["code"] != own.code]
+    return {"regions": regions, "orgs": orgs}, await org_queries.item_options(db, user)
+
+
+@router.get(DASHBOARD)
+async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
+    """The dashboard of the person's area for a period, a node and an item: KPI cards, the
+    trend, the level and channel mix, the top reasons, the bad-review closed loop and the
+    next tier down (each row and bar drills one tier down)."""
+    f = DashboardFilters.from_query(request.query_params)
+    context: dict[str, Any] = {
+        "filters": f,
+        "presets": Preset.choices(),
+        "granularities": Granularity.choices(),
+        "query": f.query(),
+        "export_base": DASHBOARD + "/export",
+        "errors": list(f.errors),
+        "item_name": None,
+        "trail": [],
+    }
+    context["node_options"], context["item_options"] = await _options(db, user)
+    status = 422 if f.errors else 200
+    scope = None
+    try:
+        scope = await resolve_scope(db, user, f)
+        if f.item_code:
+            context["item_name"] = await org_queries.item_name(db, user, f.item_code)
+            if context["item_name"] is None:
+                raise NotFound("所选服务事项不存在或不在本账号的权限范围内", code="item_not_found")
+    except DomainError as exc:
+        context["errors"].append(exc.message)
+        status = exc.status_code if status == 200 else status
+    if scope is not None:
+        context.update(scope_name=scope.name, root_name=scope.root_name, trail=scope.trail)
+    else:
+        context.update(scope_name="", root_name="本单位", trail=[])
+    listed = {("region:" + o["code"]) for o in context["node_options"]["regions"]} | {
+        ("org:" + o["code"]) for o in context["node_options"]["orgs"]
+    }
+    context["node_listed"] = bool(f.node and f.node.value in listed)
+    context["item_listed"] = any(o["code"] == f.item_code for o in context["item_options"])
+    if not context["errors"] and scope is not None:
+        summary, tables = await dashboard_tables(request, db, user, f, scope)
+        context.update(
+            kpis=dv.kpi_cards(summary),
+            tables=tables,
+            summary_table=tables["summary"],
+            charts=[c for t in tables.values() if (c := t.chart_data())],
+        )
+    return await page(request, db, user, "console/dashboard.html", context, status_code=status)
+
+
+@router.get(DASHBOARD + "/export")
+async def dashboard_export(request: Request, db: DbSession, user: StatsConsoleUser):
+    """One table of the dashboard as CSV or Excel, with the page's filters."""
+    f = DashboardFilters.from_query(request.query_params)
+    what = (request.query_params.get("what") or "").strip()
+    fmt, problem = export_format(request.query_params)
+    if what not in DASHBOARD_TABLES:
+        raise DomainError(
+            "下载内容应为 " + "、".join(DASHBOARD_TABLES) + " 之一",
+            code="invalid_export",
+            status_code=422,
+        )
+    if fmt is None or f.errors:
+        raise DomainError(problem or "；".join(f.errors), code="invalid_filter", status_code=422)
+    scope = await resolve_scope(db, user, f)
+    if f.item_code and await org_queries.item_name(db, user, f.item_code) is None:
+        raise NotFound("所选服务事项不存在或不在本账号的权限范围内", code="item_not_found")
+    _, tables = await dashboard_tables(request, db, user, f, scope)
+    table = tables[what]
+    name = f"数据看板-{table.title}-{scope.name}-{f.since.isoformat()}至{f.until.isoformat()}"
+    return table_response(
+        filename=name, columns=table.columns, rows=table.rows, fmt=fmt, sheet=table.title
+    )
+
+
+# --- the rankings --------------------------------------------------------------------------
+
+
+def period_options(today_kind: PeriodKind | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
+    today = local_today()
+    return [
+        ("月度", recent_periods(PeriodKind.MONTH, today, 12)),
+        ("季度", recent_periods(PeriodKind.QUARTER, today, 8)),
+        ("年度", recent_periods(PeriodKind.YEAR, today, 3)),
+    ]
+
+
+async def ranking_tables(
+    request: Request, db: DbSession, user: Principal, f: RankingFilters
+) -> tuple[dict[str, Any], dict[str, dv.Table]]:
+    result = await metrics.rankings(
+        db=db, actor=user, tier=f.tier.value, period=f.period, rules=request.app.state.rules
+    )
+    bottom = await metrics.bottom(
+        db=db,
+        actor=user,
+        tier=f.tier.value,
+        periods=BOTTOM_PERIODS,
+        bottom=BOTTOM_COUNT,
+        until=f.period,
+        rules=request.app.state.rules,
+    )
+    label = f.tier.label
+    tables = {
+        "ranked": dv.ranking_table(result["items"], label),
+        "unranked": dv.unranked_table(result["unranked"], label, int(result["min_sample"])),
+        "bottom": dv.bottom_table(bottom["items"], label, BOTTOM_PERIODS),
+    }
+    return result, tables
+
+
+async def _scope_name(db: DbSession, user: Principal) -> str:
+    own_region = await org_queries.own_region(db, user)
+    if may_use_regions(user) and own_region is not None:
+        return own_region.name
+    own = await org_queries.own_org(db, user)
+    return own.name if own else "本单位"
+
+
+@router.get(RANKINGS)
+async def rankings(request: Request, db: DbSession, user: StatsConsoleUser):
+    """The ranking of one tier (region, department, hall, window, staff, item) for a month, a
+    quarter or a year: the ranked, those below the minimum sample apart, and those at the
+    bottom for several periods in a row (约谈、通报 candidates)."""
+    f = RankingFilters.from_query(request.query_params)
+    context: dict[str, Any] = {
+        "filters": f,
+        "tiers": Tier.choices(),
+        "period_options": period_options(),
+        "query": f.query(),
+        "export_base": RANKINGS + "/export",
+        "errors": list(f.errors),
+        "scope_name": await _scope_name(db, user),
+        "formula": "",
+    }
+    status = 422 if f.errors else 200
+    if not f.errors:
+        result, tables = await ranking_tables(request, db, user, f)
+        context.update(tables=tables, formula=result.get("formula", ""))
+    return await page(request, db, user, "console/rankings.html", context, status_code=status)
+
+
+@router.get(RANKINGS + "/export")
+async def rankings_export(request: Request, db: DbSession, user: StatsConsoleUser):
+    """One table of the rankings as CSV or Excel."""
+    f = RankingFilters.from_query(request.query_params)
+    what = (request.query_params.get("what") or "").strip()
+    fmt, problem = export_format(request.query_params)
+    if what not in RANKING_TABLES:
+        raise DomainError(
+            "下载内容应为 " + "、".join(RANKING_TABLES) + " 之一",
+            code="invalid_export",
+            status_code=422,
+        )
+    if fmt is None or f.errors:
+        raise DomainError(problem or "；".join(f.errors), code="invalid_filter", status_code=422)
+    _, tables = await ranking_tables(request, db, user, f)
+    table = tables[what]
+    name = f"榜单-{f.tier.label}-{f.label}-{table.title}"
+    return table_response(
+        filename=name, columns=table.columns, rows=table.rows, fmt=fmt, sheet=table.title
+    )
