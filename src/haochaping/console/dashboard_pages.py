@@ -10,16 +10,16 @@ assessor its region (the statistics scope every figure by the person's organisat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, cast
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from haochaping.analytics import metrics
+from haochaping.analytics.periods import parse_period
 from haochaping.console import dashboard_views as dv
 from haochaping.console.dashboard_forms import (
-    BOTTOM_COUNT,
-    BOTTOM_PERIODS,
     DashboardFilters,
     Granularity,
     Node,
@@ -28,6 +28,7 @@ from haochaping.console.dashboard_forms import (
     Preset,
     RankingFilters,
     Tier,
+    current_period,
     export_format,
     local_today,
     recent_periods,
@@ -41,7 +42,7 @@ from haochaping.core.roles import Role
 from haochaping.core.templating import html_route
 from haochaping.orgs import queries as org_queries
 from haochaping.orgs.choices import REGION_TIER_LABELS
-from haochaping.orgs.models import Org, Region
+from haochaping.orgs.models import Region
 
 router = APIRouter(route_class=html_route("console/error.html"))
 
@@ -49,9 +50,6 @@ DASHBOARD = "/console/dashboard"
 RANKINGS = "/console/rankings"
 DASHBOARD_TABLES = ("summary", "trend", "levels", "channels", "reasons", "funnel", "children")
 RANKING_TABLES = ("ranked", "unranked", "bottom")
-# One tier down the tree: region tiers, then organisations by kind, then staff.
-CHILD_OF_REGION_TIER = {1: "市", 2: "县（区）", 3: "部门"}
-CHILD_OF_ORG_KIND = {"department": "大厅", "hall": "窗口", "window": "工作人员"}
 
 
 def may_use_regions(user: Principal) -> bool:
@@ -67,8 +65,8 @@ class Scope:
     name: str
     root_name: str
     trail: list[dict[str, Any]]
-    child_label: str
-    child_kind: NodeKind | None  # what a child row is (None: staff, the bottom)
+    child_region_label: str = "下级地区"  # what a child region is called (市, 县（区）...)
+    default_region: str | None = None  # the person's own region, asked when no node is
 
 
 def _href(filters: DashboardFilters, node: Node | None) -> str:
@@ -91,8 +89,8 @@ async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilter
     if node is None:
         trail[-1]["href"] = None
         if regions and own_region is not None:
-            return Scope(root_name, root_name, trail, *_region_child(own_region))
-        return Scope(root_name, root_name, trail, *_org_child(own_org))
+            return Scope(root_name, root_name, trail, _region_child(own_region), own_region.code)
+        return Scope(root_name, root_name, trail)
     if node.kind is NodeKind.REGION:
         region = await org_queries.region_by_code(db, node.code)
         if region is None:
@@ -102,7 +100,7 @@ async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilter
         for r in await org_queries.region_chain(db, region, own_region):
             trail.append({"name": r.name, "href": _href(filters, Node(NodeKind.REGION, r.code))})
         trail[-1]["href"] = None
-        return Scope(region.name, root_name, trail, *_region_child(region))
+        return Scope(region.name, root_name, trail, _region_child(region))
     org = await org_queries.org_by_code(db, node.code)
     if org is None:
         raise NotFound("统计范围中的单位不存在", code="org_not_found")
@@ -117,58 +115,64 @@ async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilter
     for o in await org_queries.org_chain(db, user, org):
         trail.append({"name": o.name, "href": _href(filters, Node(NodeKind.ORG, o.code))})
     trail[-1]["href"] = None
-    return Scope(org.name, root_name, trail, *_org_child(org))
+    return Scope(org.name, root_name, trail)
 
 
-def _region_child(region: Region) -> tuple[str, NodeKind | None]:
-    if region.tier >= 3:
-        return CHILD_OF_REGION_TIER.get(region.tier, "部门"), NodeKind.ORG
-    return CHILD_OF_REGION_TIER[region.tier], NodeKind.REGION
+def _region_child(region: Region) -> str:
+    return REGION_TIER_LABELS.get(region.tier + 1, "下级地区")
 
 
-def _org_child(org: Org | None) -> tuple[str, NodeKind | None]:
-    kind = org.kind if org else "hall"
-    return CHILD_OF_ORG_KIND.get(kind, "下级单位"), (NodeKind.ORG if kind != "window" else None)
-
-
-def _filter_args(request: Request, user: Principal, f: DashboardFilters) -> dict[str, Any]:
+def metric_filters(user: Principal, f: DashboardFilters, scope: Scope) -> dict[str, Any]:
+    """The filters as `analytics.metrics` takes them. Without a node, a person who looks at a
+    region asks about their own region (so that the next tier down is its cities)."""
     return {
-        "db": None,
         "actor": user,
         "org_code": f.org_code,
-        "region_code": f.region_code,
+        "region_code": f.region_code or scope.default_region,
         "item_code": f.item_code or None,
         "since": f.since_at,
         "until": f.until_at,
-        "rules": request.app.state.rules,
     }
 
 
+def child_label(kind: str | None, scope: Scope) -> str:
+    if kind == "region":
+        return scope.child_region_label
+    if kind == "staff":
+        return "工作人员"
+    return "单位"
+
+
 async def dashboard_tables(
-    request: Request, db: DbSession, user: Principal, f: DashboardFilters, scope: Scope
+    db: DbSession, user: Principal, f: DashboardFilters, scope: Scope
 ) -> tuple[dict[str, Any], dict[str, dv.Table]]:
     """The summary and every table of the dashboard for the filters."""
-    args = {**_filter_args(request, user, f), "db": db}
-    summary = await metrics.summary(**args)
-    trend = await metrics.timeseries(**args, granularity=f.granularity.value)
+    args = {"db": db, **metric_filters(user, f, scope)}
+    summary = asdict(await metrics.summary(**args))
+    trend = await metrics.timeseries(
+        **args, granularity=cast(metrics.Granularity, f.granularity.value)
+    )
     levels = await metrics.breakdown(**args, by="level")
     channels = await metrics.breakdown(**args, by="channel")
     reasons = await metrics.breakdown(**args, by="reason")
     children = await metrics.breakdown(**args, by="child")
+    kind = children.child_kind
 
     def link(row: dict[str, Any]) -> str | None:
-        if scope.child_kind is None:
+        if kind not in NodeKind.values():  # staff: the bottom of the tree
             return None
-        return _href(f, Node(scope.child_kind, str(row.get("code", row.get("key")))))
+        return _href(f, Node(NodeKind(kind), row["code"]))
 
     tables = {
         "summary": dv.summary_table(summary),
-        "trend": dv.trend_table(trend),
-        "levels": dv.level_table(levels),
-        "channels": dv.channel_table(channels),
-        "reasons": dv.reason_table(reasons),
+        "trend": dv.trend_table([asdict(i) for i in trend.items]),
+        "levels": dv.level_table([asdict(r) for r in levels.rows]),
+        "channels": dv.channel_table([asdict(r) for r in channels.rows]),
+        "reasons": dv.reason_table([asdict(r) for r in reasons.rows]),
         "funnel": dv.funnel_table(summary),
-        "children": dv.child_table(children, scope.child_label, link),
+        "children": dv.child_table(
+            [asdict(r) for r in children.rows], child_label(kind, scope), link
+        ),
     }
     return summary, tables
 
@@ -224,7 +228,7 @@ async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
     context["node_listed"] = bool(f.node and f.node.value in listed)
     context["item_listed"] = any(o["code"] == f.item_code for o in context["item_options"])
     if not context["errors"] and scope is not None:
-        summary, tables = await dashboard_tables(request, db, user, f, scope)
+        summary, tables = await dashboard_tables(db, user, f, scope)
         context.update(
             kpis=dv.kpi_cards(summary),
             tables=tables,
@@ -251,7 +255,7 @@ async def dashboard_export(request: Request, db: DbSession, user: StatsConsoleUs
     scope = await resolve_scope(db, user, f)
     if f.item_code and await org_queries.item_name(db, user, f.item_code) is None:
         raise NotFound("所选服务事项不存在或不在本账号的权限范围内", code="item_not_found")
-    _, tables = await dashboard_tables(request, db, user, f, scope)
+    _, tables = await dashboard_tables(db, user, f, scope)
     table = tables[what]
     name = f"数据看板-{table.title}-{scope.name}-{f.since.isoformat()}至{f.until.isoformat()}"
     return table_response(
@@ -262,8 +266,7 @@ async def dashboard_export(request: Request, db: DbSession, user: StatsConsoleUs
 # --- the rankings --------------------------------------------------------------------------
 
 
-def period_options(today_kind: PeriodKind | None = None) -> list[tuple[str, list[tuple[str, str]]]]:
-    today = local_today()
+def period_options(today: date) -> list[tuple[str, list[tuple[str, str]]]]:
     return [
         ("月度", recent_periods(PeriodKind.MONTH, today, 12)),
         ("季度", recent_periods(PeriodKind.QUARTER, today, 8)),
@@ -271,28 +274,36 @@ def period_options(today_kind: PeriodKind | None = None) -> list[tuple[str, list
     ]
 
 
+def bottom_period(f: RankingFilters, today: date) -> str:
+    """The last period of the consecutive-bottom list: the chosen one when complete, else the
+    one before it (a period still running says nothing yet about the bottom)."""
+    if f.period == current_period(f.kind, today):
+        return parse_period(f.period).previous().label
+    return f.period
+
+
 async def ranking_tables(
-    request: Request, db: DbSession, user: Principal, f: RankingFilters
+    db: DbSession, user: Principal, f: RankingFilters
 ) -> tuple[dict[str, Any], dict[str, dv.Table]]:
+    """The ranking of the tier for the period, and the consecutive-bottom list."""
     result = await metrics.rankings(
-        db=db, actor=user, tier=f.tier.value, period=f.period, rules=request.app.state.rules
+        db=db, actor=user, tier=cast(metrics.Tier, f.tier.value), period=f.period
     )
-    bottom = await metrics.bottom(
+    low = await metrics.bottom(
         db=db,
         actor=user,
-        tier=f.tier.value,
-        periods=BOTTOM_PERIODS,
-        bottom=BOTTOM_COUNT,
-        until=f.period,
-        rules=request.app.state.rules,
+        tier=cast(metrics.Tier, f.tier.value),
+        period=bottom_period(f, local_today()),
     )
     label = f.tier.label
     tables = {
-        "ranked": dv.ranking_table(result["items"], label),
-        "unranked": dv.unranked_table(result["unranked"], label, int(result["min_sample"])),
-        "bottom": dv.bottom_table(bottom["items"], label, BOTTOM_PERIODS),
+        "ranked": dv.ranking_table([asdict(r) for r in result.items], label),
+        "unranked": dv.unranked_table(
+            [asdict(r) for r in result.unranked], label, result.min_sample
+        ),
+        "bottom": dv.bottom_table(low, label),
     }
-    return result, tables
+    return {"formula": dv.formula_text(result.formula), "live": result.live}, tables
 
 
 async def _scope_name(db: DbSession, user: Principal) -> str:
@@ -312,7 +323,7 @@ async def rankings(request: Request, db: DbSession, user: StatsConsoleUser):
     context: dict[str, Any] = {
         "filters": f,
         "tiers": Tier.choices(),
-        "period_options": period_options(),
+        "period_options": period_options(local_today()),
         "query": f.query(),
         "export_base": RANKINGS + "/export",
         "errors": list(f.errors),
@@ -321,8 +332,8 @@ async def rankings(request: Request, db: DbSession, user: StatsConsoleUser):
     }
     status = 422 if f.errors else 200
     if not f.errors:
-        result, tables = await ranking_tables(request, db, user, f)
-        context.update(tables=tables, formula=result.get("formula", ""))
+        about, tables = await ranking_tables(db, user, f)
+        context.update(tables=tables, formula=about["formula"])
     return await page(request, db, user, "console/rankings.html", context, status_code=status)
 
 
@@ -340,7 +351,7 @@ async def rankings_export(request: Request, db: DbSession, user: StatsConsoleUse
         )
     if fmt is None or f.errors:
         raise DomainError(problem or "；".join(f.errors), code="invalid_filter", status_code=422)
-    _, tables = await ranking_tables(request, db, user, f)
+    _, tables = await ranking_tables(db, user, f)
     table = tables[what]
     name = f"榜单-{f.tier.label}-{f.label}-{table.title}"
     return table_response(

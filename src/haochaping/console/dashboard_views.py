@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from haochaping.core.exports import Column, ColumnKind, cell_text
+from haochaping.evaluations.choices import LEVEL_LABELS
 
 COUNT, RATE, SCORE, SIGNED = ColumnKind.COUNT, ColumnKind.RATE, ColumnKind.SCORE, ColumnKind.SIGNED
 TOP_REASONS = 10
@@ -206,9 +207,11 @@ def channel_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def reason_table(rows: list[dict[str, Any]]) -> Table:
-    """The most frequent reasons given with bad ratings."""
-    top = sorted(rows, key=lambda r: (-int(r["total"]), _key(r)))[:TOP_REASONS]
-    out = [[_name(r), _key(r), r["total"]] for r in top]
+    """The reasons given most often with bad ratings (a reason tag belongs to one level, so
+    its bad count is the number of bad ratings that chose it)."""
+    bad = [r for r in rows if int(r.get("bad") or 0) > 0]
+    top = sorted(bad, key=lambda r: (-int(r["bad"]), _key(r)))[:TOP_REASONS]
+    out = [[_name(r), _key(r), r["bad"]] for r in top]
     return Table(
         "reasons",
         "差评主要原因",
@@ -309,19 +312,44 @@ def unranked_table(items: list[dict[str, Any]], tier_label: str, min_sample: int
     )
 
 
-def bottom_table(items: list[dict[str, Any]], tier_label: str, periods: int) -> Table:
+def bottom_table(low: Any, tier_label: str) -> Table:
+    """Units in the bottom N for K periods running (`analytics.metrics.BottomList`): the
+    candidates for a summons (约谈) or a public report (通报)."""
     out = [
         [
-            _name(i),
-            _key(i),
-            i.get("streak", i.get("periods", periods)),
-            "、".join(str(p) for p in i.get("period_labels", i.get("in_periods", []))),
+            u.name,
+            u.code,
+            "；".join(f"{r.period} 第{r.rank}名/共{r.of}" for r in u.ranks),
         ]
-        for i in items
+        for u in low.items
     ]
+    periods = "、".join(low.periods)
     return Table(
         "bottom",
-        f"连续 {periods} 期排名靠后（约谈、通报候选）",
-        [Column(tier_label), Column("编码"), Column("连续期数", COUNT), Column("所在周期")],
+        f"连续 {len(low.periods)} 期排名末 {low.bottom} 位（约谈、通报候选）",
+        [Column(tier_label), Column("编码"), Column("各期名次")],
         out,
+        note=f"统计周期：{periods}。每期排名倒数 {low.bottom} 位（并列者同列）且连续"
+        f" {len(low.periods)} 期均在其中的对象。",
+    )
+
+
+METRIC_LABELS = {"score": "平均分", "good_rate": "好评率"}
+
+
+def formula_text(formula: dict[str, Any]) -> str:
+    """The ranking rule as people read it, from the formula the ranking states."""
+    metric = METRIC_LABELS.get(formula.get("metric", ""), formula.get("metric", ""))
+    tie = METRIC_LABELS.get(formula.get("tie_break", ""), formula.get("tie_break", ""))
+    points = formula.get("points", {})
+    levels = "、".join(
+        f"{LEVEL_LABELS[int(level)]} {points[level]} 分"
+        for level in ("5", "4", "3", "2", "1")
+        if level in points
+    )
+    good = "、".join(LEVEL_LABELS[int(lv)] for lv in formula.get("good_levels", []))
+    return (
+        f"按{metric}从高到低排名，{metric}相同时比较{tie}，仍相同者名次并列（如 1、2、2、4）；"
+        f"好评等级：{good}；分值：{levels}；"
+        f"评价数少于 {formula.get('min_sample', '')} 条的对象不参与排名。"
     )
