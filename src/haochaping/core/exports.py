@@ -64,11 +64,11 @@ def cell_text(value: Any, kind: ColumnKind = ColumnKind.TEXT) -> str:
     """A value as people read it in a table cell (and in the CSV download)."""
     if value is None or value == "":
         return EMPTY
-    if kind is ColumnKind.RATE:
+    if kind == ColumnKind.RATE:
         return f"{float(value) * 100:.2f}%"
-    if kind is ColumnKind.SCORE:
+    if kind == ColumnKind.SCORE:
         return f"{float(value):.2f}"
-    if kind is ColumnKind.SIGNED:
+    if kind == ColumnKind.SIGNED:
         return f"{int(value):+d}" if value else "0"
     return str(value)
 
