@@ -18,7 +18,7 @@
     return { fontSize: Math.round(13 * s), color: "#1f2328" };
   }
 
-  function option(spec, s) {
+  function option(spec, s, width) {
     var text = textStyle(s);
     // Canvas tooltips: the CSP refuses the inline styles of ECharts' HTML tooltips.
     var tooltip = { renderMode: "richText", textStyle: text, confine: true };
@@ -32,7 +32,8 @@
           type: "pie",
           radius: ["35%", "65%"],
           center: ["50%", "45%"],
-          label: { fontSize: text.fontSize, formatter: "{b}\n{d}%" },
+          // On a narrow screen the labels would overlap: the legend and the table say it.
+          label: { show: width > 34 * 16 * s, fontSize: text.fontSize, formatter: "{b}\n{d}%" },
           data: spec.categories.map(function (name, i) {
             return { name: name, value: spec.series[0].data[i] };
           })
@@ -83,12 +84,19 @@
     };
   }
 
+  /* No animation for people who asked their system for less motion. */
+  function still() {
+    return window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  }
+
   function draw() {
     var s = scale();
     charts.forEach(function (entry) {
       entry.el.style.height = Math.max(entry.min, entry.rows * 2.1) * 16 * s + "px";
       entry.chart.resize();
-      entry.chart.setOption(option(entry.spec, s), true);
+      var opts = option(entry.spec, s, entry.el.clientWidth);
+      opts.animation = !still();
+      entry.chart.setOption(opts, true);
     });
   }
 
