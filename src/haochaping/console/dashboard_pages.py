@@ -177,7 +177,15 @@ async def dashboard_tables(
     return summary, tables
 
 
-async def _options(db: DbSession, user: Principal) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+ITEM_SELECT_MAX = 100  # more items than this: the item is typed by its code
+
+
+async def node_choices(
+    db: DbSession, user: Principal, f: DashboardFilters, scope_name: str
+) -> list[tuple[str, list[tuple[str, str, bool]]]]:
+    """The node picker's groups of (value, label, selected): regions of the person's region,
+    then departments and halls of their subtree (indented by depth)."""
+    chosen = f.node.value if f.node else ""
     regions: list[dict[str, Any]] = []
     own_region = await org_queries.own_region(db, user)
     if may_use_regions(user) and own_region is not None:
@@ -187,7 +195,37 @@ async def _options(db: DbSession, user: Principal) -> tuple[dict[str, Any], list
     if own is not None and any(o["code"] == own.code for o in orgs):
         # The person's own organisation is the "whole area" option; the rest move up a level.
         orgs = [{**o, "depth": o["depth"] - 1} for o in orgs if o["code"] != own.code]
-    return {"regions": regions, "orgs": orgs}, await org_queries.item_options(db, user)
+    groups = []
+    for label, kind, rows in (("地区", "region", regions), ("单位", "org", orgs)):
+        options = [
+            (value, "\u3000" * max(o["depth"], 0) + o["name"], value == chosen)
+            for o in rows
+            if (value := f"{kind}:{o['code']}")
+        ]
+        if options:
+            groups.append((label, options))
+    if chosen and not any(sel for _, options in groups for *_, sel in options):
+        groups.append(("当前", [(chosen, scope_name or chosen, True)]))
+    return groups
+
+
+async def item_choices(
+    db: DbSession, user: Principal, f: DashboardFilters
+) -> list[tuple[str, str, bool]] | None:
+    """The items to pick from, or None when there are too many for a list (the code is
+    typed instead): those of the chosen organisation's subtree, else of the person's."""
+    subtree = user.org_path
+    if f.org_code:
+        org = await org_queries.org_by_code(db, f.org_code)
+        if org is not None and user.covers(org.path):
+            subtree = org.path
+    rows = await org_queries.item_options(db, subtree, ITEM_SELECT_MAX + 1)
+    if len(rows) > ITEM_SELECT_MAX:
+        return None
+    options = [(o["code"], o["name"], o["code"] == f.item_code) for o in rows]
+    if f.item_code and not any(sel for *_, sel in options):
+        options.append((f.item_code, f.item_code, True))
+    return options
 
 
 @router.get(DASHBOARD)
@@ -206,7 +244,6 @@ async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
         "item_name": None,
         "trail": [],
     }
-    context["node_options"], context["item_options"] = await _options(db, user)
     status = 422 if f.errors else 200
     scope = None
     try:
@@ -222,11 +259,8 @@ async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
         context.update(scope_name=scope.name, root_name=scope.root_name, trail=scope.trail)
     else:
         context.update(scope_name="", root_name="本单位", trail=[])
-    listed = {("region:" + o["code"]) for o in context["node_options"]["regions"]} | {
-        ("org:" + o["code"]) for o in context["node_options"]["orgs"]
-    }
-    context["node_listed"] = bool(f.node and f.node.value in listed)
-    context["item_listed"] = any(o["code"] == f.item_code for o in context["item_options"])
+    context["node_options"] = await node_choices(db, user, f, context["scope_name"])
+    context["item_options"] = await item_choices(db, user, f)
     if not context["errors"] and scope is not None:
         summary, tables = await dashboard_tables(db, user, f, scope)
         context.update(

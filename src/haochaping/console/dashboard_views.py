@@ -40,9 +40,19 @@ class Table:
     def row_links(self) -> list[str | None]:
         return self.links or [None] * len(self.rows)
 
-    def lines(self) -> list[tuple[list[str], str | None]]:
-        """Each row's cells as read, with its drill-down link."""
-        return list(zip(self.cells(), self.row_links(), strict=True))
+    def lines(self) -> list[tuple[list[tuple[str, str]], str | None]]:
+        """Each row's cells as read with their CSS class, and its drill-down link."""
+        numeric = [c.kind is not ColumnKind.TEXT for c in self.columns]
+        out = []
+        for cells, link in zip(self.cells(), self.row_links(), strict=True):
+            row = []
+            for text, num in zip(cells, numeric, strict=True):
+                classes = ["num"] if num else []
+                if text.startswith(("↑", "↓")):  # a rank change: said in words, coloured too
+                    classes += ["change", "change--up" if text[0] == "↑" else "change--down"]
+                row.append((text, " ".join(classes)))
+            out.append((row, link))
+        return out
 
     def chart_data(self) -> dict[str, Any] | None:
         """What dashboard.js draws: the first column as the categories, the chart's columns as

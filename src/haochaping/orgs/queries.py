@@ -150,15 +150,15 @@ async def region_subtree_options(
     return [{"code": r.code, "name": r.name, "depth": r.tier - top.tier - 1} for r in rows]
 
 
-async def item_options(db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
-    """Service items of the person's subtree, by name (at most ORG_OPTIONS_MAX)."""
+async def item_options(db: AsyncSession, subtree: str, limit: int) -> list[dict[str, Any]]:
+    """Service items of an organisation subtree (by its path), by name, at most `limit`."""
     rows = (
         await db.execute(
             select(Item.code, Item.name)
             .join(Org, Org.id == Item.org_id)
-            .where(Org.path.startswith(actor.org_path, autoescape=True))
+            .where(Org.path.startswith(subtree, autoescape=True))
             .order_by(Item.name, Item.code)
-            .limit(ORG_OPTIONS_MAX)
+            .limit(limit)
         )
     ).all()
     return [{"code": c, "name": n} for c, n in rows]
