@@ -1,15 +1,18 @@
 """The console's dashboard (数据看板) and rankings (榜单) rendered over the demo province.
 
-    .venv/bin/python bench/dashboard.py [--db FILE] [--cases 200000] [--runs 15] [--keep]
+    .venv/bin/python bench/dashboard.py [--db FILE | --url URL] [--cases 200000] [--runs 15]
+                                        [--keep]
 
-Without `--db`, loads the demo province (`haochaping demo`, 200,000 cases, about 145,000
-ratings over a year) into a fresh SQLite file first (about two minutes); `--keep` leaves it
-for `--db` next time. Then signs in as the demo's `admin` (the province's root office) and
-renders each page through the ASGI app in-process (no network, no browser: the server's
-share of a page view), `--runs` times after one warm-up, and prints per page the median,
-p90 and minimum wall time, the median CPU time of the process (the Python code and SQLite's
-threads together), and the size of the HTML. The goal (issue 10): the province's dashboard
-under 300 ms on SQLite.
+Without `--db` or `--url`, loads the demo province (`haochaping demo`, 200,000 cases, about
+145,000 ratings over a year) into a fresh SQLite file first (about two minutes); `--keep`
+leaves it for `--db` next time; `--url` measures a database already loaded with `haochaping
+demo` (PostgreSQL: `postgresql+asyncpg://postgres@127.0.0.1:5432/NAME`). Then signs in as the
+demo's `admin` (the province's root office) and renders each page through the ASGI app
+in-process (no network, no browser: the server's share of a page view), `--runs` times after
+one warm-up, and prints per page the median, p90 and minimum wall time, the median CPU time
+of the process (the Python code and SQLite's threads; PostgreSQL's server process is not in
+it), and the size of the HTML. The goal (issue 10): the province's dashboard under 300 ms on
+SQLite.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def settings_for(path: str) -> Settings:
+    url = path if "://" in path else f"sqlite+aiosqlite:///{path}"
     return Settings(
         env="development",
-        database_url=f"sqlite+aiosqlite:///{path}",
+        database_url=url,
         job_interval_seconds=0,
         integrity_intake_checks=False,
         _env_file=None,
@@ -105,12 +109,13 @@ async def measure(path: str, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", help="an SQLite file with the demo province loaded")
+    parser.add_argument("--url", help="a database URL with the demo province loaded")
     parser.add_argument("--cases", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--keep", action="store_true", help="keep the loaded demo database")
     args = parser.parse_args()
     folder = None
-    path = args.db
+    path = args.url or args.db
     if path is None:
         folder = tempfile.mkdtemp(prefix="hcp-bench-dash-")
         path = os.path.join(folder, "demo.db")
