@@ -372,6 +372,9 @@ async def test_rankings_page_is_the_apis_ranking_with_downloads(client, world, r
     assert [row[:3] for row in page.tables["unranked"]] == [["杭州市民中心", "HALL-B", "2"]]
     assert "评价数少于 3 条的对象不参与排名" in r.text
     assert 'aria-current="page">大厅</a>' in r.text
+    assert 'id="running-note"' not in r.text  # March is over
+    current = await client.get(RANK)
+    assert current.status_code == 200 and 'id="running-note"' in current.text
     for what in RANKING_TABLES:
         got = await client.get(
             RANK + "/export?" + urlencode({"tier": "hall", "period": "2026-03", "what": what})

@@ -367,7 +367,11 @@ async def rankings(request: Request, db: DbSession, user: StatsConsoleUser):
     status = 422 if f.errors else 200
     if not f.errors:
         about, tables = await ranking_tables(db, user, f)
-        context.update(tables=tables, formula=about["formula"])
+        context.update(
+            tables=tables,
+            formula=about["formula"],
+            running=f.period == current_period(f.kind, local_today()),
+        )
     return await page(request, db, user, "console/rankings.html", context, status_code=status)
 
 
