@@ -59,6 +59,7 @@ class BreakdownRowRead(ReadModel):
     good_rate: float | None
     bad_rate: float | None
     score: float | None
+    kind: str | None = None  # `child` rows: region, org or staff (what the code names)
 
 
 class BreakdownRead(ReadModel):
