@@ -193,6 +193,7 @@ async def test_a_row_drills_one_tier_down(client, world, rated):
     r = await client.get(DASH + "?" + urlencode(MARCH))
     page = parse(r.text)
     # The province's cities; then the county; then its hall; its windows; their staff.
+    # A city's children are its counties and, beside them, the city's own halls.
     steps = [("杭州市", "region:330100"), ("上城区", "region:330102")]
     steps += [("上城区市民之家", "org:HALL-A"), ("综合受理1号窗口", "org:W-A1")]
     for name, node in steps:
@@ -212,6 +213,14 @@ async def test_a_row_drills_one_tier_down(client, world, rated):
         assert r.status_code == 200, r.text[-2000:]
         assert f"统计范围：<strong>{name}</strong>" in r.text
         page = parse(r.text)
+        if name == "杭州市":
+            rows = {
+                row[0]: (row[2], link)
+                for row, link in zip(page.tables["children"], page.links["children"], strict=True)
+            }
+            assert rows["上城区"][0] == "4" and rows["杭州市民中心"][0] == "2"
+            assert path_of(rows["杭州市民中心"][1])[1]["node"] == "org:HALL-B"
+            assert sum(int(n) for n, _ in rows.values()) == int(page.kpis["total"]) == 6
     # A window's children are its staff: the bottom, no link further.
     assert [row[0] for row in page.tables["children"]] == ["李娜"]
     assert page.links["children"] == [None]

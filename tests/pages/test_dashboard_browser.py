@@ -50,20 +50,22 @@ async def sign_in(page, username: str) -> None:
     await expect(page.get_by_role("heading", level=1)).to_have_text("数据看板")
 
 
-async def bar_point(page, key: str, index: int) -> tuple[float, float]:
+async def bar_point(page, key: str, name: str) -> tuple[float, float]:
     """Where, on the page, the bar of a row is drawn (asked from ECharts itself)."""
     chart = page.locator(f'[data-chart="{key}"]')
     await chart.scroll_into_view_if_needed()
     box = await chart.bounding_box()
     assert box is not None
     x, y = await page.evaluate(
-        """([key, index]) => {
+        """([key, name]) => {
             const el = document.querySelector(`[data-chart="${key}"]`);
             const chart = echarts.getInstanceByDom(el);
-            const value = chart.getOption().series[0].data[index];
+            const option = chart.getOption();
+            const index = option.yAxis[0].data.indexOf(name);
+            const value = option.series[0].data[index];
             return chart.convertToPixel({seriesIndex: 0}, [value / 2, index]);
         }""",
-        [key, index],
+        [key, name],
     )
     return box["x"] + x, box["y"] + y
 
@@ -87,12 +89,14 @@ async def test_drill_down_by_row_and_by_bar(new_page, live_server, live_world, l
     await children.get_by_role("row").filter(has_text="杭州市").get_by_role("cell").nth(1).click()
     await expect(page).to_have_url(f"{live_server.url}/console/dashboard?node=region%3A330100")
     await expect(page.locator("#scope-line")).to_contain_text("杭州市")
-    await expect(children.get_by_role("rowheader").first).to_have_text("上城区")
+    await expect(children.get_by_role("rowheader", name="上城区")).to_be_visible()
+    # Beside its counties, the city's own hall.
+    await expect(children.get_by_role("rowheader", name="杭州市民中心")).to_be_visible()
     trail = page.get_by_role("navigation", name="统计范围层级")
     await expect(trail.get_by_role("link", name="浙江省")).to_be_visible()
 
     # A click on the county's bar goes one more tier down.
-    x, y = await bar_point(page, "children", 0)
+    x, y = await bar_point(page, "children", "上城区")
     await page.mouse.click(x, y)
     await expect(page).to_have_url(f"{live_server.url}/console/dashboard?node=region%3A330102")
     await expect(page.locator("#scope-line")).to_contain_text("上城区")

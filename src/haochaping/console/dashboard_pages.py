@@ -135,10 +135,13 @@ def metric_filters(user: Principal, f: DashboardFilters, scope: Scope) -> dict[s
     }
 
 
-def child_label(kind: str | None, scope: Scope) -> str:
-    if kind == "region":
+def child_label(kinds: set[str], scope: Scope) -> str:
+    """What the rows one tier down are called (the first column's header)."""
+    if kinds == {"region"}:
         return scope.child_region_label
-    if kind == "staff":
+    if "region" in kinds:
+        return scope.child_region_label + "及直属单位"
+    if kinds == {"staff"}:
         return "工作人员"
     return "单位"
 
@@ -159,9 +162,12 @@ async def dashboard_tables(
     kind = children.child_kind
 
     def link(row: dict[str, Any]) -> str | None:
-        if kind not in NodeKind.values():  # staff: the bottom of the tree
+        # Each row says what its code names: a city's children are its counties and the
+        # city's own halls and departments side by side.
+        row_kind = row.get("kind") or kind
+        if row_kind not in NodeKind.values():  # staff: the bottom of the tree
             return None
-        return _href(f, Node(NodeKind(kind), row["code"]))
+        return _href(f, Node(NodeKind(row_kind), row["code"]))
 
     tables = {
         "summary": dv.summary_table(summary),
@@ -171,7 +177,9 @@ async def dashboard_tables(
         "reasons": dv.reason_table([asdict(r) for r in reasons.rows]),
         "funnel": dv.funnel_table(summary),
         "children": dv.child_table(
-            [asdict(r) for r in children.rows], child_label(kind, scope), link
+            [asdict(r) for r in children.rows],
+            child_label({r.kind or kind or "org" for r in children.rows}, scope),
+            link,
         ),
     }
     return summary, tables
