@@ -417,3 +417,18 @@ async def test_rank_change_says_up_and_down_in_words(client, db, world, rated):
     changes = {row[1]: row[7] for row in page.tables["ranked"]}
     assert changes == {"杭州市民中心": "↑ 上升1位", "上城区市民之家": "↓ 下降1位"}
     assert 'class="change change--up"' in r.text
+
+
+async def test_the_item_filter_counts_that_items_ratings_wherever_served(client, world, rated):
+    await sign_in(client, world.users["office"])
+    r = await client.get(DASH + "?" + urlencode({**MARCH, "item_code": "ITEM-B1"}))
+    assert r.status_code == 200
+    assert "事项：不动产登记" in r.text
+    assert parse(r.text).kpis["total"] == "2"
+    client.cookies.clear()
+    # A hall filters by another unit's item: allowed, counted at its own hall only.
+    await sign_in(client, world.users["unit_a"])
+    r = await client.get(DASH + "?" + urlencode({**MARCH, "item_code": "ITEM-B1"}))
+    assert r.status_code == 200 and parse(r.text).kpis["total"] == "0"
+    r = await client.get(DASH + "?" + urlencode({**MARCH, "item_code": "ITEM-A1"}))
+    assert parse(r.text).kpis["total"] == "4"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, cast
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 
@@ -70,14 +71,13 @@ class Scope:
 
 
 def _href(filters: DashboardFilters, node: Node | None) -> str:
-    from urllib.parse import urlencode
-
+    """The dashboard with the same filters at another node (None: the person's whole area)."""
     return DASHBOARD + "?" + urlencode(filters.query(node=node.value if node else None))
 
 
 async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilters) -> Scope:
     """The node of the filters checked against the person's area (404 unknown, 403 outside),
-    with its trail and the kind of its children."""
+    with its trail back up to the person's whole area."""
     own_org = await org_queries.own_org(db, user)
     own_region = await org_queries.own_region(db, user)
     regions = may_use_regions(user) and own_region is not None
@@ -220,15 +220,15 @@ async def node_choices(
 async def item_choices(
     db: DbSession, user: Principal, f: DashboardFilters
 ) -> list[tuple[str, str, bool]] | None:
-    """The items to pick from, or None when there are too many for a list (the code is
-    typed instead): those of the chosen organisation's subtree, else of the person's."""
+    """The items to pick from, or None when there are none or too many for a list (the code
+    is typed instead): those of the chosen organisation's subtree, else of the person's."""
     subtree = user.org_path
     if f.org_code:
         org = await org_queries.org_by_code(db, f.org_code)
         if org is not None and user.covers(org.path):
             subtree = org.path
     rows = await org_queries.item_options(db, subtree, ITEM_SELECT_MAX + 1)
-    if len(rows) > ITEM_SELECT_MAX:
+    if not rows or len(rows) > ITEM_SELECT_MAX:
         return None
     options = [(o["code"], o["name"], o["code"] == f.item_code) for o in rows]
     if f.item_code and not any(sel for *_, sel in options):
@@ -257,9 +257,9 @@ async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
     try:
         scope = await resolve_scope(db, user, f)
         if f.item_code:
-            context["item_name"] = await org_queries.item_name(db, user, f.item_code)
+            context["item_name"] = await org_queries.item_name(db, f.item_code)
             if context["item_name"] is None:
-                raise NotFound("所选服务事项不存在或不在本账号的权限范围内", code="item_not_found")
+                raise NotFound("所选服务事项不存在", code="item_not_found")
     except DomainError as exc:
         context["errors"].append(exc.message)
         status = exc.status_code if status == 200 else status
@@ -295,8 +295,8 @@ async def dashboard_export(request: Request, db: DbSession, user: StatsConsoleUs
     if fmt is None or f.errors:
         raise DomainError(problem or "；".join(f.errors), code="invalid_filter", status_code=422)
     scope = await resolve_scope(db, user, f)
-    if f.item_code and await org_queries.item_name(db, user, f.item_code) is None:
-        raise NotFound("所选服务事项不存在或不在本账号的权限范围内", code="item_not_found")
+    if f.item_code and await org_queries.item_name(db, f.item_code) is None:
+        raise NotFound("所选服务事项不存在", code="item_not_found")
     _, tables = await dashboard_tables(db, user, f, scope)
     table = tables[what]
     name = f"数据看板-{table.title}-{scope.name}-{f.since.isoformat()}至{f.until.isoformat()}"

@@ -164,15 +164,10 @@ async def item_options(db: AsyncSession, subtree: str, limit: int) -> list[dict[
     return [{"code": c, "name": n} for c, n in rows]
 
 
-async def item_name(db: AsyncSession, actor: Principal, code: str) -> str | None:
-    """The name of an item of the person's subtree (None: unknown or outside)."""
-    return (
-        await db.execute(
-            select(Item.name)
-            .join(Org, Org.id == Item.org_id)
-            .where(Item.code == code, Org.path.startswith(actor.org_path, autoescape=True))
-        )
-    ).scalar_one_or_none()
+async def item_name(db: AsyncSession, code: str) -> str | None:
+    """The name of a service item (None: unknown). Items are reference data: a hall serves
+    the items of departments outside its own subtree."""
+    return (await db.execute(select(Item.name).where(Item.code == code))).scalar_one_or_none()
 
 
 async def region_by_code(db: AsyncSession, code: str) -> Region | None:
