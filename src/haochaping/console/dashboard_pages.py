@@ -42,7 +42,7 @@ from haochaping.core.exports import table_response
 from haochaping.core.roles import Role
 from haochaping.core.templating import html_route
 from haochaping.orgs import queries as org_queries
-from haochaping.orgs.choices import REGION_TIER_LABELS
+from haochaping.orgs.choices import RegionTier
 from haochaping.orgs.models import Region
 
 router = APIRouter(route_class=html_route("console/error.html"))
@@ -119,7 +119,7 @@ async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilter
 
 
 def _region_child(region: Region) -> str:
-    return REGION_TIER_LABELS.get(region.tier + 1, "下级地区")
+    return RegionTier.label_of(region.tier + 1, "下级地区")
 
 
 def metric_filters(user: Principal, f: DashboardFilters, scope: Scope) -> dict[str, Any]:
@@ -164,7 +164,7 @@ async def dashboard_tables(
     def link(row: dict[str, Any]) -> str | None:
         # Each row says what its code names: a city's children are its counties and the
         # city's own halls and departments side by side.
-        row_kind = row.get("kind") or kind
+        row_kind = str(row.get("kind") or kind)
         if row_kind not in NodeKind.values():  # staff: the bottom of the tree
             return None
         return _href(f, Node(NodeKind(row_kind), row["code"]))
