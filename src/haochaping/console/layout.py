@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
-from haochaping.core.roles import MANAGERS, Role
+from haochaping.core.roles import MANAGERS, STATS_READERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
@@ -20,6 +20,8 @@ HOME = "/console/evaluations"
 NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     (HOME, "评价记录", None),
     ("/console/work-orders", "差评工单", None),
+    ("/console/dashboard", "数据看板", STATS_READERS),
+    ("/console/rankings", "榜单", STATS_READERS),
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
@@ -78,6 +80,17 @@ ManagerConsoleUser = Annotated[
 ]
 SystemAdminConsoleUser = Annotated[
     Principal, Depends(console_gate(is_system_admin, "此操作仅限根机构的系统管理员"))
+]
+
+
+def is_stats_reader(user: Principal) -> bool:
+    """Who reads the statistics pages: offices, administrators, units and assessors."""
+    return user.has_role(*STATS_READERS)
+
+
+StatsConsoleUser = Annotated[
+    Principal,
+    Depends(console_gate(is_stats_reader, "此页面仅供管理机构、责任单位和监督查评人员使用")),
 ]
 
 

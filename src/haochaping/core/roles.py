@@ -33,6 +33,9 @@ WORKFLOW_ACTORS: tuple[Role, ...] = (Role.SYSTEM, Role.CITIZEN, Role.REVIEW)
 MANAGERS = frozenset({Role.ADMIN, Role.OFFICE})  # management offices and administrators
 HANDLERS = MANAGERS | {Role.UNIT}  # who handles a bad rating's work order
 INVITERS = HANDLERS | {Role.STAFF}  # who may send a rating invitation
+# Who reads the statistics pages (数据看板, 榜单), each within their own area: offices and
+# administrators, a unit for its subtree, an assessor for its region (read-only).
+STATS_READERS = HANDLERS | {Role.ASSESSOR}
 
 
 def person_choices() -> list[tuple[str, str]]:

@@ -109,3 +109,102 @@ async def user_region_code(db: AsyncSession, actor: Principal) -> str | None:
     return (
         await db.execute(select(Org.region_code).where(Org.id == actor.org_id))
     ).scalar_one_or_none()
+
+
+# --- the dashboard's pickers and trail (console/dashboard_pages.py) -----------------------
+
+
+async def own_region(db: AsyncSession, actor: Principal) -> Region | None:
+    """The region of the person's organisation."""
+    return (
+        await db.execute(
+            select(Region).join(Org, Org.region_code == Region.code).where(Org.id == actor.org_id)
+        )
+    ).scalar_one_or_none()
+
+
+async def own_org(db: AsyncSession, actor: Principal) -> Org | None:
+    return (await db.execute(select(Org).where(Org.id == actor.org_id))).scalar_one_or_none()
+
+
+async def region_subtree_options(
+    db: AsyncSession, top: Region, *, deepest_tier: int = 3
+) -> list[dict[str, Any]]:
+    """Regions inside `top` (itself excluded) down to a tier, in tree order, with depth."""
+    rows = (
+        (
+            await db.execute(
+                select(Region)
+                .where(
+                    Region.path.startswith(top.path, autoescape=True),
+                    Region.code != top.code,
+                    Region.tier <= deepest_tier,
+                )
+                .order_by(Region.path)
+                .limit(ORG_OPTIONS_MAX)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return [{"code": r.code, "name": r.name, "depth": r.tier - top.tier - 1} for r in rows]
+
+
+async def item_options(db: AsyncSession, subtree: str, limit: int) -> list[dict[str, Any]]:
+    """Service items of an organisation subtree (by its path), by name, at most `limit`."""
+    rows = (
+        await db.execute(
+            select(Item.code, Item.name)
+            .join(Org, Org.id == Item.org_id)
+            .where(Org.path.startswith(subtree, autoescape=True))
+            .order_by(Item.name, Item.code)
+            .limit(limit)
+        )
+    ).all()
+    return [{"code": c, "name": n} for c, n in rows]
+
+
+async def item_name(db: AsyncSession, code: str) -> str | None:
+    """The name of a service item (None: unknown). Items are reference data: a hall serves
+    the items of departments outside its own subtree."""
+    return (await db.execute(select(Item.name).where(Item.code == code))).scalar_one_or_none()
+
+
+async def region_by_code(db: AsyncSession, code: str) -> Region | None:
+    return (await db.execute(select(Region).where(Region.code == code))).scalar_one_or_none()
+
+
+async def org_by_code(db: AsyncSession, code: str) -> Org | None:
+    return (await db.execute(select(Org).where(Org.code == code))).scalar_one_or_none()
+
+
+async def region_chain(db: AsyncSession, region: Region, below: Region | None) -> list[Region]:
+    """The regions from just below `below` (or the top) down to `region`, top first."""
+    codes = [c for c in region.path.strip("/").split("/") if c]
+    if below is not None:
+        if not region.path.startswith(below.path):
+            return [region]
+        codes = codes[below.path.strip("/").count("/") + 1 :]
+    rows = (await db.execute(select(Region).where(Region.code.in_(codes)))).scalars().all()
+    by_code = {r.code: r for r in rows}
+    return [by_code[c] for c in codes if c in by_code]
+
+
+async def org_chain(db: AsyncSession, actor: Principal, org: Org) -> list[Org]:
+    """The organisations from just below the person's own down to `org`, top first."""
+    codes = [c for c in org.path.strip("/").split("/") if c]
+    rows = (
+        (
+            await db.execute(
+                select(Org).where(
+                    Org.code.in_(codes),
+                    Org.path.startswith(actor.org_path, autoescape=True),
+                    Org.id != actor.org_id,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    by_code = {o.code: o for o in rows}
+    return [by_code[c] for c in codes if c in by_code]
