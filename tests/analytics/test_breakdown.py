@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from haochaping.analytics import metrics
-from tests.factories import ADMIN, add_rating, assert_error, bearer_headers
+from tests.factories import WORLD_ADMIN, add_rating, assert_error, bearer_headers
 
 BREAKDOWN = "/api/v1/stats/breakdown"
 AT = datetime(2026, 5, 6, 3, 0, tzinfo=UTC)
@@ -51,7 +51,7 @@ def _table(result) -> list[tuple]:
 
 async def test_levels_channels_reasons(db, world, app):  # the app seeds the reason tags
     await _ratings(db, world)
-    levels = await metrics.breakdown(db=db, actor=ADMIN, by="level")
+    levels = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="level")
     assert [(r.code, r.name, r.total) for r in levels.rows] == [
         ("5", "非常满意", 3),
         ("4", "满意", 1),
@@ -60,7 +60,7 @@ async def test_levels_channels_reasons(db, world, app):  # the app seeds the rea
         ("1", "非常不满意", 1),
     ]
     assert levels.rows[0].score == 10.0 and levels.rows[3].bad_rate == 1.0
-    channels = await metrics.breakdown(db=db, actor=ADMIN, by="channel")
+    channels = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="channel")
     assert [(r.code, r.total, r.good_rate, r.score) for r in channels.rows] == [
         ("pad", 3, round(2 / 3, 6), 6.0),  # 10 + 8 + 0
         ("qrcode", 2, 1.0, 10.0),
@@ -68,7 +68,7 @@ async def test_levels_channels_reasons(db, world, app):  # the app seeds the rea
         ("review", 1, 1.0, 6.0),
     ]
     assert channels.rows[0].name == "评价器"
-    reasons = await metrics.breakdown(db=db, actor=ADMIN, by="reason")
+    reasons = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="reason")
     assert [(r.code, r.name, r.total) for r in reasons.rows] == [
         ("108", "在办事指南之外增加新的审批条件", 1),
         ("207", "没有提供材料样本", 1),
@@ -78,13 +78,13 @@ async def test_levels_channels_reasons(db, world, app):  # the app seeds the rea
 
 async def test_items_and_staff(db, world):
     await _ratings(db, world)
-    items = await metrics.breakdown(db=db, actor=ADMIN, by="item")
+    items = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="item")
     assert _table(items) == [
         ("ITEM-A1", "营业执照核发", 4, 2, 2),
         ("ITEM-B1", "不动产登记", 2, 2, 0),
         ("-", "未关联事项", 1, 1, 0),
     ]
-    staff = await metrics.breakdown(db=db, actor=ADMIN, by="staff", limit=2)
+    staff = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="staff", limit=2)
     assert _table(staff) == [("S-A1", "李娜", 3, 2, 1), ("-", "未关联工作人员", 2, 1, 1)]
 
 
@@ -132,7 +132,7 @@ async def test_an_api_client_sees_its_subtree(db, world, client):
 
 async def test_public_cells_below_k_are_not_published(db, world, client):
     await _ratings(db, world)
-    staff = await metrics.breakdown(db=db, actor=metrics.PUBLIC, by="staff")
+    staff = await metrics.breakdown(db=db, actor=metrics.PUBLIC, by="staff", org_code="OFFICE")
     formula = await metrics.formula_for(db=db, org_code="HALL-A")
     assert formula.public_min_cell == 5
     assert metrics.publishable(staff.rows, formula) == []

@@ -10,7 +10,7 @@ from haochaping.analytics import metrics
 from haochaping.analytics.periods import parse_period
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
-from tests.factories import ADMIN, add_rating, assert_error, bearer_headers
+from tests.factories import WORLD_ADMIN, add_rating, assert_error, bearer_headers
 
 RANKINGS = "/api/v1/stats/rankings"
 BOTTOM = "/api/v1/stats/bottom"
@@ -21,7 +21,7 @@ async def _windows(db, world, client, min_sample: int = 2) -> None:
     for code in ("W-C1", "W-C2", "W-C3"):
         await org_service.create_org(
             db=db,
-            actor=ADMIN,
+            actor=WORLD_ADMIN,
             data=org_schemas.OrgCreate(
                 code=code,
                 name=f"{code}窗口",
@@ -69,7 +69,7 @@ async def test_ranking_ties_min_sample_tie_break_and_rank_change(db, world, clie
         for window, levels in data.items():
             await _rate(db, world, window, levels, month)
     await db.commit()
-    r = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2026-11")
+    r = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2026-11")
     ranked = [(x.code, x.rank, x.score, x.rank_change) for x in r.items]
     assert ranked == [
         ("W-A1", 1, 10.0, 1),  # second in October
@@ -83,15 +83,15 @@ async def test_ranking_ties_min_sample_tie_break_and_rank_change(db, world, clie
     assert r.formula["metric"] == "score" and r.formula["tie_break"] == "good_rate"
     # Live: the current month, with the same answer when "now" is in November.
     live = await metrics.rankings(
-        db=db, actor=ADMIN, tier="window", now=datetime(2026, 11, 20, tzinfo=UTC)
+        db=db, actor=WORLD_ADMIN, tier="window", now=datetime(2026, 11, 20, tzinfo=UTC)
     )
     assert live.live and [x.code for x in live.items] == [x.code for x in r.items]
     # A quarter counts both months: W-A2 has 4 ratings (5, 5, 5, 4).
-    quarter = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2026-Q4")
+    quarter = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2026-Q4")
     assert quarter.period == "2026-Q4"
     assert {x.code: x.total for x in quarter.items}["W-A2"] == 4
     # Halls: HALL-A 4 ratings of 5, 5, 5, 4 (9.5) above HALL-B (9 ratings).
-    halls = await metrics.rankings(db=db, actor=ADMIN, tier="hall", period="2026-11")
+    halls = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="hall", period="2026-11")
     assert [(x.code, x.rank, x.total) for x in halls.items] == [("HALL-A", 1, 4), ("HALL-B", 2, 9)]
 
 
@@ -111,7 +111,7 @@ async def test_ranking_by_good_rate_in_a_regions_policy(db, world, client):
         },
     )
     assert r.status_code == 201, r.text
-    r = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2026-11")
+    r = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2026-11")
     assert [(x.code, x.rank) for x in r.items] == [("W-C2", 1)]  # the only one with 4
     assert {x.code for x in r.unranked} == {"W-A1", "W-A2", "W-B1", "W-C1", "W-C3"}
     assert r.formula["metric"] == "good_rate" and r.min_sample == 4
@@ -134,7 +134,7 @@ async def test_consecutive_bottom_across_a_year_boundary(db, world, client):
             await _rate(db, world, window, levels, month)
     await db.commit()
     result = await metrics.bottom(
-        db=db, actor=ADMIN, tier="window", periods=3, bottom=1, period="2026-02"
+        db=db, actor=WORLD_ADMIN, tier="window", periods=3, bottom=1, period="2026-02"
     )
     assert result.periods == ["2025-12", "2026-01", "2026-02"]
     assert [(u.code, [(p.period, p.rank, p.of) for p in u.ranks]) for u in result.items] == [
@@ -143,16 +143,21 @@ async def test_consecutive_bottom_across_a_year_boundary(db, world, client):
     # Bottom two: W-A2 too (second to last each month); four periods: W-C2 was top in
     # November, so nobody was in the bottom four months running.
     two = await metrics.bottom(
-        db=db, actor=ADMIN, tier="window", periods=3, bottom=2, period="2026-02"
+        db=db, actor=WORLD_ADMIN, tier="window", periods=3, bottom=2, period="2026-02"
     )
     assert [u.code for u in two.items] == ["W-C2", "W-A2"]
     four = await metrics.bottom(
-        db=db, actor=ADMIN, tier="window", periods=4, bottom=1, period="2026-02"
+        db=db, actor=WORLD_ADMIN, tier="window", periods=4, bottom=1, period="2026-02"
     )
     assert four.items == []
     # Without a period: up to the last complete month.
     auto = await metrics.bottom(
-        db=db, actor=ADMIN, tier="window", periods=3, bottom=1, now=datetime(2026, 3, 5, tzinfo=UTC)
+        db=db,
+        actor=WORLD_ADMIN,
+        tier="window",
+        periods=3,
+        bottom=1,
+        now=datetime(2026, 3, 5, tzinfo=UTC),
     )
     assert auto.periods[-1] == "2026-02" and [u.code for u in auto.items] == ["W-C2"]
     headers = await bearer_headers(client, world.users["office"])
@@ -249,7 +254,7 @@ async def test_tiers_regions_departments_staff_and_items(db, world, client):
     await db.commit()
 
     async def ranking(tier, **filters):
-        r = await metrics.rankings(db=db, actor=ADMIN, tier=tier, period="2026-06", **filters)
+        r = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier=tier, period="2026-06", **filters)
         return [(x.code, x.rank, x.total) for x in r.items]
 
     # The province (the one top region) ranks its cities: one.
@@ -279,7 +284,7 @@ async def test_a_period_is_ranked_by_the_policy_in_force_on_its_last_day(db, wor
         },
     )
     assert r.status_code == 201, r.text
-    november = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-11")
+    november = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2025-11")
     assert november.min_sample == 2 and len(november.items) == 5
-    december = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-12")
+    december = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2025-12")
     assert december.min_sample == 4

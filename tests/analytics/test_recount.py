@@ -11,7 +11,7 @@ import pytest
 
 from haochaping.analytics import metrics
 from haochaping.evaluations.standing import Standing, set_standing
-from tests.factories import ADMIN, add_rating, bearer_headers
+from tests.factories import WORLD_ADMIN, add_rating, bearer_headers
 
 POINTS = {5: 10, 4: 8, 3: 6, 2: 3, 1: 0}
 WINDOWS = {"W-A1": "HALL-A", "W-A2": "HALL-A", "W-B1": "HALL-B"}
@@ -80,10 +80,10 @@ async def test_figures_equal_a_recount(db, world, client, seed):
         return n, good, n - good, round(points / n, 3) if n else None
 
     # Summary: HALL-A, and the whole tree (with what is left out).
-    hall_a = await metrics.summary(db=db, actor=ADMIN, org_code="HALL-A")
+    hall_a = await metrics.summary(db=db, actor=WORLD_ADMIN, org_code="HALL-A")
     want = expect([r for r in counted if r["org"] == "HALL-A"])
     assert (hall_a.total, hall_a.good, hall_a.bad, hall_a.score) == want
-    whole = await metrics.summary(db=db, actor=ADMIN)
+    whole = await metrics.summary(db=db, actor=WORLD_ADMIN)
     first = [r for r in rows if r["eval_count"] == 1]
     assert (whole.total, whole.default_ratings) == (
         len(counted),
@@ -95,12 +95,12 @@ async def test_figures_equal_a_recount(db, world, client, seed):
     )
     # Days in Beijing time.
     series = await metrics.timeseries(
-        db=db, actor=ADMIN, granularity="day", since=START, until=START + timedelta(days=91)
+        db=db, actor=WORLD_ADMIN, granularity="day", since=START, until=START + timedelta(days=91)
     )
     per_day = Counter(_local_day(r["at"]) for r in counted)
     assert {p.period: p.total for p in series.items if p.total} == dict(per_day)
     # Channels.
-    channels = await metrics.breakdown(db=db, actor=ADMIN, by="channel")
+    channels = await metrics.breakdown(db=db, actor=WORLD_ADMIN, by="channel")
     by_channel = defaultdict(list)
     for r in counted:
         by_channel[r["channel"]].append(r)
@@ -122,6 +122,6 @@ async def test_figures_equal_a_recount(db, world, client, seed):
         if len(g) >= 5
     }
     want_ranks = {w: 1 + sum(1 for o in key.values() if o > k) for w, k in key.items()}
-    ranking = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2026-02")
+    ranking = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2026-02")
     assert {x.code: x.rank for x in ranking.items} == want_ranks
     assert {x.code for x in ranking.unranked} == {w for w in feb if w not in key}

@@ -10,7 +10,7 @@ from haochaping.analytics import metrics
 from haochaping.evaluations.standing import Standing, set_standing
 from haochaping.workorders.models import CallbackAttempt
 from tests.factories import (
-    ADMIN,
+    WORLD_ADMIN,
     add_rating,
     add_work_order,
     assert_error,
@@ -106,7 +106,7 @@ async def _hall_a(db, world):
 
 async def test_summary_counts_every_metric_by_hand(db, world):
     await _hall_a(db, world)
-    s = await metrics.summary(db=db, actor=ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
+    s = await metrics.summary(db=db, actor=WORLD_ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
     assert (s.total, s.good, s.bad) == (6, 4, 2)
     assert s.good_rate == pytest.approx(4 / 6, abs=1e-6)
     assert s.bad_rate == pytest.approx(2 / 6, abs=1e-6)
@@ -127,7 +127,7 @@ async def test_a_regions_policy_changes_good_levels_points_and_rectified_on_time
         world,
         {"good_levels": [4, 5], "level_points": [10, 9, 5, 1, 0], "rectified_on_time": "closed"},
     )
-    s = await metrics.summary(db=db, actor=ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
+    s = await metrics.summary(db=db, actor=WORLD_ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
     # Level 3 is now neither good nor bad (中评).
     assert (s.total, s.good, s.bad) == (6, 3, 2)
     assert s.good_rate == 0.5
@@ -135,14 +135,14 @@ async def test_a_regions_policy_changes_good_levels_points_and_rectified_on_time
     # Rectified on time now means closed by the rectification deadline: only the first.
     assert s.rectified_on_time == 1
     # The province's office (region 330000, no policy of its own) keeps the national defaults.
-    office = await metrics.summary(db=db, actor=ADMIN, region_code="330000", since=SINCE)
+    office = await metrics.summary(db=db, actor=WORLD_ADMIN, region_code="330000", since=SINCE)
     assert (office.good, office.score) == (4, pytest.approx(round(37 / 6, 3)))
 
 
 async def test_held_ratings_count_when_the_policy_says_so(db, world, client):
     await _hall_a(db, world)
     await publish(client, world, {"held_ratings_count": True})
-    s = await metrics.summary(db=db, actor=ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
+    s = await metrics.summary(db=db, actor=WORLD_ADMIN, org_code="HALL-A", since=SINCE, until=UNTIL)
     assert (s.total, s.bad, s.held) == (7, 3, 1)
 
 
@@ -203,11 +203,11 @@ async def test_item_and_region_filters(db, world):
     await add_rating(db, world, level=4, at=DAY, item="ITEM-B1")
     await add_rating(db, world, level=2, at=DAY, org="HALL-B", window="W-B1", item="ITEM-B1")
     await db.commit()
-    item_b = await metrics.summary(db=db, actor=ADMIN, item_code="ITEM-B1", since=SINCE)
+    item_b = await metrics.summary(db=db, actor=WORLD_ADMIN, item_code="ITEM-B1", since=SINCE)
     assert (item_b.total, item_b.good, item_b.bad) == (2, 1, 1)
     # Region 330102 (上城区) holds HALL-A only; 330100 (杭州市) also HALL-B.
-    county = await metrics.summary(db=db, actor=ADMIN, region_code="330102", since=SINCE)
-    city = await metrics.summary(db=db, actor=ADMIN, region_code="330100", since=SINCE)
+    county = await metrics.summary(db=db, actor=WORLD_ADMIN, region_code="330102", since=SINCE)
+    city = await metrics.summary(db=db, actor=WORLD_ADMIN, region_code="330100", since=SINCE)
     assert (county.total, city.total) == (7, 8)
 
 
@@ -221,7 +221,7 @@ async def test_timeseries_days_are_beijing_days(db, world, client):
     since = datetime(2026, 2, 28, 16, 0, tzinfo=UTC)  # March 1st, 00:00 Beijing
     until = datetime(2026, 4, 1, 16, 0, tzinfo=UTC)  # April 2nd, 00:00 Beijing
     series = await metrics.timeseries(
-        db=db, actor=ADMIN, granularity="day", since=since, until=until
+        db=db, actor=WORLD_ADMIN, granularity="day", since=since, until=until
     )
     by_day = {p.period: p for p in series.items}
     assert len(series.items) == 32  # every day of March and April 1st, empty ones too
@@ -232,11 +232,11 @@ async def test_timeseries_days_are_beijing_days(db, world, client):
     assert by_day["2026-04-01"].total == 1
     assert by_day["2026-03-15"].total == 0 and by_day["2026-03-15"].score is None
     months = await metrics.timeseries(
-        db=db, actor=ADMIN, granularity="month", since=since, until=until
+        db=db, actor=WORLD_ADMIN, granularity="month", since=since, until=until
     )
     assert [(p.period, p.total) for p in months.items] == [("2026-03", 3), ("2026-04", 1)]
     weeks = await metrics.timeseries(
-        db=db, actor=ADMIN, granularity="week", since=since, until=until
+        db=db, actor=WORLD_ADMIN, granularity="week", since=since, until=until
     )
     by_week = {p.period: p.total for p in weeks.items}
     # 2026-03-01 is a Sunday (ISO week 9); March 2nd opens week 10.
