@@ -14,6 +14,7 @@ from haochaping.accounts import queries as account_queries
 from haochaping.console import views
 from haochaping.console.forms import (
     BAD_LEVEL_CHOICES,
+    CALLBACK_BY_CHOICES,
     POLICY_INT_FIELDS,
     POLICY_LABELS,
     AuditFilters,
@@ -96,6 +97,7 @@ async def _policy_page(
             "error": error,
             "int_fields": POLICY_INT_FIELDS,
             "bad_level_choices": BAD_LEVEL_CHOICES,
+            "callback_by_choices": CALLBACK_BY_CHOICES,
             "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
         },
         status_code=status_code,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
-from haochaping.core.roles import MANAGERS, Role
+from haochaping.core.roles import HANDLERS, MANAGERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
@@ -20,6 +20,7 @@ HOME = "/console/evaluations"
 NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     (HOME, "评价记录", None),
     ("/console/work-orders", "差评工单", None),
+    ("/console/spot-checks", "抽查回访", HANDLERS),
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
