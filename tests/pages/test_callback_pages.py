@@ -195,6 +195,13 @@ async def test_reveal_shows_the_number_once_on_record_and_never_in_lists_or_logs
     assert r.status_code == 200
     assert len(await audit_rows(db, order.id)) == 2
 
+    # The office reads who looked, and why, on the audit page; never the number.
+    await sign_in(client, world.users["office"])
+    trail = await client.get("/console/audit", params={"action": "reveal_phone"})
+    assert trail.status_code == 200
+    assert "reason：回访评价人，号码 139****1111" in trail.text
+    assert phone not in trail.text
+
 
 async def test_reveal_is_refused_outside_scope_and_for_assessors(client, db, world):
     ev, order = await rate_badly(client, db, world)

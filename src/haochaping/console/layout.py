@@ -28,7 +28,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
-    ("/console/audit", "审计日志", frozenset({Role.ADMIN})),
+    ("/console/audit", "审计日志", MANAGERS),  # offices: their subtree's reveals
 ]
 FLASH_KEY = "flash"
 
