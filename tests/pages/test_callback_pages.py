@@ -224,3 +224,40 @@ async def test_reveal_is_refused_outside_scope_and_for_assessors(client, db, wor
     )
     assert r.status_code == 403
     assert await audit_rows(db, order.id) == []
+
+
+async def test_a_spot_checks_number_is_revealed_with_a_reason_in_scope(client, db, world):
+    check = await sampled(client, db, world)
+    phone = (await db.get(Evaluation, check.evaluation_id)).rater_phone
+    await sign_in(client, world.users["unit_a"])
+    queue = await client.get(SPOT)
+    assert f'href="/console/spot-checks/{check.id}/phone"' in queue.text
+    form = await client.get(f"{SPOT}/{check.id}/phone")
+    assert form.status_code == 200
+    assert phone not in form.text and "查看事由" in form.text
+    r = await client.post(
+        f"{SPOT}/{check.id}/phone", data={"csrf_token": csrf_of(form.text), "reason": "抽查回访"}
+    )
+    assert r.status_code == 200, r.text[-2000:]
+    assert phone in r.text
+    rows = list(
+        (
+            await db.execute(
+                select(AuditEvent).where(
+                    AuditEvent.target_type == "spot_check", AuditEvent.target_id == check.id
+                )
+            )
+        ).scalars()
+    )
+    assert [(e.action, e.detail["reason"]) for e in rows] == [("reveal_phone", "抽查回访")]
+    assert phone not in (await client.get(SPOT)).text
+
+    await sign_in(client, world.users["unit_b"])
+    own = await client.get(SPOT)
+    r = await client.post(
+        f"{SPOT}/{check.id}/phone", data={"csrf_token": csrf_of(own.text), "reason": "回访"}
+    )
+    assert r.status_code == 403
+    assert phone not in r.text
+    assert (await client.get(f"{SPOT}/{check.id}/phone")).status_code == 403
+    assert (await client.get(f"{SPOT}/99999999/phone")).status_code == 404

@@ -21,17 +21,19 @@ from haochaping.console.layout import Csrf, console_gate, flash, is_partial, pag
 from haochaping.console.loop_pages import ConsoleOrder, order_path
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import DomainError
+from haochaping.core.errors import DomainError, NotFound
 from haochaping.core.roles import HANDLERS
 from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone
 from haochaping.core.templating import html_route
 from haochaping.evaluations.choices import CHANNEL_LABELS
 from haochaping.evaluations.models import Evaluation
+from haochaping.orgs.models import Org
 from haochaping.workorders import contact, spotchecks
 from haochaping.workorders import queries as wo_queries
 from haochaping.workorders.choices import STAFF_CALLBACK_METHODS, VERDICT_LABELS
 from haochaping.workorders.loop import loop_context
+from haochaping.workorders.models import SpotCheck, WorkOrder
 from haochaping.workorders.schemas import SpotCheckCallbackIn
 from haochaping.workorders.states import OPEN_STATES, State
 
@@ -39,6 +41,7 @@ router = APIRouter(route_class=html_route("console/error.html"))
 
 SPOT_CHECKS = "/console/spot-checks"
 PHONE = "/console/work-orders/{work_order_id}/phone"
+SPOT_PHONE = SPOT_CHECKS + "/{spot_check_id}/phone"
 SPOT_LABELS = {
     "method": "回访方式",
     "reached": "是否联系上",
@@ -181,42 +184,56 @@ async def record_spot_check(
     return RedirectResponse(back, status_code=303)
 
 
-# --- the rater's number on the work-order page ------------------------------------------------
-
-
-async def _phone_context(db: DbSession, order: Any) -> dict[str, Any]:
-    ev = await db.get(Evaluation, order.evaluation_id)
-    return {
-        "wo_id": order.id,
-        "masked": mask_phone(ev.rater_phone) if ev is not None else None,
-        "open": State(order.state) in OPEN_STATES,
-        "seconds": contact.REVEAL_SECONDS,
-        "minutes": contact.REVEAL_SECONDS // 60,
-    }
+# --- the rater's number on the work-order page and in the spot-check queue ------------------
 
 
 async def _phone(
     request: Request,
     db: DbSession,
     user: Principal,
-    order: Any,
     *,
+    evaluation_id: int,
+    open_: bool,
+    phone_url: str,
+    back: str,
+    back_label: str,
     revealed: dict[str, Any] | None = None,
     error: str | None = None,
     reason: str = "",
     status_code: int = 200,
 ) -> Response:
+    ev = await db.get(Evaluation, evaluation_id)
     context = {
-        **await _phone_context(db, order),
+        "masked": mask_phone(ev.rater_phone) if ev is not None else None,
+        "open": open_,
+        "seconds": contact.REVEAL_SECONDS,
+        "minutes": contact.REVEAL_SECONDS // 60,
+        "phone_url": phone_url,
         "revealed": revealed,
         "error": error,
         "reason": reason,
-        "title": f"差评工单 #{order.id} 评价人号码",
-        "back": order_path(order),
+        "title": f"{back_label} 评价人号码",
+        "back": back,
+        "back_label": back_label,
     }
     partial = is_partial(request)
     name = "console/_phone.html" if partial else "console/phone.html"
     return await page(request, db, user, name, context, status_code=status_code, partial=partial)
+
+
+def _order_phone(order: WorkOrder) -> dict[str, Any]:
+    return {
+        "evaluation_id": order.evaluation_id,
+        "open_": State(order.state) in OPEN_STATES,
+        "phone_url": PHONE.format(work_order_id=order.id),
+        "back": order_path(order),
+        "back_label": f"差评工单 #{order.id}",
+    }
+
+
+async def _reason(request: Request) -> str:
+    raw = await request.form()
+    return str(raw.get("reason") or "").strip()[: contact.REASON_MAX]
 
 
 @router.get(PHONE)
@@ -225,7 +242,7 @@ async def phone_masked(
 ):
     """The rater's number masked, with the 查看号码 form (the revealed number's fragment
     comes back here when its time is up)."""
-    return await _phone(request, db, user, order)
+    return await _phone(request, db, user, **_order_phone(order))
 
 
 @router.post(PHONE, dependencies=[Csrf])
@@ -234,10 +251,10 @@ async def reveal_phone(
 ):
     """Reveal the rater's number for the call, with the reason on record (the JSON route's
     service and audit row)."""
-    raw = await request.form()
-    reason = str(raw.get("reason") or "").strip()[: contact.REASON_MAX]
+    where = _order_phone(order)
+    reason = await _reason(request)
     if not reason:
-        return await _phone(request, db, user, order, error=REASON_MISSING, status_code=422)
+        return await _phone(request, db, user, **where, error=REASON_MISSING, status_code=422)
     try:
         body = await contact.reveal_phone(
             db=db,
@@ -248,8 +265,74 @@ async def reveal_phone(
         )
     except DomainError as exc:
         await db.rollback()
-        return await _phone(
-            request, db, user, order, error=exc.message, reason=reason, status_code=exc.status_code
-        )
+        refused: dict[str, Any] = {
+            "error": exc.message,
+            "reason": reason,
+            "status_code": exc.status_code,
+        }
+        return await _phone(request, db, user, **where, **refused)
     await db.commit()
-    return await _phone(request, db, user, order, revealed=body)
+    return await _phone(request, db, user, **where, revealed=body)
+
+
+async def _spot_check(db: DbSession, spot_check_id: int) -> SpotCheck:
+    check = await db.get(SpotCheck, spot_check_id)
+    if check is None:
+        raise NotFound("抽查任务不存在", code="spot_check_not_found")
+    return check
+
+
+def _spot_phone(check: SpotCheck) -> dict[str, Any]:
+    return {
+        "evaluation_id": check.evaluation_id,
+        "open_": check.state == "pending",
+        "phone_url": SPOT_PHONE.format(spot_check_id=check.id),
+        "back": SPOT_CHECKS,
+        "back_label": f"抽查 #{check.id}",
+    }
+
+
+@router.get(SPOT_PHONE)
+async def spot_phone_masked(
+    spot_check_id: Id, request: Request, db: DbSession, user: HandlerConsoleUser
+):
+    """A sampled rating's rater's number masked, with the 查看号码 form."""
+    check = await _spot_check(db, spot_check_id)
+    org = await db.get(Org, check.org_id)
+    user.require(org.path)  # type: ignore[union-attr]
+    return await _phone(request, db, user, **_spot_phone(check))
+
+
+@router.post(SPOT_PHONE, dependencies=[Csrf])
+async def reveal_spot_phone(
+    spot_check_id: Id, request: Request, db: DbSession, user: HandlerConsoleUser
+):
+    """Reveal a sampled rating's rater's number for the spot-check call, with the reason on
+    record."""
+    check = await _spot_check(db, spot_check_id)
+    where = _spot_phone(check)
+    reason = await _reason(request)
+    try:
+        if not reason:
+            org = await db.get(Org, check.org_id)
+            user.require(org.path)  # type: ignore[union-attr]
+            return await _phone(request, db, user, **where, error=REASON_MISSING, status_code=422)
+        body = await contact.reveal_spot_check_phone(
+            db=db,
+            principal=user,
+            check=check,
+            source_ip=request.client.host if request.client else None,
+            reason=reason,
+        )
+    except DomainError as exc:
+        await db.rollback()
+        if exc.status_code == 403:
+            raise
+        refused: dict[str, Any] = {
+            "error": exc.message,
+            "reason": reason,
+            "status_code": exc.status_code,
+        }
+        return await _phone(request, db, user, **where, **refused)
+    await db.commit()
+    return await _phone(request, db, user, **where, revealed=body)
