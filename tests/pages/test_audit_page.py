@@ -103,14 +103,32 @@ async def test_only_the_root_administrator_may_read_it(client, db, world):
         db=db, username=hall_admin, password=PASSWORD, role="admin", org_code="HALL-A"
     )
     await db.commit()
-    for username in (world.users["office"], world.users["unit_a"], hall_admin):
+    for username in (world.users["unit_a"], hall_admin):
         await sign_in(client, username)
         page = await client.get(AUDIT)
-        assert page.status_code == 403 and "此操作仅限根机构的系统管理员" in page.text, username
+        assert page.status_code == 403, username
+        assert "审计日志仅供根机构的系统管理员和政务服务管理机构查看" in page.text, username
         assert f"tag：{tag}" not in page.text
-    await sign_in(client, world.users["office"])
+    await sign_in(client, world.users["unit_a"])
     home = await client.get("/console/evaluations")
     assert 'href="/console/audit"' not in home.text
+
+
+async def test_an_office_reads_the_reveals_of_its_subtree_only(client, db, world):
+    """Issue 11: offices see who revealed a rater's number (and why), not the other acts."""
+    tag = await _acts(db, world)
+    await sign_in(client, world.users["office"])
+    home = await client.get("/console/evaluations")
+    assert 'href="/console/audit"' in home.text
+    page = await client.get(AUDIT)
+    assert page.status_code == 200
+    rows = [r for r in page.text.split("<tr data-id=")[1:] if f"tag：{tag}" in r]
+    assert len(rows) == 1 and "查看评价人手机号" in rows[0]
+    assert "导入工作日历" not in page.text and "发布政策参数" not in page.text
+    assert '<option value="publish_policy"' not in page.text
+    refused = await client.get(AUDIT, params={"action": "publish_policy"})
+    assert refused.status_code == 422
+    assert f"tag：{tag}" not in refused.text
     client.cookies.clear()
     r = await client.get(AUDIT)
     assert r.status_code in (302, 303) and "/login" in r.headers["location"]

@@ -7,6 +7,7 @@ installation and are shown to administrators at its root only."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +29,11 @@ def audit_events(
     actor_name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    only: Collection[AuditAction] | None = None,
 ) -> Select:
     """Audit rows in the administrator's subtree with their actor's organisation code,
-    newest first; `since` inclusive, `until` exclusive."""
+    newest first; `since` inclusive, `until` exclusive; `only`: none but these acts (what an
+    office may read)."""
     stmt = (
         select(AuditEvent, Org.code)
         .outerjoin(User, User.username == AuditEvent.actor)
@@ -44,6 +47,8 @@ def audit_events(
         )
     if action is not None:
         stmt = stmt.where(AuditEvent.action == action.value)
+    if only is not None:
+        stmt = stmt.where(AuditEvent.action.in_([a.value for a in only]))
     if actor_name:
         stmt = stmt.where(AuditEvent.actor == actor_name)
     if since is not None:
@@ -61,11 +66,14 @@ async def audit_page(
     actor_name: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    only: Collection[AuditAction] | None = None,
     cursor: str | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the audit trail, newest first, and the next page's cursor."""
-    stmt = audit_events(actor=actor, action=action, actor_name=actor_name, since=since, until=until)
+    stmt = audit_events(
+        actor=actor, action=action, actor_name=actor_name, since=since, until=until, only=only
+    )
     rows, nxt = await pagination.page(
         db, stmt, key=AuditEvent.id, cursor=cursor, limit=limit, descending=True
     )

@@ -14,6 +14,7 @@ from haochaping.accounts import queries as account_queries
 from haochaping.console import views
 from haochaping.console.forms import (
     BAD_LEVEL_CHOICES,
+    CALLBACK_BY_CHOICES,
     POLICY_INT_FIELDS,
     POLICY_LABELS,
     AuditFilters,
@@ -41,6 +42,7 @@ from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
 from haochaping.core.outbox_models import CHANNEL_LABELS as OUTBOX_CHANNELS
 from haochaping.core.outbox_models import KIND_LABELS, STATUS_LABELS, OutboxStatus
+from haochaping.core.roles import Role
 from haochaping.core.schemas import Id
 from haochaping.core.security import mask_phone, mask_text
 from haochaping.core.templating import html_route
@@ -96,6 +98,7 @@ async def _policy_page(
             "error": error,
             "int_fields": POLICY_INT_FIELDS,
             "bad_level_choices": BAD_LEVEL_CHOICES,
+            "callback_by_choices": CALLBACK_BY_CHOICES,
             "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
         },
         status_code=status_code,
@@ -389,11 +392,30 @@ def _detail(detail: dict[str, Any]) -> str:
     return "；".join(f"{k}：{v}" for k, v in detail.items())
 
 
+# Offices read the reveals of their subtree (who saw a rater's number or comment, and why);
+# the whole trail stays with the root's system administrators.
+REVEALS = (AuditAction.REVEAL_PHONE, AuditAction.REVEAL_COMMENT)
+
+
+def reads_audit(user: Principal) -> bool:
+    """A system administrator (the whole trail), or an office (its subtree's reveals)."""
+    return is_system_admin(user) or user.has_role(Role.OFFICE)
+
+
+AuditReader = Annotated[
+    Principal,
+    Depends(console_gate(reads_audit, "审计日志仅供根机构的系统管理员和政务服务管理机构查看")),
+]
+
+
 @router.get(AUDIT)
-async def audit_page(request: Request, db: DbSession, user: SystemAdminConsoleUser):
-    """The audit trail (审计日志), newest first, filtered by act, actor and days; htmx gets
-    only the results."""
+async def audit_page(request: Request, db: DbSession, user: AuditReader):
+    """The audit trail (审计日志), newest first, filtered by act, actor and days (offices: the
+    reveals of their subtree only); htmx gets only the results."""
     filters = AuditFilters.from_query(request.query_params)
+    only = None if is_system_admin(user) else REVEALS
+    if only is not None and filters.action_value is not None and filters.action_value not in only:
+        filters.errors.append("操作类型取值无效")
     items: list[dict[str, Any]] = []
     next_cursor = None
     if not filters.errors:  # a refused filter shows no rows (422), never unfiltered ones
@@ -404,6 +426,7 @@ async def audit_page(request: Request, db: DbSession, user: SystemAdminConsoleUs
             actor_name=filters.actor or None,
             since=filters.since_at,
             until=filters.until_at,
+            only=only,
             cursor=filters.cursor,
             limit=views.PAGE_SIZE,
         )
@@ -415,7 +438,8 @@ async def audit_page(request: Request, db: DbSession, user: SystemAdminConsoleUs
         "filters": filters,
         "items": items,
         "next_cursor": next_cursor,
-        "actions": AuditAction.choices(),
+        "actions": AuditAction.choices() if only is None else [(a.value, a.label) for a in only],
+        "reveals_only": only is not None,
         "partial": partial,
     }
     name = "console/_audit_results.html" if partial else "console/audit.html"

@@ -499,6 +499,7 @@ POLICY_LABELS = {
     "code": "环节代码",
     "label": "环节名称",
     "reached": "可评价时点",
+    "callback_by": "回访由谁开展",
 }
 # A stage as typed, one a line: `代码 名称`, or a known stage by its code or Chinese label
 # (名称 fixed); a trailing `办结后` rates it only once the case is completed.
@@ -546,6 +547,12 @@ def stages_text(stages: list[dict[str, Any]] | None) -> str:
     return "\n".join(lines)
 
 
+# Who records the callback (policy `callback_by`): the unit rated, or the office on its own.
+CALLBACK_BY_CHOICES = {
+    "unit": "责任单位回访",
+    "office": "政务服务管理机构独立回访（责任单位不能记录回访）",
+}
+
 BAD_LEVEL_CHOICES = {
     "1": "仅“非常不满意”",
     "1,2": "“非常不满意”和“不满意”",
@@ -576,6 +583,7 @@ class PolicyForm:
             "default_level",
             "region_code",
             "effective_from",
+            "callback_by",
         ]
         f = cls(values={n: _one(form, n, 30).strip() for n in names})
         f.values["note"] = _one(form, "note", 600).strip()
@@ -624,6 +632,10 @@ class PolicyForm:
             patch["default_rating"] = rule
         elif enabled:
             f.errors.append("默认评价取值无效")
+        if f.values["callback_by"] in CALLBACK_BY_CHOICES:
+            patch["callback_by"] = f.values["callback_by"]
+        elif f.values["callback_by"]:
+            f.errors.append("回访由谁开展取值无效")
         effective_from = None
         if f.values["effective_from"]:
             effective_from = _day(f.values["effective_from"])
@@ -729,3 +741,73 @@ class AuditFilters(DateRange):
     @property
     def active(self) -> bool:
         return bool(self.query())
+
+
+# --- spot-check callbacks (抽查回访) -------------------------------------------------------------
+
+
+@dataclass
+class SpotCheckForm:
+    """A spot-check call posted from the queue: kept for a re-render, turned into the JSON
+    route's `SpotCheckCallbackIn`."""
+
+    values: dict[str, str]
+
+    @classmethod
+    def from_form(cls, form: FormData) -> SpotCheckForm:
+        return cls(
+            values={
+                "method": _one(form, "method", 20).strip(),
+                "reached": _one(form, "reached", 5).strip(),
+                "verdict": _one(form, "verdict", 20).strip(),
+                "note": _one(form, "note", 2000),
+            }
+        )
+
+    def missing(self) -> str | None:
+        """What a person must still give, said as they would read it (None: all given)."""
+        if not self.values["method"]:
+            return "请选择回访方式"
+        if self.values["reached"] not in ("yes", "no"):
+            return "请选择是否联系上评价人"
+        if self.values["reached"] == "yes" and not self.values["verdict"]:
+            return "联系上评价人时，请选择评价人的意见"
+        if self.values["reached"] == "no" and self.values["verdict"]:
+            return "未联系上评价人时不能选择评价人的意见"
+        return None
+
+    def body(self) -> dict[str, Any]:
+        note = self.values["note"].strip()
+        return {
+            "method": self.values["method"],
+            "reached": self.values["reached"] == "yes",
+            "verdict": self.values["verdict"] or None,
+            "note": note or None,
+        }
+
+
+@dataclass
+class SpotCheckFilters:
+    """The spot-check queue's tab (pending or done) and page."""
+
+    state: str = "pending"
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> SpotCheckFilters:
+        f = cls(cursor=params.get("cursor") or None)
+        state = (params.get("state") or "pending").strip()
+        if state in ("pending", "done"):
+            f.state = state
+        else:
+            f.errors.append("回访状态取值无效")
+        return f
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {"state": self.state, **changes}
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return self.state != "pending"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
-from haochaping.core.roles import MANAGERS, STATS_READERS, Role
+from haochaping.core.roles import HANDLERS, MANAGERS, STATS_READERS, Role
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
@@ -22,6 +22,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/work-orders", "差评工单", None),
     ("/console/dashboard", "数据看板", STATS_READERS),
     ("/console/rankings", "榜单", STATS_READERS),
+    ("/console/spot-checks", "抽查回访", HANDLERS),
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
@@ -29,7 +30,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
-    ("/console/audit", "审计日志", frozenset({Role.ADMIN})),
+    ("/console/audit", "审计日志", MANAGERS),  # offices: their subtree's reveals
 ]
 FLASH_KEY = "flash"
 

@@ -41,10 +41,12 @@ from haochaping.console.layout import (
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid
+from haochaping.core.roles import HANDLERS
 from haochaping.core.schemas import Id
 from haochaping.core.templating import html_route, safe_next
 from haochaping.orgs import queries as org_queries
 from haochaping.workorders import attachments as attachment_store
+from haochaping.workorders import contact
 from haochaping.workorders import queries as wo_queries
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
@@ -198,6 +200,9 @@ async def _order_page(
         "posted": posted or {},
         "error": error,
         "max_attempts": wo["policy"].get("max_contact_attempts"),
+        # 查看号码: for the handlers at the verify and callback steps (console/callback_pages).
+        "can_reveal": user.has_role(*HANDLERS) and bool({"verify", "callback"} & allowed),
+        "reveal_seconds": contact.REVEAL_SECONDS,
         "here": order_path(order),  # a refused POST re-renders here: links come back to GET
     }
     return await page(

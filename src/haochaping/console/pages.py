@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from haochaping.accounts import service as account_service
 from haochaping.console import (
     admin_pages,
+    callback_pages,
     dashboard_pages,
     held_pages,
     integrity_pages,
@@ -136,6 +137,7 @@ router.include_router(admin_pages.router)
 router.include_router(integrity_pages.router)
 router.include_router(held_pages.router)
 router.include_router(dashboard_pages.router)
+router.include_router(callback_pages.router)
 
 
 @router.get("/console/{rest:path}")

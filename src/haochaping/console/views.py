@@ -183,6 +183,7 @@ POLICY_ROWS = [
     ("callback_days", "回访期限"),
     ("warn_days", "超期预警"),
     ("max_contact_attempts", "回访最多联系次数"),
+    ("callback_by", "回访由谁开展"),
     ("spot_check_rate", "好评抽查回访比例"),
     ("evaluation_window_days", "评价期限"),
     ("default_rating", "默认评价"),
@@ -200,6 +201,7 @@ POLICY_ROWS = [
     ("public_min_cell", "公开最小样本数"),
 ]
 _RECTIFIED_TEXT = {"reported": "期限内报告整改完成", "closed": "整改期限内办结"}
+_CALLBACK_BY_TEXT = {"unit": "责任单位", "office": "政务服务管理机构（独立回访）"}
 _RANKING_TEXT = {"score": "平均分（好评率次之）", "good_rate": "好评率（平均分次之）"}
 _WORKDAY_KEYS = {
     "verify_days",
@@ -224,6 +226,8 @@ def policy_value_text(key: str, value: Any) -> str:
         return _RECTIFIED_TEXT.get(value, str(value))
     if key == "ranking_metric":
         return _RANKING_TEXT.get(value, str(value))
+    if key == "callback_by":
+        return _CALLBACK_BY_TEXT.get(value, str(value))
     if key in ("min_sample", "public_min_cell"):
         return f"{value} 条"
     if key == "bottom_n":

@@ -30,6 +30,9 @@ MinSample = Annotated[StrictInt, Field(ge=1, le=100_000)]
 BottomN = Annotated[StrictInt, Field(ge=1, le=100)]
 BottomK = Annotated[StrictInt, Field(ge=1, le=24)]
 MinCell = Annotated[StrictInt, Field(ge=1, le=1000)]
+# Who records the callback (回访): the unit that was rated, or the office (an independent
+# callback, e.g. Zhejiang's 12345 platform calls the citizen, not the unit).
+CallbackBy = Literal["unit", "office"]
 
 
 def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
@@ -80,6 +83,7 @@ class PolicyValues(BaseModel):
     bottom_n: BottomN = 3  # the bottom N of a ranking ...
     bottom_k: BottomK = 3  # ... for K periods running: the consecutive-bottom list
     public_min_cell: MinCell = 5  # k-anonymity of staff-level figures on public pages
+    callback_by: CallbackBy = "unit"  # "office": units may not record their orders' callbacks
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
@@ -130,6 +134,7 @@ class PolicyValuesPatch(InputModel):
     bottom_n: BottomN | None = None
     bottom_k: BottomK | None = None
     public_min_cell: MinCell | None = None
+    callback_by: CallbackBy | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 

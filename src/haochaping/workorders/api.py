@@ -101,6 +101,7 @@ async def get_work_order(
         409,
         422,
         codes={
+            403: "callback_by_office",
             404: "work_order_not_found",
             409: ["illegal_transition", "stale_version", "concurrent_update", "appeal_pending"],
         },

@@ -13,7 +13,8 @@ from sqlalchemy.orm import aliased
 from haochaping.cases.models import Case
 from haochaping.core import pagination
 from haochaping.core.auth import Principal
-from haochaping.core.security import mask_text
+from haochaping.core.roles import Role
+from haochaping.core.security import mask_name, mask_text
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations.models import Evaluation
@@ -28,10 +29,12 @@ from haochaping.workorders.models import (
     WorkOrderUnit,
 )
 from haochaping.workorders.states import (
+    CALLBACK_ACTIONS,
     OPEN_STATES,
     STATE_LABELS,
     State,
     allowed_actions,
+    records_callback,
 )
 
 W = WorkOrder
@@ -54,8 +57,10 @@ def overdue_clause(now: datetime):
 
 
 def visible(actor: Principal):
-    """Orders with an active unit (lead or co-handling) inside the caller's subtree."""
-    return (
+    """Orders with an active unit (lead or co-handling) inside the caller's subtree; for window
+    staff also the orders of ratings given at their window, wherever the order went (it is
+    usually assigned to the hall, above the window)."""
+    by_unit = (
         select(WorkOrderUnit.work_order_id)
         .join(Org, Org.id == WorkOrderUnit.org_id)
         .where(
@@ -65,6 +70,18 @@ def visible(actor: Principal):
         )
         .exists()
     )
+    if not actor.has_role(Role.STAFF):
+        return by_unit
+    by_window = (
+        select(Evaluation.id)
+        .join(Window, Window.id == Evaluation.window_id)
+        .where(
+            Evaluation.id == W.evaluation_id,
+            Window.path.startswith(actor.org_path, autoescape=True),
+        )
+        .exists()
+    )
+    return or_(by_unit, by_window)
 
 
 def work_orders(
@@ -217,7 +234,12 @@ def _read(
         "close_reason": order.close_reason,
         "policy_id": order.policy_id,
         "allowed_actions": sorted(
-            {_public_action(a) for a in allowed_actions(State(order.state), actor_role)}
+            {
+                _public_action(a)
+                for a in allowed_actions(State(order.state), actor_role)
+                if a not in CALLBACK_ACTIONS
+                or records_callback(actor_role, (order.policy or {}).get("callback_by", "unit"))
+            }
         ),
         "events": events,
     }
@@ -447,3 +469,82 @@ async def work_order_view(
         ],
         "policy": order.policy,
     }
+
+
+# --- the console's spot-check queue (抽查回访) --------------------------------------------------
+
+SPOT_CHECK_STATES = ("pending", "done")
+
+
+async def spot_check_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    state: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the spot checks in the actor's subtree: the pending ones oldest first (the
+    order they were sampled in, to be called), the done ones newest first; each with what
+    the caller needs to recognise the rating (the rater masked, never their number)."""
+    stmt = (
+        select(
+            SpotCheck,
+            Org.code,
+            Org.name,
+            Evaluation.level,
+            Evaluation.channel,
+            Evaluation.evaluated_at,
+            Evaluation.rater_name,
+            Evaluation.anonymous,
+            Evaluation.rater_phone_hash.is_not(None).label("has_phone"),
+            Item.name,
+            Window.name,
+        )
+        .join(Org, Org.id == SpotCheck.org_id)
+        .join(Evaluation, Evaluation.id == SpotCheck.evaluation_id)
+        .outerjoin(Item, Item.id == Evaluation.item_id)
+        .outerjoin(Window, Window.id == Evaluation.window_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True), SpotCheck.state == state)
+    )
+    rows, nxt = await pagination.page(
+        db, stmt, key=SpotCheck.id, cursor=cursor, limit=limit, descending=state == "done"
+    )
+    items = []
+    for check, code, name, level, channel, at, rater, anonymous, has_phone, item, window in rows:
+        items.append(
+            {
+                "id": check.id,
+                "evaluation_id": check.evaluation_id,
+                "state": check.state,
+                "verdict": check.verdict,
+                "work_order_id": check.work_order_id,
+                "created_at": check.created_at,
+                "done_at": check.done_at,
+                "org_code": code,
+                "org_name": name,
+                "window_name": window,
+                "item_name": item,
+                "level": level,
+                "channel": channel,
+                "evaluated_at": at,
+                "rater": None if anonymous else mask_name(rater),
+                "has_phone": bool(has_phone),
+            }
+        )
+    return items, nxt
+
+
+async def spot_check_count(db: AsyncSession, actor: Principal) -> int:
+    """The pending spot checks in the actor's subtree."""
+    return (
+        await db.execute(
+            select(func.count())
+            .select_from(SpotCheck)
+            .join(Org, Org.id == SpotCheck.org_id)
+            .where(
+                Org.path.startswith(actor.org_path, autoescape=True),
+                SpotCheck.state == "pending",
+            )
+        )
+    ).scalar_one()

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from haochaping.core.auth import Principal
@@ -21,6 +22,7 @@ from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.roles import Role
 from haochaping.core.timeutil import utcnow
+from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.orgs.service import get_org
 from haochaping.policies.schemas import PolicyValues
@@ -41,6 +43,11 @@ from haochaping.workorders.states import (
     RoleNotAllowed,
     State,
     next_state,
+    records_callback,
+)
+
+CALLBACK_BY_OFFICE = (
+    "本地区的回访由政务服务管理机构独立开展，责任单位不能记录本单位工单的回访或以联系不上办结"
 )
 
 
@@ -166,10 +173,28 @@ async def unit_paths(db: AsyncSession, order: WorkOrder) -> list[tuple[str, str]
     return [(r, p) for r, p in rows]
 
 
+async def window_path(db: AsyncSession, order: WorkOrder) -> str | None:
+    """The path of the window the order's rating was given at, if it names one."""
+    window = aliased(Org)
+    return (
+        await db.execute(
+            select(window.path)
+            .join(Evaluation, Evaluation.window_id == window.id)
+            .where(Evaluation.id == order.evaluation_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def require_visible(db: AsyncSession, principal: Principal, order: WorkOrder) -> None:
-    """404-equivalent 403 unless one of the order's units lies in the caller's subtree."""
-    if not any(principal.covers(p) for _, p in await unit_paths(db, order)):
-        raise Forbidden("该工单不属于本单位或下级单位", code="out_of_scope")
+    """404-equivalent 403 unless one of the order's units lies in the caller's subtree, or
+    (window staff) the window the rating was given at does, wherever the order went."""
+    if any(principal.covers(p) for _, p in await unit_paths(db, order)):
+        return
+    if principal.has_role(Role.STAFF):
+        path = await window_path(db, order)
+        if path is not None and principal.covers(path):
+            return
+    raise Forbidden("该工单不属于本单位或下级单位", code="out_of_scope")
 
 
 async def _require_may_act(db: AsyncSession, actor: Actor, order: WorkOrder) -> None:
@@ -362,6 +387,10 @@ async def act(
         )
         await notify.callback_invitation(db=db, ctx=ctx, order=order)
         return event
+    if kind in ("callback", "close_unreachable") and not records_callback(
+        actor.role, policy.callback_by
+    ):
+        raise Forbidden(CALLBACK_BY_OFFICE, code="callback_by_office")
     if kind == "callback":
         return await _callback(data=data, policy=policy, **common)
     if kind == "close_unreachable":

@@ -96,6 +96,18 @@ ROLES: dict[Action, frozenset[Role]] = {
     A.INVALIDATE: frozenset({Role.REVIEW}),
 }
 
+# Recording a callback (回访) and closing after it failed. With an independent callback (the
+# region's policy `callback_by="office"`) the unit rated never takes these on its own order.
+CALLBACK_ACTIONS = frozenset(
+    {A.CALLBACK_SATISFIED, A.CALLBACK_DISSATISFIED, A.CALLBACK_UNREACHED, A.CLOSE_UNREACHABLE}
+)
+
+
+def records_callback(role: str, callback_by: str) -> bool:
+    """True when `role` may record callbacks under the policy's `callback_by`."""
+    return callback_by != "office" or role != Role.UNIT
+
+
 OPEN_STATES = frozenset(set(State) - {S.CLOSED, S.INVALIDATED})
 FINAL_STATES = frozenset({S.CLOSED, S.INVALIDATED})
 
