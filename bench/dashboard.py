@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
-import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
-
 import harness
 
 DBNAME = "hcp_bench"
@@ -363,6 +360,18 @@ async def set_standings(conn, min_id: int) -> None:
         """,
         min_id,
     )
+    await conn.execute(STANDING_EVENTS_SQL, min_id)
+
+
+# Every standing has its change on record, as `evaluations/standing.set_standing` writes it.
+STANDING_EVENTS_SQL = """
+INSERT INTO standing_event (evaluation_id, from_standing, to_standing, reason, actor, created_at)
+SELECT s.evaluation_id, 'valid', s.standing, s.reason, s.decided_by, s.updated_at
+FROM evaluation_standing s
+WHERE s.evaluation_id >= $1
+  AND NOT EXISTS (SELECT 1 FROM standing_event e WHERE e.evaluation_id = s.evaluation_id)
+ORDER BY s.evaluation_id
+"""
 
 
 # --- the questions -----------------------------------------------------------------------------

@@ -1,0 +1,711 @@
+"""Rollups: the statistics read side at province scale (issue 10; `bench/dashboard.py`).
+
+The rollup tables (`analytics/models.py`) hold the first ratings of every local day (series,
+summaries, channel x level) and month (rankings of orgs, windows, staff and items; reasons),
+added to every strict ancestor of the rated organisation, so that a question about a node reads
+that node's rows. Every answer is exact at the moment it is read, in one SQL statement (one
+snapshot), as the sum of four parts:
+
+1. the rollup rows at the node for the whole periods asked;
+2. the node's own ratings (rated org = the node), from the ratings table by its index on
+   (org_id, received_at), up to the watermark: the rollups hold only descendants;
+3. the live tail: the subtree's ratings above the watermark, not yet folded in;
+4. the standing changes (upheld appeals, invalidations, reviews of held ratings) recorded after
+   the standing watermark on ratings already folded in: minus the old standing, plus the new.
+
+`refresh` (run by the scheduler every pass) folds the ratings received more than GRACE ago into
+the rollups, each with its standing as of the standing watermark, then applies the standing
+events up to the new watermark as differences. A late rating (evaluated long ago, received now)
+is folded into the period it belongs to; an upheld appeal or an invalidation moves its rating
+from one measure to another in the rows of its own period. Every id at or below a watermark
+has committed: the watermarks stop short of anything received in the last GRACE (the ledger's
+reasoning, `ledger/service.py`).
+
+A node's history stays where it was counted when an organisation moves in the tree; `rebuild`
+empties the rollups and folds everything again (a reorganisation is rare and announced).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import ColumnElement, Select
+
+from haochaping.analytics.models import MEASURES, StatDayNode, StatMonthKey, StatMonthReason
+from haochaping.core import jobs
+from haochaping.core.models import JobState
+from haochaping.core.timeutil import utcnow
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import EvaluationStanding, StandingEvent
+from haochaping.orgs.models import Org
+
+# Local days and months are Asia/Shanghai's (UTC+8, no daylight saving since 1991).
+LOCAL = timezone(timedelta(hours=8), "Asia/Shanghai")
+# The time a rating is counted at. Receipt, as `analytics/queries.py` counts today.
+PERIOD_COLUMN = "received_at"
+# How long an intake transaction may stay open between taking its id and committing.
+GRACE = timedelta(minutes=5)
+# Ratings folded per transaction.
+FOLD_CHUNK = 500_000
+WM_RATINGS = "rollup.ratings"
+WM_EVENTS = "rollup.standing_events"
+DIMS = {"org": "org_id", "window": "window_id", "staff": "staff_id", "item": "item_id"}
+
+E: Table = Evaluation.__table__  # type: ignore[assignment]
+ES: Table = EvaluationStanding.__table__  # type: ignore[assignment]
+SE: Table = StandingEvent.__table__  # type: ignore[assignment]
+ORG: Table = Org.__table__  # type: ignore[assignment]
+DAY: Table = StatDayNode.__table__  # type: ignore[assignment]
+MONTH: Table = StatMonthKey.__table__  # type: ignore[assignment]
+REASON: Table = StatMonthReason.__table__  # type: ignore[assignment]
+JOB: Table = JobState.__table__  # type: ignore[assignment]
+
+
+def _dialect(db: AsyncSession) -> str:
+    return db.get_bind().dialect.name
+
+
+# --- measures ------------------------------------------------------------------------------
+
+
+@dataclass
+class Measures:
+    """Counts of first ratings by standing and level (see `analytics/models.py`)."""
+
+    valid: list[int] = field(default_factory=lambda: [0] * 6)  # index = level, [0] unused
+    held: list[int] = field(default_factory=lambda: [0] * 6)
+    invalid: int = 0
+    default: int = 0
+    default_held: int = 0
+    default_invalid: int = 0
+
+    @classmethod
+    def of(cls, row: Sequence[int]) -> Measures:
+        """From the 14 measure values in MEASURES order."""
+        v = [int(x or 0) for x in row]
+        return cls([0, *v[0:5]], [0, *v[5:10]], v[10], v[11], v[12], v[13])
+
+    def add(self, other: Measures) -> None:
+        for lvl in range(1, 6):
+            self.valid[lvl] += other.valid[lvl]
+            self.held[lvl] += other.held[lvl]
+        self.invalid += other.invalid
+        self.default += other.default
+        self.default_held += other.default_held
+        self.default_invalid += other.default_invalid
+
+    def counted(self, *, held_counts: bool = False) -> list[int]:
+        """Counted ratings by level (index = level)."""
+        if not held_counts:
+            return list(self.valid)
+        return [v + h for v, h in zip(self.valid, self.held, strict=True)]
+
+    def total(self, *, held_counts: bool = False) -> int:
+        return sum(self.counted(held_counts=held_counts))
+
+    def good(self, good_levels: Iterable[int], *, held_counts: bool = False) -> int:
+        counted = self.counted(held_counts=held_counts)
+        return sum(counted[lvl] for lvl in good_levels)
+
+    def points(self, points: dict[int, int], *, held_counts: bool = False) -> int:
+        counted = self.counted(held_counts=held_counts)
+        return sum(counted[lvl] * pts for lvl, pts in points.items())
+
+
+def _class_measures(level, is_default, standing) -> list[ColumnElement[int]]:
+    """The 14 measures of one rating as 0/1 SQL expressions, in MEASURES order."""
+    own = is_default.is_(False)
+    dflt = is_default.is_(True)
+    out: list[ColumnElement[int]] = []
+    for kind in ("valid", "held"):
+        for lvl in range(1, 6):
+            out.append(case((and_(own, standing == kind, level == lvl), 1), else_=0))
+    out.append(case((and_(own, standing == "invalid"), 1), else_=0))
+    out.append(case((dflt, 1), else_=0))
+    out.append(case((and_(dflt, standing == "held"), 1), else_=0))
+    out.append(case((and_(dflt, standing == "invalid"), 1), else_=0))
+    return out
+
+
+def _sums(exprs: list[ColumnElement[int]]) -> list[Any]:
+    return [func.sum(x).label(name) for x, name in zip(exprs, MEASURES, strict=True)]
+
+
+def _class_index(level: int, is_default: bool, standing: str) -> list[int]:
+    """Which measures one rating adds to (indexes into MEASURES)."""
+    if is_default:
+        return [11] + ([12] if standing == "held" else [13] if standing == "invalid" else [])
+    if standing == "valid":
+        return [level - 1]
+    if standing == "held":
+        return [4 + level]
+    return [10]
+
+
+# --- local time -----------------------------------------------------------------------------
+
+
+def period_column(table=E):
+    return table.c[PERIOD_COLUMN]
+
+
+def local_day(col, dialect: str):
+    """The Asia/Shanghai date of a UTC timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return cast(func.timezone("Asia/Shanghai", col), Date)
+    return func.date(col, "+8 hours")
+
+
+def local_month(col, dialect: str):
+    """The first day of the Asia/Shanghai month of a UTC timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return cast(func.date_trunc("month", func.timezone("Asia/Shanghai", col)), Date)
+    return func.date(col, "+8 hours", "start of month")
+
+
+def as_date(value: Any) -> date:
+    """A date from what the driver returns (SQLite: a string)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(str(value)[:10])
+
+
+def day_start(d: date) -> datetime:
+    """The UTC instant a local day begins."""
+    return datetime(d.year, d.month, d.day, tzinfo=LOCAL).astimezone(UTC)
+
+
+def month_first(d: date) -> date:
+    return d.replace(day=1)
+
+
+def next_month(d: date) -> date:
+    return date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+
+
+def whole_days(since: datetime, until: datetime) -> tuple[date, date] | None:
+    """The local days [first, end) when since and until are local midnights, else None."""
+    a, b = since.astimezone(LOCAL), until.astimezone(LOCAL)
+    if a.time() != datetime.min.time() or b.time() != datetime.min.time() or b <= a:
+        return None
+    return a.date(), b.date()
+
+
+def whole_months(since: datetime, until: datetime) -> tuple[date, date] | None:
+    """The local months [first, end) when since and until are local month starts, else None."""
+    days = whole_days(since, until)
+    if days is None or days[0].day != 1 or days[1].day != 1:
+        return None
+    return days
+
+
+# --- the organisation tree ------------------------------------------------------------------
+
+
+class Tree:
+    """Each organisation's strict ancestors, from the materialised paths."""
+
+    def __init__(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        rows = list(rows)
+        by_code = {code: oid for oid, code, _ in rows}
+        self.ancestors: dict[int, tuple[int, ...]] = {}
+        for oid, _, path in rows:
+            codes = [c for c in path.split("/") if c][:-1]
+            self.ancestors[oid] = tuple(by_code[c] for c in codes if c in by_code)
+
+    @classmethod
+    async def load(cls, db: AsyncSession) -> Tree:
+        return cls((await db.execute(select(ORG.c.id, ORG.c.code, ORG.c.path))).all())
+
+
+# --- refresh -------------------------------------------------------------------------------
+
+
+@dataclass
+class RefreshReport:
+    """What one refresh did."""
+
+    folded: int = 0  # ratings folded in
+    events: int = 0  # standing changes applied
+    rows: int = 0  # rollup rows written
+    watermark: int = 0
+    event_watermark: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.folded} ratings and {self.events} standing changes folded into "
+            f"{self.rows} rows (watermarks {self.watermark}, {self.event_watermark})"
+        )
+
+
+class _Acc:
+    """Differences to add to rollup rows, by table and key."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[tuple, list[int]]] = {
+            "day": defaultdict(lambda: [0] * 14),
+            "month": defaultdict(lambda: [0] * 14),
+            "reason": defaultdict(lambda: [0] * 14),
+        }
+
+    def add(self, table: str, key: tuple, values: Sequence[int]) -> None:
+        row = self.rows[table][key]
+        for i, v in enumerate(values):
+            row[i] += int(v or 0)
+
+    def add_one(self, table: str, key: tuple, index: list[int], sign: int) -> None:
+        row = self.rows[table][key]
+        for i in index:
+            row[i] += sign
+
+    def size(self) -> int:
+        return sum(len(r) for r in self.rows.values())
+
+
+async def _cutoff_id(db: AsyncSession, table, at_col, after: int, cutoff: datetime) -> int:
+    """The highest id whose every lower id was written before `cutoff` (so has committed)."""
+    first_recent = (
+        await db.execute(select(func.min(table.c.id)).where(table.c.id > after, at_col >= cutoff))
+    ).scalar_one()
+    if first_recent is not None:
+        return max(after, int(first_recent) - 1)
+    top = (await db.execute(select(func.max(table.c.id)))).scalar_one()
+    return max(after, int(top or 0))
+
+
+async def _first_recent_rating(db: AsyncSession, after: int, cutoff: datetime) -> int | None:
+    # By the receipt index: only the last GRACE of ratings is read, not everything above.
+    return (
+        await db.execute(select(func.min(E.c.id)).where(E.c.received_at >= cutoff, E.c.id > after))
+    ).scalar_one()
+
+
+async def refresh(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    now: datetime | None = None,
+    grace: timedelta = GRACE,
+    chunk: int = FOLD_CHUNK,
+) -> RefreshReport:
+    """Fold new ratings and standing changes into the rollups (own transactions, one per
+    chunk of ratings); safe in several processes (the watermark rows are locked)."""
+    report = RefreshReport()
+    cutoff = (now or utcnow()) - grace
+    while True:
+        async with sessionmaker() as db:
+            wm = await jobs.watermark(db, WM_RATINGS, lock=True)
+            swm = await jobs.watermark(db, WM_EVENTS, lock=True)
+            first_recent = await _first_recent_rating(db, wm, cutoff)
+            if first_recent is not None:
+                top = max(wm, int(first_recent) - 1)
+            else:
+                top = max(wm, int((await db.execute(select(func.max(E.c.id)))).scalar_one() or 0))
+            top = min(top, wm + chunk)
+            new_swm = await _cutoff_id(db, SE, SE.c.created_at, swm, cutoff)
+            if top == wm and new_swm == swm:
+                report.watermark, report.event_watermark = wm, swm
+                return report
+            tree = await Tree.load(db)
+            acc = _Acc()
+            dialect = _dialect(db)
+            # Standing changes first, on the ratings already folded (at or below wm): their
+            # old standing is what the rollups hold, their new one what they should.
+            report.events += await _apply_events(db, acc, tree, dialect, swm, new_swm, wm)
+            report.folded += await _fold(db, acc, tree, dialect, wm, top, new_swm)
+            report.rows += await _write(db, acc)
+            await jobs.advance(db, WM_RATINGS, top)
+            await jobs.advance(db, WM_EVENTS, new_swm)
+            await db.commit()
+            report.watermark, report.event_watermark = top, new_swm
+
+
+def _standing_as_of(event_watermark: int):
+    """A rating's standing as of the standing watermark (its last event at or below it)."""
+    last = (
+        select(SE.c.to_standing)
+        .where(SE.c.evaluation_id == E.c.id, SE.c.id <= event_watermark)
+        .order_by(SE.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return case((ES.c.evaluation_id.is_(None), "valid"), else_=func.coalesce(last, "valid"))
+
+
+async def _fold(
+    db: AsyncSession, acc: _Acc, tree: Tree, dialect: str, lo: int, hi: int, swm: int
+) -> int:
+    """Add the first ratings with lo < id <= hi to the rollups."""
+    if hi <= lo:
+        return 0
+    standing = _standing_as_of(swm).label("standing")
+    period = period_column()
+    rated = (
+        select(
+            E.c.id,
+            E.c.org_id,
+            E.c.window_id,
+            E.c.staff_id,
+            E.c.item_id,
+            E.c.channel,
+            E.c.level,
+            E.c.is_default,
+            E.c.reasons,
+            local_day(period, dialect).label("day"),
+            local_month(period, dialect).label("month"),
+            standing,
+        )
+        .select_from(E.outerjoin(ES, ES.c.evaluation_id == E.c.id))
+        .where(E.c.id > lo, E.c.id <= hi, E.c.eval_count == 1)
+        .subquery("rated")
+    )
+    r = rated.c
+    sums = _sums(_class_measures(r.level, r.is_default, r.standing))
+    folded = 0
+    rows = await db.execute(
+        select(r.org_id, r.day, r.channel, func.count(), *sums).group_by(r.org_id, r.day, r.channel)
+    )
+    org_months: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0] * 14)
+    for org_id, day, channel, n, *values in rows:
+        folded += n
+        d = as_date(day)
+        for node in tree.ancestors.get(org_id, ()):
+            acc.add("day", (node, d, channel), values)
+        month_row = org_months[(org_id, month_first(d))]
+        for i, v in enumerate(values):
+            month_row[i] += int(v or 0)
+    # The org dimension: each rated org under each of its ancestors, by month.
+    for (org_id, month), values in org_months.items():
+        for node in tree.ancestors.get(org_id, ()):
+            acc.add("month", (node, "org", month, org_id), values)
+    for dim in ("window", "staff", "item"):
+        col = r[DIMS[dim]]
+        rows = await db.execute(
+            select(r.org_id, r.month, col, *sums)
+            .where(col.is_not(None))
+            .group_by(r.org_id, r.month, col)
+        )
+        for org_id, month, key, *values in rows:
+            m = as_date(month)
+            for node in tree.ancestors.get(org_id, ()):
+                acc.add("month", (node, dim, m, key), values)
+    for org_id, month, reason, *values in await db.execute(_reason_rows(rated, dialect, sums)):
+        m = as_date(month)
+        for node in tree.ancestors.get(org_id, ()):
+            acc.add("reason", (node, m, str(reason)), values)
+    return folded
+
+
+def _reason_rows(rated, dialect: str, sums) -> Select:
+    """(org, month, reason, measures) of the ratings in `rated`, one row per reason named."""
+    r = rated.c
+    if dialect == "postgresql":
+        each = func.json_array_elements_text(r.reasons).table_valued("value").alias("tag")
+    else:
+        each = func.json_each(r.reasons).table_valued("value").alias("tag")
+    return (
+        select(r.org_id, r.month, each.c.value, *sums)
+        .select_from(rated.join(each, true()))
+        .group_by(r.org_id, r.month, each.c.value)
+    )
+
+
+async def _apply_events(
+    db: AsyncSession, acc: _Acc, tree: Tree, dialect: str, lo: int, hi: int, rating_wm: int
+) -> int:
+    """Standing events lo < id <= hi of ratings at or below rating_wm, as differences."""
+    if hi <= lo:
+        return 0
+    period = period_column()
+    rows = await db.execute(
+        select(
+            E.c.org_id,
+            E.c.window_id,
+            E.c.staff_id,
+            E.c.item_id,
+            E.c.channel,
+            E.c.level,
+            E.c.is_default,
+            E.c.reasons,
+            local_day(period, dialect),
+            SE.c.from_standing,
+            SE.c.to_standing,
+        )
+        .select_from(SE.join(E, E.c.id == SE.c.evaluation_id))
+        .where(SE.c.id > lo, SE.c.id <= hi, E.c.id <= rating_wm, E.c.eval_count == 1)
+        .order_by(SE.c.id)
+    )
+    n = 0
+    for org_id, window_id, staff_id, item_id, channel, level, dflt, reasons, day, old, new in rows:
+        n += 1
+        d = as_date(day)
+        m = month_first(d)
+        tags = reasons if isinstance(reasons, list) else json.loads(reasons or "[]")
+        for sign, standing in ((-1, old), (1, new)):
+            index = _class_index(level, bool(dflt), standing)
+            for node in tree.ancestors.get(org_id, ()):
+                acc.add_one("day", (node, d, channel), index, sign)
+                acc.add_one("month", (node, "org", m, org_id), index, sign)
+                for dim, key in (("window", window_id), ("staff", staff_id), ("item", item_id)):
+                    if key is not None:
+                        acc.add_one("month", (node, dim, m, key), index, sign)
+                for tag in tags:
+                    acc.add_one("reason", (node, m, str(tag)), index, sign)
+    return n
+
+
+WRITE_BATCH = 5_000
+
+
+async def _write(db: AsyncSession, acc: _Acc) -> int:
+    """Add the accumulated differences to the rollup rows (insert or add)."""
+    ins = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
+    written = 0
+    for name, table, keys in (
+        ("day", DAY, ("node_id", "day", "channel")),
+        ("month", MONTH, ("node_id", "dim", "month", "key")),
+        ("reason", REASON, ("node_id", "month", "reason")),
+    ):
+        rows = [
+            {**dict(zip(keys, key, strict=True)), **dict(zip(MEASURES, values, strict=True))}
+            for key, values in acc.rows[name].items()
+            if any(values)
+        ]
+        for start in range(0, len(rows), WRITE_BATCH):
+            stmt = ins(table)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
+            )
+            await db.execute(stmt, rows[start : start + WRITE_BATCH])
+        written += len(rows)
+    return written
+
+
+async def rebuild(
+    sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime | None = None
+) -> RefreshReport:
+    """Empty the rollups and their watermarks, then fold every rating again."""
+    async with sessionmaker() as db:
+        for table in (DAY, MONTH, REASON):
+            await db.execute(delete(table))
+        await jobs.watermark(db, WM_RATINGS, lock=True)
+        await jobs.watermark(db, WM_EVENTS, lock=True)
+        await jobs.advance(db, WM_RATINGS, 0)
+        # Standing as of "before any event" for everything, then every event as a change.
+        await jobs.advance(db, WM_EVENTS, 0)
+        await db.commit()
+    return await refresh(sessionmaker, now=now)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass
+class Scope:
+    """The node a question is about: an organisation and its subtree."""
+
+    org_id: int
+    path: str
+
+    @property
+    def path_end(self) -> str:
+        """The smallest string above every path in the subtree ("/P/C01/" -> "/P/C010")."""
+        return self.path[:-1] + chr(ord("/") + 1)
+
+
+def _wm(name: str):
+    return func.coalesce(
+        select(JOB.c.value).where(JOB.c.name == name).scalar_subquery(), literal(0)
+    )
+
+
+def _raw_parts(
+    scope: Scope,
+    since: datetime,
+    until: datetime,
+    group: list[Any],
+    dialect: str,
+    extra: list[Any] | None = None,
+    each: Any = None,
+) -> list[Select]:
+    """Parts 2-4 of an answer (see the module's docstring), grouped by `group` (expressions
+    over the evaluation table, or over `each`: a table-valued function of its row) with the
+    14 measures."""
+    period = period_column()
+    in_period = [period >= since, period < until, E.c.eval_count == 1, *(extra or [])]
+    subtree = (
+        select(ORG.c.id)
+        .where(ORG.c.path >= scope.path, ORG.c.path < scope.path_end)
+        .scalar_subquery()
+    )
+    current = func.coalesce(ES.c.standing, "valid")
+    with_standing = E.outerjoin(ES, ES.c.evaluation_id == E.c.id)
+    changed = SE.join(E, E.c.id == SE.c.evaluation_id)
+    if each is not None:
+        with_standing = with_standing.join(each, true())
+        changed = changed.join(each, true())
+    rating_wm = _wm(WM_RATINGS)
+    own = (
+        select(*group, *_sums(_class_measures(E.c.level, E.c.is_default, current)))
+        .select_from(with_standing)
+        .where(E.c.org_id == scope.org_id, E.c.id <= rating_wm, *in_period)
+        .group_by(*group)
+    )
+    tail = (
+        select(*group, *_sums(_class_measures(E.c.level, E.c.is_default, current)))
+        .select_from(with_standing)
+        .where(E.c.id > rating_wm, E.c.org_id.in_(subtree), *in_period)
+        .group_by(*group)
+    )
+    new = _class_measures(E.c.level, E.c.is_default, SE.c.to_standing)
+    old = _class_measures(E.c.level, E.c.is_default, SE.c.from_standing)
+    changes = (
+        select(
+            *group,
+            *[func.sum(a - b).label(name) for a, b, name in zip(new, old, MEASURES, strict=True)],
+        )
+        .select_from(changed)
+        .where(
+            SE.c.id > _wm(WM_EVENTS),
+            E.c.id <= rating_wm,
+            E.c.org_id.in_(subtree),
+            E.c.org_id != scope.org_id,
+            *in_period,
+        )
+        .group_by(*group)
+    )
+    return [own, tail, changes]
+
+
+async def _answer(db: AsyncSession, parts: list[Select], n_keys: int) -> dict[tuple, Measures]:
+    """Sum the parts by their first n_keys columns, in one statement."""
+    both = union_all(*parts).subquery("parts")
+    keys = list(both.c)[:n_keys]
+    rows = await db.execute(select(*keys, *[func.sum(both.c[m]) for m in MEASURES]).group_by(*keys))
+    return {tuple(row[:n_keys]): Measures.of(row[n_keys:]) for row in rows}
+
+
+def _measure_cols(table) -> list[Any]:
+    return [table.c[m].label(m) for m in MEASURES]
+
+
+async def summary(
+    db: AsyncSession, *, scope: Scope, since: datetime, until: datetime
+) -> Measures | None:
+    """The subtree's first ratings in [since, until) by standing and level; None when the
+    period is not whole local days (ask the ratings table then)."""
+    days = whole_days(since, until)
+    if days is None:
+        return None
+    dialect = _dialect(db)
+    key = literal(1).label("k")
+    roll = select(key, *_measure_cols(DAY)).where(
+        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
+    )
+    out = await _answer(db, [roll, *_raw_parts(scope, since, until, [key], dialect)], 1)
+    total = Measures()
+    for m in out.values():
+        total.add(m)
+    return total
+
+
+async def daily(
+    db: AsyncSession, *, scope: Scope, since: datetime, until: datetime
+) -> dict[date, Measures] | None:
+    """The subtree's series by local day; None when the period is not whole local days."""
+    days = whole_days(since, until)
+    if days is None:
+        return None
+    dialect = _dialect(db)
+    roll = select(DAY.c.day.label("k"), *_measure_cols(DAY)).where(
+        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
+    )
+    raw_day = local_day(period_column(), dialect).label("k")
+    out = await _answer(db, [roll, *_raw_parts(scope, since, until, [raw_day], dialect)], 1)
+    return {as_date(k[0]): m for k, m in sorted(out.items(), key=lambda kv: str(kv[0][0]))}
+
+
+async def by_channel(
+    db: AsyncSession, *, scope: Scope, since: datetime, until: datetime
+) -> dict[str, Measures] | None:
+    """The subtree's channels (each with its levels); None unless whole local days."""
+    days = whole_days(since, until)
+    if days is None:
+        return None
+    dialect = _dialect(db)
+    roll = select(DAY.c.channel.label("k"), *_measure_cols(DAY)).where(
+        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
+    )
+    parts = _raw_parts(scope, since, until, [E.c.channel.label("k")], dialect)
+    out = await _answer(db, [roll, *parts], 1)
+    return {k[0]: m for k, m in out.items()}
+
+
+async def by_key(
+    db: AsyncSession, *, scope: Scope, dim: str, since: datetime, until: datetime
+) -> dict[int, Measures] | None:
+    """The subtree's rated orgs, windows, staff or items (`dim`) over whole local months;
+    None when the period is not whole months."""
+    months = whole_months(since, until)
+    if months is None:
+        return None
+    dialect = _dialect(db)
+    roll = select(MONTH.c.key.label("k"), *_measure_cols(MONTH)).where(
+        MONTH.c.node_id == scope.org_id,
+        MONTH.c.dim == dim,
+        MONTH.c.month >= months[0],
+        MONTH.c.month < months[1],
+    )
+    col = E.c[DIMS[dim]]
+    parts = _raw_parts(
+        scope, since, until, [cast(col, BigInteger).label("k")], dialect, [col.is_not(None)]
+    )
+    out = await _answer(db, [roll, *parts], 1)
+    return {int(k[0]): m for k, m in out.items()}
+
+
+async def by_reason(
+    db: AsyncSession, *, scope: Scope, since: datetime, until: datetime
+) -> dict[str, Measures] | None:
+    """The reason tags named by the subtree's ratings over whole local months (a rating with
+    two tags counts under each); None when the period is not whole months."""
+    months = whole_months(since, until)
+    if months is None:
+        return None
+    dialect = _dialect(db)
+    roll = select(REASON.c.reason.label("k"), *_measure_cols(REASON)).where(
+        REASON.c.node_id == scope.org_id,
+        REASON.c.month >= months[0],
+        REASON.c.month < months[1],
+    )
+    if dialect == "postgresql":
+        each = func.json_array_elements_text(E.c.reasons).table_valued("value").alias("tag")
+    else:
+        each = func.json_each(E.c.reasons).table_valued("value").alias("tag")
+    parts = _raw_parts(scope, since, until, [each.c.value.label("k")], dialect, each=each)
+    out = await _answer(db, [roll, *parts], 1)
+    return {str(k[0]): m for k, m in out.items()}
