@@ -282,3 +282,80 @@ def statements_sent(engine) -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+# --- ratings and work orders at fixed times, for hand-computed statistics ------------------
+
+
+async def add_rating(
+    db: AsyncSession,
+    world: World,
+    *,
+    level: int,
+    at: datetime,
+    org: str = "HALL-A",
+    window: str | None = "W-A1",
+    staff: str | None = "S-A1",
+    item: str | None = "ITEM-A1",
+    channel: str = "pad",
+    reasons: list[str] | None = None,
+    is_default: bool = False,
+    eval_count: int = 1,
+):
+    """One stored rating received at `at` (set-based fixtures, as a bench loader writes them;
+    intake's own rules are tested in tests/evaluations)."""
+    from haochaping.evaluations.models import Evaluation
+    from haochaping.orgs.models import Item, Org, Staff
+
+    s = world.suffix
+    org_row = (await db.execute(select(Org).where(Org.code == org + s))).scalar_one()
+    window_id = (
+        (await db.execute(select(Org.id).where(Org.code == window + s))).scalar_one()
+        if window
+        else None
+    )
+    staff_id = (
+        (await db.execute(select(Staff.id).where(Staff.staff_no == staff + s))).scalar_one()
+        if staff
+        else None
+    )
+    item_id = (
+        (await db.execute(select(Item.id).where(Item.code == item + s))).scalar_one()
+        if item
+        else None
+    )
+    row = Evaluation(
+        channel=channel,
+        level=level,
+        reasons=reasons if reasons is not None else {1: ["108"], 2: ["207"]}.get(level, []),
+        tagset_version="national-2020",
+        org_id=org_row.id,
+        window_id=window_id,
+        staff_id=staff_id,
+        item_id=item_id,
+        region_code=org_row.region_code,
+        is_default=is_default,
+        eval_count=eval_count,
+        evaluated_at=at,
+        received_at=at,
+    )
+    db.add(row)
+    await db.flush()
+    return row
+
+
+async def add_work_order(db: AsyncSession, rating, **fields):
+    """The work order of a bad rating, with the timestamps a test needs."""
+    from haochaping.workorders.models import WorkOrder
+
+    order = WorkOrder(
+        evaluation_id=rating.id,
+        org_id=rating.org_id,
+        region_code=rating.region_code,
+        policy={},
+        opened_at=rating.received_at,
+        **fields,
+    )
+    db.add(order)
+    await db.flush()
+    return order

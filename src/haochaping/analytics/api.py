@@ -1,33 +1,176 @@
-"""JSON routes for statistics."""
+"""JSON routes for statistics: thin, every figure from analytics/metrics.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Literal
 
-from haochaping.analytics import queries, schemas
+from fastapi import APIRouter, Query
+
+from haochaping.analytics import metrics, schemas
 from haochaping.core.auth import CurrentPrincipal
 from haochaping.core.db import DbSession
+from haochaping.core.errors import declare
 from haochaping.core.schemas import Timestamp
 
 router = APIRouter(prefix="/api/v1", tags=["statistics 统计"])
 
+OrgCode = Annotated[str | None, Query(max_length=50, description="机构代码：其下属机构一并统计")]
+ItemCode = Annotated[str | None, Query(max_length=64, description="事项实施编码")]
+RegionCode = Annotated[
+    str | None, Query(max_length=12, description="行政区划代码：其下级区划一并统计")
+]
+Since = Annotated[Timestamp | None, Query(description="起（含），ISO 8601 带时区")]
+Until = Annotated[Timestamp | None, Query(description="止（不含），ISO 8601 带时区")]
+PeriodParam = Annotated[
+    str | None,
+    Query(max_length=10, description="2026-11（月）、2026-Q4（季度）或 2026（年）"),
+]
+TierParam = Annotated[
+    Literal["region", "department", "hall", "window", "staff", "item"],
+    Query(description="排名层级"),
+]
+NOT_FOUND = ["org_not_found", "item_not_found", "region_not_found"]
+RANGE = ["invalid_range", "range_too_long"]
+FILTERS = {403: "out_of_scope", 404: NOT_FOUND}
 
-@router.get("/stats/summary", response_model=schemas.SummaryRead)
+
+@router.get(
+    "/stats/summary",
+    response_model=schemas.SummaryRead,
+    responses=declare(403, 404, 422, codes={**FILTERS, 422: RANGE}),
+)
 async def stats_summary(
-    request: Request,
     db: DbSession,
     principal: CurrentPrincipal,
-    org_code: str | None = None,
-    since: Timestamp | None = None,
-    until: Timestamp | None = None,
+    org_code: OrgCode = None,
+    item_code: ItemCode = None,
+    region_code: RegionCode = None,
+    since: Since = None,
+    until: Until = None,
 ):
     """好评率、差评率、平均分 over the ratings that count (invalid and held ones excluded,
-    default ratings reported apart)."""
-    return await queries.summary(
+    default ratings reported apart), and the bad-review funnel."""
+    return await metrics.summary(
         db=db,
         actor=principal,
         org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
         since=since,
         until=until,
-        good_levels=request.app.state.rules.good_levels,
+    )
+
+
+@router.get(
+    "/stats/timeseries",
+    response_model=schemas.SeriesRead,
+    responses=declare(403, 404, 422, codes={**FILTERS, 422: RANGE}),
+)
+async def stats_timeseries(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    granularity: Literal["day", "week", "month"] = "day",
+    org_code: OrgCode = None,
+    item_code: ItemCode = None,
+    region_code: RegionCode = None,
+    since: Since = None,
+    until: Until = None,
+):
+    """The figures per day, week or month (Asia/Shanghai), every period of the range."""
+    return await metrics.timeseries(
+        db=db,
+        actor=principal,
+        granularity=granularity,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+
+
+@router.get(
+    "/stats/breakdown",
+    response_model=schemas.BreakdownRead,
+    responses=declare(403, 404, 422, codes={**FILTERS, 422: RANGE}),
+)
+async def stats_breakdown(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    by: Literal["level", "channel", "reason", "child", "item", "staff"],
+    org_code: OrgCode = None,
+    item_code: ItemCode = None,
+    region_code: RegionCode = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+):
+    """The figures per level, channel, reason tag, child node (drill-down), item or staff."""
+    return await metrics.breakdown(
+        db=db,
+        actor=principal,
+        by=by,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+
+
+@router.get(
+    "/stats/rankings",
+    response_model=schemas.RankingsRead,
+    responses=declare(403, 404, 422, codes={**FILTERS, 422: "invalid_period"}),
+)
+async def stats_rankings(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    tier: TierParam,
+    period: PeriodParam = None,
+    org_code: OrgCode = None,
+    item_code: ItemCode = None,
+    region_code: RegionCode = None,
+):
+    """A tier's ranking for a month, quarter or year (live current month without a period)."""
+    return await metrics.rankings(
+        db=db,
+        actor=principal,
+        tier=tier,
+        period=period,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+    )
+
+
+@router.get(
+    "/stats/bottom",
+    response_model=schemas.BottomRead,
+    responses=declare(403, 404, 422, codes={**FILTERS, 422: "invalid_period"}),
+)
+async def stats_bottom(
+    db: DbSession,
+    principal: CurrentPrincipal,
+    tier: TierParam,
+    periods: Annotated[int | None, Query(ge=1, le=24, description="连续期数 K")] = None,
+    bottom: Annotated[int | None, Query(ge=1, le=100, description="末位名次数 N")] = None,
+    period: PeriodParam = None,
+    org_code: OrgCode = None,
+    item_code: ItemCode = None,
+    region_code: RegionCode = None,
+):
+    """Units in the bottom N for K periods running, up to `period` or the last complete
+    month (K and N default to the region's policy)."""
+    return await metrics.bottom(
+        db=db,
+        actor=principal,
+        tier=tier,
+        periods=periods,
+        bottom=bottom,
+        period=period,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
     )

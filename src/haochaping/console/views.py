@@ -198,7 +198,17 @@ POLICY_ROWS = [
     ("appeal_days", "申诉期限"),
     ("appeal_decision_days", "申诉复核期限"),
     ("stages", "评价环节"),
+    ("good_levels", "好评等级"),
+    ("level_points", "各等级分值"),
+    ("rectified_on_time", "按时整改口径"),
+    ("ranking_metric", "排名依据"),
+    ("min_sample", "参与排名最少评价数"),
+    ("bottom_n", "末位名次数"),
+    ("bottom_k", "连续末位期数"),
+    ("public_min_cell", "公开最小样本数"),
 ]
+_RECTIFIED_TEXT = {"reported": "期限内报告整改完成", "closed": "整改期限内办结"}
+_RANKING_TEXT = {"score": "平均分（好评率次之）", "good_rate": "好评率（平均分次之）"}
 _WORKDAY_KEYS = {
     "verify_days",
     "rectify_days",
@@ -210,10 +220,24 @@ _WORKDAY_KEYS = {
 
 def policy_value_text(key: str, value: Any) -> str:
     """A policy value as people read it."""
+    if key == "good_levels" and value is None:
+        return "差评以外的各等级"
     if value is None:
         return "—"
-    if key == "bad_levels":
+    if key in ("bad_levels", "good_levels"):
         return "、".join(LEVEL_LABELS.get(v, str(v)) for v in sorted(value, reverse=True))
+    if key == "level_points":
+        return " / ".join(f"{LEVEL_LABELS.get(5 - i, '')} {p} 分" for i, p in enumerate(value))
+    if key == "rectified_on_time":
+        return _RECTIFIED_TEXT.get(value, str(value))
+    if key == "ranking_metric":
+        return _RANKING_TEXT.get(value, str(value))
+    if key in ("min_sample", "public_min_cell"):
+        return f"{value} 条"
+    if key == "bottom_n":
+        return f"后 {value} 名"
+    if key == "bottom_k":
+        return f"连续 {value} 期"
     if key in _WORKDAY_KEYS:
         return "当日" if value == 0 else f"{value} 个工作日"
     if key == "warn_days":

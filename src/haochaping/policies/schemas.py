@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -20,6 +20,16 @@ from haochaping.evaluations.schemas import StageRule
 
 Days = Annotated[StrictInt, Field(ge=0, le=365)]
 MAX_STAGES = 20
+Level = Annotated[StrictInt, Field(ge=1, le=5)]
+# Points of levels 5, 4, 3, 2, 1 (非常满意 … 非常不满意): the score is their average.
+Point = Annotated[StrictInt, Field(ge=0, le=100)]
+Points = Annotated[list[Point], Field(min_length=5, max_length=5)]
+RectifiedOnTime = Literal["reported", "closed"]
+RankingMetric = Literal["score", "good_rate"]
+MinSample = Annotated[StrictInt, Field(ge=1, le=100_000)]
+BottomN = Annotated[StrictInt, Field(ge=1, le=100)]
+BottomK = Annotated[StrictInt, Field(ge=1, le=24)]
+MinCell = Annotated[StrictInt, Field(ge=1, le=1000)]
 
 
 def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
@@ -60,6 +70,16 @@ class PolicyValues(BaseModel):
     held_ratings_count: StrictBool = False  # ratings held for review (待复核) count meanwhile
     # The closed list of stages a case may be rated at (the national default: the whole case).
     stages: Stages = [StageRule(code="whole")]
+    # The figures (docs/metrics.md). Good levels: None means every level that is not bad.
+    good_levels: list[Level] | None = None
+    level_points: Points = [10, 8, 6, 3, 0]
+    # 按时整改: `reported` — rectification reported by its deadline; `closed` — closed by it.
+    rectified_on_time: RectifiedOnTime = "reported"
+    ranking_metric: RankingMetric = "score"  # the other figure breaks ties
+    min_sample: MinSample = 30  # ratings a unit needs in a period to be ranked
+    bottom_n: BottomN = 3  # the bottom N of a ranking ...
+    bottom_k: BottomK = 3  # ... for K periods running: the consecutive-bottom list
+    public_min_cell: MinCell = 5  # k-anonymity of staff-level figures on public pages
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
@@ -71,7 +91,18 @@ class PolicyValues(BaseModel):
     def _bad_levels_low(self) -> PolicyValues:
         if not self.bad_levels or max(self.bad_levels) > 3 or 1 not in self.bad_levels:
             raise ValueError("差评等级须包含 1，且不能高于 3")
+        if self.good_levels is not None:
+            if not self.good_levels or set(self.good_levels) & set(self.bad_levels):
+                raise ValueError("好评等级不能为空，且不能与差评等级重叠")
+            if 5 not in self.good_levels:
+                raise ValueError("好评等级须包含 5")
         return self
+
+    def good_level_set(self) -> frozenset[int]:
+        """The levels that count as good: as set, else every level that is not bad."""
+        if self.good_levels is not None:
+            return frozenset(self.good_levels)
+        return frozenset(range(1, 6)) - frozenset(self.bad_levels)
 
 
 class PolicyValuesPatch(InputModel):
@@ -91,6 +122,14 @@ class PolicyValuesPatch(InputModel):
     appeal_decision_days: Days | None = None
     held_ratings_count: StrictBool | None = None
     stages: Stages | None = None
+    good_levels: list[Level] | None = None
+    level_points: Points | None = None
+    rectified_on_time: RectifiedOnTime | None = None
+    ranking_metric: RankingMetric | None = None
+    min_sample: MinSample | None = None
+    bottom_n: BottomN | None = None
+    bottom_k: BottomK | None = None
+    public_min_cell: MinCell | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 

@@ -1,0 +1,258 @@
+"""Where the figures come from: every SQL statement of the statistics, in one place.
+
+This module is the seam between the metrics (`analytics/metrics.py`, which applies a region's
+policy to counts) and the storage. Each function answers *counts* for a resolved `Scope`:
+ratings per level (1..5), optionally grouped by one dimension; the excluded ratings; the
+reason tags; the work-order funnel. Nothing here knows about good levels, points or ranking
+formulas, so a rollup table (counts per day × organisation × channel × level, per month ×
+staff × level...) or a columnar copy can answer these same functions later without any
+caller changing.
+
+Query shape (issue 10's measurements): the organisation scope is resolved beforehand into the
+list of organisation ids, so the ratings are filtered by `org_id IN (...)` (`= ANY(array)`
+on PostgreSQL), which uses the `(org_id, received_at)` index; no per-row function and no
+join to the organisation table. Days are grouped in Asia/Shanghai local time (UTC+8)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, and_, any_, bindparam, case, func, literal, or_, select, true
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import EvaluationStanding, counted_clause
+from haochaping.workorders.models import CallbackAttempt, WorkOrder
+from haochaping.workorders.queries import overdue_clause
+
+E = Evaluation
+W = WorkOrder
+# Counts of levels 1..5 (index 0 is level 1).
+LevelCounts = list[int]
+# The dimensions `level_counts` groups by.
+DIMENSIONS = ("channel", "unit", "staff", "item", "day")
+# Callback verdicts that count as satisfied (满意 / 基本满意).
+SATISFIED_VERDICTS = ("satisfied", "basic")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one question counts, resolved to ids and UTC instants (`metrics.resolve_scope`).
+
+    `org_ids` None: every organisation; otherwise the ratings of these organisations (by
+    `evaluation.window_id` when `by_window`: a scope rooted at a window). `since` inclusive,
+    `until` exclusive, on `evaluation.received_at`."""
+
+    org_ids: tuple[int, ...] | None = None
+    by_window: bool = False
+    item_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    held_counts: bool = False
+
+    def narrowed(self, since: datetime | None, until: datetime | None) -> Scope:
+        """The same scope over another time range."""
+        return Scope(self.org_ids, self.by_window, self.item_id, since, until, self.held_counts)
+
+
+def _dialect(db: AsyncSession) -> str:
+    return db.get_bind().dialect.name
+
+
+def _ids_clause(db: AsyncSession, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    if not ids:
+        return literal(False)  # type: ignore[return-value]
+    if _dialect(db) == "postgresql":
+        # One array parameter, whatever the number of organisations.
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(list(ids))
+
+
+def _first_ratings(db: AsyncSession, scope: Scope) -> list[ColumnElement[bool]]:
+    """First ratings (not follow-ups) in scope and range, whatever their standing."""
+    where: list[ColumnElement[bool]] = [E.eval_count == 1]
+    if scope.org_ids is not None:
+        where.append(_ids_clause(db, E.window_id if scope.by_window else E.org_id, scope.org_ids))
+    if scope.item_id is not None:
+        where.append(E.item_id == scope.item_id)
+    if scope.since is not None:
+        where.append(E.received_at >= scope.since)
+    if scope.until is not None:
+        where.append(E.received_at < scope.until)
+    return where
+
+
+def counted(db: AsyncSession, scope: Scope) -> list[ColumnElement[bool]]:
+    """The ratings that count: first ratings in scope, not system defaults, neither invalid
+    nor held (unless the policy lets held ones count meanwhile)."""
+    return [
+        *_first_ratings(db, scope),
+        E.is_default.is_(False),
+        counted_clause(E.id, held_counts=scope.held_counts),
+    ]
+
+
+def _day_key(db: AsyncSession) -> Any:
+    """The local (Beijing) day of a rating as `YYYY-MM-DD` text."""
+    if _dialect(db) == "postgresql":
+        return func.to_char(func.timezone("Asia/Shanghai", E.received_at), "YYYY-MM-DD")
+    # SQLite keeps UTC text; Shanghai is UTC+8 all year round.
+    return func.strftime("%Y-%m-%d", E.received_at, "+8 hours")
+
+
+def _dimension(db: AsyncSession, by: str) -> Any:
+    if by == "channel":
+        return E.channel
+    if by == "unit":  # the window when known, else the serving organisation
+        return func.coalesce(E.window_id, E.org_id)
+    if by == "staff":
+        return E.staff_id
+    if by == "item":
+        return E.item_id
+    if by == "day":
+        return _day_key(db)
+    raise ValueError(f"unknown dimension {by!r}")
+
+
+async def level_counts(
+    db: AsyncSession, scope: Scope, by: str | None = None
+) -> dict[Any, LevelCounts]:
+    """Counted ratings per level, per value of one dimension (`None`: one group, key None).
+
+    Dimensions: `channel`, `unit` (window, else organisation id), `staff`, `item` (ids; None
+    where the rating names none), `day` (local `YYYY-MM-DD`)."""
+    key = _dimension(db, by) if by else literal(None)
+    keyed = key.label("k")
+    stmt = (
+        select(keyed, E.level, func.count())
+        .where(*counted(db, scope))
+        .group_by(*([keyed] if by else []), E.level)
+    )
+    out: dict[Any, LevelCounts] = defaultdict(lambda: [0] * 5)
+    for k, level, n in (await db.execute(stmt)).all():
+        out[k][int(level) - 1] += int(n)
+    return dict(out)
+
+
+async def excluded_counts(db: AsyncSession, scope: Scope) -> dict[str, int]:
+    """First ratings in scope left out of the figures: system defaults (reported apart),
+    invalid ones and held ones (by their standing)."""
+    base = _first_ratings(db, scope)
+    defaults = (
+        await db.execute(select(func.count()).where(*base, E.is_default.is_(True)))
+    ).scalar_one()
+    standing = dict(
+        (
+            await db.execute(
+                select(EvaluationStanding.standing, func.count())
+                .join(E, E.id == EvaluationStanding.evaluation_id)
+                .where(*base)
+                .group_by(EvaluationStanding.standing)
+            )
+        ).all()
+    )
+    return {
+        "default_ratings": int(defaults),
+        "invalid": int(standing.get("invalid", 0)),
+        "held": int(standing.get("held", 0)),
+    }
+
+
+async def reason_counts(db: AsyncSession, scope: Scope) -> dict[str, LevelCounts]:
+    """Counted ratings per reason tag code and level (a rating with two tags counts in both)."""
+    if _dialect(db) == "postgresql":
+        tags = func.json_array_elements_text(E.reasons).table_valued("value")
+    else:
+        tags = func.json_each(E.reasons).table_valued("value")
+    stmt = (
+        select(tags.c.value, E.level, func.count())
+        .select_from(E)
+        .join(tags, true())
+        .where(*counted(db, scope))
+        .group_by(tags.c.value, E.level)
+    )
+    out: dict[str, LevelCounts] = defaultdict(lambda: [0] * 5)
+    for code, level, n in (await db.execute(stmt)).all():
+        out[str(code)][int(level) - 1] += int(n)
+    return dict(out)
+
+
+async def funnel_counts(
+    db: AsyncSession,
+    scope: Scope,
+    *,
+    now: datetime,
+    rectified_basis: str,
+    bad_levels: Sequence[int],
+) -> dict[str, int]:
+    """The bad-review funnel over the work orders of the counted bad ratings in scope.
+
+    `rectified_basis`: `reported` — rectification reported by its deadline; `closed` — the
+    order closed by the rectification deadline."""
+    if rectified_basis == "closed":
+        rectified_on_time = and_(
+            W.state == "closed",
+            W.closed_at.is_not(None),
+            or_(W.rectify_due_at.is_(None), W.closed_at <= W.rectify_due_at),
+        )
+    else:
+        rectified_on_time = and_(
+            W.rectified_at.is_not(None),
+            or_(W.rectify_due_at.is_(None), W.rectified_at <= W.rectify_due_at),
+        )
+    verified_on_time = and_(
+        W.verified_at.is_not(None),
+        or_(W.verify_due_at.is_(None), W.verified_at <= W.verify_due_at),
+    )
+    reached = (
+        select(CallbackAttempt.id)
+        .where(CallbackAttempt.work_order_id == W.id, CallbackAttempt.reached.is_(True))
+        .exists()
+    )
+    satisfied = (
+        select(CallbackAttempt.id)
+        .where(
+            CallbackAttempt.work_order_id == W.id,
+            CallbackAttempt.reached.is_(True),
+            CallbackAttempt.verdict.in_(SATISFIED_VERDICTS),
+        )
+        .exists()
+    )
+    supervised = or_(W.supervising_at.is_not(None), W.escalations > 0)
+    open_ = W.state.not_in(("closed", "invalidated"))
+
+    def n(cond: Any) -> Any:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    row = (
+        await db.execute(
+            select(
+                func.count(),
+                n(verified_on_time),
+                n(rectified_on_time),
+                n(reached),
+                n(satisfied),
+                n(supervised),
+                n(and_(open_, overdue_clause(now))),
+            )
+            .select_from(W)
+            .join(E, E.id == W.evaluation_id)
+            .where(*counted(db, scope), E.level.in_(list(bad_levels)))
+        )
+    ).one()
+    names = (
+        "opened",
+        "verified_on_time",
+        "rectified_on_time",
+        "called_back",
+        "callback_satisfied",
+        "supervised",
+        "overdue_open",
+    )
+    return {name: int(value or 0) for name, value in zip(names, row, strict=True)}
