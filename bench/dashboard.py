@@ -33,9 +33,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from urllib.parse import quote
 
 import asyncpg
 import harness
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from haochaping.accounts import service as account_service
+from haochaping.analytics import rollups
+from haochaping.db.session import make_engine, make_sessionmaker
 
 DBNAME = "hcp_bench"
 PG = "postgresql://postgres@127.0.0.1:5432"
@@ -180,7 +188,10 @@ SELECT g, NULL, 'whole', 1, x.channel, x.level,
          THEN 1 + u.idx + $6::int * floor(x.r6 * CASE WHEN u.idx < $7::int % $6::int
              THEN $7::int / $6::int + 1 ELSE $7::int / $6::int END)::int END,
     u.region_code, 'person', false, true, x.r2 < 0.02,
-    x.at - interval '40 seconds', x.at
+    x.at - interval '40 seconds'
+        - CASE WHEN $11::bool AND g % 50 = 0 THEN (1 + g % 20) * interval '1 day'
+               ELSE interval '0 seconds' END,
+    x.at
 FROM generate_series($1::bigint, $2::bigint) AS g
 CROSS JOIN LATERAL (
     SELECT r1, r2, r3, r4, r5, r6, at, pick, level, uidx,
@@ -294,8 +305,11 @@ async def drop_secondary_indexes(conn, table: str) -> list[str]:
     return ddl
 
 
-async def insert_ratings(conn, lo: int, hi: int, start: datetime, step: timedelta, units: int):
-    """Ratings lo..hi, received from `start` on, one every `step` (with jitter)."""
+async def insert_ratings(
+    conn, lo: int, hi: int, start: datetime, step: timedelta, units: int, late: bool = False
+):
+    """Ratings lo..hi, received from `start` on, one every `step` (with jitter); with `late`
+    one in 50 was rated 1-20 days before it was received (an offline pad catching up)."""
     tags = [code for level in (1, 2, 3, 4, 5) for code in (REASONS[level] + [None] * 5)[:5]]
     await conn.execute(
         RATINGS_SQL,
@@ -309,6 +323,7 @@ async def insert_ratings(conn, lo: int, hi: int, start: datetime, step: timedelt
         tags,
         step,
         units,
+        late,
     )
 
 
@@ -416,7 +431,7 @@ class Periods:
 QUESTIONS = [
     ("city 30 days", "a city's summary over the last 30 days"),
     ("county 90-day series", "a county's daily series over 90 days"),
-    ("month unit ranking", "a month's ranking of the province's units"),
+    ("month unit ranking", "a month's ranking of the province's units (window, else org)"),
     ("quarter bad reasons", "a quarter's bad-review reasons, province-wide"),
     ("year channel x level", "a year's channel x level mix, province-wide"),
 ]
@@ -451,12 +466,12 @@ GROUPBY = {
     "month unit ranking": f"""
         SELECT o.code, o.name, t.total, t.good, t.points,
             rank() OVER (ORDER BY t.points::float / t.total DESC) AS rank
-        FROM (SELECT e.org_id, count(*) AS total, count(*) FILTER (WHERE e.level >= 3) AS good,
-                  sum({POINTS_SQL}) AS points
+        FROM (SELECT coalesce(e.window_id, e.org_id) AS unit, count(*) AS total,
+                  count(*) FILTER (WHERE e.level >= 3) AS good, sum({POINTS_SQL}) AS points
               FROM evaluation e
               WHERE e.received_at >= $3 AND e.received_at < $4 AND {COUNTED}
-              GROUP BY e.org_id) AS t
-        JOIN org o ON o.id = t.org_id
+              GROUP BY 1) AS t
+        JOIN org o ON o.id = t.unit
         WHERE o.path >= $1 AND o.path < $2 AND t.total >= 30
         ORDER BY rank""",
     "quarter bad reasons": f"""
@@ -547,6 +562,301 @@ async def groupby_asker(dsn: str, users: int, province: Province, periods: Perio
     return make, close
 
 
+# --- the read model alone (analytics/rollups.py) ----------------------------------------------
+
+
+async def org_scopes(url: str) -> dict[str, rollups.Scope]:
+    """Every organisation's rollup scope, by path."""
+    engine = make_engine(harness.settings_for(url))
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT id, path FROM org"))).all()
+    finally:
+        await engine.dispose()
+    return {path: rollups.Scope(org_id=oid, path=path) for oid, path in rows}
+
+
+def rank_units(units: dict[int, rollups.Measures]) -> list[tuple[int, int, int]]:
+    """(unit, total, rank) by score, units with 30 ratings or more (as the GROUP BY does)."""
+    scored = [
+        (key, m.total(), m.points(POINTS) / m.total())
+        for key, m in units.items()
+        if m.total() >= 30
+    ]
+    scored.sort(key=lambda x: -x[2])
+    out, rank = [], 0
+    for i, (key, total, score) in enumerate(scored):
+        if i == 0 or score != scored[i - 1][2]:
+            rank = i + 1
+        out.append((key, total, rank))
+    return out
+
+
+async def rollup_answer(
+    db: AsyncSession, question: str, k: int, scopes: dict, province: Province, periods: Periods
+):
+    """The k-th asking of a question, answered by the rollups (plus their live tail)."""
+    path, _, since, until = question_args(question, k, province, periods)
+    scope = scopes[path]
+    if question == "city 30 days":
+        answer: object = await rollups.summary(db, scope=scope, since=since, until=until)
+    elif question == "county 90-day series":
+        answer = await rollups.daily(db, scope=scope, since=since, until=until)
+    elif question == "month unit ranking":
+        units = await rollups.by_key(db, scope=scope, dim="unit", since=since, until=until)
+        answer = None if units is None else rank_units(units)
+    elif question == "quarter bad reasons":
+        answer = await rollups.by_reason(db, scope=scope, since=since, until=until)
+    else:
+        answer = await rollups.by_channel(db, scope=scope, since=since, until=until)
+    if answer is None:
+        raise RuntimeError(f"{question}: the rollups cannot answer {since} .. {until}")
+    return answer
+
+
+async def rollup_asker(url: str, users: int, province: Province, periods: Periods):
+    engine = make_engine(harness.settings_for(url))
+    sm = make_sessionmaker(engine)
+    scopes = await org_scopes(url)
+
+    def make(question: str):
+        async def ask(u: int, k: int):
+            async with sm() as db:
+                return await rollup_answer(db, question, k, scopes, province, periods)
+
+        return ask
+
+    return make, engine.dispose
+
+
+def comparable(question: str, way: str, answer) -> object:
+    """An answer reduced to what both ways give, to check that they agree."""
+    if way == "groupby":
+        if question == "city 30 days":
+            return tuple(int(answer[0][c] or 0) for c in ("total", "good", "points"))
+        if question == "county 90-day series":
+            return {r["day"]: (r["total"], r["good"], r["points"]) for r in answer}
+        if question == "month unit ranking":
+            return sorted((r["rank"], r["total"]) for r in answer)
+        if question == "quarter bad reasons":
+            return {r["code"]: r["n"] for r in answer}
+        return {(r["channel"], r["level"]): r["n"] for r in answer}
+    good = (3, 4, 5)
+    if question == "city 30 days":
+        return (answer.total(), answer.good(good), answer.points(POINTS))
+    if question == "county 90-day series":
+        return {
+            d: (m.total(), m.good(good), m.points(POINTS)) for d, m in answer.items() if m.total()
+        }
+    if question == "month unit ranking":
+        return sorted((rank, total) for _, total, rank in answer)
+    if question == "quarter bad reasons":
+        bad = {code: m.valid[1] + m.valid[2] for code, m in answer.items()}
+        return {code: n for code, n in bad.items() if n}
+    return {
+        (ch, lvl): m.valid[lvl] for ch, m in answer.items() for lvl in range(1, 6) if m.valid[lvl]
+    }
+
+
+async def check_agreement(dsn: str, url: str, province: Province, periods: Periods) -> bool:
+    """Do the rollups give the GROUP BY's answers? (Two askings of each question.)"""
+    scopes = await org_scopes(url)
+    engine = make_engine(harness.settings_for(url))
+    conn = await asyncpg.connect(dsn)
+    ok = True
+    try:
+        async with make_sessionmaker(engine)() as db:
+            for question, _ in QUESTIONS:
+                for k in (0, 1):
+                    want = await conn.fetch(
+                        GROUPBY[question], *question_args(question, k, province, periods)
+                    )
+                    got = await rollup_answer(db, question, k, scopes, province, periods)
+                    same = comparable(question, "groupby", want) == comparable(
+                        question, "rollup", got
+                    )
+                    ok &= same
+                    if not same:
+                        print(f"  MISMATCH: {question} (asking {k})")
+    finally:
+        await conn.close()
+        await engine.dispose()
+    return ok
+
+
+async def build_rollups(url: str, rebuild: bool) -> None:
+    """Fold every rating not yet in the rollups (all of them the first time, or with
+    `rebuild`)."""
+    engine = make_engine(harness.settings_for(url))
+    try:
+        t0 = time.perf_counter()
+        build = rollups.rebuild if rebuild else rollups.refresh
+        report = await build(make_sessionmaker(engine))
+        took = time.perf_counter() - t0
+        async with engine.connect() as conn:
+            sizes = (
+                await conn.execute(
+                    text(
+                        "SELECT relname, n_live_tup, pg_size_pretty(pg_total_relation_size(relid))"
+                        " FROM pg_stat_user_tables WHERE relname LIKE 'stat_%' ORDER BY relname"
+                    )
+                )
+            ).all()
+        print(f"rollups: {report} in {took:.1f} s")
+        print("  " + ", ".join(f"{name} {n:,} rows {size}" for name, n, size in sizes))
+    finally:
+        await engine.dispose()
+
+
+# --- a day of new ratings: the refresh ---------------------------------------------------------
+
+
+async def day_refresh(url: str, n_day: int, units: int) -> None:
+    """Time the refresh after a day of n_day new ratings (2 % of them rated days before they
+    were received), 1,000 upheld appeals and 200 held ratings reviewed; then a pass with a
+    minute's worth and an idle pass. All in one transaction, rolled back: the database is
+    left as it was."""
+    engine = make_engine(harness.settings_for(url))
+    try:
+        async with engine.connect() as conn:
+            trans = await conn.begin()
+            sm = async_sessionmaker(
+                bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+            )
+            # The driver opens the transaction at the first statement: make it now, so that
+            # what goes through the raw connection below is inside it, and rolled back.
+            await conn.execute(text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            now = datetime.now(UTC)
+            top = await raw.fetchval("SELECT max(id) FROM evaluation")
+            t0 = time.perf_counter()
+            step = timedelta(days=1) / n_day
+            await insert_ratings(
+                raw, top + 1, top + n_day, now - timedelta(days=1), step, units, late=True
+            )
+            await open_work_orders(raw, top + 1)
+            await standing_changes(raw, top, now - timedelta(minutes=10))
+            loaded = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            report = await rollups.refresh(sm, now=now + rollups.GRACE, chunk=n_day + 10)
+            took = time.perf_counter() - t0
+            print(f"\nrefresh after a day of {n_day:,} new ratings (loaded in {loaded:.0f} s):")
+            print(f"  {report}: {took:.1f} s (goal < 30 s)")
+            per_minute = max(1, n_day // 1440)
+            await insert_ratings(raw, top + n_day + 1, top + n_day + per_minute, now, step, units)
+            t0 = time.perf_counter()
+            report = await rollups.refresh(sm, now=now + 2 * rollups.GRACE)
+            print(f"  a minute's {per_minute} ratings: {report}: {time.perf_counter() - t0:.2f} s")
+            t0 = time.perf_counter()
+            report = await rollups.refresh(sm, now=now + 2 * rollups.GRACE)
+            print(f"  idle pass: {time.perf_counter() - t0:.3f} s")
+            await trans.rollback()
+        async with engine.connect() as conn:
+            left = (await conn.execute(text("SELECT max(id) FROM evaluation"))).scalar()
+        print(f"  rolled back: the ratings end at id {left:,} again ({top:,} before)")
+    finally:
+        await engine.dispose()
+
+
+async def standing_changes(conn, below_id: int, at: datetime) -> None:
+    """1,000 upheld appeals (bad ratings made invalid) and 200 held ratings found valid, with
+    their events, as `evaluations/standing.set_standing` records them."""
+    await conn.execute(
+        """
+        WITH picked AS (
+            SELECT e.id, coalesce(s.standing, 'valid') AS old, 'invalid' AS new
+            FROM evaluation e LEFT JOIN evaluation_standing s ON s.evaluation_id = e.id
+            WHERE e.id < $1 AND e.level <= 2 AND e.id % 7 = 3 AND s.evaluation_id IS NULL
+            ORDER BY e.id DESC LIMIT 1000
+        ), held AS (
+            SELECT s.evaluation_id AS id, 'held' AS old, 'valid' AS new
+            FROM evaluation_standing s WHERE s.standing = 'held'
+            ORDER BY s.evaluation_id DESC LIMIT 200
+        ), changes AS (SELECT * FROM picked UNION ALL SELECT * FROM held),
+        upsert AS (
+            INSERT INTO evaluation_standing (evaluation_id, standing, reason, decided_by,
+                updated_at)
+            SELECT id, new, 'appeal_upheld', 'bench', $2 FROM changes
+            ON CONFLICT (evaluation_id) DO UPDATE SET standing = excluded.standing,
+                updated_at = excluded.updated_at
+        )
+        INSERT INTO standing_event (evaluation_id, from_standing, to_standing, reason, actor,
+            created_at)
+        SELECT id, old, new, 'appeal_upheld', 'bench', $2 FROM changes
+        """,
+        below_id,
+        at,
+    )
+
+
+# --- the service (a real uvicorn server) --------------------------------------------------------
+
+BENCH_USER, BENCH_PASSWORD = "bench-admin", "bench-password-12345"
+
+
+async def ensure_admin(url: str) -> None:
+    """The province office's administrator the API questions are asked as."""
+    engine = make_engine(harness.settings_for(url))
+    try:
+        async with make_sessionmaker(engine)() as db:
+            found = (
+                await db.execute(
+                    text("SELECT 1 FROM app_user WHERE username = :u"), {"u": BENCH_USER}
+                )
+            ).scalar()
+            if not found:
+                await account_service.create_user(
+                    db=db, username=BENCH_USER, password=BENCH_PASSWORD, role="admin", org_code="P"
+                )
+                await db.commit()
+    finally:
+        await engine.dispose()
+
+
+def api_path(question: str, k: int, province: Province, periods: Periods) -> str:
+    """The k-th asking of a question as a /api/v1/stats request."""
+    path, _, since, until = question_args(question, k, province, periods)
+    code = path.strip("/").split("/")[-1]
+    span = f"since={quote(since.isoformat())}&until={quote(until.isoformat())}"
+    if question == "city 30 days":
+        return f"/api/v1/stats/summary?org_code={code}&{span}"
+    if question == "county 90-day series":
+        return f"/api/v1/stats/timeseries?granularity=day&org_code={code}&{span}"
+    if question == "month unit ranking":
+        return f"/api/v1/stats/rankings?tier=department&period={since:%Y-%m}"
+    if question == "quarter bad reasons":
+        return f"/api/v1/stats/breakdown?by=reason&{span}"
+    return f"/api/v1/stats/breakdown?by=channel&{span}"
+
+
+async def api_asker(server: harness.Server, users: int, province: Province, periods: Periods):
+    async with httpx.AsyncClient(base_url=server.base) as client:
+        r = await client.post(
+            "/api/v1/auth/token", data={"username": BENCH_USER, "password": BENCH_PASSWORD}
+        )
+        r.raise_for_status()
+        headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    conns = [await harness.HttpConnection.open("127.0.0.1", server.port) for _ in range(users)]
+
+    def make(question: str):
+        async def ask(u: int, k: int):
+            status, body = await conns[u].request(
+                "GET", api_path(question, k, province, periods), headers=headers
+            )
+            if status != 200:
+                raise RuntimeError(f"{status}: {body[:300]!r}")
+            return body
+
+        return ask
+
+    async def close():
+        for c in conns:
+            c.close()
+
+    return make, close
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -575,13 +885,21 @@ def print_table(results: dict, ways: list[str], users_list: list[int]) -> None:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ratings", type=int, default=10_000_000)
-    parser.add_argument("--reuse", action="store_true", help="keep hcp_bench if it has the data")
+    parser.add_argument("--reuse", action="store_true", help="keep the database if it has the data")
+    parser.add_argument("--db", default="hcp_bench", help="the database's name")
     parser.add_argument("--drop", action="store_true", help="drop hcp_bench at the end")
     parser.add_argument("--rounds", type=int, default=20, help="askings per user and question")
     parser.add_argument("--users", default="1,4", help="concurrencies, comma-separated")
-    parser.add_argument("--ways", default="groupby", help="groupby,rollup,api")
+    parser.add_argument("--ways", default="groupby,rollup,api", help="groupby,rollup,api")
     parser.add_argument("--load-only", action="store_true")
+    parser.add_argument("--rebuild", action="store_true", help="build the rollups anew")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (api)")
+    parser.add_argument(
+        "--day-ratings", type=int, default=0, help="time the refresh after a day of N ratings"
+    )
     args = parser.parse_args()
+    global DBNAME
+    DBNAME = args.db
     users_list = [int(u) for u in args.users.split(",")]
     ways = args.ways.split(",")
     dsn = f"{PG}/{DBNAME}"
@@ -605,8 +923,8 @@ async def main() -> int:
         await create_database(fresh=True)
         created = True
     print(f"PostgreSQL {pg_version}, database {DBNAME}")
+    await asyncio.to_thread(harness.migrate, url)  # a kept database gets new revisions too
     if created:
-        await asyncio.to_thread(harness.migrate, url)
         t0 = time.perf_counter()
         times = await load(dsn, args.ratings)
         print(
@@ -621,28 +939,57 @@ async def main() -> int:
 
     _, _, _, _, _, province = build_reference()
     periods = Periods(today=datetime.now(CHINA).date())
+    if "rollup" in ways or "api" in ways or args.day_ratings:
+        await build_rollups(url, args.rebuild)
+    if "rollup" in ways:
+        same = await check_agreement(dsn, url, province, periods)
+        print(f"rollups agree with GROUP BY on every question: {'yes' if same else 'NO'}")
+    server = None
+    if "api" in ways:
+        await ensure_admin(url)
+        server = harness.Server(
+            url,
+            workers=args.workers,
+            access_log=False,
+            env={"HAOCHAPING_JOB_INTERVAL_SECONDS": "0", "HAOCHAPING_DB_POOL_SIZE": "8"},
+        )
+        server.start()
+        await server.wait_ready()
     results: dict = {}
-    for way in ways:
-        for users in users_list:
-            if way == "groupby":
-                make, close = await groupby_asker(dsn, users, province, periods)
-            else:
-                print(f"  (way {way!r} not available in this build)")
-                break
-            try:
-                for question, _ in QUESTIONS:
-                    await make(question)(0, 0)  # warm: plans and the buffer cache
-                    results[(way, question, users)] = await timed_rounds(
-                        make(question), users, args.rounds
-                    )
-            finally:
-                await close()
+    try:
+        await time_ways(ways, users_list, args.rounds, dsn, url, server, province, periods, results)
+    finally:
+        if server is not None:
+            server.stop()
     print(f"\nlatency ms (p50, p95) and p95 ratio to groupby; {args.rounds} rounds per user")
     print_table(results, ways, users_list)
+    print(f"load average: {os.getloadavg()[0]:.1f}")
+    if args.day_ratings:
+        await day_refresh(url, args.day_ratings, len(province.unit_ids))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     if args.drop:
         await harness.drop_pg_database(DBNAME)
     return 0
+
+
+async def time_ways(ways, users_list, rounds, dsn, url, server, province, periods, results):
+    """Every question, every way, every concurrency."""
+    for way in ways:
+        for users in users_list:
+            if way == "groupby":
+                make, close = await groupby_asker(dsn, users, province, periods)
+            elif way == "rollup":
+                make, close = await rollup_asker(url, users, province, periods)
+            else:
+                make, close = await api_asker(server, users, province, periods)
+            try:
+                for question, _ in QUESTIONS:
+                    await make(question)(0, 0)  # warm: plans and the buffer cache
+                    results[(way, question, users)] = await timed_rounds(
+                        make(question), users, rounds
+                    )
+            finally:
+                await close()
 
 
 async def describe(dsn: str) -> None:

@@ -32,19 +32,26 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Column,
     Date,
+    Integer,
+    MetaData,
     Table,
     and_,
+    bindparam,
     case,
     cast,
+    column,
     delete,
     func,
     literal,
     select,
+    text,
     true,
     union_all,
 )
@@ -71,7 +78,23 @@ GRACE = timedelta(minutes=5)
 FOLD_CHUNK = 500_000
 WM_RATINGS = "rollup.ratings"
 WM_EVENTS = "rollup.standing_events"
-DIMS = {"org": "org_id", "window": "window_id", "staff": "staff_id", "item": "item_id"}
+MARKS = (WM_RATINGS, WM_EVENTS)
+# What the month rows are per: the unit (the window when known, else the rated organisation:
+# `analytics/source.py`'s "unit"), the staff member, the item.
+DIMS = ("unit", "staff", "item")
+# Items are rated by organisations all over the province: month x item rows at every county
+# would be as many as the ratings. They are kept at the top two levels (the province and its
+# cities); below, a question about items reads the ratings (a county's month is small).
+DIM_MAX_DEPTH = {"item": 2}
+
+
+def _dim_key(cols, dim: str):
+    """The key of a rating in one dimension, in SQL (`cols`: the evaluation table's columns or
+    a subquery's)."""
+    if dim == "unit":
+        return func.coalesce(cols.window_id, cols.org_id)
+    return cols[f"{dim}_id"]
+
 
 E: Table = Evaluation.__table__  # type: ignore[assignment]
 ES: Table = EvaluationStanding.__table__  # type: ignore[assignment]
@@ -81,6 +104,14 @@ DAY: Table = StatDayNode.__table__  # type: ignore[assignment]
 MONTH: Table = StatMonthKey.__table__  # type: ignore[assignment]
 REASON: Table = StatMonthReason.__table__  # type: ignore[assignment]
 JOB: Table = JobState.__table__  # type: ignore[assignment]
+# The fold's temporary table of (organisation, strict ancestor, depth of the ancestor).
+ANCESTOR = Table(
+    "rollup_ancestor",
+    MetaData(),
+    Column("org_id", BigInteger),
+    Column("node_id", BigInteger),
+    Column("depth", Integer),
+)
 
 
 def _dialect(db: AsyncSession) -> str:
@@ -335,8 +366,8 @@ async def refresh(
             # Standing changes first, on the ratings already folded (at or below wm): their
             # old standing is what the rollups hold, their new one what they should.
             report.events += await _apply_events(db, acc, tree, dialect, swm, new_swm, wm)
-            report.folded += await _fold(db, acc, tree, dialect, wm, top, new_swm)
             report.rows += await _write(db, acc)
+            report.folded += await _fold(db, tree, dialect, wm, top, new_swm)
             await jobs.advance(db, WM_RATINGS, top)
             await jobs.advance(db, WM_EVENTS, new_swm)
             await db.commit()
@@ -355,17 +386,37 @@ def _standing_as_of(event_watermark: int):
     return case((ES.c.evaluation_id.is_(None), "valid"), else_=func.coalesce(last, "valid"))
 
 
-async def _fold(
-    db: AsyncSession, acc: _Acc, tree: Tree, dialect: str, lo: int, hi: int, swm: int
-) -> int:
-    """Add the first ratings with lo < id <= hi to the rollups."""
+async def _ancestor_table(db: AsyncSession, tree: Tree) -> Table:
+    """A temporary table of (org, strict ancestor) pairs, for the fold to join."""
+    await db.execute(
+        text(
+            "CREATE TEMP TABLE IF NOT EXISTS rollup_ancestor "
+            "(org_id BIGINT NOT NULL, node_id BIGINT NOT NULL, depth INTEGER NOT NULL)"
+        )
+    )
+    await db.execute(text("DELETE FROM rollup_ancestor"))
+    pairs = [
+        {"org_id": org, "node_id": node, "depth": depth + 1}
+        for org, nodes in tree.ancestors.items()
+        for depth, node in enumerate(nodes)
+    ]
+    for start in range(0, len(pairs), WRITE_BATCH):
+        await db.execute(
+            text("INSERT INTO rollup_ancestor VALUES (:org_id, :node_id, :depth)"),
+            pairs[start : start + WRITE_BATCH],
+        )
+    return ANCESTOR
+
+
+async def _fold(db: AsyncSession, tree: Tree, dialect: str, lo: int, hi: int, swm: int) -> int:
+    """Add the first ratings with lo < id <= hi to the rollups: one INSERT ... SELECT ...
+    GROUP BY ... ON CONFLICT DO UPDATE per table, the ratings joined to their orgs' ancestors
+    (set-based: nothing per rating leaves the database)."""
     if hi <= lo:
         return 0
-    standing = _standing_as_of(swm).label("standing")
     period = period_column()
     rated = (
         select(
-            E.c.id,
             E.c.org_id,
             E.c.window_id,
             E.c.staff_id,
@@ -376,61 +427,63 @@ async def _fold(
             E.c.reasons,
             local_day(period, dialect).label("day"),
             local_month(period, dialect).label("month"),
-            standing,
+            _standing_as_of(swm).label("standing"),
         )
         .select_from(E.outerjoin(ES, ES.c.evaluation_id == E.c.id))
         .where(E.c.id > lo, E.c.id <= hi, E.c.eval_count == 1)
         .subquery("rated")
     )
     r = rated.c
+    folded = (await db.execute(select(func.count()).select_from(rated))).scalar_one()
+    if not folded:
+        return 0
+    anc = await _ancestor_table(db, tree)
     sums = _sums(_class_measures(r.level, r.is_default, r.standing))
-    folded = 0
-    rows = await db.execute(
-        select(r.org_id, r.day, r.channel, func.count(), *sums).group_by(r.org_id, r.day, r.channel)
+    joined = rated.join(anc, anc.c.org_id == r.org_id)
+    await _insert_add(
+        db,
+        DAY,
+        ("node_id", "day", "channel"),
+        select(anc.c.node_id, r.day, r.channel, *sums)
+        .select_from(joined)
+        .group_by(anc.c.node_id, r.day, r.channel),
     )
-    org_months: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0] * 14)
-    for org_id, day, channel, n, *values in rows:
-        folded += n
-        d = as_date(day)
-        for node in tree.ancestors.get(org_id, ()):
-            acc.add("day", (node, d, channel), values)
-        month_row = org_months[(org_id, month_first(d))]
-        for i, v in enumerate(values):
-            month_row[i] += int(v or 0)
-    # The org dimension: each rated org under each of its ancestors, by month.
-    for (org_id, month), values in org_months.items():
-        for node in tree.ancestors.get(org_id, ()):
-            acc.add("month", (node, "org", month, org_id), values)
-    for dim in ("window", "staff", "item"):
-        col = r[DIMS[dim]]
-        rows = await db.execute(
-            select(r.org_id, r.month, col, *sums)
-            .where(col.is_not(None))
-            .group_by(r.org_id, r.month, col)
+    for dim in DIMS:
+        key = _dim_key(r, dim)
+        where = [key.is_not(None)]
+        if DIM_MAX_DEPTH.get(dim) is not None:
+            where.append(anc.c.depth <= DIM_MAX_DEPTH[dim])
+        await _insert_add(
+            db,
+            MONTH,
+            ("node_id", "dim", "month", "key"),
+            select(anc.c.node_id, literal(dim), r.month, key, *sums)
+            .select_from(joined)
+            .where(*where)
+            .group_by(anc.c.node_id, r.month, key),
         )
-        for org_id, month, key, *values in rows:
-            m = as_date(month)
-            for node in tree.ancestors.get(org_id, ()):
-                acc.add("month", (node, dim, m, key), values)
-    for org_id, month, reason, *values in await db.execute(_reason_rows(rated, dialect, sums)):
-        m = as_date(month)
-        for node in tree.ancestors.get(org_id, ()):
-            acc.add("reason", (node, m, str(reason)), values)
-    return folded
-
-
-def _reason_rows(rated, dialect: str, sums) -> Select:
-    """(org, month, reason, measures) of the ratings in `rated`, one row per reason named."""
-    r = rated.c
     if dialect == "postgresql":
         each = func.json_array_elements_text(r.reasons).table_valued("value").alias("tag")
     else:
         each = func.json_each(r.reasons).table_valued("value").alias("tag")
-    return (
-        select(r.org_id, r.month, each.c.value, *sums)
-        .select_from(rated.join(each, true()))
-        .group_by(r.org_id, r.month, each.c.value)
+    await _insert_add(
+        db,
+        REASON,
+        ("node_id", "month", "reason"),
+        select(anc.c.node_id, r.month, each.c.value, *sums)
+        .select_from(joined.join(each, true()))
+        .group_by(anc.c.node_id, r.month, each.c.value),
     )
+    return int(folded)
+
+
+async def _insert_add(db: AsyncSession, table: Table, keys: Sequence[str], rows: Select) -> None:
+    """INSERT the grouped rows, adding their measures to the rows already there."""
+    names = [*keys, *MEASURES]
+    ins = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
+    # SQLite reads "SELECT ... ON CONFLICT" ambiguously without a WHERE: hence the true().
+    stmt = ins(table).from_select(names, rows.where(true()))
+    await db.execute(_add_on_conflict(stmt, keys, table))
 
 
 async def _apply_events(
@@ -466,11 +519,11 @@ async def _apply_events(
         tags = reasons if isinstance(reasons, list) else json.loads(reasons or "[]")
         for sign, standing in ((-1, old), (1, new)):
             index = _class_index(level, bool(dflt), standing)
-            for node in tree.ancestors.get(org_id, ()):
+            for depth, node in enumerate(tree.ancestors.get(org_id, ()), 1):
                 acc.add_one("day", (node, d, channel), index, sign)
-                acc.add_one("month", (node, "org", m, org_id), index, sign)
-                for dim, key in (("window", window_id), ("staff", staff_id), ("item", item_id)):
-                    if key is not None:
+                keys = (("unit", window_id or org_id), ("staff", staff_id), ("item", item_id))
+                for dim, key in keys:
+                    if key is not None and depth <= DIM_MAX_DEPTH.get(dim, depth):
                         acc.add_one("month", (node, dim, m, key), index, sign)
                 for tag in tags:
                     acc.add_one("reason", (node, m, str(tag)), index, sign)
@@ -482,27 +535,54 @@ WRITE_BATCH = 5_000
 
 async def _write(db: AsyncSession, acc: _Acc) -> int:
     """Add the accumulated differences to the rollup rows (insert or add)."""
-    ins = pg_insert if _dialect(db) == "postgresql" else sqlite_insert
+    postgres = _dialect(db) == "postgresql"
     written = 0
     for name, table, keys in (
         ("day", DAY, ("node_id", "day", "channel")),
         ("month", MONTH, ("node_id", "dim", "month", "key")),
         ("reason", REASON, ("node_id", "month", "reason")),
     ):
-        rows = [
-            {**dict(zip(keys, key, strict=True)), **dict(zip(MEASURES, values, strict=True))}
-            for key, values in acc.rows[name].items()
-            if any(values)
-        ]
-        for start in range(0, len(rows), WRITE_BATCH):
-            stmt = ins(table)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys),
-                set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES},
-            )
-            await db.execute(stmt, rows[start : start + WRITE_BATCH])
+        rows = [(*key, *values) for key, values in acc.rows[name].items() if any(values)]
+        if postgres:
+            await _copy_add(db, table, keys, rows)
+        else:
+            await _executemany_add(db, table, keys, rows)
         written += len(rows)
     return written
+
+
+def _add_on_conflict(stmt, keys: Sequence[str], table: Table):
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={m: table.c[m] + stmt.excluded[m] for m in MEASURES}
+    )
+
+
+async def _executemany_add(db: AsyncSession, table: Table, keys: Sequence[str], rows) -> None:
+    names = [*keys, *MEASURES]
+    for start in range(0, len(rows), WRITE_BATCH):
+        batch = [dict(zip(names, row, strict=True)) for row in rows[start : start + WRITE_BATCH]]
+        await db.execute(_add_on_conflict(sqlite_insert(table), keys, table), batch)
+
+
+async def _copy_add(db: AsyncSession, table: Table, keys: Sequence[str], rows) -> None:
+    """PostgreSQL: COPY the differences into a temporary table, then one INSERT ... ON
+    CONFLICT adds them (a hundred thousand rows in a second, not a minute)."""
+    if not rows:
+        return
+    names = [*keys, *MEASURES]
+    conn = await db.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    temp = f"tmp_{table.name}"
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name}) ON COMMIT DELETE ROWS"
+    )
+    await raw.execute(f"TRUNCATE {temp}")
+    await raw.copy_records_to_table(temp, records=rows, columns=names)
+    stmt = pg_insert(table).from_select(
+        names, select(*[column(n) for n in names]).select_from(text(temp))
+    )
+    await db.execute(_add_on_conflict(stmt, keys, table))
 
 
 async def rebuild(
@@ -532,9 +612,22 @@ class Scope:
     path: str
 
     @property
+    def depth(self) -> int:
+        """1 for a top-level organisation, 2 for its children..."""
+        return len([c for c in self.path.split("/") if c])
+
+    @property
     def path_end(self) -> str:
         """The smallest string above every path in the subtree ("/P/C01/" -> "/P/C010")."""
         return self.path[:-1] + chr(ord("/") + 1)
+
+
+async def _marks(db: AsyncSession) -> tuple[int, int]:
+    """The two watermarks as they are now."""
+    rows = dict(
+        (await db.execute(select(JOB.c.name, JOB.c.value).where(JOB.c.name.in_(MARKS)))).all()
+    )
+    return int(rows.get(WM_RATINGS, 0)), int(rows.get(WM_EVENTS, 0))
 
 
 def _wm(name: str):
@@ -543,25 +636,22 @@ def _wm(name: str):
     )
 
 
-def _raw_parts(
-    scope: Scope,
-    since: datetime,
-    until: datetime,
-    group: list[Any],
-    dialect: str,
-    extra: list[Any] | None = None,
-    each: Any = None,
-) -> list[Select]:
+# The reading statements are built once per kind and dialect (`_statement`) with these
+# parameters, so that asking costs an execution, not the building of sixty CASE expressions.
+def _p(name: str):
+    return bindparam(name)
+
+
+def _raw_parts(group: list[Any], extra: Sequence[Any] = (), each: Any = None) -> list[Select]:
     """Parts 2-4 of an answer (see the module's docstring), grouped by `group` (expressions
     over the evaluation table, or over `each`: a table-valued function of its row) with the
-    14 measures."""
+    14 measures. The watermark hints `wm_hint`/`swm_hint` are the watermarks read just before:
+    with them the planner reads the tail by a primary-key range instead of the whole period;
+    the statement reads the watermarks again itself (one snapshot), so that a refresh
+    committing in between cannot count a rating twice."""
     period = period_column()
-    in_period = [period >= since, period < until, E.c.eval_count == 1, *(extra or [])]
-    subtree = (
-        select(ORG.c.id)
-        .where(ORG.c.path >= scope.path, ORG.c.path < scope.path_end)
-        .scalar_subquery()
-    )
+    in_period = [period >= _p("since"), period < _p("until"), E.c.eval_count == 1, *extra]
+    subtree = _subtree()
     current = func.coalesce(ES.c.standing, "valid")
     with_standing = E.outerjoin(ES, ES.c.evaluation_id == E.c.id)
     changed = SE.join(E, E.c.id == SE.c.evaluation_id)
@@ -572,13 +662,13 @@ def _raw_parts(
     own = (
         select(*group, *_sums(_class_measures(E.c.level, E.c.is_default, current)))
         .select_from(with_standing)
-        .where(E.c.org_id == scope.org_id, E.c.id <= rating_wm, *in_period)
+        .where(E.c.org_id == _p("node"), E.c.id <= rating_wm, *in_period)
         .group_by(*group)
     )
     tail = (
         select(*group, *_sums(_class_measures(E.c.level, E.c.is_default, current)))
         .select_from(with_standing)
-        .where(E.c.id > rating_wm, E.c.org_id.in_(subtree), *in_period)
+        .where(E.c.id > _p("wm_hint"), E.c.id > rating_wm, E.c.org_id.in_(subtree), *in_period)
         .group_by(*group)
     )
     new = _class_measures(E.c.level, E.c.is_default, SE.c.to_standing)
@@ -590,10 +680,11 @@ def _raw_parts(
         )
         .select_from(changed)
         .where(
+            SE.c.id > _p("swm_hint"),
             SE.c.id > _wm(WM_EVENTS),
             E.c.id <= rating_wm,
             E.c.org_id.in_(subtree),
-            E.c.org_id != scope.org_id,
+            E.c.org_id != _p("node"),
             *in_period,
         )
         .group_by(*group)
@@ -601,16 +692,111 @@ def _raw_parts(
     return [own, tail, changes]
 
 
-async def _answer(db: AsyncSession, parts: list[Select], n_keys: int) -> dict[tuple, Measures]:
-    """Sum the parts by their first n_keys columns, in one statement."""
-    both = union_all(*parts).subquery("parts")
-    keys = list(both.c)[:n_keys]
-    rows = await db.execute(select(*keys, *[func.sum(both.c[m]) for m in MEASURES]).group_by(*keys))
-    return {tuple(row[:n_keys]): Measures.of(row[n_keys:]) for row in rows}
+def _raw_subtree(group: list[Any], extra: Sequence[Any]) -> Select:
+    """The subtree's first ratings in the period from the ratings table alone."""
+    period = period_column()
+    current = func.coalesce(ES.c.standing, "valid")
+    return (
+        select(*group, *_sums(_class_measures(E.c.level, E.c.is_default, current)))
+        .select_from(E.outerjoin(ES, ES.c.evaluation_id == E.c.id))
+        .where(
+            E.c.org_id.in_(_subtree()),
+            period >= _p("since"),
+            period < _p("until"),
+            E.c.eval_count == 1,
+            *extra,
+        )
+        .group_by(*group)
+    )
+
+
+def _subtree():
+    return (
+        select(ORG.c.id)
+        .where(ORG.c.path >= _p("path"), ORG.c.path < _p("path_end"))
+        .scalar_subquery()
+    )
 
 
 def _measure_cols(table) -> list[Any]:
     return [table.c[m].label(m) for m in MEASURES]
+
+
+def _each(dialect: str):
+    if dialect == "postgresql":
+        return func.json_array_elements_text(E.c.reasons).table_valued("value").alias("tag")
+    return func.json_each(E.c.reasons).table_valued("value").alias("tag")
+
+
+@lru_cache(maxsize=64)
+def _statement(kind: str, dialect: str, deep: bool = False) -> Select:
+    """The one statement that answers a kind of question (rollup rows + parts 2-4, summed by
+    key); `deep`: below the levels that have month rows of the dimension."""
+    if kind in ("summary", "daily", "channel"):
+        roll_key = {
+            "summary": literal(1),
+            "daily": DAY.c.day,
+            "channel": DAY.c.channel,
+        }[kind]
+        raw_key = {
+            "summary": literal(1),
+            "daily": local_day(period_column(), dialect),
+            "channel": E.c.channel,
+        }[kind]
+        roll = select(roll_key.label("k"), *_measure_cols(DAY)).where(
+            DAY.c.node_id == _p("node"), DAY.c.day >= _p("first"), DAY.c.day < _p("end")
+        )
+        parts = [roll, *_raw_parts([raw_key.label("k")])]
+    elif kind in DIMS:
+        col = _dim_key(E.c, kind)
+        group = [cast(col, BigInteger).label("k")]
+        if deep:
+            parts = [_raw_subtree(group, [col.is_not(None)])]
+        else:
+            roll = select(MONTH.c.key.label("k"), *_measure_cols(MONTH)).where(
+                MONTH.c.node_id == _p("node"),
+                MONTH.c.dim == kind,
+                MONTH.c.month >= _p("first"),
+                MONTH.c.month < _p("end"),
+            )
+            parts = [roll, *_raw_parts(group, [col.is_not(None)])]
+    elif kind == "reason":
+        roll = select(REASON.c.reason.label("k"), *_measure_cols(REASON)).where(
+            REASON.c.node_id == _p("node"),
+            REASON.c.month >= _p("first"),
+            REASON.c.month < _p("end"),
+        )
+        each = _each(dialect)
+        parts = [roll, *_raw_parts([each.c.value.label("k")], each=each)]
+    else:
+        raise ValueError(kind)
+    both = union_all(*parts).subquery("parts")
+    return select(both.c.k, *[func.sum(both.c[m]) for m in MEASURES]).group_by(both.c.k)
+
+
+async def _ask(
+    db: AsyncSession,
+    kind: str,
+    scope: Scope,
+    since: datetime,
+    until: datetime,
+    span: tuple[date, date],
+    deep: bool = False,
+) -> dict[Any, Measures]:
+    wm, swm = await _marks(db)
+    params = {
+        "node": scope.org_id,
+        "path": scope.path,
+        "path_end": scope.path_end,
+        "since": since,
+        "until": until,
+        "first": span[0],
+        "end": span[1],
+        "wm_hint": wm,
+        "swm_hint": swm,
+    }
+    rows = await db.execute(_statement(kind, _dialect(db), deep), params)
+    return {row[0]: Measures.of(row[1:]) for row in rows}
 
 
 async def summary(
@@ -621,14 +807,8 @@ async def summary(
     days = whole_days(since, until)
     if days is None:
         return None
-    dialect = _dialect(db)
-    key = literal(1).label("k")
-    roll = select(key, *_measure_cols(DAY)).where(
-        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
-    )
-    out = await _answer(db, [roll, *_raw_parts(scope, since, until, [key], dialect)], 1)
     total = Measures()
-    for m in out.values():
+    for m in (await _ask(db, "summary", scope, since, until, days)).values():
         total.add(m)
     return total
 
@@ -640,13 +820,8 @@ async def daily(
     days = whole_days(since, until)
     if days is None:
         return None
-    dialect = _dialect(db)
-    roll = select(DAY.c.day.label("k"), *_measure_cols(DAY)).where(
-        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
-    )
-    raw_day = local_day(period_column(), dialect).label("k")
-    out = await _answer(db, [roll, *_raw_parts(scope, since, until, [raw_day], dialect)], 1)
-    return {as_date(k[0]): m for k, m in sorted(out.items(), key=lambda kv: str(kv[0][0]))}
+    out = await _ask(db, "daily", scope, since, until, days)
+    return {as_date(k): m for k, m in sorted(out.items(), key=lambda kv: str(kv[0]))}
 
 
 async def by_channel(
@@ -656,36 +831,20 @@ async def by_channel(
     days = whole_days(since, until)
     if days is None:
         return None
-    dialect = _dialect(db)
-    roll = select(DAY.c.channel.label("k"), *_measure_cols(DAY)).where(
-        DAY.c.node_id == scope.org_id, DAY.c.day >= days[0], DAY.c.day < days[1]
-    )
-    parts = _raw_parts(scope, since, until, [E.c.channel.label("k")], dialect)
-    out = await _answer(db, [roll, *parts], 1)
-    return {k[0]: m for k, m in out.items()}
+    return await _ask(db, "channel", scope, since, until, days)
 
 
 async def by_key(
     db: AsyncSession, *, scope: Scope, dim: str, since: datetime, until: datetime
 ) -> dict[int, Measures] | None:
-    """The subtree's rated orgs, windows, staff or items (`dim`) over whole local months;
-    None when the period is not whole months."""
+    """The subtree's units, staff or items (`dim`) over whole local months; None when the
+    period is not whole months."""
     months = whole_months(since, until)
     if months is None:
         return None
-    dialect = _dialect(db)
-    roll = select(MONTH.c.key.label("k"), *_measure_cols(MONTH)).where(
-        MONTH.c.node_id == scope.org_id,
-        MONTH.c.dim == dim,
-        MONTH.c.month >= months[0],
-        MONTH.c.month < months[1],
-    )
-    col = E.c[DIMS[dim]]
-    parts = _raw_parts(
-        scope, since, until, [cast(col, BigInteger).label("k")], dialect, [col.is_not(None)]
-    )
-    out = await _answer(db, [roll, *parts], 1)
-    return {int(k[0]): m for k, m in out.items()}
+    deep = scope.depth > DIM_MAX_DEPTH.get(dim, scope.depth)
+    out = await _ask(db, dim, scope, since, until, months, deep)
+    return {int(k): m for k, m in out.items()}
 
 
 async def by_reason(
@@ -696,16 +855,5 @@ async def by_reason(
     months = whole_months(since, until)
     if months is None:
         return None
-    dialect = _dialect(db)
-    roll = select(REASON.c.reason.label("k"), *_measure_cols(REASON)).where(
-        REASON.c.node_id == scope.org_id,
-        REASON.c.month >= months[0],
-        REASON.c.month < months[1],
-    )
-    if dialect == "postgresql":
-        each = func.json_array_elements_text(E.c.reasons).table_valued("value").alias("tag")
-    else:
-        each = func.json_each(E.c.reasons).table_valued("value").alias("tag")
-    parts = _raw_parts(scope, since, until, [each.c.value.label("k")], dialect, each=each)
-    out = await _answer(db, [roll, *parts], 1)
-    return {str(k[0]): m for k, m in out.items()}
+    out = await _ask(db, "reason", scope, since, until, months)
+    return {str(k): m for k, m in out.items()}
