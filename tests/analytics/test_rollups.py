@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from haochaping import scheduler
 from haochaping.analytics import rollups
 from haochaping.analytics.models import StatDayNode
 from haochaping.evaluations.models import Evaluation
@@ -19,7 +20,7 @@ from haochaping.evaluations.standing import EvaluationStanding, Standing, set_st
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from haochaping.orgs.models import Item, Org, Staff
-from tests.factories import ADMIN
+from tests.factories import ADMIN, bearer_headers, statements_sent
 
 FAST = settings(
     max_examples=20,
@@ -274,3 +275,72 @@ async def test_refresh_folds_only_what_was_received_before_the_grace(db, session
     assert got is not None and got.valid[5] == 2  # the other one from the live tail
     again = await rollups.refresh(sessionmaker, now=now + timedelta(minutes=10))
     assert again.folded == 1
+
+
+async def test_the_periodic_pass_folds_ratings_and_the_figures_stay_the_same(
+    app, client, db, world, engine
+):
+    hall = (await db.execute(select(Org).where(Org.code == "HALL-A"))).scalar_one()
+    window = (await db.execute(select(Org).where(Org.code == "W-A1"))).scalar_one()
+    now = datetime.now(UTC)
+    ids = []
+    for i in range(60):
+        at = now - timedelta(days=i % 20, hours=i % 7, minutes=30)
+        level = (5, 4, 3, 5, 2, 5, 1, 5)[i % 8]
+        row = Evaluation(
+            channel=CHANNELS[i % 4],
+            level=level,
+            reasons=REASONS[level][: 1 + i % 2],
+            tagset_version="national-2020",
+            org_id=hall.id,
+            window_id=window.id if i % 3 else None,
+            region_code="330102",
+            evaluated_at=at,
+            received_at=at,
+        )
+        db.add(row)
+        await db.flush()
+        ids.append(row.id)
+    await db.commit()
+    await set_standing(
+        db=db,
+        evaluation_id=ids[4],
+        standing=Standing.INVALID,
+        reason="appeal_upheld",
+        actor="test",
+    )
+    await db.commit()
+    headers = await bearer_headers(client, world.users["admin"])
+    today = local_day(now)
+    first = today.replace(day=1)
+    days = f"since={rollups.day_start(today - timedelta(days=29)).isoformat()}"
+    days += f"&until={rollups.day_start(today + timedelta(days=1)).isoformat()}"
+    months = f"since={rollups.day_start(first).isoformat()}"
+    months += f"&until={rollups.day_start(rollups.next_month(first)).isoformat()}"
+    asks = [
+        f"/api/v1/stats/summary?org_code=OFFICE&{days}",
+        f"/api/v1/stats/timeseries?granularity=day&org_code=OFFICE&{days}",
+        f"/api/v1/stats/breakdown?by=channel&{days}",
+        f"/api/v1/stats/breakdown?by=reason&{months}",
+        f"/api/v1/stats/rankings?tier=window&period={first:%Y-%m}",
+        f"/api/v1/stats/rankings?tier=hall&period={first:%Y-%m}",
+    ]
+
+    async def figures() -> list:
+        out = []
+        for path in asks:
+            r = await client.get(path.replace("+", "%2B"), headers=headers)
+            assert r.status_code == 200, (path, r.text)
+            out.append(r.json())
+        return out
+
+    before = await figures()  # every rating in the live tail
+    assert before[0]["total"] == 59 and before[0]["invalid"] == 1
+    await scheduler.run_pass(app.state)
+    folded = (await db.execute(select(func.count()).select_from(StatDayNode))).scalar_one()
+    assert folded > 0
+    with statements_sent(engine) as sent:
+        after = await figures()
+    assert after == before
+    for table in ("stat_day_node", "stat_month_key", "stat_month_reason"):  # read from them
+        assert any(table in statement for statement in sent), table

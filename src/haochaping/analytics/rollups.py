@@ -341,12 +341,15 @@ async def refresh(
     now: datetime | None = None,
     grace: timedelta = GRACE,
     chunk: int = FOLD_CHUNK,
+    limit: int | None = None,
 ) -> RefreshReport:
     """Fold new ratings and standing changes into the rollups (own transactions, one per
-    chunk of ratings); safe in several processes (the watermark rows are locked)."""
+    chunk of ratings); safe in several processes (the watermark rows are locked). `limit`:
+    stop after about that many ratings (the first fold of a large database then spreads over
+    several passes of the scheduler, between which the other jobs run)."""
     report = RefreshReport()
     cutoff = (now or utcnow()) - grace
-    while True:
+    while limit is None or report.folded < limit:
         async with sessionmaker() as db:
             wm = await jobs.watermark(db, WM_RATINGS, lock=True)
             swm = await jobs.watermark(db, WM_EVENTS, lock=True)
@@ -372,6 +375,7 @@ async def refresh(
             await jobs.advance(db, WM_EVENTS, new_swm)
             await db.commit()
             report.watermark, report.event_watermark = top, new_swm
+    return report
 
 
 def _standing_as_of(event_watermark: int):
