@@ -75,7 +75,7 @@ PERIOD_COLUMN = "received_at"
 # How long an intake transaction may stay open between taking its id and committing.
 GRACE = timedelta(minutes=5)
 # Ratings folded per transaction.
-FOLD_CHUNK = 500_000
+FOLD_CHUNK = 1_000_000
 WM_RATINGS = "rollup.ratings"
 WM_EVENTS = "rollup.standing_events"
 MARKS = (WM_RATINGS, WM_EVENTS)
@@ -409,6 +409,8 @@ async def _ancestor_table(db: AsyncSession, tree: Tree) -> Table:
             text("INSERT INTO rollup_ancestor VALUES (:org_id, :node_id, :depth)"),
             pairs[start : start + WRITE_BATCH],
         )
+    if _dialect(db) == "postgresql":
+        await db.execute(text("ANALYZE rollup_ancestor"))  # a temporary table has no statistics
     return ANCESTOR
 
 
@@ -443,40 +445,48 @@ async def _fold(db: AsyncSession, tree: Tree, dialect: str, lo: int, hi: int, sw
         return 0
     anc = await _ancestor_table(db, tree)
     sums = _sums(_class_measures(r.level, r.is_default, r.standing))
-    joined = rated.join(anc, anc.c.org_id == r.org_id)
-    await _insert_add(
-        db,
-        DAY,
-        ("node_id", "day", "channel"),
-        select(anc.c.node_id, r.day, r.channel, *sums)
-        .select_from(joined)
-        .group_by(anc.c.node_id, r.day, r.channel),
-    )
-    for dim in DIMS:
-        key = _dim_key(r, dim)
-        where = [key.is_not(None)]
-        if DIM_MAX_DEPTH.get(dim) is not None:
-            where.append(anc.c.depth <= DIM_MAX_DEPTH[dim])
+
+    async def add_up(table: Table, keys: Sequence[str], inner: Select, where=()) -> None:
+        # Twice grouped: the chunk's ratings by organisation first (the CASEs run once per
+        # rating), then those few rows by each ancestor of their organisation.
+        sub = inner.subquery("by_org")
+        own = [c for c in sub.c if c.name not in MEASURES and c.name != "org_id"]
         await _insert_add(
             db,
+            table,
+            keys,
+            select(anc.c.node_id, *own, *[func.sum(sub.c[m]) for m in MEASURES])
+            .select_from(sub.join(anc, anc.c.org_id == sub.c.org_id))
+            .where(*where)
+            .group_by(anc.c.node_id, *own),
+        )
+
+    await add_up(
+        DAY,
+        ("node_id", "day", "channel"),
+        select(r.org_id, r.day, r.channel, *sums).group_by(r.org_id, r.day, r.channel),
+    )
+    for dim in DIMS:
+        key = _dim_key(r, dim).label("key")
+        depth = DIM_MAX_DEPTH.get(dim)
+        await add_up(
             MONTH,
             ("node_id", "dim", "month", "key"),
-            select(anc.c.node_id, literal(dim), r.month, key, *sums)
-            .select_from(joined)
-            .where(*where)
-            .group_by(anc.c.node_id, r.month, key),
+            select(r.org_id, literal(dim).label("dim"), r.month, key, *sums)
+            .where(key.is_not(None))
+            .group_by(r.org_id, r.month, key),
+            () if depth is None else (anc.c.depth <= depth,),
         )
     if dialect == "postgresql":
         each = func.json_array_elements_text(r.reasons).table_valued("value").alias("tag")
     else:
         each = func.json_each(r.reasons).table_valued("value").alias("tag")
-    await _insert_add(
-        db,
+    await add_up(
         REASON,
         ("node_id", "month", "reason"),
-        select(anc.c.node_id, r.month, each.c.value, *sums)
-        .select_from(joined.join(each, true()))
-        .group_by(anc.c.node_id, r.month, each.c.value),
+        select(r.org_id, r.month, each.c.value.label("reason"), *sums)
+        .select_from(rated.join(each, true()))
+        .group_by(r.org_id, r.month, each.c.value),
     )
     return int(folded)
 
