@@ -23,10 +23,11 @@ from haochaping.appeals import api as appeals_api
 from haochaping.appeals.register import RegisterCache, make_register_hook
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
+from haochaping.console import layout as console_layout
 from haochaping.console import pages as console_pages
-from haochaping.core import errors, handlers, openapi, templating
+from haochaping.core import apidocs, errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
-from haochaping.core.middleware import BodySizeLimit
+from haochaping.core.middleware import BodySizeLimit, NoCookies
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
@@ -42,6 +43,7 @@ from haochaping.orgs import api as orgs_api
 from haochaping.policies import api as policies_api
 from haochaping.policies.service import PolicyCache
 from haochaping.portal import pages as portal_pages
+from haochaping.portal import results_pages
 from haochaping.workorders import api as workorders_api
 from haochaping.workorders.intake import make_on_stored
 from haochaping.workorders.loop import CalendarCache
@@ -133,12 +135,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="政务服务“好差评”平台接口：办件、评价、差评整改、统计上报。",
         lifespan=lifespan,
+        # /docs and /redoc are served from the package (core/apidocs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     # Core authenticates and renders without importing a domain: the accounts domain loads
     # principals, and the evaluations' labels are handed to the templates.
     app.state.principals = AccountPrincipals()
     templating.add_globals(LEVEL_LABELS=LEVEL_LABELS, CHANNEL_LABELS=CHANNEL_LABELS)
+    # The console's error pages keep the navigation of the person signed in.
+    app.state.error_contexts = {"console/error.html": console_layout.error_context}
     handlers.install(app)
     app.add_middleware(
         SessionMiddleware,
@@ -148,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.session_cookie_secure,
         max_age=12 * 3600,
     )
+    # Outside the sessions: the public results pages may be cached, so they set no cookie.
+    app.add_middleware(NoCookies, prefixes=(results_pages.PREFIX,))
     app.add_middleware(
         BodySizeLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.attachment_max_bytes
     )
@@ -194,4 +203,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     openapi.install(app)
+    apidocs.install(app)
     return app

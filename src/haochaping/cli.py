@@ -8,16 +8,73 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
+import typer.rich_utils
 
 from haochaping.config import Settings
 
-app = typer.Typer(
-    help="好差评 Haochaping：政务服务“好差评”平台",
+# The command line speaks Chinese, as the pages do: every command's and option's help, and
+# the words Typer puts around them (its panel titles and notes are module settings of
+# typer.rich_utils; the usage line and the --help option come from the command classes).
+for _name, _text in {
+    "OPTIONS_PANEL_TITLE": "选项",
+    "ARGUMENTS_PANEL_TITLE": "参数",
+    "COMMANDS_PANEL_TITLE": "命令",
+    "ERRORS_PANEL_TITLE": "错误",
+    "DEFAULT_STRING": "[默认：{}]",
+    "REQUIRED_LONG_STRING": "[必填]",
+    "DEPRECATED_STRING": "（已弃用）",
+    "ENVVAR_STRING": "[环境变量：{}]",
+    "ABORTED_TEXT": "已取消。",
+    "RICH_HELP": "运行 [blue]'{command_path} {help_option}'[/] 查看帮助。",
+}.items():
+    setattr(typer.rich_utils, _name, _text)
+HELP_OPTION = "显示此帮助并退出"
+USAGE = "用法："
+
+
+class _Chinese:
+    """The usage line and the --help option in Chinese (mixed into Typer's classes)."""
+
+    def format_usage(self, ctx, formatter) -> None:
+        pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]
+        formatter.write_usage(ctx.command_path, " ".join(pieces), prefix=USAGE)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = HELP_OPTION
+        return option
+
+
+class Command(_Chinese, typer.core.TyperCommand):
+    pass
+
+
+class Group(_Chinese, typer.core.TyperGroup):
+    pass
+
+
+def _typer(help: str, **kwargs) -> typer.Typer:
+    """A command group whose commands speak Chinese (no shell-completion options)."""
+    app = typer.Typer(help=help, cls=Group, add_completion=False, **kwargs)
+    command = app.command
+
+    def chinese_command(*args, **kw):
+        kw.setdefault("cls", Command)
+        return command(*args, **kw)
+
+    app.command = chinese_command  # type: ignore[method-assign]
+    return app
+
+
+app = _typer(
+    "好差评 Haochaping：政务服务“好差评”平台的命令行",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-user_app = typer.Typer(help="人员账号")
-client_app = typer.Typer(help="API 客户端（渠道、业务系统）")
+user_app = _typer("人员账号")
+client_app = _typer("API 客户端（渠道、业务系统）")
 app.add_typer(user_app, name="user")
 app.add_typer(client_app, name="client")
 
@@ -93,24 +150,20 @@ def _fail(exc: Exception) -> None:
     raise exc
 
 
-@app.command()
+@app.command(help="把数据库结构升级到最新版本")
 def migrate() -> None:
     """Bring the database schema up to date."""
     settings = _migrated_settings()
     typer.echo(f"数据库已是最新结构：{_safe_url(settings)}")
 
 
-@app.command()
+@app.command(help="升级数据库结构，然后启动接口和页面服务（默认 127.0.0.1:8000）")
 def serve(
-    host: Annotated[str | None, typer.Option(help="listen address")] = None,
-    port: Annotated[int | None, typer.Option(help="listen port")] = None,
-    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
-    demo: Annotated[
-        bool, typer.Option(help="load the demo province first if the DB is empty")
-    ] = False,
-    demo_cases: Annotated[
-        int, typer.Option(min=1, help="service cases in the demo province")
-    ] = 200_000,
+    host: Annotated[str | None, typer.Option(help="监听地址")] = None,
+    port: Annotated[int | None, typer.Option(help="监听端口")] = None,
+    workers: Annotated[int, typer.Option(help="服务进程数")] = 1,
+    demo: Annotated[bool, typer.Option(help="数据库为空时先加载演示省份")] = False,
+    demo_cases: Annotated[int, typer.Option(min=1, help="演示省份的办件数")] = 200_000,
 ) -> None:
     """Migrate, then serve the API and the pages (127.0.0.1:8000 by default)."""
     import uvicorn
@@ -144,10 +197,10 @@ def serve(
     )
 
 
-@app.command("demo")
+@app.command("demo", help="加载演示省份（可重复运行：再次运行不做任何改动）")
 def demo_cmd(
-    cases: Annotated[int, typer.Option(help="number of service cases")] = 200_000,
-    seed: Annotated[int, typer.Option(help="random seed")] = 2026,
+    cases: Annotated[int, typer.Option(help="办件数")] = 200_000,
+    seed: Annotated[int, typer.Option(help="随机数种子")] = 2026,
 ) -> None:
     """Load the demo province (idempotent: a second run changes nothing)."""
     from haochaping.demo import loader
@@ -158,13 +211,21 @@ def demo_cmd(
     typer.echo(summary)
 
 
-@user_app.command("create")
+@user_app.command("create", help="创建人员账号")
 def user_create(
-    username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
-    role: Annotated[str, typer.Option(help="admin, office, unit, staff, assessor")] = "admin",
-    org: Annotated[str | None, typer.Option(help="organisation code (default: the root)")] = None,
-    email: Annotated[str | None, typer.Option()] = None,
+    username: Annotated[str, typer.Option(help="用户名")],
+    password: Annotated[
+        str, typer.Option(prompt="密码", hide_input=True, help="密码（不填则提示输入）")
+    ],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="角色：admin 系统管理员、office 管理机构、unit 责任单位、"
+            "staff 窗口人员、assessor 监督查评人员"
+        ),
+    ] = "admin",
+    org: Annotated[str | None, typer.Option(help="所属机构编码（默认：根机构）")] = None,
+    email: Annotated[str | None, typer.Option(help="电子邮箱")] = None,
 ) -> None:
     """Create a person account."""
     from sqlalchemy import select
@@ -221,11 +282,11 @@ async def _bootstrap_root(db) -> str:
     return "ROOT"
 
 
-@client_app.command("create")
+@client_app.command("create", help="创建 API 客户端，密钥只显示这一次")
 def client_create(
-    name: Annotated[str, typer.Option()],
-    org: Annotated[str, typer.Option(help="organisation code: the key's subtree")],
-    channels: Annotated[str, typer.Option(help="comma-separated, e.g. pad,qrcode")],
+    name: Annotated[str, typer.Option(help="客户端名称")],
+    org: Annotated[str, typer.Option(help="机构编码：密钥只能访问该机构及其下级")],
+    channels: Annotated[str, typer.Option(help="渠道，用逗号分隔，例如 pad,qrcode")],
 ) -> None:
     """Create an API client and print its key once."""
     from haochaping.accounts import service as account_service
@@ -248,10 +309,18 @@ def client_create(
     typer.echo(key)
 
 
-@user_app.command("password")
+@user_app.command("password", help="重设人员的密码；其所有登录和令牌随即失效")
 def user_password(
-    username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    username: Annotated[str, typer.Option(help="用户名")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt="新密码",
+            hide_input=True,
+            confirmation_prompt=True,
+            help="新密码（不填则提示输入）",
+        ),
+    ],
 ) -> None:
     """Set a person's password (a reset); every session and token of theirs ends."""
     from haochaping.accounts import service as account_service
@@ -267,8 +336,8 @@ def user_password(
     typer.echo(f"已重设用户 {user.username} 的密码，其所有登录已失效")
 
 
-@user_app.command("deactivate")
-def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
+@user_app.command("deactivate", help="停用人员账号：不能再登录，其所有登录和令牌随即失效")
+def user_deactivate(username: Annotated[str, typer.Option(help="用户名")]) -> None:
     """Deactivate a person: no more sign-ins, and every session and token ends at once."""
     from haochaping.accounts import service as account_service
 
@@ -283,10 +352,10 @@ def user_deactivate(username: Annotated[str, typer.Option()]) -> None:
     typer.echo(f"已停用用户 {user.username}，其所有登录已失效")
 
 
-@client_app.command("revoke")
+@client_app.command("revoke", help="吊销 API 客户端的密钥（停用该客户端）")
 def client_revoke(
-    name: Annotated[str | None, typer.Option(help="the client's name")] = None,
-    id: Annotated[int | None, typer.Option("--id", help="the client's id")] = None,
+    name: Annotated[str | None, typer.Option(help="客户端名称")] = None,
+    id: Annotated[int | None, typer.Option("--id", help="客户端编号")] = None,
 ) -> None:
     """Revoke an API client's key (deactivate the client)."""
     from haochaping.accounts import service as account_service
@@ -322,18 +391,18 @@ def client_revoke(
 
 # --- calendar: the working-day calendar (法定节假日与调休) -----------------------------------
 
-calendar_app = typer.Typer(help="工作日历：法定节假日与调休上班")
+calendar_app = _typer("工作日历：法定节假日与调休上班")
 app.add_typer(calendar_app, name="calendar")
 
 
-@calendar_app.command("import")
+@calendar_app.command("import", help="导入一年的放假日和调休上班日；该年随即视为已知")
 def calendar_import(
-    file: Annotated[Path, typer.Argument(help="CSV with columns date,type,name")],
-    year: Annotated[int, typer.Option(help="the year of the State Council's notice")],
+    file: Annotated[Path, typer.Argument(help="CSV 文件，列为 date,type,name")],
+    year: Annotated[int, typer.Option(help="国务院办公厅通知所属的年份")],
     source: Annotated[
-        str | None, typer.Option(help="e.g. 国办发明电〔2026〕x号 (default: the file name)")
+        str | None, typer.Option(help="来源，例如 国办发明电〔2026〕x号（默认：文件名）")
     ] = None,
-    by: Annotated[str, typer.Option(help="who imports, for the record")] = "cli",
+    by: Annotated[str, typer.Option(help="导入人，记入审计记录")] = "cli",
 ) -> None:
     """Import a year's holidays and make-up working days; the year then counts as known."""
     from haochaping.core import calendar as work_calendar
@@ -364,9 +433,9 @@ def calendar_import(
         typer.echo(f"已替换该年原有的 {result.replaced} 条记录")
 
 
-@calendar_app.command("show")
+@calendar_app.command("show", help="列出某年的放假日和调休上班日")
 def calendar_show(
-    year: Annotated[int | None, typer.Option(help="default: this year")] = None,
+    year: Annotated[int | None, typer.Option(help="年份（默认：今年）")] = None,
 ) -> None:
     """List a year's days off and make-up working days."""
     from haochaping.core import calendar as work_calendar
@@ -385,7 +454,7 @@ def calendar_show(
         typer.echo("（没有节假日或调休记录）")
 
 
-@calendar_app.command("status")
+@calendar_app.command("status", help="去年至明年各年的工作日历是否已知")
 def calendar_status() -> None:
     """Which years from last year to next year are known, and which are missing."""
     from haochaping.core import calendar as work_calendar
@@ -403,10 +472,10 @@ def calendar_status() -> None:
         typer.secho(warning, fg="yellow")
 
 
-@app.command()
+@app.command(help="运行期限任务和通知投递（可与其他 worker 及 serve 同时运行）")
 def worker(
-    interval: Annotated[float, typer.Option(help="seconds between passes")] = 60.0,
-    once: Annotated[bool, typer.Option(help="run one pass and exit")] = False,
+    interval: Annotated[float, typer.Option(help="两次运行间隔的秒数")] = 60.0,
+    once: Annotated[bool, typer.Option(help="只运行一次，然后退出")] = False,
 ) -> None:
     """Run the deadline job and outbox delivery (safe beside other workers and `serve`)."""
     import logging
@@ -434,7 +503,7 @@ def worker(
 
 # --- ledger: the tamper-evident record of ratings (评价存证账本) ------------------------------
 
-ledger_app = typer.Typer(help="评价存证账本：SM3 哈希链的封存与校验")
+ledger_app = _typer("评价存证账本：SM3 哈希链的封存与校验")
 app.add_typer(ledger_app, name="ledger")
 
 
@@ -453,9 +522,11 @@ async def _with_sessionmaker(settings: Settings, fn):
         await engine.dispose()
 
 
-@ledger_app.command("seal")
+@ledger_app.command("seal", help="立即把新评价封存进账本（可与运行中的 worker 同时运行）")
 def ledger_seal(
-    block_size: Annotated[int, typer.Option(min=1, max=100_000, help="ratings per block")] = 10_000,
+    block_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="每个区块的评价条数")
+    ] = 10_000,
 ) -> None:
     """Seal every new rating into the ledger now (safe beside running workers)."""
     from haochaping.ledger import jobs as ledger_jobs
@@ -464,15 +535,17 @@ def ledger_seal(
     typer.echo(str(report))
 
 
-@ledger_app.command("verify")
+@ledger_app.command(
+    "verify", help="重新计算每条已封存的评价和每个区块；发现篡改或插入时逐条列出，并以状态 1 退出"
+)
 def ledger_verify(
     anchor: Annotated[
-        list[str] | None, typer.Option(help="a published root to compare, HEIGHT:ROOT (repeatable)")
+        list[str] | None, typer.Option(help="要比对的已公布根哈希，格式 区块高度:根哈希（可重复）")
     ] = None,
     grace: Annotated[
         float,
         typer.Option(
-            min=0, help="seconds a rating may take to commit; older blocks' ranges are closed"
+            min=0, help="一条评价从取号到提交最多需要的秒数；封存早于此的区块范围视为封闭"
         ),
     ] = 300.0,
 ) -> None:

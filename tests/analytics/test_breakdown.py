@@ -128,3 +128,20 @@ async def test_an_api_client_sees_its_subtree(db, world, client):
     r = await client.get(BREAKDOWN, headers=headers, params={"by": "channel"})
     assert r.status_code == 200, r.text
     assert [(x["code"], x["total"]) for x in r.json()["rows"]] == [("qrcode", 2)]
+
+
+async def test_public_cells_below_k_are_not_published(db, world, client):
+    await _ratings(db, world)
+    staff = await metrics.breakdown(db=db, actor=metrics.PUBLIC, by="staff")
+    formula = await metrics.formula_for(db=db, org_code="HALL-A")
+    assert formula.public_min_cell == 5
+    assert metrics.publishable(staff.rows, formula) == []
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies",
+        headers=headers,
+        json={"region_code": "330102", "values": {"public_min_cell": 3}},
+    )
+    assert r.status_code == 201, r.text
+    formula = await metrics.formula_for(db=db, org_code="HALL-A")
+    assert [r.code for r in metrics.publishable(staff.rows, formula)] == ["S-A1"]

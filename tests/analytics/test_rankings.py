@@ -186,6 +186,17 @@ async def test_rankings_api_scope_and_refusals(db, world, client):
         "score": 9.0,
         "rank_change": None,
     }
+    # Narrowed to one hall by org_code: its windows only, ranks counted among them.
+    r = await client.get(
+        RANKINGS,
+        headers=office,
+        params={"tier": "window", "period": "2026-11", "org_code": "HALL-B"},
+    )
+    assert [(x["code"], x["rank"]) for x in r.json()["items"]] == [
+        ("W-B1", 1),
+        ("W-C1", 2),
+        ("W-C2", 3),
+    ]
     # A hall manager ranks the windows of their own hall only.
     unit_a = await bearer_headers(client, world.users["unit_a"])
     r = await client.get(RANKINGS, headers=unit_a, params={"tier": "window", "period": "2026-11"})
@@ -221,3 +232,54 @@ def test_periods_step_back_across_years(text, label, previous):
     assert (period.label, period.previous().label) == (label, previous)
     # Beijing midnight of the first day, in UTC.
     assert period.bounds()[0].hour == 16
+
+
+async def test_tiers_regions_departments_staff_and_items(db, world, client):
+    """Regions: the child regions of the question's region; departments: the nearest
+    department at or above the unit; staff and items by their codes."""
+    await _windows(db, world, client, min_sample=1)
+    start, _ = parse_period("2026-06").bounds()
+    at = start + timedelta(days=3)
+    await add_rating(db, world, level=5, at=at)  # HALL-A, county 330102, 李娜, ITEM-A1
+    await add_rating(db, world, level=4, at=at)
+    await add_rating(db, world, level=1, at=at, org="HALL-B", window="W-B1", staff="S-B1")
+    await add_rating(
+        db, world, level=5, at=at, org="DEPT-M", window=None, staff=None, item="ITEM-B1"
+    )
+    await db.commit()
+
+    async def ranking(tier, **filters):
+        r = await metrics.rankings(db=db, actor=ADMIN, tier=tier, period="2026-06", **filters)
+        return [(x.code, x.rank, x.total) for x in r.items]
+
+    # The province (the one top region) ranks its cities: one.
+    assert await ranking("region") == [("330100", 1, 4)]
+    # The city ranks its counties: HALL-A's county; the city's own units are no county.
+    assert await ranking("region", region_code="330100") == [("330102", 1, 2)]
+    # Departments: DEPT-M (its own rating) above OFFICE (every hall under it).
+    assert await ranking("department") == [("DEPT-M", 1, 1), ("OFFICE", 2, 3)]
+    assert await ranking("staff") == [("S-A1", 1, 2), ("S-B1", 2, 1)]
+    assert await ranking("item") == [("ITEM-B1", 1, 1), ("ITEM-A1", 2, 3)]
+
+
+async def test_a_period_is_ranked_by_the_policy_in_force_on_its_last_day(db, world, client):
+    """A formula in force from 2025-12-01 does not re-rank November 2025."""
+    await _windows(db, world, client)
+    for window, levels in NOVEMBER.items():
+        await _rate(db, world, window, levels, "2025-11")
+    await db.commit()
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies",
+        headers=headers,
+        json={
+            "region_code": "330000",
+            "values": {"min_sample": 4},
+            "effective_from": "2025-12-01",
+        },
+    )
+    assert r.status_code == 201, r.text
+    november = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-11")
+    assert november.min_sample == 2 and len(november.items) == 5
+    december = await metrics.rankings(db=db, actor=ADMIN, tier="window", period="2025-12")
+    assert december.min_sample == 4

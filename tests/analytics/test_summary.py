@@ -158,6 +158,10 @@ async def test_summary_api_answers_the_same_figures_in_scope(db, world, client):
     r = await client.get(SUMMARY, headers=unit_a, params={"since": SINCE.isoformat()})
     body = r.json()
     assert (body["total"], body["good"], body["opened"], body["callback_rate"]) == (6, 4, 2, 1.0)
+    # An assessor (监督查评) reads everything under the office they belong to.
+    assessor = await bearer_headers(client, world.users["assessor"])
+    r = await client.get(SUMMARY, headers=assessor, params={"since": SINCE.isoformat()})
+    assert r.json()["total"] == 7
     # A hall manager asking for the other hall: outside their subtree.
     r = await client.get(SUMMARY, headers=unit_a, params={"org_code": "HALL-B"})
     assert_error(r, 403, "out_of_scope")
@@ -184,6 +188,7 @@ async def test_summary_api_answers_the_same_figures_in_scope(db, world, client):
             422,
             "range_too_long",
         ),
+        ({"since": "2019-01-01T00:00:00+08:00"}, 422, "range_too_long"),  # until now
     ],
 )
 async def test_summary_refusals(world, client, params, status, code):
@@ -251,4 +256,27 @@ async def test_timeseries_days_are_beijing_days(db, world, client):
         "score": 6.0,
     }
     r = await client.get(SERIES, headers=headers, params={"granularity": "hour"})
+    assert_error(r, 422)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"good_levels": [2, 3, 4, 5]},  # overlaps the bad levels 1, 2
+        {"good_levels": [3, 4]},  # 非常满意 must be good
+        {"level_points": [10, 8, 6]},
+        {"level_points": [10, 8, 6, 3, -1]},
+        {"rectified_on_time": "sometime"},
+        {"ranking_metric": "volume"},
+        {"min_sample": 0},
+        {"bottom_n": 0},
+        {"bottom_k": 25},
+        {"public_min_cell": 0},
+    ],
+)
+async def test_policy_refuses_figures_that_make_no_sense(world, client, values):
+    headers = await bearer_headers(client, world.users["admin"])
+    r = await client.post(
+        "/api/v1/policies", headers=headers, json={"region_code": "330102", "values": values}
+    )
     assert_error(r, 422)

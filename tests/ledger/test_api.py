@@ -115,9 +115,10 @@ async def test_public_page_lists_recent_roots_in_chinese(client, db, sessionmake
     r = await client.get("/ledger")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert '<html lang="zh-CN">' in r.text
-    assert "<h1>评价存证账本</h1>" in r.text
+    assert '<html lang="zh-CN"' in r.text
+    assert '<h1 class="page-title">评价存证账本</h1>' in r.text
     assert head.root.hex() in r.text
+    assert f'<a href="/ledger/blocks/{head.height}">区块 {head.height}</a>' in r.text
     assert '<th scope="col">根哈希（SM3）</th>' in r.text
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 

@@ -60,6 +60,13 @@ def cli(tmp_path, monkeypatch):
     return run
 
 
+def hex_root(cli) -> str:
+    """The newest block's root, as verify prints it."""
+    with closing(sqlite3.connect(cli.path)) as conn:
+        row = conn.execute("SELECT root FROM ledger_block ORDER BY height DESC LIMIT 1").fetchone()
+    return row[0].hex()
+
+
 def test_seal_then_verify_clean(cli):
     sealed = cli("ledger", "seal", "--block-size", "4")
     assert sealed.exit_code == 0, sealed.output
@@ -68,8 +75,9 @@ def test_seal_then_verify_clean(cli):
     assert again.exit_code == 0 and "没有需要封存的新评价" in again.output
     checked = cli("ledger", "verify")
     assert checked.exit_code == 0, checked.output
-    assert "区块 blocks 2，已封存评价 sealed 6，待封存 pending 0" in checked.output
-    assert "结论：校验通过 OK" in checked.output
+    assert "账本校验：区块 2 个，已封存评价 6 条，待封存 0 条" in checked.output
+    assert "结论：校验通过" in checked.output
+    assert not re.search(r"[A-Za-z]{2,}", checked.output.replace(hex_root(cli), ""))
 
 
 def test_verify_names_altered_missing_and_inserted_ratings(cli):
@@ -92,11 +100,11 @@ def test_verify_names_altered_missing_and_inserted_ratings(cli):
     result = cli("ledger", "verify", "--grace", "0")
     assert result.exit_code == 1, result.output
     out = result.output
-    assert re.search(rf"篡改 ALTERED：评价 {b} 的当前内容与区块 1 封存时的哈希不符", out)
-    assert re.search(rf"缺失 MISSING：评价 {c} 已封存于区块 1，但评价记录已不存在", out)
-    assert re.search(r"插入 INSERTED：评价 0 位于已封存范围内", out)
+    assert re.search(rf"篡改：评价 {b} 的当前内容与区块 1 封存时的哈希不符", out)
+    assert re.search(rf"缺失：评价 {c} 已封存于区块 1，但评价记录已不存在", out)
+    assert re.search(r"插入：评价 0 位于已封存范围内", out)
     assert f"评价 {a} " not in out
-    assert "结论：校验未通过 FAILED" in out
+    assert "结论：校验未通过（篡改 1，缺失 1，插入 1）" in out
 
 
 def test_verify_compares_published_roots(cli):
@@ -105,7 +113,7 @@ def test_verify_compares_published_roots(cli):
         root = conn.execute("SELECT root FROM ledger_block WHERE height = 1").fetchone()[0].hex()
     assert cli("ledger", "verify", "--anchor", f"1:{root}").exit_code == 0
     wrong = cli("ledger", "verify", "--anchor", f"1:{'0' * 64}")
-    assert wrong.exit_code == 1 and "与公布的根不符 ANCHOR MISMATCH" in wrong.output
+    assert wrong.exit_code == 1 and "与公布的根不符：区块 1 的根" in wrong.output
     bad = cli("ledger", "verify", "--anchor", "one:xyz")
     assert bad.exit_code == 2 and "无法识别的根哈希" in bad.output
 
@@ -117,5 +125,5 @@ def test_rewriting_a_block_breaks_the_chain(cli):
         conn.commit()
     result = cli("ledger", "verify")
     assert result.exit_code == 1
-    assert "区块根不符 ROOT MISMATCH：区块 2" in result.output
-    assert "哈希链断裂 CHAIN BROKEN：区块 3" in result.output
+    assert "区块根不符：区块 2" in result.output
+    assert "哈希链断裂：区块 3" in result.output

@@ -110,12 +110,12 @@ async def test_queue_lists_held_ratings_of_the_reviewers_area_only(client, db, w
 
 
 async def test_queue_pages_newest_first_with_a_cursor(client, db, world, held, monkeypatch):
-    from haochaping.console import held_pages
+    from haochaping.console import views
 
     ev, _order = held
     newer, _ = await rate_badly(client, db, world)
     await hold(db, newer["id"])
-    monkeypatch.setattr(held_pages, "PAGE_SIZE", 1)
+    monkeypatch.setattr(views, "PAGE_SIZE", 1)
     await sign_in(client, world.users["office"])
     page = await client.get(HELD, params={"org_code": "HALL-A"})
     assert held_ids(page.text) == [newer["id"]]

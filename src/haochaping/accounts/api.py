@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 
-from haochaping.accounts import schemas
+from haochaping.accounts import queries, schemas
 from haochaping.accounts import service as account_service
+from haochaping.core.audit import AuditAction
 from haochaping.core.auth import AdminUser, CurrentUser, issue_token
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.ratelimit import client_ip, limiter
-from haochaping.core.schemas import Id
+from haochaping.core.schemas import Id, Limit, Page, Timestamp
 
 router = APIRouter(prefix="/api/v1", tags=["auth 认证"])
 
@@ -100,3 +101,29 @@ async def revoke_client(client_id: Id, request: Request, db: DbSession, user: Ad
     await db.commit()
     await request.app.state.client_cache.revoked()
     return {"id": client.id, "name": client.name, "active": client.active}
+
+
+@router.get("/audit-events", response_model=Page[schemas.AuditEventRead], tags=["audit 审计"])
+async def list_audit_events(
+    db: DbSession,
+    user: AdminUser,
+    action: AuditAction | None = None,
+    actor: Annotated[str | None, Query(max_length=100)] = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
+    cursor: str | None = None,
+    limit: Limit = 50,
+):
+    """The audit trail of the administrator's subtree, newest first (filters: action, actor,
+    since inclusive, until exclusive)."""
+    items, nxt = await queries.audit_page(
+        db=db,
+        actor=user,
+        action=action,
+        actor_name=actor,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return {"items": items, "next_cursor": nxt}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from haochaping.core.schemas import ReadModel
 
 
@@ -27,3 +30,19 @@ class ClientRevoked(ReadModel):
     id: int
     name: str
     active: bool
+
+
+class AuditEventRead(ReadModel):
+    """One row of the audit trail: who did what to which record, and when."""
+
+    id: int
+    created_at: datetime
+    actor: str
+    actor_role: str | None
+    actor_org_code: str | None  # the actor's organisation (none for the command line)
+    action: str
+    action_label: str
+    target_type: str
+    target_id: int | None
+    detail: dict[str, Any]
+    source_ip: str | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.choices import PERSON_ROLES, Role
+from haochaping.accounts.choices import PERSON_ROLES
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core import audit
 from haochaping.core.auth import Principal
@@ -59,7 +59,7 @@ async def create_user(
         db,
         actor=actor,
         actor_role=actor_role,
-        action="create_user",
+        action=audit.AuditAction.CREATE_USER,
         target_type="user",
         target_id=user.id,
         detail={"username": user.username, "role": role, "org": org.code},
@@ -133,7 +133,7 @@ async def create_client(
         db,
         actor=actor,
         actor_role=actor_role,
-        action="create_client",
+        action=audit.AuditAction.CREATE_CLIENT,
         target_type="api_client",
         target_id=client.id,
         detail={
@@ -191,6 +191,21 @@ async def change_password(
     return user
 
 
+def _record_account_act(
+    db: AsyncSession, *, user: User, action: audit.AuditAction, actor: str
+) -> None:
+    """An administrator's act on a person's account, on the audit trail (the username only)."""
+    audit.record(
+        db,
+        actor=actor,
+        actor_role=None,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username},
+    )
+
+
 async def set_password(
     *, db: AsyncSession, username: str, password: str, actor: str = "cli"
 ) -> User:
@@ -200,16 +215,7 @@ async def set_password(
     user.password_hash = hash_password(password)
     user.failed_logins = 0
     end_sessions(user)
-    audit.record(
-        db,
-        actor=actor,
-        actor_role=None,
-        action="set_password",
-        target_type="user",
-        target_id=user.id,
-        detail={"username": user.username},
-        source_ip=None,
-    )
+    _record_account_act(db, user=user, action=audit.AuditAction.SET_PASSWORD, actor=actor)
     await db.flush()
     return user
 
@@ -219,16 +225,7 @@ async def deactivate_user(*, db: AsyncSession, username: str, actor: str = "cli"
     user = await _user(db, username=username)
     user.active = False
     end_sessions(user)
-    audit.record(
-        db,
-        actor=actor,
-        actor_role=None,
-        action="deactivate_user",
-        target_type="user",
-        target_id=user.id,
-        detail={"username": user.username},
-        source_ip=None,
-    )
+    _record_account_act(db, user=user, action=audit.AuditAction.DEACTIVATE_USER, actor=actor)
     await db.flush()
     return user
 
@@ -243,8 +240,6 @@ async def revoke_client(
 ) -> ApiClient:
     """Deactivate an API client (an administrator whose subtree holds it, or the command
     line when actor is None); the caller tells `core.auth.ClientCache` after commit."""
-    if actor is not None:
-        actor.require_role(Role.ADMIN)
     query = select(ApiClient, Org.path).join(Org, Org.id == ApiClient.org_id)
     query = (
         query.where(ApiClient.id == client_id)
@@ -262,7 +257,7 @@ async def revoke_client(
         db,
         actor=actor.name if actor else "cli",
         actor_role=actor.role if actor else None,
-        action="revoke_client",
+        action=audit.AuditAction.REVOKE_CLIENT,
         target_type="api_client",
         target_id=client.id,
         detail={"name": client.name, "key_prefix": client.key_prefix},

@@ -19,19 +19,17 @@ from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import periods as P
 from haochaping.analytics import source
-from haochaping.analytics.source import LevelCounts, Scope
+from haochaping.analytics.source import LevelCounts, OrgRow, Scope
 from haochaping.core.auth import Principal
 from haochaping.core.errors import NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.choices import CHANNEL_LABELS, LEVEL_LABELS
-from haochaping.evaluations.models import ReasonTag
 from haochaping.orgs import service as org_service
-from haochaping.orgs.models import Item, Org, Region, Staff
+from haochaping.orgs.models import Region
 from haochaping.policies import service as policy_service
 from haochaping.policies.schemas import PolicyValues
 
@@ -143,17 +141,6 @@ def _rate(part: int, whole: int) -> float | None:
 # --- scope ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class OrgRow:
-    id: int
-    code: str
-    name: str
-    kind: str
-    parent_id: int | None
-    path: str
-    region_code: str
-
-
 @dataclass
 class Context:
     """A resolved question: what to count, under which formula, and the tree around it."""
@@ -197,7 +184,7 @@ async def resolve(
 ) -> Context:
     """Check the filters (404 unknown org/item/region, 403 an org outside the caller's
     subtree, 422 a bad range) and resolve them into a `Context`."""
-    P.check_range(since, until)
+    P.check_range(since, until if until is not None or since is None else utcnow())
     node_org_model = None
     if org_code:
         node_org_model = await org_service.get_org(db=db, code=org_code)
@@ -205,34 +192,23 @@ async def resolve(
     node_region = await org_service.get_region(db=db, code=region_code) if region_code else None
     item_id = None
     if item_code:
-        item_id = (await db.execute(select(Item.id).where(Item.code == item_code))).scalar()
+        item_id = await source.item_id(db, item_code)
         if item_id is None:
             raise _not_found_item(item_code)
     prefix = node_org_model.path if node_org_model is not None else actor.org_path
-    rows = (
-        await db.execute(
-            select(
-                Org.id, Org.code, Org.name, Org.kind, Org.parent_id, Org.path, Org.region_code
-            ).where(Org.path.startswith(prefix, autoescape=True))
-        )
-    ).all()
-    orgs = {r.id: OrgRow(*r) for r in rows}
+    orgs = {o.id: o for o in await source.org_rows(db, prefix)}
     if node_region is not None:
-        codes = set(
-            (
-                await db.execute(
-                    select(Region.code).where(
-                        Region.path.startswith(node_region.path, autoescape=True)
-                    )
-                )
-            ).scalars()
-        )
+        codes = set(await source.region_paths(db, node_region.path))
         orgs = {i: o for i, o in orgs.items() if o.region_code in codes}
     root = next((o for o in orgs.values() if o.path == prefix), None)
     # The organisation the question is about: org_code's, else the caller's own unless the
     # question names a region.
     node_org = root if org_code or node_region is None else None
-    whole = prefix == "/" and node_region is None
+    whole = node_region is None and (
+        prefix == "/"
+        # A caller at the top of the only tree: no filter beats a list of every id.
+        or len(orgs) == await source.org_count(db)
+    )
     by_window = root is not None and root.kind == "window"
     scope_ids = None if whole else tuple(sorted(orgs))
     policy_region = (
@@ -243,13 +219,11 @@ async def resolve(
         else None
     )
     if policy_region is None:  # the whole tree: the policy of the one top region, if one
-        tops = (
-            (await db.execute(select(Region.code).where(Region.parent_code.is_(None)).limit(2)))
-            .scalars()
-            .all()
-        )
+        tops = await source.top_regions(db)
         policy_region = tops[0] if len(tops) == 1 else None
-    on = P.local_day(min(until, utcnow())) if until else P.local_day(utcnow())
+    # The policy in force on the range's last day (`until` is exclusive), or today.
+    last = min(until - timedelta(microseconds=1), utcnow()) if until else utcnow()
+    on = P.local_day(last)
     values = await _policy(db, policy_region, on)
     formula = Formula.of(values, policy_region)
     scope = Scope(
@@ -321,9 +295,8 @@ async def summary(
 
 async def summary_of(*, db: AsyncSession, ctx: Context, now: datetime | None = None) -> Summary:
     """`summary` of an already resolved question."""
-    counts = (await source.level_counts(db, ctx.scope)).get(None, [0] * 5)
+    counts, excluded = await source.totals(db, ctx.scope)
     fig = figures(counts, ctx.formula)
-    excluded = await source.excluded_counts(db, ctx.scope)
     funnel = await source.funnel_counts(
         db,
         ctx.scope,
@@ -441,15 +414,8 @@ def _add(into: dict[str, LevelCounts], key: str, counts: LevelCounts) -> None:
 async def _staff_units(
     db: AsyncSession, by_id: dict[Any, LevelCounts]
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
-    ids = [i for i in by_id if i is not None]
-    rows = (
-        (
-            await db.execute(select(Staff.id, Staff.staff_no, Staff.name).where(Staff.id.in_(ids)))
-        ).all()
-        if ids
-        else []
-    )
-    names = {r.id: Unit(r.staff_no, r.name, "staff") for r in rows}
+    found = await source.staff_names(db, [i for i in by_id if i is not None])
+    names = {i: Unit(no, name, "staff") for i, (no, name) in found.items()}
     counts: dict[str, LevelCounts] = {}
     units: dict[str, Unit] = {}
     for i, c in by_id.items():
@@ -464,13 +430,8 @@ async def _staff_units(
 async def _item_units(
     db: AsyncSession, by_id: dict[Any, LevelCounts]
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
-    ids = [i for i in by_id if i is not None]
-    rows = (
-        (await db.execute(select(Item.id, Item.code, Item.name).where(Item.id.in_(ids)))).all()
-        if ids
-        else []
-    )
-    names = {r.id: Unit(r.code, r.name) for r in rows}
+    found = await source.item_names(db, [i for i in by_id if i is not None])
+    names = {i: Unit(code, name) for i, (code, name) in found.items()}
     counts: dict[str, LevelCounts] = {}
     units: dict[str, Unit] = {}
     for i, c in by_id.items():
@@ -482,29 +443,14 @@ async def _item_units(
     return counts, units
 
 
-async def _child_regions(db: AsyncSession, region: Region) -> dict[str, Region]:
-    rows = (
-        (await db.execute(select(Region).where(Region.parent_code == region.code))).scalars().all()
-    )
-    return {r.code: r for r in rows}
-
-
 async def _child_region_map(
     db: AsyncSession, ctx: Context, region: Region
 ) -> tuple[dict[int, Region], dict[str, Region]]:
     """Each organisation in scope -> the child region of `region` it lies in (if any)."""
-    children = await _child_regions(db, region)
+    children = await source.child_regions(db, region.code)
     if not children:
         return {}, children
-    paths = dict(
-        (
-            await db.execute(
-                select(Region.code, Region.path).where(
-                    Region.path.startswith(region.path, autoescape=True)
-                )
-            )
-        ).all()
-    )
+    paths = await source.region_paths(db, region.path)
     depth = len([c for c in region.path.split("/") if c])
     out: dict[int, Region] = {}
     for org in ctx.orgs.values():
@@ -549,10 +495,11 @@ async def _tier_units(
     db: AsyncSession, ctx: Context, tier: str
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
     """Counted ratings per unit of a ranking tier, in scope."""
-    if tier == "staff":
-        return await _staff_units(db, await source.level_counts(db, ctx.scope, "staff"))
-    if tier == "item":
-        return await _item_units(db, await source.level_counts(db, ctx.scope, "item"))
+    if tier in ("staff", "item"):  # ratings that name no staff member / item are no unit
+        by_id = await source.level_counts(db, ctx.scope, tier)
+        by_id.pop(None, None)
+        pick = _staff_units if tier == "staff" else _item_units
+        return await pick(db, by_id)
     by_unit = await source.level_counts(db, ctx.scope, "unit")
     if tier == "region":
         region = ctx.node_region or await _region_of(db, ctx)
@@ -563,7 +510,7 @@ async def _tier_units(
 async def _region_of(db: AsyncSession, ctx: Context) -> Region | None:
     if ctx.policy_region is None:
         return None
-    return await db.get(Region, ctx.policy_region)
+    return await source.region(db, ctx.policy_region)
 
 
 # --- breakdown --------------------------------------------------------------------------------
@@ -607,16 +554,7 @@ async def _reason_units(
     db: AsyncSession, ctx: Context
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
     counts = await source.reason_counts(db, ctx.scope)
-    texts: dict[str, str] = {}
-    if counts:
-        for code, text in (
-            await db.execute(
-                select(ReasonTag.code, ReasonTag.text)
-                .where(ReasonTag.code.in_(list(counts)))
-                .order_by(ReasonTag.version)
-            )
-        ).all():
-            texts[code] = text
+    texts = await source.reason_texts(db, list(counts))
     return counts, {code: Unit(code, texts.get(code, code)) for code in counts}
 
 
@@ -980,3 +918,31 @@ async def bottom(
         items=items,
         formula=ctx.formula.describe(),
     )
+
+
+# --- public pages -----------------------------------------------------------------------------
+
+# The public (no sign-in) asks over the whole tree; the portal narrows with org/region/item.
+PUBLIC = Principal(kind="public", id=0, name="公众", org_id=0, org_path="/")
+
+
+async def formula_for(
+    *,
+    db: AsyncSession,
+    org_code: str | None = None,
+    region_code: str | None = None,
+    on: date | None = None,
+) -> Formula:
+    """The formula of a region (or of an organisation's region) on a day (default today)."""
+    region = region_code
+    if region is None and org_code:
+        region = (await org_service.get_org(db=db, code=org_code)).region_code
+    elif region is not None:
+        await org_service.get_region(db=db, code=region)
+    return Formula.of(await _policy(db, region, on or P.local_day(utcnow())), region)
+
+
+def publishable(rows: list[BreakdownRow], formula: Formula) -> list[BreakdownRow]:
+    """The rows a public page may show at staff level: cells of at least `public_min_cell`
+    counted ratings (k-anonymity)."""
+    return [r for r in rows if r.total >= formula.public_min_cell]

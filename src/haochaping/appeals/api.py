@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 
 from haochaping.appeals import queries, schemas
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.models import Appeal
-from haochaping.core import pagination
-from haochaping.core.auth import CurrentUser
+from haochaping.core.auth import CurrentUser, Principal, roles
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
+from haochaping.core.roles import MANAGERS
 from haochaping.core.schemas import Id, Limit, Page
 from haochaping.orgs.models import Org
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(prefix="/api/v1", tags=["appeals 申诉复核"])
+
+# The office decides appeals and reviews held ratings (403 `role_forbidden` for others).
+AppealDecider = Annotated[
+    Principal, Depends(roles(*MANAGERS, message=appeal_service.DECIDERS_ONLY))
+]
+HeldReviewer = Annotated[
+    Principal, Depends(roles(*MANAGERS, message=appeal_service.REVIEWERS_ONLY))
+]
 
 
 async def _read(db, appeal: Appeal) -> dict:
@@ -58,8 +68,8 @@ async def list_appeals(
     limit: Limit = 50,
 ):
     """Appeals in the caller's subtree, oldest first (the decision queue)."""
-    rows, nxt = await pagination.page(
-        db, queries.appeals(actor=user, state=state), key=Appeal.id, cursor=cursor, limit=limit
+    rows, nxt = await queries.appeal_page(
+        db=db, actor=user, state=state, cursor=cursor, limit=limit
     )
     return {"items": [appeal_service.read(a, code) for a, code, _name in rows], "next_cursor": nxt}
 
@@ -83,7 +93,11 @@ async def get_appeal(appeal_id: Id, db: DbSession, user: CurrentUser):
     ),
 )
 async def decide_appeal(
-    appeal_id: Id, data: schemas.AppealDecision, request: Request, db: DbSession, user: CurrentUser
+    appeal_id: Id,
+    data: schemas.AppealDecision,
+    request: Request,
+    db: DbSession,
+    user: AppealDecider,
 ):
     """The office upholds or rejects an appeal, with reasons."""
     appeal = await appeal_service.get(db=db, principal=user, appeal_id=appeal_id)
@@ -103,7 +117,7 @@ async def decide_appeal(
     ),
 )
 async def review_held_rating(
-    evaluation_id: Id, data: schemas.StandingDecision, db: DbSession, user: CurrentUser
+    evaluation_id: Id, data: schemas.StandingDecision, db: DbSession, user: HeldReviewer
 ):
     """A reviewer's decision on a held rating: it counts (valid) or it does not (invalid)."""
     await appeal_service.review_held(

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.appeals.choices import AppealCategory, AppealState
+from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
 
@@ -16,10 +18,8 @@ class Appeal(Base):
 
     __tablename__ = "appeal"
     __table_args__ = (
-        CheckConstraint(
-            "category IN ('mistaken', 'malicious', 'outside_remit', 'other')", name="category_valid"
-        ),
-        CheckConstraint("state IN ('pending', 'upheld', 'rejected')", name="state_valid"),
+        CheckConstraint(check_in("category", AppealCategory), name="category_valid"),
+        CheckConstraint(check_in("state", AppealState), name="state_valid"),
         Index("ix_appeal_state_due", "state", "decide_due_at"),
     )
 

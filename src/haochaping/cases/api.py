@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from haochaping.cases import schemas
 from haochaping.cases import service as case_service
-from haochaping.core.auth import CurrentPrincipal
+from haochaping.core.auth import CurrentPrincipal, HandlerOrClient
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 
@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/v1", tags=["cases 办件"])
 async def upsert_case(
     data: schemas.CaseUpsert,
     db: DbSession,
-    actor: CurrentPrincipal,
+    actor: HandlerOrClient,
     request: Request,
     response: Response,
 ):

@@ -3,18 +3,20 @@ calendar (工作日历) and the delivery of notifications (通知投递)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from haochaping.accounts import queries as account_queries
 from haochaping.console import views
 from haochaping.console.forms import (
     BAD_LEVEL_CHOICES,
     POLICY_INT_FIELDS,
     POLICY_LABELS,
+    AuditFilters,
     PolicyForm,
     stages_text,
     validation_problem,
@@ -22,14 +24,18 @@ from haochaping.console.forms import (
 from haochaping.console.layout import (
     ConsoleUser,
     Csrf,
+    SystemAdminConsoleUser,
+    console_gate,
     flash,
     is_manager,
+    is_partial,
     is_system_admin,
     page,
-    require_system_admin,
 )
 from haochaping.core import calendar as work_calendar
 from haochaping.core import outbox
+from haochaping.core.audit import AuditAction
+from haochaping.core.auth import Principal
 from haochaping.core.calendar_models import FIRST_YEAR, LAST_YEAR
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
@@ -49,6 +55,7 @@ router = APIRouter(route_class=html_route("console/error.html"))
 
 POLICIES = "/console/policies"
 CALENDAR = "/console/calendar"
+AUDIT = "/console/audit"
 OUTBOX = "/console/outbox"
 CSV_MAX_BYTES = 256 * 1024
 
@@ -103,8 +110,12 @@ async def policy_page(
     return await _policy_page(request, db, user, (region or "").strip()[:12] or None)
 
 
+# Offices and administrators publish policies; everyone else may read them.
+PolicyPublisher = Annotated[Principal, Depends(console_gate(is_manager))]
+
+
 @router.post(POLICIES, dependencies=[Csrf])
-async def publish_policy(request: Request, db: DbSession, user: ConsoleUser):
+async def publish_policy(request: Request, db: DbSession, user: PolicyPublisher):
     """Publish the next version of a region's policy (the JSON route's service)."""
     form = PolicyForm.from_form(await request.form())
     region_code = form.values["region_code"] or None
@@ -229,10 +240,9 @@ async def calendar_page(
 
 
 @router.post(CALENDAR, dependencies=[Csrf])
-async def import_calendar(request: Request, db: DbSession, user: ConsoleUser):
+async def import_calendar(request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """Import a year of the State Council's notice from a CSV file (all or nothing). The
     calendar sets every region's deadlines: only a system administrator at the root may."""
-    require_system_admin(user)
     raw = await request.form()
     year_text = raw.get("year") if isinstance(raw.get("year"), str) else ""
     source = raw.get("source") if isinstance(raw.get("source"), str) else ""
@@ -350,19 +360,17 @@ async def _outbox_page(
 
 
 @router.get(OUTBOX)
-async def outbox_page(request: Request, db: DbSession, user: ConsoleUser):
+async def outbox_page(request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """How many notifications are in each state, and those that failed.
 
     Every region's messages, so a system administrator's page: a message carries no
     organisation to scope it by (only some name a work order or appeal in their payload)."""
-    require_system_admin(user)
     return await _outbox_page(request, db, user)
 
 
 @router.post(OUTBOX + "/{message_id}/retry", dependencies=[Csrf])
-async def retry(message_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+async def retry(message_id: Id, request: Request, db: DbSession, user: SystemAdminConsoleUser):
     """Requeue a failed or given-up notification for delivery now (system administrators)."""
-    require_system_admin(user)
     try:
         await outbox.retry_message(db, message_id=message_id, actor=user.name, actor_role=user.role)
     except DomainError as exc:
@@ -371,3 +379,52 @@ async def retry(message_id: Id, request: Request, db: DbSession, user: ConsoleUs
     await db.commit()
     flash(request, f"通知 #{message_id} 已重新排队，将尽快发送")
     return RedirectResponse(OUTBOX, status_code=303)
+
+
+# --- the audit trail --------------------------------------------------------------------------
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    """An audit row's detail as one line (it never holds a password, key, phone or name)."""
+    return "；".join(f"{k}：{v}" for k, v in detail.items())
+
+
+@router.get(AUDIT)
+async def audit_page(request: Request, db: DbSession, user: SystemAdminConsoleUser):
+    """The audit trail (审计日志), newest first, filtered by act, actor and days; htmx gets
+    only the results."""
+    filters = AuditFilters.from_query(request.query_params)
+    items: list[dict[str, Any]] = []
+    next_cursor = None
+    if not filters.errors:  # a refused filter shows no rows (422), never unfiltered ones
+        items, next_cursor = await account_queries.audit_page(
+            db=db,
+            actor=user,
+            action=filters.action_value,
+            actor_name=filters.actor or None,
+            since=filters.since_at,
+            until=filters.until_at,
+            cursor=filters.cursor,
+            limit=views.PAGE_SIZE,
+        )
+    for item in items:
+        item["detail_text"] = _detail(item["detail"])
+    partial = is_partial(request)
+    context = {
+        "title": "审计日志",
+        "filters": filters,
+        "items": items,
+        "next_cursor": next_cursor,
+        "actions": AuditAction.choices(),
+        "partial": partial,
+    }
+    name = "console/_audit_results.html" if partial else "console/audit.html"
+    return await page(
+        request,
+        db,
+        user,
+        name,
+        context,
+        status_code=422 if filters.errors else 200,
+        partial=partial,
+    )

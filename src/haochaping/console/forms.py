@@ -10,9 +10,10 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.datastructures import FormData, QueryParams
 
+from haochaping.core.audit import AuditAction
 from haochaping.core.handlers import validation_details
 from haochaping.core.timeutil import SHANGHAI
-from haochaping.evaluations.choices import STAGE_LABELS, Channel, Reached
+from haochaping.evaluations.choices import STAGE_LABELS, Channel, Level, Reached
 
 TEXT_MAX = 50
 
@@ -34,7 +35,43 @@ def day_start(day: date) -> datetime:
 
 
 @dataclass
-class EvaluationFilters:
+class DateRange:
+    """A list's date filters (开始日期, 结束日期, both inclusive, days in Shanghai)."""
+
+    since: date | None = None
+    until: date | None = None
+
+    def parse_dates(self, params: QueryParams, errors: list[str]) -> None:
+        """Read `since` and `until`; bad values are dropped and reported in `errors`."""
+        for name, label in (("since", "开始日期"), ("until", "结束日期")):
+            raw = (params.get(name) or "").strip()
+            if raw:
+                day = _day(raw)
+                if day is None:
+                    errors.append(f"{label}格式应为 年-月-日，已忽略")
+                setattr(self, name, day)
+        if self.since and self.until and self.until < self.since:
+            errors.append("结束日期早于开始日期，已忽略日期条件")
+            self.since = self.until = None
+
+    @property
+    def since_at(self) -> datetime | None:
+        return day_start(self.since) if self.since else None
+
+    @property
+    def until_at(self) -> datetime | None:
+        # The end date is inclusive: up to the next midnight in Shanghai.
+        return day_start(self.until + timedelta(days=1)) if self.until else None
+
+    def date_query(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+
+
+@dataclass
+class EvaluationFilters(DateRange):
     """What the evaluation list is filtered by; bad values are dropped and reported."""
 
     level: int | None = None
@@ -42,8 +79,6 @@ class EvaluationFilters:
     org_code: str = ""
     item_code: str = ""
     case_no: str = ""
-    since: date | None = None
-    until: date | None = None
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -58,7 +93,7 @@ class EvaluationFilters:
         )
         level = (params.get("level") or "").strip()
         if level:
-            if level in {"1", "2", "3", "4", "5"}:
+            if level in {str(v) for v in Level.values()}:
                 f.level = int(level)
             else:
                 f.errors.append("评价等级取值无效，已忽略")
@@ -68,26 +103,8 @@ class EvaluationFilters:
                 f.channel = channel
             else:
                 f.errors.append("评价渠道取值无效，已忽略")
-        for name, label in (("since", "开始日期"), ("until", "结束日期")):
-            raw = (params.get(name) or "").strip()
-            if raw:
-                day = _day(raw)
-                if day is None:
-                    f.errors.append(f"{label}格式应为 年-月-日，已忽略")
-                setattr(f, name, day)
-        if f.since and f.until and f.until < f.since:
-            f.errors.append("结束日期早于开始日期，已忽略日期条件")
-            f.since = f.until = None
+        f.parse_dates(params, f.errors)
         return f
-
-    @property
-    def since_at(self) -> datetime | None:
-        return day_start(self.since) if self.since else None
-
-    @property
-    def until_at(self) -> datetime | None:
-        # The end date is inclusive: up to the next midnight in Shanghai.
-        return day_start(self.until + timedelta(days=1)) if self.until else None
 
     def query(self, **changes: Any) -> dict[str, str]:
         """The filters as query parameters (empty ones left out), with changes applied."""
@@ -97,8 +114,7 @@ class EvaluationFilters:
             "org_code": self.org_code,
             "item_code": self.item_code,
             "case_no": self.case_no,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
+            **self.date_query(),
         }
         values.update(changes)
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
@@ -670,3 +686,46 @@ class HeldReviewForm:
 
     def body(self) -> dict[str, Any]:
         return {"standing": self.values["standing"], "note": self.values["note"]}
+
+
+# --- the audit trail -------------------------------------------------------------------------
+
+
+@dataclass
+class AuditFilters(DateRange):
+    """What the audit trail is filtered by: the act, who did it, and the days (a refused
+    value is reported and the page shows no rows)."""
+
+    action: str = ""
+    actor: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> AuditFilters:
+        f = cls(actor=_text(params, "actor"), cursor=params.get("cursor") or None)
+        action = (params.get("action") or "").strip()
+        if action:
+            if action in AuditAction.values():
+                f.action = action
+            else:
+                f.errors.append("操作类型取值无效")
+        f.parse_dates(params, f.errors)
+        return f
+
+    @property
+    def action_value(self) -> AuditAction | None:
+        return AuditAction(self.action) if self.action else None
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {
+            "action": self.action,
+            "actor": self.actor,
+            **self.date_query(),
+            **changes,
+        }
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.query())

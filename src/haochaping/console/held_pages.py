@@ -32,7 +32,6 @@ from haochaping.integrity import queries as integrity_queries
 router = APIRouter(route_class=html_route("console/error.html"))
 
 HELD = "/console/held"
-PAGE_SIZE = 20
 REVIEW_LABELS = {"standing": "复核决定", "note": "复核意见"}
 OUTCOMES = {
     Standing.VALID: "评价 #{id} 已复核为有效：计入统计",
@@ -74,7 +73,7 @@ async def _held_page(
             subtree=subtree,
             cursor=filters.cursor,
             rules=request.app.state.rules,
-            limit=PAGE_SIZE,
+            limit=views.PAGE_SIZE,
         )
         items = [views.held_view(i) for i in rows]
     posted = posted or {}

@@ -2,18 +2,20 @@
 queue, a flag with its evidence and the reviewer's decision, and the staff identity register.
 
 The same services as the JSON routes (integrity/api.py); only offices and administrators may
-review (the service refuses anyone else with 403). Every POST carries the CSRF token, commits,
-and redirects back (PRG); a refusal re-renders the page with its status and what was typed."""
+review (the routes' `Reviewer` dependency refuses anyone else with 403). Every POST carries
+the CSRF token, commits, and redirects back (PRG); a refusal re-renders the page with its
+status and what was typed."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from haochaping.appeals import queries as appeal_queries
+from haochaping.console import views
 from haochaping.console.forms import (
     ALL,
     FlagFilters,
@@ -21,7 +23,7 @@ from haochaping.console.forms import (
     StaffIdentityForm,
     validation_problem,
 )
-from haochaping.console.layout import ConsoleUser, Csrf, flash, is_partial, page
+from haochaping.console.layout import Csrf, console_gate, flash, is_manager, is_partial, page
 from haochaping.core import pagination
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
@@ -31,17 +33,17 @@ from haochaping.core.security import mask_text
 from haochaping.core.templating import html_route
 from haochaping.evaluations.standing import STANDING_LABELS
 from haochaping.integrity import detectors, queries, schemas, service
-from haochaping.integrity.flags import STATE_LABELS, FlagState
+from haochaping.integrity.choices import STATE_LABELS, FlagStage, FlagState
 from haochaping.integrity.models import IntegrityFlag
 from haochaping.integrity.service import Decision
 
 router = APIRouter(route_class=html_route("console/error.html"))
+# Only offices and administrators review flags and record staff identities.
+Reviewer = Annotated[Principal, Depends(console_gate(is_manager))]
 
 QUEUE = "/console/integrity"
 STAFF = QUEUE + "/staff"
-PAGE_SIZE = 20
 STATES = STATE_LABELS
-STAGES = {"intake": "评价入库时检测", "batch": "定期批量检测"}
 REVIEW_LABELS = {"decision": "复核决定", "note": "复核意见"}
 STAFF_LABELS = {"staff_no": "工号", "cert_no": "身份证号", "phone": "手机号"}
 OUTCOMES = {
@@ -74,15 +76,14 @@ async def _queue_page(
         actor=user, state=filters.state_value, check=filters.check or None, subtree=subtree
     )
     rows, nxt = await pagination.page(
-        db, stmt, key=IntegrityFlag.id, cursor=filters.cursor, limit=PAGE_SIZE
+        db, stmt, key=IntegrityFlag.id, cursor=filters.cursor, limit=views.PAGE_SIZE
     )
     return [queries.item(r) for r in rows], nxt, 200
 
 
 @router.get(QUEUE)
-async def flag_queue(request: Request, db: DbSession, user: ConsoleUser):
+async def flag_queue(request: Request, db: DbSession, user: Reviewer):
     """Flags in the reviewer's subtree, oldest first, filtered; htmx gets only the results."""
-    service.require_reviewer(user)
     labels = detectors.check_labels()
     filters = FlagFilters.from_query(request.query_params, set(STATES), set(labels))
     items, next_cursor, status = await _queue_page(db, user, filters)
@@ -143,16 +144,14 @@ async def _staff_page(
 
 
 @router.get(STAFF)
-async def staff_page(request: Request, db: DbSession, user: ConsoleUser):
+async def staff_page(request: Request, db: DbSession, user: Reviewer):
     """The form that records a staff member's ID number and/or phone for the self-rating check."""
-    service.require_reviewer(user)
     return await _staff_page(request, db, user)
 
 
 @router.post(STAFF, dependencies=[Csrf])
-async def register_staff(request: Request, db: DbSession, user: ConsoleUser):
+async def register_staff(request: Request, db: DbSession, user: Reviewer):
     """Record the identity (keyed hashes only) and check the staff member's recent ratings."""
-    service.require_reviewer(user)
     form = StaffIdentityForm.from_form(await request.form())
     try:
         data = schemas.StaffIdentityIn.model_validate(form.body())
@@ -242,7 +241,7 @@ async def _flag_page(
             "ev": ev,
             "history": history,
             "evidence": queries.evidence_rows(d["check"], d["evidence"]),
-            "stage_label": STAGES.get(d["stage"], d["stage"]),
+            "stage_label": FlagStage.label_of(d["stage"], d["stage"]),
             "work_order": await queries.work_order_of(db, flag.evaluation_id),
             "is_open": d["state"] == FlagState.OPEN.value,
             "posted": posted or {},
@@ -254,7 +253,7 @@ async def _flag_page(
 
 
 @router.get(QUEUE + "/{flag_id}")
-async def flag_page(flag_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+async def flag_page(flag_id: Id, request: Request, db: DbSession, user: Reviewer):
     """A flag: the suspicion and its evidence, the rating (masked), its other flags, the
     history of its standing, and the decision form while the flag is open."""
     flag = await service.get_flag(db=db, actor=user, flag_id=flag_id)
@@ -262,7 +261,7 @@ async def flag_page(flag_id: Id, request: Request, db: DbSession, user: ConsoleU
 
 
 @router.post(QUEUE + "/{flag_id}/review", dependencies=[Csrf])
-async def review_flag(flag_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+async def review_flag(flag_id: Id, request: Request, db: DbSession, user: Reviewer):
     """Clear the flag or invalidate the rating (the JSON route's service), then back."""
     # Refusals of who may see the flag (403/404) come first, as pages of their own.
     flag = await service.get_flag(db=db, actor=user, flag_id=flag_id)

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals import schemas as appeal_schemas
 from haochaping.appeals import service as appeal_service
-from haochaping.appeals.service import CATEGORY_LABELS
+from haochaping.appeals.choices import CATEGORY_LABELS
 from haochaping.console import views
 from haochaping.console.forms import (
     FIELD_LABELS,
@@ -32,11 +32,13 @@ from haochaping.console.layout import (
     ConsoleUser,
     Csrf,
     ManagerConsoleUser,
+    console_gate,
     flash,
     is_manager,
     is_partial,
     page,
 )
+from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Conflict, DomainError, Forbidden, Invalid
 from haochaping.core.schemas import Id
@@ -46,6 +48,7 @@ from haochaping.workorders import attachments as attachment_store
 from haochaping.workorders import queries as wo_queries
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
+from haochaping.workorders.choices import STAFF_CALLBACK_METHODS, VERDICT_LABELS
 from haochaping.workorders.loop import loop_context
 from haochaping.workorders.models import WorkOrder
 from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
@@ -87,8 +90,6 @@ ACTION_FORMS: dict[str, tuple[str, str, str]] = {
     "hold_accountable": ("启动问责", "督办发现不作为、乱作为：启动问责。", "问责事由"),
     "close": ("办结", "由管理机构办结工单。", "办结意见"),
 }
-CALLBACK_METHODS = {"phone": "电话", "sms": "短信", "wechat": "微信", "visit": "上门走访"}
-VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 
 
 async def console_order(work_order_id: Id, db: DbSession, user: ConsoleUser) -> WorkOrder:
@@ -99,6 +100,10 @@ async def console_order(work_order_id: Id, db: DbSession, user: ConsoleUser) -> 
 
 
 ConsoleOrder = Annotated[WorkOrder, Depends(console_order)]
+# The office decides appeals; units see them on the queue (403 `role_forbidden` for others).
+AppealDecider = Annotated[
+    Principal, Depends(console_gate(is_manager, appeal_service.DECIDERS_ONLY))
+]
 
 
 def order_path(order: WorkOrder) -> str:
@@ -182,8 +187,8 @@ async def _order_page(
         "order": order,
         "forms": forms,
         "action_forms": ACTION_FORMS,
-        "methods": CALLBACK_METHODS,
-        "verdicts": VERDICTS,
+        "methods": {m.value: m.label for m in STAFF_CALLBACK_METHODS},
+        "verdicts": VERDICT_LABELS,
         "categories": CATEGORY_LABELS,
         "can_appeal": "appeal" in allowed and not wo["appeals"] and wo["evaluation"]["is_bad"],
         "pending_appeal": pending_appeal,
@@ -388,7 +393,7 @@ async def appeal_queue(request: Request, db: DbSession, user: ConsoleUser):
 
 
 @router.post(APPEALS + "/{appeal_id}/decision", dependencies=[Csrf])
-async def decide_appeal(appeal_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+async def decide_appeal(appeal_id: Id, request: Request, db: DbSession, user: AppealDecider):
     """The office upholds or rejects an appeal (the JSON route's service)."""
     raw = await request.form()
     form = DecisionForm.from_form(raw)

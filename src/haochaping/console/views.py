@@ -6,29 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from haochaping.appeals.choices import CATEGORY_LABELS
+from haochaping.appeals.choices import STATE_LABELS as APPEAL_STATE_LABELS
 from haochaping.appeals.models import Appeal
-from haochaping.appeals.service import CATEGORY_LABELS
 from haochaping.core.security import mask_text
 from haochaping.evaluations.choices import LEVEL_LABELS
+from haochaping.workorders.choices import CALLBACK_METHOD_LABELS, VERDICT_LABELS, DeadlineKind
 from haochaping.workorders.models import Attachment
 from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
 
-PAGE_SIZE = 20
+PAGE_SIZE = 20  # rows on one page of every console list
 
 STANDING_BADGES = {"held": "待复核", "invalid": "无效（不计入统计）"}
 HELD_REASONS = {"malicious_rater": "评价人在恶意评价人员信息库中"}
-APPEAL_STATES = {"pending": "待复核", "upheld": "申诉成立", "rejected": "申诉驳回"}
-DEADLINE_KINDS = {"verify": "核实期限", "rectify": "整改期限", "callback": "回访期限"}
 EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
 ACTOR_KINDS = {"system": "系统", "citizen": "评价人", "client": "评价渠道代评价人提交"}
-CALLBACK_METHODS = {
-    "phone": "电话",
-    "sms": "短信",
-    "wechat": "微信",
-    "visit": "上门",
-    "link": "评价人通过链接",
-}
-VERDICTS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 
 
 # --- ratings ----------------------------------------------------------------------------------
@@ -89,7 +81,7 @@ def remaining_text(deadline: dict[str, Any]) -> str:
 def deadline_view(deadline: dict[str, Any]) -> dict[str, Any]:
     return {
         **deadline,
-        "label": DEADLINE_KINDS.get(deadline["kind"], deadline["kind"]),
+        "label": DeadlineKind.label_of(deadline["kind"], deadline["kind"]) + "期限",
         "text": remaining_text(deadline),
     }
 
@@ -134,11 +126,11 @@ def event_view(e: Any, files: list[Attachment]) -> dict[str, Any]:
     if data.get("co_org_codes"):
         extras.append("协办单位：" + "、".join(data["co_org_codes"]))
     if data.get("method"):
-        extras.append(f"回访方式：{CALLBACK_METHODS.get(data['method'], data['method'])}")
+        extras.append(f"回访方式：{CALLBACK_METHOD_LABELS.get(data['method'], data['method'])}")
     if "reached" in data and data.get("method"):
         extras.append("已联系上评价人" if data["reached"] else "未联系上评价人")
     if data.get("verdict"):
-        extras.append(f"评价人意见：{VERDICTS.get(data['verdict'], data['verdict'])}")
+        extras.append(f"评价人意见：{VERDICT_LABELS.get(data['verdict'], data['verdict'])}")
     if data.get("rectify_days"):
         extras.append(f"整改期限：{data['rectify_days']} 个工作日")
     if data.get("category"):
@@ -171,7 +163,7 @@ def appeal_view(a: Appeal) -> dict[str, Any]:
         "category_label": CATEGORY_LABELS.get(a.category, a.category),
         "reasons": mask_text(a.reasons),
         "state": a.state,
-        "state_label": APPEAL_STATES.get(a.state, a.state),
+        "state_label": APPEAL_STATE_LABELS.get(a.state, a.state),
         "filed_by": a.filed_by,
         "filed_at": a.filed_at,
         "decide_due_at": a.decide_due_at,

@@ -7,7 +7,32 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.core.choices import ChoiceSet
 from haochaping.core.models import AuditEvent
+
+
+class AuditAction(ChoiceSet):
+    """What an audit row records (`audit_event.action`), with the label people read."""
+
+    CREATE_USER = "create_user", "创建账号"
+    SET_PASSWORD = "set_password", "重设密码"
+    DEACTIVATE_USER = "deactivate_user", "停用账号"
+    CREATE_CLIENT = "create_client", "创建接入密钥"
+    REVOKE_CLIENT = "revoke_client", "吊销接入密钥"
+    CREATE_REGION = "create_region", "新增行政区划"
+    UPDATE_REGION = "update_region", "修改行政区划"
+    CREATE_ORG = "create_org", "新增机构"
+    UPDATE_ORG = "update_org", "修改机构"
+    CREATE_STAFF = "create_staff", "新增工作人员"
+    UPDATE_STAFF = "update_staff", "修改工作人员"
+    CREATE_ITEM = "create_item", "新增服务事项"
+    UPDATE_ITEM = "update_item", "修改服务事项"
+    PUBLISH_POLICY = "publish_policy", "发布政策参数"
+    IMPORT_CALENDAR = "import_calendar", "导入工作日历"
+    RETRY_MESSAGE = "retry_message", "重发通知"
+    REVEAL_PHONE = "reveal_phone", "查看评价人手机号"
+    REVEAL_COMMENT = "reveal_comment", "查看评价原文"
+    STAFF_IDENTITY_RECORDED = "staff_identity_recorded", "登记工作人员身份信息"
 
 
 def record(
@@ -15,7 +40,7 @@ def record(
     *,
     actor: str,
     actor_role: str | None,
-    action: str,
+    action: AuditAction,
     target_type: str,
     target_id: int | None,
     detail: dict[str, Any] | None = None,

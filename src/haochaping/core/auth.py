@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, Unauthenticated
 from haochaping.core.ratelimit import Counter, CounterUnavailable
-from haochaping.core.roles import HANDLERS, MANAGERS, Role
+from haochaping.core.roles import HANDLERS, INVITERS, MANAGERS, Role
 from haochaping.core.security import hash_api_key, load_signed, signer
 from haochaping.core.templating import CsrfFailed
 
@@ -51,14 +51,14 @@ class Principal:
         if not self.covers(org_path):
             raise Forbidden("超出本账号的机构权限范围", code="out_of_scope")
 
+    @property
+    def at_root(self) -> bool:
+        """True when the caller's organisation is the installation's root (no parent)."""
+        return self.org_path.count("/") == 2
+
     def has_role(self, *roles: Role) -> bool:
         """True when the caller is a person holding one of the roles."""
         return self.kind == "user" and self.role in roles
-
-    def require_role(self, *roles: Role) -> None:
-        """Raise 403 unless the caller is a user with one of the roles (clients pass)."""
-        if self.kind == "user" and self.role not in roles:
-            raise RoleForbidden()
 
 
 class RoleForbidden(Forbidden):
@@ -225,14 +225,17 @@ async def get_user(principal: CurrentPrincipal) -> Principal:
 CurrentUser = Annotated[Principal, Depends(get_user)]
 
 
-def roles(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+def roles(
+    *allowed: Role, message: str | None = None
+) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the signed-in person, when they hold one of the `allowed` roles
-    (403 `user_required` for an API client, 403 `role_forbidden` for another role)."""
+    (403 `user_required` for an API client, 403 `role_forbidden` for another role, with
+    `message` where the refusal has a wording of its own)."""
     allowed_set = frozenset(allowed)
 
     async def dependency(user: CurrentUser) -> Principal:
         if user.role not in allowed_set:
-            raise RoleForbidden()
+            raise RoleForbidden(message) if message else RoleForbidden()
         return user
 
     dependency.__name__ = "role_" + "_".join(sorted(allowed_set))
@@ -243,3 +246,24 @@ def roles(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
 AdminUser = Annotated[Principal, Depends(roles(Role.ADMIN))]
 ManagerUser = Annotated[Principal, Depends(roles(*MANAGERS))]  # admin, office
 HandlerUser = Annotated[Principal, Depends(roles(*HANDLERS))]  # admin, office, unit
+
+
+def acting(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the caller, when it is an API client (bound by its organisation and
+    channels instead) or a signed-in person holding one of the `allowed` roles (403
+    `role_forbidden` otherwise)."""
+    allowed_set = frozenset(allowed)
+
+    async def dependency(principal: CurrentPrincipal) -> Principal:
+        if principal.kind == "user" and principal.role not in allowed_set:
+            raise RoleForbidden()
+        return principal
+
+    dependency.__name__ = "acting_" + "_".join(sorted(allowed_set))
+    return dependency
+
+
+# Routes that business systems call with a key as well as people with a role.
+ManagerOrClient = Annotated[Principal, Depends(acting(*MANAGERS))]
+HandlerOrClient = Annotated[Principal, Depends(acting(*HANDLERS))]
+InviterOrClient = Annotated[Principal, Depends(acting(*INVITERS))]  # not assessors

@@ -430,7 +430,7 @@ async def import_year(
         db,
         actor=actor,
         actor_role=actor_role,
-        action="import_calendar",
+        action=audit.AuditAction.IMPORT_CALENDAR,
         target_type="calendar_year",
         target_id=year,
         detail={"source": source, "holidays": holidays, "workdays": workdays, "replaced": replaced},

@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from haochaping.core.errors import DomainError
-from haochaping.core.templating import error_page
+from haochaping.core.templating import ERROR_TITLES, error_context, error_page, wants_page
 
 log = logging.getLogger("haochaping")
 
@@ -40,6 +40,11 @@ _UNREACHABLE_ERRNOS = {
     errno.EPIPE,
 }
 _SQLITE_UNAVAILABLE = ("unable to open database", "database is locked")
+# What a browser is told at an address no page answers (JSON clients get the error body).
+PAGE_MESSAGES = {
+    404: "您访问的页面不存在，请检查网址是否正确，或通过上方导航返回。",
+    405: "此页面不能这样打开，请通过上方导航返回。",
+}
 
 _TYPE_MESSAGES = {
     "missing": "缺少必填字段",
@@ -229,6 +234,22 @@ def install(app: FastAPI) -> None:
             413: ("payload_too_large", "请求体过大"),
         }
         code, message = codes.get(exc.status_code, ("http_error", "请求无法处理"))
+        if exc.status_code in PAGE_MESSAGES and wants_page(request):
+            # A browser at an unknown address: a page in Chinese with the way back.
+            template = (
+                "console/error.html"
+                if request.url.path.startswith("/console")
+                else "portal/error.html"
+            )
+            return error_page(
+                request,
+                template,
+                status_code=exc.status_code,
+                title=ERROR_TITLES.get(exc.status_code, "出错了"),
+                message=PAGE_MESSAGES[exc.status_code],
+                headers=getattr(exc, "headers", None),
+                context=await error_context(request, template),
+            )
         return error_response(exc.status_code, code, message)
 
     async def _database(request: Request, exc: Exception):

@@ -98,3 +98,33 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class NoCookies:
+    """Drops every Set-Cookie from the answers under some path prefixes (the public results
+    pages): shared caches may keep those answers, so they must carry nobody's session. A
+    signed-in visitor's session cookie is then simply not refreshed by them."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    def _covers(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._covers(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+
+        async def without_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [
+                        (k, v) for k, v in message.get("headers", []) if k.lower() != b"set-cookie"
+                    ],
+                }
+            await send(message)
+
+        await self.app(scope, receive, without_cookies)

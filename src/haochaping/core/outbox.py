@@ -440,7 +440,7 @@ async def retry_message(
         db,
         actor=actor,
         actor_role=actor_role,
-        action="retry_message",
+        action=audit.AuditAction.RETRY_MESSAGE,
         target_type="outbox_message",
         target_id=message.id,
         detail={"kind": message.kind, "channel": message.channel},

@@ -109,3 +109,28 @@ def split_identifiers(text: str | None) -> tuple[str | None, str | None]:
     changed it, else None): what to store in the clear, and what only encrypted."""
     masked = mask_text(text)
     return masked, (text if masked != text else None)
+
+
+# Numbers a person could be reached or identified by that `mask_text` does not know: mobile
+# numbers written with spaces or dashes, landlines (0571-87654321), other certificates
+# (passports, residence permits: a letter or two and seven or more digits), long digit runs.
+_SPACED_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)[\s-]\d{4}[\s-](\d{4})(?!\d)")
+_LANDLINE = re.compile(r"(?<![\dA-Za-z])(0\d{2,3})[\s-]?\d{3,4}(\d{4})(?!\d)")
+_LONG_NUMBER = re.compile(r"(?<![0-9A-Za-z])([A-Za-z]{0,2}\d{2})\d{3,}(\d{2}[Xx]?)(?![0-9A-Za-z])")
+
+
+def mask_public_text(text: str | None, names: tuple[str, ...] | list[str] = ()) -> str | None:
+    """Free text for a public page: ID-card and phone numbers masked as at intake
+    (`mask_text`), the other numbers that identify a person masked too, and the names it is
+    known to be about (the rater, the applicant, the staff who served) masked like `mask_name`.
+    Stricter than `mask_text`: what is published is read by anyone."""
+    if not text:
+        return text
+    text = mask_text(text) or ""
+    text = _SPACED_PHONE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    text = _LANDLINE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    text = _LONG_NUMBER.sub(lambda m: m.group(1) + "***" + m.group(2), text)
+    # Longest first, so that 欧阳娜娜 is masked whole before a shorter name inside it.
+    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len)[::-1]:
+        text = text.replace(name, mask_name(name) or "")
+    return text

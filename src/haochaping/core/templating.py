@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -42,6 +42,7 @@ _env = Environment(
         {
             "console": FileSystemLoader(PACKAGE / "console" / "templates"),
             "portal": FileSystemLoader(PACKAGE / "portal" / "templates"),
+            "ledger": FileSystemLoader(PACKAGE / "ledger" / "templates"),
         }
     ),
     autoescape=select_autoescape(["html"]),
@@ -137,15 +138,36 @@ def error_page(
     title: str,
     message: str,
     headers: dict[str, str] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Response:
     """An error answered as a page in Chinese."""
     return render(
         request,
         template,
-        {"title": title, "message": message, "status_code": status_code},
+        {**(context or {}), "title": title, "message": message, "status_code": status_code},
         status_code=status_code,
         headers=headers,
     )
+
+
+# What an error page's layout needs beyond the error (the console's navigation for the
+# person signed in), by error template: `create_app` registers the console's provider on
+# `app.state.error_contexts`, since core may not import the console.
+ErrorContext = Callable[[Request], Awaitable[dict[str, Any]]]
+
+
+async def error_context(request: Request, template: str) -> dict[str, Any]:
+    """The layout context of an error page, or nothing when none is registered."""
+    providers: dict[str, ErrorContext] = getattr(request.app.state, "error_contexts", {})
+    provider = providers.get(template)
+    return await provider(request) if provider is not None else {}
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, a static file or a JSON client)."""
+    if request.url.path.startswith(("/api/", "/static/", "/healthz", "/openapi.json")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 ERROR_TITLES = {
@@ -189,6 +211,7 @@ def html_route(error_template: str) -> type[APIRoute]:
                         title=ERROR_TITLES.get(exc.status_code, "出错了"),
                         message=exc.message,
                         headers=exc.headers(),
+                        context=await error_context(request, error_template),
                     )
                 except RequestValidationError:
                     return error_page(
@@ -197,6 +220,7 @@ def html_route(error_template: str) -> type[APIRoute]:
                         status_code=422,
                         title=ERROR_TITLES[422],
                         message="请求参数不符合要求，请检查后重试",
+                        context=await error_context(request, error_template),
                     )
 
             return answer

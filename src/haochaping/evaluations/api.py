@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from haochaping.cases import service as case_service
 from haochaping.cases.schemas import InvitationCreate, InvitationRead
 from haochaping.core import idempotency, pagination
-from haochaping.core.auth import CurrentPrincipal, CurrentUser
+from haochaping.core.auth import CurrentPrincipal, CurrentUser, InviterOrClient
 from haochaping.core.db import DbSession
 from haochaping.core.errors import Forbidden, NotFound, declare
 from haochaping.core.schemas import (
@@ -177,20 +177,7 @@ async def list_evaluations(
         db, stmt, key=Evaluation.id, cursor=cursor, limit=limit, descending=True
     )
     rules = request.app.state.rules
-    return {"items": [_read(row, rules) for row in rows], "next_cursor": nxt}
-
-
-def _read(row: Any, rules: evaluation_service.IntakeRules) -> dict[str, Any]:
-    ev, case_no, org_code, item_code, window_code, staff_no = row
-    target = evaluation_service.Target(
-        case_no=case_no,
-        org_code=org_code,
-        item_code=item_code,
-        window_code=window_code,
-        staff_no=staff_no,
-        region_code=ev.region_code,
-    )
-    return evaluation_service.read_from_row(queries.row_dict(ev), target, rules)
+    return {"items": [queries.read_row(row, rules) for row in rows], "next_cursor": nxt}
 
 
 @router.get("/evaluations/{evaluation_id}", response_model=schemas.EvaluationRead)
@@ -202,7 +189,7 @@ async def get_evaluation(
     ).first()
     if row is None:
         raise NotFound("评价不存在或不在本账号的权限范围内", code="evaluation_not_found")
-    return _read(row, request.app.state.rules)
+    return queries.read_row(row, request.app.state.rules)
 
 
 @router.post(
@@ -242,12 +229,11 @@ async def create_invitation(
     case_no: str,
     request: Request,
     db: DbSession,
-    actor: CurrentPrincipal,
+    actor: InviterOrClient,
     data: InvitationCreate | None = None,
 ):
     """A signed, single-use rating link for the applicant, with its QR code at `{url}/qr.svg`."""
     data = data or InvitationCreate()
-    invitations.check_may_invite(actor)
     if actor.channels is not None and data.channel not in actor.channels:
         # A key may not hand out links that rate on a channel it may not use itself.
         raise Forbidden(

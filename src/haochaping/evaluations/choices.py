@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from haochaping.core.choices import ChoiceSet
+from haochaping.core.choices import ChoiceSet, IntChoiceSet
 
 
 class Channel(ChoiceSet):
@@ -45,7 +45,18 @@ CHANNEL_PF = {
     Channel.SMS: 7,
 }
 
-LEVEL_LABELS = {5: "非常满意", 4: "满意", 3: "基本满意", 2: "不满意", 1: "非常不满意"}
+
+class Level(IntChoiceSet):
+    """A rating's level, best first (the order of the rating page and the filters)."""
+
+    VERY_SATISFIED = 5, "非常满意"
+    SATISFIED = 4, "满意"
+    BASIC = 3, "基本满意"
+    DISSATISFIED = 2, "不满意"
+    VERY_DISSATISFIED = 1, "非常不满意"
+
+
+LEVEL_LABELS = Level.labels()
 
 DEFAULT_STAGE = "whole"
 # The stages of a case with a fixed meaning; a bundled "一件事" adds its own steps, labelled
@@ -70,4 +81,5 @@ STAGE_REACHED = {
 
 # Stored channel of a system default rating (默认评价): never accepted from a client.
 DEFAULT_RATING_CHANNEL = "system"
+STORED_CHANNELS: tuple[str, ...] = (*Channel.values(), DEFAULT_RATING_CHANNEL)
 CHANNEL_LABELS_ALL: dict[str, str] = {**CHANNEL_LABELS, DEFAULT_RATING_CHANNEL: "系统默认"}

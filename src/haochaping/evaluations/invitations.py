@@ -14,7 +14,6 @@ from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
 from haochaping.core.errors import Conflict, Invalid, NotFound
-from haochaping.core.roles import INVITERS
 from haochaping.core.security import load_signed, signer
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import service as evaluation_service
@@ -24,14 +23,6 @@ from haochaping.evaluations.schemas import EvaluationCreate, StageRule
 from haochaping.evaluations.service import IntakeRules, Source
 
 SALT = "invitation"
-# People who hand a citizen a rating link: those who serve or manage the case. Assessors rate
-# services themselves (监督查评) and must not solicit the citizens' ratings.
-INVITING_ROLES = INVITERS
-
-
-def check_may_invite(actor: Principal) -> None:
-    """Assessors may not create rating links (API clients are bound by their channels)."""
-    actor.require_role(*INVITING_ROLES)
 
 
 def token_for(secret: str, invitation: Invitation) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
+from haochaping.core.choices import check_between, check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import (
     BigIntPK,
@@ -25,13 +26,14 @@ from haochaping.db.types import (
     EncryptedText,
     identity_hash_default,
 )
+from haochaping.evaluations.choices import STORED_CHANNELS, Level
 
 
 class ReasonTag(Base):
     """A selectable reason for one level, in one version of the tag set."""
 
     __tablename__ = "reason_tag"
-    __table_args__ = (CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),)
+    __table_args__ = (CheckConstraint(check_between("level", Level), name="level_range"),)
 
     version: Mapped[str] = mapped_column(String(32), primary_key=True)
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -44,13 +46,9 @@ class Evaluation(Base):
 
     __tablename__ = "evaluation"
     __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        CheckConstraint(check_between("level", Level), name="level_range"),
         CheckConstraint("eval_count BETWEEN 1 AND 2", name="count_range"),
-        CheckConstraint(
-            "channel IN ('pc', 'mobile', 'qrcode', 'pad', 'terminal', 'phone', 'sms', "
-            "'review', 'inspection', 'system')",
-            name="channel_valid",
-        ),
+        CheckConstraint(check_in("channel", STORED_CHANNELS), name="channel_valid"),
         # Once per case, stage and count: a second rating is a conflict, never an overwrite.
         UniqueConstraint("case_id", "stage", "eval_count"),
         Index("ix_evaluation_org_received", "org_id", "received_at"),

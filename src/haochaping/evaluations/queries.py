@@ -71,6 +71,20 @@ def row_dict(ev: Evaluation) -> dict[str, Any]:
     return {c.key: getattr(ev, c.key) for c in Evaluation.__table__.columns}
 
 
+def read_row(row: Any, rules: IntakeRules) -> dict[str, Any]:
+    """A row of `evaluations()` (the rating and its codes) as the API answers it."""
+    ev, case_no, org_code, item_code, window_code, staff_no = row[:6]
+    target = Target(
+        case_no=case_no,
+        org_code=org_code,
+        item_code=item_code,
+        window_code=window_code,
+        staff_no=staff_no,
+        region_code=ev.region_code,
+    )
+    return read_from_row(row_dict(ev), target, rules)
+
+
 async def names(db: AsyncSession, model: Any, ids: set[int]) -> dict[int, str]:
     """id -> name of the given organisations or items."""
     if not ids:
@@ -117,16 +131,9 @@ async def evaluation_page(
     )
     items_by_id = await names(db, Item, {r[0].item_id for r in rows if r[0].item_id})
     out = []
-    for ev, case_no_, org_code_, item_code_, window_code, staff_no, standing in rows:
-        target = Target(
-            case_no=case_no_,
-            org_code=org_code_,
-            item_code=item_code_,
-            window_code=window_code,
-            staff_no=staff_no,
-            region_code=ev.region_code,
-        )
-        item = read_from_row(row_dict(ev), target, rules)
+    for row in rows:
+        ev, standing = row[0], row[6]
+        item = read_row(row, rules)
         item["comment"] = mask_text(item["comment"])
         item["reason_texts"] = [
             rules.tags[c].text if c in rules.tags else c for c in item["reasons"]

@@ -735,7 +735,7 @@ async def reveal_comment(
         db,
         actor=actor.name,
         actor_role=actor.role,
-        action="reveal_comment",
+        action=audit.AuditAction.REVEAL_COMMENT,
         target_type="evaluation",
         target_id=row.id,
         detail={"case_id": row.case_id, "purpose": "contact"},

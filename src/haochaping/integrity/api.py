@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from haochaping.core import pagination
-from haochaping.core.auth import CurrentUser, ManagerUser
+from haochaping.core.auth import ManagerUser
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page
 from haochaping.integrity import detectors, queries, schemas, service
-from haochaping.integrity.flags import FlagState
+from haochaping.integrity.choices import FlagState
 from haochaping.integrity.models import IntegrityFlag
 
 router = APIRouter(prefix="/api/v1/integrity", tags=["integrity 防刷评"])
@@ -53,7 +53,7 @@ async def list_flags(
     response_model=schemas.FlagDetail,
     responses=declare(codes={404: "flag_not_found"}),
 )
-async def get_flag(flag_id: Id, request: Request, db: DbSession, principal: CurrentUser):
+async def get_flag(flag_id: Id, request: Request, db: DbSession, principal: ManagerUser):
     """One flag with its evidence, the rating (personal data masked) and its history."""
     flag = await service.get_flag(db=db, actor=principal, flag_id=flag_id)
     return await queries.detail(db=db, actor=principal, flag=flag, rules=request.app.state.rules)
@@ -67,7 +67,7 @@ async def get_flag(flag_id: Id, request: Request, db: DbSession, principal: Curr
     ),
 )
 async def review_flag(
-    flag_id: Id, data: schemas.ReviewIn, request: Request, db: DbSession, principal: CurrentUser
+    flag_id: Id, data: schemas.ReviewIn, request: Request, db: DbSession, principal: ManagerUser
 ):
     """Clear the flag (the rating counts) or invalidate the rating; once per flag (409)."""
     flag = await service.review(
@@ -83,7 +83,7 @@ async def review_flag(
     responses=declare(codes={404: "staff_not_found", 422: "identity_required"}),
 )
 async def register_staff_identity(
-    data: schemas.StaffIdentityIn, request: Request, db: DbSession, principal: CurrentUser
+    data: schemas.StaffIdentityIn, request: Request, db: DbSession, principal: ManagerUser
 ):
     """Record a staff member's ID number and/or phone (kept only as keyed hashes); their
     recent ratings are checked at once."""

@@ -32,6 +32,7 @@ from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.evaluations.models import Evaluation, Invitation
+from haochaping.integrity.choices import FlagStage
 from haochaping.integrity.flags import Finding, raise_flags
 from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
@@ -203,6 +204,32 @@ class SourceEvent:
     rater: str
     org_id: int
     flagged: bool = False
+
+
+def flag_once(
+    events: Iterable[SourceEvent],
+    check: str,
+    subject: str,
+    reason: str,
+    evidence: Callable[[SourceEvent], dict[str, Any]],
+) -> list[Finding]:
+    """A finding for each event of a window not flagged yet, which is then marked flagged
+    (a source's window flags each of its ratings once however often it trips a check)."""
+    out = []
+    for e in events:
+        if not e.flagged:
+            e.flagged = True
+            out.append(
+                Finding(
+                    evaluation_id=e.evaluation_id,
+                    org_id=e.org_id,
+                    check=check,
+                    subject=subject,
+                    reason=reason,
+                    evidence=evidence(e),
+                )
+            )
+    return out
 
 
 class SourceWindow:
@@ -478,7 +505,7 @@ class IntakeGuard:
         if found:
             try:
                 async with db.begin_nested():
-                    await raise_flags(db=db, findings=found, stage="intake")
+                    await raise_flags(db=db, findings=found, stage=FlagStage.INTAKE)
             except Exception:  # noqa: BLE001 - the batch backstops find them again
                 log.exception("intake flags could not be written")
 
@@ -679,21 +706,9 @@ class SourceBurst(Check):
             f"同一{SOURCE_LABELS[kind]}（{shown}）在 {hours:g} 小时内评价了 {cases} 件"
             f"不同办件，涉及 {raters} 个不同评价人"
         )
-        out = []
-        for e in events:
-            if not e.flagged:
-                e.flagged = True
-                out.append(
-                    Finding(
-                        evaluation_id=e.evaluation_id,
-                        org_id=e.org_id,
-                        check=self.name,
-                        subject=f"{SOURCE_LABELS[kind]} {shown}",
-                        reason=reason,
-                        evidence=evidence,
-                    )
-                )
-        return out
+        return flag_once(
+            events, self.name, f"{SOURCE_LABELS[kind]} {shown}", reason, lambda _e: evidence
+        )
 
     async def inspect(self, guard: IntakeGuard, db: AsyncSession, row: Row) -> Sequence[Finding]:
         if row.get("case_id") is None:
@@ -792,27 +807,19 @@ class InvitationMisuse(Check):
             f"{th.link_min_seconds:g} 秒内完成，群众难以在此时间内收到并打开链接，"
             f"疑似工作人员代评"
         )
-        out = []
-        for e in events:
-            if not e.flagged:
-                e.flagged = True
-                out.append(
-                    Finding(
-                        evaluation_id=e.evaluation_id,
-                        org_id=e.org_id,
-                        check=self.name,
-                        subject=place,
-                        reason=reason,
-                        evidence={
-                            "fast_links": len(events),
-                            "seconds_after_issue": float(e.rater),
-                            "all_seconds": seconds[:50],
-                            "evaluation_ids": [x.evaluation_id for x in events][:50],
-                            "days": th.link_repeat_days,
-                        },
-                    )
-                )
-        return out
+        return flag_once(
+            events,
+            self.name,
+            place,
+            reason,
+            lambda e: {
+                "fast_links": len(events),
+                "seconds_after_issue": float(e.rater),
+                "all_seconds": seconds[:50],
+                "evaluation_ids": [x.evaluation_id for x in events][:50],
+                "days": th.link_repeat_days,
+            },
+        )
 
     @staticmethod
     async def _places(db: AsyncSession, units: Iterable[tuple[int, bool]]) -> dict[int, str]:

@@ -11,9 +11,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.core.choices import ChoiceSet
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.integrity.choices import FlagStage, FlagState
 from haochaping.integrity.models import IntegrityFlag
 
 DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
@@ -31,20 +31,11 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-class FlagState(ChoiceSet):
-    OPEN = "open", "待复核"
-    CLEARED = "cleared", "已排除（评价有效）"
-    INVALIDATED = "invalidated", "已判定无效"
-
-
-STATE_LABELS = FlagState.labels()
-
-
 def _insert(db: AsyncSession):
     return pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
 
 
-async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: str) -> list[int]:
+async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: FlagStage) -> list[int]:
     """Record new flags (one per rating and check) and hold their ratings; new flag ids."""
     now = utcnow()
     unique: dict[tuple[int, str], Finding] = {}
@@ -57,7 +48,7 @@ async def raise_flags(*, db: AsyncSession, findings: list[Finding], stage: str) 
             "evaluation_id": f.evaluation_id,
             "org_id": f.org_id,
             "check_name": f.check,
-            "stage": stage,
+            "stage": FlagStage(stage).value,
             "subject": f.subject[:200],
             "reason": f.reason,
             "evidence": f.evidence,

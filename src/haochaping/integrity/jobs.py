@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core import jobs as job_state
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys
+from haochaping.integrity.choices import FlagStage
 from haochaping.integrity.detectors import BatchContext, Check, Thresholds, batch_checks
 from haochaping.integrity.flags import raise_flags
 
@@ -38,7 +39,7 @@ class BatchReport:
 async def run_check(db: AsyncSession, check: Check, ctx: BatchContext) -> int:
     """One batch check: scan, then flag (the caller commits); the number of new flags."""
     found = await check.scan(ctx)
-    return len(await raise_flags(db=db, findings=found, stage="batch"))
+    return len(await raise_flags(db=db, findings=found, stage=FlagStage.BATCH))
 
 
 async def run_batch(

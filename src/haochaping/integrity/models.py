@@ -16,8 +16,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
+from haochaping.integrity.choices import FlagStage, FlagState
 
 
 class IntegrityFlag(Base):
@@ -27,8 +29,8 @@ class IntegrityFlag(Base):
     __table_args__ = (
         # A check flags a rating once: re-running a batch check never duplicates its flags.
         UniqueConstraint("evaluation_id", "check_name"),
-        CheckConstraint("stage IN ('intake', 'batch')", name="stage_valid"),
-        CheckConstraint("state IN ('open', 'cleared', 'invalidated')", name="state_valid"),
+        CheckConstraint(check_in("stage", FlagStage), name="stage_valid"),
+        CheckConstraint(check_in("state", FlagState), name="state_valid"),
         Index("ix_integrity_flag_state_id", "state", "id"),
     )
 

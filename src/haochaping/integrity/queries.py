@@ -24,7 +24,7 @@ from haochaping.evaluations.standing import (
     StandingEvent,
 )
 from haochaping.integrity import detectors
-from haochaping.integrity.flags import STATE_LABELS, FlagState
+from haochaping.integrity.choices import STATE_LABELS, FlagState
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders.models import WorkOrder
@@ -134,15 +134,6 @@ async def detail(
             evaluation_queries.evaluations(actor=actor).where(Evaluation.id == flag.evaluation_id)
         )
     ).one()
-    ev, case_no, org_code, item_code, window_code, staff_no = ev_row
-    target = evaluation_service.Target(
-        case_no=case_no,
-        org_code=org_code,
-        item_code=item_code,
-        window_code=window_code,
-        staff_no=staff_no,
-        region_code=ev.region_code,
-    )
     history = (
         (
             await db.execute(
@@ -156,9 +147,7 @@ async def detail(
     )
     return {
         **item(this),
-        "evaluation": evaluation_service.read_from_row(
-            evaluation_queries.row_dict(ev), target, rules
-        ),
+        "evaluation": evaluation_queries.read_row(ev_row, rules),
         "other_flags": [item(r) for r in rows if r[0].id != flag.id],
         "standing_history": [
             {

@@ -58,19 +58,19 @@ class VerifyReport:
     def lines(self) -> list[str]:
         """The report for people: a summary, every finding, and the verdict."""
         out = [
-            f"账本校验 ledger verify：区块 blocks {self.blocks}，已封存评价 sealed "
-            f"{self.entries}，待封存 pending {self.pending}"
+            f"账本校验：区块 {self.blocks} 个，已封存评价 {self.entries} 条，"
+            f"待封存 {self.pending} 条"
         ]
         if self.head_height is not None:
-            out.append(f"最新区块 head：{self.head_height}  根 root {self.head_root}")
+            out.append(f"最新区块：{self.head_height}，根哈希 {self.head_root}")
         for finding in self.findings:
             out.append(f"  {service.FINDING_LABELS[finding.kind]}：{finding.message}")
         if self.ok:
-            out.append("结论：校验通过 OK")
+            out.append("结论：校验通过")
         else:
             counts = Counter(f.kind for f in self.findings)
             summary = "，".join(f"{service.FINDING_LABELS[k]} {n}" for k, n in counts.items())
-            out.append(f"结论：校验未通过 FAILED（{summary}）")
+            out.append(f"结论：校验未通过（{summary}）")
         return out
 
 

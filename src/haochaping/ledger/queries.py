@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from haochaping.ledger.models import LedgerBlock
 
@@ -10,3 +10,8 @@ from haochaping.ledger.models import LedgerBlock
 def blocks() -> Select:
     """Block headers, newest first."""
     return select(LedgerBlock).order_by(LedgerBlock.height.desc())
+
+
+def totals() -> Select:
+    """How many blocks there are and how many ratings they seal."""
+    return select(func.count(), func.coalesce(func.sum(LedgerBlock.entry_count), 0))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from haochaping.core import pagination
-from haochaping.core.auth import CurrentPrincipal
+from haochaping.core.auth import CurrentPrincipal, ManagerOrClient
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, declare
 from haochaping.core.schemas import Limit, Page
@@ -40,7 +40,7 @@ def _org_read(org: Org, parent_code: str | None) -> schemas.OrgRead:
     ),
 )
 async def create_region(
-    data: schemas.RegionCreate, db: DbSession, actor: CurrentPrincipal, response: Response
+    data: schemas.RegionCreate, db: DbSession, actor: ManagerOrClient, response: Response
 ):
     """Create a region (201) or rename an existing one (200)."""
     region, created = await org_service.create_region(db=db, actor=actor, data=data)
@@ -84,7 +84,7 @@ async def get_region(code: str, db: DbSession, _actor: CurrentPrincipal):
     ),
 )
 async def create_org(
-    data: schemas.OrgCreate, db: DbSession, actor: CurrentPrincipal, response: Response
+    data: schemas.OrgCreate, db: DbSession, actor: ManagerOrClient, response: Response
 ):
     """Create an organisation (201) or update its name and region (200)."""
     org, created = await org_service.create_org(db=db, actor=actor, data=data)
@@ -126,7 +126,7 @@ async def get_org(code: str, db: DbSession, actor: CurrentPrincipal):
     responses=declare(200, codes={404: "org_not_found", 409: "immutable_field"}),
 )
 async def create_staff(
-    data: schemas.StaffCreate, db: DbSession, actor: CurrentPrincipal, response: Response
+    data: schemas.StaffCreate, db: DbSession, actor: ManagerOrClient, response: Response
 ):
     """Create a staff member (201) or update name and organisation (200)."""
     staff, org, created = await org_service.create_staff(db=db, actor=actor, data=data)
@@ -173,7 +173,7 @@ async def get_staff(staff_no: str, db: DbSession, actor: CurrentPrincipal):
     responses=declare(200, codes={404: "org_not_found", 409: "immutable_field"}),
 )
 async def create_item(
-    data: schemas.ItemCreate, db: DbSession, actor: CurrentPrincipal, response: Response
+    data: schemas.ItemCreate, db: DbSession, actor: ManagerOrClient, response: Response
 ):
     """Create a service item (201) or update it (200)."""
     item, org, created = await org_service.create_item(db=db, actor=actor, data=data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from haochaping.core.choices import ChoiceSet
+from haochaping.core.choices import ChoiceSet, IntChoiceSet
 
 
 class OrgKind(ChoiceSet):
@@ -13,4 +13,10 @@ class OrgKind(ChoiceSet):
 
 ORG_KIND_LABELS = OrgKind.labels()
 
-REGION_TIER_LABELS = {1: "省", 2: "市", 3: "县（区）", 4: "乡镇（街道）", 5: "村（社区）"}
+
+class RegionTier(IntChoiceSet):
+    PROVINCE = 1, "省"
+    CITY = 2, "市"
+    COUNTY = 3, "县（区）"
+    TOWN = 4, "乡镇（街道）"
+    VILLAGE = 5, "村（社区）"

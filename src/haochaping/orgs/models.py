@@ -7,17 +7,17 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from haochaping.core.choices import check_in
+from haochaping.core.choices import check_between, check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
-from haochaping.orgs.choices import OrgKind
+from haochaping.orgs.choices import OrgKind, RegionTier
 
 
 class Region(Base):
     """An administrative region: province, city, county, town or village (five tiers)."""
 
     __tablename__ = "region"
-    __table_args__ = (CheckConstraint("tier BETWEEN 1 AND 5", name="tier_range"),)
+    __table_args__ = (CheckConstraint(check_between("tier", RegionTier), name="tier_range"),)
 
     code: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

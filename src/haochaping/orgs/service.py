@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
-from haochaping.core.roles import MANAGERS, Role
+from haochaping.core.roles import Role
 from haochaping.orgs import schemas
 from haochaping.orgs.models import Item, Org, Region, Staff
 
@@ -66,7 +66,7 @@ async def _require_region_scope(db: AsyncSession, actor: Principal, path: str) -
 def _on_record(
     db: AsyncSession,
     actor: Principal,
-    action: str,
+    action: audit.AuditAction,
     target_type: str,
     target_id: int | None,
     detail: dict[str, Any],
@@ -90,7 +90,6 @@ async def create_region(
     *, db: AsyncSession, actor: Principal, data: schemas.RegionCreate
 ) -> tuple[Region, bool]:
     """Create a region, or rename an existing one (its place in the tree never moves)."""
-    actor.require_role(*MANAGERS)
     existing = await db.get(Region, data.code)
     if existing is not None:
         await _require_region_scope(db, actor, existing.path)
@@ -99,7 +98,7 @@ async def create_region(
         _on_record(
             db,
             actor,
-            "update_region",
+            audit.AuditAction.UPDATE_REGION,
             "region",
             None,
             {"code": existing.code, "name": existing.name},
@@ -123,7 +122,7 @@ async def create_region(
     _on_record(
         db,
         actor,
-        "create_region",
+        audit.AuditAction.CREATE_REGION,
         "region",
         None,
         {"code": region.code, "name": region.name, "parent_code": region.parent_code},
@@ -136,7 +135,6 @@ async def create_org(
 ) -> tuple[Org, bool]:
     """Create an organisation under a parent in the caller's subtree, or rename it; without
     a parent it goes directly under the administrator's own organisation."""
-    actor.require_role(*MANAGERS)
     await get_region(db=db, code=data.region_code)
     existing = (await db.execute(select(Org).where(Org.code == data.code))).scalar_one_or_none()
     if existing is not None:
@@ -158,7 +156,7 @@ async def create_org(
         _on_record(
             db,
             actor,
-            "update_org",
+            audit.AuditAction.UPDATE_ORG,
             "org",
             existing.id,
             {"code": existing.code, "name": existing.name, "region_code": existing.region_code},
@@ -201,7 +199,7 @@ async def create_org(
     _on_record(
         db,
         actor,
-        "create_org",
+        audit.AuditAction.CREATE_ORG,
         "org",
         org.id,
         {"code": org.code, "kind": org.kind, "path": org.path},
@@ -219,7 +217,6 @@ async def create_staff(
     *, db: AsyncSession, actor: Principal, data: schemas.StaffCreate
 ) -> tuple[Staff, Org, bool]:
     """Create a staff member of an organisation in scope, or update name and org."""
-    actor.require_role(*MANAGERS)
     org = await get_org(db=db, code=data.org_code)
     actor.require(org.path)
     staff = (
@@ -232,7 +229,7 @@ async def create_staff(
         _on_record(
             db,
             actor,
-            "update_staff",
+            audit.AuditAction.UPDATE_STAFF,
             "staff",
             staff.id,
             {"staff_no": staff.staff_no, "org": org.code},
@@ -242,7 +239,12 @@ async def create_staff(
     db.add(staff)
     await db.flush()
     _on_record(
-        db, actor, "create_staff", "staff", staff.id, {"staff_no": staff.staff_no, "org": org.code}
+        db,
+        actor,
+        audit.AuditAction.CREATE_STAFF,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code},
     )
     return staff, org, True
 
@@ -251,7 +253,6 @@ async def create_item(
     *, db: AsyncSession, actor: Principal, data: schemas.ItemCreate
 ) -> tuple[Item, Org, bool]:
     """Create a service item implemented by an organisation in scope, or update it."""
-    actor.require_role(*MANAGERS)
     org = await get_org(db=db, code=data.org_code)
     actor.require(org.path)
     item = (await db.execute(select(Item).where(Item.code == data.code))).scalar_one_or_none()
@@ -259,10 +260,24 @@ async def create_item(
         old_org = await db.get(Org, item.org_id)
         actor.require(old_org.path)  # type: ignore[union-attr]
         item.name, item.org_id, item.basic_code = data.name, org.id, data.basic_code
-        _on_record(db, actor, "update_item", "item", item.id, {"code": item.code, "org": org.code})
+        _on_record(
+            db,
+            actor,
+            audit.AuditAction.UPDATE_ITEM,
+            "item",
+            item.id,
+            {"code": item.code, "org": org.code},
+        )
         return item, org, False
     item = Item(code=data.code, name=data.name, org_id=org.id, basic_code=data.basic_code)
     db.add(item)
     await db.flush()
-    _on_record(db, actor, "create_item", "item", item.id, {"code": item.code, "org": org.code})
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.CREATE_ITEM,
+        "item",
+        item.id,
+        {"code": item.code, "org": org.code},
+    )
     return item, org, True

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 
 from haochaping.core.auth import CurrentPrincipal, ManagerUser
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Page
+from haochaping.policies import queries as policy_queries
 from haochaping.policies import schemas
 from haochaping.policies import service as policy_service
 from haochaping.policies.models import PolicySet
@@ -18,15 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["policies 政策参数"])
 
 
 def _read(p: PolicySet, effective: schemas.PolicyValues) -> dict:
-    return {
-        "id": p.id,
-        "region_code": p.region_code,
-        "version": p.version,
-        "effective_from": p.effective_from,
-        "values": p.values,
-        "effective": effective,
-        "note": p.note,
-    }
+    """A published version with the values in effect (the response model keeps its fields)."""
+    return {**policy_queries.version_read(p), "effective": effective}
 
 
 @router.post(
@@ -53,26 +46,8 @@ async def list_policies(
     db: DbSession, _principal: CurrentPrincipal, region_code: str | None = None
 ):
     """Every version of every region's policy (or one region's), newest first."""
-    stmt = select(PolicySet).order_by(PolicySet.region_code, PolicySet.version.desc())
-    if region_code:
-        stmt = stmt.where(PolicySet.region_code == region_code)
-    rows = (await db.execute(stmt)).scalars().all()
-    return {
-        "items": [
-            {
-                "id": p.id,
-                "region_code": p.region_code,
-                "version": p.version,
-                "effective_from": p.effective_from,
-                "values": p.values,
-                "note": p.note,
-                "created_by": p.created_by,
-                "created_at": p.created_at,
-            }
-            for p in rows
-        ],
-        "next_cursor": None,
-    }
+    items = await policy_queries.all_versions(db=db, region_code=region_code)
+    return {"items": items, "next_cursor": None}
 
 
 @router.get(

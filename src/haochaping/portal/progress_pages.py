@@ -17,6 +17,7 @@ from haochaping.portal import queries as portal_queries
 from haochaping.portal.forms import RatingForm, validation_problem
 from haochaping.workorders import citizen
 from haochaping.workorders import schemas as wo_schemas
+from haochaping.workorders.choices import VERDICT_LABELS
 from haochaping.workorders.loop import loop_context
 from haochaping.workorders.models import WorkOrder
 
@@ -66,7 +67,7 @@ async def _page(
             "token": token,
             "view": view,
             "summary": summary,
-            "verdicts": citizen.VERDICT_LABELS,
+            "verdicts": VERDICT_LABELS,
             "verdict": verdict or {},
             "form": followup or RatingForm(),
             "groups": groups,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
 from haochaping.core import pagination
-from haochaping.core.auth import CurrentPrincipal, CurrentUser, Principal
+from haochaping.core.auth import CurrentPrincipal, CurrentUser, HandlerUser, Principal
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
 from haochaping.core.schemas import Id, Limit, Page, Timestamp
@@ -275,7 +275,7 @@ async def spot_check_callback(
     spot_check_id: Id,
     request: Request,
     db: DbSession,
-    principal: CurrentUser,
+    principal: HandlerUser,
     data: schemas.SpotCheckCallbackIn,
 ):
     """Record the callback of a sampled good rating; a dissatisfied citizen opens a work

@@ -26,6 +26,7 @@ from haochaping.policies.schemas import PolicyValues
 from haochaping.workorders import followup
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
+from haochaping.workorders.choices import VERDICT_LABELS
 from haochaping.workorders.context import LoopContext, read_progress_token
 from haochaping.workorders.models import WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import PUBLIC_STATE_LABELS, State
@@ -34,7 +35,6 @@ from haochaping.workorders.states import PUBLIC_STATE_LABELS, State
 ANSWER_ACTIONS = {"report_rectified": "整改情况", "explain": "解释说明"}
 # States in which the rater is asked whether they are satisfied (回访).
 VERDICT_STATES = frozenset({State.CALLBACK.value, State.EXPLAINED.value})
-VERDICT_LABELS = {"satisfied": "满意", "basic": "基本满意", "dissatisfied": "不满意"}
 INVALID_LINK = "进度查询链接无效，请核对短信中的链接，或拨打 12345 政务服务热线查询"
 
 

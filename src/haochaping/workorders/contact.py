@@ -33,7 +33,7 @@ async def reveal_phone(
         db,
         actor=principal.name,
         actor_role=principal.role,
-        action="reveal_phone",
+        action=audit.AuditAction.REVEAL_PHONE,
         target_type="work_order",
         target_id=order.id,
         detail={"evaluation_id": ev.id, "purpose": "callback"},

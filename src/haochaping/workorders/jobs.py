@@ -25,6 +25,7 @@ from haochaping.orgs.models import Org
 from haochaping.policies.models import PolicySet
 from haochaping.policies.service import PolicyCache
 from haochaping.workorders import notify
+from haochaping.workorders.choices import DeadlineKind
 from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import Action, State
 
@@ -32,28 +33,27 @@ W = WorkOrder
 # (deadline kind, states it applies in, due column, warn column, warned column)
 DEADLINES = [
     (
-        "verify",
+        DeadlineKind.VERIFY,
         (State.VERIFYING, State.TRANSFERRED),
         W.verify_due_at,
         W.verify_warn_at,
         W.warned_verify_at,
     ),
     (
-        "rectify",
+        DeadlineKind.RECTIFY,
         (State.VERIFYING, State.TRANSFERRED, State.RECTIFYING),
         W.rectify_due_at,
         W.rectify_warn_at,
         W.warned_rectify_at,
     ),
     (
-        "callback",
+        DeadlineKind.CALLBACK,
         (State.CALLBACK, State.EXPLAINED),
         W.callback_due_at,
         W.callback_warn_at,
         W.warned_callback_at,
     ),
 ]
-KIND_LABELS = {"verify": "核实", "rectify": "整改", "callback": "回访"}
 # Orders marked (and mailed) per pass, deadline kind and state, most urgent first: a backlog
 # after an outage is worked off over several passes, each of bounded size.
 DUE_BATCH = 20000
@@ -140,7 +140,7 @@ async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport)
                         "actor_kind": "system",
                         "actor_id": None,
                         "actor_name": "系统",
-                        "note": f"{KIND_LABELS[kind]}超期，自动转入督办",
+                        "note": f"{kind.label}超期，自动转入督办",
                         "data": {"deadline": kind},
                         "created_at": now,
                     }

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
 from haochaping.db.types import BigIntPK
+from haochaping.workorders.choices import CallbackMethod, Verdict
 from haochaping.workorders.states import State
 
 
@@ -130,13 +131,8 @@ class CallbackAttempt(Base):
 
     __tablename__ = "callback_attempt"
     __table_args__ = (
-        CheckConstraint(
-            "method IN ('phone', 'sms', 'wechat', 'visit', 'link')", name="method_valid"
-        ),
-        CheckConstraint(
-            "verdict IS NULL OR verdict IN ('satisfied', 'basic', 'dissatisfied')",
-            name="verdict_valid",
-        ),
+        CheckConstraint(check_in("method", CallbackMethod), name="method_valid"),
+        CheckConstraint("verdict IS NULL OR " + check_in("verdict", Verdict), name="verdict_valid"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

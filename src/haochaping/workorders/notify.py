@@ -16,6 +16,7 @@ from haochaping.core import outbox
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
+from haochaping.workorders.choices import DEADLINE_LABELS
 from haochaping.workorders.models import WorkOrder
 
 
@@ -228,9 +229,6 @@ async def assigned(*, db: AsyncSession, order: WorkOrder, org_ids: list[int]) ->
         )
 
 
-KIND_LABELS = {"verify": "核实", "rectify": "整改", "callback": "回访"}
-
-
 async def warning(
     *, db: AsyncSession, order_id: int, org_id: int, kind: str, due_text: str
 ) -> None:
@@ -246,7 +244,7 @@ async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str, ve
 async def warnings(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, str]]) -> None:
     """`warning` for many orders at once, as (id, lead org, due text): a few queries in all."""
     who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
-    label = KIND_LABELS[kind]
+    label = DEADLINE_LABELS[kind]
     await _enqueue_mails(
         db,
         "deadline_warning",
@@ -267,7 +265,7 @@ async def warnings(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, i
 async def overdues(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, int]]) -> None:
     """`overdue` for many orders at once, as (id, lead org, version): a few queries in all."""
     who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
-    label = KIND_LABELS[kind]
+    label = DEADLINE_LABELS[kind]
     await _enqueue_mails(
         db,
         "overdue",

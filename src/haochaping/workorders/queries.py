@@ -17,7 +17,7 @@ from haochaping.core.security import mask_text
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.evaluations import queries as evaluation_queries
 from haochaping.evaluations.models import Evaluation
-from haochaping.evaluations.service import IntakeRules, Target, read_from_row
+from haochaping.evaluations.service import IntakeRules
 from haochaping.orgs.models import Item, Org
 from haochaping.workorders.context import Deadlines
 from haochaping.workorders.models import (
@@ -163,20 +163,9 @@ async def _ratings(
         )
     ).all()
     out = {}
-    for ev, case_no, org_code, item_code, window_code, staff_no in rows:
-        target = Target(
-            case_no=case_no,
-            org_code=org_code,
-            item_code=item_code,
-            window_code=window_code,
-            staff_no=staff_no,
-            region_code=ev.region_code,
-        )
-        out[ev.id] = (
-            read_from_row(evaluation_queries.row_dict(ev), target, rules),
-            case_no,
-            org_code,
-        )
+    for row in rows:
+        ev, case_no, org_code = row[0], row[1], row[2]
+        out[ev.id] = (evaluation_queries.read_row(row, rules), case_no, org_code)
     return out
 
 

@@ -9,8 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.auth import Principal
 from haochaping.core.db import rows_changed
-from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
-from haochaping.core.roles import HANDLERS
+from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
@@ -30,8 +29,6 @@ async def record(
     ctx: LoopContext,
 ) -> dict[str, Any]:
     """Record a spot-check call; a citizen who is in fact dissatisfied opens a work order."""
-    if principal.role not in HANDLERS:
-        raise Forbidden("当前角色无权执行抽查回访", code="role_forbidden")
     check = await db.get(SpotCheck, spot_check_id)
     if check is None:
         raise NotFound("抽查任务不存在", code="spot_check_not_found")
