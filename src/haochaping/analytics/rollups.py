@@ -282,14 +282,14 @@ class RefreshReport:
 
     folded: int = 0  # ratings folded in
     events: int = 0  # standing changes applied
-    rows: int = 0  # rollup rows written
+    rows: int = 0  # rollup rows the standing changes touched
     watermark: int = 0
     event_watermark: int = 0
 
     def __str__(self) -> str:
         return (
-            f"{self.folded} ratings and {self.events} standing changes folded into "
-            f"{self.rows} rows (watermarks {self.watermark}, {self.event_watermark})"
+            f"{self.folded} ratings folded, {self.events} standing changes applied "
+            f"({self.rows} rows), watermarks {self.watermark} and {self.event_watermark}"
         )
 
 
