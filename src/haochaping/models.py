@@ -2,6 +2,7 @@
 (Alembic, tests). It sits above the domains, like `app.py`, so that `db` stays below them."""
 
 from haochaping.accounts import models as accounts_models  # noqa: F401
+from haochaping.analytics import models as analytics_models  # noqa: F401
 from haochaping.appeals import models as appeals_models  # noqa: F401
 from haochaping.cases import models as cases_models  # noqa: F401
 from haochaping.core import calendar_models  # noqa: F401

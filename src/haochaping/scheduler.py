@@ -1,6 +1,6 @@
 """The scheduler: one pass runs every domain's periodic work (the work-order deadline sweep, the
-appeal sweep, the integrity batch checks, ledger sealing), then outbox delivery. Used by the
-loop inside `haochaping serve` and by `haochaping worker`."""
+appeal sweep, the integrity batch checks, ledger sealing, the statistics' rollups), then outbox
+delivery. Used by the loop inside `haochaping serve` and by `haochaping worker`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
+from haochaping.analytics import rollups
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.core import outbox
 from haochaping.core.timeutil import utcnow
@@ -20,6 +21,9 @@ from haochaping.ledger import jobs as ledger_jobs
 from haochaping.workorders import jobs
 
 log = logging.getLogger("haochaping.jobs")
+# Ratings folded into the rollups per pass at most: a first fold of millions spreads over
+# passes instead of holding up the deadline sweep.
+ROLLUP_LIMIT = 1_000_000
 
 
 @dataclass
@@ -67,6 +71,12 @@ async def run_pass(state: Any, *, force_integrity: bool = False) -> PassReport:
     except Exception:  # noqa: BLE001 - delivery must still run; the next pass seals them
         log.exception("ledger seal failed")
         sealed_text = "封存失败（详见日志），下一轮重试"
+    try:  # the statistics' rollups: new ratings and standing changes (own transactions)
+        rolled = await rollups.refresh(state.sessionmaker, limit=ROLLUP_LIMIT)
+        if rolled.folded or rolled.events:
+            log.info("rollups: %s", rolled)
+    except Exception:  # noqa: BLE001 - the reads stay exact (live tail); the next pass folds
+        log.exception("rollup refresh failed")
     delivery = await outbox.deliver_due(
         state.sessionmaker,
         state.notifier,

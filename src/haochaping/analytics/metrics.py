@@ -233,6 +233,9 @@ async def resolve(
         since=since,
         until=until,
         held_counts=formula.held_counts,
+        # The subtree's root, where the rollups keep its figures (not when a region narrows
+        # the organisations to a part of a subtree).
+        node=(root.id, root.path) if root is not None and node_region is None else None,
     )
     return Context(scope, formula, orgs, node_org, node_region, policy_region)
 

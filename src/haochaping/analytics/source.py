@@ -42,6 +42,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from haochaping.analytics import rollups
 from haochaping.evaluations.models import Evaluation, ReasonTag
 from haochaping.evaluations.standing import EvaluationStanding, counted_clause
 from haochaping.orgs.models import Item, Org, Region, Staff
@@ -72,10 +73,21 @@ class Scope:
     since: datetime | None = None
     until: datetime | None = None
     held_counts: bool = False
+    # (id, path) of the organisation whose whole subtree `org_ids` is: the rollups answer for
+    # it (`analytics/rollups.py`); None: the ratings table does.
+    node: tuple[int, str] | None = None
 
     def narrowed(self, since: datetime | None, until: datetime | None) -> Scope:
         """The same scope over another time range."""
-        return Scope(self.org_ids, self.by_window, self.item_id, since, until, self.held_counts)
+        return Scope(
+            self.org_ids,
+            self.by_window,
+            self.item_id,
+            since,
+            until,
+            self.held_counts,
+            self.node,
+        )
 
 
 def _dialect(db: AsyncSession) -> str:
@@ -145,6 +157,9 @@ async def level_counts(
 
     Dimensions: `channel`, `unit` (window, else organisation id), `staff`, `item` (ids; None
     where the rating names none), `day` (the local day: a date, or its ISO text)."""
+    fast = await _rollup_level_counts(db, scope, by)
+    if fast is not None:
+        return fast
     key = _dimension(db, by) if by else literal(None)
     keyed = key.label("k")
     stmt = (
@@ -158,10 +173,86 @@ async def level_counts(
     return dict(out)
 
 
+# --- the rollups (analytics/rollups.py), where the question allows ------------------------------
+
+
+def _rollup_scope(scope: Scope) -> tuple[rollups.Scope, datetime, datetime] | None:
+    """The rollups' node and period for a scope they can answer: a whole organisation subtree
+    over a bounded period, not narrowed to an item or rooted at a window."""
+    if (
+        scope.node is None
+        or scope.item_id is not None
+        or scope.by_window
+        or scope.since is None
+        or scope.until is None
+    ):
+        return None
+    return rollups.Scope(org_id=scope.node[0], path=scope.node[1]), scope.since, scope.until
+
+
+def _levels(answer: dict[Any, rollups.Measures], scope: Scope) -> dict[Any, LevelCounts]:
+    out = {}
+    for key, m in answer.items():
+        counts = m.counted(held_counts=scope.held_counts)[1:]
+        if any(counts):
+            out[key] = counts
+    return out
+
+
+async def _rollup_summary(db: AsyncSession, scope: Scope) -> rollups.Measures | None:
+    scoped = _rollup_scope(scope)
+    if scoped is None:
+        return None
+    node, since, until = scoped
+    return await rollups.summary(db, scope=node, since=since, until=until)
+
+
+async def _rollup_level_counts(
+    db: AsyncSession, scope: Scope, by: str | None
+) -> dict[Any, LevelCounts] | None:
+    """`level_counts` from the rollups, or None when they cannot answer (whole local days for
+    totals, series and channels; whole months for units, staff and items)."""
+    scoped = _rollup_scope(scope)
+    if scoped is None:
+        return None
+    node, since, until = scoped
+    if by is None:
+        total = await rollups.summary(db, scope=node, since=since, until=until)
+        return None if total is None else _levels({None: total}, scope) or {}
+    if by == "day":
+        days = await rollups.daily(db, scope=node, since=since, until=until)
+        return None if days is None else _levels(dict(days), scope)
+    if by == "channel":
+        channels = await rollups.by_channel(db, scope=node, since=since, until=until)
+        return None if channels is None else _levels(channels, scope)
+    keyed = await rollups.by_key(db, scope=node, dim=by, since=since, until=until)
+    if keyed is None:
+        return None
+    out: dict[Any, LevelCounts] = _levels(keyed, scope)
+    if by != "unit":  # the ratings that name no staff member or item, as the table gives them
+        total = await rollups.summary(db, scope=node, since=since, until=until)
+        assert total is not None  # whole months are whole days
+        named = [sum(c[i] for c in out.values()) for i in range(5)]
+        rest = [
+            t - n
+            for t, n in zip(total.counted(held_counts=scope.held_counts)[1:], named, strict=True)
+        ]
+        if any(rest):
+            out[None] = rest
+    return out
+
+
 async def totals(db: AsyncSession, scope: Scope) -> tuple[LevelCounts, dict[str, int]]:
     """In one pass over the first ratings in scope: the counted ones per level, and those
     left out of the figures — system defaults (reported apart), invalid and held ones (by
     their standing; held ones count when the policy says so, and are still reported)."""
+    rolled = await _rollup_summary(db, scope)
+    if rolled is not None:
+        return rolled.counted(held_counts=scope.held_counts)[1:], {
+            "default_ratings": rolled.default,
+            "invalid": rolled.invalid + rolled.default_invalid,
+            "held": sum(rolled.held) + rolled.default_held,
+        }
     standing = EvaluationStanding.standing
     stmt = (
         select(E.level, E.is_default, standing, func.count())
@@ -185,6 +276,12 @@ async def totals(db: AsyncSession, scope: Scope) -> tuple[LevelCounts, dict[str,
 
 async def reason_counts(db: AsyncSession, scope: Scope) -> dict[str, LevelCounts]:
     """Counted ratings per reason tag code and level (a rating with two tags counts in both)."""
+    scoped = _rollup_scope(scope)
+    if scoped is not None:
+        node, since, until = scoped
+        by_reason = await rollups.by_reason(db, scope=node, since=since, until=until)
+        if by_reason is not None:
+            return _levels(by_reason, scope)
     if _dialect(db) == "postgresql":
         tags = func.json_array_elements_text(E.reasons).table_valued("value")
     else:
