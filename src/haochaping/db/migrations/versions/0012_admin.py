@@ -1,0 +1,32 @@
+"""Administration in the console: organisations, staff and service items can be
+deactivated (never deleted: ratings and work orders keep pointing at them).
+
+Revision ID: 0012
+Revises: 0011
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels = None
+depends_on = None
+
+TABLES = ("org", "staff", "item")
+
+
+def upgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(
+                sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+            )
+
+
+def downgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("active")
