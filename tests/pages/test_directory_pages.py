@@ -12,8 +12,10 @@ from sqlalchemy import select
 from haochaping.accounts import service as account_service
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core.models import AuditEvent
+from haochaping.orgs import schemas as org_schemas
+from haochaping.orgs import service as org_service
 from haochaping.orgs.models import Item, Org, Staff
-from tests.factories import PASSWORD, assert_error
+from tests.factories import ADMIN, PASSWORD, assert_error
 from tests.pages.helpers import alert, csrf_of, sign_in
 
 
@@ -461,6 +463,36 @@ async def picked(client, **params) -> list[str]:
     return OPTION.findall(r.text)
 
 
+# This test world's codes: browser tests commit worlds of their own in the same regions.
+WORLD = {"OFFICE", "HALL-A", "W-A1", "W-A2", "HALL-B", "W-B1", "DEPT-M", "HALL-NB"}
+
+
+async def ours(client, **params) -> list[str]:
+    return sorted(c for c in await picked(client, **params) if c in WORLD)
+
+
+@pytest.fixture
+async def ningbo(db, world) -> None:
+    """A hall in a neighbouring city (330200), under the same office."""
+    await org_service.create_region(
+        db=db,
+        actor=ADMIN,
+        data=org_schemas.RegionCreate(code="330200", name="宁波市", parent_code="330000"),
+    )
+    await org_service.create_org(
+        db=db,
+        actor=ADMIN,
+        data=org_schemas.OrgCreate(
+            code="HALL-NB",
+            name="宁波市民服务中心",
+            kind="hall",
+            parent_code="OFFICE",
+            region_code="330200",
+        ),
+    )
+    await db.commit()
+
+
 async def test_the_picker_offers_only_reachable_orgs_by_name(client, db, world, hall_admin):
     await sign_in(client, hall_admin)
     assert await picked(client, q="窗口") == ["W-A1", "W-A2"]  # not W-B1 (hall B's)
@@ -468,8 +500,6 @@ async def test_the_picker_offers_only_reachable_orgs_by_name(client, db, world, 
     assert await picked(client, q="市民", kind="window") == []
     # The picker's input sends its text under its own name.
     assert await picked(client, field="parent_code", parent_code="1号") == ["W-A1"]
-    # `region`: any unit of the organisation's region (hall A is in 上城区 330102).
-    assert await picked(client, q="", scope="region", kind="unit") == ["HALL-A"]
     r = await client.get("/console/pickers/orgs", params={"q": "窗口", "list": "o-parent"})
     assert 'id="o-parent-status"' in r.text and "找到 2 个机构" in r.text
     # Deactivated organisations are not offered.
@@ -479,15 +509,22 @@ async def test_the_picker_offers_only_reachable_orgs_by_name(client, db, world, 
     assert await picked(client, q="窗口") == ["W-A1"]
 
 
-async def test_the_picker_for_a_region_reaches_other_subtrees_of_it(client, db, world):
-    await sign_in(client, world.users["unit_b"])  # hall B, region 330100 (杭州市)
-    assert await picked(client, q="") == ["HALL-B", "W-B1"]
-    # The region's units include the department and hall A (330102 lies inside 330100).
-    assert sorted(await picked(client, q="", scope="region", kind="unit")) == [
+async def test_the_picker_for_a_region_reaches_its_line_not_its_neighbours(
+    client, db, world, ningbo
+):
+    await sign_in(client, world.users["unit_a"])  # hall A, in 上城区 (330102)
+    assert await ours(client, q="") == ["HALL-A", "W-A1", "W-A2"]
+    # `region`: units of 上城区 and of the regions above it (杭州市, 浙江省), outside the
+    # person's subtree too; never those of 宁波市.
+    assert await ours(client, q="", scope="region", kind="unit") == [
         "DEPT-M",
         "HALL-A",
         "HALL-B",
+        "OFFICE",
     ]
+    assert await ours(client, q="宁波", scope="region") == []
+    await sign_in(client, world.users["unit_b"])  # hall B, in 杭州市 (330100)
+    assert await ours(client, q="", scope="region", kind="hall") == ["HALL-A", "HALL-B"]
 
 
 async def test_bad_picker_parameters_are_422(client, world):

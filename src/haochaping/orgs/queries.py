@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -130,8 +130,9 @@ async def pick_orgs(
     *, db: AsyncSession, actor: Principal, q: str, scope: str = "own", kind: str = ""
 ) -> list[dict[str, Any]]:
     """Active organisations whose name (or code) contains `q`, among those the person may
-    reach: `own` — their subtree; `region` — any organisation of their organisation's region
-    and the regions below it (a transfer's lead and co-handling units). `kind`: one kind,
+    reach: `own` — their subtree; `region` — any organisation of their organisation's region,
+    of the regions below it and of those above it (a transfer's lead and co-handling units),
+    never of a neighbouring region. `kind`: one kind,
     `unit` (departments and halls), or any. Shortest paths first, at most `PICKER_MAX`."""
     parent = aliased(Org)
     stmt = (
@@ -143,8 +144,11 @@ async def pick_orgs(
         region_path = await region_path_of(db, actor)
         if region_path is None:
             return []
+        # The region's own line: its subtree (a county's towns) and the regions above it
+        # (a county unit may hand an order to a city or province department).
         stmt = stmt.join(Region, Region.code == Org.region_code).where(
             Region.path.startswith(region_path, autoescape=True)
+            | literal(region_path, String).startswith(Region.path)
         )
     else:
         stmt = stmt.where(Org.path.startswith(actor.org_path, autoescape=True))
