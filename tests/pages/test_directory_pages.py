@@ -532,3 +532,47 @@ async def test_bad_picker_parameters_are_422(client, world):
     for params in ({"scope": "world"}, {"kind": "castle"}, {"q": "x" * 101}, {"list": "<x>"}):
         r = await client.get("/console/pickers/orgs", params=params)
         assert r.status_code == 422, params
+
+
+# --- staff photos ---------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def upload(client, staff_id: int, name: str, data: bytes, content_type: str):
+    page = await client.get("/console/directory/staff")
+    return await client.post(
+        f"/console/directory/staff/{staff_id}/photo",
+        data={"csrf_token": csrf_of(page.text)},
+        files={"photo": (name, data, content_type)},
+    )
+
+
+async def test_a_staff_photo_is_checked_stored_served_and_on_record(client, db, world, hall_admin):
+    staff = (await db.execute(select(Staff).where(Staff.staff_no == "S-A1"))).scalar_one()
+    staff_id = staff.id
+    other = (await db.execute(select(Staff).where(Staff.staff_no == "S-B1"))).scalar_one()
+    other_id = other.id
+    await sign_in(client, world.users["office"])
+    r = await upload(client, staff_id, "me.pdf", b"%PDF-1.4 x", "application/pdf")
+    assert r.status_code == 422 and alert(r.text) == "照片只接受 PNG、JPEG、WebP 格式"
+    r = await upload(client, staff_id, "me.png", b"GIF89a....", "image/png")
+    assert r.status_code == 422
+    r = await upload(client, staff_id, "me.png", PNG + b"\x00" * (2 * 1024 * 1024), "image/png")
+    assert r.status_code == 413
+    assert (await client.get(f"/console/directory/staff/{staff_id}/photo")).status_code == 404
+    r = await upload(client, staff_id, "me.png", PNG, "image/png")
+    assert r.status_code == 303
+    photo = await client.get(f"/console/directory/staff/{staff_id}/photo")
+    assert photo.status_code == 200 and photo.content == PNG
+    assert photo.headers["content-type"] == "image/png"
+    listing = await client.get("/console/directory/staff")
+    assert f'src="/console/directory/staff/{staff_id}/photo' in listing.text
+    rows = [e for e in await audit_rows(db, "set_staff_photo") if e.target_id == staff_id]
+    assert [(e.actor, e.detail["staff_no"]) for e in rows] == [(world.users["office"], "S-A1")]
+    # Hall A's administrator sees hall A's photo, not hall B's staff at all.
+    await sign_in(client, hall_admin)
+    assert (await client.get(f"/console/directory/staff/{staff_id}/photo")).status_code == 200
+    r = await upload(client, other_id, "x.png", PNG, "image/png")
+    assert r.status_code == 404
+    assert (await client.get(f"/console/directory/staff/{other_id}/photo")).status_code == 404

@@ -7,13 +7,15 @@ audit row in the same transaction, and stays within the signed-in person's subtr
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 from sqlalchemy import select
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 
 from haochaping.accounts import queries as account_queries
 from haochaping.accounts import schemas as account_schemas
@@ -32,7 +34,7 @@ from haochaping.console.layout import (
 from haochaping.core import pagination
 from haochaping.core.auth import Principal
 from haochaping.core.db import DbSession
-from haochaping.core.errors import Conflict, DomainError, NotFound
+from haochaping.core.errors import Conflict, DomainError, Invalid, NotFound, PayloadTooLarge
 from haochaping.core.ratelimit import client_ip
 from haochaping.core.roles import PERSON_ROLES, Role
 from haochaping.core.schemas import Id
@@ -43,6 +45,7 @@ from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from haochaping.orgs.choices import ORG_KIND_LABELS
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.workorders import attachments
 
 router = APIRouter(route_class=html_route("console/error.html"))
 
@@ -404,6 +407,75 @@ async def deactivate_staff(staff_id: Id, request: Request, db: DbSession, user: 
     await db.commit()
     flash(request, f"已停用工作人员：{staff.name}（工号 {staff.staff_no}）")
     return RedirectResponse(DIRECTORY + "/staff", status_code=303)
+
+
+PHOTO_MAX_BYTES = 2 * 1024 * 1024
+PHOTO_TYPES = ("image/png", "image/jpeg", "image/webp")
+
+
+async def _staff_in_scope(db: DbSession, user: Principal, staff_id: int) -> Staff:
+    row = (
+        await db.execute(
+            select(Staff, Org.path).join(Org, Org.id == Staff.org_id).where(Staff.id == staff_id)
+        )
+    ).first()
+    if row is None or not user.covers(row[1]):
+        raise NotFound("工作人员不存在或不在本账号的管辖范围内", code="staff_not_found")
+    return row[0]
+
+
+@router.post(DIRECTORY + "/staff/{staff_id}/photo", dependencies=[Csrf])
+async def upload_photo(staff_id: Id, request: Request, db: DbSession, user: ManagerConsoleUser):
+    """A staff member's photo (PNG, JPEG or WebP up to 2 MB, the type read from its bytes),
+    stored like work-order attachments under a random key."""
+    staff = await _staff_in_scope(db, user, staff_id)
+    raw = await request.form()
+    upload = raw.get("photo")
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise Invalid("请选择照片文件", code="photo_missing", details=[{"field": "photo"}])
+        data = await upload.read(PHOTO_MAX_BYTES + 1)
+        if len(data) > PHOTO_MAX_BYTES:
+            raise PayloadTooLarge("照片过大（上限 2 MB）", code="photo_too_large")
+        real = attachments.check(
+            filename=upload.filename,
+            declared=upload.content_type,
+            data=data,
+            max_bytes=PHOTO_MAX_BYTES,
+        )
+        if real not in PHOTO_TYPES:
+            raise Invalid(
+                "照片只接受 PNG、JPEG、WebP 格式", code="photo_type", details=[{"field": "photo"}]
+            )
+        folder = FilePath(request.app.state.settings.upload_dir) / "staff"
+        key, digest = await asyncio.to_thread(attachments.store, folder, data)
+        await org_service.set_staff_photo(
+            db=db, actor=user, staff_no=staff.staff_no, key=key, content_type=real, sha256=digest
+        )
+    except DomainError as exc:
+        await db.rollback()
+        return await _staff_list(request, db, user, error=exc.message, status_code=exc.status_code)
+    await db.commit()
+    flash(request, f"已更新工作人员照片：{staff.name}（工号 {staff.staff_no}）")
+    return RedirectResponse(DIRECTORY + "/staff", status_code=303)
+
+
+@router.get(DIRECTORY + "/staff/{staff_id}/photo")
+async def staff_photo(staff_id: Id, request: Request, db: DbSession, user: ConsoleUser):
+    """A staff member's photo, to the people whose subtree holds them."""
+    staff = await _staff_in_scope(db, user, staff_id)
+    if not staff.photo_key or not staff.photo_type:
+        raise NotFound("该工作人员还没有照片", code="photo_not_found")
+    path = FilePath(request.app.state.settings.upload_dir) / "staff" / staff.photo_key
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound("照片文件不存在", code="photo_not_found") from None
+    return Response(
+        data,
+        media_type=staff.photo_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"},
+    )
 
 
 async def _item_list(

@@ -31,6 +31,7 @@ class AuditAction(ChoiceSet):
     CREATE_STAFF = "create_staff", "新增工作人员"
     UPDATE_STAFF = "update_staff", "修改工作人员"
     DEACTIVATE_STAFF = "deactivate_staff", "停用工作人员"
+    SET_STAFF_PHOTO = "set_staff_photo", "更新工作人员照片"
     CREATE_ITEM = "create_item", "新增服务事项"
     UPDATE_ITEM = "update_item", "修改服务事项"
     DEACTIVATE_ITEM = "deactivate_item", "停用服务事项"

@@ -65,6 +65,10 @@ class Staff(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deactivated, never deleted: ratings, work orders and accounts keep pointing at it.
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The photo shown by the window evaluator and "服务之星": a file under the upload folder
+    # (`staff/<photo_key>`), its content type checked by its bytes.
+    photo_key: Mapped[str | None] = mapped_column(String(64))
+    photo_type: Mapped[str | None] = mapped_column(String(20))
 
 
 class Item(Base):

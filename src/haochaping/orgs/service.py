@@ -443,3 +443,21 @@ async def deactivate_item(*, db: AsyncSession, actor: Principal, code: str) -> I
     )
     await db.flush()
     return item
+
+
+async def set_staff_photo(
+    *, db: AsyncSession, actor: Principal, staff_no: str, key: str, content_type: str, sha256: str
+) -> Staff:
+    """Record a staff member's new photo (already checked and stored by the caller)."""
+    staff, org = await _staff_in_scope(db, actor, staff_no)
+    staff.photo_key, staff.photo_type = key, content_type
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.SET_STAFF_PHOTO,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code, "sha256": sha256},
+    )
+    await db.flush()
+    return staff
