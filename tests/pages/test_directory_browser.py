@@ -94,6 +94,7 @@ async def test_the_pages_pass_axe(new_page, live_server, live_world):
         "/console/directory",
         "/console/directory/staff",
         "/console/directory/items",
+        "/console/directory/regions",
         "/console/users",
         "/console/clients",
     ]

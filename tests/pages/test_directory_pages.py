@@ -576,3 +576,36 @@ async def test_a_staff_photo_is_checked_stored_served_and_on_record(client, db, 
     r = await upload(client, other_id, "x.png", PNG, "image/png")
     assert r.status_code == 404
     assert (await client.get(f"/console/directory/staff/{other_id}/photo")).status_code == 404
+
+
+# --- regions --------------------------------------------------------------------------------
+
+
+async def test_regions_created_and_renamed_on_record_within_ones_region(client, db, world):
+    await sign_in(client, world.users["office"])  # the office is in 浙江省 (330000)
+    before = {a: len(await audit_rows(db, a)) for a in ("create_region", "update_region")}
+    data = {"code": "330105", "name": "拱墅区", "parent_code": "330100"}
+    r = await post(client, "/console/directory/regions", data)
+    assert r.status_code == 303
+    r = await post(client, "/console/directory/regions", {**data, "name": "拱墅区（新）"})
+    assert r.status_code == 303
+    listing = await client.get("/console/directory/regions", params={"q": "拱墅"})
+    assert 'data-region="330105"' in listing.text and "拱墅区（新）" in listing.text
+    assert 'data-region="330102"' not in listing.text
+    assert len(await audit_rows(db, "create_region")) == before["create_region"] + 1
+    assert len(await audit_rows(db, "update_region")) == before["update_region"] + 1
+    r = await post(client, "/console/directory/regions", {"code": "33", "name": "x"})
+    assert r.status_code == 422
+    # An office of 上城区 (330102) cannot add a district to 杭州市 (as the JSON route).
+    await account_service.create_user(
+        db=db, username="office_sc", password=PASSWORD, role="office", org_code="HALL-A"
+    )
+    await db.commit()
+    await sign_in(client, "office_sc")
+    r = await post(
+        client,
+        "/console/directory/regions",
+        {"code": "330106", "name": "西湖区", "parent_code": "330100"},
+    )
+    assert r.status_code == 403 and alert(r.text) == "只能维护本机构所在辖区内的行政区划"
+    assert len(await audit_rows(db, "create_region")) == before["create_region"] + 1

@@ -44,7 +44,7 @@ from haochaping.orgs import queries as org_queries
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from haochaping.orgs.choices import ORG_KIND_LABELS
-from haochaping.orgs.models import Item, Org, Staff
+from haochaping.orgs.models import Item, Org, Region, Staff
 from haochaping.workorders import attachments
 
 router = APIRouter(route_class=html_route("console/error.html"))
@@ -87,6 +87,7 @@ def _sections(user: Principal) -> list[tuple[str, str]]:
         (DIRECTORY, "机构"),
         (DIRECTORY + "/staff", "工作人员"),
         (DIRECTORY + "/items", "服务事项"),
+        (DIRECTORY + "/regions", "行政区划"),
     ]
     if user.has_role(Role.ADMIN):
         links += [(USERS, "账号"), (CLIENTS, "接入密钥")]
@@ -329,6 +330,71 @@ async def org_act(
         await request.app.state.client_cache.revoked()
     flash(request, message)
     return RedirectResponse(f"{DIRECTORY}/orgs/{org_id}", status_code=303)
+
+
+# --- regions ------------------------------------------------------------------------------
+
+
+async def _region_list(
+    request: Request,
+    db: DbSession,
+    user: Principal,
+    *,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    q = _query(request, "q")
+    rows, next_cursor = await pagination.page(
+        db,
+        org_queries.admin_regions(q=q),
+        key=Region.path,
+        cursor=request.query_params.get("cursor"),
+        limit=PAGE_SIZE,
+        text_key=True,
+        scalars=True,
+    )
+    return await _render(
+        request,
+        db,
+        user,
+        "console/directory_regions.html",
+        {
+            "title": "行政区划",
+            "rows": rows,
+            "filters": {"q": q},
+            "next_cursor": next_cursor,
+            "form": form or {},
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get(DIRECTORY + "/regions")
+async def region_list(request: Request, db: DbSession, user: ManagerConsoleUser):
+    """The regions (shared by every organisation), in tree order."""
+    return await _region_list(request, db, user)
+
+
+@router.post(DIRECTORY + "/regions", dependencies=[Csrf])
+async def save_region(request: Request, db: DbSession, user: ManagerConsoleUser):
+    """Add a region under a parent, or rename one (by code); within the person's region."""
+    raw = await request.form()
+    form = {k: _field(raw, k) for k in ("code", "name", "parent_code")}
+    try:
+        data = org_schemas.RegionCreate.model_validate(
+            {**form, "parent_code": form["parent_code"] or None}
+        )
+        region, created = await org_service.create_region(db=db, actor=user, data=data)
+    except (DomainError, ValidationError) as exc:
+        await db.rollback()
+        message, status = _problem(exc)
+        return await _region_list(request, db, user, form=form, error=message, status_code=status)
+    await db.commit()
+    verb = "已新增" if created else "已更名"
+    flash(request, f"{verb}行政区划：{region.name}（{region.code}）")
+    return RedirectResponse(DIRECTORY + "/regions", status_code=303)
 
 
 # --- staff and service items ------------------------------------------------------------------

@@ -214,3 +214,13 @@ def admin_items(*, actor: Principal, q: str) -> Select:
             Item.name.contains(q, autoescape=True) | Item.code.contains(q, autoescape=True)
         )
     return stmt
+
+
+def admin_regions(*, q: str) -> Select:
+    """Regions in tree order, searched by name or code (shared by every organisation)."""
+    stmt = select(Region).order_by(Region.path)
+    if q:
+        stmt = stmt.where(
+            Region.name.contains(q, autoescape=True) | Region.code.contains(q, autoescape=True)
+        )
+    return stmt
