@@ -267,10 +267,7 @@ async def test_missing_fields_are_422_and_the_form_keeps_what_was_typed(client, 
     assert r.status_code == 422
     assert alert(r.text) == "请填写转办理由"
     assert '<details class="action" id="action-transfer" open>' in r.text
-    assert (
-        'name="lead_org_other" type="text" maxlength="50"\n                 value="HALL-B"'
-        in r.text
-    )
+    assert 'name="lead_org_other" type="text" value="HALL-B"' in r.text
     r = await act(client, order.id, "transfer", note="不属于本单位职责", lead_org_other="NOPE")
     assert r.status_code == 404 and "NOPE" in alert(r.text) and "不属于本单位职责" in r.text
     r = await act(client, order.id, "fly", note="x")
@@ -358,7 +355,7 @@ async def test_office_transfers_with_the_select_and_names_co_units(client, db, w
         and 'value="HALL-A">'
         not in page.text.split('id="transfer-lead_org_code"')[1].split("</select>")[0]
     )
-    assert 'id="transfer-lead_org_other"' not in page.text
+    assert 'name="lead_org_other"' not in page.text
     csrf = csrf_of(page.text)
     r = await client.post(
         f"{QUEUE}/{order.id}/actions",
@@ -375,6 +372,33 @@ async def test_office_transfers_with_the_select_and_names_co_units(client, db, w
     page = await client.get(f"{QUEUE}/{order.id}")
     assert "协办单位" in page.text and "市场监督管理局" in page.text
     assert "协办单位：DEPT-M、HALL-A" in page.text
+
+
+async def test_a_unit_chooses_units_outside_its_subtree_by_name(client, db, world, bad):
+    """The transfer form's pickers (issue 11): a unit names the lead and the co-handling
+    units by name among any unit of its region, not only its own subtree."""
+    _ev, order = bad
+    await sign_in(client, world.users["unit_a"])
+    page = await client.get(f"{QUEUE}/{order.id}")
+    for field in ('name="lead_org_other"', 'id="transfer-co-other-0"', 'id="transfer-co-other-1"'):
+        assert field in page.text
+    assert "scope=region" in page.text and "kind=unit" in page.text
+    r = await client.get(
+        "/console/pickers/orgs", params={"scope": "region", "kind": "unit", "q": "市场监督"}
+    )
+    assert '<option value="DEPT-M"' in r.text  # not in hall A's subtree, but in its region
+    r = await act(
+        client,
+        order.id,
+        "transfer",
+        note="属市场监管职责",
+        lead_org_other="HALL-B",
+        co_org_codes=["DEPT-M"],
+    )
+    assert r.status_code == 303, alert(r.text)
+    await sign_in(client, world.users["office"])
+    page = await client.get(f"{QUEUE}/{order.id}")
+    assert "协办单位：DEPT-M" in page.text
 
 
 async def test_callback_supervision_and_the_office_forms(client, db, world, bad):

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.accounts.models import User
+from haochaping.accounts.models import ApiClient, User
 from haochaping.core import pagination
 from haochaping.core.audit import AuditAction
 from haochaping.core.auth import Principal
@@ -95,3 +95,29 @@ def read(event: AuditEvent, org_code: str | None) -> dict[str, Any]:
         "detail": event.detail or {},
         "source_ip": event.source_ip,
     }
+
+
+def admin_users(*, actor: Principal, q: str) -> Select:
+    """People's accounts of the administrator's subtree, by organisation then username."""
+    stmt = (
+        select(User, Org.code, Org.name)
+        .join(Org, Org.id == User.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(Org.path, User.username)
+    )
+    if q:
+        stmt = stmt.where(
+            User.username.contains(q, autoescape=True)
+            | User.display_name.contains(q, autoescape=True)
+        )
+    return stmt
+
+
+def admin_clients(*, actor: Principal) -> Select:
+    """API clients of the administrator's subtree (never their keys: only the prefix)."""
+    return (
+        select(ApiClient, Org.code, Org.name)
+        .join(Org, Org.id == ApiClient.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(ApiClient.active.desc(), ApiClient.name)
+    )

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from haochaping.core.schemas import ReadModel
+from pydantic import Field, StringConstraints
+
+from haochaping.core.roles import PERSON_ROLES
+from haochaping.core.schemas import Code, InputModel, ReadModel
+
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=2, max_length=64, pattern=r"^[0-9A-Za-z][0-9A-Za-z_.\-]*$"
+    ),
+]
+PersonRole = Annotated[
+    str, StringConstraints(pattern="^(" + "|".join(r.value for r in PERSON_ROLES) + ")$")
+]
 
 
 class TokenRead(ReadModel):
@@ -46,3 +59,28 @@ class AuditEventRead(ReadModel):
     target_id: int | None
     detail: dict[str, Any]
     source_ip: str | None
+
+
+class AccountCreate(InputModel):
+    """A person's account as an administrator creates it in the console."""
+
+    username: Username
+    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    password: Annotated[str, StringConstraints(max_length=200)]
+    role: PersonRole
+    org_code: Code
+
+
+class AccountAssign(InputModel):
+    """Another role or organisation for a person."""
+
+    role: PersonRole
+    org_code: Code
+
+
+class ClientCreate(InputModel):
+    """An API client as an administrator creates it in the console."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    org_code: Code
+    channels: Annotated[list[str], Field(min_length=1, max_length=20)]

@@ -9,7 +9,7 @@ from haochaping.accounts.choices import PERSON_ROLES
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core import audit
 from haochaping.core.auth import Principal
-from haochaping.core.errors import Conflict, Invalid, NotFound, Unauthenticated
+from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from haochaping.core.ratelimit import LoginGuard
 from haochaping.core.security import hash_api_key, hash_password, new_api_key, verify_password
 from haochaping.evaluations.choices import Channel
@@ -265,3 +265,175 @@ async def revoke_client(
     )
     await db.flush()
     return client
+
+
+# --- administration in the console: an administrator acts within their subtree -------------
+
+
+async def user_in_scope(*, db: AsyncSession, actor: Principal, user_id: int) -> tuple[User, Org]:
+    """A person's account whose organisation lies in the administrator's subtree, or 404/403."""
+    row = (
+        await db.execute(
+            select(User, Org).join(Org, Org.id == User.org_id).where(User.id == user_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("用户不存在", code="user_not_found")
+    actor.require(row[1].path)
+    return row[0], row[1]
+
+
+def _not_self(actor: Principal, user: User) -> None:
+    if actor.kind == "user" and actor.id == user.id:
+        raise Forbidden("不能在此调整或停用自己的账号", code="own_account")
+
+
+def _record_by(
+    db: AsyncSession, actor: Principal, action: audit.AuditAction, user: User, **detail: object
+) -> None:
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=action,
+        target_type="user",
+        target_id=user.id,
+        detail={"username": user.username, **detail},
+    )
+
+
+async def admin_create_user(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    username: str,
+    password: str,
+    role: str,
+    org_code: str,
+    display_name: str = "",
+) -> User:
+    """An administrator creates an account for an organisation in their subtree."""
+    org = await get_org(db=db, code=org_code)
+    actor.require(org.path)
+    return await create_user(
+        db=db,
+        username=username,
+        password=password,
+        role=role,
+        org_code=org_code,
+        display_name=display_name,
+        actor=actor.name,
+        actor_role=actor.role,
+    )
+
+
+async def assign_user(
+    *, db: AsyncSession, actor: Principal, user_id: int, role: str, org_code: str
+) -> User:
+    """Give a person another role or organisation (both in the administrator's subtree);
+    their sessions end, so the new reach applies at once."""
+    user, old_org = await user_in_scope(db=db, actor=actor, user_id=user_id)
+    _not_self(actor, user)
+    if role not in PERSON_ROLES:
+        raise Invalid(f"未知角色 {role}", code="unknown_role", details=[{"field": "role"}])
+    org = await get_org(db=db, code=org_code)
+    actor.require(org.path)
+    old_role = user.role
+    user.role, user.org_id = role, org.id
+    end_sessions(user)
+    _record_by(
+        db,
+        actor,
+        audit.AuditAction.ASSIGN_USER,
+        user,
+        role=role,
+        org=org.code,
+        old_role=old_role,
+        old_org=old_org.code,
+    )
+    await db.flush()
+    return user
+
+
+async def admin_reset_password(
+    *, db: AsyncSession, actor: Principal, user_id: int, password: str
+) -> User:
+    """An administrator sets a new password for a person in their subtree; sessions end."""
+    user, _ = await user_in_scope(db=db, actor=actor, user_id=user_id)
+    _check_password(password, "password")
+    user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    end_sessions(user)
+    _record_by(db, actor, audit.AuditAction.SET_PASSWORD, user)
+    await db.flush()
+    return user
+
+
+async def admin_deactivate_user(*, db: AsyncSession, actor: Principal, user_id: int) -> User:
+    """The person can no longer sign in, and every session of theirs ends."""
+    user, _ = await user_in_scope(db=db, actor=actor, user_id=user_id)
+    _not_self(actor, user)
+    user.active = False
+    end_sessions(user)
+    _record_by(db, actor, audit.AuditAction.DEACTIVATE_USER, user)
+    await db.flush()
+    return user
+
+
+async def admin_end_sessions(*, db: AsyncSession, actor: Principal, user_id: int) -> User:
+    """Every session cookie and token of the person ends (a lost phone, a shared screen)."""
+    user, _ = await user_in_scope(db=db, actor=actor, user_id=user_id)
+    end_sessions(user)
+    _record_by(db, actor, audit.AuditAction.END_SESSIONS, user)
+    await db.flush()
+    return user
+
+
+async def admin_create_client(
+    *, db: AsyncSession, actor: Principal, name: str, org_code: str, channels: list[str]
+) -> tuple[ApiClient, str]:
+    """An administrator creates an API client for an organisation in their subtree."""
+    org = await get_org(db=db, code=org_code)
+    actor.require(org.path)
+    return await create_client(
+        db=db,
+        name=name,
+        org_code=org_code,
+        channels=channels,
+        actor=actor.name,
+        actor_role=actor.role,
+    )
+
+
+async def rotate_client(
+    *, db: AsyncSession, actor: Principal, client_id: int
+) -> tuple[ApiClient, str]:
+    """A new key for an active client; the old one stops working at once (the caller tells
+    `core.auth.ClientCache` after commit). Returns the client and the new key, shown once."""
+    row = (
+        await db.execute(
+            select(ApiClient, Org.path)
+            .join(Org, Org.id == ApiClient.org_id)
+            .where(ApiClient.id == client_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("API 客户端不存在", code="client_not_found")
+    client, path = row
+    actor.require(path)
+    if not client.active:
+        raise Conflict("该接入密钥已吊销，不能更换", code="client_revoked")
+    old_prefix = client.key_prefix
+    key = new_api_key()
+    client.key_prefix, client.key_hash = key[:12], hash_api_key(key)
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=audit.AuditAction.ROTATE_CLIENT,
+        target_type="api_client",
+        target_id=client.id,
+        detail={"name": client.name, "old_key_prefix": old_prefix, "key_prefix": client.key_prefix},
+    )
+    await db.flush()
+    return client, key

@@ -31,6 +31,9 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
     ("/console/audit", "审计日志", MANAGERS),  # offices: their subtree's reveals
+    # Administration (issue 11): the directory for offices, accounts and keys for admins.
+    ("/console/directory", "机构与人员", MANAGERS),
+    ("/console/users", "账号与密钥", frozenset({Role.ADMIN})),
 ]
 FLASH_KEY = "flash"
 
@@ -78,6 +81,11 @@ def console_gate(
 ManagerConsoleUser = Annotated[
     Principal,
     Depends(console_gate(is_manager, "此页面仅供政务服务管理机构和系统管理员使用")),
+]
+# An administrator at any level (accounts and API keys of their subtree).
+AdminConsoleUser = Annotated[
+    Principal,
+    Depends(console_gate(lambda user: user.has_role(Role.ADMIN), "此页面仅供系统管理员使用")),
 ]
 SystemAdminConsoleUser = Annotated[
     Principal, Depends(console_gate(is_system_admin, "此操作仅限根机构的系统管理员"))

@@ -14,6 +14,7 @@ from haochaping.console import (
     admin_pages,
     callback_pages,
     dashboard_pages,
+    directory_pages,
     held_pages,
     integrity_pages,
     loop_pages,
@@ -138,6 +139,7 @@ router.include_router(integrity_pages.router)
 router.include_router(held_pages.router)
 router.include_router(dashboard_pages.router)
 router.include_router(callback_pages.router)
+router.include_router(directory_pages.router)
 
 
 @router.get("/console/{rest:path}")

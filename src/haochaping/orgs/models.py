@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from haochaping.core.choices import check_between, check_in
@@ -42,6 +42,8 @@ class Org(Base):
     # Materialised path of org codes ("/P/HALL1/W01/"): scope checks are a prefix test.
     path: Mapped[str] = mapped_column(String(600))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deactivated, never deleted: ratings, work orders and accounts keep pointing at it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     parent: Mapped[Org | None] = relationship(remote_side=[id], lazy="raise")
 
@@ -61,6 +63,12 @@ class Staff(Base):
     name: Mapped[str] = mapped_column(String(100))
     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deactivated, never deleted: ratings, work orders and accounts keep pointing at it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The photo shown by the window evaluator and "服务之星": a file under the upload folder
+    # (`staff/<photo_key>`), its content type checked by its bytes.
+    photo_key: Mapped[str | None] = mapped_column(String(64))
+    photo_type: Mapped[str | None] = mapped_column(String(20))
 
 
 class Item(Base):
@@ -74,3 +82,5 @@ class Item(Base):
     name: Mapped[str] = mapped_column(String(200))
     org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Deactivated, never deleted: ratings, work orders and accounts keep pointing at it.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, String, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -123,6 +123,21 @@ async def own_region(db: AsyncSession, actor: Principal) -> Region | None:
     ).scalar_one_or_none()
 
 
+PICKER_MAX = 20  # options a picker offers at once (type more of the name to narrow)
+PICKER_SCOPES = ("own", "region")
+
+
+async def region_path_of(db: AsyncSession, actor: Principal) -> str | None:
+    """The materialised path of the region of the person's organisation."""
+    return (
+        await db.execute(
+            select(Region.path)
+            .join(Org, Org.region_code == Region.code)
+            .where(Org.id == actor.org_id)
+        )
+    ).scalar_one_or_none()
+
+
 async def own_org(db: AsyncSession, actor: Principal) -> Org | None:
     return (await db.execute(select(Org).where(Org.id == actor.org_id))).scalar_one_or_none()
 
@@ -208,3 +223,103 @@ async def org_chain(db: AsyncSession, actor: Principal, org: Org) -> list[Org]:
     )
     by_code = {o.code: o for o in rows}
     return [by_code[c] for c in codes if c in by_code]
+
+
+async def pick_orgs(
+    *, db: AsyncSession, actor: Principal, q: str, scope: str = "own", kind: str = ""
+) -> list[dict[str, Any]]:
+    """Active organisations whose name (or code) contains `q`, among those the person may
+    reach: `own` — their subtree; `region` — any organisation of their organisation's region,
+    of the regions below it and of those above it (a transfer's lead and co-handling units),
+    never of a neighbouring region. `kind`: one kind,
+    `unit` (departments and halls), or any. Shortest paths first, at most `PICKER_MAX`."""
+    parent = aliased(Org)
+    stmt = (
+        select(Org.code, Org.name, Org.kind, parent.name)
+        .outerjoin(parent, parent.id == Org.parent_id)
+        .where(Org.active.is_(True))
+    )
+    if scope == "region":
+        region_path = await region_path_of(db, actor)
+        if region_path is None:
+            return []
+        # The region's own line: its subtree (a county's towns) and the regions above it
+        # (a county unit may hand an order to a city or province department).
+        stmt = stmt.join(Region, Region.code == Org.region_code).where(
+            Region.path.startswith(region_path, autoescape=True)
+            | literal(region_path, String).startswith(Region.path)
+        )
+    else:
+        stmt = stmt.where(Org.path.startswith(actor.org_path, autoescape=True))
+    if kind == "unit":
+        stmt = stmt.where(Org.kind != "window")
+    elif kind:
+        stmt = stmt.where(Org.kind == kind)
+    if q:
+        stmt = stmt.where(
+            Org.name.contains(q, autoescape=True) | Org.code.contains(q, autoescape=True)
+        )
+    stmt = stmt.order_by(func.length(Org.path), Org.path).limit(PICKER_MAX)
+    return [
+        {"code": c, "name": n, "kind": k, "parent": p}
+        for c, n, k, p in (await db.execute(stmt)).all()
+    ]
+
+
+def admin_orgs(*, actor: Principal, q: str, kind: str, active: bool | None) -> Select:
+    """Organisations of the person's subtree for the directory page, in tree order."""
+    parent = aliased(Org)
+    stmt = (
+        select(Org, parent.code, parent.name, Region.name)
+        .outerjoin(parent, parent.id == Org.parent_id)
+        .join(Region, Region.code == Org.region_code)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(Org.path)
+    )
+    if q:
+        stmt = stmt.where(
+            Org.name.contains(q, autoescape=True) | Org.code.contains(q, autoescape=True)
+        )
+    if kind:
+        stmt = stmt.where(Org.kind == kind)
+    if active is not None:
+        stmt = stmt.where(Org.active.is_(active))
+    return stmt
+
+
+def admin_staff(*, actor: Principal, q: str) -> Select:
+    stmt = (
+        select(Staff, Org.code, Org.name)
+        .join(Org, Org.id == Staff.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(Org.path, Staff.staff_no)
+    )
+    if q:
+        stmt = stmt.where(
+            Staff.name.contains(q, autoescape=True) | Staff.staff_no.contains(q, autoescape=True)
+        )
+    return stmt
+
+
+def admin_items(*, actor: Principal, q: str) -> Select:
+    stmt = (
+        select(Item, Org.code, Org.name)
+        .join(Org, Org.id == Item.org_id)
+        .where(Org.path.startswith(actor.org_path, autoescape=True))
+        .order_by(Item.code)
+    )
+    if q:
+        stmt = stmt.where(
+            Item.name.contains(q, autoescape=True) | Item.code.contains(q, autoescape=True)
+        )
+    return stmt
+
+
+def admin_regions(*, q: str) -> Select:
+    """Regions in tree order, searched by name or code (shared by every organisation)."""
+    stmt = select(Region).order_by(Region.path)
+    if q:
+        stmt = stmt.where(
+            Region.name.contains(q, autoescape=True) | Region.code.contains(q, autoescape=True)
+        )
+    return stmt

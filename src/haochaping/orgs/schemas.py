@@ -69,3 +69,11 @@ class ItemRead(ReadModel):
     name: str
     org_code: str
     basic_code: str | None = None
+
+
+class OrgRename(InputModel):
+    name: Name
+
+
+class OrgMove(InputModel):
+    parent_code: Code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core import audit
@@ -281,3 +281,183 @@ async def create_item(
         {"code": item.code, "org": org.code},
     )
     return item, org, True
+
+
+# --- administration in the console: rename, move, deactivate ---------------------------------
+
+PATH_MAX = 600  # `org.path`'s column length
+
+
+async def _org_in_scope(db: AsyncSession, actor: Principal, code: str, field: str) -> Org:
+    org = await get_org(db=db, code=code, field=field)
+    actor.require(org.path)
+    return org
+
+
+def _not_own(actor: Principal, org: Org) -> None:
+    """The caller's own organisation is where their reach starts: they cannot move or
+    deactivate it (whoever stands above it can)."""
+    if org.path == actor.org_path:
+        raise Forbidden("不能调整或停用本账号所属的机构，请由上级机构的管理员操作", code="own_org")
+
+
+async def rename_org(*, db: AsyncSession, actor: Principal, code: str, name: str) -> Org:
+    """Give an organisation in the caller's subtree a new name (its code never changes)."""
+    org = await _org_in_scope(db, actor, code, "code")
+    old = org.name
+    org.name = name
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.UPDATE_ORG,
+        "org",
+        org.id,
+        {"code": org.code, "old_name": old, "name": name},
+    )
+    await db.flush()
+    return org
+
+
+async def move_org(*, db: AsyncSession, actor: Principal, code: str, parent_code: str) -> int:
+    """Put an organisation, with its whole subtree, under a new parent; both in the caller's
+    subtree, never under itself or its own descendants. Every descendant's materialised path
+    is rewritten in one statement. Returns how many organisations moved."""
+    org = await _org_in_scope(db, actor, code, "code")
+    _not_own(actor, org)
+    parent = await _org_in_scope(db, actor, parent_code, "parent_code")
+    if parent.path.startswith(org.path):
+        raise Invalid(
+            "不能把机构移到它自己或其下级机构之下",
+            code="move_into_subtree",
+            details=[{"field": "parent_code", "value": parent_code}],
+        )
+    if parent.kind == "window":
+        raise Invalid(
+            "窗口下不能再设机构", code="invalid_parent", details=[{"field": "parent_code"}]
+        )
+    old_path, new_path = org.path, f"{parent.path}{org.code}/"
+    if old_path == new_path:
+        return 0
+    longest = (
+        await db.execute(
+            select(func.max(func.length(Org.path))).where(
+                Org.path.startswith(old_path, autoescape=True)
+            )
+        )
+    ).scalar_one()
+    if (longest or 0) - len(old_path) + len(new_path) > PATH_MAX:
+        raise Invalid(
+            "机构层级过深，无法移动", code="org_too_deep", details=[{"field": "parent_code"}]
+        )
+    moved = await db.execute(
+        update(Org)
+        .where(Org.path.startswith(old_path, autoescape=True))
+        .values(path=literal(new_path, String) + func.substr(Org.path, len(old_path) + 1))
+        .execution_options(synchronize_session="fetch")
+    )
+    org.parent_id = parent.id
+    count = int(moved.rowcount or 0)  # type: ignore[attr-defined]
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.MOVE_ORG,
+        "org",
+        org.id,
+        {"code": org.code, "from": old_path, "to": new_path, "moved": count},
+    )
+    await db.flush()
+    return count
+
+
+async def deactivate_org(*, db: AsyncSession, actor: Principal, code: str) -> int:
+    """Deactivate an organisation and everything under it (kept, never deleted: past
+    ratings and orders still name them). Returns how many were deactivated."""
+    org = await _org_in_scope(db, actor, code, "code")
+    _not_own(actor, org)
+    done = await db.execute(
+        update(Org)
+        .where(Org.path.startswith(org.path, autoescape=True), Org.active.is_(True))
+        .values(active=False)
+        .execution_options(synchronize_session="fetch")
+    )
+    count = int(done.rowcount or 0)  # type: ignore[attr-defined]
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.DEACTIVATE_ORG,
+        "org",
+        org.id,
+        {"code": org.code, "path": org.path, "deactivated": count},
+    )
+    await db.flush()
+    return count
+
+
+async def _staff_in_scope(db: AsyncSession, actor: Principal, staff_no: str) -> tuple[Staff, Org]:
+    row = (
+        await db.execute(
+            select(Staff, Org).join(Org, Org.id == Staff.org_id).where(Staff.staff_no == staff_no)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"工作人员 {staff_no} 不存在", code="staff_not_found")
+    actor.require(row[1].path)
+    return row[0], row[1]
+
+
+async def deactivate_staff(*, db: AsyncSession, actor: Principal, staff_no: str) -> Staff:
+    """A staff member who left: kept (their ratings stay theirs), no longer active."""
+    staff, org = await _staff_in_scope(db, actor, staff_no)
+    staff.active = False
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.DEACTIVATE_STAFF,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code},
+    )
+    await db.flush()
+    return staff
+
+
+async def deactivate_item(*, db: AsyncSession, actor: Principal, code: str) -> Item:
+    """A service item no longer offered: kept (its ratings stay), no longer active."""
+    row = (
+        await db.execute(
+            select(Item, Org).join(Org, Org.id == Item.org_id).where(Item.code == code)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"服务事项 {code} 不存在", code="item_not_found")
+    item, org = row
+    actor.require(org.path)
+    item.active = False
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.DEACTIVATE_ITEM,
+        "item",
+        item.id,
+        {"code": item.code, "org": org.code},
+    )
+    await db.flush()
+    return item
+
+
+async def set_staff_photo(
+    *, db: AsyncSession, actor: Principal, staff_no: str, key: str, content_type: str, sha256: str
+) -> Staff:
+    """Record a staff member's new photo (already checked and stored by the caller)."""
+    staff, org = await _staff_in_scope(db, actor, staff_no)
+    staff.photo_key, staff.photo_type = key, content_type
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.SET_STAFF_PHOTO,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code, "sha256": sha256},
+    )
+    await db.flush()
+    return staff
