@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.console.todo import todo_counts
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
@@ -24,6 +25,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
     ("/console/held", "待复核评价", MANAGERS),
+    ("/console/register", "恶意评价人名单", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
@@ -152,16 +154,19 @@ async def page(
 ) -> Response:
     """A console page inside the signed-in layout (htmx fragments skip the banners)."""
     extra: dict[str, Any] = {}
+    nav = nav_for(user)
     if not partial:
         extra.update(await calendar_banner(request, db, user))
         extra["flash"] = request.session.pop(FLASH_KEY, None)
+        # The to-do badges of the navigation (one round trip).
+        extra["nav_todo"] = await todo_counts(db, user, {path for path, _ in nav})
     return render(
         request,
         name,
         {
             "user": user,
             "role_label": user.role.label if user.role else "",
-            "nav": nav_for(user),
+            "nav": nav,
             "csrf": csrf_token(request),
             "is_manager": is_manager(user),
             **extra,

@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 
 from haochaping.accounts import service as account_service
-from haochaping.console import admin_pages, held_pages, integrity_pages, loop_pages, views
+from haochaping.console import (
+    admin_pages,
+    held_pages,
+    integrity_pages,
+    loop_pages,
+    register_pages,
+    views,
+)
 from haochaping.console.forms import EvaluationFilters
 from haochaping.console.layout import HOME, ConsoleUser, Csrf, is_partial, page
 from haochaping.core.auth import session_principal, start_session
@@ -128,6 +135,7 @@ router.include_router(loop_pages.router)
 router.include_router(admin_pages.router)
 router.include_router(integrity_pages.router)
 router.include_router(held_pages.router)
+router.include_router(register_pages.router)
 
 
 @router.get("/console/{rest:path}")

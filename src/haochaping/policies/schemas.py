@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -30,6 +31,9 @@ MinSample = Annotated[StrictInt, Field(ge=1, le=100_000)]
 BottomN = Annotated[StrictInt, Field(ge=1, le=100)]
 BottomK = Annotated[StrictInt, Field(ge=1, le=24)]
 MinCell = Annotated[StrictInt, Field(ge=1, le=1000)]
+RegisterNotice = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=500)
+]
 
 
 def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
@@ -80,6 +84,9 @@ class PolicyValues(BaseModel):
     bottom_n: BottomN = 3  # the bottom N of a ranking ...
     bottom_k: BottomK = 3  # ... for K periods running: the consecutive-bottom list
     public_min_cell: MinCell = 5  # k-anonymity of staff-level figures on public pages
+    # What a rater on the malicious-rater register is told when their rating is held for it:
+    # how to object (where, by when); None: a general sentence.
+    register_notice: RegisterNotice | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
@@ -130,6 +137,7 @@ class PolicyValuesPatch(InputModel):
     bottom_n: BottomN | None = None
     bottom_k: BottomK | None = None
     public_min_cell: MinCell | None = None
+    register_notice: RegisterNotice | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
