@@ -232,3 +232,87 @@ async def test_a_certificate_number_matches_in_lower_case(client, db, world, kin
     assert (await add(client, cert, kind=kind)).status_code == 303
     r = await post_form(client, REGISTER + "/search", kind=kind, identifier=cert.lower())
     assert len(entry_ids(r.text)) == 1 and cert not in r.text and "3301**********" in r.text
+
+
+@pytest.mark.browser
+async def test_the_register_in_a_browser_desk_phone_large_fonts_and_axe(
+    new_page, live_server, live_world, committing
+):
+    from datetime import timedelta
+
+    from playwright.async_api import expect
+
+    from haochaping.core.timeutil import utcnow
+    from haochaping.workorders.models import WorkOrder
+    from tests.factories import PASSWORD
+    from tests.pages.conftest import DESKTOP, PHONE, axe_violations, live_case
+
+    # An overdue work order of the office's area: the navigation carries a to-do badge.
+    case = await live_case(committing, live_world)
+    async with live_server.api() as api:
+        r = await api.post(
+            "/api/v1/evaluations",
+            headers={"X-Api-Key": live_world.keys["hall_a_pad"]},
+            json=EvaluationPayloadFactory(
+                case_no=case["case_no"], level=1, reasons=[], comment="差"
+            ),
+        )
+    assert r.status_code == 201, r.text
+    async with committing() as cdb:
+        order = (
+            await cdb.execute(select(WorkOrder).where(WorkOrder.evaluation_id == r.json()["id"]))
+        ).scalar_one()
+        order.verify_due_at = utcnow() - timedelta(hours=2)
+        await cdb.commit()
+    phone = new_phone()
+    masked = phone[:3] + "****" + phone[-4:]
+    page = await new_page(DESKTOP, bypass_csp=True)
+    await page.goto("/login")
+    await page.get_by_label("用户名").fill(live_world.users["office"])
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("评价记录")
+    await page.get_by_role("link", name="恶意评价人名单").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("恶意评价人名单")
+    badge = page.get_by_role("link", name=re.compile(r"差评工单\s*（待办 \d+ 项：已超期 [1-9]"))
+    await expect(badge).to_be_visible()
+    found = {"register": await axe_violations(page)}
+    # A refused entry keeps what was typed and says why, beside the form.
+    add_form = page.locator("form[action='/console/register']")
+    await add_form.get_by_label("号码", exact=True).fill(phone)
+    await add_form.get_by_label("列入依据").fill("太短")
+    await add_form.get_by_role("button", name="列入名单").click()
+    await expect(page.locator("#add-error")).to_contain_text("列入依据")
+    found["register, refused entry"] = await axe_violations(page)
+    add_form = page.locator("form[action='/console/register']")
+    await add_form.get_by_label("列入依据").fill(
+        "多次以差评相威胁索要不当利益，有书面材料和录音为证"
+    )
+    await add_form.get_by_label("涉及单位编码").fill(f"HALL-A{live_world.suffix}")
+    await add_form.get_by_role("button", name="列入名单").click()
+    await expect(page.locator("#flash")).to_contain_text(f"已将 {masked} 列入")
+    # The search by number, typed with spaces.
+    search = page.locator("form[action='/console/register/search']")
+    await search.get_by_label("号码", exact=True).fill(f"{phone[:3]} {phone[3:7]} {phone[7:]}")
+    await search.get_by_role("button", name="查询").click()
+    await expect(page.locator(".summary")).to_contain_text("该号码共 1 条记录")
+    found["register, searched"] = await axe_violations(page)
+    # On a phone, in the largest font, nothing is wider than the screen.
+    await page.set_viewport_size(PHONE["viewport"])
+    await page.goto("/console/register")
+    found["register, narrow"] = await axe_violations(page)
+    await page.get_by_role("link", name="特大", exact=True).click()
+    await page.goto("/console/register")
+    assert await page.evaluate("getComputedStyle(document.documentElement).fontSize") == "24px"
+    overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    assert await page.evaluate(overflow) <= 0
+    found["register, narrow, large font"] = await axe_violations(page)
+    # Revoked early from the list.
+    card = page.locator("li.register", has_text=masked)
+    await card.get_by_label("移出理由（必填）").fill("经复核，材料不足以认定")
+    await card.get_by_role("button", name="提前移出名单").click()
+    await expect(page.locator("#flash")).to_contain_text("已移出信息库")
+    await expect(page.locator("li.register", has_text=masked)).to_have_count(0)
+    await page.get_by_role("link", name="标准", exact=True).click()
+    assert {name: v for name, v in found.items() if v} == {}
+    assert page.errors == []
