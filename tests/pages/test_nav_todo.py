@@ -112,3 +112,36 @@ async def test_counts_per_role_equal_the_queues(client, db, world):
     for role in ("unit_b", "assessor"):
         await sign_in(client, world.users[role])
         assert await badges(client) == {}, role
+
+
+async def test_badges_are_kept_briefly_and_read_again_after_an_act(client, db, world):
+    from haochaping.console.todo import FLAGS, TodoCache
+
+    ev, _ = await rate_badly(client, db, world)
+    office_org = (await db.execute(select(Org).where(Org.code == "OFFICE"))).scalar_one()
+    office = Principal(
+        kind="user",
+        id=1,
+        name="o",
+        org_id=office_org.id,
+        org_path=office_org.path,
+        role=Role.OFFICE,
+    )
+    cache, paths = TodoCache(), {FLAGS}
+    assert await cache.get(db, office, paths) == {}
+    db.add(
+        IntegrityFlag(
+            evaluation_id=ev["id"],
+            org_id=office_org.id,
+            check_name="burst",
+            stage="batch",
+            subject="pad",
+            reason="短时间内集中评价",
+            evidence={},
+        )
+    )
+    await db.flush()
+    assert await cache.get(db, office, paths) == {}  # kept
+    assert (await cache.get(db, office, paths, fresh=True))[FLAGS].total == 1
+    expired = TodoCache(seconds=0)
+    assert (await expired.get(db, office, paths))[FLAGS].total == 1

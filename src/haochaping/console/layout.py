@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haochaping.console.todo import todo_counts
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
@@ -158,8 +157,11 @@ async def page(
     if not partial:
         extra.update(await calendar_banner(request, db, user))
         extra["flash"] = request.session.pop(FLASH_KEY, None)
-        # The to-do badges of the navigation (one round trip).
-        extra["nav_todo"] = await todo_counts(db, user, {path for path, _ in nav})
+        # The to-do badges of the navigation: kept briefly, read again after the person's act
+        # (its message is shown once on the page it leads to).
+        extra["nav_todo"] = await request.app.state.todo_cache.get(
+            db, user, {path for path, _ in nav}, fresh=extra["flash"] is not None
+        )
     return render(
         request,
         name,

@@ -4,10 +4,14 @@ each only for the roles whose work it is, scoped like its queue.
 
 Each count is the count of the very select() its queue pages through (same filters, same
 scope), so a badge never disagrees with the list behind it; all of them come back in one
-round trip (one SELECT of scalar subqueries)."""
+round trip (one SELECT of scalar subqueries). A province's counts cost a noticeable part of a
+second (bench/todo.py), so each person's badges are kept `CACHE_SECONDS` by `TodoCache`
+(one per application), and read again after any act of theirs in the console."""
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,6 +33,8 @@ WORK_ORDERS = "/console/work-orders"
 SPOT_CHECKS = "/console/spot-checks"
 APPEALS = "/console/appeals"
 FLAGS = "/console/integrity"
+CACHE_SECONDS = 30.0
+CACHE_PEOPLE = 2000  # the people whose badges are kept at most (the oldest go first)
 
 
 @dataclass(frozen=True)
@@ -95,3 +101,28 @@ async def todo_counts(
         for path, parts in found.items()
         if any(n for _, n in parts)
     }
+
+
+class TodoCache:
+    """Each person's badges for `CACHE_SECONDS` (keyed by who they are, their role and their
+    area, so a changed role or organisation is never served the old counts)."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS, size: int = CACHE_PEOPLE) -> None:
+        self.seconds, self.size = seconds, size
+        self._data: OrderedDict[tuple, tuple[float, dict[str, Badge]]] = OrderedDict()
+
+    async def get(
+        self, db: AsyncSession, user: Principal, paths: set[str], *, fresh: bool = False
+    ) -> dict[str, Badge]:
+        """The person's badges: kept ones, unless `fresh` (after an act of theirs) or old."""
+        key = (user.kind, user.id, user.role, user.org_path, frozenset(paths))
+        now = time.monotonic()
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > now and not fresh:
+            return hit[1]
+        badges = await todo_counts(db, user, paths)
+        self._data[key] = (now + self.seconds, badges)
+        self._data.move_to_end(key)
+        while len(self._data) > self.size:
+            self._data.popitem(last=False)
+        return badges
