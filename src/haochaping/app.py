@@ -26,6 +26,7 @@ from haochaping.cases import api as cases_api
 from haochaping.config import Settings
 from haochaping.console import layout as console_layout
 from haochaping.console import pages as console_pages
+from haochaping.console.todo import TodoCache
 from haochaping.core import apidocs, errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
 from haochaping.core.middleware import BodySizeLimit, NoCookies
@@ -77,6 +78,7 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     # encrypts outside the ORM takes them from here, so it matches what the columns store.
     app.state.keys = engine_keys(app.state.engine)
     app.state.policy_cache = PolicyCache()
+    app.state.todo_cache = TodoCache()  # the console navigation's to-do badges
     app.state.calendar_cache = CalendarCache()
     app.state.notifier = build_notifier(app.state.settings)
     app.state.rate_counter = build_counter(app.state.settings.redis_url)

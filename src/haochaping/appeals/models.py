@@ -43,15 +43,23 @@ class Appeal(Base):
 
 
 class MaliciousRater(Base):
-    """A rater found malicious, known only by a keyed hash of their identity, until expiry."""
+    """A rater found malicious, known only by a keyed hash of their identity, until expiry
+    or an early revocation; made by an upheld appeal or by an office with its evidence."""
 
     __tablename__ = "malicious_rater"
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     identity_hash: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(10))  # cert | phone
-    appeal_id: Mapped[int] = mapped_column(ForeignKey("appeal.id"))
+    appeal_id: Mapped[int | None] = mapped_column(ForeignKey("appeal.id"))
+    # The scope of the entry: the appealing unit, or the office that made it.
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
+    masked: Mapped[str | None] = mapped_column(String(40))  # 138****5678, never the number
+    evidence: Mapped[str | None] = mapped_column(Text)  # an entry made outside an appeal
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revoke_note: Mapped[str | None] = mapped_column(Text)

@@ -6,9 +6,10 @@ Held ratings (待复核评价) are read here because this domain decides them
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -176,3 +177,93 @@ async def held_page(
             }
         )
     return items, nxt
+
+
+# --- the register of malicious raters ---------------------------------------------------------
+
+REGISTER_STATES = ("active", "ended", "all")
+
+
+def register_entries(
+    *,
+    actor: Principal,
+    state: str = "active",
+    subtree: str | None = None,
+    identity_hash: str | None = None,
+    now: datetime,
+) -> Select:
+    """Entries of the register whose unit is in the caller's (or a narrower) subtree, with the
+    unit's code and name and the appeal's decision note: `active` (in force), `ended`
+    (revoked or expired) or `all`; one identity's entries when its keyed hash is given."""
+    stmt = (
+        select(MaliciousRater, Org.code, Org.name, Appeal.decision_note)
+        .join(Org, Org.id == MaliciousRater.org_id)
+        .outerjoin(Appeal, Appeal.id == MaliciousRater.appeal_id)
+        .where(Org.path.startswith(subtree or actor.org_path, autoescape=True))
+    )
+    in_force = and_(MaliciousRater.active.is_(True), MaliciousRater.expires_at > now)
+    if state == "active":
+        stmt = stmt.where(in_force)
+    elif state == "ended":
+        stmt = stmt.where(~in_force)
+    if identity_hash:
+        stmt = stmt.where(MaliciousRater.identity_hash == identity_hash)
+    return stmt
+
+
+async def register_page(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    state: str,
+    subtree: str | None,
+    identity_hash: str | None,
+    cursor: str | None,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the register, newest entry first: why (the appeal or the evidence), until
+    when, and whether it is in force, revoked (by whom, why) or expired."""
+    now = utcnow()
+    rows, nxt = await pagination.page(
+        db,
+        register_entries(
+            actor=actor, state=state, subtree=subtree, identity_hash=identity_hash, now=now
+        ),
+        key=MaliciousRater.id,
+        cursor=cursor,
+        limit=limit,
+        descending=True,
+    )
+    items = []
+    for entry, code, name, decision_note in rows:
+        if not entry.active:
+            status = "revoked"
+        elif entry.expires_at <= now:
+            status = "expired"
+        else:
+            status = "active"
+        items.append(
+            {
+                "id": entry.id,
+                "kind": entry.kind,
+                "masked": entry.masked,
+                "org_code": code,
+                "org_name": name,
+                "appeal_id": entry.appeal_id,
+                "why": entry.evidence or decision_note or "",
+                "created_by": entry.created_by,
+                "created_at": entry.created_at,
+                "expires_at": entry.expires_at,
+                "status": status,
+                "revoked_at": entry.revoked_at,
+                "revoked_by": entry.revoked_by,
+                "revoke_note": entry.revoke_note,
+            }
+        )
+    return items, nxt
+
+
+async def register_count(db: AsyncSession, actor: Principal) -> int:
+    """Entries in force in the caller's subtree."""
+    stmt = register_entries(actor=actor, now=utcnow()).subquery()
+    return (await db.execute(select(func.count()).select_from(stmt))).scalar_one()

@@ -57,3 +57,29 @@ class StandingRead(ReadModel):
 
     evaluation_id: int
     standing: Literal["valid", "invalid"]
+
+
+# --- the register of malicious raters, kept by an office ------------------------------------
+
+Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=5000)]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2000)]
+Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+
+
+class RegisterEntryCreate(InputModel):
+    """An entry made by an office outside an appeal: the identifier as typed (normalised and
+    hashed at once, never stored), the evidence, the term, and the unit it concerns."""
+
+    kind: Literal["phone", "cert"]
+    identifier: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)
+    ]
+    evidence: Evidence
+    days: Annotated[StrictInt, Field(ge=1, le=3650)] = 365
+    org_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)] | None = None
+
+
+class RegisterRevoke(InputModel):
+    """Ending an entry before its expiry, with the reason."""
+
+    note: Note

@@ -7,6 +7,7 @@ loop's clock stops while an appeal is pending)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.appeals import schemas
 from haochaping.appeals.choices import CATEGORY_LABELS
 from haochaping.appeals.models import Appeal, MaliciousRater
-from haochaping.core import outbox
+from haochaping.core import audit, outbox
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Invalid, NotFound
+from haochaping.core.security import mask_cert_no, mask_phone
 from haochaping.core.timeutil import SHANGHAI, utcnow
-from haochaping.db.crypto import DataKeys, IdentityKind
+from haochaping.db.crypto import DataKeys, IdentityKind, normalise_identity
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
 from haochaping.orgs.models import Org
@@ -235,11 +237,161 @@ async def _register(
                     identity_hash=digest,
                     kind=kind,
                     appeal_id=appeal.id,
+                    org_id=appeal.org_id,
+                    masked=MASKS[kind](normalise_identity(value or "", kind)),
                     expires_at=now + timedelta(days=days),
                     created_by=actor,
                     created_at=now,
                 )
             )
+
+
+MASKS = {"phone": mask_phone, "cert": mask_cert_no}
+_IDENTIFIER_FORMS = {
+    "phone": (re.compile(r"1\d{10}"), "手机号码须为 11 位数字（可含空格）"),
+    "cert": (
+        re.compile(r"\d{15}|\d{17}[\dX]"),
+        "身份证号码须为 15 位数字，或 17 位数字加 1 位数字或 X（可含空格）",
+    ),
+}
+
+
+def identity_of(*, kind: IdentityKind, identifier: str, keys: DataKeys) -> tuple[str, str]:
+    """The keyed hash and the masked form of an identifier as a person typed it (normalised
+    by the one function the register and the intake share); refused when it is not a phone or
+    ID number. The number itself is never kept."""
+    pattern, message = _IDENTIFIER_FORMS[kind]
+    value = normalise_identity(identifier, kind)
+    if not pattern.fullmatch(value):
+        raise Invalid(message, code="identifier_invalid", details=[{"field": "identifier"}])
+    digest = keys.identity_hash(value, kind)
+    assert digest is not None  # a non-empty value always hashes
+    return digest, MASKS[kind](value) or ""
+
+
+def search_register(
+    *, db: AsyncSession, actor: Principal, kind: IdentityKind, identifier: str, keys: DataKeys
+) -> str:
+    """The keyed hash an office's search by identity matches on; the search itself (never
+    the number) goes on the audit trail, as a reveal does."""
+    digest, masked = identity_of(kind=kind, identifier=identifier, keys=keys)
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=audit.AuditAction.REGISTER_SEARCH,
+        target_type="malicious_rater",
+        target_id=None,
+        detail={"kind": kind, "masked": masked},
+    )
+    return digest
+
+
+async def add_to_register(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    data: schemas.RegisterEntryCreate,
+    keys: DataKeys,
+) -> MaliciousRater:
+    """An office puts a rater on the register outside an appeal, with its evidence, for the
+    unit named (within its area; its own organisation by default); on the audit trail."""
+    digest, masked = identity_of(kind=data.kind, identifier=data.identifier, keys=keys)
+    if data.org_code:
+        org = (await db.execute(select(Org).where(Org.code == data.org_code))).scalar_one_or_none()
+        if org is None:
+            raise NotFound(f"机构 {data.org_code} 不存在", code="org_not_found")
+    else:
+        org = await db.get(Org, actor.org_id)
+        if org is None:
+            raise NotFound("本机构不存在", code="org_not_found")
+    actor.require(org.path)
+    now = utcnow()
+    current = (
+        await db.execute(
+            select(MaliciousRater.expires_at)
+            .where(
+                MaliciousRater.identity_hash == digest,
+                MaliciousRater.active.is_(True),
+                MaliciousRater.expires_at > now,
+            )
+            .order_by(MaliciousRater.expires_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if current is not None:
+        until = current.astimezone(SHANGHAI).date().isoformat()
+        raise Conflict(
+            f"该评价人已在恶意评价人员信息库中（有效至 {until}），无需重复列入",
+            code="already_registered",
+        )
+    entry = MaliciousRater(
+        identity_hash=digest,
+        kind=data.kind,
+        appeal_id=None,
+        org_id=org.id,
+        masked=masked,
+        evidence=data.evidence,
+        expires_at=now + timedelta(days=data.days),
+        active=True,
+        created_by=actor.name,
+        created_at=now,
+    )
+    db.add(entry)
+    await db.flush()
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=audit.AuditAction.REGISTER_ADD,
+        target_type="malicious_rater",
+        target_id=entry.id,
+        detail={"kind": data.kind, "masked": masked, "org_code": org.code, "days": data.days},
+    )
+    return entry
+
+
+async def get_register_entry(
+    *, db: AsyncSession, actor: Principal, entry_id: int
+) -> tuple[MaliciousRater, Org]:
+    """An entry of the register and its organisation, within the caller's area."""
+    row = (
+        await db.execute(
+            select(MaliciousRater, Org)
+            .join(Org, Org.id == MaliciousRater.org_id)
+            .where(MaliciousRater.id == entry_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("信息库中没有这条记录", code="register_entry_not_found")
+    actor.require(row[1].path)
+    return row[0], row[1]
+
+
+async def revoke_register_entry(
+    *, db: AsyncSession, actor: Principal, entry_id: int, note: str
+) -> MaliciousRater:
+    """End an entry before its expiry, with the reason: the rater's next ratings count again
+    (ratings already held stay for their review); on the audit trail."""
+    entry, org = await get_register_entry(db=db, actor=actor, entry_id=entry_id)
+    now = utcnow()
+    if not entry.active:
+        raise Conflict("这条记录已被移出信息库", code="register_entry_revoked")
+    if entry.expires_at <= now:
+        raise Conflict("这条记录已到期，无需移出", code="register_entry_expired")
+    entry.active = False
+    entry.revoked_at, entry.revoked_by, entry.revoke_note = now, actor.name, note
+    audit.record(
+        db,
+        actor=actor.name,
+        actor_role=actor.role,
+        action=audit.AuditAction.REGISTER_REVOKE,
+        target_type="malicious_rater",
+        target_id=entry.id,
+        detail={"kind": entry.kind, "masked": entry.masked, "org_code": org.code},
+    )
+    await db.flush()
+    return entry
 
 
 async def registered(db: AsyncSession, hashes: list[str], now: datetime) -> bool:

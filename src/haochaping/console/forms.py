@@ -500,6 +500,7 @@ POLICY_LABELS = {
     "label": "环节名称",
     "reached": "可评价时点",
     "callback_by": "回访由谁开展",
+    "register_notice": "恶意评价人员异议告知",
 }
 # A stage as typed, one a line: `代码 名称`, or a known stage by its code or Chinese label
 # (名称 fixed); a trailing `办结后` rates it only once the case is completed.
@@ -588,11 +589,14 @@ class PolicyForm:
         f = cls(values={n: _one(form, n, 30).strip() for n in names})
         f.values["note"] = _one(form, "note", 600).strip()
         f.values["stages"] = _one(form, "stages", 2000).strip()
+        f.values["register_notice"] = _one(form, "register_notice", 600).strip()
         patch: dict[str, Any] = {}
         if f.values["stages"]:
             stages, problems = parse_stages(f.values["stages"])
             f.errors.extend(problems)
             patch["stages"] = stages
+        if f.values["register_notice"]:
+            patch["register_notice"] = f.values["register_notice"]
         for name, label in POLICY_INT_FIELDS.items():
             raw = f.values[name]
             if raw:
@@ -811,3 +815,68 @@ class SpotCheckFilters:
     @property
     def active(self) -> bool:
         return self.state != "pending"
+
+
+# --- the register of malicious raters -------------------------------------------------------
+
+REGISTER_STATE_LABELS = {"active": "有效", "ended": "已移出或到期", "all": "全部"}
+REGISTER_KIND_LABELS = {"phone": "手机号码", "cert": "身份证号码"}
+REGISTER_LABELS = {
+    "kind": "号码类型",
+    "identifier": "号码",
+    "evidence": "列入依据",
+    "days": "期限（天）",
+    "org_code": "涉及单位编码",
+    "note": "移出理由",
+}
+
+
+@dataclass
+class RegisterFilters:
+    """What the register is filtered by: in force or ended, the unit (with its subtree)."""
+
+    state: str = "active"
+    org_code: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams) -> RegisterFilters:
+        f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
+        state = (params.get("state") or "active").strip()
+        if state in REGISTER_STATE_LABELS:
+            f.state = state
+        else:
+            f.errors.append("状态取值无效")
+        return f
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {"state": self.state, "org_code": self.org_code, **changes}
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.org_code) or self.state != "active"
+
+
+@dataclass
+class RegisterForm:
+    """A form of the register page (search, a new entry, a revocation) as typed; the number
+    typed is kept only to re-show it to the person who typed it, never stored."""
+
+    values: dict[str, str]
+
+    @classmethod
+    def from_form(cls, form: FormData, names: tuple[str, ...]) -> RegisterForm:
+        return cls(
+            values={
+                n: (_one(form, n) if n in ("evidence", "note") else _one(form, n, 60).strip())
+                for n in names
+            }
+        )
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: v for k, v in self.values.items() if v != ""}
+        if "days" in out:
+            out["days"] = _int_or_raw(out["days"])
+        return out

@@ -27,6 +27,7 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
     ("/console/held", "待复核评价", MANAGERS),
+    ("/console/register", "恶意评价人名单", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
@@ -174,16 +175,22 @@ async def page(
 ) -> Response:
     """A console page inside the signed-in layout (htmx fragments skip the banners)."""
     extra: dict[str, Any] = {}
+    nav = nav_for(user)
     if not partial:
         extra.update(await calendar_banner(request, db, user))
         extra["flash"] = request.session.pop(FLASH_KEY, None)
+        # The to-do badges of the navigation: kept briefly, read again after the person's act
+        # (its message is shown once on the page it leads to).
+        extra["nav_todo"] = await request.app.state.todo_cache.get(
+            db, user, {path for path, _ in nav}, fresh=extra["flash"] is not None
+        )
     return render(
         request,
         name,
         {
             "user": user,
             "role_label": user.role.label if user.role else "",
-            "nav": nav_for(user),
+            "nav": nav,
             "csrf": csrf_token(request),
             "is_manager": is_manager(user),
             **extra,

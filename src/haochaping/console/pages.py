@@ -18,6 +18,7 @@ from haochaping.console import (
     held_pages,
     integrity_pages,
     loop_pages,
+    register_pages,
     views,
 )
 from haochaping.console.forms import EvaluationFilters
@@ -140,6 +141,7 @@ router.include_router(held_pages.router)
 router.include_router(dashboard_pages.router)
 router.include_router(callback_pages.router)
 router.include_router(directory_pages.router)
+router.include_router(register_pages.router)
 
 
 @router.get("/console/{rest:path}")

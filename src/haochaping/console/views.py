@@ -199,6 +199,7 @@ POLICY_ROWS = [
     ("bottom_n", "末位名次数"),
     ("bottom_k", "连续末位期数"),
     ("public_min_cell", "公开最小样本数"),
+    ("register_notice", "恶意评价人员异议告知"),
 ]
 _RECTIFIED_TEXT = {"reported": "期限内报告整改完成", "closed": "整改期限内办结"}
 _CALLBACK_BY_TEXT = {"unit": "责任单位", "office": "政务服务管理机构（独立回访）"}
@@ -274,3 +275,18 @@ def policy_rows(
         for key, label in POLICY_ROWS
         if sources is not None or key in values
     ]
+
+
+# --- the register of malicious raters -------------------------------------------------------
+
+REGISTER_STATUS = {"active": "有效", "revoked": "已提前移出", "expired": "已到期"}
+REGISTER_KINDS = {"phone": "手机号码", "cert": "身份证号码"}
+
+
+def register_view(item: dict[str, Any]) -> dict[str, Any]:
+    """An entry of the register with its status and identifier kind as people read them."""
+    return {
+        **item,
+        "status_label": REGISTER_STATUS[item["status"]],
+        "kind_label": REGISTER_KINDS.get(item["kind"], item["kind"]),
+    }

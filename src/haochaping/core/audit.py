@@ -41,6 +41,9 @@ class AuditAction(ChoiceSet):
     REVEAL_PHONE = "reveal_phone", "查看评价人手机号"
     REVEAL_COMMENT = "reveal_comment", "查看评价原文"
     STAFF_IDENTITY_RECORDED = "staff_identity_recorded", "登记工作人员身份信息"
+    REGISTER_ADD = "register_add", "列入恶意评价人员信息库"
+    REGISTER_REVOKE = "register_revoke", "提前移出恶意评价人员信息库"
+    REGISTER_SEARCH = "register_search", "按身份查询恶意评价人员信息库"
 
 
 def record(

@@ -11,6 +11,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,9 @@ MinCell = Annotated[StrictInt, Field(ge=1, le=1000)]
 # Who records the callback (回访): the unit that was rated, or the office (an independent
 # callback, e.g. Zhejiang's 12345 platform calls the citizen, not the unit).
 CallbackBy = Literal["unit", "office"]
+RegisterNotice = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=500)
+]
 
 
 def _unique_stages(stages: list[StageRule]) -> list[StageRule]:
@@ -84,6 +88,9 @@ class PolicyValues(BaseModel):
     bottom_k: BottomK = 3  # ... for K periods running: the consecutive-bottom list
     public_min_cell: MinCell = 5  # k-anonymity of staff-level figures on public pages
     callback_by: CallbackBy = "unit"  # "office": units may not record their orders' callbacks
+    # What a rater on the malicious-rater register is told when their rating is held for it:
+    # how to object (where, by when); None: a general sentence.
+    register_notice: RegisterNotice | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
@@ -135,6 +142,7 @@ class PolicyValuesPatch(InputModel):
     bottom_k: BottomK | None = None
     public_min_cell: MinCell | None = None
     callback_by: CallbackBy | None = None
+    register_notice: RegisterNotice | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 

@@ -27,6 +27,12 @@ from haochaping.portal.results_pages import PublicLimit
 from haochaping.workorders import citizen
 from haochaping.workorders.loop import loop_context
 
+# What a registered rater reads when their region has not set its own notice.
+REGISTER_NOTICE = (
+    "如您对此有异议，可向办理该事项的政务服务管理机构提出，并提供相关说明和材料；"
+    "经核实有误的，将及时更正，您的评价将照常计入统计。"
+)
+
 router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
 
 EXPIRED = "已超过本次服务的评价期限。如有意见，可拨打 12345 政务服务热线反映。"
@@ -197,6 +203,15 @@ async def thanks(token: str, request: Request, db: DbSession):
     # A bad review opened a work order: the rater may follow it on the progress page.
     ctx = await loop_context(request, db)
     progress = await citizen.progress_path(db=db, ctx=ctx, evaluation_id=inv.evaluation_id)
+    # Held because the rater is on the register: they are told so, and how to object.
+    register_notice = None
+    region = await portal_queries.register_hold_region(db=db, evaluation_id=inv.evaluation_id)
+    if region is not None:
+        try:
+            values, _ = await request.app.state.policy_cache.get(db, region)
+            register_notice = values.register_notice or REGISTER_NOTICE
+        except DomainError:  # an organisation outside the region tree
+            register_notice = REGISTER_NOTICE
     return render(
         request,
         "portal/thanks.html",
@@ -206,6 +221,7 @@ async def thanks(token: str, request: Request, db: DbSession):
             "is_bad": level is not None and rules.is_bad(level),
             "progress": progress,
             "evaluation_id": inv.evaluation_id,
+            "register_notice": register_notice,
             # The rating's inclusion proof in the public ledger, when that page is mounted.
             "proof": inv.evaluation_id is not None
             and has_page(request, f"/ledger/evaluations/{inv.evaluation_id}"),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import aliased
 from haochaping.cases.models import Case
 from haochaping.core.timeutil import to_local
 from haochaping.evaluations.models import Evaluation
+from haochaping.evaluations.standing import EvaluationStanding, Standing
 from haochaping.orgs.models import Item, Org
 
 Window = aliased(Org)
@@ -59,4 +60,23 @@ async def rated_level(*, db: AsyncSession, evaluation_id: int | None) -> int | N
         return None
     return (
         await db.execute(select(Evaluation.level).where(Evaluation.id == evaluation_id))
+    ).scalar_one_or_none()
+
+
+async def register_hold_region(*, db: AsyncSession, evaluation_id: int | None) -> str | None:
+    """The region whose notice a rater reads when their rating is held because they are on
+    the malicious-rater register (None: the rating is not held for that)."""
+    if evaluation_id is None:
+        return None
+    return (
+        await db.execute(
+            select(Org.region_code)
+            .join(Evaluation, Evaluation.org_id == Org.id)
+            .join(EvaluationStanding, EvaluationStanding.evaluation_id == Evaluation.id)
+            .where(
+                Evaluation.id == evaluation_id,
+                EvaluationStanding.standing == Standing.HELD.value,
+                EvaluationStanding.reason == "malicious_rater",
+            )
+        )
     ).scalar_one_or_none()
