@@ -137,7 +137,7 @@ async def test_queue_lists_flags_of_the_reviewers_area_only(client, db, world, f
     assert re.search(r"INT-[0-9a-f]{8}-0", line)  # the case number
     # The open flags are counted, by check; the nav shows the queue to offices.
     assert re.search(r'counts__num">1</span><span class="counts__label">全部待复核', r.text)
-    assert 'href="/console/integrity" aria-current="page">疑似刷评复核</a>' in r.text
+    assert 'href="/console/integrity" aria-current="page">疑似刷评复核' in r.text
     await sign_in(client, other.users["admin"])
     assert flag_ids((await client.get(QUEUE)).text) == [far_flag]
 
@@ -476,7 +476,7 @@ def test_every_check_has_labelled_evidence():
         "coordinated_bad", {"linked_by": ["phone", "ip"], "first": "2024-03-01T08:00:00+00:00"}
     )
     assert [(r["label"], r["text"]) for r in rows] == [
-        ("评价人之间共用", "手机号、IP 地址"),
+        ("评价人之间的关联", "手机号、IP 地址"),
         ("第一条差评", "2024-03-01 16:00"),
     ]
     rows = queries.evidence_rows("perfect_unit", {"p_value": 1.234e-9, "share": 0.9912})
