@@ -88,7 +88,7 @@ async def test_add_search_and_revoke_each_on_record_and_in_force_at_intake(clien
     assert phone not in page.text and spaced not in page.text
     entry = await db.get(MaliciousRater, entry_id)
     assert entry.appeal_id is None and entry.masked == masked and entry.kind == "phone"
-    assert entry.identity_hash == client._transport.app.state.keys.identity_hash(phone)
+    assert entry.identity_hash == client._transport.app.state.keys.identity_hash(phone, "phone")
     [added] = await audit_rows(db, AuditAction.REGISTER_ADD, world.users["office"])
     assert (added.actor, added.target_id) == (world.users["office"], entry_id)
     assert added.detail["masked"] == masked and phone not in str(added.detail)
