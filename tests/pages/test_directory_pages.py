@@ -4,18 +4,22 @@ keys, each act on record, each within the signed-in person's subtree; the picker
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from haochaping.accounts import service as account_service
 from haochaping.accounts.models import ApiClient, User
+from haochaping.analytics import metrics, rollups
+from haochaping.analytics.models import StatDayNode
 from haochaping.core.models import AuditEvent
+from haochaping.evaluations.models import Evaluation
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from haochaping.orgs.models import Item, Org, Staff
-from tests.factories import ADMIN, PASSWORD, assert_error
+from tests.factories import ADMIN, PASSWORD, WORLD_ADMIN, assert_error
 from tests.pages.helpers import alert, csrf_of, sign_in
 
 
@@ -609,3 +613,49 @@ async def test_regions_created_and_renamed_on_record_within_ones_region(client, 
     )
     assert r.status_code == 403 and alert(r.text) == "只能维护本机构所在辖区内的行政区划"
     assert len(await audit_rows(db, "create_region")) == before["create_region"] + 1
+
+
+async def test_a_move_empties_the_rollups_so_the_figures_follow_the_subtree(app, client, db, world):
+    hall_b, window = await org(db, "HALL-B"), await org(db, "W-B1")
+    now = datetime.now(UTC)
+    for i in range(6):
+        at = now - timedelta(days=2 + i)
+        db.add(
+            Evaluation(
+                channel="pad",
+                level=5 if i % 2 else 1,
+                reasons=[],
+                tagset_version="national-2020",
+                org_id=hall_b.id,
+                window_id=window.id,
+                region_code="330100",
+                evaluated_at=at,
+                received_at=at,
+            )
+        )
+    await db.commit()
+    await rollups.refresh(app.state.sessionmaker, now=now + timedelta(days=1))
+    assert (await db.execute(select(func.count()).select_from(StatDayNode))).scalar_one() > 0
+    today = now.astimezone(rollups.LOCAL).date()
+    since = rollups.day_start(today - timedelta(days=20))
+    until = rollups.day_start(today - timedelta(days=1))  # whole days: the rollups answer
+
+    async def total(code: str) -> int:
+        s = await metrics.summary(db=db, actor=WORLD_ADMIN, org_code=code, since=since, until=until)
+        return s.total
+
+    dept_before, hall_b_total = await total("DEPT-M"), await total("HALL-B")
+    assert hall_b_total >= 6
+    await sign_in(client, world.users["admin"])
+    r = await post(
+        client,
+        f"/console/directory/orgs/{hall_b.id}/move",
+        {"parent_code": "DEPT-M"},
+        f"/console/directory/orgs/{hall_b.id}",
+    )
+    assert r.status_code == 303, r.text[-1500:]
+    # Emptied with the move: the figures come from the ratings, under the new ancestors.
+    assert (await db.execute(select(func.count()).select_from(StatDayNode))).scalar_one() == 0
+    assert await total("DEPT-M") == dept_before + hall_b_total
+    await rollups.refresh(app.state.sessionmaker, now=now + timedelta(days=1))
+    assert await total("DEPT-M") == dept_before + hall_b_total  # and so once folded again

@@ -613,21 +613,29 @@ async def _copy_add(db: AsyncSession, table: Table, keys: Sequence[str], rows) -
     await db.execute(_add_on_conflict(stmt, keys, table))
 
 
+async def reset(db: AsyncSession) -> None:
+    """Empty the rollups and their watermarks in the caller's transaction (no commit): every
+    read then answers from the ratings themselves, exactly, until the next passes fold them
+    again. For a change of the tree (an organisation moved with its subtree), whose history
+    the rollups hold under the old ancestors."""
+    if _dialect(db) == "postgresql":  # no dead rows left for the next reads to step over
+        await db.execute(text("TRUNCATE stat_day_node, stat_month_key, stat_month_reason"))
+    else:
+        for table in (DAY, MONTH, REASON):
+            await db.execute(delete(table))
+    await jobs.watermark(db, WM_RATINGS, lock=True)
+    await jobs.watermark(db, WM_EVENTS, lock=True)
+    await jobs.advance(db, WM_RATINGS, 0)
+    # Standing as of "before any event" for everything, then every event as a change.
+    await jobs.advance(db, WM_EVENTS, 0)
+
+
 async def rebuild(
     sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime | None = None
 ) -> RefreshReport:
     """Empty the rollups and their watermarks, then fold every rating again."""
     async with sessionmaker() as db:
-        if _dialect(db) == "postgresql":  # no dead rows left for the next reads to step over
-            await db.execute(text("TRUNCATE stat_day_node, stat_month_key, stat_month_reason"))
-        else:
-            for table in (DAY, MONTH, REASON):
-                await db.execute(delete(table))
-        await jobs.watermark(db, WM_RATINGS, lock=True)
-        await jobs.watermark(db, WM_EVENTS, lock=True)
-        await jobs.advance(db, WM_RATINGS, 0)
-        # Standing as of "before any event" for everything, then every event as a change.
-        await jobs.advance(db, WM_EVENTS, 0)
+        await reset(db)
         await db.commit()
     return await refresh(sessionmaker, now=now)
 

@@ -21,6 +21,7 @@ from haochaping.accounts import queries as account_queries
 from haochaping.accounts import schemas as account_schemas
 from haochaping.accounts import service as account_service
 from haochaping.accounts.models import ApiClient, User
+from haochaping.analytics import rollups
 from haochaping.console.forms import validation_problem
 from haochaping.console.layout import (
     AdminConsoleUser,
@@ -314,6 +315,9 @@ async def org_act(
             moved = await org_service.move_org(
                 db=db, actor=user, code=org.code, parent_code=target.parent_code
             )
+            # The rollups hold the subtree's history under its old ancestors: emptied with
+            # the move (same transaction), reads are exact from the ratings until refolded.
+            await rollups.reset(db)
             message = f"已将 {org.name} 及其下级共 {moved} 个机构移到 {target.parent_code} 之下"
         else:
             done = await org_service.deactivate_org(db=db, actor=user, code=org.code)
