@@ -316,9 +316,10 @@ async def load_into(
 
     # The people, then a year of the closed loop, lived through by them.
     policy = PolicyValues()
-    orgs = await workflow.org_infos(db, f"/{generate.ROOT_CODE}/")
+    root_path = f"/{generate.ROOT_CODE}/"
+    orgs = await workflow.org_infos(db, root_path)
     ids = orgs_by_code(orgs)
-    where = _account_orgs(ref, orgs, await workflow.bad_ratings(db, policy.bad_levels))
+    where = _account_orgs(ref, orgs, await workflow.bad_ratings(db, policy.bad_levels, root_path))
     await _accounts(db, where, summary)
     calendar = await load_calendar(db)
     moments = workflow.showcase_moments(calendar, now)
@@ -357,7 +358,7 @@ async def load_into(
         scripts={c["id"]: m for c, m in zip(shown.cases, moments, strict=True)},
         progress=progress,
     )
-    await sim.run(await workflow.bad_ratings(db, policy.bad_levels))
+    await sim.run(await workflow.bad_ratings(db, policy.bad_levels, root_path))
 
     # The periodic jobs of a running province, and the people who follow them up.
     await upkeep.sample_spot_checks(db, progress)

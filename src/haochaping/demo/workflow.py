@@ -828,8 +828,11 @@ async def org_infos(db: AsyncSession, root_path: str) -> dict[int, OrgInfo]:
     return {r[0]: OrgInfo(*r) for r in rows}
 
 
-async def bad_ratings(db: AsyncSession, bad_levels: list[int]) -> list[dict[str, Any]]:
-    """Every bad first rating of the demo with what opening its order needs."""
+async def bad_ratings(
+    db: AsyncSession, bad_levels: list[int], root_path: str
+) -> list[dict[str, Any]]:
+    """Every bad first rating of the demo (of the organisations under `root_path`; a database
+    may hold other data beside it) without an order yet, with what opening its order needs."""
     from haochaping.orgs.models import Item
 
     E = Evaluation
@@ -847,7 +850,14 @@ async def bad_ratings(db: AsyncSession, bad_levels: list[int]) -> list[dict[str,
             Item.org_id.label("item_org_id"),
         )
         .outerjoin(Item, Item.id == E.item_id)
-        .where(E.level.in_(bad_levels), E.eval_count == 1, E.is_default.is_(False))
+        .join(Org, Org.id == E.org_id)
+        .where(
+            E.level.in_(bad_levels),
+            E.eval_count == 1,
+            E.is_default.is_(False),
+            Org.path.startswith(root_path, autoescape=True),
+            ~select(WorkOrder.id).where(WorkOrder.evaluation_id == E.id).exists(),
+        )
         .order_by(E.received_at, E.id)
     )
     return [dict(r._mapping) for r in rows]
