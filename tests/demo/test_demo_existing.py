@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
 from haochaping.accounts import service as account_service
 from haochaping.demo import generate, loader
 from haochaping.orgs.models import Org
+from haochaping.workorders.models import SpotCheck
 from tests import factories
 
 
 async def test_demo_loads_beside_existing_data_and_keeps_existing_accounts(db):
     world = await factories.build_world(db)  # has its own "admin" user and orgs
+    # Other data's pending spot checks: the demo's people call only the demo's own.
+    for i in range(8):
+        ev = await factories.add_rating(
+            db, world, level=5, at=datetime(2026, 3, 2, 9, i, tzinfo=UTC)
+        )
+        hall = (await db.execute(select(Org).where(Org.code == "HALL-A"))).scalar_one()
+        db.add(SpotCheck(evaluation_id=ev.id, org_id=hall.id, state="pending"))
     await db.commit()
     orgs_before = (await db.execute(select(func.count()).select_from(Org))).scalar_one()
     # `serve --demo` loads only into an empty database.

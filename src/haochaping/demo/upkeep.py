@@ -78,6 +78,7 @@ async def call_spot_checks(
             .order_by(SpotCheck.id)
         )
     ).all()
+    rows = [r for r in rows if r.org_id in cast.orgs]  # the demo's own, not other data's
     done: Counter[str] = Counter()
     for check_id, org_id in rng.sample(rows, min(calls, len(rows) // 4)):
         r = rng.random()
@@ -107,7 +108,11 @@ async def detect(
     flag = (
         await db.execute(
             select(IntegrityFlag)
-            .where(IntegrityFlag.check_name == "coordinated_bad", IntegrityFlag.state == "open")
+            .where(
+                IntegrityFlag.check_name == "coordinated_bad",
+                IntegrityFlag.state == "open",
+                IntegrityFlag.org_id.in_(list(cast.orgs)),  # the demo's own
+            )
             .order_by(IntegrityFlag.id)
             .limit(1)
         )
