@@ -404,6 +404,47 @@ async def save_region(request: Request, db: DbSession, user: ManagerConsoleUser)
 # --- staff and service items ------------------------------------------------------------------
 
 
+async def _reference_list(
+    request: Request,
+    db: DbSession,
+    user: Principal,
+    *,
+    query: Any,
+    key: Any,
+    template: str,
+    title: str,
+    row_name: str,
+    form: dict[str, str] | None,
+    error: str | None,
+    status_code: int,
+) -> Response:
+    """One page of staff or items searched by `q`, with the organisation each belongs to."""
+    q = _query(request, "q")
+    rows, next_cursor = await pagination.page(
+        db,
+        query(actor=user, q=q),
+        key=key,
+        cursor=request.query_params.get("cursor"),
+        limit=PAGE_SIZE,
+        text_key=True,
+    )
+    return await _render(
+        request,
+        db,
+        user,
+        template,
+        {
+            "title": title,
+            "rows": [{row_name: r, "org_code": c, "org_name": n} for r, c, n in rows],
+            "filters": {"q": q},
+            "next_cursor": next_cursor,
+            "form": form or {},
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
 async def _staff_list(
     request: Request,
     db: DbSession,
@@ -413,28 +454,17 @@ async def _staff_list(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    q = _query(request, "q")
-    rows, next_cursor = await pagination.page(
-        db,
-        org_queries.admin_staff(actor=user, q=q),
-        key=Staff.staff_no,
-        cursor=request.query_params.get("cursor"),
-        limit=PAGE_SIZE,
-        text_key=True,
-    )
-    return await _render(
+    return await _reference_list(
         request,
         db,
         user,
-        "console/directory_staff.html",
-        {
-            "title": "工作人员",
-            "rows": [{"staff": s, "org_code": c, "org_name": n} for s, c, n in rows],
-            "filters": {"q": q},
-            "next_cursor": next_cursor,
-            "form": form or {},
-            "error": error,
-        },
+        query=org_queries.admin_staff,
+        key=Staff.staff_no,
+        template="console/directory_staff.html",
+        title="工作人员",
+        row_name="staff",
+        form=form,
+        error=error,
         status_code=status_code,
     )
 
@@ -557,28 +587,17 @@ async def _item_list(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    q = _query(request, "q")
-    rows, next_cursor = await pagination.page(
-        db,
-        org_queries.admin_items(actor=user, q=q),
-        key=Item.code,
-        cursor=request.query_params.get("cursor"),
-        limit=PAGE_SIZE,
-        text_key=True,
-    )
-    return await _render(
+    return await _reference_list(
         request,
         db,
         user,
-        "console/directory_items.html",
-        {
-            "title": "服务事项",
-            "rows": [{"item": i, "org_code": c, "org_name": n} for i, c, n in rows],
-            "filters": {"q": q},
-            "next_cursor": next_cursor,
-            "form": form or {},
-            "error": error,
-        },
+        query=org_queries.admin_items,
+        key=Item.code,
+        template="console/directory_items.html",
+        title="服务事项",
+        row_name="item",
+        form=form,
+        error=error,
         status_code=status_code,
     )
 
