@@ -301,7 +301,8 @@ async def drop_secondary_indexes(conn, table: str) -> list[str]:
         if row["conname"]:  # a unique constraint's index: keep it (the load needs none)
             continue
         await conn.execute(f'DROP INDEX "{row["indexname"]}"')
-        ddl.append(row["indexdef"])
+        # A partitioned table's index reads `ON ONLY`: rebuilt without it, on every partition.
+        ddl.append(row["indexdef"].replace(" ON ONLY ", " ON "))
     return ddl
 
 

@@ -1553,7 +1553,14 @@ def parse_args() -> argparse.Namespace:
         name, _, value = item.partition("=")
         if name not in fields:
             p.error(f"no threshold {name!r}; known: {', '.join(fields)}")
-        changes[name] = float(value) if fields[name] in (float, "float") else int(value)
+        kind = str(fields[name])
+        changes[name] = (
+            tuple(float(v) for v in value.split(","))
+            if kind.startswith("tuple")
+            else float(value)
+            if kind in ("float", str(float))
+            else int(value)
+        )
     args.thresholds = detectors.Thresholds(**changes)
     return args
 

@@ -441,6 +441,32 @@ async def code_ab(
     return await two_server_ab(args, url, name, world, trees, own_phone=False, goal=None)
 
 
+async def env_ab(
+    args: argparse.Namespace, url: str, name: str, world: harness.World, env: dict[str, str]
+) -> int:
+    """One setting at two values (`--env-ab VAR=A,B`), e.g. group commit on against off."""
+    var, _, values = args.env_ab.partition("=")
+    a, _, b = values.partition(",")
+    if not var or not a or not b:
+        raise SystemExit("--env-ab wants VAR=A,B, e.g. HAOCHAPING_INTAKE_GROUP_COMMIT=true,false")
+    print(f"setting A/B: {var}={a} ('{a}') against {var}={b} ('{b}'), standard ratings")
+    variants = {a: {**env, var: a}, b: {**env, var: b}}
+    return await two_server_ab(args, url, name, world, variants, own_phone=False, goal=None)
+
+
+async def workers_ab(
+    args: argparse.Namespace, url: str, name: str, world: harness.World, env: dict[str, str]
+) -> int:
+    """One worker count against another (`--workers-ab 1,2`) on this machine."""
+    a, b = (int(n) for n in args.workers_ab.split(","))
+    labels = {f"{a}w": a, f"{b}w": b}
+    print(f"workers A/B: serve --workers {a} against --workers {b}, standard ratings")
+    variants = dict.fromkeys(labels, env)
+    return await two_server_ab(
+        args, url, name, world, variants, own_phone=False, goal=None, workers=labels
+    )
+
+
 async def two_server_ab(
     args: argparse.Namespace,
     url: str,
@@ -450,6 +476,7 @@ async def two_server_ab(
     *,
     own_phone: bool,
     goal: str | None,
+    workers: dict[str, int] | None = None,
 ) -> int:
     """Two servers on the one database, their slices interleaved (A/B, then B/A, ...) so that
     background load and the growing table weigh on both alike; the single route first, then
@@ -457,7 +484,10 @@ async def two_server_ab(
     dsn = url.replace("postgresql+asyncpg", "postgresql")
     servers = {
         label: harness.Server(
-            url, workers=args.workers, access_log=not args.no_access_log, env=variant
+            url,
+            workers=(workers or {}).get(label, args.workers),
+            access_log=not args.no_access_log,
+            env=variant,
         )
         for label, variant in variants.items()
     }
@@ -468,7 +498,7 @@ async def two_server_ab(
         for server in servers.values():
             await server.wait_ready()
         print(
-            f"two servers (--workers {args.workers} each): "
+            f"two servers (--workers {workers or args.workers}): "
             + ", ".join(f"{label} on port {server.port}" for label, server in servers.items())
             + f"; {args.slices} interleaved slices per side and route"
         )
@@ -588,6 +618,10 @@ async def main(args: argparse.Namespace) -> int:
             return await integrity_ab(args, url, name, world, env)
         if args.ab_against:
             return await code_ab(args, url, name, world, env)
+        if args.env_ab:
+            return await env_ab(args, url, name, world, env)
+        if args.workers_ab:
+            return await workers_ab(args, url, name, world, env)
         server = harness.Server(
             url, workers=args.workers, access_log=not args.no_access_log, env=env
         )
@@ -771,12 +805,27 @@ def parse_args() -> argparse.Namespace:
         help="with --ab-against: run the 'new' side from DIR too (a snapshot, so "
         "that editing this tree during the run changes nothing)",
     )
+    p.add_argument(
+        "--env-ab",
+        metavar="VAR=A,B",
+        help="instead of API/raw/batch: two servers of this tree, one with the environment "
+        "variable VAR=A, one with VAR=B (e.g. HAOCHAPING_INTAKE_GROUP_COMMIT=true,false), "
+        "interleaved as --integrity-ab",
+    )
+    p.add_argument(
+        "--workers-ab",
+        metavar="A,B",
+        help="instead of API/raw/batch: `serve --workers A` against `--workers B`, "
+        "interleaved as --integrity-ab",
+    )
     p.add_argument("--keep-db", action="store_true", help="leave the database for inspection")
     args = p.parse_args()
     if args.batch_seconds is None:
         args.batch_seconds = args.seconds
     if args.slices is None:
-        args.slices = 10 if args.integrity_ab or args.ab_against else 1
+        args.slices = (
+            10 if args.integrity_ab or args.ab_against or args.env_ab or args.workers_ab else 1
+        )
     return args
 
 

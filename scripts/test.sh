@@ -35,10 +35,29 @@ fi
 
 # Both runs go in random order (pytest-randomly), each with its own seed, so that no test can
 # rely on what another left behind. Replay a failure with HAOCHAPING_TEST_SEED=<seed printed>.
+# The two runs go side by side (each test process has its own databases: a temporary SQLite
+# file, a PostgreSQL database named after its pid, its own Redis database number); the
+# PostgreSQL run's output is kept in a file and printed after the SQLite run's.
 sqlite_seed=${HAOCHAPING_TEST_SEED:-$RANDOM}
 pg_seed=${HAOCHAPING_TEST_SEED:-$RANDOM}
-echo "== tests on SQLite (embedded default), random order, seed ${sqlite_seed} =="
-.venv/bin/python -m pytest -p randomly --randomly-seed="$sqlite_seed" "$@"
-echo "== tests on PostgreSQL, random order, seed ${pg_seed} =="
+pg_log=$(mktemp -t hcp-pg-tests.XXXXXX)
+echo "== tests on PostgreSQL, random order, seed ${pg_seed}: started beside SQLite =="
 HAOCHAPING_TEST_DATABASE_URL="postgresql+asyncpg://postgres@${PG_HOST}:5432/test" \
-  .venv/bin/python -m pytest -p randomly --randomly-seed="$pg_seed" "$@"
+HAOCHAPING_TEST_REDIS_URL="redis://127.0.0.1:6379/1" \
+  .venv/bin/python -m pytest -p randomly --randomly-seed="$pg_seed" --durations=10 "$@" \
+  >"$pg_log" 2>&1 &
+pg_pid=$!
+trap 'kill "$pg_pid" 2>/dev/null || true' EXIT
+echo "== tests on SQLite (embedded default), random order, seed ${sqlite_seed} =="
+sqlite_rc=0
+HAOCHAPING_TEST_REDIS_URL="redis://127.0.0.1:6379/0" \
+  .venv/bin/python -m pytest -p randomly --randomly-seed="$sqlite_seed" --durations=10 "$@" \
+  || sqlite_rc=$?
+pg_rc=0
+wait "$pg_pid" || pg_rc=$?
+trap - EXIT
+echo "== tests on PostgreSQL, random order, seed ${pg_seed} (exit ${pg_rc}) =="
+cat "$pg_log"
+rm -f "$pg_log"
+echo "== SQLite run exit ${sqlite_rc}, PostgreSQL run exit ${pg_rc} =="
+[ "$sqlite_rc" = 0 ] && [ "$pg_rc" = 0 ]

@@ -219,6 +219,10 @@ INTAKE_TABLES = (
     "api_client",
     "app_user",
     "reason_tag",
+    "work_order",
+    "inspection_visit",
+    "inspection_photo",
+    "inspection_checklist",
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -306,9 +310,11 @@ async def add_rating(
     reasons: list[str] | None = None,
     is_default: bool = False,
     eval_count: int = 1,
+    comment: str | None = None,
+    **columns,
 ):
     """One stored rating received at `at` (set-based fixtures, as a bench loader writes them;
-    intake's own rules are tested in tests/evaluations)."""
+    intake's own rules are tested in tests/evaluations); `columns` sets others (the rater's)."""
     from haochaping.evaluations.models import Evaluation
     from haochaping.orgs.models import Item, Org, Staff
 
@@ -341,8 +347,10 @@ async def add_rating(
         region_code=org_row.region_code,
         is_default=is_default,
         eval_count=eval_count,
+        comment=comment,
         evaluated_at=at,
         received_at=at,
+        **columns,
     )
     db.add(row)
     await db.flush()
@@ -364,3 +372,56 @@ async def add_work_order(db: AsyncSession, rating, **fields):
     db.add(order)
     await db.flush()
     return order
+
+
+# Comments of the text analysis (topics): routine complaints, and a planted matter (预约号) with
+# a phone and an ID-card number in some of its comments.
+TOPIC_PHONE = "13812345678"
+TOPIC_ID_NO = "330102199001014021"
+TOPIC_ROUTINE = ["排队时间太长", "窗口人员态度差", "材料要求重复提交", "叫号系统卡顿"]
+TOPIC_PLANTED = [
+    "预约号总是抢不到",
+    f"网上的预约号一放出就没了，电话{TOPIC_PHONE}",
+    "预约号太少，约不上",
+    f"天天蹲预约号，身份证{TOPIC_ID_NO}",
+    "预约号被黄牛抢光",
+]
+
+
+async def add_weeks_of_comments(
+    db,
+    world,
+    item: str,
+    weekly: list[int],
+    *,
+    planted: list[int] | None = None,
+    now: datetime | None = None,
+):
+    """Weeks of ratings of one item, oldest first: per week 20 good ones, `weekly[w]`
+    routine complaints, and `planted[w]` complaints about booking numbers (预约号)."""
+    now = now or datetime.now(UTC)
+    for w in range(len(weekly)):
+        start = now - timedelta(days=7 * (len(weekly) - w) - 1)
+        for n in range(20):
+            await add_rating(
+                db, world, level=5, at=start + timedelta(hours=n), item=item, comment="办事很快"
+            )
+        for n in range(weekly[w]):
+            await add_rating(
+                db,
+                world,
+                level=2 if n % 2 else 3,
+                at=start + timedelta(days=1, hours=n),
+                item=item,
+                comment=TOPIC_ROUTINE[(w + n) % len(TOPIC_ROUTINE)],
+            )
+        for n in range(planted[w] if planted else 0):
+            await add_rating(
+                db,
+                world,
+                level=1,
+                at=start + timedelta(days=2, hours=n),
+                item=item,
+                comment=TOPIC_PLANTED[n % len(TOPIC_PLANTED)],
+            )
+    await db.flush()

@@ -157,6 +157,9 @@ def test_the_first_administrator_and_a_channel_key(env):
             "org_not_found",
         ),
         (["user", "create", "--username", "weak", "--password", "short"], "weak_password"),
+        # SQLite keeps one ratings table: no month to detach or attach.
+        (["archive", "attach", "--month", "2023-11"], "partition_invalid"),
+        (["archive", "detach", "--month", "2023-11", "--archive", "nowhere"], "archive_invalid"),
         (
             [
                 "user",
@@ -229,11 +232,16 @@ def test_user_create_on_a_never_migrated_database_migrates_first(tmp_path, monke
         ["calendar", "status"],
         ["ledger", "verify"],
         ["ledger", "seal"],
+        ["archive", "export", "--before", "2024-01", "--out", "archive"],
     ],
 )
 def test_other_commands_on_a_never_migrated_database_do_not_crash(tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     r = invoke(fresh_env(tmp_path), *args)
+    if args[:2] == ["archive", "export"]:
+        # Nothing to archive yet: an empty manifest, then the folder verifies clean.
+        assert "已归档 0 条评价，0 个文件" in r.output
+        assert invoke(fresh_env(tmp_path), "archive", "verify", "archive").exit_code == 0
     assert r.exception is None or isinstance(r.exception, SystemExit), r.output
     # The client's organisation does not exist yet: a refusal, not a missing table.
     assert r.exit_code == (2 if args[0] == "client" else 0), r.output
@@ -358,3 +366,78 @@ def test_worker_once_says_what_each_part_did_and_force_reruns_the_detectors(env)
     forced = invoke(env, "worker", "--once", "--force")
     assert forced.exit_code == 0 and "疑似刷评检测已运行" in forced.output
     assert invoke(env, "worker", "--force").exit_code == 2  # --force belongs to --once
+
+
+def test_device_pair_list_and_revoke(tmp_path, monkeypatch):
+    """`device pair` prints a one-time code and the pairing page's QR; `device list` shows the
+    pad waiting, `device revoke` stops it; an organisation that is no window is refused. (On
+    a database of its own: its organisations would be a second root beside the module's.)"""
+    from haochaping.orgs import schemas as org_schemas
+    from haochaping.orgs import service as org_service
+    from haochaping.pads import service as pad_service
+    from haochaping.pads.models import PadDevice
+    from tests.factories import ADMIN
+
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "HAOCHAPING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/pads.db",
+        "HAOCHAPING_ENV": "test",
+        "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
+    }
+    assert invoke(env, "migrate").exit_code == 0
+    settings = Settings(database_url=env["HAOCHAPING_DATABASE_URL"], _env_file=None)
+
+    async def make_window():
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                await org_service.create_region(
+                    db=db,
+                    actor=ADMIN,
+                    data=org_schemas.RegionCreate(code="440000", name="广东省", parent_code=None),
+                )
+                for code, kind, parent in (
+                    ("CLI-HALL", "hall", None),
+                    ("WIN-C1", "window", "CLI-HALL"),
+                ):
+                    await org_service.create_org(
+                        db=db,
+                        actor=ADMIN,
+                        data=org_schemas.OrgCreate(
+                            code=code,
+                            name="窗口" if kind == "window" else "大厅",
+                            kind=kind,
+                            parent_code=parent,
+                            region_code="440000",
+                        ),
+                    )
+                await db.commit()
+        finally:
+            await engine.dispose()
+
+    async def stored(device_id: int) -> PadDevice:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as db:
+                return await db.get(PadDevice, device_id)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(make_window())
+    r = invoke(env, "device", "pair", "--window", "WIN-C1", "--name", "一号评价器")
+    assert r.exit_code == 0, r.output
+    code = r.output.split("配对码：")[1][:9]
+    device_id = int(r.output.split("编号 ")[1].split("）")[0])
+    assert "/pad/pair?code=" + code in r.output
+    assert "█" in r.output or "▀" in r.output  # the QR drawn on the terminal
+    row = asyncio.run(stored(device_id))
+    assert row.pairing_hash == pad_service.code_digest(
+        settings.secret_key, pad_service.normalise_code(code)
+    )
+    listed = invoke(env, "device", "list", "--window", "WIN-C1")
+    assert f"{device_id}\tWIN-C1\t一号评价器\t待配对" in listed.output
+    assert invoke(env, "device", "revoke", "--id", str(device_id)).exit_code == 0
+    assert "已停用" in invoke(env, "device", "list").output
+    assert asyncio.run(stored(device_id)).revoked_by == "cli"
+    refused = invoke(env, "device", "pair", "--window", "CLI-HALL")
+    assert refused.exit_code == 2 and "window_not_found" in refused.output + (refused.stderr or "")

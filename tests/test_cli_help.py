@@ -47,6 +47,10 @@ ALLOWED = {
     "no",
     "demo",
     "once",
+    "Parquet",  # the archive's file format
+    "JSON",
+    "YYYY",
+    "MM",
 }
 
 

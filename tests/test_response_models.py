@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from haochaping.app import create_app
 
-# Answers that are not JSON: a file download, and the empty 204 of signing out.
+# Answers that are not JSON: a file download, and the empty 204s of signing out and of
+# ending a webhook subscription.
 NOT_JSON = {
     ("get", "/api/v1/work-orders/{work_order_id}/attachments/{attachment_id}"),
     ("post", "/api/v1/auth/logout"),
+    ("delete", "/api/v1/webhooks/{webhook_id}"),
+    ("delete", "/api/v1/windows/{window_code}/serving"),
+    ("get", "/api/v1/reports/{report_id}/download"),  # the workbook
+    ("get", "/api/v1/appraisal/adjustments/{adjustment_id}/file"),
+    ("get", "/api/v1/appraisal/scores/download"),
 }
 
 

@@ -22,31 +22,44 @@ from haochaping.accounts.principals import AccountPrincipals
 from haochaping.analytics import api as analytics_api
 from haochaping.appeals import api as appeals_api
 from haochaping.appeals.register import RegisterCache, make_register_hook
+from haochaping.appraisal import api as appraisal_api
 from haochaping.cases import api as cases_api
 from haochaping.config import Settings
+from haochaping.console import inspection_pages
 from haochaping.console import layout as console_layout
 from haochaping.console import pages as console_pages
 from haochaping.console.todo import TodoCache
 from haochaping.core import apidocs, errors, handlers, openapi, templating
 from haochaping.core.auth import ClientCache
+from haochaping.core.lean import LeanRoutes
 from haochaping.core.middleware import BodySizeLimit, NoCookies
 from haochaping.core.ratelimit import LoginGuard, build_counter
 from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
 from haochaping.evaluations import api as evaluations_api
-from haochaping.evaluations import hooks, tags
+from haochaping.evaluations import hooks, sms_api, tags
 from haochaping.evaluations.choices import CHANNEL_LABELS, LEVEL_LABELS
+from haochaping.evaluations.group import GroupWriter
 from haochaping.evaluations.service import IntakeRules
+from haochaping.exchange import api as exchange_api
+from haochaping.exchange import jobs as exchange_jobs
 from haochaping.integrations import build_notifier
+from haochaping.integrations.upstream import HttpUpstream
 from haochaping.integrity import api as integrity_api
 from haochaping.integrity import detectors as integrity_detectors
 from haochaping.ledger import api as ledger_api
 from haochaping.ledger import pages as ledger_pages
 from haochaping.orgs import api as orgs_api
+from haochaping.pads import api as pads_api
+from haochaping.pads import pages as pads_pages
 from haochaping.policies import api as policies_api
 from haochaping.policies.service import PolicyCache
 from haochaping.portal import pages as portal_pages
 from haochaping.portal import results_pages
+from haochaping.reports import api as reports_api
+from haochaping.topics import api as topics_api
+from haochaping.topics import jobs as topic_jobs
 from haochaping.workorders import api as workorders_api
+from haochaping.workorders import webhook_api
 from haochaping.workorders.intake import make_on_stored
 from haochaping.workorders.loop import CalendarCache
 
@@ -78,6 +91,7 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     # encrypts outside the ORM takes them from here, so it matches what the columns store.
     app.state.keys = engine_keys(app.state.engine)
     app.state.policy_cache = PolicyCache()
+    app.state.topic_lexicons = topic_jobs.Lexicons()  # the segmentation dictionary, built once
     app.state.todo_cache = TodoCache()  # the console navigation's to-do badges
     app.state.calendar_cache = CalendarCache()
     app.state.notifier = build_notifier(app.state.settings)
@@ -85,6 +99,17 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
     app.state.register_cache = RegisterCache(app.state.rate_counter)
     app.state.login_guard = LoginGuard.from_settings(app.state.rate_counter, app.state.settings)
     app.state.client_cache = ClientCache(app.state.rate_counter)
+    settings = app.state.settings
+    # Reporting up (issue 14): the parent's exchange routes, when this instance has one.
+    app.state.upstream = (
+        HttpUpstream(
+            url=settings.upstream_url,
+            key=settings.upstream_key,
+            timeout=settings.upstream_timeout_seconds,
+        )
+        if settings.upstream_url
+        else None
+    )
     rules = await load_rules(app)
     # Hooks on stored ratings, in the intake transaction: the work order of a bad rating,
     # holding ratings of registered malicious raters, the intake checks of the detectors.
@@ -97,6 +122,18 @@ async def startup(app: FastAPI, *, engine=None, sessionmaker=None) -> None:
         window_of=app.state.policy_cache.window_days,
         stages_of=app.state.policy_cache.stages,
     )
+    settings = app.state.settings
+    app.state.intake_group = (
+        GroupWriter(
+            sessionmaker=app.state.sessionmaker,
+            rules=lambda: app.state.rules,
+            max_size=settings.intake_group_max,
+            wait_seconds=settings.intake_group_wait_ms / 1000,
+            writers=1 if settings.is_sqlite else settings.intake_group_writers,
+        )
+        if settings.intake_group_commit
+        else None
+    )
 
 
 async def shutdown(app: FastAPI) -> None:
@@ -105,6 +142,12 @@ async def shutdown(app: FastAPI) -> None:
     close = getattr(counter, "close", None)
     if close is not None:
         await close()
+    group = getattr(app.state, "intake_group", None)
+    if group is not None:
+        await group.close()
+    upstream = getattr(app.state, "upstream", None)
+    if upstream is not None:
+        await upstream.close()
     guard = getattr(app.state, "integrity_guard", None)
     if guard is not None:
         await guard.refusals.close()
@@ -126,11 +169,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             job = asyncio.create_task(
                 scheduler.run_forever(app.state, settings.job_interval_seconds)
             )
+        # Reporting up runs in its own loop, also when the periodic job runs elsewhere: a
+        # backlog of millions drains without holding up a pass (the stream's lease keeps one
+        # sender at a time across processes).
+        sender = None
+        if app.state.upstream is not None:
+            sender = asyncio.create_task(exchange_jobs.run_forever(app.state))
         yield
-        if job is not None:
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        for task in (job, sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await shutdown(app)
 
     app = FastAPI(
@@ -160,8 +210,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outside the sessions: the public results pages may be cached, so they set no cookie.
     app.add_middleware(NoCookies, prefixes=(results_pages.PREFIX,))
+    # Inside the body-size limit and the proxy headers (both still apply), outside the rest.
+    app.add_middleware(LeanRoutes, routes=evaluations_api.LEAN_ROUTES, enabled=settings.intake_lean)
     app.add_middleware(
-        BodySizeLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.attachment_max_bytes
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.attachment_max_bytes,
+        upload_suffix=("/attachments", inspection_pages.VISITS),
     )
     for module in (
         accounts_api,
@@ -172,11 +227,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         policies_api,
         appeals_api,
         analytics_api,
+        appraisal_api,
         ledger_api,
+        reports_api,
         console_pages,
         portal_pages,
         ledger_pages,
         integrity_api,
+        exchange_api,
+        webhook_api,
+        topics_api,
+        sms_api,
+        pads_api,
+        pads_pages,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

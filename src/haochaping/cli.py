@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date as date_type
 from pathlib import Path
 from typing import Annotated
 
@@ -182,6 +184,21 @@ def _progress(quiet: bool) -> Iterator[Progress | None]:
         yield update
 
 
+@contextmanager
+def _demo_dead_letter_unlogged() -> Iterator[None]:
+    """While the demo loads: its one dead letter is deliberate (a mistyped address) and
+    counted in the summary, so the outbox's warning about it is not printed beside it."""
+    import logging
+
+    quiet = logging.NullHandler()
+    outbox_log = logging.getLogger("haochaping.core.outbox")
+    outbox_log.addHandler(quiet)
+    try:
+        yield
+    finally:
+        outbox_log.removeHandler(quiet)
+
+
 def _fail(exc: Exception) -> None:
     from haochaping.core.errors import DomainError
 
@@ -226,7 +243,7 @@ def serve(
     if demo:
         from haochaping.demo import loader
 
-        with _progress(quiet=False) as progress:
+        with _progress(quiet=False) as progress, _demo_dead_letter_unlogged():
             summary = asyncio.run(
                 loader.load_if_empty(settings, cases=demo_cases, echo=None, progress=progress)
             )
@@ -254,7 +271,7 @@ def demo_cmd(
 
     _refuse_demo_in_production(_settings())
     settings = _migrated_settings()
-    with _progress(quiet) as progress:
+    with _progress(quiet) as progress, _demo_dead_letter_unlogged():
         summary = asyncio.run(loader.load(settings, cases=cases, seed=seed, progress=progress))
     typer.echo(summary)
 
@@ -529,8 +546,9 @@ def worker(
         typer.Option(help="与 --once 同用：即使检测在 10 分钟内运行过，也立即运行批量检测"),
     ] = False,
 ) -> None:
-    """Run the deadline job, the detectors' batch checks, ledger sealing and outbox delivery
-    (safe beside other workers and `serve`); `--once` prints what each part did."""
+    """Run the deadline job, the detectors' batch checks, ledger sealing, outbox delivery and
+    reporting up to the parent (safe beside other workers and `serve`); `--once` prints what
+    each part did."""
     import logging
 
     from haochaping import scheduler
@@ -547,14 +565,34 @@ def worker(
         await startup(application)
         try:
             if once:
-                done = await scheduler.run_pass(application.state, force_integrity=force)
+                done = await scheduler.run_pass(
+                    application.state, force_integrity=force, send_upstream=True
+                )
                 typer.echo(str(done))
             else:
-                await scheduler.run_forever(application.state, interval)
+                await _with_upstream_sender(
+                    application.state, scheduler.run_forever(application.state, interval)
+                )
         finally:
             await shutdown(application)
 
     asyncio.run(run())
+
+
+async def _with_upstream_sender(state, work) -> None:
+    """Run `work` with the reporting-up sender beside it when a parent is configured."""
+    from haochaping.exchange import jobs as exchange_jobs
+
+    sender = None
+    if getattr(state, "upstream", None) is not None:
+        sender = asyncio.create_task(exchange_jobs.run_forever(state))
+    try:
+        await work
+    finally:
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
 
 
 # --- ledger: the tamper-evident record of ratings (评价存证账本) ------------------------------
@@ -614,11 +652,16 @@ def ledger_verify(
             min=0, help="一条评价从取号到提交最多需要的秒数；封存早于此的区块范围视为封闭"
         ),
     ] = 300.0,
+    archive: Annotated[
+        Path | None,
+        typer.Option(help="归档目录（归档导出命令写出的）：已移出数据库的评价按归档内容校验"),
+    ] = None,
     quiet: QUIET = False,
 ) -> None:
     """Recompute every sealed rating and block; exit 1 naming what was altered or inserted."""
     from datetime import timedelta
 
+    from haochaping.archive import service as archive_service
     from haochaping.ledger import jobs as ledger_jobs
 
     try:
@@ -626,6 +669,12 @@ def ledger_verify(
     except ValueError as exc:
         typer.secho(f"错误：{exc}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    archived = None
+    if archive is not None:
+        try:
+            archived = archive_service.ArchivedRatings(archive)
+        except archive_service.ArchiveError as exc:
+            _fail(exc)
 
     async def check(maker):
         with _progress(quiet) as progress:
@@ -635,7 +684,11 @@ def ledger_verify(
                     progress("校验区块", done, total)
 
             return await ledger_jobs.verify(
-                maker, anchors=anchors, grace=timedelta(seconds=grace), on_block=checked
+                maker,
+                anchors=anchors,
+                grace=timedelta(seconds=grace),
+                on_block=checked,
+                archived=archived,
             )
 
     report = _in_sessionmaker(check)
@@ -645,5 +698,428 @@ def ledger_verify(
         raise typer.Exit(1)
 
 
+# --- archive: ratings by month into Parquet files (评价归档) -------------------------------------
+
+archive_app = _typer("评价归档：按受理月份导出为 Parquet 文件、读回、与账本核对")
+app.add_typer(archive_app, name="archive")
+
+
+@archive_app.command(
+    "export", help="把某月之前收到的全部评价按月写成 Parquet 文件和清单（数据库中的评价不变）"
+)
+def archive_export(
+    out: Annotated[Path, typer.Option(help="写入的目录（不能已有归档清单）")],
+    before: Annotated[
+        str | None,
+        typer.Option(
+            help="月份 YYYY-MM：导出此月之前（北京时间）收到的评价；不填则按政策的评价在线保留期限"
+        ),
+    ] = None,
+) -> None:
+    """Write the ratings received before a month (by default: past the policies' retention)
+    into monthly Parquet files and a manifest."""
+    from haochaping.archive import service as archive_service
+    from haochaping.policies import service as policy_service
+
+    async def run(db):
+        month = (
+            archive_service.parse_month(before)
+            if before is not None
+            else await archive_service.retention_before(db=db, today=policy_service.today_local())
+        )
+        return await archive_service.export(db=db, before=month, out=out)
+
+    try:
+        manifest = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    for item in manifest.files:
+        typer.echo(f"{item.file}\t{item.ratings} 条（已封存 {item.sealed}）\tSM3 {item.sm3}")
+    typer.echo(
+        f"已归档 {manifest.ratings} 条评价，{len(manifest.files)} 个文件，"
+        f"清单 {out / archive_service.MANIFEST}"
+    )
+
+
+@archive_app.command("read", help="读回一个归档文件：每条评价一行 JSON（个人信息保持密文）")
+def archive_read(
+    file: Annotated[Path, typer.Argument(help="归档文件（Parquet 格式）")],
+    limit: Annotated[int | None, typer.Option(min=1, help="最多输出的条数")] = None,
+) -> None:
+    """Print an archive file's records as JSON lines."""
+    import json
+
+    from haochaping.archive import service as archive_service
+
+    try:
+        for k, record in enumerate(archive_service.read_records(file)):
+            if limit is not None and k >= limit:
+                break
+            record["ledger_hash"] = record["ledger_hash"].hex() if record["ledger_hash"] else None
+            typer.echo(json.dumps(record, ensure_ascii=False, default=str))
+    except archive_service.ArchiveError as exc:
+        _fail(exc)
+
+
+@archive_app.command(
+    "verify",
+    help="按清单核对归档文件（SM3 摘要、条数），并逐条与账本封存的哈希比对；不符时以状态 1 退出",
+)
+def archive_verify(
+    path: Annotated[Path, typer.Argument(help="归档目录")],
+) -> None:
+    """Check an archive folder against its manifest and the ledger."""
+    from haochaping.archive import service as archive_service
+
+    async def run(db):
+        return await archive_service.verify_archive(db=db, folder=path)
+
+    try:
+        result = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    for problem in result.problems:
+        typer.echo(problem)
+    verdict = "校验通过" if result.ok else f"发现 {len(result.problems)} 处不符"
+    typer.echo(
+        f"归档校验：文件 {result.files} 个，评价 {result.ratings} 条，"
+        f"其中已封存 {result.sealed} 条与账本比对；结论：{verdict}"
+    )
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@archive_app.command(
+    "detach",
+    help="把已归档且校验通过的月份从在线评价表分离（仅限按月分区的数据库；该月分区表保留，可再挂回）",
+)
+def archive_detach(
+    month: Annotated[str, typer.Option(help="月份 YYYY-MM（北京时间的受理月份）")],
+    archive: Annotated[Path, typer.Option(help="含该月文件的归档目录（先经 archive export）")],
+) -> None:
+    """Detach an archived month's partition of the ratings (audited, actor "cli")."""
+    from haochaping.archive import service as archive_service
+
+    async def run(db):
+        return await archive_service.detach_month(
+            db=db, folder=archive, month=archive_service.parse_month(month), actor="cli"
+        )
+
+    try:
+        count = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已分离 {month} 的评价分区（{count} 条评价不再在线查询，分区表仍在数据库中）")
+
+
+@archive_app.command("attach", help="把已分离的月份分区挂回在线评价表（仅限按月分区的数据库）")
+def archive_attach(
+    month: Annotated[str, typer.Option(help="月份 YYYY-MM")],
+) -> None:
+    """Re-attach a detached month's partition (audited, actor "cli")."""
+    from haochaping.archive import service as archive_service
+
+    async def run(db):
+        return await archive_service.attach_month(
+            db=db, month=archive_service.parse_month(month), actor="cli"
+        )
+
+    try:
+        count = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已挂回 {month} 的评价分区（{count} 条评价）")
+
+
+report_app = _typer("月度通报：生成、存档与导出")
+app.add_typer(report_app, name="report")
+
+
+@report_app.command(
+    "monthly", help="生成（或取出已存档的）某地区某月的通报，写出电子表格文件；已存档的不会被替换"
+)
+def report_monthly(
+    region: Annotated[str, typer.Option(help="行政区划代码，如 330100")],
+    month: Annotated[str, typer.Option(help="月份，如 2026-11")],
+    out: Annotated[Path, typer.Option(help="写出的电子表格文件")],
+    quiet: QUIET = False,
+) -> None:
+    """Write a region's report of a month once (archived with its SM3 digest), and copy the
+    archived workbook to `--out`."""
+    from haochaping.reports import service as report_service
+
+    settings = _migrated_settings()
+
+    async def run(db):
+        with _progress(quiet) as progress:
+            report, created = await report_service.write_monthly(
+                db=db,
+                region_code=region,
+                month=month,
+                upload_dir=Path(settings.upload_dir),
+                created_by="cli",
+                progress=progress,
+            )
+        data = await report_service.read_workbook(
+            report=report, upload_dir=Path(settings.upload_dir)
+        )
+        return report, created, data
+
+    try:
+        report, created, data = asyncio.run(_with_session(settings, run))
+    except Exception as exc:
+        _fail(exc)
+        return
+    out.write_bytes(data)
+    state = "新生成并存档" if created else "已存档（未替换），导出存档文件"
+    sections = report.content.get("sections", [])
+    typer.echo(f"{report.content.get('title', '')}：{state}")
+    typer.echo(f"  编号 {report.id}，生成于 {report.content.get('generated_at')}")
+    typer.echo(f"  {len(sections)} 个部分，{report.size} 字节，SM3 {report.sm3}")
+    typer.echo(f"  已写出 {out}")
+
+
+# --- topics: the comments' terms (社情民意) ------------------------------------------------------
+
+topics_app = _typer("评价文本分析（社情民意）：分词词典与词频统计")
+app.add_typer(topics_app, name="topics")
+topics_word_app = _typer("分词词典中管理员添加的服务词语")
+topics_app.add_typer(topics_word_app, name="word")
+
+
+@topics_word_app.command("add", help="向分词词典添加一个服务词语（此后新分词的评价生效）")
+def topics_word_add(
+    word: Annotated[str, typer.Argument(help="词语：2–32 个汉字、字母或数字")],
+    note: Annotated[str | None, typer.Option(help="备注（来源、含义）")] = None,
+) -> None:
+    """Add a service term to the segmentation dictionary (audited, actor "cli")."""
+    from haochaping.topics import service as topic_service
+
+    async def run(db):
+        return await topic_service.add_word(
+            db=db, word=word, note=note, actor="cli", actor_role=None
+        )
+
+    try:
+        row = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(
+        f"已添加词语“{row.word}”：此后分词的评价按新词统计；已统计的评价不变，"
+        "如需按新词典重新统计请运行 haochaping topics rebuild"
+    )
+
+
+@topics_word_app.command("list", help="列出管理员添加的服务词语")
+def topics_word_list() -> None:
+    """The administrators' words, oldest first."""
+    from haochaping.topics import service as topic_service
+
+    async def run(db):
+        return await topic_service.list_words(db=db)
+
+    for row in _in_session(run):
+        typer.echo(f"{row.word}\t{row.created_by}\t{row.created_at:%Y-%m-%d}\t{row.note or ''}")
+
+
+@topics_app.command("refresh", help="立即对新评价分词并计入词频（可与运行中的 worker 同时运行）")
+def topics_refresh() -> None:
+    """Segment and count the new comments now."""
+    from haochaping.topics import jobs as topic_jobs
+
+    typer.echo(str(_in_sessionmaker(topic_jobs.refresh)))
+
+
+@topics_app.command("rebuild", help="清空词频并按当前词典对全部评价重新分词")
+def topics_rebuild() -> None:
+    """Empty the counts and segment every comment again with today's dictionary."""
+    from haochaping.topics import jobs as topic_jobs
+
+    typer.echo(str(_in_sessionmaker(topic_jobs.rebuild)))
+
+
 def main() -> None:
     app()
+
+
+# --- device: the window evaluators (评价器) ---------------------------------------------------
+
+device_app = _typer("窗口评价器（pad）：配对、列表与停用")
+app.add_typer(device_app, name="device")
+
+
+@device_app.command("pair", help="为窗口生成一次性配对码（10 分钟内有效）及配对页二维码")
+def device_pair(
+    window: Annotated[str, typer.Option(help="窗口的机构编码")],
+    name: Annotated[str | None, typer.Option(help="评价器名称（默认按窗口名称编号）")] = None,
+) -> None:
+    """A one-time pairing code for a new pad of the window, with the QR of the pairing page."""
+    import segno
+
+    from haochaping.pads import service as pad_service
+
+    settings = _migrated_settings()
+
+    async def run(db):
+        return await pad_service.create_pairing(
+            db=db, secret=settings.secret_key, window_code=window, name=name
+        )
+
+    try:
+        made = asyncio.run(_with_session(settings, run))
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    url = pad_service.pairing_url(settings.base_url, made["code"])
+    typer.echo(f"窗口 {made['window_code']} 的评价器“{made['name']}”（编号 {made['device_id']}）")
+    typer.echo(
+        f"配对码：{made['code']}（{made['expires_at']:%Y-%m-%d %H:%M} UTC 前有效，只能使用一次）"
+    )
+    typer.echo(f"在评价器的浏览器中打开 {url} 输入配对码，或扫描下面的二维码：")
+    segno.make(url, error="m").terminal(compact=True)
+
+
+@device_app.command("list", help="列出评价器及其状态")
+def device_list(
+    window: Annotated[str | None, typer.Option(help="只列出此窗口的评价器")] = None,
+) -> None:
+    """Every pad (or a window's), newest first."""
+    from haochaping.core.timeutil import utcnow
+    from haochaping.pads import queries as pad_queries
+    from haochaping.pads import service as pad_service
+
+    async def run(db):
+        return await pad_queries.pads(db=db, actor=pad_service.CLI, window_code=window)
+
+    now = utcnow()
+    for row in _in_session(run):
+        state = pad_service.state_of(row, now)
+        seen = f"{row.last_seen_at:%Y-%m-%d %H:%M}" if row.last_seen_at else "-"
+        typer.echo(f"{row.id}\t{row.window_code}\t{row.name}\t{state.label}\t最近在线 {seen}")
+
+
+@device_app.command("revoke", help="停用评价器：其凭据立即失效")
+def device_revoke(
+    id: Annotated[int, typer.Option("--id", help="评价器编号（device list 中的第一列）")],
+) -> None:
+    """Revoke a pad (audited, actor "cli")."""
+    from haochaping.pads import service as pad_service
+
+    async def run(db):
+        return await pad_service.revoke(db=db, actor=pad_service.CLI, device_id=id)
+
+    try:
+        device = _in_session(run)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc)
+        return
+    typer.echo(f"已停用评价器“{device.name}”（编号 {device.id}）")
+
+
+# --- exchange: reporting up to the parent instance (上报) --------------------------------------
+
+exchange_app = _typer("向上级平台上报：对账、补报与按日导出")
+app.add_typer(exchange_app, name="exchange")
+DAY = Annotated[str | None, typer.Option("--day", help="北京时间的日期（评价时间），如 2026-12-06")]
+
+
+def _day_of(text: str) -> date_type:
+    try:
+        return date_type.fromisoformat(text)
+    except ValueError:
+        typer.secho(f"错误：日期 {text!r} 须为 YYYY-MM-DD", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@exchange_app.command(
+    "reconcile",
+    help="逐日比对本平台与上级平台的评价条数和 SM3 摘要；有差异时列出日期并以状态 1 退出",
+)
+def exchange_reconcile(
+    day: DAY = None,
+    days: Annotated[int, typer.Option(min=1, max=366, help="不指定 --day 时比对最近几天")] = 7,
+    repair: Annotated[
+        bool, typer.Option(help="把有差异的日期重新上报（补报，上级不重复存储）")
+    ] = False,
+) -> None:
+    """Compare each day's count and digest with the parent; exit 1 naming the days that
+    differ (after `--repair`, 0 when the repair made them agree)."""
+    from datetime import timedelta
+
+    from haochaping.core.notify import DeliveryError
+    from haochaping.core.timeutil import utcnow
+    from haochaping.exchange import jobs as exchange_jobs
+    from haochaping.integrations.upstream import HttpUpstream
+
+    settings = _migrated_settings()
+    if not settings.upstream_url:
+        typer.secho("错误：未配置上级平台（HAOCHAPING_UPSTREAM_URL）", fg="red", err=True)
+        raise typer.Exit(2)
+    config = exchange_jobs.UpstreamConfig.from_settings(settings)
+
+    async def run(maker):
+        upstream = HttpUpstream(
+            url=settings.upstream_url,
+            key=settings.upstream_key,
+            timeout=settings.upstream_timeout_seconds,
+        )
+        try:
+            if day is not None:
+                wanted = [_day_of(day)]
+            else:
+                today = exchange_jobs.local_day(utcnow())
+                async with maker() as db:
+                    wanted = await exchange_jobs.days_with_ratings(
+                        db, since=today - timedelta(days=days - 1), until=today
+                    )
+            found = await exchange_jobs.compare(maker, upstream, wanted)
+            differ = [c for c in found if not c.agrees]
+            if repair and differ:
+                for c in differ:
+                    sent = await exchange_jobs.resend_day(maker, upstream, config, c.day)
+                    typer.echo(f"{c.day} 补报：{sent}")
+                found = await exchange_jobs.compare(maker, upstream, [c.day for c in differ])
+            return found
+        finally:
+            await upstream.close()
+
+    try:
+        found = _in_sessionmaker(run)
+    except DeliveryError as exc:
+        typer.secho(f"错误：{exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    bad = [c for c in found if not c.agrees]
+    for c in found:
+        mark = "一致" if c.agrees else "不一致"
+        typer.echo(
+            f"{c.day}  本平台 {c.ours.count} 条 {c.ours.digest[:16]}  "
+            f"上级 {c.parent_count} 条 {c.parent_digest[:16]}  {mark}"
+        )
+    if bad:
+        typer.secho("不一致的日期：" + "、".join(str(c.day) for c in bad), fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{len(found)} 天全部一致")
+
+
+@exchange_app.command("export", help="把一天的评价按上报格式写成文件（每行一条记录）")
+def exchange_export(
+    day: Annotated[str, typer.Option("--day", help="北京时间的日期（评价时间）")],
+    out: Annotated[Path, typer.Option("--out", help="输出文件")],
+) -> None:
+    """Write a day's ratings in the exchange format as JSON lines."""
+    from haochaping.exchange import jobs as exchange_jobs
+
+    settings = _migrated_settings()
+    config = exchange_jobs.UpstreamConfig.from_settings(settings)
+    wanted = _day_of(day)
+
+    async def run(maker):
+        return await exchange_jobs.export_day(maker, config, wanted, out)
+
+    count = _in_sessionmaker(run)
+    typer.echo(f"已写出 {count} 条评价（{wanted}）到 {out}")

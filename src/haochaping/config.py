@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,11 +101,62 @@ class Settings(BaseSettings):
     # The detectors' cheap checks in the intake request (self-rating, bursts, link misuse);
     # off only to measure their cost (bench/intake.py) — the periodic batch checks still run.
     integrity_intake_checks: bool = True
+    # Group commit (evaluations/group.py): single ratings arriving together are stored in one
+    # transaction, each answered after its COMMIT. Off: one transaction per request.
+    intake_group_commit: bool = True
+    # At most this many ratings per group, and how long the writer waits for more once the
+    # first has arrived (milliseconds; 0: only what queued while the last group was written).
+    intake_group_max: int = Field(64, ge=1, le=1000)
+    intake_group_wait_ms: float = Field(2.0, ge=0, le=100)
+    # Groups written at once per server process (PostgreSQL; SQLite has one writer anyway).
+    intake_group_writers: int = Field(1, ge=1, le=16)
+    # The lean path for `POST /api/v1/evaluations` and `/evaluations/batch` (core/lean.py):
+    # API-key requests served without the framework's routing, dependencies and middleware,
+    # with the same answers. Off only to measure what it saves (bench/intake.py --env-ab).
+    intake_lean: bool = True
+    # The national interface (`POST /api/v1/compat/evaluations`): which end of its 1–5
+    # `satisfaction` is 非常满意 ("ascending": 5, the national default; "descending": 1, as
+    # GB/T 39046), and its `pf` channel codes as JSON, e.g. {"6": "sms"} where 6 means SMS.
+    compat_satisfaction: str = Field("ascending", pattern="^(ascending|descending)$")
+    compat_pf: dict[int, Literal["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms"]] = {
+        1: "pc",
+        2: "mobile",
+        3: "qrcode",
+        4: "pad",
+        5: "terminal",
+        6: "phone",
+        7: "sms",
+    }
+    # Reporting up (上报, issue 14): the parent instance's address (its origin, e.g.
+    # https://province.example.gov.cn) and the API key it issued with the `exchange` channel;
+    # empty URL: this instance reports to no one. The satisfaction direction and `pf` codes
+    # of the parent's interface (provinces differ), the batch size, how long after receipt a
+    # rating is sent (transactions still in flight commit within it) and one POST's timeout.
+    upstream_url: str = ""
+    upstream_key: str = ""
+    upstream_satisfaction: str = Field("ascending", pattern="^(ascending|descending)$")
+    upstream_pf: dict[int, Literal["pc", "mobile", "qrcode", "pad", "terminal", "phone", "sms"]] = {
+        1: "pc",
+        2: "mobile",
+        3: "qrcode",
+        4: "pad",
+        5: "terminal",
+        6: "phone",
+        7: "sms",
+    }
+    upstream_batch_size: int = Field(1000, ge=1, le=5000)
+    # Batches posted before the oldest is answered (the watermark still moves in order).
+    upstream_in_flight: int = Field(2, ge=1, le=16)
+    upstream_grace_seconds: float = Field(5, ge=0, le=3600)
+    upstream_timeout_seconds: float = Field(30, gt=0, le=600)
+    # Seconds between reconciliations with the parent in the periodic job (0: never).
+    upstream_reconcile_interval_seconds: int = Field(86400, ge=0)
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs,
     # e.g. "10.0.0.0/8,192.0.2.7"); empty: none, the connecting address is the client's.
     trusted_proxies: str = ""
     rate_citizen_per_minute: int = Field(30, ge=0)  # rating links, per IP (0: off)
     rate_public_per_minute: int = Field(120, ge=0)  # public pages, per IP
+    rate_comment_per_hour: int = Field(10, ge=0)  # 综合点评 submissions, per IP (0: off)
     rate_login_per_minute: int = Field(20, ge=0)  # sign-in attempts, per IP
     # Failures of one username from one IP before that IP is locked out of that account;
     # each further failure doubles the lock, up to login_lockout_max_seconds.
@@ -134,6 +185,10 @@ class Settings(BaseSettings):
     # JSON sent to the operator; string values may use $to, $text and $key (the message key).
     sms_http_template: str = '{"to": "$to", "text": "$text", "id": "$key"}'
     sms_http_timeout_seconds: float = Field(15, gt=0, le=300)
+    # The operator signs inbound replies (POST /api/v1/sms/inbound) with HMAC-SHA256 under
+    # this secret; empty: the route answers 503 (replies are not taken).
+    sms_inbound_secret: str = ""
+    webhook_timeout_seconds: float = Field(15, gt=0, le=300)  # one delivery's POST
     outbox_batch_size: int = Field(50, ge=1, le=1000)
     outbox_max_attempts: int = Field(8, ge=1, le=100)
     outbox_backoff_base_seconds: float = Field(30, gt=0)

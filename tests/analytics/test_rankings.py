@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from haochaping.analytics import metrics
+from haochaping.analytics import metrics, rollups, source
 from haochaping.analytics.periods import parse_period
+from haochaping.core.timeutil import utcnow
 from haochaping.orgs import schemas as org_schemas
 from haochaping.orgs import service as org_service
 from tests.factories import WORLD_ADMIN, add_rating, assert_error, bearer_headers
@@ -288,3 +289,95 @@ async def test_a_period_is_ranked_by_the_policy_in_force_on_its_last_day(db, wor
     assert november.min_sample == 2 and len(november.items) == 5
     december = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="window", period="2025-12")
     assert december.min_sample == 4
+
+
+# --- the tier mapping in SQL against the walk up the tree in Python ---------------------------
+
+DEEPER = [
+    # code, kind, parent, region: a department under a hall, a hall under a department
+    ("DEPT-X", "department", "HALL-B", "330100"),
+    ("W-X1", "window", "DEPT-X", "330100"),
+    ("HALL-C", "hall", "DEPT-M", "330102"),
+    ("W-C9", "window", "HALL-C", "330102"),
+]
+# (organisation, window, levels) of June 2026
+RATED = [
+    ("HALL-A", "W-A1", [5, 5, 4]),
+    ("HALL-A", "W-A2", [3]),
+    ("HALL-B", "W-B1", [1, 5]),
+    ("HALL-B", None, [4]),
+    ("DEPT-M", None, [5, 2]),
+    ("DEPT-X", "W-X1", [5]),
+    ("DEPT-X", None, [4, 4]),
+    ("HALL-C", "W-C9", [2, 5, 5]),
+    ("OFFICE", None, [5]),
+]
+
+
+async def _expected(db, ctx, tier: str) -> dict[str, list[int]]:
+    """What the ranking counted before the mapping moved into SQL: every unit's counts added
+    to its tier's unit found by walking the organisations in scope in Python."""
+    by_unit = await source.level_counts(db, ctx.scope, "unit")
+    orgs = await metrics.organisations(db, ctx)
+    out: dict[str, list[int]] = {}
+    if tier == "region":
+        region = ctx.node_region or await metrics._region_of(db, ctx)
+        child_of, _ = await metrics._child_region_map(db, ctx, region)
+        pick = {i: r.code for i, r in child_of.items()}
+    else:
+        pick = {}
+        for i in by_unit:
+            found = metrics._ancestor(orgs, i, tier)
+            if found is not None:
+                pick[i] = found.code
+    for unit, counts in by_unit.items():
+        if unit in pick:
+            bucket = out.setdefault(pick[unit], [0] * 5)
+            for i in range(5):
+                bucket[i] += counts[i]
+    return out
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["from-ratings", "from-rollups"])
+async def test_tier_units_in_sql_are_the_walk_up_the_tree(db, world, sessionmaker, folded):
+    """Departments, halls, windows and child regions mapped in SQL (a recursive query up the
+    tree) count every unit where the walk up the organisations in scope does, for the whole
+    tree, an organisation's subtree and a region's part, from the ratings and the rollups."""
+    for code, kind, parent, region in DEEPER:
+        await org_service.create_org(
+            db=db,
+            actor=WORLD_ADMIN,
+            data=org_schemas.OrgCreate(
+                code=code, name=code, kind=kind, parent_code=parent, region_code=region
+            ),
+        )
+    since, until = parse_period("2026-06").bounds()
+    for org, window, levels in RATED:
+        for n, level in enumerate(levels):
+            at = since + timedelta(days=1, hours=n)
+            await add_rating(db, world, level=level, at=at, org=org, window=window, staff=None)
+    await db.commit()
+    if folded:
+        report = await rollups.refresh(sessionmaker, now=utcnow() + timedelta(days=1))
+        assert report.folded >= sum(len(levels) for _, _, levels in RATED)
+    scopes = [{}, {"org_code": "DEPT-M"}, {"org_code": "HALL-B"}, {"region_code": "330100"}]
+    seen = set()
+    for filters in scopes:
+        ctx = await metrics.resolve(db=db, actor=WORLD_ADMIN, since=since, until=until, **filters)
+        for tier in ("region", "department", "hall", "window"):
+            mapped = await metrics._tier_split(db, ctx, ctx.scope, tier, until)
+            assert mapped is not None
+            before, after, units = mapped
+            assert before == await _expected(db, ctx, tier), (filters, tier)
+            assert after == {}
+            assert set(units) >= set(before)
+            seen |= {(tier, code) for code in before}
+    # The walk crosses kinds: W-X1 counts under DEPT-X, W-C9 under HALL-C and DEPT-M, HALL-B's
+    # own ratings under OFFICE; HALL-C lies in county 330102.
+    assert {("department", "DEPT-X"), ("department", "OFFICE"), ("hall", "HALL-C")} <= seen
+    assert {("window", "W-X1"), ("window", "W-C9"), ("region", "330102")} <= seen
+    r = await metrics.rankings(db=db, actor=WORLD_ADMIN, tier="department", period="2026-06")
+    totals = {x.code: x.total for x in [*r.items, *r.unranked]}
+    # OFFICE: its own 1, HALL-A's 4, HALL-B's 3 (W-B1's 2 and its own 1); DEPT-M: its own 2 and
+    # HALL-C's 3; DEPT-X: its own 2 and W-X1's 1.
+    assert totals == {"OFFICE": 8, "DEPT-M": 5, "DEPT-X": 3}

@@ -185,6 +185,25 @@ async def check_all(db, tree: dict, now: datetime) -> None:
             name,
             "reasons",
         )
+        # Periods that are not whole days or months: the edges come from the ratings.
+        psince, puntil = since + timedelta(hours=7), now - timedelta(hours=5)
+        inside_p = [r for r in inside if psince <= r["received_at"] < puntil]
+        got = await rollups.summary(db, scope=scope, since=psince, until=puntil)
+        assert got == recount(inside_p, lambda r: [1]).get(1, rollups.Measures()), (
+            name,
+            "summary of parts of days",
+        )
+        got_ch = await rollups.by_channel(db, scope=scope, since=psince, until=puntil)
+        assert got_ch is not None
+        assert nonzero(got_ch) == recount(inside_p, lambda r: [r["channel"]]), (name, "parts")
+        qsince, quntil = msince + timedelta(days=9, hours=3), muntil - timedelta(days=3)
+        inside_q = [r for r in inside if qsince <= r["received_at"] < quntil]
+        got_keys = await rollups.by_key(db, scope=scope, dim="unit", since=qsince, until=quntil)
+        assert got_keys is not None
+        assert nonzero(got_keys) == recount(inside_q, lambda r: dim_keys(r, "unit")), name
+        got_reasons = await rollups.by_reason(db, scope=scope, since=qsince, until=quntil)
+        assert got_reasons is not None
+        assert nonzero(got_reasons) == recount(inside_q, lambda r: list(r["reasons"])), name
 
 
 @FAST

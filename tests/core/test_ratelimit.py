@@ -222,7 +222,7 @@ def _start(settings, port: int, tmp_path) -> subprocess.Popen:
 
 
 def _wait(port: int) -> None:
-    deadline = time.time() + 30
+    deadline = time.time() + 120  # a loaded machine: a server took 22 s to start
     while time.time() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

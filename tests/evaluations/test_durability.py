@@ -96,8 +96,11 @@ def _free_port() -> int:
 class ServerProcess:
     """`haochaping serve` in its own process group, so SIGKILL reaches every process."""
 
-    def __init__(self, settings: Settings, port: int, log: Path) -> None:
+    def __init__(
+        self, settings: Settings, port: int, log: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.settings, self.port, self.log, self.proc = settings, port, log, None
+        self.extra_env = extra_env or {}
 
     def start(self) -> None:
         env = {
@@ -105,6 +108,7 @@ class ServerProcess:
             "HAOCHAPING_DATABASE_URL": self.settings.database_url,
             "HAOCHAPING_ENV": "test",
             "HAOCHAPING_SECRET_KEY": self.settings.secret_key,
+            **self.extra_env,
         }
         with open(self.log, "ab") as log:  # a file, not a pipe: a full pipe would stall it
             self.proc = subprocess.Popen(

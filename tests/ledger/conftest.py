@@ -11,6 +11,7 @@ from sqlalchemy import insert, select, text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
+from tests.append_only import unguarded
 
 # Verification "an hour from now": every block counts as sealed long enough ago that a
 # rating below it without an entry can only have been put in behind the sealer's back.
@@ -67,16 +68,9 @@ async def add_ratings(db, n: int, *, org_code: str = "HALL-A", **overrides) -> l
 async def tamper(db, table: str, sql, **params) -> None:
     """Change stored data as an attacker with database access would: on PostgreSQL a superuser
     who first switches off the table's triggers (the append-only guard and the foreign-key
-    checks), on SQLite anyone who can write the file."""
-    pg = db.bind.dialect.name == "postgresql"
-    if pg:
-        await db.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER ALL"))
-    else:
-        # Foreign keys checked at a commit that never comes (the test rolls back).
-        await db.execute(text("PRAGMA defer_foreign_keys = ON"))
-    await db.execute(text(sql) if isinstance(sql, str) else sql, params)
-    if pg:
-        await db.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER ALL"))
+    checks), on SQLite anyone who can write the file (and drop its triggers)."""
+    async with unguarded(db, table, all_triggers=True):
+        await db.execute(text(sql) if isinstance(sql, str) else sql, params)
     await db.commit()
 
 

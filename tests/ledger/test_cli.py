@@ -4,17 +4,21 @@ sqlite3 module as anyone who can write the file could."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from contextlib import closing
+from datetime import datetime, timedelta
 
 import pytest
 from typer.testing import CliRunner
 
 from haochaping.cli import app as cli_app
 from haochaping.config import Settings
+from haochaping.core.timeutil import SHANGHAI
 from haochaping.db.session import make_engine, make_sessionmaker
 from haochaping.orgs.models import Org, Region
+from tests.append_only import unguarded_file
 from tests.ledger.conftest import EvaluationRowFactory, add_ratings
 
 
@@ -85,8 +89,9 @@ def test_verify_names_altered_missing_and_inserted_ratings(cli):
     a, b, c, *_ = cli.ids
     row = EvaluationRowFactory(org_id=1, region_code="330102")
     with closing(sqlite3.connect(cli.path)) as conn:  # foreign keys are off by default
-        conn.execute("UPDATE evaluation SET level = 5, comment = '很满意' WHERE id = ?", (b,))
-        conn.execute("DELETE FROM evaluation WHERE id = ?", (c,))
+        with unguarded_file(conn, "evaluation"):
+            conn.execute("UPDATE evaluation SET level = 5, comment = '很满意' WHERE id = ?", (b,))
+            conn.execute("DELETE FROM evaluation WHERE id = ?", (c,))
         # A rating slipped in below the sealed ids, as if it had always been there.
         conn.execute(
             "INSERT INTO evaluation (id, stage, eval_count, channel, level, reasons, "
@@ -121,9 +126,44 @@ def test_verify_compares_published_roots(cli):
 def test_rewriting_a_block_breaks_the_chain(cli):
     assert cli("ledger", "seal", "--block-size", "2").exit_code == 0
     with closing(sqlite3.connect(cli.path)) as conn:
-        conn.execute("UPDATE ledger_block SET root = zeroblob(32) WHERE height = 2")
+        with unguarded_file(conn, "ledger_block"):
+            conn.execute("UPDATE ledger_block SET root = zeroblob(32) WHERE height = 2")
         conn.commit()
     result = cli("ledger", "verify")
     assert result.exit_code == 1
     assert "区块根不符：区块 2" in result.output
     assert "哈希链断裂：区块 3" in result.output
+
+
+def test_archive_export_read_verify_and_the_ledger_across_it(cli, tmp_path):
+    assert cli("ledger", "seal").exit_code == 0
+    bad = cli("archive", "export", "--before", "2024/01", "--out", str(tmp_path / "x"))
+    assert bad.exit_code == 2 and "archive_invalid" in bad.output and "YYYY-MM" in bad.output
+    unset = cli("archive", "export", "--out", str(tmp_path / "x"))
+    assert unset.exit_code == 2 and "未设置评价在线保留期限" in unset.output
+    now = datetime.now(SHANGHAI)
+    after = (now.replace(day=1) + timedelta(days=32)).strftime("%Y-%m")  # next month
+    folder = tmp_path / "archive"
+    exported = cli("archive", "export", "--before", after, "--out", str(folder))
+    assert exported.exit_code == 0, exported.output
+    name = f"evaluation-{now:%Y-%m}.parquet"
+    assert f"{name}\t6 条（已封存 6）" in exported.output
+    assert "已归档 6 条评价，1 个文件" in exported.output
+    read = cli("archive", "read", str(folder / name), "--limit", "2")
+    lines = read.output.strip().splitlines()
+    assert read.exit_code == 0 and len(lines) == 2
+    assert [json.loads(line)["id"] for line in lines] == cli.ids[:2]
+    assert json.loads(lines[0])["rater_phone"].startswith("hcp1:")
+    checked = cli("archive", "verify", str(folder))
+    assert checked.exit_code == 0, checked.output
+    assert "文件 1 个，评价 6 条，其中已封存 6 条与账本比对；结论：校验通过" in checked.output
+    # The month leaves the table (on PostgreSQL: its partition detached).
+    with closing(sqlite3.connect(cli.path)) as conn, unguarded_file(conn, "evaluation"):
+        conn.execute("DELETE FROM evaluation")
+        conn.commit()
+    assert cli("ledger", "verify", "--grace", "0").exit_code == 1
+    across = cli("ledger", "verify", "--grace", "0", "--archive", str(folder))
+    assert across.exit_code == 0, across.output
+    assert "结论：校验通过" in across.output
+    missing = cli("ledger", "verify", "--archive", str(tmp_path / "none"))
+    assert missing.exit_code == 2 and "无法读取归档清单" in missing.output

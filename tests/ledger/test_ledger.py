@@ -262,6 +262,8 @@ async def test_postgresql_refuses_to_change_or_remove_ratings(pg_only, db, sessi
     conn = await db.connection()
     for sql in (
         f"UPDATE evaluation SET level = 5 WHERE id = {ids[0]}",
+        # A column added later (0023, the 12345 call id) is guarded like the others.
+        f"UPDATE evaluation SET call_id = 'C-1' WHERE id = {ids[0]}",
         f"DELETE FROM evaluation WHERE id = {ids[0]}",
         "TRUNCATE evaluation CASCADE",
     ):

@@ -7,11 +7,13 @@ code the tests create carries the suffix of `live_world`, and assertions only lo
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -47,8 +49,8 @@ class LiveServer:
         return httpx.AsyncClient(base_url=self.url, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[LiveServer]:
+@contextmanager
+def serving(settings: Settings) -> Iterator[LiveServer]:
     """create_app(settings) with its normal lifespan, served by uvicorn in a thread."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -61,6 +63,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
             "rate_citizen_per_minute": 1000,
             "rate_login_per_minute": 1000,
             "rate_public_per_minute": 1000,
+            "rate_comment_per_hour": 1000,
         }
     )
     config = uvicorn.Config(create_app(live_settings), log_level="warning", lifespan="on")
@@ -74,10 +77,19 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the live server did not start")
         time.sleep(0.05)
-    yield LiveServer(url=url, settings=live_settings)
-    server.should_exit = True
-    thread.join(timeout=15)
-    sock.close()
+    try:
+        yield LiveServer(url=url, settings=live_settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The app on the suite's test database, for the whole run."""
+    with serving(settings) as live:
+        yield live
 
 
 @pytest.fixture(scope="session")
@@ -169,3 +181,16 @@ async def axe_violations(page) -> list[dict]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+async def loaded_width(img, timeout: float = 10.0) -> int:
+    """The image's natural width once the browser has finished loading it (0 if it failed).
+
+    A visible <img> is only its box: the bytes may still be on their way, and reading
+    naturalWidth at once then gives 0 (seen in CI under load)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        width = await img.evaluate("img => img.complete ? img.naturalWidth : -1")
+        if width != -1 or time.monotonic() > deadline:
+            return width
+        await asyncio.sleep(0.1)

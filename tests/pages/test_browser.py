@@ -160,7 +160,7 @@ async def test_console_sign_in_list_and_htmx_filter(new_page, live_server, live_
     await expect(bad_row).to_be_visible()
     levels = await page.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.level)")
     assert levels and set(levels) == {"2"}
-    await expect(page.get_by_role("status")).to_contain_text("已更新")
+    await expect(page.locator("#results-status")).to_contain_text("已更新")
     assert await page.evaluate("window.notReloaded") is True
     assert "level=2" in page.url
     # The pushed URL works on its own (and without htmx).

@@ -4,6 +4,9 @@ whose page then reveals the rater's number for the call (查看号码) and masks
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.async_api import expect
 from sqlalchemy import select
@@ -19,9 +22,11 @@ pytestmark = pytest.mark.browser
 SPOT = "/console/spot-checks"
 
 
-async def live_sample(live_server, live_world, committing) -> tuple[int, str]:
+async def live_sample(live_server, live_world, committing, n: int) -> tuple[int, str]:
     """A good rating of the live world through its API, sampled for a callback; returns the
-    spot check's id and the rater's number."""
+    spot check's id and the rater's number. The check is dated long ago, the earlier the later
+    the run (then n seconds on), so that it heads the pending queue, which is oldest first,
+    whatever other tests' live servers have left pending in the shared test database."""
     case = await live_case(committing, live_world)
     async with live_server.api() as api:
         r = await api.post(
@@ -32,7 +37,11 @@ async def live_sample(live_server, live_world, committing) -> tuple[int, str]:
     assert r.status_code == 201, r.text
     async with committing() as db:
         ev = await db.get(Evaluation, r.json()["id"])
-        check = SpotCheck(evaluation_id=ev.id, org_id=ev.org_id)
+        check = SpotCheck(
+            evaluation_id=ev.id,
+            org_id=ev.org_id,
+            created_at=datetime(2001, 1, 1, tzinfo=UTC) - timedelta(seconds=int(time.time()) - n),
+        )
         db.add(check)
         await db.commit()
         return check.id, ev.rater_phone or ""
@@ -45,8 +54,8 @@ def overflow_js() -> str:
 async def test_spot_check_queue_and_the_call_in_the_browser(
     new_page, live_server, live_world, committing
 ):
-    first, phone_no = await live_sample(live_server, live_world, committing)
-    second, _ = await live_sample(live_server, live_world, committing)
+    first, phone_no = await live_sample(live_server, live_world, committing, 0)
+    second, _ = await live_sample(live_server, live_world, committing, 1)
     assert phone_no
 
     # The unit's handler, on a phone with the page's CSP enforced.

@@ -14,7 +14,7 @@ LIST = "/console/evaluations"
 
 def rows(html: str) -> list[str]:
     """The data-level of each row of the list, in order."""
-    return re.findall(r'<tr class="[^"]*" data-level="(\d)">', html)
+    return re.findall(r'<tr class="[^"]*" data-level="(\d)" data-id="\d+">', html)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -19,6 +18,7 @@ from haochaping.console.dashboard_pages import DASHBOARD_TABLES, RANKING_TABLES
 from haochaping.core.exports import cell_text
 from tests.factories import PASSWORD, add_rating, add_work_order, bearer_headers
 from tests.pages.helpers import sign_in
+from tests.pages.tables import parse
 
 DASH = "/console/dashboard"
 RANK = "/console/rankings"
@@ -26,67 +26,6 @@ DAY = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)  # 10:00 Beijing time
 MARCH = {"preset": "custom", "since": "2026-03-01", "until": "2026-03-31"}
 # The same range as the API takes it: Beijing midnights, the end exclusive.
 API_RANGE = {"since": "2026-03-01T00:00:00+08:00", "until": "2026-04-01T00:00:00+08:00"}
-
-
-class Tables(HTMLParser):
-    """The text of every cell of every table with an id, and the KPI values by id."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.links: dict[str, list[str | None]] = {}
-        self.kpis: dict[str, str] = {}
-        self._table: str | None = None
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-        self._kpi: str | None = None
-        self._in_body = False
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "table" and a.get("id", "").startswith("table-"):
-            self._table = a["id"][len("table-") :]
-            self.tables[self._table] = []
-            self.links[self._table] = []
-        elif tag == "tbody":
-            self._in_body = True
-        elif tag == "tr" and self._table and self._in_body:
-            self._row = []
-            self.links[self._table].append(a.get("data-href"))
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-        elif tag == "span" and a.get("id", "").startswith("kpi-"):
-            self._kpi = a["id"][len("kpi-") :]
-            self.kpis[self._kpi] = ""
-
-    def handle_endtag(self, tag):
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None and self._table:
-            if self._row != ["暂无数据"]:
-                self.tables[self._table].append(self._row)
-            else:
-                self.links[self._table].pop()
-            self._row = None
-        elif tag == "tbody":
-            self._in_body = False
-        elif tag == "table":
-            self._table = None
-        elif tag == "span":
-            self._kpi = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._kpi:
-            self.kpis[self._kpi] += data.strip()
-
-
-def parse(html: str) -> Tables:
-    p = Tables()
-    p.feed(html)
-    return p
 
 
 def path_of(href: str) -> tuple[str, dict[str, str]]:
@@ -288,9 +227,12 @@ async def test_each_role_sees_its_own_area(client, db, world, rated):
     assert export.status_code == 403
     assert "数据看板" in r.text and "榜单" in r.text
     client.cookies.clear()
-    # An assessor reads the whole region.
+    # An assessor reads the whole region (the office's units among its organisations; more in
+    # tests/analytics/test_assessor_scope.py).
     await sign_in(client, world.users["assessor"])
     r = await client.get(DASH + "?" + urlencode(MARCH))
+    assert r.status_code == 200 and "统计范围：<strong>浙江省</strong>" in r.text
+    r = await client.get(DASH + "?" + urlencode({**MARCH, "node": "org:OFFICE"}))
     assert r.status_code == 200 and parse(r.text).kpis["total"] == "6"
     assert (await client.get(RANK)).status_code == 200
     client.cookies.clear()

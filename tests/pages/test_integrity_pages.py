@@ -169,9 +169,10 @@ async def test_queue_filters_htmx_and_refused_values(client, db, world, build):
     assert await listed() == [b, c]  # 待复核 by default
     assert await listed(state="cleared") == [a]
     assert await listed(state="invalidated") == []
-    assert await listed(state="all") == [a, b, c]
+    # Open flags are a work queue (raised first, first); every state a record, newest first.
+    assert await listed(state="all") == [c, b, a]
     assert await listed(check="instant_pad") == [c]
-    assert await listed(state="all", check="source_burst") == [a, b]
+    assert await listed(state="all", check="source_burst") == [b, a]
     assert await listed(org_code="HALL-B") == [b]
     assert await listed(org_code="HALL-A", check="instant_pad") == [c]
     r = await client.get(QUEUE, params={"check": "instant_pad"}, headers={"HX-Request": "true"})
@@ -540,12 +541,12 @@ async def test_review_in_the_browser_with_accessibility_checks(
     await expect(phone.get_by_role("heading", level=1)).to_have_text("疑似刷评复核")
     # Other browser tests rate through the live server too (at hall A): their flags may be
     # listed. The unit filter, then the check filter, both swapped in by htmx.
-    await phone.get_by_label("被评价单位编码").fill(live_world.code("HALL-B"))
+    await phone.get_by_label("被评价单位", exact=True).fill(live_world.code("HALL-B"))
     await phone.get_by_role("button", name="查询").click()
-    await expect(phone.get_by_role("status")).to_have_text("已更新：本页 2 条标记")
+    await expect(phone.locator("#results-status")).to_have_text("已更新：本页 2 条标记")
     await expect(phone.locator("tr[data-id]")).to_have_count(2)
     await phone.get_by_label("检测类型").select_option(label="同一来源短时评价多件")
-    await expect(phone.get_by_role("status")).to_have_text("已更新：本页 1 条标记")
+    await expect(phone.locator("#results-status")).to_have_text("已更新：本页 1 条标记")
     await expect(phone.locator("tr[data-id]")).to_have_count(1)
     assert "check=source_burst" in phone.url and "org_code=HALL-B" in phone.url
     row = phone.locator(f'tr[data-id="{burst}"]')

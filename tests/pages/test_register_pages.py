@@ -282,7 +282,7 @@ async def test_the_register_in_a_browser_desk_phone_large_fonts_and_axe(
     await add_form.get_by_label("列入依据").fill(
         "多次以差评相威胁索要不当利益，有书面材料和录音为证"
     )
-    await add_form.get_by_label("涉及单位编码").fill(f"HALL-A{live_world.suffix}")
+    await add_form.get_by_label("涉及单位", exact=True).fill(f"HALL-A{live_world.suffix}")
     await add_form.get_by_role("button", name="列入名单").click()
     await expect(page.locator("#flash")).to_contain_text(f"已将 {masked} 列入")
     # After an act the badges are read again (else they are kept 30 s: another test may have

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.accounts.models import ApiClient, User
 from haochaping.core.auth import Principal
-from haochaping.core.roles import Role
-from haochaping.orgs.models import Org
+from haochaping.core.roles import REGION_READERS, Role
+from haochaping.orgs.models import Org, Region
 
 
 class AccountPrincipals:
@@ -42,19 +42,25 @@ class AccountPrincipals:
         the user's sessions were ended since (sign-out, password change, deactivation)."""
         row = (
             await db.execute(
-                select(User, Org.path).join(Org, Org.id == User.org_id).where(User.id == user_id)
+                select(User, Org.path, Region.path)
+                .join(Org, Org.id == User.org_id)
+                .outerjoin(Region, Region.code == Org.region_code)
+                .where(User.id == user_id)
             )
         ).first()
         if row is None or not row[0].active:
             return None
-        user, path = row
+        user, path, region_path = row
         if session_version is not None and user.session_version != session_version:
             return None
+        role = Role(user.role)
         return Principal(
             kind="user",
             id=user.id,
             name=user.username,
             org_id=user.org_id,
             org_path=path,
-            role=Role(user.role),
+            role=role,
+            # An assessor reads the figures of their organisation's whole region (read-only).
+            region_path=region_path if role in REGION_READERS else None,
         )

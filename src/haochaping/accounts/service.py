@@ -12,7 +12,7 @@ from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from haochaping.core.ratelimit import LoginGuard
 from haochaping.core.security import hash_api_key, hash_password, new_api_key, verify_password
-from haochaping.evaluations.choices import Channel
+from haochaping.evaluations.choices import EXCHANGE_CHANNEL, Channel
 from haochaping.orgs.models import Org
 from haochaping.orgs.service import get_org
 
@@ -108,7 +108,7 @@ async def create_client(
 ) -> tuple[ApiClient, str]:
     """A new API client; returns it and its key, which is shown once and stored hashed (the
     record names the key by its prefix only)."""
-    known = {c.value for c in Channel}
+    known = {c.value for c in Channel} | {EXCHANGE_CHANNEL}
     bad = [c for c in channels if c not in known]
     if bad or not channels:
         raise Invalid(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from haochaping.analytics import metrics, schemas
 from haochaping.core.auth import CurrentPrincipal
@@ -29,6 +30,31 @@ TierParam = Annotated[
     Literal["region", "department", "hall", "window", "staff", "item"],
     Query(description="排名层级"),
 ]
+
+
+@dataclass
+class NodeFilters:
+    """Which node of the tree a statistics question is about: the query parameters every
+    statistics route takes (one definition, and one way to pass them on)."""
+
+    org_code: OrgCode = None
+    item_code: ItemCode = None
+    region_code: RegionCode = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RangeFilters(NodeFilters):
+    """A node and a time range (`since` inclusive, `until` exclusive)."""
+
+    since: Since = None
+    until: Until = None
+
+
+Node = Annotated[NodeFilters, Depends()]
+Range = Annotated[RangeFilters, Depends()]
 NOT_FOUND = ["org_not_found", "item_not_found", "region_not_found"]
 RANGE = ["invalid_range", "range_too_long"]
 FILTERS = {403: "out_of_scope", 404: NOT_FOUND}
@@ -42,22 +68,14 @@ FILTERS = {403: "out_of_scope", 404: NOT_FOUND}
 async def stats_summary(
     db: DbSession,
     principal: CurrentPrincipal,
-    org_code: OrgCode = None,
-    item_code: ItemCode = None,
-    region_code: RegionCode = None,
-    since: Since = None,
-    until: Until = None,
+    filters: Range,
 ):
     """好评率、差评率、平均分 over the ratings that count (invalid and held ones excluded,
     default ratings reported apart), and the bad-review funnel."""
     return await metrics.summary(
         db=db,
         actor=principal,
-        org_code=org_code,
-        item_code=item_code,
-        region_code=region_code,
-        since=since,
-        until=until,
+        **filters.kwargs(),
     )
 
 
@@ -69,23 +87,15 @@ async def stats_summary(
 async def stats_timeseries(
     db: DbSession,
     principal: CurrentPrincipal,
+    filters: Range,
     granularity: Literal["day", "week", "month"] = "day",
-    org_code: OrgCode = None,
-    item_code: ItemCode = None,
-    region_code: RegionCode = None,
-    since: Since = None,
-    until: Until = None,
 ):
     """The figures per day, week or month (Asia/Shanghai), every period of the range."""
     return await metrics.timeseries(
         db=db,
         actor=principal,
         granularity=granularity,
-        org_code=org_code,
-        item_code=item_code,
-        region_code=region_code,
-        since=since,
-        until=until,
+        **filters.kwargs(),
     )
 
 
@@ -97,12 +107,8 @@ async def stats_timeseries(
 async def stats_breakdown(
     db: DbSession,
     principal: CurrentPrincipal,
+    filters: Range,
     by: Literal["level", "channel", "reason", "child", "item", "staff"],
-    org_code: OrgCode = None,
-    item_code: ItemCode = None,
-    region_code: RegionCode = None,
-    since: Since = None,
-    until: Until = None,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
 ):
     """The figures per level, channel, reason tag, child node (drill-down), item or staff."""
@@ -110,11 +116,7 @@ async def stats_breakdown(
         db=db,
         actor=principal,
         by=by,
-        org_code=org_code,
-        item_code=item_code,
-        region_code=region_code,
-        since=since,
-        until=until,
+        **filters.kwargs(),
         limit=limit,
     )
 
@@ -127,11 +129,9 @@ async def stats_breakdown(
 async def stats_rankings(
     db: DbSession,
     principal: CurrentPrincipal,
+    filters: Node,
     tier: TierParam,
     period: PeriodParam = None,
-    org_code: OrgCode = None,
-    item_code: ItemCode = None,
-    region_code: RegionCode = None,
 ):
     """A tier's ranking for a month, quarter or year (live current month without a period)."""
     return await metrics.rankings(
@@ -139,9 +139,7 @@ async def stats_rankings(
         actor=principal,
         tier=tier,
         period=period,
-        org_code=org_code,
-        item_code=item_code,
-        region_code=region_code,
+        **filters.kwargs(),
     )
 
 
@@ -153,13 +151,11 @@ async def stats_rankings(
 async def stats_bottom(
     db: DbSession,
     principal: CurrentPrincipal,
+    filters: Node,
     tier: TierParam,
     periods: Annotated[int | None, Query(ge=1, le=24, description="连续期数 K")] = None,
     bottom: Annotated[int | None, Query(ge=1, le=100, description="末位名次数 N")] = None,
     period: PeriodParam = None,
-    org_code: OrgCode = None,
-    item_code: ItemCode = None,
-    region_code: RegionCode = None,
 ):
     """Units in the bottom N for K periods running, up to `period` or the last complete
     month (K and N default to the region's policy)."""
@@ -170,7 +166,5 @@ async def stats_bottom(
         periods=periods,
         bottom=bottom,
         period=period,
-        org_code=org_code,
-        item_code=item_code,
-        region_code=region_code,
+        **filters.kwargs(),
     )

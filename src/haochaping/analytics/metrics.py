@@ -152,6 +152,24 @@ class Context:
     # caller's own organisation when no region_code is given)
     node_region: Region | None  # the region the question is about (region_code), if any
     policy_region: str | None
+    # `orgs` is read from the database only when a question needs the tree walked in Python
+    # (`organisations`): the figures themselves filter by the subtree in SQL.
+    prefix: str = "/"
+    orgs_loaded: bool = True
+    # The region the organisations must lie in (the question's region, or an assessor's own
+    # region narrowing an organisation's subtree), if any.
+    region_path: str | None = None
+
+
+async def organisations(db: AsyncSession, ctx: Context) -> dict[int, OrgRow]:
+    """The organisations in scope, by id (read once per context)."""
+    if not ctx.orgs_loaded:
+        orgs = {o.id: o for o in await source.org_rows(db, ctx.prefix)}
+        if ctx.region_path is not None:
+            codes = set(await source.region_paths(db, ctx.region_path))
+            orgs = {i: o for i, o in orgs.items() if o.region_code in codes}
+        ctx.orgs, ctx.orgs_loaded = orgs, True
+    return ctx.orgs
 
 
 def _not_found_item(code: str) -> NotFound:
@@ -183,34 +201,78 @@ async def resolve(
     until: datetime | None = None,
 ) -> Context:
     """Check the filters (404 unknown org/item/region, 403 an org outside the caller's
-    subtree, 422 a bad range) and resolve them into a `Context`."""
+    subtree, 422 a bad range) and resolve them into a `Context` (with its organisations)."""
+    ctx = await _resolve(
+        db=db,
+        actor=actor,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+    await organisations(db, ctx)
+    return ctx
+
+
+async def _resolve(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    region_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Context:
+    """`resolve` without reading the organisations in scope: a handful of indexed look-ups,
+    whatever the size of the subtree."""
     P.check_range(since, until if until is not None or since is None else utcnow())
     node_org_model = None
     if org_code:
         node_org_model = await org_service.get_org(db=db, code=org_code)
-        actor.require(node_org_model.path)
     node_region = await org_service.get_region(db=db, code=region_code) if region_code else None
+    # The caller's reach (403 outside it): their subtree, or an assessor's region, which is
+    # what their question is about when it names no node.
+    node_region = await org_service.stats_node(
+        db=db, actor=actor, org=node_org_model, region=node_region
+    )
+    area = actor.region_path
     item_id = None
     if item_code:
         item_id = await source.item_id(db, item_code)
         if item_id is None:
             raise _not_found_item(item_code)
-    prefix = node_org_model.path if node_org_model is not None else actor.org_path
-    orgs = {o.id: o for o in await source.org_rows(db, prefix)}
-    if node_region is not None:
-        codes = set(await source.region_paths(db, node_region.path))
-        orgs = {i: o for i, o in orgs.items() if o.region_code in codes}
-    root = next((o for o in orgs.values() if o.path == prefix), None)
+    prefix = (
+        node_org_model.path
+        if node_org_model is not None
+        else "/"  # an assessor: the organisations of their region, wherever in the tree
+        if area is not None
+        else actor.org_path
+    )
+    # The organisations must lie in the question's region, or, for an assessor's question
+    # about an organisation, in the assessor's region (its part of that subtree).
+    region_path = node_region.path if node_region is not None else area
+    root = None
+    if node_org_model is not None:
+        m = node_org_model
+        root = OrgRow(m.id, m.code, m.name, m.kind, m.parent_id, m.path, m.region_code)
+    elif prefix != "/":
+        root = await source.org_by_path(db, prefix)
+    if root is not None and region_path is not None:
+        # The root counts only when it lies in the region (as when the tree was filtered).
+        codes = await source.region_paths(db, region_path)
+        if root.region_code not in codes:
+            root = None
     # The organisation the question is about: org_code's, else the caller's own unless the
     # question names a region.
     node_org = root if org_code or node_region is None else None
-    whole = node_region is None and (
+    whole = region_path is None and (
         prefix == "/"
-        # A caller at the top of the only tree: no filter beats a list of every id.
-        or len(orgs) == await source.org_count(db)
+        # A caller at the top of the only tree: no filter beats a filter on every org.
+        or (root is not None and root.parent_id is None and await source.root_count(db) == 1)
     )
     by_window = root is not None and root.kind == "window"
-    scope_ids = None if whole else tuple(sorted(orgs))
     policy_region = (
         node_region.code
         if node_region is not None
@@ -226,18 +288,36 @@ async def resolve(
     on = P.local_day(last)
     values = await _policy(db, policy_region, on)
     formula = Formula.of(values, policy_region)
+    # Where the rollups keep the scope's figures: the subtree's root; with a region, the one
+    # organisation whose subtree is exactly the region's part of the caller's tree, if any.
+    node = None
+    if region_path is None:
+        node = (root.id, root.path) if root is not None else None
+    else:
+        exact = await source.subtree_of_region(db, prefix, region_path)
+        node = (exact.id, exact.path) if exact is not None else None
     scope = Scope(
-        org_ids=scope_ids,
+        org_ids=None,
         by_window=by_window,
         item_id=item_id,
         since=since,
         until=until,
         held_counts=formula.held_counts,
-        # The subtree's root, where the rollups keep its figures (not when a region narrows
-        # the organisations to a part of a subtree).
-        node=(root.id, root.path) if root is not None and node_region is None else None,
+        node=node,
+        path=None if whole else prefix,
+        region_path=region_path,
     )
-    return Context(scope, formula, orgs, node_org, node_region, policy_region)
+    return Context(
+        scope,
+        formula,
+        {},
+        node_org,
+        node_region,
+        policy_region,
+        prefix,
+        orgs_loaded=False,
+        region_path=region_path,
+    )
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -281,7 +361,7 @@ async def summary(
     now: datetime | None = None,
 ) -> Summary:
     """Counts, rates and score of the counted ratings in scope, plus the funnel."""
-    ctx = await resolve(
+    ctx = await _resolve(
         db=db,
         actor=actor,
         org_code=org_code,
@@ -293,9 +373,15 @@ async def summary(
     return await summary_of(db=db, ctx=ctx, now=now)
 
 
-async def summary_of(*, db: AsyncSession, ctx: Context, now: datetime | None = None) -> Summary:
-    """`summary` of an already resolved question."""
-    counts, excluded = await source.totals(db, ctx.scope)
+async def summary_of(
+    *,
+    db: AsyncSession,
+    ctx: Context,
+    now: datetime | None = None,
+    totals: tuple[LevelCounts, dict[str, int]] | None = None,
+) -> Summary:
+    """`summary` of an already resolved question (`totals`: its counts, when already read)."""
+    counts, excluded = totals if totals is not None else await source.totals(db, ctx.scope)
     fig = figures(counts, ctx.formula)
     funnel = await source.funnel_counts(
         db,
@@ -357,7 +443,7 @@ async def timeseries(
         raise ValueError(granularity)
     end = until or utcnow()
     start = since or end - DEFAULT_SPAN[granularity]
-    ctx = await resolve(
+    ctx = await _resolve(
         db=db,
         actor=actor,
         org_code=org_code,
@@ -366,7 +452,18 @@ async def timeseries(
         since=start,
         until=end,
     )
-    by_day = await source.level_counts(db, ctx.scope, "day")
+    return await series_of(db=db, ctx=ctx, granularity=granularity)
+
+
+async def series_of(*, db: AsyncSession, ctx: Context, granularity: str) -> Series:
+    """`timeseries` of an already resolved question over its range (without `since`: the
+    default span before `until`, without `until`: now)."""
+    end = ctx.scope.until or utcnow()
+    start = ctx.scope.since or end - DEFAULT_SPAN[granularity]
+    scope = ctx.scope
+    if (scope.since, scope.until) != (start, end):
+        scope = scope.narrowed(start, end)
+    by_day = await source.level_counts(db, scope, "day")
     label = _LABEL[granularity]
     buckets: dict[str, LevelCounts] = {}
     last = P.local_day(end - timedelta(microseconds=1)) if end > start else P.local_day(start)
@@ -453,7 +550,7 @@ async def _child_region_map(
     paths = await source.region_paths(db, region.path)
     depth = len([c for c in region.path.split("/") if c])
     out: dict[int, Region] = {}
-    for org in ctx.orgs.values():
+    for org in (await organisations(db, ctx)).values():
         path = paths.get(org.region_code)
         parts = [p for p in path.split("/") if p] if path else []
         if len(parts) > depth and parts[depth] in children:
@@ -492,19 +589,50 @@ def _org_units(
 
 
 async def _tier_units(
-    db: AsyncSession, ctx: Context, tier: str
+    db: AsyncSession, ctx: Context, tier: str, counted: dict[Any, LevelCounts] | None = None
 ) -> tuple[dict[str, LevelCounts], dict[str, Unit]]:
-    """Counted ratings per unit of a ranking tier, in scope."""
+    """Counted ratings per unit of a ranking tier, in scope (`counted`: the counts by unit,
+    staff member or item, when already read)."""
     if tier in ("staff", "item"):  # ratings that name no staff member / item are no unit
-        by_id = await source.level_counts(db, ctx.scope, tier)
+        by_id = dict(counted) if counted is not None else None
+        if by_id is None:
+            by_id = await source.level_counts(db, ctx.scope, tier)
         by_id.pop(None, None)
         pick = _staff_units if tier == "staff" else _item_units
         return await pick(db, by_id)
-    by_unit = await source.level_counts(db, ctx.scope, "unit")
+    by_unit = counted if counted is not None else await source.level_counts(db, ctx.scope, "unit")
     if tier == "region":
         region = ctx.node_region or await _region_of(db, ctx)
         return await _region_units(db, ctx, by_unit, region)
-    return _org_units(ctx, by_unit, lambda org_id: _ancestor(ctx.orgs, org_id, tier))
+    orgs = await organisations(db, ctx)
+    return _org_units(ctx, by_unit, lambda org_id: _ancestor(orgs, org_id, tier))
+
+
+async def _tier_split(
+    db: AsyncSession, ctx: Context, scope: Scope, tier: str, split: datetime
+) -> tuple[dict[str, LevelCounts], dict[str, LevelCounts], dict[str, Unit]] | None:
+    """The counted ratings per unit of a region or organisation tier over the scope's range
+    cut at `split` ([since, split), [split, until)), mapped to their units in SQL
+    (`source.tier_counts_split`); None for the staff and item tiers."""
+    region_code = None
+    if tier == "region":
+        region = ctx.node_region or await _region_of(db, ctx)
+        if region is None:
+            return {}, {}, {}
+        region_code = region.code
+    elif tier not in source.ORG_TIERS:
+        return None
+    before, after, names = await source.tier_counts_split(
+        db,
+        scope,
+        tier,
+        split,
+        prefix=ctx.prefix,
+        region_path=ctx.region_path,
+        region_code=region_code,
+    )
+    kind = "region" if tier == "region" else "org"
+    return before, after, {code: Unit(code, name, kind) for code, name in names.items()}
 
 
 async def _region_of(db: AsyncSession, ctx: Context) -> Region | None:
@@ -565,6 +693,7 @@ async def _child_units(
     organisation in scope), else its top-level organisations; an organisation's child
     organisations; a window's (or any childless organisation's) staff."""
     by_unit = await source.level_counts(db, ctx.scope, "unit")
+    orgs = await organisations(db, ctx)
     if ctx.node_region is not None and ctx.node_org is None:
         region = ctx.node_region
         child_of, _ = await _child_region_map(db, ctx, region)
@@ -572,8 +701,8 @@ async def _child_units(
         # own halls and departments): their top-level organisations.
         tops = {
             o.id
-            for o in ctx.orgs.values()
-            if o.id not in child_of and (o.parent_id is None or o.parent_id not in ctx.orgs)
+            for o in orgs.values()
+            if o.id not in child_of and (o.parent_id is None or o.parent_id not in orgs)
         }
         counts: dict[str, LevelCounts] = {}
         units: dict[str, Unit] = {}
@@ -583,19 +712,19 @@ async def _child_units(
                 _add(counts, child.code, c)
                 units[child.code] = Unit(child.code, child.name, "region")
                 continue
-            top = _top_in(ctx.orgs, org_id, tops)
+            top = _top_in(orgs, org_id, tops)
             if top is not None:
                 _add(counts, top.code, c)
                 units[top.code] = Unit(top.code, top.name, "org")
         return ("region" if child_of else "org"), counts, units
     node = ctx.node_org
     if node is None:  # the whole tree (a system caller): its root organisations
-        roots = {o.id for o in ctx.orgs.values() if o.parent_id is None}
-        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(ctx.orgs, org_id, roots))
+        roots = {o.id for o in orgs.values() if o.parent_id is None}
+        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(orgs, org_id, roots))
         return "org", counts, units
-    kids = {o.id for o in ctx.orgs.values() if o.parent_id == node.id}
+    kids = {o.id for o in orgs.values() if o.parent_id == node.id}
     if kids:
-        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(ctx.orgs, org_id, kids))
+        counts, units = _org_units(ctx, by_unit, lambda org_id: _top_in(orgs, org_id, kids))
         return "org", counts, units
     staff_counts, staff_units = await _staff_units(
         db, await source.level_counts(db, ctx.scope, "staff")
@@ -631,7 +760,7 @@ async def breakdown(
     biggest first (levels in order 5…1)."""
     if by not in BREAKDOWNS:
         raise ValueError(by)
-    ctx = await resolve(
+    ctx = await _resolve(
         db=db,
         actor=actor,
         org_code=org_code,
@@ -640,10 +769,28 @@ async def breakdown(
         since=since,
         until=until,
     )
+    return await breakdown_of(db=db, ctx=ctx, by=by, limit=limit)
+
+
+async def breakdown_of(
+    *,
+    db: AsyncSession,
+    ctx: Context,
+    by: str,
+    limit: int | None = None,
+    by_channel: dict[str, LevelCounts] | None = None,
+) -> Breakdown:
+    """`breakdown` of an already resolved question (`by_channel`: its counted ratings per
+    channel and level, when already read: the level and channel rows are sums of them)."""
+    if by not in BREAKDOWNS:
+        raise ValueError(by)
     f = ctx.formula
     child_kind = None
     if by == "level":
-        total = (await source.level_counts(db, ctx.scope)).get(None, [0] * 5)
+        if by_channel is not None:
+            total = [sum(c[i] for c in by_channel.values()) for i in range(5)]
+        else:
+            total = (await source.level_counts(db, ctx.scope)).get(None, [0] * 5)
         rows = []
         for level in (5, 4, 3, 2, 1):
             single = [0] * 5
@@ -653,7 +800,11 @@ async def breakdown(
             )
         return Breakdown(by, None, rows[:limit] if limit else rows)
     if by == "channel":
-        counts = await source.level_counts(db, ctx.scope, "channel")
+        counts = (
+            by_channel
+            if by_channel is not None
+            else await source.level_counts(db, ctx.scope, "channel")
+        )
         units = {c: Unit(c, CHANNEL_LABELS.get(c, c)) for c in counts}
     elif by == "reason":
         counts, units = await _reason_units(db, ctx)
@@ -667,6 +818,62 @@ async def breakdown(
     if by != "child":  # `kind` tells a drill-down's rows apart; elsewhere it is `by`
         rows = [dataclasses.replace(r, kind=None) for r in rows]
     return Breakdown(by, child_kind, rows)
+
+
+# --- the dashboard: every figure of one page from one resolution ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the console's dashboard shows for one question."""
+
+    summary: Summary
+    trend: Series
+    levels: Breakdown
+    channels: Breakdown
+    reasons: Breakdown
+    children: Breakdown
+
+
+async def dashboard(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    granularity: Granularity = "day",
+    org_code: str | None = None,
+    item_code: str | None = None,
+    region_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: datetime | None = None,
+) -> Dashboard:
+    """`summary`, `timeseries` and the level, channel, reason and child `breakdown`s of one
+    question, the same figures as those functions give, with the scope resolved once and
+    the summary, level and channel counts read in one statement."""
+    if granularity not in GRANULARITIES:
+        raise ValueError(granularity)
+    ctx = await _resolve(
+        db=db,
+        actor=actor,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+    held = ctx.formula.held_counts
+    measures = await source.channel_measures(db, ctx.scope)
+    by_channel = source.measures_levels(measures, held)
+    return Dashboard(
+        summary=await summary_of(
+            db=db, ctx=ctx, now=now, totals=source.measures_totals(measures, held)
+        ),
+        trend=await series_of(db=db, ctx=ctx, granularity=granularity),
+        levels=await breakdown_of(db=db, ctx=ctx, by="level", by_channel=by_channel),
+        channels=await breakdown_of(db=db, ctx=ctx, by="channel", by_channel=by_channel),
+        reasons=await breakdown_of(db=db, ctx=ctx, by="reason"),
+        children=await breakdown_of(db=db, ctx=ctx, by="child"),
+    )
 
 
 # --- rankings ---------------------------------------------------------------------------------
@@ -704,60 +911,83 @@ def _key(counts: LevelCounts, formula: Formula) -> tuple[Fraction, Fraction]:
     return by[formula.ranking_metric], by[formula.tie_break]
 
 
+# Below this many ratings per unit, a ranking compares its figures as floats: the quotient of
+# two integers is correctly rounded, so equal fractions give equal floats, and two different
+# fractions p/q, r/s (q, s below the bound) differ by at least 1/(qs), more than the float
+# spacing of numbers up to a few hundred points, so their floats keep their order. Exact as
+# the Fractions, a tenth of their cost (a province's 2,866 departments).
+_FLOAT_EXACT_BELOW = 10_000_000
+
+
 def rank(
     counts: dict[str, LevelCounts], units: dict[str, Unit], formula: Formula
 ) -> tuple[list[RankRow], list[RankRow]]:
     """Competition ranking (1, 2, 2, 4) of the units with at least `min_sample` counted
     ratings by the formula's figure, then the other figure; equal on both, equal rank.
     The units below the minimum sample come apart, unranked, biggest first."""
-    totals: dict[str, int] = {code: int(sum(c)) for code, c in counts.items()}
-    ranked = [code for code, n in totals.items() if n and n >= formula.min_sample]
-    keys = {code: _key(counts[code], formula) for code in ranked}
-    ranked.sort(key=lambda code: (tuple(-k for k in keys[code]), code))
+    good_at = [lv - 1 for lv in formula.good_levels]
+    bad_at = [lv - 1 for lv in formula.bad_levels]
+    points_of = [formula.points[lv] for lv in range(1, 6)]
+    exact: dict[str, tuple[int, int, int, int]] = {}  # total, good, bad, points
+    for code, c in counts.items():
+        total = int(sum(c))
+        if total:
+            exact[code] = (
+                total,
+                sum(c[i] for i in good_at),
+                sum(c[i] for i in bad_at),
+                sum(n * p for n, p in zip(c, points_of, strict=True)),
+            )
+    ranked = [code for code, e in exact.items() if e[0] >= formula.min_sample]
+    by_score = formula.ranking_metric == "score"
+    fast = all(exact[code][0] < _FLOAT_EXACT_BELOW for code in ranked)
+    keys: dict[str, tuple[Any, Any]] = {}
+    for code in ranked:
+        total, good, _, points = exact[code]
+        pair: tuple[Any, Any] = (
+            (points / total, good / total)
+            if fast
+            else (Fraction(points, total), Fraction(good, total))
+        )
+        keys[code] = pair if by_score else (pair[1], pair[0])
+    ranked.sort(key=lambda code: (-keys[code][0], -keys[code][1], code))
+
+    def row(rank_: int | None, code: str) -> RankRow:
+        total, good, bad, points = exact[code]
+        return RankRow(
+            rank_,
+            code,
+            units[code].name,
+            total,
+            round(good / total, 6),
+            round(bad / total, 6),
+            round(points / total, 3),
+        )
+
     rows: list[RankRow] = []
     previous_key = None
     current_rank = 0
     for position, code in enumerate(ranked, start=1):
         if keys[code] != previous_key:
             current_rank, previous_key = position, keys[code]
-        fig = figures(counts[code], formula)
-        rows.append(
-            RankRow(
-                current_rank,
-                code,
-                units[code].name,
-                fig.total,
-                fig.good_rate,
-                fig.bad_rate,
-                fig.score,
-            )
-        )
+        rows.append(row(current_rank, code))
     below = sorted(
-        (code for code, n in totals.items() if code not in keys and n),
-        key=lambda code: (-totals[code], code),
+        (code for code in exact if code not in keys), key=lambda code: (-exact[code][0], code)
     )
-    unranked = []
-    for code in below:
-        fig = figures(counts[code], formula)
-        unranked.append(
-            RankRow(None, code, units[code].name, fig.total, fig.good_rate, fig.bad_rate, fig.score)
-        )
-    return rows, unranked
+    return rows, [row(None, code) for code in below]
 
 
 async def _ranked_period(
     db: AsyncSession, ctx: Context, tier: str, period: P.Period
 ) -> tuple[list[RankRow], list[RankRow]]:
     since, until = period.bounds()
-    sub = Context(
-        ctx.scope.narrowed(since, until),
-        ctx.formula,
-        ctx.orgs,
-        ctx.node_org,
-        ctx.node_region,
-        ctx.policy_region,
-    )
+    sub = dataclasses.replace(ctx, scope=ctx.scope.narrowed(since, until))
+    mapped = await _tier_split(db, ctx, sub.scope, tier, until)
+    if mapped is not None:
+        return rank(mapped[0], mapped[2], ctx.formula)
     counts, units = await _tier_units(db, sub, tier)
+    if sub.orgs_loaded and not ctx.orgs_loaded:  # read once for every period
+        ctx.orgs, ctx.orgs_loaded = sub.orgs, True
     return rank(counts, units, ctx.formula)
 
 
@@ -781,7 +1011,7 @@ async def rankings(
     live = period is None
     current = P.current_period("month", moment) if period is None else P.parse_period(period)
     since, until = current.bounds()
-    ctx = await resolve(
+    ctx = await _resolve(
         db=db,
         actor=actor,
         org_code=org_code,
@@ -790,8 +1020,18 @@ async def rankings(
         since=since,
         until=until,
     )
-    items, unranked = await _ranked_period(db, ctx, tier, current)
-    before, _ = await _ranked_period(db, ctx, tier, current.previous())
+    # The period and the one before it in one read of the counts.
+    prev_since, _ = current.previous().bounds()
+    both = dataclasses.replace(ctx, scope=ctx.scope.narrowed(prev_since, until))
+    mapped = await _tier_split(db, ctx, both.scope, tier, since)
+    if mapped is not None:
+        earlier_units, now_units, units = mapped
+        items, unranked = rank(now_units, units, ctx.formula)
+        before, _ = rank(earlier_units, units, ctx.formula)
+    else:
+        earlier, now_counts = await source.level_counts_split(db, both.scope, tier, since)
+        items, unranked = rank(*await _tier_units(db, both, tier, now_counts), ctx.formula)
+        before, _ = rank(*await _tier_units(db, both, tier, earlier), ctx.formula)
     previous_rank = {r.code: r.rank for r in before if r.rank is not None}
     items = [
         RankRow(
@@ -878,7 +1118,7 @@ async def bottom(
         P.current_period("month", moment).previous() if period is None else P.parse_period(period)
     )
     since, _ = last.bounds()
-    ctx = await resolve(
+    ctx = await _resolve(
         db=db,
         actor=actor,
         org_code=org_code,
@@ -946,3 +1186,102 @@ def publishable(rows: list[BreakdownRow], formula: Formula) -> list[BreakdownRow
     """The rows a public page may show at staff level: cells of at least `public_min_cell`
     counted ratings (k-anonymity)."""
     return [r for r in rows if r.total >= formula.public_min_cell]
+
+
+# --- staff per hall (窗口服务之星, issue 12) ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HallStaff:
+    """One hall's staff ranked for a period: `items` those with at least the minimum number
+    of counted ratings, best first (competition ranks), `unranked` the others."""
+
+    hall_code: str
+    hall_name: str
+    items: list[RankRow]
+    unranked: list[RankRow]
+
+
+async def hall_staff_rankings(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    period: str,
+    region_code: str | None = None,
+    org_code: str | None = None,
+    min_ratings: int | None = None,
+) -> list[HallStaff]:
+    """Per hall in scope, its staff ranked for a month, quarter or year by the formula's
+    figure (then the other), like the staff tier of `rankings`; ranked from `min_ratings`
+    counted ratings (default: the policy's `min_sample`). A staff member belongs to the hall
+    at or above their own organisation; halls without rated staff are left out."""
+    current = P.parse_period(period)
+    since, until = current.bounds()
+    ctx = await resolve(
+        db=db,
+        actor=actor,
+        org_code=org_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+    by_id = await source.level_counts(db, ctx.scope, "staff")
+    by_id.pop(None, None)
+    homes = await source.staff_homes(db, list(by_id))
+    formula = dataclasses.replace(ctx.formula, min_sample=min_ratings or ctx.formula.min_sample)
+    halls: dict[int, tuple[OrgRow, dict[str, LevelCounts], dict[str, Unit]]] = {}
+    for staff_id, counts in by_id.items():
+        home = homes.get(staff_id)
+        hall = _ancestor(ctx.orgs, home[2], "hall") if home is not None else None
+        if home is None or hall is None:
+            continue
+        _, hall_counts, units = halls.setdefault(hall.id, (hall, {}, {}))
+        _add(hall_counts, home[0], counts)
+        units[home[0]] = Unit(home[0], home[1], "staff")
+    out = []
+    for hall, hall_counts, units in sorted(halls.values(), key=lambda h: h[0].code):
+        items, unranked = rank(hall_counts, units, formula)
+        out.append(HallStaff(hall.code, hall.name, items, unranked))
+    return out
+
+
+# --- 主动评价率 (active rating rate; added for the appraisal, issue 12) -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRating:
+    """主动评价率 = rated cases / completed cases (None when no case was completed)."""
+
+    completed: int
+    rated: int
+    rate: float | None
+
+
+async def active_rating(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    region_code: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> ActiveRating:
+    """主动评价率 of the cases completed in scope and range: those with at least one first
+    rating that is not a system default, over all completed ones (docs/metrics.md)."""
+    ctx = await resolve(
+        db=db,
+        actor=actor,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+    return await active_rating_of(db=db, ctx=ctx)
+
+
+async def active_rating_of(*, db: AsyncSession, ctx: Context) -> ActiveRating:
+    """`active_rating` of an already resolved question."""
+    completed, rated = await source.case_rating_counts(db, ctx.scope)
+    return ActiveRating(completed=completed, rated=rated, rate=_rate(rated, completed))

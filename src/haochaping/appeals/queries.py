@@ -21,24 +21,28 @@ from haochaping.core.security import mask_text
 from haochaping.core.timeutil import utcnow
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.service import IntakeRules
-from haochaping.evaluations.standing import EvaluationStanding, Standing
+from haochaping.evaluations.standing import EvaluationStanding, Standing, StandingReason
 from haochaping.orgs.models import Item, Org
 from haochaping.workorders.models import WorkOrder
 
 Window = aliased(Org)
 
 
-def appeals(*, actor: Principal, state: str | None = None) -> Select:
-    """Appeals in the caller's subtree with their unit's code and name, oldest first (the
-    decision queue)."""
+def appeals(*, actor: Principal, state: str | None = None, org_code: str | None = None) -> Select:
+    """Appeals in the caller's subtree (and that of `org_code`, if named) with their unit's
+    code and name, oldest first (the decision queue)."""
     stmt = (
         select(Appeal, Org.code, Org.name)
         .join(Org, Org.id == Appeal.org_id)
         .where(Org.path.startswith(actor.org_path, autoescape=True))
-        .order_by(Appeal.id)
+        .order_by(Appeal.filed_at, Appeal.id)
     )
     if state:
         stmt = stmt.where(Appeal.state == state)
+    if org_code:
+        # The unit and everything below it; a plain prefix comparison (codes may hold "_").
+        sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
+        stmt = stmt.where(func.substr(Org.path, 1, func.length(sub)) == sub)
     return stmt
 
 
@@ -48,11 +52,20 @@ async def appeal_page(
     actor: Principal,
     state: str | None,
     cursor: str | None,
+    org_code: str | None = None,
+    newest_first: bool = False,
     limit: int = 20,
 ) -> tuple[list[tuple[Appeal, str, str]], str | None]:
-    """One page of the decision queue: (appeal, unit code, unit name) rows, oldest first."""
+    """One page of the appeals by filed time (the id breaking ties): (appeal, unit code, unit
+    name) rows, oldest first (the decision queue) unless `newest_first`."""
     rows, nxt = await pagination.page(
-        db, appeals(actor=actor, state=state), key=Appeal.id, cursor=cursor, limit=limit
+        db,
+        appeals(actor=actor, state=state, org_code=org_code),
+        key=Appeal.id,
+        time_key=Appeal.filed_at,
+        cursor=cursor,
+        limit=limit,
+        descending=newest_first,
     )
     return [(a, code, name) for a, code, name in rows], nxt
 
@@ -78,7 +91,7 @@ def held_clause(actor: Principal, subtree: str | None = None) -> list[Any]:
     (the detectors' holds have their own queue)."""
     return [
         EvaluationStanding.standing == Standing.HELD.value,
-        EvaluationStanding.reason != "detector",
+        EvaluationStanding.reason != StandingReason.DETECTOR.value,
         Org.path.startswith(subtree or actor.org_path, autoescape=True),
     ]
 

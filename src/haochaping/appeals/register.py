@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.appeals.models import MaliciousRater
 from haochaping.core.ratelimit import Counter, CounterUnavailable
 from haochaping.core.timeutil import utcnow
-from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.evaluations.standing import Standing, StandingReason, set_standing
 
 CACHE_SECONDS = 30.0
 REGISTER_VERSION_KEY = "malicious-register-version"
@@ -79,7 +79,7 @@ def make_register_hook(
                     db=db,
                     evaluation_id=row["id"],
                     standing=Standing.HELD,
-                    reason="malicious_rater",
+                    reason=StandingReason.MALICIOUS_RATER.value,
                     actor="系统",
                     note="评价人在恶意评价人员信息库中，待复核",
                 )

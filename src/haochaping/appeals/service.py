@@ -24,7 +24,12 @@ from haochaping.core.security import mask_cert_no, mask_phone
 from haochaping.core.timeutil import SHANGHAI, utcnow
 from haochaping.db.crypto import DataKeys, IdentityKind, normalise_identity
 from haochaping.evaluations.models import Evaluation
-from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
+from haochaping.evaluations.standing import (
+    EvaluationStanding,
+    Standing,
+    StandingReason,
+    set_standing,
+)
 from haochaping.orgs.models import Org
 from haochaping.policies.schemas import PolicyValues
 from haochaping.workorders import notify
@@ -158,7 +163,7 @@ async def decide(
             db=db,
             evaluation_id=appeal.evaluation_id,
             standing=Standing.INVALID,
-            reason="appeal_upheld",
+            reason=StandingReason.APPEAL_UPHELD.value,
             actor=actor.name,
             note=data.note,
             source_id=appeal.id,
@@ -442,7 +447,7 @@ async def review_held(
         db=db,
         evaluation_id=evaluation_id,
         standing=decision,
-        reason="review",
+        reason=StandingReason.REVIEW.value,
         actor=actor.name,
         note=note,
     )

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["cases 办件"])
             422,
             codes={
                 404: ["org_not_found", "item_not_found", "staff_not_found"],
-                422: "not_a_window",
+                422: ["not_a_window", "org_inactive", "item_inactive", "staff_inactive"],
             },
         ),
     },

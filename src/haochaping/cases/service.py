@@ -15,7 +15,7 @@ from haochaping.core.errors import Conflict, Invalid, NotFound
 from haochaping.core.security import mask_cert_no, mask_name, mask_phone
 from haochaping.db.crypto import DataKeys
 from haochaping.orgs.models import Item, Org, Staff
-from haochaping.orgs.service import get_org
+from haochaping.orgs.service import get_org, inactive
 
 
 async def get_case(*, db: AsyncSession, case_no: str, actor: Principal | None = None) -> Case:
@@ -50,6 +50,8 @@ async def upsert_case(
     # a case (and the ratings of it) may not be filed under another region's service item.
     actor.require((await db.get(Org, item.org_id)).path)  # type: ignore[union-attr]
     window_id = staff_id = None
+    window: Org | None = None
+    staff: Staff | None = None
     if data.window_code:
         window = await get_org(db=db, code=data.window_code, field="window_code")
         actor.require(window.path)
@@ -78,6 +80,22 @@ async def upsert_case(
     case = (
         await db.execute(select(Case).where(Case.case_no == data.case_no).with_for_update())
     ).scalar_one_or_none()
+    # Deactivation stops new cases against the organisation, window, item or staff member; a
+    # case already filed under them may still move forward (its business goes on).
+    kept = (
+        {"org": case.org_id, "window": case.window_id, "item": case.item_id, "staff": case.staff_id}
+        if case is not None
+        else {}
+    )
+    refused = "不再受理新办件"
+    if not org.active and kept.get("org") != org.id:
+        raise inactive("org", org.code, "org_code", refused)
+    if window is not None and not window.active and kept.get("window") != window.id:
+        raise inactive("org", window.code, "window_code", refused)
+    if not item.active and kept.get("item") != item.id:
+        raise inactive("item", item.code, "item_code", refused)
+    if staff is not None and not staff.active and kept.get("staff") != staff.id:
+        raise inactive("staff", staff.staff_no, "staff_no", refused)
     created = case is None
     if case is None:
         case = Case(case_no=data.case_no, client_id=actor.id if actor.is_client else None)

@@ -15,6 +15,7 @@ from haochaping.console import views
 from haochaping.console.forms import (
     BAD_LEVEL_CHOICES,
     CALLBACK_BY_CHOICES,
+    MONTHLY_REPORT_CHOICES,
     POLICY_INT_FIELDS,
     POLICY_LABELS,
     AuditFilters,
@@ -99,6 +100,7 @@ async def _policy_page(
             "int_fields": POLICY_INT_FIELDS,
             "bad_level_choices": BAD_LEVEL_CHOICES,
             "callback_by_choices": CALLBACK_BY_CHOICES,
+            "monthly_report_choices": MONTHLY_REPORT_CHOICES,
             "stages_now": stages_text(values.model_dump(mode="json")["stages"]),
         },
         status_code=status_code,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from haochaping.console import views
+from haochaping.console import list_exports, views
 from haochaping.console.forms import SpotCheckFilters, SpotCheckForm, validation_problem
 from haochaping.console.layout import Csrf, console_gate, flash, is_partial, page
 from haochaping.console.loop_pages import ConsoleOrder, order_path
@@ -68,6 +68,22 @@ HandlerConsoleUser = Annotated[
 # --- the spot-check queue ---------------------------------------------------------------------
 
 
+def _spot_checks(db: DbSession, user: Principal, filters: SpotCheckFilters):
+    """The queue's page function for these filters (the page and its download)."""
+
+    async def fetch(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        return await wo_queries.spot_check_page(
+            db=db,
+            actor=user,
+            state=filters.state,
+            org_code=filters.org_code or None,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    return fetch
+
+
 async def _spot_page(
     request: Request,
     db: DbSession,
@@ -81,9 +97,7 @@ async def _spot_page(
     items: list[dict[str, Any]] = []
     next_cursor = None
     if not filters.errors:
-        items, next_cursor = await wo_queries.spot_check_page(
-            db=db, actor=user, state=filters.state, cursor=filters.cursor, limit=views.PAGE_SIZE
-        )
+        items, next_cursor = await _spot_checks(db, user, filters)(filters.cursor, views.PAGE_SIZE)
     posted = posted or {}
     partial = is_partial(request)
     context: dict[str, Any] = {
@@ -98,6 +112,7 @@ async def _spot_page(
         "posted": posted,
         "error": error,
         "error_in_list": bool(error) and any(i["id"] == posted.get("id") for i in items),
+        "order": views.list_order("抽取时间", newest_first=filters.state == "done"),
         "back": SPOT_CHECKS + ("?" + request.url.query if request.url.query else ""),
     }
     if filters.errors and status_code == 200:
@@ -130,6 +145,20 @@ async def spot_check_queue(request: Request, db: DbSession, user: HandlerConsole
     """Sampled good ratings to call back in the person's subtree, the pending ones first
     (oldest first); htmx gets only the results."""
     return await _spot_page(request, db, user, SpotCheckFilters.from_query(request.query_params))
+
+
+@router.get(SPOT_CHECKS + "/export")
+async def spot_check_export(request: Request, db: DbSession, user: HandlerConsoleUser):
+    """The spot checks the queue's tab and filters show (every page), as Excel, streamed."""
+    filters = SpotCheckFilters.from_query(request.query_params)
+    list_exports.refuse(filters.errors)
+    return list_exports.download(
+        db=db,
+        title="抽查回访",
+        columns=list_exports.SPOT_CHECK_COLUMNS,
+        fetch=_spot_checks(db, user, filters),
+        to_row=list_exports.spot_check_row,
+    )
 
 
 @router.post(SPOT_CHECKS + "/{spot_check_id}/callback", dependencies=[Csrf])

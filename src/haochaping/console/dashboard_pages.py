@@ -4,8 +4,9 @@
 The figures come from `analytics.metrics`, the same functions as the JSON routes under
 `/api/v1/stats`, so that a page, its download and the API agree. The pages are rendered on the
 server with their tables filled; `static/js/dashboard.js` draws the charts from the same rows
-(embedded as JSON). Everyone sees their own area only: a unit its subtree, an office or an
-assessor its region (the statistics scope every figure by the person's organisation).
+(embedded as JSON). Everyone sees their own area only: a unit its subtree, an office its
+region within its subtree, an assessor every organisation located in its organisation's
+region (`Principal.region_path`, resolved with the other scopes in `orgs.service.stats_node`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastapi import APIRouter, Request
 from haochaping.analytics import metrics
 from haochaping.analytics.periods import parse_period
 from haochaping.console import dashboard_views as dv
+from haochaping.console import topics_views as tv
 from haochaping.console.dashboard_forms import (
     DashboardFilters,
     Granularity,
@@ -42,8 +44,10 @@ from haochaping.core.exports import table_response
 from haochaping.core.roles import Role
 from haochaping.core.templating import html_route
 from haochaping.orgs import queries as org_queries
+from haochaping.orgs import service as org_service
 from haochaping.orgs.choices import RegionTier
 from haochaping.orgs.models import Region
+from haochaping.topics import queries as topic_queries
 
 router = APIRouter(route_class=html_route("console/error.html"))
 
@@ -104,7 +108,7 @@ async def resolve_scope(db: DbSession, user: Principal, filters: DashboardFilter
     org = await org_queries.org_by_code(db, node.code)
     if org is None:
         raise NotFound("统计范围中的单位不存在", code="org_not_found")
-    user.require(org.path)
+    await org_service.stats_node(db=db, actor=user, org=org, region=None)
     if regions and own_region is not None:
         org_region = await org_queries.region_by_code(db, org.region_code)
         if org_region is not None and org_region.code != own_region.code:
@@ -150,15 +154,15 @@ async def dashboard_tables(
     db: DbSession, user: Principal, f: DashboardFilters, scope: Scope
 ) -> tuple[dict[str, Any], dict[str, dv.Table]]:
     """The summary and every table of the dashboard for the filters."""
-    args = {"db": db, **metric_filters(user, f, scope)}
-    summary = asdict(await metrics.summary(**args))
-    trend = await metrics.timeseries(
-        **args, granularity=cast(metrics.Granularity, f.granularity.value)
+    # One resolution of the scope and one read of the counts for the whole page.
+    board = await metrics.dashboard(
+        db=db,
+        **metric_filters(user, f, scope),
+        granularity=cast(metrics.Granularity, f.granularity.value),
     )
-    levels = await metrics.breakdown(**args, by="level")
-    channels = await metrics.breakdown(**args, by="channel")
-    reasons = await metrics.breakdown(**args, by="reason")
-    children = await metrics.breakdown(**args, by="child")
+    summary = asdict(board.summary)
+    trend, levels, channels = board.trend, board.levels, board.channels
+    reasons, children = board.reasons, board.children
     kind = children.child_kind
 
     def link(row: dict[str, Any]) -> str | None:
@@ -200,7 +204,8 @@ async def node_choices(
         regions = await org_queries.region_subtree_options(db, own_region)
     orgs = await org_queries.org_options(db=db, actor=user)
     own = await org_queries.own_org(db, user)
-    if own is not None and any(o["code"] == own.code for o in orgs):
+    # (An assessor's whole area is their region: their own organisation stays an option.)
+    if own is not None and user.region_path is None and any(o["code"] == own.code for o in orgs):
         # The person's own organisation is the "whole area" option; the rest move up a level.
         orgs = [{**o, "depth": o["depth"] - 1} for o in orgs if o["code"] != own.code]
     groups = []
@@ -222,12 +227,13 @@ async def item_choices(
 ) -> list[tuple[str, str, bool]] | None:
     """The items to pick from, or None when there are none or too many for a list (the code
     is typed instead): those of the chosen organisation's subtree, else of the person's."""
-    subtree = user.org_path
+    subtree, region_path = user.org_path, user.region_path
     if f.org_code:
         org = await org_queries.org_by_code(db, f.org_code)
-        if org is not None and user.covers(org.path):
-            subtree = org.path
-    rows = await org_queries.item_options(db, subtree, ITEM_SELECT_MAX + 1)
+        located = await org_queries.region_by_code(db, org.region_code) if org else None
+        if org is not None and user.reads(org.path, located.path if located else None):
+            subtree, region_path = org.path, None
+    rows = await org_queries.item_options(db, subtree, ITEM_SELECT_MAX + 1, region_path)
     if not rows or len(rows) > ITEM_SELECT_MAX:
         return None
     options = [(o["code"], o["name"], o["code"] == f.item_code) for o in rows]
@@ -277,6 +283,14 @@ async def dashboard(request: Request, db: DbSession, user: StatsConsoleUser):
             summary_table=tables["summary"],
             charts=[c for t in tables.values() if (c := t.chart_data())],
         )
+        # The emerging complaint topics of the same node (the recent weeks up to today).
+        args = metric_filters(user, f, scope)
+        found = await topic_queries.emerging(
+            db, **{k: args[k] for k in ("actor", "region_code", "org_code", "item_code")}
+        )
+        context["emerging"] = tv.emerging_table(found)
+        if chart := tv.emerging_chart(found):
+            context["charts"].append(chart)
     return await page(request, db, user, "console/dashboard.html", context, status_code=status)
 
 

@@ -54,6 +54,7 @@ DIRECTORY = "/console/directory"
 USERS = "/console/users"
 CLIENTS = "/console/clients"
 PICKER = "/console/pickers/orgs"
+ITEM_PICKER = "/console/pickers/items"
 PAGE_SIZE = 50
 TEXT_MAX = 200
 NO_STORE = {"Cache-Control": "no-store"}
@@ -148,6 +149,34 @@ async def org_picker(
         {
             "options": options,
             "kind_labels": ORG_KIND_LABELS,
+            "q": text,
+            "status_id": f"{list}-status" if list else "",
+            "limit": org_queries.PICKER_MAX,
+        },
+    )
+
+
+@router.get(ITEM_PICKER)
+async def item_picker(
+    request: Request,
+    db: DbSession,
+    user: ConsoleUser,
+    q: Annotated[str, Query(max_length=100)] = "",
+    field: Annotated[str, Query(pattern="^[a-z_]{0,40}$")] = "",
+    list: Annotated[str, Query(pattern="^[a-z][a-z0-9-]{0,40}$")] = "",  # noqa: A002
+):
+    """Options of an item picker: the active service items of the person's region line whose
+    name or implementation code contains `q`, as `<option>`s (the same contract as the
+    organisation picker's)."""
+    text = q or request.query_params.get(field, "") if field else q
+    text = text.strip()[:100]
+    options = await org_queries.pick_items(db=db, actor=user, q=text)
+    return render(
+        request,
+        "console/_picker_options.html",
+        {
+            "options": options,
+            "noun": "事项",
             "q": text,
             "status_id": f"{list}-status" if list else "",
             "limit": org_queries.PICKER_MAX,
@@ -506,6 +535,30 @@ async def deactivate_staff(staff_id: Id, request: Request, db: DbSession, user: 
         return await _staff_list(request, db, user, error=exc.message, status_code=exc.status_code)
     await db.commit()
     flash(request, f"已停用工作人员：{staff.name}（工号 {staff.staff_no}）")
+    return RedirectResponse(DIRECTORY + "/staff", status_code=303)
+
+
+@router.post(DIRECTORY + "/staff/{staff_id}/consent", dependencies=[Csrf])
+async def set_consent(staff_id: Id, request: Request, db: DbSession, user: ManagerConsoleUser):
+    """Record (`consent=1`) or withdraw (`consent=0`) a staff member's consent to be named on
+    the public portal as a window service star (窗口服务之星: name, number, photo)."""
+    staff = await _staff_in_scope(db, user, staff_id)
+    form = await request.form()
+    value = form.get("consent")
+    if value not in ("0", "1"):
+        return await _staff_list(
+            request, db, user, error="请选择登记或撤回公开同意", status_code=422
+        )
+    try:
+        await org_service.set_staff_consent(
+            db=db, actor=user, staff_no=staff.staff_no, consent=value == "1"
+        )
+    except DomainError as exc:
+        await db.rollback()
+        return await _staff_list(request, db, user, error=exc.message, status_code=exc.status_code)
+    await db.commit()
+    done = "已登记" if value == "1" else "已撤回"
+    flash(request, f"{done}公开同意：{staff.name}（工号 {staff.staff_no}）")
     return RedirectResponse(DIRECTORY + "/staff", status_code=303)
 
 

@@ -14,6 +14,7 @@ from haochaping.core.audit import AuditAction
 from haochaping.core.handlers import validation_details
 from haochaping.core.timeutil import SHANGHAI
 from haochaping.evaluations.choices import STAGE_LABELS, Channel, Level, Reached
+from haochaping.integrity.choices import IdentityKind
 
 TEXT_MAX = 50
 
@@ -225,6 +226,11 @@ class FlagFilters:
     def state_value(self) -> str | None:
         return None if self.state == ALL else self.state
 
+    @property
+    def newest_first(self) -> bool:
+        """Open flags are a work queue (oldest first); reviewed ones a record (newest first)."""
+        return self.state != "open"
+
     def query(self, **changes: Any) -> dict[str, str]:
         values: dict[str, Any] = {
             "state": self.state,
@@ -237,6 +243,43 @@ class FlagFilters:
     @property
     def active(self) -> bool:
         return bool(self.check or self.org_code or self.state != "open")
+
+
+# --- the appeals ------------------------------------------------------------------------------
+
+
+@dataclass
+class AppealFilters:
+    """The appeal list's tab (a state, or all) and unit. An unknown state shows the pending
+    tab, as the tabs always did; the export refuses it (`errors`)."""
+
+    state: str = "pending"
+    org_code: str = ""
+    cursor: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, params: QueryParams, states: set[str]) -> AppealFilters:
+        f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
+        state = (params.get("state") or "pending").strip()
+        if state in states or state == ALL:
+            f.state = state
+        else:
+            f.errors.append("申诉状态取值无效")
+        return f
+
+    @property
+    def state_value(self) -> str | None:
+        return None if self.state == ALL else self.state
+
+    @property
+    def newest_first(self) -> bool:
+        """Pending appeals are a work queue (oldest first); decided ones a record."""
+        return self.state != "pending"
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values: dict[str, Any] = {"state": self.state, "org_code": self.org_code, **changes}
+        return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
 
 # --- posted forms: the values to show again, the body for the service's model ---------------
@@ -482,6 +525,9 @@ POLICY_INT_FIELDS = {
     "followup_allowance": "追评次数",
     "appeal_days": "申诉期限（工作日）",
     "appeal_decision_days": "申诉复核期限（工作日）",
+    "star_min_ratings": "服务之星最少评价数（每月）",
+    "sms_invite_after_hours": "短信评价邀请（办结后未评价的小时数，0 为不发送）",
+    "retention_months": "评价在线保留期限（月，至少 12）",
 }
 POLICY_LABELS = {
     **POLICY_INT_FIELDS,
@@ -501,7 +547,10 @@ POLICY_LABELS = {
     "reached": "可评价时点",
     "callback_by": "回访由谁开展",
     "register_notice": "恶意评价人员异议告知",
+    "monthly_report": "月度通报",
 }
+# The monthly report (月度通报): on or off, empty inherits.
+MONTHLY_REPORT_CHOICES = {"on": "每月首个工作日生成上月通报", "off": "不生成"}
 # A stage as typed, one a line: `代码 名称`, or a known stage by its code or Chinese label
 # (名称 fixed); a trailing `办结后` rates it only once the case is completed.
 STAGE_BY_LABEL = {label: code for code, label in STAGE_LABELS.items()}
@@ -585,6 +634,7 @@ class PolicyForm:
             "region_code",
             "effective_from",
             "callback_by",
+            "monthly_report",
         ]
         f = cls(values={n: _one(form, n, 30).strip() for n in names})
         f.values["note"] = _one(form, "note", 600).strip()
@@ -636,6 +686,10 @@ class PolicyForm:
             patch["default_rating"] = rule
         elif enabled:
             f.errors.append("默认评价取值无效")
+        if f.values["monthly_report"] in MONTHLY_REPORT_CHOICES:
+            patch["monthly_report"] = f.values["monthly_report"] == "on"
+        elif f.values["monthly_report"]:
+            f.errors.append("月度通报取值无效")
         if f.values["callback_by"] in CALLBACK_BY_CHOICES:
             patch["callback_by"] = f.values["callback_by"]
         elif f.values["callback_by"]:
@@ -792,15 +846,16 @@ class SpotCheckForm:
 
 @dataclass
 class SpotCheckFilters:
-    """The spot-check queue's tab (pending or done) and page."""
+    """The spot-check queue's tab (pending or done), unit (with its subtree) and page."""
 
     state: str = "pending"
+    org_code: str = ""
     cursor: str | None = None
     errors: list[str] = field(default_factory=list)
 
     @classmethod
     def from_query(cls, params: QueryParams) -> SpotCheckFilters:
-        f = cls(cursor=params.get("cursor") or None)
+        f = cls(org_code=_text(params, "org_code"), cursor=params.get("cursor") or None)
         state = (params.get("state") or "pending").strip()
         if state in ("pending", "done"):
             f.state = state
@@ -809,18 +864,18 @@ class SpotCheckFilters:
         return f
 
     def query(self, **changes: Any) -> dict[str, str]:
-        values: dict[str, Any] = {"state": self.state, **changes}
+        values: dict[str, Any] = {"state": self.state, "org_code": self.org_code, **changes}
         return {k: str(v) for k, v in values.items() if v not in (None, "")}
 
     @property
     def active(self) -> bool:
-        return self.state != "pending"
+        return self.state != "pending" or bool(self.org_code)
 
 
 # --- the register of malicious raters -------------------------------------------------------
 
 REGISTER_STATE_LABELS = {"active": "有效", "ended": "已移出或到期", "all": "全部"}
-REGISTER_KIND_LABELS = {"phone": "手机号码", "cert": "身份证号码"}
+REGISTER_KIND_LABELS = {k.value: k.label for k in (IdentityKind.PHONE, IdentityKind.CERT)}
 REGISTER_LABELS = {
     "kind": "号码类型",
     "identifier": "号码",

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from haochaping.appeals import queries as appeal_queries
-from haochaping.console import views
+from haochaping.console import list_exports, views
 from haochaping.console.forms import (
     ALL,
     FlagFilters,
@@ -59,26 +59,43 @@ def flag_path(flag_id: int) -> str:
 # --- the queue --------------------------------------------------------------------------------
 
 
+async def _flags(db: DbSession, user: Principal, filters: FlagFilters) -> pagination.PageFetch:
+    """The queue's page function for these filters (the page and its download), by raised
+    time: open flags oldest first, the others newest first. An unknown unit is a 404, one
+    outside the person's area a 403."""
+    subtree = await queries.org_path(db, user, filters.org_code) if filters.org_code else None
+    stmt = queries.flags(
+        actor=user, state=filters.state_value, check=filters.check or None, subtree=subtree
+    )
+
+    async def fetch(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        rows, nxt = await pagination.page(
+            db,
+            stmt,
+            key=IntegrityFlag.id,
+            time_key=IntegrityFlag.created_at,
+            cursor=cursor,
+            limit=limit,
+            descending=filters.newest_first,
+        )
+        return [queries.item(r) for r in rows], nxt
+
+    return fetch
+
+
 async def _queue_page(
     db: DbSession, user: Principal, filters: FlagFilters
 ) -> tuple[list[dict[str, Any]], str | None, int]:
     """One page of the queue, the next cursor and the status (4xx when a filter is refused)."""
     if filters.errors:
         return [], None, 422
-    subtree = None
-    if filters.org_code:
-        try:
-            subtree = await queries.org_path(db, user, filters.org_code)
-        except DomainError as exc:  # unknown (404) or outside the person's area (403)
-            filters.errors.append(exc.message)
-            return [], None, exc.status_code
-    stmt = queries.flags(
-        actor=user, state=filters.state_value, check=filters.check or None, subtree=subtree
-    )
-    rows, nxt = await pagination.page(
-        db, stmt, key=IntegrityFlag.id, cursor=filters.cursor, limit=views.PAGE_SIZE
-    )
-    return [queries.item(r) for r in rows], nxt, 200
+    try:
+        fetch = await _flags(db, user, filters)
+    except DomainError as exc:  # unknown (404) or outside the person's area (403)
+        filters.errors.append(exc.message)
+        return [], None, exc.status_code
+    items, nxt = await fetch(filters.cursor, views.PAGE_SIZE)
+    return items, nxt, 200
 
 
 @router.get(QUEUE)
@@ -96,6 +113,7 @@ async def flag_queue(request: Request, db: DbSession, user: Reviewer):
         "states": {**STATES, ALL: "全部"},
         "checks": labels,
         "partial": partial,
+        "order": views.list_order("标记时间", newest_first=filters.newest_first),
     }
     if partial:
         # htmx swaps only 2xx answers: a refused filter is said inside the fragment instead.
@@ -110,6 +128,22 @@ async def flag_queue(request: Request, db: DbSession, user: Reviewer):
     # Ratings held for other reasons (the register of malicious raters) have their own queue.
     context["held_waiting"] = await appeal_queries.held_count(db, user)
     return await page(request, db, user, "console/integrity.html", context, status_code=status)
+
+
+@router.get(QUEUE + "/export")
+async def flag_export(request: Request, db: DbSession, user: Reviewer):
+    """The flags the queue's filters show (every page), as Excel, streamed."""
+    filters = FlagFilters.from_query(
+        request.query_params, set(STATES), set(detectors.check_labels())
+    )
+    list_exports.refuse(filters.errors)
+    return list_exports.download(
+        db=db,
+        title="疑似刷评复核",
+        columns=list_exports.FLAG_COLUMNS,
+        fetch=await _flags(db, user, filters),
+        to_row=list_exports.flag_row,
+    )
 
 
 # --- the staff identity register (before /{flag_id}: "staff" is not an id) ---------------------

@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haochaping.core.auth import Principal, RoleForbidden, session_principal
 from haochaping.core.calendar import local_today, missing_warning, status_years
 from haochaping.core.db import DbSession
-from haochaping.core.roles import HANDLERS, MANAGERS, STATS_READERS, Role
+from haochaping.core.roles import (
+    APPRAISAL_READERS,
+    HANDLERS,
+    INSPECTION_READERS,
+    MANAGERS,
+    STATS_READERS,
+    Role,
+)
 from haochaping.core.templating import LoginRequired, csrf_token, render, verify_csrf
 
 HOME = "/console/evaluations"
@@ -22,15 +29,20 @@ NAV: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/console/work-orders", "差评工单", None),
     ("/console/dashboard", "数据看板", STATS_READERS),
     ("/console/rankings", "榜单", STATS_READERS),
+    ("/console/reports", "月度通报", frozenset({Role.ADMIN, Role.OFFICE, Role.ASSESSOR})),
+    ("/console/appraisal", "考核", APPRAISAL_READERS),
+    ("/console/inspections", "监督查评", INSPECTION_READERS),
     ("/console/spot-checks", "抽查回访", HANDLERS),
     ("/console/supervision", "督办", MANAGERS),
     ("/console/appeals", "申诉", None),
     ("/console/integrity", "疑似刷评复核", MANAGERS),
     ("/console/held", "待复核评价", MANAGERS),
     ("/console/register", "恶意评价人名单", MANAGERS),
+    ("/console/pads", "评价器", MANAGERS),
     ("/console/policies", "政策参数", None),
     ("/console/calendar", "工作日历", None),
     ("/console/outbox", "通知投递", frozenset({Role.ADMIN})),
+    ("/console/upstream", "上报", frozenset({Role.ADMIN})),
     ("/console/audit", "审计日志", MANAGERS),  # offices: their subtree's reveals
     # Administration (issue 11): the directory for offices, accounts and keys for admins.
     ("/console/directory", "机构与人员", MANAGERS),

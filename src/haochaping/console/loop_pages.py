@@ -19,10 +19,11 @@ from haochaping.appeals import queries as appeal_queries
 from haochaping.appeals import schemas as appeal_schemas
 from haochaping.appeals import service as appeal_service
 from haochaping.appeals.choices import CATEGORY_LABELS
-from haochaping.console import views
+from haochaping.console import list_exports, views
 from haochaping.console.forms import (
     FIELD_LABELS,
     ActionForm,
+    AppealFilters,
     AppealForm,
     DecisionForm,
     WorkOrderFilters,
@@ -102,6 +103,11 @@ async def console_order(work_order_id: Id, db: DbSession, user: ConsoleUser) -> 
 
 
 ConsoleOrder = Annotated[WorkOrder, Depends(console_order)]
+# Evidence comes from the people who handle orders (window staff and assessors read only).
+Uploader = Annotated[
+    Principal,
+    Depends(console_gate(lambda user: user.has_role(*HANDLERS), attachment_store.UPLOADERS_ONLY)),
+]
 # The office decides appeals; units see them on the queue (403 `role_forbidden` for others).
 AppealDecider = Annotated[
     Principal, Depends(console_gate(is_manager, appeal_service.DECIDERS_ONLY))
@@ -115,22 +121,38 @@ def order_path(order: WorkOrder) -> str:
 # --- queues -----------------------------------------------------------------------------------
 
 
+def _orders(
+    request: Request, db: DbSession, user: Any, filters: WorkOrderFilters, *, supervision: bool
+):
+    """A queue's page function for these filters (the page and its download)."""
+
+    async def fetch(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        ctx = await loop_context(request, db)
+        items, next_cursor = await wo_queries.work_order_page(
+            db=db,
+            actor=user,
+            deadlines=ctx.deadlines,
+            state=filters.state,
+            org_code=filters.org_code or None,
+            overdue=filters.overdue_flag,
+            due_before=filters.due_before_at,
+            cursor=cursor,
+            supervision=supervision,
+            limit=limit,
+        )
+        return [views.queue_item_view(i) for i in items], next_cursor
+
+    return fetch
+
+
+def _order_filters(request: Request) -> WorkOrderFilters:
+    return WorkOrderFilters.from_query(request.query_params, {s.value for s in State})
+
+
 async def _queue(request: Request, db: DbSession, user: Any, *, supervision: bool) -> Response:
-    filters = WorkOrderFilters.from_query(request.query_params, {s.value for s in State})
-    ctx = await loop_context(request, db)
-    items, next_cursor = await wo_queries.work_order_page(
-        db=db,
-        actor=user,
-        deadlines=ctx.deadlines,
-        state=filters.state,
-        org_code=filters.org_code or None,
-        overdue=filters.overdue_flag,
-        due_before=filters.due_before_at,
-        cursor=filters.cursor,
-        supervision=supervision,
-        limit=views.PAGE_SIZE,
-    )
-    result = views.WorkOrderPage([views.queue_item_view(i) for i in items], next_cursor)
+    filters = _order_filters(request)
+    fetch = _orders(request, db, user, filters, supervision=supervision)
+    result = views.WorkOrderPage(*await fetch(filters.cursor, views.PAGE_SIZE))
     partial = is_partial(request)
     base = SUPERVISION if supervision else QUEUE
     context = {
@@ -141,15 +163,34 @@ async def _queue(request: Request, db: DbSession, user: Any, *, supervision: boo
         "supervision": supervision,
         "states": STATE_LABELS,
         "title": "督办" if supervision else "差评工单",
+        "order": views.ORDER_WORK_ORDERS,
     }
     name = "console/_work_order_results.html" if partial else "console/work_orders.html"
     return await page(request, db, user, name, context, partial=partial)
 
 
+def _queue_export(request: Request, db: DbSession, user: Any, *, supervision: bool):
+    filters = _order_filters(request)
+    list_exports.refuse(filters.errors)
+    return list_exports.download(
+        db=db,
+        title="督办工单" if supervision else "差评工单",
+        columns=list_exports.WORK_ORDER_COLUMNS,
+        fetch=_orders(request, db, user, filters, supervision=supervision),
+        to_row=list_exports.work_order_row,
+    )
+
+
 @router.get(QUEUE)
 async def work_order_queue(request: Request, db: DbSession, user: ConsoleUser):
-    """The person's work orders, the first to fall due first; htmx gets only the results."""
+    """The person's work orders in the order they were opened; htmx gets only the results."""
     return await _queue(request, db, user, supervision=False)
+
+
+@router.get(QUEUE + "/export")
+async def work_order_export(request: Request, db: DbSession, user: ConsoleUser):
+    """The work orders the queue's filters show (every page), as Excel, streamed."""
+    return _queue_export(request, db, user, supervision=False)
 
 
 @router.get(SUPERVISION)
@@ -157,6 +198,12 @@ async def supervision_queue(request: Request, db: DbSession, user: ManagerConsol
     """The office's supervision queue: orders under supervision or accountability, and every
     overdue order."""
     return await _queue(request, db, user, supervision=True)
+
+
+@router.get(SUPERVISION + "/export")
+async def supervision_export(request: Request, db: DbSession, user: ManagerConsoleUser):
+    """The supervision queue's orders its filters show (every page), as Excel, streamed."""
+    return _queue_export(request, db, user, supervision=True)
 
 
 # --- the work-order page ------------------------------------------------------------------
@@ -202,6 +249,7 @@ async def _order_page(
         "max_attempts": wo["policy"].get("max_contact_attempts"),
         # 查看号码: for the handlers at the verify and callback steps (console/callback_pages).
         "can_reveal": user.has_role(*HANDLERS) and bool({"verify", "callback"} & allowed),
+        "can_upload": user.has_role(*HANDLERS),
         "reveal_seconds": contact.REVEAL_SECONDS,
         "here": order_path(order),  # a refused POST re-renders here: links come back to GET
     }
@@ -293,9 +341,7 @@ async def take_action(request: Request, db: DbSession, user: ConsoleUser, order:
 
 
 @router.post(QUEUE + "/{work_order_id}/attachments", dependencies=[Csrf])
-async def upload_attachment(
-    request: Request, db: DbSession, user: ConsoleUser, order: ConsoleOrder
-):
+async def upload_attachment(request: Request, db: DbSession, user: Uploader, order: ConsoleOrder):
     """Store an evidence file; the next action on the page cites it."""
     settings = request.app.state.settings
     upload = (await request.form()).get("file")
@@ -350,6 +396,27 @@ async def file_appeal(request: Request, db: DbSession, user: ConsoleUser, order:
 APPEAL_FILTERS = {"pending": "待复核", "upheld": "申诉成立", "rejected": "申诉驳回"}
 
 
+def _appeals(db: DbSession, user: Any, filters: AppealFilters):
+    """The appeal list's page function for these filters (the page and its download)."""
+
+    async def fetch(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        rows, next_cursor = await appeal_queries.appeal_page(
+            db=db,
+            actor=user,
+            state=filters.state_value,
+            org_code=filters.org_code or None,
+            newest_first=filters.newest_first,
+            cursor=cursor,
+            limit=limit,
+        )
+        items = [
+            {**views.appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows
+        ]
+        return items, next_cursor
+
+    return fetch
+
+
 async def _appeal_queue(
     request: Request,
     db: DbSession,
@@ -359,16 +426,8 @@ async def _appeal_queue(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    state = request.query_params.get("state", "pending")
-    state = state if state in APPEAL_FILTERS or state == "all" else "pending"
-    rows, next_cursor = await appeal_queries.appeal_page(
-        db=db,
-        actor=user,
-        state=None if state == "all" else state,
-        cursor=request.query_params.get("cursor"),
-        limit=views.PAGE_SIZE,
-    )
-    items = [{**views.appeal_view(a), "org_code": code, "org_name": name} for a, code, name in rows]
+    filters = AppealFilters.from_query(request.query_params, set(APPEAL_FILTERS))
+    items, next_cursor = await _appeals(db, user, filters)(filters.cursor, views.PAGE_SIZE)
     return await page(
         request,
         db,
@@ -378,8 +437,10 @@ async def _appeal_queue(
             "title": "申诉复核",
             "items": items,
             "next_cursor": next_cursor,
-            "state": state,
+            "state": filters.state,
+            "appeal_filters": filters,
             "filters": APPEAL_FILTERS,
+            "order": views.list_order("提出时间", newest_first=filters.newest_first),
             "can_decide": is_manager(user),
             "posted": posted or {},
             "error": error,
@@ -395,6 +456,20 @@ async def _appeal_queue(
 async def appeal_queue(request: Request, db: DbSession, user: ConsoleUser):
     """Appeals in the person's area; the office decides the pending ones here."""
     return await _appeal_queue(request, db, user)
+
+
+@router.get(APPEALS + "/export")
+async def appeal_export(request: Request, db: DbSession, user: ConsoleUser):
+    """The appeals the list's tab and filters show (every page), as Excel, streamed."""
+    filters = AppealFilters.from_query(request.query_params, set(APPEAL_FILTERS))
+    list_exports.refuse(filters.errors)
+    return list_exports.download(
+        db=db,
+        title="申诉复核",
+        columns=list_exports.APPEAL_COLUMNS,
+        fetch=_appeals(db, user, filters),
+        to_row=list_exports.appeal_row,
+    )
 
 
 @router.post(APPEALS + "/{appeal_id}/decision", dependencies=[Csrf])

@@ -4,7 +4,7 @@ own modules, mounted here."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
@@ -12,18 +12,24 @@ from fastapi.responses import RedirectResponse
 from haochaping.accounts import service as account_service
 from haochaping.console import (
     admin_pages,
+    appraisal_pages,
     callback_pages,
     dashboard_pages,
     directory_pages,
     held_pages,
+    inspection_pages,
     integrity_pages,
+    list_exports,
     loop_pages,
+    pad_pages,
     register_pages,
+    report_pages,
+    upstream_pages,
     views,
 )
 from haochaping.console.forms import EvaluationFilters
 from haochaping.console.layout import HOME, ConsoleUser, Csrf, is_partial, page
-from haochaping.core.auth import session_principal, start_session
+from haochaping.core.auth import Principal, session_principal, start_session
 from haochaping.core.db import DbSession
 from haochaping.core.errors import NotFound, RateLimited, Unauthenticated
 from haochaping.core.ratelimit import client_ip, limiter
@@ -109,29 +115,60 @@ async def console_home():
     return RedirectResponse(HOME, status_code=303)
 
 
+def _ratings(request: Request, db: DbSession, user: Principal, filters: EvaluationFilters):
+    """The rating list's page function for these filters (the page and its download)."""
+
+    async def fetch(cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        items, next_cursor = await evaluation_queries.evaluation_page(
+            db=db,
+            actor=user,
+            rules=request.app.state.rules,
+            case_no=filters.case_no or None,
+            org_code=filters.org_code or None,
+            item_code=filters.item_code or None,
+            level=filters.level,
+            channel=filters.channel,
+            since=filters.since_at,
+            until=filters.until_at,
+            cursor=cursor,
+            limit=limit,
+        )
+        return [views.evaluation_view(i) for i in items], next_cursor
+
+    return fetch
+
+
 @router.get(HOME)
 async def evaluation_list(request: Request, db: DbSession, user: ConsoleUser):
-    """Recent ratings in the user's subtree, filtered; htmx gets only the results."""
+    """Ratings in the user's subtree, the latest rating time first, filtered; htmx gets only
+    the results."""
     filters = EvaluationFilters.from_query(request.query_params)
-    items, next_cursor = await evaluation_queries.evaluation_page(
-        db=db,
-        actor=user,
-        rules=request.app.state.rules,
-        case_no=filters.case_no or None,
-        org_code=filters.org_code or None,
-        item_code=filters.item_code or None,
-        level=filters.level,
-        channel=filters.channel,
-        since=filters.since_at,
-        until=filters.until_at,
-        cursor=filters.cursor,
-        limit=views.PAGE_SIZE,
-    )
-    result = views.EvaluationPage([views.evaluation_view(i) for i in items], next_cursor)
+    items, next_cursor = await _ratings(request, db, user, filters)(filters.cursor, views.PAGE_SIZE)
+    result = views.EvaluationPage(items, next_cursor)
     partial = is_partial(request)
-    context = {"filters": filters, "page": result, "channels": CHANNEL_LABELS, "partial": partial}
+    context = {
+        "filters": filters,
+        "page": result,
+        "channels": CHANNEL_LABELS,
+        "partial": partial,
+        "order": views.ORDER_RATINGS,
+    }
     name = "console/_results.html" if partial else "console/evaluations.html"
     return await page(request, db, user, name, context, partial=partial)
+
+
+@router.get(HOME + "/export")
+async def evaluation_export(request: Request, db: DbSession, user: ConsoleUser):
+    """The ratings the list's filters show (every page), as Excel, streamed."""
+    filters = EvaluationFilters.from_query(request.query_params)
+    list_exports.refuse(filters.errors)
+    return list_exports.download(
+        db=db,
+        title="评价记录",
+        columns=list_exports.RATING_COLUMNS,
+        fetch=_ratings(request, db, user, filters),
+        to_row=list_exports.rating_row,
+    )
 
 
 router.include_router(loop_pages.router)
@@ -142,6 +179,11 @@ router.include_router(dashboard_pages.router)
 router.include_router(callback_pages.router)
 router.include_router(directory_pages.router)
 router.include_router(register_pages.router)
+router.include_router(pad_pages.router)
+router.include_router(report_pages.router)
+router.include_router(appraisal_pages.router)
+router.include_router(upstream_pages.router)
+router.include_router(inspection_pages.router)
 
 
 @router.get("/console/{rest:path}")

@@ -11,16 +11,36 @@ from haochaping.appeals.choices import STATE_LABELS as APPEAL_STATE_LABELS
 from haochaping.appeals.models import Appeal
 from haochaping.core.security import mask_text
 from haochaping.evaluations.choices import LEVEL_LABELS
-from haochaping.workorders.choices import CALLBACK_METHOD_LABELS, VERDICT_LABELS, DeadlineKind
+from haochaping.evaluations.standing import Standing, StandingReason
+from haochaping.integrity.choices import IdentityKind, RegisterStatus
+from haochaping.workorders.choices import (
+    CALLBACK_METHOD_LABELS,
+    VERDICT_LABELS,
+    ActorKind,
+    DeadlineKind,
+    OrderEvent,
+)
 from haochaping.workorders.models import Attachment
 from haochaping.workorders.states import ACTION_LABELS, STATE_LABELS, Action, State
 
 PAGE_SIZE = 20  # rows on one page of every console list
 
-STANDING_BADGES = {"held": "待复核", "invalid": "无效（不计入统计）"}
-HELD_REASONS = {"malicious_rater": "评价人在恶意评价人员信息库中"}
-EVENT_LABELS = {"open": "生成工单", "followup": "评价人追加评价"}
-ACTOR_KINDS = {"system": "系统", "citizen": "评价人", "client": "评价渠道代评价人提交"}
+
+def list_order(time_label: str, *, newest_first: bool) -> str:
+    """A list's order as its header states it, e.g. 按评价时间倒序（最近的在前）."""
+    if newest_first:
+        return f"按{time_label}倒序（最近的在前）"
+    return f"按{time_label}顺序（最早的在前）"
+
+
+ORDER_RATINGS = list_order("评价时间", newest_first=True)
+ORDER_WORK_ORDERS = list_order("生成时间", newest_first=False)
+
+# The list's badge for a rating that does not simply count (its standing's label, spelt out).
+STANDING_BADGES = {
+    Standing.HELD.value: Standing.HELD.label,
+    Standing.INVALID.value: "无效（不计入统计）",
+}
 
 
 # --- ratings ----------------------------------------------------------------------------------
@@ -58,7 +78,7 @@ def held_view(item: dict[str, Any]) -> dict[str, Any]:
     wo = item["work_order"]
     return {
         **item,
-        "held_reason": HELD_REASONS.get(item["held_reason"], item["held_reason"]),
+        "held_reason": StandingReason.label_of(item["held_reason"], item["held_reason"]),
         "work_order": (
             {"id": wo["id"], "state_label": STATE_LABELS[State(wo["state"])]} if wo else None
         ),
@@ -140,12 +160,12 @@ def event_view(e: Any, files: list[Attachment]) -> dict[str, Any]:
     try:
         label = ACTION_LABELS[Action(e.action)]
     except ValueError:
-        label = EVENT_LABELS.get(e.action, e.action)
+        label = OrderEvent.label_of(e.action, e.action)
     return {
         "id": e.id,
         "label": label,
         "actor": e.actor_name,
-        "actor_kind": ACTOR_KINDS.get(e.actor_kind, ""),
+        "actor_kind": ActorKind.label_of(e.actor_kind) if e.actor_kind != ActorKind.USER else "",
         "at": e.created_at,
         "from_label": STATE_LABELS[State(e.from_state)] if e.from_state else None,
         "to_label": STATE_LABELS[State(e.to_state)],
@@ -200,6 +220,10 @@ POLICY_ROWS = [
     ("bottom_k", "连续末位期数"),
     ("public_min_cell", "公开最小样本数"),
     ("register_notice", "恶意评价人员异议告知"),
+    ("monthly_report", "月度通报"),
+    ("star_min_ratings", "服务之星最少评价数"),
+    ("sms_invite_after_hours", "短信评价邀请"),
+    ("retention_months", "评价在线保留期限"),
 ]
 _RECTIFIED_TEXT = {"reported": "期限内报告整改完成", "closed": "整改期限内办结"}
 _CALLBACK_BY_TEXT = {"unit": "责任单位", "office": "政务服务管理机构（独立回访）"}
@@ -217,6 +241,10 @@ def policy_value_text(key: str, value: Any) -> str:
     """A policy value as people read it."""
     if key == "good_levels" and value is None:
         return "差评以外的各等级"
+    if key == "sms_invite_after_hours":
+        return f"办结 {value} 小时后仍未评价的发送评价短信" if value else "不发送"
+    if key == "retention_months":
+        return f"{value} 个月，更早的评价可归档" if value else "全部保留"
     if value is None:
         return "—"
     if key in ("bad_levels", "good_levels"):
@@ -229,7 +257,9 @@ def policy_value_text(key: str, value: Any) -> str:
         return _RANKING_TEXT.get(value, str(value))
     if key == "callback_by":
         return _CALLBACK_BY_TEXT.get(value, str(value))
-    if key in ("min_sample", "public_min_cell"):
+    if key == "monthly_report":
+        return "每月首个工作日生成上月通报" if value else "不生成"
+    if key in ("min_sample", "public_min_cell", "star_min_ratings"):
         return f"{value} 条"
     if key == "bottom_n":
         return f"后 {value} 名"
@@ -279,14 +309,11 @@ def policy_rows(
 
 # --- the register of malicious raters -------------------------------------------------------
 
-REGISTER_STATUS = {"active": "有效", "revoked": "已提前移出", "expired": "已到期"}
-REGISTER_KINDS = {"phone": "手机号码", "cert": "身份证号码"}
-
 
 def register_view(item: dict[str, Any]) -> dict[str, Any]:
     """An entry of the register with its status and identifier kind as people read them."""
     return {
         **item,
-        "status_label": REGISTER_STATUS[item["status"]],
-        "kind_label": REGISTER_KINDS.get(item["kind"], item["kind"]),
+        "status_label": RegisterStatus.label_of(item["status"], item["status"]),
+        "kind_label": IdentityKind.label_of(item["kind"], item["kind"]),
     }

@@ -37,6 +37,11 @@ class Principal:
     org_path: str
     role: Role | None = None
     channels: frozenset[str] | None = None
+    # A person who reads a whole region's figures (an assessor, 监督查评): the materialised
+    # path of their organisation's region. Their statistics cover the organisations located
+    # in it or below (`reads`), wherever those sit in the organisation tree; everything else
+    # they may touch (and every write) stays limited to their subtree (`covers`).
+    region_path: str | None = None
 
     @property
     def is_client(self) -> bool:
@@ -50,6 +55,24 @@ class Principal:
         """Raise 403 when an organisation lies outside the caller's subtree."""
         if not self.covers(org_path):
             raise Forbidden("超出本账号的机构权限范围", code="out_of_scope")
+
+    def reads(self, org_path: str, region_path: str | None) -> bool:
+        """True when the caller may read an organisation's figures: one in their subtree, or,
+        for a reader of a region (an assessor), one located in that region or below (by the
+        path of the organisation's region)."""
+        if self.region_path is None:
+            return self.covers(org_path)
+        return region_path is not None and region_path.startswith(self.region_path)
+
+    def require_read(self, org_path: str, region_path: str | None) -> None:
+        """Raise 403 when the caller may not read an organisation's figures (`reads`)."""
+        if not self.reads(org_path, region_path):
+            raise Forbidden("超出本账号的统计范围", code="out_of_scope")
+
+    def reads_region(self, region_path: str) -> bool:
+        """True when a reader of a region (an assessor) may read this region's figures: it
+        is theirs or lies below it. Others read regions through their subtree only."""
+        return self.region_path is not None and region_path.startswith(self.region_path)
 
     @property
     def at_root(self) -> bool:
@@ -122,20 +145,37 @@ class ClientCache:
             await self.counter.bump(CLIENT_VERSION_KEY)
 
 
+_MISSING = object()
+
+
+async def _cached(cache: ClientCache, digest: str) -> tuple[int, Any]:
+    """The shared version and the principal cached for a key digest under it (None for a key
+    known to be invalid), or `_MISSING` when nothing current is cached."""
+    version = await cache.current()
+    hit = cache.entries.get(digest)
+    # An entry read under an older version (a request that raced a revocation) is stale.
+    if hit is not None and hit[0] > time.monotonic() and hit[1] == version:
+        return version, hit[2]
+    return version, _MISSING
+
+
+async def cached_client(state: Any, key: str) -> Principal | None:
+    """The active client of an API key when this process has it cached (no query), else None
+    (unknown, invalid or expired: the caller takes the path that reads the database and
+    answers 401). The lean intake routes authenticate with it."""
+    _, principal = await _cached(state.client_cache, hash_api_key(key))
+    return principal if isinstance(principal, Principal) else None
+
+
 async def _client_from_key(request: Request, db: AsyncSession, key: str) -> Principal:
     digest = hash_api_key(key)
     cache: ClientCache = request.app.state.client_cache
-    version = await cache.current()
-    hit = cache.entries.get(digest)
-    now = time.monotonic()
-    # An entry read under an older version (a request that raced a revocation) is stale.
-    if hit is not None and hit[0] > now and hit[1] == version:
-        principal = hit[2]
-    else:
+    version, principal = await _cached(cache, digest)
+    if principal is _MISSING:
         principal = await request.app.state.principals.client(db, digest)
         if len(cache.entries) > 10_000:
             cache.entries.clear()
-        cache.entries[digest] = (now + CLIENT_CACHE_SECONDS, version, principal)
+        cache.entries[digest] = (time.monotonic() + CLIENT_CACHE_SECONDS, version, principal)
     if principal is None:
         raise Unauthenticated("API 密钥无效或已停用", code="invalid_api_key")
     return principal
@@ -267,3 +307,5 @@ def acting(*allowed: Role) -> Callable[[Principal], Awaitable[Principal]]:
 ManagerOrClient = Annotated[Principal, Depends(acting(*MANAGERS))]
 HandlerOrClient = Annotated[Principal, Depends(acting(*HANDLERS))]
 InviterOrClient = Annotated[Principal, Depends(acting(*INVITERS))]  # not assessors
+# Routes only business systems call (the national interface): people get 403.
+ClientOnly = Annotated[Principal, Depends(acting())]

@@ -28,11 +28,12 @@ class BodySizeLimit:
         app: ASGIApp,
         max_bytes: int,
         upload_bytes: int | None = None,
-        upload_suffix: str = "/attachments",
+        upload_suffix: str | tuple[str, ...] = "/attachments",
     ) -> None:
         self.app = app
         self.default_max = max_bytes
-        # File uploads (attachments) may be larger than JSON bodies; their routes check again.
+        # File uploads (attachments, inspection photos: the paths ending in `upload_suffix`)
+        # may be larger than JSON bodies; their routes check again.
         self.upload_max = max(upload_bytes or max_bytes, max_bytes) + 64 * 1024
         self.upload_suffix = upload_suffix
 

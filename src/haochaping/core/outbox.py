@@ -16,12 +16,12 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, event, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, event, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -207,8 +207,11 @@ async def claim_due(
     now: datetime | None = None,
     policy: DeliveryPolicy = DeliveryPolicy(),
     batch: int | None = None,
+    channels: Collection[str] | None = None,
 ) -> list[ClaimedMessage]:
-    """Claim up to `batch` due messages for this worker and commit the claim."""
+    """Claim up to `batch` due messages for this worker and commit the claim (only those of
+    `channels` when given: a worker of its own for webhooks, say)."""
+    only = M.channel.in_(list(channels)) if channels is not None else true()
     now = now or utcnow()
     async with sessionmaker() as db, db.begin():
         # PostgreSQL: rows another worker is claiming are skipped, not waited for or shared.
@@ -217,7 +220,7 @@ async def claim_due(
             (
                 await db.execute(
                     select(M.id)
-                    .where(_due(now, policy))
+                    .where(_due(now, policy), only)
                     .order_by(M.next_attempt_at, M.id)
                     .limit(batch or policy.batch_size)
                     .with_for_update(skip_locked=True)
@@ -312,13 +315,15 @@ async def deliver_due(
     now: datetime | None = None,
     policy: DeliveryPolicy = DeliveryPolicy(),
     batch: int | None = None,
+    channels: Collection[str] | None = None,
 ) -> DeliveryReport:
-    """Send the messages that are due, once each, and record every outcome."""
+    """Send the messages that are due (of `channels`, when given), once each, and record
+    every outcome."""
     clock = now or utcnow()
     report = DeliveryReport()
     report.dead += await _bury_expired(sessionmaker, now=clock, policy=policy)
     claimed = await claim_due(
-        sessionmaker, worker_id=worker_id, now=clock, policy=policy, batch=batch
+        sessionmaker, worker_id=worker_id, now=clock, policy=policy, batch=batch, channels=channels
     )
     report.claimed = len(claimed)
     # Sends start only in the first half of the lease and each may take a quarter of it, so no

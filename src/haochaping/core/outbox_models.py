@@ -20,6 +20,8 @@ DEDUPE_KEY_MAX = 255
 class OutboxChannel(ChoiceSet):
     EMAIL = "email", "电子邮件"
     SMS = "sms", "短信"
+    # A signed POST to a subscriber's URL (the subject holds the signature header).
+    WEBHOOK = "webhook", "Webhook 推送"
 
 
 class OutboxStatus(ChoiceSet):
@@ -39,6 +41,7 @@ class OutboxKind(ChoiceSet):
     OVERDUE = "overdue", "已超期"
     ESCALATED = "escalated", "督办升级"
     CALLBACK_INVITATION = "callback_invitation", "回访邀请"
+    WORKORDER_EVENT = "workorder_event", "工单事件推送"
 
 
 CHANNEL_LABELS = OutboxChannel.labels()

@@ -36,6 +36,19 @@ INVITERS = HANDLERS | {Role.STAFF}  # who may send a rating invitation
 # Who reads the statistics pages (数据看板, 榜单), each within their own area: offices and
 # administrators, a unit for its subtree, an assessor for its region (read-only).
 STATS_READERS = HANDLERS | {Role.ASSESSOR}
+# Who reads the statistics of their organisation's whole region rather than of their
+# subtree (a leaf third-party assessor still sees every unit of its region), and writes
+# nothing there: `Principal.region_path`, docs/metrics.md "What counts".
+REGION_READERS = frozenset({Role.ASSESSOR})
+# The appraisal (考核, issue 12): assessors keep the schemes and bonus items, offices read
+# their region's.
+APPRAISERS = frozenset({Role.ASSESSOR})
+APPRAISAL_READERS = APPRAISERS | {Role.OFFICE}
+# 监督查评 (issue 13): the assessor (监督查评人员) records inspection visits to the units of
+# their subtree; offices and administrators read the visits of theirs and keep the region's
+# checklist of inspection items.
+INSPECTORS = frozenset({Role.ASSESSOR})
+INSPECTION_READERS = INSPECTORS | MANAGERS
 
 
 def person_choices() -> list[tuple[str, str]]:

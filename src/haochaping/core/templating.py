@@ -43,6 +43,7 @@ _env = Environment(
             "console": FileSystemLoader(PACKAGE / "console" / "templates"),
             "portal": FileSystemLoader(PACKAGE / "portal" / "templates"),
             "ledger": FileSystemLoader(PACKAGE / "ledger" / "templates"),
+            "pads": FileSystemLoader(PACKAGE / "pads" / "templates"),
         }
     ),
     autoescape=select_autoescape(["html"]),

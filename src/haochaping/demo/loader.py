@@ -2,7 +2,7 @@
 
 Reference data and a year of cases and ratings are generated in memory (`generate`) and
 written with Core bulk inserts (executemany over chunks of rows) with ids assigned here, not
-through the ORM, so 200,000 cases load in well under two minutes on SQLite. Everything that
+through the ORM (on SQLite straight to the driver, see `BulkWriter`). Everything that
 follows a rating goes through the product's own services: accounts and the API client
 (`accounts.service`), the closed loop of every bad rating lived through on a simulated clock
 (`workflow`), spot checks, the fake-rating detectors and a review (`upkeep`), a few planted
@@ -19,10 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from haochaping.accounts import service as account_service
@@ -31,12 +31,15 @@ from haochaping.accounts.models import ApiClient, User
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.cases.models import Case
 from haochaping.config import Settings
+from haochaping.core.auth import Principal
 from haochaping.core.calendar import load_calendar
 from haochaping.core.outbox_models import OutboxMessage
 from haochaping.core.timeutil import utcnow
+from haochaping.db.crypto import IdentityKind
 from haochaping.db.session import engine_keys, make_engine, make_sessionmaker
-from haochaping.demo import generate, plants, upkeep, workflow
-from haochaping.evaluations import tags
+from haochaping.db.types import dialect_keys
+from haochaping.demo import generate, live, plants, topics_plant, upkeep, workflow
+from haochaping.evaluations import partitions, tags
 from haochaping.evaluations.choices import Channel
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.standing import EvaluationStanding
@@ -50,6 +53,9 @@ from haochaping.workorders.models import SpotCheck, WorkOrder
 from haochaping.workorders.states import State
 
 CHUNK = 5000
+# The load's page cache on SQLite (KiB), room for the whole default demo (~300 MB): at 128 MB
+# the indexes of one big transaction spilled to the WAL and back (docs/benchmarks.md).
+SQLITE_CACHE_KIB = 524288
 CLIENT_NAME = "示范省演示客户端（全渠道）"
 
 
@@ -110,6 +116,8 @@ STAFF: Table = Staff.__table__  # type: ignore[assignment]
 ITEM: Table = Item.__table__  # type: ignore[assignment]
 CASE: Table = Case.__table__  # type: ignore[assignment]
 EVALUATION: Table = Evaluation.__table__  # type: ignore[assignment]
+# How far back the demo's ratings go: a year of cases (generate_activity), with room.
+DEMO_HISTORY = timedelta(days=400)
 
 Progress = Callable[[str, int, int], None]
 
@@ -153,6 +161,7 @@ class Summary:
     planted: dict[str, int] = field(default_factory=dict)
     showcase: int = 0
     outbox: Counter[str] = field(default_factory=Counter)
+    newest: live.Live = field(default_factory=live.Live)
     blocks: int = 0
     sealed: int = 0
     seconds: float = 0.0
@@ -163,7 +172,7 @@ class Summary:
 
     @property
     def extra_cases(self) -> int:
-        return sum(self.planted.values()) + self.showcase
+        return sum(self.planted.values()) + self.showcase + self.newest.cases + self.newest.reported
 
     @property
     def good_share(self) -> float:
@@ -189,7 +198,7 @@ class Summary:
             f"  机构：部门 {o['department']}，大厅 {o['hall']}，窗口 {o['window']}；"
             f"工作人员 {self.staff}；服务事项 {self.items}",
             f"  办件 {sum(self.cases.values()):,}"
-            f"（含演示工单和预置异常评价的 {self.extra_cases} 件）："
+            f"（含演示工单、预置异常评价、今日评价器叫号和下级平台报送的 {self.extra_cases} 件）："
             f"已办结 {self.cases['completed']:,}，"
             f"办理中 {self.cases['accepted']:,}，已收件 {self.cases['received']:,}，"
             f"不予受理 {self.cases['rejected']:,}",
@@ -211,6 +220,15 @@ class Summary:
             f"待回访 {self.spot_checks['pending']:,}",
             f"  通知：已发送 {self.outbox['sent']:,}，待重试 {self.outbox['failed']}，"
             f"投递失败（死信） {self.outbox['dead']}，待发送 {self.outbox['pending']}",
+            f"  评价器 {self.newest.pads['paired']} 台已配对（停用 {self.newest.pads['revoked']}，"
+            f"待配对 {self.newest.pads['pending']}），今日叫号 {self.newest.services} 次、"
+            f"评价器评价 {self.newest.pad_ratings}；窗口 {self.newest.serving_window} 正在服务",
+            f"  综合点评（/c/机构代码）今日 {self.newest.comments} 条："
+            + "，".join(self.newest.comment_orgs),
+            f"  监督查评：近四周实地查评 {self.newest.visits} 次（照片 {self.newest.photos} 张），"
+            f"本市检查项目清单（区划 {self.newest.checklist_region}）",
+            f"  上报：本省未配置上级平台；下级平台“{self.newest.child}”"
+            f"报送评价 {self.newest.reported} 条（近四周）",
             f"  存证账本：{self.blocks} 个区块，已封存评价 {self.sealed:,}",
             f"  根机构代码：{self.root_code}；示范大厅代码：{self.hall_code}",
             "演示账号（仅供体验，正式环境请删除或改密）：",
@@ -254,6 +272,11 @@ async def load_into(
     now = now or utcnow()
     rng = random.Random(seed)
     await tags.seed(db)
+    # PostgreSQL: a partition for each month of the demo's year of ratings (else DEFAULT).
+    await partitions.ensure_ahead(
+        db, today=partitions.month_of(now), since=partitions.month_of(now - DEMO_HISTORY)
+    )
+    writer = BulkWriter(conn)
 
     ref = generate.build_reference(
         rng,
@@ -262,10 +285,10 @@ async def load_into(
         staff_id=await _next_id(conn, STAFF),
         item_id=await _next_id(conn, ITEM),
     )
-    await _insert(conn, REGION, ref.regions)
-    await _insert(conn, ORG, ref.orgs)
-    await _insert(conn, STAFF, ref.staff)
-    await _insert(conn, ITEM, ref.items)
+    await writer.insert(REGION, ref.regions)
+    await writer.insert(ORG, ref.orgs)
+    await writer.insert(STAFF, ref.staff)
+    await writer.insert(ITEM, ref.items)
     await _sync_sequences(conn, (ORG, STAFF, ITEM))
 
     summary = Summary(
@@ -291,21 +314,27 @@ async def load_into(
         stats=stats,
         chunk=CHUNK,
     ):
-        await _insert(conn, CASE, case_rows)
-        await _insert(conn, EVALUATION, eval_rows)
+        await writer.insert(CASE, case_rows)
+        await writer.insert(EVALUATION, eval_rows)
         written += len(case_rows)
         if progress:
             progress("办件与评价", written, cases)
-    await _insert(
-        conn,
+    await writer.insert(
         EVALUATION,
         generate.generate_free_ratings(
             rng, ref, now=now, cases=cases, client_id=client_id, stats=stats
         ),
     )
     planted = plants.plant(rng, ref, now=now, case_id=case_base + cases, client_id=client_id)
-    await _insert(conn, CASE, planted.cases)
-    await _insert(conn, EVALUATION, planted.ratings)
+    # The emerging complaint topic (its own random numbers: the rest of the demo is unchanged).
+    await writer.insert(
+        EVALUATION,
+        topics_plant.plant(
+            random.Random(seed + 12), ref, now=now, client_id=client_id, stats=stats
+        ),
+    )
+    await writer.insert(CASE, planted.cases)
+    await writer.insert(EVALUATION, planted.ratings)
     for row in planted.ratings:
         stats.channels[row["channel"]] += 1
         stats.levels[row["level"]] += 1
@@ -334,8 +363,8 @@ async def load_into(
         case_id=case_base + cases + len(planted.cases),
         client_id=client_id,
     )
-    await _insert(conn, CASE, shown.cases)
-    await _insert(conn, EVALUATION, shown.ratings)
+    await writer.insert(CASE, shown.cases)
+    await writer.insert(EVALUATION, shown.ratings)
     await _sync_sequences(conn, (CASE,))
     for row in shown.ratings:
         stats.channels[row["channel"]] += 1
@@ -364,6 +393,34 @@ async def load_into(
     await upkeep.sample_spot_checks(db, progress)
     await upkeep.call_spot_checks(db, cast=cast, ctx=ctx, rng=rng, avoid_org=dept_id)
     await upkeep.detect(db, cast=cast, ctx=ctx, now=now)
+
+    # The newest capabilities, through their services on the day of the load (its own random
+    # numbers: the rest of the demo is unchanged).
+    root_id = ids[generate.ROOT_CODE]
+    summary.newest = await live.stage(
+        db,
+        cast=cast,
+        ctx=ctx,
+        rng=random.Random(seed + 29),
+        settings=settings,
+        client=Principal(
+            kind="client",
+            id=client_id,
+            name=CLIENT_NAME,
+            org_id=root_id,
+            org_path=root_path,
+            channels=frozenset(c.value for c in Channel),
+        ),
+        hall_code=ref.accounts.hall_code,
+        window_code=ref.accounts.window_code,
+        office_code=ref.accounts.office_code,
+        avoid_org=dept_id,
+        progress=progress,
+    )
+    stats.levels.update(summary.newest.levels)
+    stats.channels.update(summary.newest.channels)
+    stats.cases["accepted"] += summary.newest.cases
+    stats.cases["completed"] += summary.newest.reported
     await _count(db, summary)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -521,12 +578,15 @@ async def _in_own_transaction(
 ) -> Summary | None:
     """Run a load on an engine of its own and commit it; then seal and deliver."""
     engine = make_engine(settings)
+    if settings.is_sqlite:
+        event.listen(engine.sync_engine, "connect", _demo_sync)
     try:
         maker = make_sessionmaker(engine)
         async with maker() as db:
             if settings.is_sqlite:
                 # The indexes of 200,000 cases outgrow SQLite's 2 MB default page cache.
-                await db.execute(text("PRAGMA cache_size = -131072"))
+                # (Allocated as pages are used: a small demo takes what it needs.)
+                await db.execute(text(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}"))
             summary = await fn(db)
             await db.commit()
         if summary is not None and not summary.already_loaded:
@@ -534,6 +594,17 @@ async def _in_own_transaction(
         return summary
     finally:
         await engine.dispose()
+
+
+def _demo_sync(dbapi_conn: Any, _record: Any) -> None:
+    """The demo's own engine only: SQLite's WAL synced at checkpoints, not at every commit
+    (`synchronous=NORMAL`, after `make_engine`'s FULL). A crash of the machine may lose the
+    last commits, never corrupt the file; a demo is loaded again, not restored. The outbox
+    delivery after the load commits once per message as the worker does, and an fsync per
+    commit was some 6 ms each on this machine's disk (docs/benchmarks.md)."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
 
 
 async def _client(db: AsyncSession, summary: Summary) -> int:
@@ -580,9 +651,87 @@ async def _accounts(db: AsyncSession, where: dict[str, tuple[str, str]], summary
         )
 
 
-async def _insert(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        await conn.execute(table.insert(), rows[start : start + CHUNK])
+# The keyed identity hashes that cases and ratings get as column defaults
+# (`db.types.identity_hash_default`): (hash column, the column hashed, kind).
+HASHED: dict[str, list[tuple[str, str, IdentityKind]]] = {
+    CASE.name: [
+        ("applicant_cert_hash", "applicant_cert_no", "cert"),
+        ("applicant_phone_hash", "applicant_phone", "phone"),
+    ],
+    EVALUATION.name: [
+        ("rater_cert_hash", "rater_cert_no", "cert"),
+        ("rater_phone_hash", "rater_phone", "phone"),
+    ],
+}
+
+
+class BulkWriter:
+    """Writes the generated rows of one load in chunks, with the values the ORM's column
+    types and defaults would give them.
+
+    On SQLite the rows go to the driver's `executemany` as tuples, each value passed through
+    its column type's bind processor (what SQLAlchemy does per row, encryption included)
+    and the identity-hash and constant defaults filled in as the INSERT would: SQLAlchemy's
+    own per-row parameter handling was about a third of the load's CPU (docs/benchmarks.md).
+    The applicants of the demo repeat (a case's rater is its applicant), so each identifier
+    is hashed once. PostgreSQL takes the Core insert as before."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.keys = dialect_keys(conn.dialect)
+        self.hashes: dict[tuple[str, str], str | None] = {}
+
+    def _hash(self, value: str | None, kind: IdentityKind) -> str | None:
+        if not value:
+            return None
+        key = (value, kind)
+        found = self.hashes.get(key, False)
+        if found is False:
+            found = self.hashes[key] = self.keys.identity_hash(value, kind)
+        return found  # type: ignore[return-value]
+
+    def _complete(self, table: Table, rows: list[dict[str, Any]]) -> list[str] | None:
+        """Fill in the defaults the INSERT would compute; the columns to write, or None when
+        a column left out has a default this writer cannot reproduce."""
+        columns = list(rows[0])
+        for target, source, kind in HASHED.get(table.name, []):
+            if target not in columns and source in columns:
+                for row in rows:
+                    row[target] = self._hash(row[source], kind)
+                columns.append(target)
+        for column in table.c:
+            if column.name in columns or column.default is None:
+                continue
+            if not column.default.is_scalar:
+                return None
+            for row in rows:
+                row[column.name] = column.default.arg  # type: ignore[attr-defined]
+            columns.append(column.name)
+        return columns
+
+    async def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        """Insert generated rows (every row with the same keys)."""
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            columns = self._complete(table, chunk) if self.conn.dialect.name == "sqlite" else None
+            if columns is None:
+                await self.conn.execute(table.insert(), chunk)
+                continue
+            dialect = self.conn.dialect
+            quote = dialect.identifier_preparer.quote
+            processors = [
+                (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                for name in columns
+            ]
+            params = [
+                tuple(row[name] if proc is None else proc(row[name]) for name, proc in processors)
+                for row in chunk
+            ]
+            sql = (
+                f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})"
+            )
+            await self.conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
 
 
 async def _next_id(conn: AsyncConnection, table: Table) -> int:

@@ -36,6 +36,7 @@ from haochaping.appeals.models import Appeal
 from haochaping.core.auth import Principal
 from haochaping.core.roles import MANAGERS, Role
 from haochaping.core.timeutil import SHANGHAI
+from haochaping.demo import topics_plant
 from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.policies.service import PolicyCache
@@ -481,7 +482,8 @@ class Simulation:
         unit_account = self.cast.handler(order.org_id).role == Role.UNIT
         recent = self.now - rating["received_at"] < timedelta(days=6)
         r = rng.random()
-        if unit_account and (r < 0.14 or (recent and r < 0.5)):
+        appealable = unit_account and not topics_plant.is_planted(rating)
+        if appealable and (r < 0.14 or (recent and r < 0.5)):
             path = "appeal"
         elif r < 0.15:
             path = "explain"

@@ -31,6 +31,9 @@ CASE_BOUND_CHANNELS = frozenset(
     }
 )
 FREE_CHANNELS = frozenset({Channel.REVIEW, Channel.INSPECTION})
+# Not a rating channel: an API client holding it is a child instance that reports its
+# ratings up (`POST /api/v1/exchange/...`, issue 14); it may hold no other.
+EXCHANGE_CHANNEL = "exchange"
 
 CHANNEL_LABELS = Channel.labels()
 

@@ -49,6 +49,7 @@ async def create(
     """A new invitation for an accepted case, at a stage of its region's list it has
     reached."""
     now = utcnow()
+    await evaluation_service.check_case_open(db=db, case_id=case.id)
     if case.status == "received" or case.accepted_at is None:
         raise Invalid(
             "办件尚未受理，暂不能发送评价邀请",

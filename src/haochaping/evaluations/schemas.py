@@ -26,6 +26,12 @@ ReasonCode = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9A-Za-z_]{1,16}$")
 ]
 COMMENT_MAX = 2000
+CALL_ID_MAX = 64
+# A hotline call's id as the 12345 system names it: letters, digits and - _ . : only.
+CallId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=rf"^[0-9A-Za-z_.:\-]{{1,{CALL_ID_MAX}}}$"),
+]
 
 
 class Rater(InputModel):
@@ -52,7 +58,12 @@ class EvaluationCreate(InputModel):
     anonymous: StrictBool = False
     public: StrictBool = True
     evaluated_at: Timestamp | None = None
+    # When the rater was shown the rating screen (a pad or terminal), for the instant-press
+    # check; never later than evaluated_at (clamped).
+    displayed_at: Timestamp | None = None
     device_id: Annotated[str, StringConstraints(max_length=100)] | None = None
+    # The 12345 call the rating was recorded in (channel `phone` only).
+    call_id: CallId | None = None
 
 
 class EvaluationBatch(InputModel):
@@ -86,6 +97,7 @@ class EvaluationRead(ReadModel):
     rater: RaterRead | None
     anonymous: bool
     public: bool
+    call_id: str | None
     evaluated_at: datetime
     received_at: datetime
 

@@ -33,12 +33,14 @@ from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
     CASE_BOUND_CHANNELS,
     LEVEL_LABELS,
+    Channel,
     Reached,
 )
 from haochaping.evaluations.models import Evaluation
 from haochaping.evaluations.schemas import StageRule
 from haochaping.evaluations.tags import Tag
 from haochaping.orgs.models import Item, Org, Staff
+from haochaping.orgs.service import inactive
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -147,6 +149,17 @@ def check_content(*, data: schemas.EvaluationCreate, rules: IntakeRules) -> None
         raise _invalid("评价原因有重复", "duplicate_reason", "reasons")
     if rules.is_bad(data.level) and not data.reasons and not data.comment:
         raise _invalid("差评须至少选择一项原因或填写评价内容", "reason_required", "reasons")
+
+
+def check_call_id(*, data: schemas.EvaluationCreate) -> None:
+    """A hotline call's id belongs to a rating recorded in that call (channel `phone`)."""
+    if data.call_id is not None and data.channel != Channel.PHONE:
+        raise _invalid(
+            "来电编号 call_id 仅用于 12345 热线（电话渠道 phone）代录的评价",
+            "call_id_not_allowed",
+            "call_id",
+            channel=str(data.channel),
+        )
 
 
 def check_channel(*, actor: Principal, channel: str) -> None:
@@ -269,6 +282,10 @@ _CASE_TARGET = (
         Item.code.label("item_code"),
         Staff.staff_no,
         _Window.code.label("window_code"),
+        Org.active.label("org_active"),
+        Item.active.label("item_active"),
+        Staff.active.label("staff_active"),
+        _Window.active.label("window_active"),
     )
     .join(Org, Org.id == Case.org_id)
     .join(Item, Item.id == Case.item_id)
@@ -303,6 +320,31 @@ def _target_from_case(case: Any) -> Target:
             "rater_phone": case.applicant_phone,
         },
     )
+
+
+RATINGS_REFUSED = "不再接受评价"
+
+
+def check_case_active(case: Any) -> None:
+    """422 when the case's organisation, window, item or staff member has been deactivated:
+    deactivation stops new ratings (the ones given before stay and still count)."""
+    if not case.org_active:
+        raise inactive("org", case.org_code, "case_no", RATINGS_REFUSED)
+    if case.window_id is not None and not case.window_active:
+        raise inactive("org", case.window_code, "case_no", RATINGS_REFUSED)
+    if not case.item_active:
+        raise inactive("item", case.item_code, "case_no", RATINGS_REFUSED)
+    if case.staff_id is not None and not case.staff_active:
+        raise inactive("staff", case.staff_no, "case_no", RATINGS_REFUSED)
+
+
+_CASE_BY_ID = _CASE_TARGET.where(Case.id == bindparam("case_id"))
+
+
+async def check_case_open(*, db: AsyncSession, case_id: int) -> None:
+    """`check_case_active` for a case by id (rating links: when made, opened and used)."""
+    row = (await db.execute(_CASE_BY_ID, {"case_id": case_id})).one()
+    check_case_active(row)
 
 
 async def resolve_case_targets(
@@ -342,6 +384,8 @@ async def resolve_free_target(
                 code="item_not_found",
                 details=[{"field": "item_code", "value": data.item_code}],
             )
+        if not item.active:
+            raise inactive("item", item.code, "item_code", RATINGS_REFUSED)
     if data.org_code:
         org = (await db.execute(select(Org).where(Org.code == data.org_code))).scalar_one_or_none()
         if org is None:
@@ -357,6 +401,9 @@ async def resolve_free_target(
         org = await db.get(Org, item.org_id)
     assert org is not None  # an item's org (foreign key)
     actor.require(org.path)
+    if not org.active:
+        field_name = "org_code" if data.org_code else "item_code"
+        raise inactive("org", org.code, field_name, RATINGS_REFUSED)
     window = org if org.kind == "window" else None
     return Target(
         org_id=org.id,
@@ -404,6 +451,7 @@ def build_row(
     )
     if not rater.get("rater_type"):
         rater["rater_type"] = "person"
+    evaluated_at = min(data.evaluated_at, now) if data.evaluated_at else now
     # The keyed hashes the INSERT would compute as column defaults, computed here once so that
     # the intake hooks (detectors, malicious-rater register) match on them without rehashing.
     rater["rater_cert_hash"] = rules.keys.identity_hash(rater["rater_cert_no"], "cert")
@@ -431,7 +479,9 @@ def build_row(
         "source_ip": source.ip,
         "user_agent": (source.user_agent or "")[:300] or None,
         "device_id": data.device_id,
-        "evaluated_at": min(data.evaluated_at, now) if data.evaluated_at else now,
+        "call_id": data.call_id,
+        "evaluated_at": evaluated_at,
+        "displayed_at": min(data.displayed_at, evaluated_at) if data.displayed_at else None,
         "received_at": now,
     }
 
@@ -467,6 +517,7 @@ def read_from_row(row: dict[str, Any], target: Target, rules: IntakeRules) -> di
         "rater": rater,
         "anonymous": row["anonymous"],
         "public": row["is_public"],
+        "call_id": row.get("call_id"),
         "evaluated_at": row["evaluated_at"],
         "received_at": row["received_at"],
     }
@@ -486,7 +537,9 @@ _INSERT_FREE = {
 }
 _INSERT_BOUND = {
     d: ins(EVALUATION)
-    .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
+    # No conflict target: on PostgreSQL the once-rule is the partitioned table's trigger
+    # (evaluation_once, migration 0030), which skips a taken case and stage as this would.
+    .on_conflict_do_nothing()
     .returning(EVALUATION.c.id, EVALUATION.c.case_id, EVALUATION.c.stage)
     for d, ins in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
 }
@@ -539,6 +592,7 @@ async def submit(
     """Validate and store one rating; returns its answer body (the caller commits)."""
     now = utcnow()
     check_channel(actor=actor, channel=data.channel)
+    check_call_id(data=data)
     check_content(data=data, rules=rules)
     if data.channel in CASE_BOUND_CHANNELS:
         if not data.case_no:
@@ -557,6 +611,7 @@ async def submit(
                 )
             case, path, target = found[data.case_no]
             actor.require(path)
+        check_case_active(case)
         check_case_rules(
             case=case,
             data=data,
@@ -574,6 +629,16 @@ async def submit(
     return read_from_row(row, target, rules)
 
 
+@dataclass
+class Submission:
+    """One rating as a caller sent it: who, what, from where (a batch item, or a single
+    request waiting in the group writer)."""
+
+    actor: Principal
+    data: schemas.EvaluationCreate
+    source: Source
+
+
 async def submit_batch(
     *,
     db: AsyncSession,
@@ -586,22 +651,55 @@ async def submit_batch(
     """Store many independent ratings at once; one result per item, in order (each stored
     one with its full answer body under "evaluation" unless `echo` is False)."""
     results: list[dict[str, Any] | None] = [None] * len(items)
-    parsed: list[tuple[int, schemas.EvaluationCreate]] = []
+    parsed: list[tuple[int, Submission]] = []
     for i, raw in enumerate(items):
         try:
-            parsed.append((i, schemas.EvaluationCreate.model_validate(raw)))
+            data = schemas.EvaluationCreate.model_validate(raw)
         except ValidationError as exc:
             results[i] = {"status": 422, "error": validation_error_body(exc)["error"]}
-    case_nos = {d.case_no for _, d in parsed if d.case_no and d.channel in CASE_BOUND_CHANNELS}
+        else:
+            parsed.append((i, Submission(actor=actor, data=data, source=source)))
+    outcomes = await store_group(
+        db=db, submissions=[sub for _, sub in parsed], rules=rules, echo=echo
+    )
+    for (i, _), outcome in zip(parsed, outcomes, strict=True):
+        if isinstance(outcome, DomainError):
+            results[i] = {"status": outcome.status_code, "error": outcome.body()["error"]}
+        else:
+            results[i] = outcome
+    return results  # type: ignore[return-value]
+
+
+async def store_group(
+    *,
+    db: AsyncSession,
+    submissions: list[Submission],
+    rules: IntakeRules,
+    echo: bool = True,
+) -> list[dict[str, Any] | DomainError]:
+    """Check and store ratings together in the caller's transaction: the cases in one query,
+    the rows in one multi-row INSERT, the hooks once. One outcome per submission, in order:
+    `{"status": 201, "id"[, "evaluation"]}` or the refusal (a `DomainError`) that this rating
+    alone would have met; the others are stored regardless (the caller commits)."""
+    results: list[dict[str, Any] | None] = [None] * len(submissions)
+    refusals: dict[int, DomainError] = {}
+    case_nos = {
+        s.data.case_no
+        for s in submissions
+        if s.data.case_no and s.data.channel in CASE_BOUND_CHANNELS
+    }
     found = await resolve_case_targets(db=db, case_nos=case_nos) if case_nos else {}
     now = utcnow()
     pending: list[tuple[int, dict[str, Any], Target]] = []
     seen: dict[tuple[int, str], int] = {}
-    windows: dict[str, int] = {}  # region -> rating window, looked up once per batch
+    dup_of: dict[int, int] = {}  # a repeat inside the group -> the index of the first
+    windows: dict[str, int] = {}  # region -> rating window, looked up once per group
     stage_lists: dict[str, Mapping[str, StageRule]] = {}  # region -> its stages, likewise
-    for i, data in parsed:
+    for i, sub in enumerate(submissions):
+        actor, data = sub.actor, sub.data
         try:
             check_channel(actor=actor, channel=data.channel)
+            check_call_id(data=data)
             check_content(data=data, rules=rules)
             if data.channel in CASE_BOUND_CHANNELS:
                 if not data.case_no:
@@ -620,6 +718,7 @@ async def submit_batch(
                     )
                 case, path, target = found[data.case_no]
                 actor.require(path)
+                check_case_active(case)
                 region = target.region_code
                 if region not in windows:
                     windows[region] = await rules.window_for(db, region)
@@ -633,40 +732,40 @@ async def submit_batch(
                 )
                 key = (case.id, data.stage)
                 if key in seen:
-                    results[i] = {"status": 409, "_dup_of": seen[key]}
+                    dup_of[i] = seen[key]
                     continue
                 seen[key] = i
             else:
                 check_stage(stage=data.stage, stages=FREE_STAGES)
                 target = await resolve_free_target(db=db, actor=actor, data=data)
             row = build_row(
-                data=data, target=target, actor=actor, rules=rules, source=source, now=now
+                data=data, target=target, actor=actor, rules=rules, source=sub.source, now=now
             )
             pending.append((i, row, target))
         except DomainError as exc:
-            results[i] = {"status": exc.status_code, "error": exc.body()["error"]}
-    await _insert_many(db, pending, results, rules if echo else None)
+            refusals[i] = exc
+    await _insert_many(db, pending, results, refusals, rules if echo else None)
     stored = [row for _, row, _ in pending if "id" in row]
     if stored and rules.on_stored is not None:
         await rules.on_stored(db, stored)
-    for i, res in enumerate(results):
-        if res is not None and "_dup_of" in res:
-            first = results[res.pop("_dup_of")] or {}
-            existing = first.get("id")
-            if existing is None and first.get("status") == 409:
-                # The first of the pair met a rating stored before: name that one.
-                existing = first["error"]["details"][0].get("id")
-            results[i] = {"status": 409, "error": duplicate_error(existing).body()["error"]}
-    return results  # type: ignore[return-value]
+    for i, first in dup_of.items():
+        existing = (results[first] or {}).get("id")
+        if existing is None and first in refusals:
+            # The first of the pair met a rating stored before: name that one.
+            existing = refusals[first].details[0].get("id") if refusals[first].details else None
+        refusals[i] = duplicate_error(existing)
+    return [refusals[i] if i in refusals else results[i] for i in range(len(submissions))]  # type: ignore[misc]
 
 
 async def _insert_many(
     db: AsyncSession,
     pending: list[tuple[int, dict[str, Any], Target]],
     results: list[dict[str, Any] | None],
+    refusals: dict[int, DomainError],
     rules: IntakeRules | None,
 ) -> None:
-    """Insert the rows; results get status and id, and the answer body when `rules` given."""
+    """Insert the rows; results get status and id, and the answer body when `rules` given;
+    a case and stage rated before gets its 409 in `refusals`."""
     bound = [p for p in pending if p[1]["case_id"] is not None]
     free = [p for p in pending if p[1]["case_id"] is None]
     for chunk_start in range(0, len(bound), 400):
@@ -681,7 +780,7 @@ async def _insert_many(
             new_id = got.get((row["case_id"], row["stage"]))
             if new_id is None:
                 existing = await _existing_id(db, row["case_id"], row["stage"], 1)
-                results[i] = {"status": 409, "error": duplicate_error(existing).body()["error"]}
+                refusals[i] = duplicate_error(existing)
             else:
                 row["id"] = new_id
                 results[i] = _stored(row, target, rules)

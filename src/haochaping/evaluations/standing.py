@@ -25,6 +25,16 @@ class Standing(ChoiceSet):
 STANDING_LABELS = Standing.labels()
 
 
+class StandingReason(ChoiceSet):
+    """Why a rating's standing changed (`evaluation_standing.reason`, `standing_event.reason`)."""
+
+    DETECTOR = "detector", "疑似刷评检测"
+    DETECTOR_CLEARED = "detector_cleared", "疑似刷评复核：排除"
+    APPEAL_UPHELD = "appeal_upheld", "申诉成立"
+    MALICIOUS_RATER = "malicious_rater", "评价人在恶意评价人员信息库中"
+    REVIEW = "review", "人工复核"
+
+
 class EvaluationStanding(Base):
     """The current standing of a rating that is not simply valid."""
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.evaluations.models import ReasonTag
@@ -32,21 +34,27 @@ def national_tags() -> list[Tag]:
 
 
 async def seed(db: AsyncSession) -> int:
-    """Insert the national set's tags that are missing; returns how many were added."""
+    """Insert the national set's tags that are missing; returns how many were missing."""
     have = set(
         (
             await db.execute(select(ReasonTag.code).where(ReasonTag.version == NATIONAL_VERSION))
         ).scalars()
     )
-    added = 0
-    for tag in national_tags():
-        if tag.code not in have:
-            db.add(
-                ReasonTag(version=NATIONAL_VERSION, code=tag.code, level=tag.level, text=tag.text)
-            )
-            added += 1
-    await db.flush()
-    return added
+    missing = [
+        {"version": NATIONAL_VERSION, "code": t.code, "level": t.level, "text": t.text}
+        for t in national_tags()
+        if t.code not in have
+    ]
+    if missing:
+        # Every worker of `serve --workers N` seeds at startup on a fresh database: the
+        # workers race, and a plain INSERT made the loser fail to start (and the server with
+        # it). What another process inserted first is skipped.
+        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await db.execute(
+            insert(ReasonTag).on_conflict_do_nothing(index_elements=["version", "code"]),
+            missing,
+        )
+    return len(missing)
 
 
 async def load(db: AsyncSession) -> dict[str, dict[str, Tag]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from haochaping.config import Settings
-from haochaping.integrations import mail, sms
+from haochaping.integrations import mail, sms, webhook
 from haochaping.integrations.notify import ChannelNotifier, SmsGateway
 
 
 def build_notifier(settings: Settings) -> ChannelNotifier:
-    """The notifier the settings ask for: SMTP e-mail, and a log, HTTP or no SMS gateway."""
+    """The notifier the settings ask for: SMTP e-mail, a log, HTTP or no SMS gateway, and
+    signed webhook POSTs."""
     email = mail.SmtpEmailSender(
         host=settings.smtp_host,
         port=settings.smtp_port,
@@ -32,4 +33,7 @@ def build_notifier(settings: Settings) -> ChannelNotifier:
             auth_prefix=settings.sms_http_auth_prefix,
             timeout=settings.sms_http_timeout_seconds,
         )
-    return ChannelNotifier(email=email, sms=gateway)
+    hooks = webhook.HttpWebhookSender(
+        timeout=settings.webhook_timeout_seconds, signature_header="X-Haochaping-Signature"
+    )
+    return ChannelNotifier(email=email, sms=gateway, webhook=hooks)

@@ -15,6 +15,12 @@ class EmailSender(Protocol):
     async def send(self, *, to: str, subject: str, body: str, key: str) -> None: ...
 
 
+class WebhookSender(Protocol):
+    """POSTs one signed body to a URL; raises `DeliveryError` unless it was accepted (2xx)."""
+
+    async def send(self, *, url: str, body: str, signature: str, key: str) -> None: ...
+
+
 class SmsGateway(Protocol):
     """Sends one text message; raises `DeliveryError` when the operator did not accept it."""
 
@@ -27,6 +33,7 @@ class ChannelNotifier:
 
     email: EmailSender | None
     sms: SmsGateway | None
+    webhook: WebhookSender | None = None
 
     async def send(
         self, *, channel: str, recipient: str, subject: str, body: str, key: str
@@ -40,5 +47,10 @@ class ChannelNotifier:
             if self.sms is None:
                 raise DeliveryError("未配置短信网关", permanent=True)
             await self.sms.send(to=recipient, text=body, key=key)
+        elif channel == "webhook":
+            if self.webhook is None:
+                raise DeliveryError("未配置 Webhook 推送", permanent=True)
+            # A webhook message's subject is its signature header (computed when queued).
+            await self.webhook.send(url=recipient, body=body, signature=subject, key=key)
         else:
             raise DeliveryError(f"未知的通知渠道：{channel}", permanent=True)

@@ -19,3 +19,30 @@ class FlagStage(ChoiceSet):
 
 
 STATE_LABELS = FlagState.labels()
+
+
+class IdentityKind(ChoiceSet):
+    """Which identifier of a rater (or a staff member) a keyed hash is of: the register's
+    entries, staff identities and the self-rating check's evidence."""
+
+    CERT = "cert", "身份证号"
+    PHONE = "phone", "手机号"
+
+
+class SourceKind(ChoiceSet):
+    """What links ratings to one source in the checks' evidence (the burst and coordination
+    checks): an identifier, a device, an address, or near-identical wording."""
+
+    PHONE = "phone", "手机号"
+    DEVICE = "device", "设备"
+    IP = "ip", "IP 地址"
+    CERT = "cert", "身份证号"
+    TEXT = "text", "几乎相同的评价内容（按时间相近）"
+
+
+class RegisterStatus(ChoiceSet):
+    """Where an entry of the malicious-rater register stands (derived, not stored)."""
+
+    ACTIVE = "active", "有效"
+    REVOKED = "revoked", "已提前移出"
+    EXPIRED = "expired", "已到期"

@@ -35,7 +35,7 @@ from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityHasher
 from haochaping.evaluations.choices import LEVEL_LABELS
 from haochaping.evaluations.models import Evaluation, Invitation
-from haochaping.integrity.choices import FlagStage
+from haochaping.integrity.choices import FlagStage, SourceKind
 from haochaping.integrity.flags import Finding, raise_flags
 from haochaping.integrity.identity import mask, normalize
 from haochaping.integrity.models import StaffIdentity
@@ -49,7 +49,7 @@ Hook = Callable[[AsyncSession, list[Row]], Awaitable[None]]
 # served there: they say nothing about who rated.
 FIXED_DEVICE_CHANNELS = frozenset({"pad", "terminal"})
 FREE_CHANNELS = frozenset({"review", "inspection", "system"})
-SOURCE_LABELS = {"phone": "手机号", "device": "设备", "ip": "IP 地址"}
+SOURCE_LABELS = SourceKind.labels()
 
 
 @dataclass(frozen=True)
@@ -69,22 +69,31 @@ class Thresholds:
     refusal_window_seconds: int = 24 * 3600
     refusal_min_reused: int = 2
     refusal_min_forged: int = 1
-    # instant_pad: the pad pressed seconds after completion, over and over.
+    # instant_pad: the pad pressed seconds after completion more often than at other pads.
+    # For each cut-off, a pad's presses within it are tested against the rate of the better
+    # peer pads (binomial tail); the cut-off with the smallest chance is the one judged.
     pad_lookback_days: int = 7
-    pad_instant_seconds: float = 3.0
+    pad_cutoffs_seconds: tuple[float, ...] = (3.0, 6.0)
     pad_min_ratings: int = 10
     pad_min_instant: int = 6
-    pad_min_share: float = 0.5
+    pad_peer_quantile: float = 0.9
+    pad_peer_min_units: int = 5
+    # The null rate when there are fewer peer pads than that: a generous share of citizens
+    # ready at the pad before the staff finished.
+    pad_default_share: float = 0.1
+    pad_max_p: float = 1e-6
     # perfect_unit: a window or staff member more perfect than its peers can explain.
     perfect_lookback_days: int = 30
     perfect_min_ratings: int = 50
-    perfect_min_share: float = 0.98
-    # The null rate: the peers' 90th percentile, not their average (excellent units exist).
-    perfect_peer_quantile: float = 0.9
+    # The null rate: the 95th percentile of the other units of the deployment (of the same
+    # tier), not their average (excellent units exist), and not one county's: twenty units
+    # make a quantile too noisy to hold an excellent window's rate (docs/detection.md).
+    perfect_peer_quantile: float = 0.95
+    # Peers that look perfect themselves are left out of the null (fakers hiding one another).
+    perfect_peer_exclude_share: float = 0.98
     # A flag holds a whole unit's ratings and every unit is tested every pass: a high bar.
     perfect_max_p: float = 1e-6
     peer_min_ratings: int = 200
-    peer_min_units: int = 5
     # duplicate_comment: the same written comment on different cases.
     comment_lookback_days: int = 7
     comment_min_chars: int = 10
@@ -992,15 +1001,44 @@ class InvitationMisuse(Check):
 
 @register
 class InstantPad(Check):
-    """At one pad, ratings pressed within seconds of completion, time after time."""
+    """At one pad, ratings pressed within seconds of completion far more often than at other
+    pads: a binomial tail against the rate of the better peer pads, not a fixed share."""
 
     name = "instant_pad"
     label = "评价器办结即评"
 
+    @staticmethod
+    def null_share(
+        pads: Mapping[tuple[int, str | None], tuple[int, int]],
+        me: tuple[int, str | None] | None,
+        th: Thresholds,
+    ) -> tuple[float, int]:
+        """(the null rate of quick presses, peers behind it) for pad `me`: the rate of the
+        better peers (`pad_peer_quantile` of the other pads' shares, after leaving out the
+        far outliers, Tukey's fence at 3 IQR, so that fakers do not hide one another); the
+        generous default when there are too few peers."""
+        shares = [k / n for p, (n, k) in pads.items() if p != me and n >= th.pad_min_ratings]
+        if not shares:
+            return th.pad_default_share, 0
+        shares = [x for x in shares if x <= tukey_far_fence(shares)]
+        if len(shares) < th.pad_peer_min_units:
+            return th.pad_default_share, len(shares)
+        return quantile(shares, th.pad_peer_quantile), len(shares)
+
     async def scan(self, ctx: BatchContext) -> list[Finding]:
         th, E = ctx.thresholds, Evaluation
         delay = ctx.seconds_between(E.evaluated_at, Case.completed_at)
-        is_instant = and_(delay >= -th.pad_instant_seconds, delay <= th.pad_instant_seconds)
+        # Bands of the delay: within the first cut-off, then between consecutive ones. Each
+        # is judged on its own, so honest quick presses of another band are not held with
+        # the faked ones.
+        cuts = sorted(th.pad_cutoffs_seconds)
+        bands = list(zip([0.0, *cuts[:-1]], cuts, strict=True))
+
+        def within(band: tuple[float, float]):
+            lo, hi = band
+            inside = and_(delay >= -hi, delay <= hi)
+            return and_(inside, or_(delay < -lo, delay > lo)) if lo else inside
+
         base = and_(
             ctx.recent(th.pad_lookback_days),
             E.channel.in_(FIXED_DEVICE_CHANNELS),
@@ -1008,28 +1046,46 @@ class InstantPad(Check):
             E.window_id.is_not(None),
             Case.completed_at.is_not(None),
         )
-        instant = func.sum(case((is_instant, 1), else_=0))
-        pads = (
+        counts = [func.sum(case((within(b), 1), else_=0)) for b in bands]
+        rows = (
             await ctx.db.execute(
-                select(E.window_id, E.device_id, func.count(), instant)
+                select(E.window_id, E.device_id, func.count(), *counts)
                 .join(Case, Case.id == E.case_id)
                 .where(base)
                 .group_by(E.window_id, E.device_id)
-                .having(and_(func.count() >= th.pad_min_ratings, instant >= th.pad_min_instant))
             )
         ).all()
-        suspects = [(w, d, n, k) for w, d, n, k in pads if k / n >= th.pad_min_share]
+        by_band = {
+            b: {(r[0], r[1]): (int(r[2]), int(r[3 + i] or 0)) for r in rows}
+            for i, b in enumerate(bands)
+        }
+        # The rate of all pads first: a pad at or below it is no outlier (leaving itself out
+        # would only raise the rate); the exact comparison, without the pad, for the others.
+        overall = {b: self.null_share(by_band[b], None, th)[0] for b in bands}
+        suspects = []
+        for window_id, device_id, n, *_ in rows:
+            if n < th.pad_min_ratings:
+                continue
+            me = (window_id, device_id)
+            for b in bands:
+                k = by_band[b][me][1]
+                if k < th.pad_min_instant or k / n <= overall[b]:
+                    continue
+                null, peers = self.null_share(by_band[b], me, th)
+                p_value = binomial_tail(k, n, null)
+                if p_value < th.pad_max_p:
+                    suspects.append((window_id, device_id, n, p_value, b, k, null, peers))
         if not suspects:
             return []
-        codes = await _org_codes(ctx.db, [w for w, *_ in suspects])
+        codes = await _org_codes(ctx.db, [s[0] for s in suspects])
         found: list[Finding] = []
-        for window_id, device_id, n, k in suspects:
+        for window_id, device_id, n, p_value, band, k, null, peers in suspects:
             pad = E.device_id == device_id if device_id is not None else E.device_id.is_(None)
             hits = (
                 await ctx.db.execute(
                     select(E.id, E.org_id, delay)
                     .join(Case, Case.id == E.case_id)
-                    .where(base, E.window_id == window_id, pad, is_instant)
+                    .where(base, E.window_id == window_id, pad, within(band))
                     .order_by(E.id)
                 )
             ).all()
@@ -1041,13 +1097,23 @@ class InstantPad(Check):
                 "ratings": n,
                 "instant": k,
                 "share": round(k / n, 3),
-                "instant_seconds": th.pad_instant_seconds,
+                "instant_seconds": band[1],
+                **({"instant_after_seconds": band[0]} if band[0] else {}),
+                "peer_share": round(null, 4),
+                "peers": peers,
+                "p_value": float(f"{p_value:.3g}"),
                 "days": th.pad_lookback_days,
             }
+            basis = (
+                f"其他评价器较高水平为 {null:.1%}"
+                if peers >= th.pad_peer_min_units
+                else f"可比评价器不足，按 {null:.0%} 估计"
+            )
+            when = f"{band[0]:g}–{band[1]:g} 秒之间" if band[0] else f"{band[1]:g} 秒内"
             reason = (
                 f"{shown}近 {th.pad_lookback_days} 天 {n} 条评价中有 {k} 条"
-                f"（{k / n:.0%}）在办结后 {th.pad_instant_seconds:g} 秒内提交，"
-                f"疑似工作人员代按评价器"
+                f"（{k / n:.0%}）在办结后 {when}提交，{basis}，"
+                f"偶然出现的概率约 {p_value:.1e}，疑似工作人员代按评价器"
             )
             found.extend(
                 Finding(
@@ -1296,6 +1362,23 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return min(1.0, total)
 
 
+def quantile(values: Sequence[float], q: float) -> float:
+    """The `q` quantile of `values` (linear interpolation between order statistics)."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def tukey_far_fence(values: Sequence[float]) -> float:
+    """Tukey's upper fence for far outliers (Q3 + 3 IQR); infinite under four values."""
+    if len(values) < 4:
+        return math.inf
+    q1, q3 = quantile(values, 0.25), quantile(values, 0.75)
+    return q3 + 3.0 * (q3 - q1)
+
+
 def peer_ceiling(units: list[tuple[int, int]], quantile: float) -> tuple[float, float]:
     """(pooled rate, the rate of the better peers at `quantile`) of peer units given as
     (ratings, top); peers with too few ratings to tell are left out of the quantile."""
@@ -1334,26 +1417,23 @@ class PerfectUnit(Check):
         )
         top = func.sum(case((E.level == 5, 1), else_=0))
         stats = (
-            await ctx.db.execute(
-                select(column, E.region_code, func.count(), top)
-                .where(base)
-                .group_by(column, E.region_code)
-            )
+            await ctx.db.execute(select(column, func.count(), top).where(base).group_by(column))
         ).all()
+        exclude = th.perfect_peer_exclude_share
+        eligible = [(n, k) for _u, n, k in stats if n >= 10 and k / n < exclude]
+        if sum(n for n, _ in eligible) < th.peer_min_ratings:
+            return []
+        # A unit at or below the rate of the better units of all can be no outlier (leaving
+        # itself out only raises that rate): the exact comparison is made for the others.
+        overall = peer_ceiling(eligible, th.perfect_peer_quantile)[1]
         suspects = []
-        for unit_id, region, n, k in stats:
-            if n < th.perfect_min_ratings or k / n < th.perfect_min_share:
+        for unit_id, n, k in stats:
+            if n < th.perfect_min_ratings or k / n <= overall:
                 continue
-            # Peers: the other units of the same region, else every other unit; not those
-            # that look perfect themselves.
-            others = [
-                (r, pn, pk)
-                for u, r, pn, pk in stats
-                if u != unit_id and pn >= 10 and pk / pn < th.perfect_min_share
+            # Peers: every other unit of the tier, not those that look perfect themselves.
+            peers = [
+                (pn, pk) for u, pn, pk in stats if u != unit_id and pn >= 10 and pk / pn < exclude
             ]
-            peers = [(pn, pk) for r, pn, pk in others if r == region]
-            if len(peers) < th.peer_min_units or sum(pn for pn, _ in peers) < th.peer_min_ratings:
-                peers = [(pn, pk) for _r, pn, pk in others]
             peer_n = sum(pn for pn, _ in peers)
             if peer_n < th.peer_min_ratings:
                 continue

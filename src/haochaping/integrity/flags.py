@@ -12,11 +12,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.core.timeutil import utcnow
-from haochaping.evaluations.standing import Standing, set_standing
+from haochaping.evaluations.standing import Standing, StandingReason, set_standing
 from haochaping.integrity.choices import FlagStage, FlagState
 from haochaping.integrity.models import IntegrityFlag
 
-DETECTOR = "detector"  # the standing reason of a rating held or invalidated by a detector
+# The standing reason of a rating held or invalidated by a detector.
+DETECTOR = StandingReason.DETECTOR.value
 
 
 @dataclass(frozen=True)

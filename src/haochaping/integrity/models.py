@@ -32,6 +32,8 @@ class IntegrityFlag(Base):
         CheckConstraint(check_in("stage", FlagStage), name="stage_valid"),
         CheckConstraint(check_in("state", FlagState), name="state_valid"),
         Index("ix_integrity_flag_state_id", "state", "id"),
+        # The review queue: by raised time within a state, the id breaking ties.
+        Index("ix_integrity_flag_state_created_id", "state", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -22,9 +22,10 @@ from haochaping.evaluations.standing import (
     EvaluationStanding,
     Standing,
     StandingEvent,
+    StandingReason,
 )
 from haochaping.integrity import detectors
-from haochaping.integrity.choices import STATE_LABELS, FlagState
+from haochaping.integrity.choices import STATE_LABELS, FlagState, IdentityKind, SourceKind
 from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders.models import WorkOrder
@@ -244,31 +245,19 @@ async def staff_identities(
 
 # --- evidence as people read it -------------------------------------------------------------
 
-IDENTITY_KINDS = {"cert": "身份证号", "phone": "手机号"}
-STANDING_REASON_LABELS = {
-    "detector": "疑似刷评检测",
-    "detector_cleared": "疑似刷评复核：排除",
-    "appeal_upheld": "申诉成立",
-    "malicious_rater": "恶意评价人员信息库",
-    "review": "人工复核",
-}
+IDENTITY_KINDS = IdentityKind.labels()
+STANDING_REASON_LABELS = StandingReason.labels()
 
 
 def standing_reason(reason: str, to: str) -> str:
     """Why a rating's standing changed, as people read it (the detectors' reason covers both
     the hold and a reviewer's invalidation)."""
-    if reason == "detector" and to == Standing.INVALID.value:
+    if reason == StandingReason.DETECTOR and to == Standing.INVALID.value:
         return "疑似刷评复核：判定无效"
     return STANDING_REASON_LABELS.get(reason, reason)
 
 
-_LINKS = {
-    "phone": "手机号",
-    "device": "设备",
-    "ip": "IP 地址",
-    "cert": "身份证号",
-    "text": "几乎相同的评价内容（按时间相近）",
-}
+_LINKS = SourceKind.labels()
 _TIME_BASIS = {"given": "评价器或渠道报告的评价时间", "received": "评价到达服务器的时间"}
 
 
@@ -355,6 +344,10 @@ EVIDENCE_FIELDS: dict[str, dict[str, Field]] = {
         "instant": ("办结即评", _n("条")),
         "share": ("办结即评占比", _pct),
         "instant_seconds": ("“办结即评”的标准", lambda v: f"办结后 {float(v):g} 秒内"),
+        "instant_after_seconds": ("且晚于", lambda v: f"办结后 {float(v):g} 秒"),
+        "peer_share": ("其他评价器较高水平的占比", _pct),
+        "peers": ("参与比较的评价器", _n("台")),
+        "p_value": ("偶然出现的概率", lambda v: f"约 {float(v):.1e}"),
         "days": ("统计范围", _days),
     },
     "perfect_unit": {

@@ -16,7 +16,12 @@ from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.timeutil import utcnow
 from haochaping.db.crypto import DataKeys, IdentityKind
 from haochaping.evaluations.models import Evaluation
-from haochaping.evaluations.standing import EvaluationStanding, Standing, set_standing
+from haochaping.evaluations.standing import (
+    EvaluationStanding,
+    Standing,
+    StandingReason,
+    set_standing,
+)
 from haochaping.integrity import detectors
 from haochaping.integrity.choices import FlagStage, FlagState
 from haochaping.integrity.flags import DETECTOR, raise_flags
@@ -24,7 +29,7 @@ from haochaping.integrity.models import IntegrityFlag, StaffIdentity
 from haochaping.orgs.models import Org, Staff
 from haochaping.workorders import service as wo_service
 
-CLEARED = "detector_cleared"
+CLEARED = StandingReason.DETECTOR_CLEARED.value
 RESCAN_DAYS = 90
 
 

@@ -84,7 +84,18 @@ CONTENT_COLUMNS[2] = (*CONTENT_COLUMNS[1], "rater_cert_hash", "rater_phone_hash"
 # is what was sealed; the original as its ciphertext, like the identifiers of version 2, so
 # that it cannot be swapped either while a published proof never needs a number in the clear.
 CONTENT_COLUMNS[3] = (*CONTENT_COLUMNS[2], "comment_original")
-CONTENT_VERSION = 3
+# Version 4: the 12345 call a hotline agent recorded the rating in (`call_id`), the moment a
+# window evaluator showed the faces (`displayed_at`, the instant-press check's evidence) and,
+# for a rating reported up by a child instance, its origin (`origin_client_id`, `origin_ref`):
+# none of them can be changed, nor a reported rating made to look local.
+CONTENT_COLUMNS[4] = (
+    *CONTENT_COLUMNS[3],
+    "call_id",
+    "displayed_at",
+    "origin_client_id",
+    "origin_ref",
+)
+CONTENT_VERSION = 4
 # Evaluation columns deliberately left out of every content hash (none so far); a test fails
 # when a column is added to the table and appears in neither list.
 UNHASHED_COLUMNS: frozenset[str] = frozenset()
@@ -102,6 +113,11 @@ def sm3(data: bytes) -> bytes:
     h = _SM3.copy()
     h.update(data)
     return h.digest()
+
+
+def sm3_hasher() -> Any:
+    """A fresh SM3 hash object (update, digest, hexdigest), for data read in pieces."""
+    return _SM3.copy()
 
 
 def _time_positions(version: int) -> tuple[int, ...]:

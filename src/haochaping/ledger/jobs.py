@@ -174,9 +174,11 @@ async def verify(
     now: datetime | None = None,
     grace: timedelta = service.GRACE,
     on_block: Callable[[int, int], None] | None = None,
+    archived: service.ArchivedSource | None = None,
 ) -> VerifyReport:
     """Recompute every sealed rating and block; name whatever was altered, removed or added
-    (`on_block(done, total)` after each block, for a progress display)."""
+    (`on_block(done, total)` after each block, for a progress display). With `archived`, a
+    sealed rating no longer in the table is checked as the archive holds it."""
     # One short transaction per block, so that SQLite's writer (intake) never waits long; on
     # PostgreSQL the next block is read while this one is hashed.
     report = VerifyReport()
@@ -205,6 +207,8 @@ async def verify(
                 following = asyncio.ensure_future(read(blocks[i + 1])) if nxt else None
             else:
                 rows = await read(block)
+            if archived is not None:
+                rows = service.with_archived(rows, block=block, archived=archived)
             checked = await service.check_rows(block=block, rows=rows)
             report.entries += checked.entries
             report.findings.extend(checked.findings)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import String, Table, exists, func, insert, or_, select, text, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -396,6 +396,24 @@ async def block_rows(*, db: AsyncSession, block: Any) -> list[Any]:
             )
         ).all()
     )
+
+
+class ArchivedSource(Protocol):
+    """Where ratings archived out of the table are found again (archive/service.py)."""
+
+    def __call__(self, ids: set[int], version: int) -> dict[int, list[Any]]:
+        """The content values (in `version`'s column order) of those of `ids` it holds."""
+        ...
+
+
+def with_archived(rows: list[Any], *, block: Any, archived: ArchivedSource) -> list[Any]:
+    """A block's rows (`block_rows`) with the content of each rating no longer in the table
+    taken from the archive, where it holds it: an archived month verifies like a live one."""
+    gone = {r[1] for r in rows if r[4] is None}
+    if not gone or block.content_version not in hashing.CONTENT_COLUMNS:
+        return rows
+    found = archived(gone, block.content_version)
+    return [(*r[:4], *found[r[1]]) if r[4] is None and r[1] in found else r for r in rows]
 
 
 async def check_block(*, db: AsyncSession, block: Any) -> BlockCheck:

@@ -17,14 +17,20 @@ class Region(Base):
     """An administrative region: province, city, county, town or village (five tiers)."""
 
     __tablename__ = "region"
-    __table_args__ = (CheckConstraint(check_between("tier", RegionTier), name="tier_range"),)
+    __table_args__ = (
+        CheckConstraint(check_between("tier", RegionTier), name="tier_range"),
+        # A subtree is `path LIKE '/330000/%'`: on PostgreSQL the pattern operator class lets
+        # an index serve that prefix whatever the database's collation (a plain b-tree only
+        # does under the "C" collation).
+        Index("ix_region_path", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
+    )
 
     code: Mapped[str] = mapped_column(String(12), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     parent_code: Mapped[str | None] = mapped_column(ForeignKey("region.code"), index=True)
     tier: Mapped[int] = mapped_column(Integer)
     # Materialised path of codes ("/330000/330100/"): a subtree is one prefix match.
-    path: Mapped[str] = mapped_column(String(200), index=True)
+    path: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -49,7 +55,8 @@ class Org(Base):
 
     __table_args__ = (
         CheckConstraint(check_in("kind", OrgKind), name="kind_valid"),
-        Index("ix_org_path", "path"),
+        # Prefix search on PostgreSQL whatever the collation (see Region).
+        Index("ix_org_path", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
     )
 
 
@@ -69,6 +76,10 @@ class Staff(Base):
     # (`staff/<photo_key>`), its content type checked by its bytes.
     photo_key: Mapped[str | None] = mapped_column(String(64))
     photo_type: Mapped[str | None] = mapped_column(String(20))
+    # The staff member's consent to be named on the public portal (窗口服务之星: name, staff
+    # number, photo), on record when set: when and by whom it was recorded; None: no consent.
+    publish_consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_consent_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class Item(Base):

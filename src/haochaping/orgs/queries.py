@@ -76,14 +76,26 @@ def items(*, actor: Principal, org_code: str | None, q: str | None) -> Select:
 ORG_OPTIONS_MAX = 500  # the longest list of organisations or regions a page offers
 
 
+def within_reach(stmt: Select, actor: Principal) -> Select:
+    """Limit a select over `Org` to the organisations whose figures the person reads: their
+    subtree, or, for a reader of a region (an assessor), those located in their region."""
+    if actor.region_path is None:
+        return stmt.where(Org.path.startswith(actor.org_path, autoescape=True))
+    return stmt.join(Region, Region.code == Org.region_code).where(
+        Region.path.startswith(actor.region_path, autoescape=True)
+    )
+
+
 async def org_options(*, db: AsyncSession, actor: Principal) -> list[dict[str, Any]]:
     """Departments and halls a work order may be transferred to: the office's whole area,
-    a unit's own subtree (a unit may also type another organisation's code)."""
-    stmt = (
+    a unit's own subtree (a unit may also type another organisation's code); for an assessor
+    (who transfers nothing), those of their region, for the dashboard's picker."""
+    stmt = within_reach(
         select(Org.code, Org.name, Org.kind, Org.path)
-        .where(Org.kind != "window", Org.path.startswith(actor.org_path, autoescape=True))
+        .where(Org.kind != "window")
         .order_by(Org.path)
-        .limit(ORG_OPTIONS_MAX)
+        .limit(ORG_OPTIONS_MAX),
+        actor,
     )
     rows = (await db.execute(stmt)).all()
     top = min((p.count("/") for *_, p in rows), default=0)
@@ -165,17 +177,19 @@ async def region_subtree_options(
     return [{"code": r.code, "name": r.name, "depth": r.tier - top.tier - 1} for r in rows]
 
 
-async def item_options(db: AsyncSession, subtree: str, limit: int) -> list[dict[str, Any]]:
-    """Service items of an organisation subtree (by its path), by name, at most `limit`."""
-    rows = (
-        await db.execute(
-            select(Item.code, Item.name)
-            .join(Org, Org.id == Item.org_id)
-            .where(Org.path.startswith(subtree, autoescape=True))
-            .order_by(Item.name, Item.code)
-            .limit(limit)
+async def item_options(
+    db: AsyncSession, subtree: str, limit: int, region_path: str | None = None
+) -> list[dict[str, Any]]:
+    """Service items of an organisation subtree (by its path), or of the organisations
+    located in a region (by its path), by name, at most `limit`."""
+    stmt = select(Item.code, Item.name).join(Org, Org.id == Item.org_id)
+    if region_path is None:
+        stmt = stmt.where(Org.path.startswith(subtree, autoescape=True))
+    else:
+        stmt = stmt.join(Region, Region.code == Org.region_code).where(
+            Region.path.startswith(region_path, autoescape=True)
         )
-    ).all()
+    rows = (await db.execute(stmt.order_by(Item.name, Item.code).limit(limit))).all()
     return [{"code": c, "name": n} for c, n in rows]
 
 
@@ -206,21 +220,13 @@ async def region_chain(db: AsyncSession, region: Region, below: Region | None) -
 
 
 async def org_chain(db: AsyncSession, actor: Principal, org: Org) -> list[Org]:
-    """The organisations from just below the person's own down to `org`, top first."""
+    """The organisations from just below the person's own down to `org`, top first; for an
+    assessor, those of the line located in their region."""
     codes = [c for c in org.path.strip("/").split("/") if c]
-    rows = (
-        (
-            await db.execute(
-                select(Org).where(
-                    Org.code.in_(codes),
-                    Org.path.startswith(actor.org_path, autoescape=True),
-                    Org.id != actor.org_id,
-                )
-            )
-        )
-        .scalars()
-        .all()
-    )
+    stmt = select(Org).where(Org.code.in_(codes))
+    if actor.region_path is None:
+        stmt = stmt.where(Org.id != actor.org_id)
+    rows = (await db.execute(within_reach(stmt, actor))).scalars().all()
     by_code = {o.code: o for o in rows}
     return [by_code[c] for c in codes if c in by_code]
 
@@ -264,6 +270,32 @@ async def pick_orgs(
         {"code": c, "name": n, "kind": k, "parent": p}
         for c, n, k, p in (await db.execute(stmt)).all()
     ]
+
+
+async def pick_items(*, db: AsyncSession, actor: Principal, q: str) -> list[dict[str, Any]]:
+    """Active service items whose name or implementation code contains `q`, of the
+    organisations of the person's region line (its regions below and above: a hall serves
+    items that a city or province department implements; the catalogue is public anyway),
+    with their organisation's name. Shortest names first, at most `PICKER_MAX`."""
+    region_path = await region_path_of(db, actor)
+    if region_path is None:
+        return []
+    stmt = (
+        select(Item.code, Item.name, Org.name)
+        .join(Org, Org.id == Item.org_id)
+        .join(Region, Region.code == Org.region_code)
+        .where(
+            Item.active.is_(True),
+            Region.path.startswith(region_path, autoescape=True)
+            | literal(region_path, String).startswith(Region.path),
+        )
+    )
+    if q:
+        stmt = stmt.where(
+            Item.name.contains(q, autoescape=True) | Item.code.contains(q, autoescape=True)
+        )
+    stmt = stmt.order_by(func.length(Item.name), Item.code).limit(PICKER_MAX)
+    return [{"code": c, "name": n, "org": o} for c, n, o in (await db.execute(stmt)).all()]
 
 
 def admin_orgs(*, actor: Principal, q: str, kind: str, active: bool | None) -> Select:

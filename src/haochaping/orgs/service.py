@@ -11,6 +11,7 @@ from haochaping.core import audit
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Conflict, Forbidden, Invalid, NotFound
 from haochaping.core.roles import Role
+from haochaping.core.timeutil import utcnow
 from haochaping.orgs import schemas
 from haochaping.orgs.models import Item, Org, Region, Staff
 
@@ -35,6 +36,31 @@ async def get_org(*, db: AsyncSession, code: str, field: str = "org_code") -> Or
             f"机构 {code} 不存在", code="org_not_found", details=[{"field": field, "value": code}]
         )
     return org
+
+
+async def stats_node(
+    *, db: AsyncSession, actor: Principal, org: Org | None, region: Region | None
+) -> Region | None:
+    """Check a statistics question's node against what the caller reads (403 `out_of_scope`)
+    and return the region the question is about. Most callers read their subtree: an
+    organisation outside it is refused, a region narrows it. A reader of a region (an
+    assessor, `Principal.region_path`) reads the organisations located in their
+    organisation's region: an organisation or a region outside it is refused, and a
+    question that names neither is about that whole region."""
+    if actor.region_path is None:
+        if org is not None:
+            actor.require(org.path)
+        return region
+    if org is not None:
+        located = await db.get(Region, org.region_code)
+        actor.require_read(org.path, located.path if located is not None else None)
+    if region is not None:
+        if not actor.reads_region(region.path):
+            raise Forbidden("超出本账号的统计范围", code="out_of_scope")
+        return region
+    if org is None:
+        return await get_region(db=db, code=actor.region_path.strip("/").split("/")[-1])
+    return None
 
 
 def _same_or_conflict(what: str, changes: dict[str, tuple[object, object]]) -> None:
@@ -294,6 +320,21 @@ async def _org_in_scope(db: AsyncSession, actor: Principal, code: str, field: st
     return org
 
 
+# What a deactivated record is called in the refusal, by the error code's stem.
+_INACTIVE_NOUNS = {"org": "机构", "item": "服务事项", "staff": "工作人员"}
+
+
+def inactive(kind: str, code: str, field: str, refused: str) -> Invalid:
+    """The 422 for intake against a deactivated organisation, item or staff member
+    (`org_inactive`, `item_inactive`, `staff_inactive`): deactivation stops new cases and
+    ratings; what was recorded before stays and still counts."""
+    return Invalid(
+        f"{_INACTIVE_NOUNS[kind]} {code} 已停用，{refused}",
+        code=f"{kind}_inactive",
+        details=[{"field": field, "value": code}],
+    )
+
+
 def _not_own(actor: Principal, org: Org) -> None:
     """The caller's own organisation is where their reach starts: they cannot move or
     deactivate it (whoever stands above it can)."""
@@ -458,6 +499,28 @@ async def set_staff_photo(
         "staff",
         staff.id,
         {"staff_no": staff.staff_no, "org": org.code, "sha256": sha256},
+    )
+    await db.flush()
+    return staff
+
+
+async def set_staff_consent(
+    *, db: AsyncSession, actor: Principal, staff_no: str, consent: bool
+) -> Staff:
+    """Record (or withdraw) a staff member's consent to be named on the public portal as a
+    window service star (name, staff number, photo): when and by whom, on record."""
+    staff, org = await _staff_in_scope(db, actor, staff_no)
+    if consent:
+        staff.publish_consent_at, staff.publish_consent_by = utcnow(), actor.name
+    else:
+        staff.publish_consent_at = staff.publish_consent_by = None
+    _on_record(
+        db,
+        actor,
+        audit.AuditAction.SET_STAFF_CONSENT,
+        "staff",
+        staff.id,
+        {"staff_no": staff.staff_no, "org": org.code, "consent": consent},
     )
     await db.flush()
     return staff

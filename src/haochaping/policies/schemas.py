@@ -58,6 +58,13 @@ class DefaultRatingRule(BaseModel):
     level: Annotated[StrictInt, Field(ge=3, le=5)] = 3
 
 
+SmsInviteHours = Annotated[StrictInt, Field(ge=0, le=24 * 365)]
+# How long ratings stay in the live database, in months (`haochaping archive export` without
+# --before archives what is older than the longest retention in force). At least a year: the
+# figures compare a month with the same month a year before.
+RetentionMonths = Annotated[StrictInt, Field(ge=12, le=1200)]
+
+
 class PolicyValues(BaseModel):
     """The effective numbers for a jurisdiction (defaults from DOMAIN.md section 5)."""
 
@@ -91,6 +98,15 @@ class PolicyValues(BaseModel):
     # What a rater on the malicious-rater register is told when their rating is held for it:
     # how to object (where, by when); None: a general sentence.
     register_notice: RegisterNotice | None = None
+    # The monthly report (月度通报): written for this region on the first working day of each
+    # month when on; the window service stars (窗口服务之星) need this many ratings in a month.
+    monthly_report: StrictBool = False
+    star_min_ratings: MinSample = 30
+    # Invitation by SMS: a completed case still unrated this many hours after completion is
+    # sent its rating link by SMS, once (Bozhou: 72). None or 0: off.
+    sms_invite_after_hours: SmsInviteHours | None = None
+    # Months of ratings kept in the live database (保留期限); None: all of them.
+    retention_months: RetentionMonths | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 
@@ -143,6 +159,10 @@ class PolicyValuesPatch(InputModel):
     public_min_cell: MinCell | None = None
     callback_by: CallbackBy | None = None
     register_notice: RegisterNotice | None = None
+    monthly_report: StrictBool | None = None
+    star_min_ratings: MinSample | None = None
+    sms_invite_after_hours: SmsInviteHours | None = None
+    retention_months: RetentionMonths | None = None
 
     _stages_unique = field_validator("stages")(_unique_stages)
 

@@ -19,7 +19,7 @@ from haochaping.evaluations.choices import DEFAULT_STAGE
 from haochaping.evaluations.models import Invitation
 from haochaping.evaluations.schemas import COMMENT_MAX
 from haochaping.integrity import detectors
-from haochaping.portal import progress_pages, results_pages
+from haochaping.portal import comment_pages, progress_pages, results_pages
 from haochaping.portal import queries as portal_queries
 from haochaping.portal.forms import RatingForm, validation_problem
 from haochaping.portal.progress_pages import CitizenLimit
@@ -36,6 +36,12 @@ REGISTER_NOTICE = (
 router = APIRouter(include_in_schema=False, route_class=html_route("portal/error.html"))
 
 EXPIRED = "已超过本次服务的评价期限。如有意见，可拨打 12345 政务服务热线反映。"
+STOPPED = (
+    410,
+    "此服务点已停止接受评价",
+    "为您办理的服务点（或服务事项、工作人员）已停用，不再接受评价。"
+    "如有意见，可拨打 12345 政务服务热线反映。",
+)
 # Why a link can no longer be used: (status, heading, explanation), by the service's code.
 CLOSED = {
     "invitation_used": (409, "您已完成评价", "此链接已使用，每个办件只能评价一次。感谢您的评价！"),
@@ -49,6 +55,8 @@ CLOSED = {
         "本地区已调整可评价的服务环节，此链接不能再使用。如有意见，可拨打 12345 政务服务热线反映。",
     ),
     "stage_not_reached": (422, "暂时还不能评价", "此环节办结后，即可通过此链接评价。"),
+    # The service point, item or staff member was deactivated after the link was made.
+    **dict.fromkeys(("org_inactive", "item_inactive", "staff_inactive"), STOPPED),
 }
 
 
@@ -143,7 +151,8 @@ async def rating_page(token: str, request: Request, db: DbSession):
     problem = invitations.usable_problem(inv, utcnow())
     if problem:
         return await _closed(request, problem)
-    try:  # the stage as the region's policy has it today
+    try:  # the service point still takes ratings, at the stage as the policy has it today
+        await evaluation_service.check_case_open(db=db, case_id=inv.case_id)
         rule = await evaluation_service.check_link_stage(
             db=db,
             case=await invitations.get_case(db, inv.case_id),
@@ -248,6 +257,7 @@ async def choose_font(size: str = "normal", next: str | None = None):
 
 router.include_router(progress_pages.router)
 router.include_router(results_pages.router)
+router.include_router(comment_pages.router)
 
 
 def qr_svg(url: str) -> Response:

@@ -11,11 +11,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from haochaping.core.db import DbSession
+from haochaping.core.errors import NotFound
 from haochaping.core.ratelimit import limiter
 from haochaping.core.templating import html_route, render
 from haochaping.core.timeutil import utcnow
@@ -113,3 +115,19 @@ async def item(item_code: str, request: Request, db: DbSession):
     found = await q.find_item(db, item_code)
     view = await q.item_page(db=db, item=found, now=utcnow())
     return _page(request, "portal/results_item.html", f"{found.name}评价公示", view)
+
+
+@router.get(PREFIX + "/staff/{staff_no}/photo", dependencies=PublicLimit)
+async def staff_photo(staff_no: str, request: Request, db: DbSession):
+    """The photo of a window service star who consented to be named in public."""
+    staff = await q.consenting_photo(db, staff_no)
+    path = Path(request.app.state.settings.upload_dir) / "staff" / staff.photo_key
+    try:
+        data = await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound("照片不存在", code="photo_not_found") from None
+    return Response(
+        data,
+        media_type=staff.photo_type,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"},
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from haochaping.core.errors import NotFound
 from haochaping.core.security import mask_name
 from haochaping.orgs.choices import ORG_KIND_LABELS, RegionTier
 from haochaping.orgs.models import Item, Org, Region
+from haochaping.reports import service as report_service
 from haochaping.workorders import disclosure
 from haochaping.workorders.disclosure import RectifiedReview
 
@@ -387,6 +389,17 @@ async def overview(*, db: AsyncSession, region: Region, now: datetime) -> Overvi
 # --- an organisation ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class PublicStar:
+    """A window service star who consented to be named: full name, staff number, photo."""
+
+    staff_no: str
+    name: str
+    total: int
+    score: float | None
+    photo_href: str | None
+
+
 @dataclass
 class OrgPage:
     org: Org
@@ -402,6 +415,31 @@ class OrgPage:
     items: list[Link]
     staff: list[StaffCell]
     min_cell: int
+    stars: list[PublicStar] = field(default_factory=list)
+    stars_month: str = ""
+
+
+def staff_photo_href(staff_no: str) -> str:
+    return f"/public/staff/{quote(staff_no, safe='')}/photo"
+
+
+async def hall_stars(db: AsyncSession, org: Org, now: datetime) -> tuple[str, list[PublicStar]]:
+    """A hall's window service stars of the last complete month, those whose consent to be
+    named in public is on record (窗口服务之星)."""
+    month = P.current_period("month", now).previous().label
+    if org.kind != "hall":
+        return month, []
+    found = await report_service.public_stars(db=db, hall_code=org.code, month=month)
+    return month, [
+        PublicStar(
+            s.staff_no,
+            s.name,
+            s.total,
+            s.score,
+            staff_photo_href(s.staff_no) if staff.photo_key else None,
+        )
+        for s, staff in found
+    ]
 
 
 async def find_org(db: AsyncSession, code: str) -> Org:
@@ -423,31 +461,10 @@ async def org_page(*, db: AsyncSession, org: Org, now: datetime) -> OrgPage:
         db=db, actor=PUBLIC, org_code=org.code, since=window.since, until=window.until
     )
     summary = await figures_of(db, ctx)
-    series = await metrics.timeseries(
-        db=db,
-        actor=PUBLIC,
-        granularity="month",
-        org_code=org.code,
-        since=window.since,
-        until=window.until,
-    )
-    staff = await metrics.breakdown(
-        db=db,
-        actor=PUBLIC,
-        by="staff",
-        org_code=org.code,
-        since=window.since,
-        until=window.until,
-    )
-    rated_items = await metrics.breakdown(
-        db=db,
-        actor=PUBLIC,
-        by="item",
-        org_code=org.code,
-        since=window.since,
-        until=window.until,
-        limit=LIST_MAX,
-    )
+    # One resolved question for every figure of the page.
+    series = await metrics.series_of(db=db, ctx=ctx, granularity="month")
+    staff = await metrics.breakdown_of(db=db, ctx=ctx, by="staff")
+    rated_items = await metrics.breakdown_of(db=db, ctx=ctx, by="item", limit=LIST_MAX)
     min_cell = ctx.formula.public_min_cell
     full = ctx.formula.points[5]
     shown = {row.code for row in metrics.publishable(staff.rows, ctx.formula)}
@@ -488,6 +505,7 @@ async def org_page(*, db: AsyncSession, org: Org, now: datetime) -> OrgPage:
     region_name = (
         await db.execute(select(Region.name).where(Region.code == org.region_code))
     ).scalar_one_or_none()
+    stars_month, stars = await hall_stars(db, org, now)
     return OrgPage(
         org=org,
         kind_label=ORG_KIND_LABELS.get(org.kind, ""),
@@ -502,6 +520,8 @@ async def org_page(*, db: AsyncSession, org: Org, now: datetime) -> OrgPage:
         items=[Link(n, item_href(c)) for c, n in list(items.items())[:LIST_MAX]],
         staff=cells,
         min_cell=min_cell,
+        stars=stars,
+        stars_month=stars_month,
     )
 
 
@@ -581,3 +601,12 @@ async def item_page(*, db: AsyncSession, item: Item, now: datetime) -> ItemPage:
         places=places[:LIST_MAX],
         rectified=await disclosure.recent_rectified(db=db, item_id=item.id),
     )
+
+
+async def consenting_photo(db: AsyncSession, staff_no: str) -> Any:
+    """The staff row of a consenting staff member with a photo (404 otherwise): the public
+    sees only the photos of those who agreed to be named."""
+    found = await report_service.consenting_staff(db=db, staff_no=staff_no[:50])
+    if found is None or not found.photo_key or not found.photo_type:
+        raise NotFound("照片不存在", code="photo_not_found")
+    return found

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Body, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
 from haochaping.core import pagination
-from haochaping.core.auth import CurrentPrincipal, CurrentUser, HandlerUser, Principal
+from haochaping.core.auth import CurrentPrincipal, CurrentUser, HandlerUser, Principal, roles
 from haochaping.core.db import DbSession
 from haochaping.core.errors import declare
+from haochaping.core.roles import HANDLERS
 from haochaping.core.schemas import Id, Limit, Page, Timestamp
 from haochaping.core.timeutil import utcnow
 from haochaping.workorders import attachments as attachment_store
@@ -23,6 +24,8 @@ from haochaping.workorders.models import SpotCheck, WorkOrder
 from haochaping.workorders.states import State
 
 router = APIRouter(prefix="/api/v1", tags=["work orders 差评工单"])
+# Who may add evidence to an order (403 `role_forbidden` for window staff and assessors).
+Uploader = Annotated[Principal, Depends(roles(*HANDLERS, message=attachment_store.UPLOADERS_ONLY))]
 
 
 async def load_order(work_order_id: Id, db: DbSession, principal: CurrentPrincipal) -> WorkOrder:
@@ -131,7 +134,7 @@ async def upload_attachment(
     order: CurrentWorkOrder,
     request: Request,
     db: DbSession,
-    principal: CurrentUser,
+    principal: Uploader,
     file: Annotated[UploadFile, File()],
 ):
     """Store an evidence file (PDF, PNG, JPEG, WebP; size-limited); cite it in an action."""

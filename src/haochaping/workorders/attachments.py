@@ -13,6 +13,9 @@ from haochaping.core.errors import Invalid, NotFound, PayloadTooLarge
 from haochaping.workorders.models import Attachment, WorkOrder
 
 # What the file's first bytes must be for each allowed type.
+# Evidence comes from the people who handle orders (offices, units, administrators); window
+# staff and assessors read an order but add nothing to it.
+UPLOADERS_ONLY = "只有办理工单的人员可以上传附件"
 SIGNATURES: dict[str, tuple[bytes, ...]] = {
     "application/pdf": (b"%PDF-",),
     "image/png": (b"\x89PNG\r\n\x1a\n",),

@@ -43,3 +43,23 @@ class DeadlineKind(ChoiceSet):
 CALLBACK_METHOD_LABELS = CallbackMethod.labels()
 DEADLINE_LABELS = DeadlineKind.labels()
 VERDICT_LABELS = Verdict.labels()
+# The verdicts the figures count as satisfied (回访满意率: 满意 and 基本满意).
+SATISFIED_VERDICTS = (Verdict.SATISFIED.value, Verdict.BASIC.value)
+
+
+class OrderEvent(ChoiceSet):
+    """A work-order event that is not a state machine's `Action`: its opening and a rater's
+    follow-up rating (stored in `work_order_event.action` beside the actions)."""
+
+    OPEN = "open", "生成工单"
+    FOLLOWUP = "followup", "评价人追加评价"
+
+
+class ActorKind(ChoiceSet):
+    """Who took a work-order step (`work_order_event.actor_kind`). A person's events show
+    their name only, so `USER` has no label of its own on the timeline."""
+
+    USER = "user", ""
+    SYSTEM = "system", "系统"
+    CITIZEN = "citizen", "评价人"
+    CLIENT = "client", "评价渠道代评价人提交"

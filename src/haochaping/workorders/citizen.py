@@ -26,7 +26,7 @@ from haochaping.policies.schemas import PolicyValues
 from haochaping.workorders import followup
 from haochaping.workorders import schemas as wo_schemas
 from haochaping.workorders import service as wo_service
-from haochaping.workorders.choices import VERDICT_LABELS
+from haochaping.workorders.choices import VERDICT_LABELS, OrderEvent
 from haochaping.workorders.context import LoopContext, read_progress_token
 from haochaping.workorders.models import WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import PUBLIC_STATE_LABELS, State
@@ -132,7 +132,7 @@ async def progress(*, db: AsyncSession, order: WorkOrder) -> Progress:
     )
     for event in events:
         label = PUBLIC_STATE_LABELS[State(event.to_state)]
-        if event.action == "followup" or "followup_evaluation_id" in (event.data or {}):
+        if event.action == OrderEvent.FOLLOWUP or "followup_evaluation_id" in (event.data or {}):
             view.steps.append(Step("您追加了一次评价", event.created_at))
             if event.to_state != event.from_state:
                 view.steps.append(Step(label, event.created_at))

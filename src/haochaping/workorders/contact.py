@@ -38,25 +38,14 @@ async def reveal_phone(
     principal.require(lead.path)  # type: ignore[union-attr]
     if State(order.state) not in OPEN_STATES:
         raise Invalid("工单已办结，不能再查看评价人联系电话", code="work_order_closed")
-    ev = await db.get(Evaluation, order.evaluation_id)
-    if ev is None or not ev.rater_phone:
-        raise Invalid("评价人未留联系电话", code="no_phone")
-    audit.record(
-        db,
-        actor=principal.name,
-        actor_role=principal.role,
-        action=audit.AuditAction.REVEAL_PHONE,
-        target_type="work_order",
-        target_id=order.id,
-        detail={
-            "evaluation_id": ev.id,
-            "purpose": "callback",
-            **({"reason": mask_text(reason.strip()[:REASON_MAX])} if reason else {}),
-        },
+    return await _reveal(
+        db=db,
+        principal=principal,
+        evaluation_id=order.evaluation_id,
+        target=("work_order", order.id, "callback"),
         source_ip=source_ip,
+        reason=reason,
     )
-    await db.flush()
-    return {"phone": ev.rater_phone, "name": None if ev.anonymous else ev.rater_name}
 
 
 async def reveal_spot_check_phone(
@@ -75,19 +64,41 @@ async def reveal_spot_check_phone(
     principal.require(org.path)  # type: ignore[union-attr]
     if check.state != "pending":
         raise Invalid("该抽查任务已完成，不能再查看评价人联系电话", code="spot_check_done")
-    ev = await db.get(Evaluation, check.evaluation_id)
+    return await _reveal(
+        db=db,
+        principal=principal,
+        evaluation_id=check.evaluation_id,
+        target=("spot_check", check.id, "spot_check"),
+        source_ip=source_ip,
+        reason=reason,
+    )
+
+
+async def _reveal(
+    *,
+    db: AsyncSession,
+    principal: Principal,
+    evaluation_id: int,
+    target: tuple[str, int, str],
+    source_ip: str | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    """The rater's number and name, with the audit row of the reveal: `target` is what the
+    call is for, as (target type, its id, purpose)."""
+    ev = await db.get(Evaluation, evaluation_id)
     if ev is None or not ev.rater_phone:
         raise Invalid("评价人未留联系电话", code="no_phone")
+    target_type, target_id, purpose = target
     audit.record(
         db,
         actor=principal.name,
         actor_role=principal.role,
         action=audit.AuditAction.REVEAL_PHONE,
-        target_type="spot_check",
-        target_id=check.id,
+        target_type=target_type,
+        target_id=target_id,
         detail={
             "evaluation_id": ev.id,
-            "purpose": "spot_check",
+            "purpose": purpose,
             **({"reason": mask_text(reason.strip()[:REASON_MAX])} if reason else {}),
         },
         source_ip=source_ip,

@@ -122,6 +122,7 @@ async def add(
             "user_id": None,
             "user_agent": "api" if actor.kind == "client" else "link",
             "evaluated_at": now,
+            "displayed_at": None,
             "received_at": now,
             "invitation_id": None,
             "is_default": False,

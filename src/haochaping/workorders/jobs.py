@@ -24,7 +24,7 @@ from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.policies.models import PolicySet
 from haochaping.policies.service import PolicyCache
-from haochaping.workorders import notify
+from haochaping.workorders import notify, webhooks
 from haochaping.workorders.choices import DeadlineKind
 from haochaping.workorders.models import SpotCheck, WorkOrder, WorkOrderEvent
 from haochaping.workorders.states import Action, State
@@ -144,6 +144,15 @@ async def escalate_overdue(db: AsyncSession, now: datetime, report: SweepReport)
                         "data": {"deadline": kind},
                         "created_at": now,
                     }
+                    for oid, _org, _v in rows
+                ],
+            )
+            await webhooks.publish(
+                db,
+                [
+                    webhooks.Happened(
+                        oid, Action.ESCALATE.value, state.value, State.SUPERVISING.value, now
+                    )
                     for oid, _org, _v in rows
                 ],
             )
@@ -269,7 +278,9 @@ async def record_default_ratings(
     if batch:
         result = await db.execute(
             _insert(db)(Evaluation)
-            .on_conflict_do_nothing(index_elements=["case_id", "stage", "eval_count"])
+            # No conflict target: on PostgreSQL the once-rule is the partitioned table's trigger
+            # (evaluation_once, migration 0030), which skips a taken case and stage as this would.
+            .on_conflict_do_nothing()
             .returning(Evaluation.id),
             batch,
         )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from haochaping.core.choices import check_in
 from haochaping.db.base import Base, UTCDateTime, utcnow
-from haochaping.db.types import BigIntPK
+from haochaping.db.types import BigIntPK, EncryptedString
 from haochaping.workorders.choices import CallbackMethod, Verdict
 from haochaping.workorders.states import State
 
@@ -153,6 +153,8 @@ class SpotCheck(Base):
     __table_args__ = (
         UniqueConstraint("evaluation_id"),
         Index("ix_spot_check_org_state", "org_id", "state"),
+        # The spot-check queue: by sampled time within a state, the id breaking ties.
+        Index("ix_spot_check_state_created_id", "state", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -163,3 +165,22 @@ class SpotCheck(Base):
     work_order_id: Mapped[int | None] = mapped_column(ForeignKey("work_order.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookSubscription(Base):
+    """An outside system told of work-order events (12345 ticketing, a province's
+    supervision platform): deliveries go through the outbox, signed with its secret."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    # Events of work orders whose lead unit lies in this organisation's subtree.
+    org_id: Mapped[int] = mapped_column(ForeignKey("org.id"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("api_client.id"))
+    url: Mapped[str] = mapped_column(String(500))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The HMAC key, encrypted at rest like personal data (it signs what the receiver trusts).
+    secret: Mapped[str] = mapped_column(EncryptedString)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

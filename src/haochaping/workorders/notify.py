@@ -4,7 +4,7 @@ transaction), delivered after commit by the outbox worker."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -243,44 +243,50 @@ async def overdue(*, db: AsyncSession, order_id: int, org_id: int, kind: str, ve
 
 async def warnings(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, str]]) -> None:
     """`warning` for many orders at once, as (id, lead org, due text): a few queries in all."""
-    who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
     label = DEADLINE_LABELS[kind]
-    await _enqueue_mails(
+    await _deadline_mails(
         db,
         "deadline_warning",
-        [
-            (
-                rcpt,
-                f"【临期预警】差评工单 #{order_id} {label}期限将至",
-                f"差评工单 #{order_id} 的{label}期限为 {due_text}，请抓紧办理。\n",
-                order_id,
-                f"warn:{kind}:{order_id}",
-            )
-            for order_id, org_id, due_text in orders
-            for rcpt in who.unit_handlers(org_id)
-        ],
+        orders,
+        lambda who, order_id, org_id, due_text: (
+            f"【临期预警】差评工单 #{order_id} {label}期限将至",
+            f"差评工单 #{order_id} 的{label}期限为 {due_text}，请抓紧办理。\n",
+            f"warn:{kind}:{order_id}",
+            who.unit_handlers(org_id),
+        ),
     )
 
 
 async def overdues(*, db: AsyncSession, kind: str, orders: Sequence[tuple[int, int, int]]) -> None:
     """`overdue` for many orders at once, as (id, lead org, version): a few queries in all."""
-    who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
     label = DEADLINE_LABELS[kind]
-    await _enqueue_mails(
+    await _deadline_mails(
         db,
         "overdue",
-        [
-            (
-                rcpt,
-                f"【超期督办】差评工单 #{order_id}（{who.name(org_id)}）{label}超期",
-                f"差评工单 #{order_id}（{who.name(org_id)}）{label}已超期，已自动转入督办。\n",
-                order_id,
-                f"overdue:{kind}:{order_id}:{version}",
-            )
-            for order_id, org_id, version in orders
-            for rcpt in who.office_handlers(org_id)
-        ],
+        orders,
+        lambda who, order_id, org_id, version: (
+            f"【超期督办】差评工单 #{order_id}（{who.name(org_id)}）{label}超期",
+            f"差评工单 #{order_id}（{who.name(org_id)}）{label}已超期，已自动转入督办。\n",
+            f"overdue:{kind}:{order_id}:{version}",
+            who.office_handlers(org_id),
+        ),
     )
+
+
+async def _deadline_mails(
+    db: AsyncSession,
+    template: str,
+    orders: Sequence[tuple[int, int, Any]],
+    compose: Callable[[Recipients, int, int, Any], tuple[str, str, str, Iterable[str]]],
+) -> None:
+    """The deadline job's mails for many orders, as (id, lead org, extra): `compose` gives
+    each order's subject, body, dedupe key and recipients (the lookups are shared)."""
+    who = await Recipients.load(db, {org_id for _, org_id, _ in orders})
+    mails: list[tuple[str, str, str, int, str]] = []
+    for order_id, org_id, extra in orders:
+        subject, body, dedupe, rcpts = compose(who, order_id, org_id, extra)
+        mails.extend((rcpt, subject, body, order_id, dedupe) for rcpt in rcpts)
+    await _enqueue_mails(db, template, mails)
 
 
 class Recipients:

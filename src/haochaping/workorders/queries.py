@@ -47,12 +47,16 @@ OVERDUE_CONDITIONS = [
 ]
 
 
-def overdue_clause(now: datetime):
+def overdue_clause(now: datetime, table: Any = W):
     """An order is overdue when a deadline of its current state has passed, or it was
-    escalated for one and is still under supervision."""
+    escalated for one and is still under supervision. `table`: `work_order`, or another with
+    the same columns (`state`, the `*_due_at`, `overdue_at`: a child's reported orders)."""
     return or_(
-        *[and_(W.state.in_(states), due < now) for states, due in OVERDUE_CONDITIONS],
-        and_(W.state == "supervising", W.overdue_at.is_not(None)),
+        *[
+            and_(table.state.in_(states), getattr(table, due.key) < now)
+            for states, due in OVERDUE_CONDITIONS
+        ],
+        and_(table.state == "supervising", table.overdue_at.is_not(None)),
     )
 
 
@@ -329,7 +333,8 @@ async def work_order_page(
     limit: int = 20,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A queue of the actor's work orders (the supervision queue: supervised or overdue), each
-    with its rating's level and item and its open deadlines, the first to fall due first."""
+    with its rating's level and item and its open deadlines, in the order they were opened
+    (the oldest, whose deadlines fall first, first; the id breaking ties)."""
     now = utcnow()
     stmt = work_orders(
         actor=actor,
@@ -341,7 +346,9 @@ async def work_order_page(
     )
     if supervision:
         stmt = stmt.where(or_(W.state.in_(SUPERVISED_STATES), overdue_clause(now)))
-    rows, nxt = await pagination.page(db, stmt, key=W.id, cursor=cursor, limit=limit)
+    rows, nxt = await pagination.page(
+        db, stmt, key=W.id, time_key=W.opened_at, cursor=cursor, limit=limit
+    )
     ev_ids = [order.evaluation_id for order, _code, _name in rows]
     ratings: dict[int, tuple[int, str | None]] = {}
     if ev_ids:
@@ -483,9 +490,11 @@ async def spot_check_page(
     state: str,
     cursor: str | None,
     limit: int,
+    org_code: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the spot checks in the actor's subtree: the pending ones oldest first (the
-    order they were sampled in, to be called), the done ones newest first; each with what
+    """One page of the spot checks in the actor's subtree by sampled time (`created_at`, the id
+    breaking ties): the pending ones oldest first (the order they were sampled in, to be
+    called), the done ones newest first; each with what
     the caller needs to recognise the rating (the rater masked, never their number)."""
     stmt = (
         select(
@@ -507,8 +516,18 @@ async def spot_check_page(
         .outerjoin(Window, Window.id == Evaluation.window_id)
         .where(Org.path.startswith(actor.org_path, autoescape=True), SpotCheck.state == state)
     )
+    if org_code:
+        # The unit and everything below it; a plain prefix comparison (codes may hold "_").
+        sub = select(Org.path).where(Org.code == org_code).scalar_subquery()
+        stmt = stmt.where(func.substr(Org.path, 1, func.length(sub)) == sub)
     rows, nxt = await pagination.page(
-        db, stmt, key=SpotCheck.id, cursor=cursor, limit=limit, descending=state == "done"
+        db,
+        stmt,
+        key=SpotCheck.id,
+        time_key=SpotCheck.created_at,
+        cursor=cursor,
+        limit=limit,
+        descending=state == "done",
     )
     items = []
     for check, code, name, level, channel, at, rater, anonymous, has_phone, item, window in rows:

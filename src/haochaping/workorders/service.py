@@ -26,8 +26,9 @@ from haochaping.evaluations.models import Evaluation
 from haochaping.orgs.models import Org
 from haochaping.orgs.service import get_org
 from haochaping.policies.schemas import PolicyValues
-from haochaping.workorders import notify
+from haochaping.workorders import notify, webhooks
 from haochaping.workorders import schemas as wo_schemas
+from haochaping.workorders.choices import ActorKind, OrderEvent
 from haochaping.workorders.context import LoopContext
 from haochaping.workorders.models import (
     Attachment,
@@ -134,16 +135,19 @@ async def open_for_evaluations(
         db.add(
             WorkOrderEvent(
                 work_order_id=order.id,
-                action="open",
+                action=OrderEvent.OPEN.value,
                 from_state=None,
                 to_state=order.state,
-                actor_kind="system",
+                actor_kind=ActorKind.SYSTEM.value,
                 actor_name=SYSTEM.name,
                 note=None,
                 data={"origin": origin},
                 created_at=now,
             )
         )
+    await webhooks.publish(
+        db, [webhooks.Happened(o.id, OrderEvent.OPEN.value, None, o.state, now) for o in orders]
+    )
     async with notify.opened_in_bulk(db):
         for order, (evaluation, _policy, _policy_id) in zip(orders, openings, strict=True):
             await notify.opened(db=db, ctx=ctx, order=order, evaluation=evaluation)
@@ -273,6 +277,9 @@ async def transition(
     )
     db.add(event)
     await db.flush()
+    await webhooks.publish(
+        db, [webhooks.Happened(order.id, action.value, from_state, to_state.value, now)]
+    )
     if attachment_ids:
         await _attach(db, order, event, attachment_ids)
     return event
@@ -671,7 +678,7 @@ async def bump(
     db.add(
         WorkOrderEvent(
             work_order_id=order.id,
-            action="followup",
+            action=OrderEvent.FOLLOWUP.value,
             from_state=order.state,
             to_state=order.state,
             actor_kind=actor.kind,
@@ -681,4 +688,8 @@ async def bump(
             data={**changes, **(data or {})},
             created_at=now,
         )
+    )
+    await webhooks.publish(
+        db,
+        [webhooks.Happened(order.id, OrderEvent.FOLLOWUP.value, order.state, order.state, now)],
     )

@@ -40,6 +40,21 @@
         }]
       };
     }
+    if (spec.type === "trend") {
+      // Emerging topics: one line per term, week by week.
+      return {
+        color: COLORS,
+        textStyle: text,
+        tooltip: Object.assign({ trigger: "axis" }, tooltip),
+        legend: { top: 0, type: "scroll", textStyle: text },
+        grid: { left: 8, right: 16 * s, bottom: 8, top: 40 * s, containLabel: true },
+        xAxis: { type: "category", data: spec.categories, axisLabel: { fontSize: text.fontSize } },
+        yAxis: { type: "value", minInterval: 1, axisLabel: { fontSize: text.fontSize } },
+        series: spec.series.map(function (series) {
+          return { type: "line", name: series.name, data: series.data, symbolSize: 6 };
+        })
+      };
+    }
     if (spec.type === "line") {
       // The counts as bars on the left axis, the bad ones as a line on the right.
       return {
@@ -119,7 +134,7 @@
       charts.push({
         el: el, chart: chart, spec: spec,
         rows: horizontal ? spec.categories.length : 0,
-        min: spec.type === "line" ? 18 : 16
+        min: spec.type === "line" || spec.type === "trend" ? 18 : 16
       });
     });
     draw();
