@@ -42,7 +42,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haochaping.accounts import service as account_service
-from haochaping.analytics import rollups
+from haochaping.analytics import jobs as analytics_jobs
+from haochaping.analytics import rollups, snapshots
 from haochaping.db.session import make_engine, make_sessionmaker
 
 DBNAME = "hcp_bench"
@@ -709,6 +710,25 @@ async def build_rollups(url: str, rebuild: bool) -> None:
         await engine.dispose()
 
 
+async def warm_rankings(url: str, cold: bool) -> None:
+    """Keep the rankings of closed periods as the scheduler's passes do
+    (`analytics/jobs.warm`, here in one go); the API then reads a closed month's ranking from
+    its snapshot (`cold`: forget every kept ranking instead, the API computes each)."""
+    engine = make_engine(harness.settings_for(url))
+    try:
+        if cold:
+            async with make_sessionmaker(engine)() as db:
+                print(f"ranking snapshots: {await snapshots.clear(db)} forgotten (--cold)")
+                await db.commit()
+            return
+        t0 = time.perf_counter()
+        report = await analytics_jobs.warm(make_sessionmaker(engine), budget=3600)
+        took = time.perf_counter() - t0
+        print(f"ranking snapshots: {report.kept} kept, {report.held} held, {took:.1f} s")
+    finally:
+        await engine.dispose()
+
+
 # --- a day of new ratings: the refresh ---------------------------------------------------------
 
 
@@ -894,6 +914,9 @@ async def main() -> int:
     parser.add_argument("--ways", default="groupby,rollup,api", help="groupby,rollup,api")
     parser.add_argument("--load-only", action="store_true")
     parser.add_argument("--rebuild", action="store_true", help="build the rollups anew")
+    parser.add_argument(
+        "--cold", action="store_true", help="no kept rankings: the API computes every ranking"
+    )
     parser.add_argument("--workers", type=int, default=2, help="server processes (api)")
     parser.add_argument(
         "--day-ratings", type=int, default=0, help="time the refresh after a day of N ratings"
@@ -946,6 +969,8 @@ async def main() -> int:
         same = await check_agreement(dsn, url, province, periods)
         print(f"rollups agree with GROUP BY on every question: {'yes' if same else 'NO'}")
     server = None
+    if "api" in ways:
+        await warm_rankings(url, cold=args.cold)
     if "api" in ways:
         await ensure_admin(url)
         server = harness.Server(

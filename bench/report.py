@@ -24,7 +24,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from haochaping.analytics import jobs as analytics_jobs
 from haochaping.analytics import periods as P
+from haochaping.analytics import snapshots
 from haochaping.config import Settings
 from haochaping.db import migrate
 from haochaping.db.session import make_engine, make_sessionmaker
@@ -35,7 +37,9 @@ from haochaping.reports import service, workbook
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/hcp_report_demo"
 
 
-async def main(url: str, region_code: str | None, month: str | None, rounds: int) -> None:
+async def main(
+    url: str, region_code: str | None, month: str | None, rounds: int, cold: bool
+) -> None:
     settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
     engine = make_engine(settings)
     maker = make_sessionmaker(engine)
@@ -50,6 +54,21 @@ async def main(url: str, region_code: str | None, month: str | None, rounds: int
             ).scalar_one()
         region = await db.get(Region, region_code)
         assert region is not None, region_code
+    # The region's rankings of the last closed months, kept as the scheduler's passes keep
+    # them before the report is due (`--cold`: none kept, the report computes them).
+    async with maker() as db:
+        if cold:
+            print(f"ranking snapshots: {await snapshots.clear(db)} forgotten (--cold)")
+            await db.commit()
+        else:
+            warmed = await analytics_jobs.warm(
+                maker, now=now, budget=3600, org_codes=[], region_codes=[region_code]
+            )
+            print(
+                f"ranking snapshots (the scheduler's work, ahead of the report): {warmed.kept} "
+                f"kept, {warmed.held} held, {warmed.seconds:.1f} s"
+            )
+    async with maker() as db:
         values = await service._values(db, region.code, service._last_day(period))
         ratings = await db.scalar(
             select(func.count())
@@ -116,11 +135,12 @@ if __name__ == "__main__":
     parser.add_argument("--region")
     parser.add_argument("--month")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="no kept rankings")
     args = parser.parse_args()
     url = args.url
     if args.db:
         url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{args.db}"
         migrate.upgrade(Settings(database_url=url, _env_file=None))  # type: ignore[call-arg]
     print(f"load average {os.getloadavg()[0]:.1f}")
-    asyncio.run(main(url, args.region, args.month, args.rounds))
+    asyncio.run(main(url, args.region, args.month, args.rounds, args.cold))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

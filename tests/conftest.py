@@ -85,6 +85,8 @@ def settings():
         upload_dir=tempfile.mkdtemp(prefix="hcp-up-"),
         sms_log_path=os.path.join(tempfile.mkdtemp(prefix="hcp-sms-"), "sms.jsonl"),
         job_interval_seconds=0,
+        # Other tests' worlds are top organisations too: a pass would rank them all.
+        ranking_warm_seconds=0,
         _env_file=None,
     )
     migrate.upgrade(s)

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     # Seconds between passes of the deadline job inside `serve` (0: only `haochaping worker`).
     job_interval_seconds: float = Field(60, ge=0)
+    # Seconds a pass may spend keeping the most-asked rankings of closed periods (issue 10,
+    # `analytics/jobs.warm`); the next pass goes on where it stopped (0: never).
+    ranking_warm_seconds: float = Field(20, ge=0, le=600)
     # Encryption at rest of certificate and phone numbers (SM4): "k1:<base64 16 bytes>,k2:...";
     # empty: a key derived from the secret (development). New values use data_key_id.
     data_keys: str = ""

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from haochaping.analytics import jobs as analytics_jobs
 from haochaping.analytics import rollups
 from haochaping.appeals import jobs as appeal_jobs
 from haochaping.core import jobs as core_jobs
@@ -97,6 +98,15 @@ async def run_pass(
             log.info("rollups: %s", rolled)
     except Exception:  # noqa: BLE001 - the reads stay exact (live tail); the next pass folds
         log.exception("rollup refresh failed")
+    if state.settings.ranking_warm_seconds > 0:
+        try:  # the most-asked rankings of closed periods, kept (own transactions)
+            warmed = await analytics_jobs.warm(
+                state.sessionmaker, budget=state.settings.ranking_warm_seconds
+            )
+            if warmed.kept:
+                log.info("rankings: %s", warmed)
+        except Exception:  # noqa: BLE001 - the reads compute what is not kept
+            log.exception("ranking warm-up failed")
     try:  # the comments' terms (社情民意): each new comment segmented once (own transactions)
         topics = await topic_jobs.refresh(
             state.sessionmaker, lexicons=getattr(state, "topic_lexicons", None), limit=ROLLUP_LIMIT

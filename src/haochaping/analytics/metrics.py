@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import periods as P
-from haochaping.analytics import source
+from haochaping.analytics import snapshots, source
 from haochaping.analytics.source import LevelCounts, OrgRow, Scope
 from haochaping.core.auth import Principal
 from haochaping.core.errors import NotFound
@@ -902,6 +902,7 @@ class Rankings:
     unranked: list[RankRow]
     formula: dict[str, Any]
     min_sample: int
+    kept: bool = False  # read from a kept snapshot (`analytics/snapshots.py`)
 
 
 def _key(counts: LevelCounts, formula: Formula) -> tuple[Fraction, Fraction]:
@@ -977,10 +978,56 @@ def rank(
     return rows, [row(None, code) for code in below]
 
 
+def _snapshot_key(ctx: Context, tier: str, label: str) -> str:
+    """The key of a ranking question once resolved: everything that decides its answer
+    (`analytics/snapshots.py`), not who asked."""
+    sc = ctx.scope
+    return snapshots.key(
+        [
+            "rankings",
+            tier,
+            label,
+            ctx.prefix,
+            ctx.region_path,
+            ctx.node_region.code if ctx.node_region is not None else None,
+            ctx.policy_region,
+            sc.org_ids,
+            sc.by_window,
+            sc.item_id,
+            sc.held_counts,
+            sc.node,
+            sc.path,
+            sc.region_path,
+            ctx.formula.describe(),
+        ]
+    )
+
+
+def _row_list(r: RankRow) -> list[Any]:
+    return [r.rank, r.code, r.name, r.total, r.good_rate, r.bad_rate, r.score, r.rank_change]
+
+
+def _snapshot_body(result: Rankings) -> dict[str, Any]:
+    return {
+        "items": [_row_list(r) for r in result.items],
+        "unranked": [_row_list(r) for r in result.unranked],
+        "formula": result.formula,
+        "min_sample": result.min_sample,
+    }
+
+
+def _rows_of(body: dict[str, Any], part: str) -> list[RankRow]:
+    return [RankRow(*r) for r in body[part]]
+
+
 async def _ranked_period(
     db: AsyncSession, ctx: Context, tier: str, period: P.Period
 ) -> tuple[list[RankRow], list[RankRow]]:
     since, until = period.bounds()
+    if snapshots.closed(until, utcnow()):  # a kept ranking of this period, if it holds
+        kept = await snapshots.lookup(db, _snapshot_key(ctx, tier, period.label))
+        if kept is not None:
+            return _rows_of(kept, "items"), _rows_of(kept, "unranked")
     sub = dataclasses.replace(ctx, scope=ctx.scope.narrowed(since, until))
     mapped = await _tier_split(db, ctx, sub.scope, tier, until)
     if mapped is not None:
@@ -1001,10 +1048,14 @@ async def rankings(
     item_code: str | None = None,
     region_code: str | None = None,
     now: datetime | None = None,
+    keep: bool = False,
 ) -> Rankings:
     """The ranking of a tier's units in scope for a month (`2026-11`), quarter (`2026-Q4`),
     year (`2026`) or, without a period, live for the current month; `rank_change` is the
-    previous period's rank minus this one (positive: moved up), None when not ranked then."""
+    previous period's rank minus this one (positive: moved up), None when not ranked then.
+
+    A closed period's answer is read from its kept snapshot while that holds
+    (`analytics/snapshots.py`); with `keep` (a caller that commits) a fresh answer is kept."""
     if tier not in TIERS:
         raise ValueError(tier)
     moment = now or utcnow()
@@ -1022,6 +1073,25 @@ async def rankings(
     )
     # The period and the one before it in one read of the counts.
     prev_since, _ = current.previous().bounds()
+    # Closed by the real clock (not a caller's `now`): no rating of it can still arrive.
+    snapshot_key, marks = None, None
+    if not live and snapshots.closed(until, utcnow()):
+        snapshot_key = _snapshot_key(ctx, tier, current.label)
+        marks = await snapshots.marks(db) if keep else None  # before computing
+        kept = await snapshots.lookup(db, snapshot_key)
+        if kept is not None:
+            return Rankings(
+                tier=tier,
+                period=current.label,
+                live=False,
+                since=since,
+                until=until,
+                items=_rows_of(kept, "items"),
+                unranked=_rows_of(kept, "unranked"),
+                formula=kept["formula"],
+                min_sample=kept["min_sample"],
+                kept=True,
+            )
     both = dataclasses.replace(ctx, scope=ctx.scope.narrowed(prev_since, until))
     mapped = await _tier_split(db, ctx, both.scope, tier, since)
     if mapped is not None:
@@ -1048,7 +1118,7 @@ async def rankings(
         )
         for r in items
     ]
-    return Rankings(
+    result = Rankings(
         tier=tier,
         period=current.label,
         live=live,
@@ -1059,6 +1129,18 @@ async def rankings(
         formula=ctx.formula.describe(),
         min_sample=ctx.formula.min_sample,
     )
+    if snapshot_key is not None and marks is not None:
+        await snapshots.store(
+            db,
+            snapshot_key,
+            tier=tier,
+            period=current.label,
+            since=prev_since,
+            until=until,
+            marks_=marks,
+            body=_snapshot_body(result),
+        )
+    return result
 
 
 # --- consecutive bottom -----------------------------------------------------------------------

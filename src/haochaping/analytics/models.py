@@ -15,12 +15,13 @@ Measures (the same on every table):
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Integer, String
+from sqlalchemy import BigInteger, Date, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from haochaping.db.base import Base
+from haochaping.db.base import Base, UTCDateTime
+from haochaping.db.types import BigIntPK
 
 MEASURES = ("v1", "v2", "v3", "v4", "v5", "h1", "h2", "h3", "h4", "h5", "inv", "d", "dh", "di")
 
@@ -73,3 +74,22 @@ class StatMonthReason(_Measures, Base):
     node_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     month: Mapped[date] = mapped_column(Date, primary_key=True)
     reason: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class StatRankingSnapshot(Base):
+    """The answer of one ranking question about a closed period, kept while it holds
+    (`analytics/snapshots.py`): good while no directory change follows `directory_mark` and
+    no standing change after `event_mark` touches a rating received in [since, until)."""
+
+    __tablename__ = "stat_ranking_snapshot"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    directory_mark: Mapped[int] = mapped_column(BigInteger)
+    event_mark: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

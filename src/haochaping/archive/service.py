@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haochaping.analytics import snapshots
 from haochaping.core import audit
 from haochaping.core.errors import Invalid
 from haochaping.core.timeutil import SHANGHAI
@@ -466,6 +467,7 @@ async def detach_month(*, db: AsyncSession, folder: Path, month: date, actor: st
             f"{month:%Y-%m} 分区有 {live} 条评价，归档文件只有 {item.ratings} 条：请重新导出"
         )
     part = await partitions.detach(db, month=month)
+    await snapshots.clear(db)  # the month's ratings leave the live table: kept rankings too
     audit.record(
         db,
         actor=actor,
@@ -482,6 +484,7 @@ async def attach_month(*, db: AsyncSession, month: date, actor: str) -> int:
     """Put a detached month back into the live ratings (PostgreSQL), audited; returns its
     number of ratings. The caller commits."""
     part = await partitions.attach(db, month=month)
+    await snapshots.clear(db)
     count = await partitions.rows_in(db, month=month)
     audit.record(
         db,

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from haochaping.accounts import service as account_service
 from haochaping.accounts.choices import Role
 from haochaping.accounts.models import ApiClient, User
+from haochaping.analytics import snapshots
 from haochaping.appeals.models import Appeal, MaliciousRater
 from haochaping.cases.models import Case
 from haochaping.config import Settings
@@ -422,6 +423,8 @@ async def load_into(
     stats.cases["accepted"] += summary.newest.cases
     stats.cases["completed"] += summary.newest.reported
     await _count(db, summary)
+    # Ratings received in past months: a kept ranking of those months no longer holds.
+    await snapshots.clear(db)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from haochaping.core.choices import check_between, check_in
@@ -95,3 +103,14 @@ class Item(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Deactivated, never deleted: ratings, work orders and accounts keep pointing at it.
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class DirectoryChange(Base):
+    """A change of an organisation, region, staff member or item, noted by a trigger in the
+    database (migration 0034): what a kept ranking (`analytics/snapshots.py`) looks at to
+    know its names and tree are still current. Rows are only ever inserted."""
+
+    __tablename__ = "directory_change"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
