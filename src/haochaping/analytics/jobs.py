@@ -115,19 +115,17 @@ async def warm(
                 return report
             try:
                 async with sessionmaker() as db:
-                    result = await metrics.rankings(
+                    if await metrics.keep_ranking(
                         db=db,
                         actor=q.actor,
                         tier=tier,  # type: ignore[arg-type]
                         period=q.period,
                         region_code=q.region_code,
-                        keep=True,
-                    )
-                    if result.kept:
-                        report.held += 1
-                    else:
+                    ):
                         await db.commit()
                         report.kept += 1
+                    else:
+                        report.held += 1
             except NotFound:  # a region or organisation removed since the list was read
                 log.info("ranking warm-up: %s %s %s gone", q.region_code, q.period, tier)
     report.seconds = time.monotonic() - start

@@ -1143,6 +1143,27 @@ async def rankings(
     return result
 
 
+async def keep_ranking(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    tier: Tier,
+    period: str,
+    region_code: str | None = None,
+) -> bool:
+    """Keep the ranking of a closed period unless a kept one still holds (the scheduler's
+    `analytics/jobs.warm`; the caller commits). True when it was computed anew."""
+    current = P.parse_period(period)
+    since, until = current.bounds()
+    if not snapshots.closed(until, utcnow()):
+        return False
+    ctx = await _resolve(db=db, actor=actor, region_code=region_code, since=since, until=until)
+    if await snapshots.holds(db, _snapshot_key(ctx, tier, current.label)):
+        return False
+    await rankings(db=db, actor=actor, tier=tier, period=period, region_code=region_code, keep=True)
+    return True
+
+
 # --- consecutive bottom -----------------------------------------------------------------------
 
 

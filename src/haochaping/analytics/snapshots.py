@@ -99,11 +99,11 @@ async def marks(db: AsyncSession, now: datetime | None = None) -> Marks:
     return Marks(await _mark(db, DirectoryChange, cutoff), await _mark(db, StandingEvent, cutoff))
 
 
-async def lookup(db: AsyncSession, key_: str) -> dict[str, Any] | None:
-    """The kept answer under `key_` if it still holds, else None."""
+async def _holding(db: AsyncSession, key_: str, *columns: Any) -> Any:
+    """The kept row under `key_` (with `columns`) if it still holds, else None."""
     row = (
         await db.execute(
-            select(S.since, S.until, S.directory_mark, S.event_mark, S.body).where(S.key == key_)
+            select(S.since, S.until, S.directory_mark, S.event_mark, *columns).where(S.key == key_)
         )
     ).one_or_none()
     if row is None:
@@ -124,7 +124,18 @@ async def lookup(db: AsyncSession, key_: str) -> dict[str, Any] | None:
             .limit(1)
         )
     ).first()
-    if touched is not None:
+    return None if touched is not None else row
+
+
+async def holds(db: AsyncSession, key_: str) -> bool:
+    """Whether a kept answer under `key_` still holds (without reading it)."""
+    return await _holding(db, key_) is not None
+
+
+async def lookup(db: AsyncSession, key_: str) -> dict[str, Any] | None:
+    """The kept answer under `key_` if it still holds, else None."""
+    row = await _holding(db, key_, S.body)
+    if row is None:
         return None
     body: dict[str, Any] = json.loads(row.body)
     return body
