@@ -222,7 +222,11 @@ async def test_a_revoked_key_is_refused_at_once(client, db, world):
     assert_error(await client.get("/api/v1/orgs", headers=key), 401, "invalid_api_key")
     assert (await client.get("/api/v1/orgs", headers=key_headers(world))).status_code == 200
     (audit,) = (
-        await db.execute(select(AuditEvent).where(AuditEvent.action == "revoke_client"))
+        await db.execute(
+            select(AuditEvent).where(
+                AuditEvent.action == "revoke_client", AuditEvent.target_id == cid
+            )
+        )
     ).scalars()
     assert (audit.actor, audit.target_id, audit.detail["name"]) == ("admin", cid, "hall_b")
 

@@ -27,7 +27,12 @@ from tests.integrations.servers import FakeOperator, SmtpSink, free_port
 
 SUBJECT = "【好差评】新的差评工单 GD-2026-0001"
 BODY = "您单位收到一条差评（2 星），请于 3 个工作日内核实。\n办件：不动产登记"
+# A run claims the due messages oldest first, up to a batch: messages other tests committed and
+# left pending in the shared test database (the live server runs no job) come before this
+# test's own, so the tests' runs take a batch big enough for any such backlog.
+BATCH = 1000
 FAST = outbox.DeliveryPolicy(
+    batch_size=BATCH,
     max_attempts=3,
     backoff_base=timedelta(seconds=10),
     backoff_max=timedelta(seconds=25),
@@ -190,7 +195,7 @@ async def test_crash_before_commit_sends_nothing(committed, tag, notifier_for):
         await put(db, to)
         # The process dies here: the session closes without commit.
     with SmtpSink() as sink:
-        await outbox.deliver_due(committed, notifier_for(sink.port), worker_id="w")
+        await outbox.deliver_due(committed, notifier_for(sink.port), worker_id="w", batch=BATCH)
     assert sink.to(to) == []
     async with committed() as db:
         assert await count_to(db, to) == 0
@@ -204,8 +209,10 @@ async def test_committed_message_is_delivered_by_the_next_run(committed, tag, no
         await db.commit()
     # ... the process dies before any delivery; later a worker starts.
     with SmtpSink() as sink:
-        report = await outbox.deliver_due(committed, notifier_for(sink.port), worker_id="w1")
-        await outbox.deliver_due(committed, notifier_for(sink.port), worker_id="w1")
+        report = await outbox.deliver_due(
+            committed, notifier_for(sink.port), worker_id="w1", batch=BATCH
+        )
+        await outbox.deliver_due(committed, notifier_for(sink.port), worker_id="w1", batch=BATCH)
     [mail] = sink.to(to)
     assert mail.message["Subject"] == SUBJECT
     assert mail.message.get_content().rstrip("\n") == BODY
@@ -228,7 +235,7 @@ async def test_sms_is_delivered_to_the_log_gateway(committed, tag, tmp_path, not
             body="【好差评】请对整改结果评价：https://hcp.test/r/abc",
         )
         await db.commit()
-    await outbox.deliver_due(committed, notifier_for(free_port()), worker_id="w")
+    await outbox.deliver_due(committed, notifier_for(free_port()), worker_id="w", batch=BATCH)
     lines = [json.loads(x) for x in (tmp_path / "sms.jsonl").read_text().splitlines()]
     # The log keeps the number masked (personal data); the outbox row has it in full.
     assert [(x["to"], x["text"]) for x in lines if x["to"] == mask_phone(phone)] == [
@@ -348,7 +355,7 @@ async def test_a_message_that_keeps_killing_its_worker_ends_dead(committed, tag,
     async with committed() as db:
         await put(db, to)
         await db.commit()
-    once = outbox.DeliveryPolicy(max_attempts=1, lease=timedelta(minutes=5))
+    once = outbox.DeliveryPolicy(batch_size=BATCH, max_attempts=1, lease=timedelta(minutes=5))
     t0 = utcnow()
     await outbox.claim_due(committed, worker_id="crashed", now=t0, policy=once)
     with SmtpSink() as sink:

@@ -82,12 +82,15 @@ async def sms_client(sms_app):
 
 
 async def deliver(sessionmaker, operator):
-    """The outbox's SMS delivery, to the faked operator."""
+    """The outbox's SMS delivery, to the faked operator (a batch big enough for the SMS that
+    other tests committed and left pending in the shared database: they are due first)."""
     gateway = HttpSmsGateway(
         url=operator.url, template={"to": "$to", "text": "$text", "id": "$key"}, timeout=5
     )
     notifier = ChannelNotifier(email=None, sms=gateway, webhook=None)
-    return await outbox.deliver_due(sessionmaker, notifier, worker_id="t", channels=["sms"])
+    return await outbox.deliver_due(
+        sessionmaker, notifier, worker_id="t", channels=["sms"], batch=1000
+    )
 
 
 def phone() -> str:

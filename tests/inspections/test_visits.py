@@ -213,12 +213,20 @@ async def test_the_office_sets_its_regions_checklist(client, db, world):
         data={"csrf_token": csrf_of(page.text), "items": "窗口无空岗\r\n\r\n评价器可用\r\n"},
     )
     assert r.status_code == 303
-    rows = (await db.execute(select(InspectionChecklist))).scalars().all()
+    # The newest checklist is this test's (ordered: other tests may have committed some).
+    rows = (
+        (await db.execute(select(InspectionChecklist).order_by(InspectionChecklist.id)))
+        .scalars()
+        .all()
+    )
     assert rows[-1].items == ["窗口无空岗", "评价器可用"] and rows[-1].region_code == "330000"
     trail = (
         (
             await db.execute(
-                select(AuditEvent).where(AuditEvent.action == "set_inspection_checklist")
+                select(AuditEvent).where(
+                    AuditEvent.action == "set_inspection_checklist",
+                    AuditEvent.target_id == rows[-1].id,
+                )
             )
         )
         .scalars()

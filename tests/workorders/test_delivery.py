@@ -28,8 +28,11 @@ async def test_work_order_mail_is_delivered_after_commit(settings, engine):
         await db.commit()
         case = await factories.make_case(db, world)
     with SmtpSink() as smtp:
+        # One delivery takes up to a batch, oldest first: messages other tests committed and
+        # left pending (the live server runs no job) must not push the handler's mail out of
+        # the batch the wake-up delivers.
         app_settings = settings.model_copy(
-            update={"smtp_port": smtp.port, "job_interval_seconds": 3600}
+            update={"smtp_port": smtp.port, "job_interval_seconds": 3600, "outbox_batch_size": 1000}
         )
         app = create_app(app_settings)
         await startup(app, engine=engine)
