@@ -194,3 +194,20 @@ async def loaded_width(img, timeout: float = 10.0) -> int:
         if width != -1 or time.monotonic() > deadline:
             return width
         await asyncio.sleep(0.1)
+
+
+async def row_on_some_page(page, selector: str, pages: int = 20):
+    """The row `selector` of a paginated console list, following its "下一页" links: other
+    tests' live servers commit rows of the same lists (oldest first, 20 a page), which can
+    push a test's own row off the first page."""
+    for _ in range(pages):
+        row = page.locator(selector)
+        if await row.count():
+            return row
+        following = page.get_by_role("link", name="下一页")
+        if not await following.count():
+            break
+        before = page.url
+        await following.first.click()
+        await page.wait_for_url(lambda url, before=before: url != before)  # hx-push-url
+    return page.locator(selector)

@@ -15,7 +15,14 @@ from haochaping.cases.models import Case
 from haochaping.evaluations.models import Evaluation
 from haochaping.workorders.models import WorkOrder
 from tests.factories import PASSWORD
-from tests.pages.conftest import DESKTOP, PHONE, axe_violations, live_case, live_link
+from tests.pages.conftest import (
+    DESKTOP,
+    PHONE,
+    axe_violations,
+    live_case,
+    live_link,
+    row_on_some_page,
+)
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = "/tmp"
@@ -70,7 +77,7 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     await console_sign_in(handler, live_world.users["unit_a"])
     await handler.get_by_role("link", name="差评工单").click()
     await expect(handler.get_by_role("heading", level=1)).to_have_text("差评工单")
-    row = handler.locator(f'tr[data-id="{order.id}"]')
+    row = await row_on_some_page(handler, f'tr[data-id="{order.id}"]')
     await expect(row).to_contain_text("核实中")
     await expect(row).to_contain_text(re.compile(r"剩余 \d+ 个工作日|今日到期"))
     await handler.screenshot(path=f"{SCREENSHOTS}/hcp-queue-phone.png", full_page=True)
@@ -147,7 +154,7 @@ async def test_the_bad_review_loop_end_to_end(new_page, live_server, live_world,
     await console_sign_in(office, live_world.users["office"])
     await office.get_by_role("link", name="督办").click()
     await expect(office.get_by_role("heading", level=1)).to_have_text("督办")
-    row = office.locator(f'tr[data-id="{order.id}"]')
+    row = await row_on_some_page(office, f'tr[data-id="{order.id}"]')
     await expect(row).to_contain_text("督办中")
     await row.get_by_role("link", name=f"工单 #{order.id}").click()
     await expect(office.get_by_text("评价人意见：不满意")).to_be_visible()
