@@ -243,7 +243,10 @@ async def raw_phase(
     insert = (
         f"INSERT INTO evaluation ({', '.join(columns)}) VALUES "
         f"({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) "
-        "ON CONFLICT (case_id, stage, eval_count) DO NOTHING RETURNING id"
+        # No conflict target, as the service's own statement: since migration 0033 the ratings
+        # table is partitioned and its once-per-(case, stage, count) rule is the trigger's
+        # (evaluation_once); the old target named a unique index that no longer exists.
+        "ON CONFLICT DO NOTHING RETURNING id"
     )
     fixed = {c: template[c] for c in columns if c not in PER_RATING}
     for conn in conns:  # prepared once, as SQLAlchemy's asyncpg dialect also caches them
