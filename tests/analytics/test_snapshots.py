@@ -199,6 +199,10 @@ async def test_warm_keeps_an_offices_rankings_and_the_api_answers_the_same(
     url = f"/api/v1/stats/rankings?tier=window&period={last}"
     computed = await client.get(url, headers=headers)
     assert computed.status_code == 200, computed.text
+    assert (
+        await metrics.kept_rankings_json(db=db, actor=WORLD_ADMIN, tier="window", period=last)
+        is None
+    )
 
     first = await jobs.warm(sessionmaker, budget=120, org_codes=["OFFICE"], region_codes=[])
     questions = len(metrics.TIERS) * (jobs.WARM_MONTHS + jobs.WARM_QUARTERS + jobs.WARM_YEARS)
@@ -208,8 +212,13 @@ async def test_warm_keeps_an_offices_rankings_and_the_api_answers_the_same(
     assert "榜单快照" in str(again)
 
     assert (await _ranking(db, "window", last)).kept
+    # The API serves the kept answer's JSON as stored: the same document as computed.
+    stored = await metrics.kept_rankings_json(db=db, actor=WORLD_ADMIN, tier="window", period=last)
+    assert stored is not None
     from_kept = await client.get(url, headers=headers)
     assert from_kept.status_code == 200
+    assert from_kept.headers["content-type"] == "application/json"
+    assert from_kept.content == stored.encode()
     assert from_kept.json() == computed.json()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from haochaping.analytics import metrics, schemas
 from haochaping.core.auth import CurrentPrincipal
@@ -134,6 +134,11 @@ async def stats_rankings(
     period: PeriodParam = None,
 ):
     """A tier's ranking for a month, quarter or year (live current month without a period)."""
+    kept = await metrics.kept_rankings_json(
+        db=db, actor=principal, tier=tier, period=period, **filters.kwargs()
+    )
+    if kept is not None:  # a closed period's kept answer, as stored (analytics/snapshots.py)
+        return Response(kept, media_type="application/json")
     return await metrics.rankings(
         db=db,
         actor=principal,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haochaping.analytics import periods as P
 from haochaping.analytics import snapshots, source
+from haochaping.analytics.schemas import RankingsRead
 from haochaping.analytics.source import LevelCounts, OrgRow, Scope
 from haochaping.core.auth import Principal
 from haochaping.core.errors import NotFound
@@ -1139,8 +1140,40 @@ async def rankings(
             until=until,
             marks_=marks,
             body=_snapshot_body(result),
+            answer_json=RankingsRead.model_validate(result).model_dump_json(),
         )
     return result
+
+
+async def kept_rankings_json(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    tier: Tier,
+    period: str | None = None,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    region_code: str | None = None,
+) -> str | None:
+    """The API's JSON of `rankings` for a closed period if a kept answer holds (served as
+    stored: at 2,850 rows the response model took ~10 ms of a request's CPU), else None;
+    the same checks and refusals as `rankings`."""
+    if period is None:
+        return None
+    current = P.parse_period(period)
+    since, until = current.bounds()
+    if not snapshots.closed(until, utcnow()):
+        return None
+    ctx = await _resolve(
+        db=db,
+        actor=actor,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+        since=since,
+        until=until,
+    )
+    return await snapshots.answer(db, _snapshot_key(ctx, tier, current.label))
 
 
 async def keep_ranking(

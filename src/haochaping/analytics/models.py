@@ -92,4 +92,5 @@ class StatRankingSnapshot(Base):
     directory_mark: Mapped[int] = mapped_column(BigInteger)
     event_mark: Mapped[int] = mapped_column(BigInteger)
     body: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)  # the API's JSON of it, served as stored
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)

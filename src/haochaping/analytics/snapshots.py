@@ -141,6 +141,12 @@ async def lookup(db: AsyncSession, key_: str) -> dict[str, Any] | None:
     return body
 
 
+async def answer(db: AsyncSession, key_: str) -> str | None:
+    """The API's JSON of the kept answer under `key_` if it still holds, else None."""
+    row = await _holding(db, key_, S.answer)
+    return None if row is None else str(row.answer)
+
+
 async def store(
     db: AsyncSession,
     key_: str,
@@ -151,6 +157,7 @@ async def store(
     until: datetime,
     marks_: Marks,
     body: dict[str, Any],
+    answer_json: str,
 ) -> None:
     """Keep an answer in the caller's transaction (which commits it), replacing the old."""
     values = {
@@ -162,6 +169,7 @@ async def store(
         "directory_mark": marks_.directory_mark,
         "event_mark": marks_.event_mark,
         "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "answer": answer_json,
         "computed_at": utcnow(),
     }
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -61,6 +61,8 @@ def upgrade() -> None:
         sa.Column("directory_mark", sa.BigInteger(), nullable=False),
         sa.Column("event_mark", sa.BigInteger(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        # The API's JSON of the same answer, served as stored (no parse, no model).
+        sa.Column("answer", sa.Text(), nullable=False),
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
     )
     if op.get_bind().dialect.name == "postgresql":
