@@ -68,7 +68,11 @@ class PassReport:
 
 
 async def run_pass(
-    state: Any, *, force_integrity: bool = False, send_upstream: bool = False
+    state: Any,
+    *,
+    force_integrity: bool = False,
+    send_upstream: bool = False,
+    warm_rankings: bool = True,
 ) -> PassReport:
     """One pass: sweep deadlines (one transaction), the detectors' batch checks when due (or
     `force_integrity`), seal new ratings, deliver what is due; with `send_upstream` (`worker
@@ -98,7 +102,7 @@ async def run_pass(
             log.info("rollups: %s", rolled)
     except Exception:  # noqa: BLE001 - the reads stay exact (live tail); the next pass folds
         log.exception("rollup refresh failed")
-    if state.settings.ranking_warm_seconds > 0:
+    if warm_rankings and state.settings.ranking_warm_seconds > 0:
         try:  # the most-asked rankings of closed periods, kept (own transactions)
             warmed = await analytics_jobs.warm(
                 state.sessionmaker, budget=state.settings.ranking_warm_seconds
@@ -252,13 +256,17 @@ async def run_forever(
     loop = asyncio.get_running_loop()
     next_sweep = loop.time()
     failures = 0
+    passes = 0
     cap = max(backoff_max, interval)
     try:
         while True:
             wake.clear()  # before the work: a commit during it wakes the next round
             try:
                 if loop.time() >= next_sweep or failures:
-                    report, delivery = await run_pass(state)
+                    # The first pass runs as the server starts taking requests: the kept
+                    # rankings (seconds of work on a big database) wait for the next one.
+                    report, delivery = await run_pass(state, warm_rankings=passes > 0)
+                    passes += 1
                     next_sweep = loop.time() + interval
                     if (
                         any(report.warned.values())

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, insert, select, text, update
 
+from haochaping import scheduler
 from haochaping.analytics import jobs, metrics, snapshots
 from haochaping.analytics import periods as P
 from haochaping.analytics.models import StatRankingSnapshot
@@ -231,3 +232,21 @@ async def test_clear_forgets_every_kept_ranking(db, world):
     assert await snapshots.clear(db) >= 1
     await db.commit()
     assert not (await _ranking(db, "window", last)).kept
+
+
+async def test_a_scheduler_pass_keeps_rankings_but_not_the_first_of_a_process(app, db, world):
+    last, _ = _months()
+    await _rate(db, world, last)
+    await _settle(db)
+
+    async def kept() -> int:
+        return int(
+            (await db.execute(select(func.count()).select_from(StatRankingSnapshot))).scalar()
+        )
+
+    app.state.settings = app.state.settings.model_copy(update={"ranking_warm_seconds": 3})
+    before = await kept()
+    await scheduler.run_pass(app.state, warm_rankings=False)  # a loop's first pass
+    assert await kept() == before
+    await scheduler.run_pass(app.state)
+    assert await kept() > before

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -31,6 +32,9 @@ WARM_REGION_TIERS = 2
 WARM_REGION_MONTHS = 3
 # A pass stops computing after this long; the next pass goes on where it stopped.
 WARM_BUDGET_SECONDS = 20.0
+# Between two computed rankings: room for the requests of the process it runs in (`serve`
+# runs the periodic job in-process) and, on SQLite, for their writes.
+WARM_PAUSE_SECONDS = 0.05
 
 
 @dataclass
@@ -124,6 +128,7 @@ async def warm(
                     ):
                         await db.commit()
                         report.kept += 1
+                        await asyncio.sleep(WARM_PAUSE_SECONDS)
                     else:
                         report.held += 1
             except NotFound:  # a region or organisation removed since the list was read
