@@ -659,3 +659,17 @@ async def test_a_move_empties_the_rollups_so_the_figures_follow_the_subtree(app,
     assert await total("DEPT-M") == dept_before + hall_b_total
     await rollups.refresh(app.state.sessionmaker, now=now + timedelta(days=1))
     assert await total("DEPT-M") == dept_before + hall_b_total  # and so once folded again
+
+
+async def test_a_picker_in_a_filter_form_never_pushes_its_own_address(client, world):
+    """A filter form pushes its query to the address bar (hx-push-url, inherited by what is
+    inside it); a picker's option list must not: when it came back after the form's answer,
+    the address bar showed /console/pickers/... (seen in a CI browser run)."""
+    await sign_in(client, world.users["office"])
+    r = await client.get("/console/integrity")
+    assert r.status_code == 200
+    form = re.search(r"<form[^>]*hx-push-url=\"true\".*?</form>", r.text, re.S)
+    assert form is not None
+    pickers = re.findall(r'<input[^>]*hx-get="/console/pickers/[^>]*>', form.group(0))
+    assert pickers, "the integrity filter has an organisation picker"
+    assert all('hx-push-url="false"' in p for p in pickers)

@@ -186,7 +186,9 @@ async def test_the_running_sums_answer_as_the_week_rows_do(db, world, sessionmak
             ask = {"actor": ADMIN, "region_code": region, "now": at, "min_count": 3}
             fast, slow = await _both(db, monkeypatch, **ask)
             assert fast == slow
-            tops.append(fast[1][0] if fast[1] else None)
+            # This test's planted matter (live servers commit 预约号 comments to these regions
+            # too, which can rank above it once two of its ratings are invalidated).
+            tops.append(next((t for t in fast[1] if t[:2] == ("ITEM-RUN", "预约号")), None))
         return tops
 
     # Another test's pass (a live server's, committed) may have moved the sums to another
