@@ -1145,19 +1145,18 @@ async def rankings(
     return result
 
 
-async def kept_rankings_json(
+async def _closed_key(
     *,
     db: AsyncSession,
     actor: Principal,
-    tier: Tier,
-    period: str | None = None,
+    tier: str,
+    period: str | None,
     org_code: str | None = None,
     item_code: str | None = None,
     region_code: str | None = None,
 ) -> str | None:
-    """The API's JSON of `rankings` for a closed period if a kept answer holds (served as
-    stored: at 2,850 rows the response model took ~10 ms of a request's CPU), else None;
-    the same checks and refusals as `rankings`."""
+    """The snapshot key of a ranking question about a closed period (None for the live month
+    or a period not closed yet), with the same checks and refusals as `rankings`."""
     if period is None:
         return None
     current = P.parse_period(period)
@@ -1173,7 +1172,31 @@ async def kept_rankings_json(
         since=since,
         until=until,
     )
-    return await snapshots.answer(db, _snapshot_key(ctx, tier, current.label))
+    return _snapshot_key(ctx, tier, current.label)
+
+
+async def kept_rankings_json(
+    *,
+    db: AsyncSession,
+    actor: Principal,
+    tier: Tier,
+    period: str | None = None,
+    org_code: str | None = None,
+    item_code: str | None = None,
+    region_code: str | None = None,
+) -> str | None:
+    """The API's JSON of `rankings` for a closed period if a kept answer holds (served as
+    stored: at 2,850 rows the response model took ~10 ms of a request's CPU), else None."""
+    key = await _closed_key(
+        db=db,
+        actor=actor,
+        tier=tier,
+        period=period,
+        org_code=org_code,
+        item_code=item_code,
+        region_code=region_code,
+    )
+    return None if key is None else await snapshots.answer(db, key)
 
 
 async def keep_ranking(
@@ -1186,12 +1209,8 @@ async def keep_ranking(
 ) -> bool:
     """Keep the ranking of a closed period unless a kept one still holds (the scheduler's
     `analytics/jobs.warm`; the caller commits). True when it was computed anew."""
-    current = P.parse_period(period)
-    since, until = current.bounds()
-    if not snapshots.closed(until, utcnow()):
-        return False
-    ctx = await _resolve(db=db, actor=actor, region_code=region_code, since=since, until=until)
-    if await snapshots.holds(db, _snapshot_key(ctx, tier, current.label)):
+    key = await _closed_key(db=db, actor=actor, tier=tier, period=period, region_code=region_code)
+    if key is None or await snapshots.holds(db, key):
         return False
     await rankings(db=db, actor=actor, tier=tier, period=period, region_code=region_code, keep=True)
     return True
