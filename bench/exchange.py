@@ -108,6 +108,44 @@ async def count(dsn: str, where: str = "") -> int:
         await conn.close()
 
 
+class Split:
+    """Busy cores of each party over a stretch of the run: the child's and the parent's server,
+    each database's PostgreSQL backends, this process (the intake load), and the rest."""
+
+    def __init__(self, child: harness.Server, parent: harness.Server, child_db: str, parent_db):
+        self.parties = {
+            "child": lambda: harness.cpu_seconds(child.pids()),
+            "child pg": lambda: harness.cpu_seconds(
+                harness.postgres_pids(child_db, auxiliary=False)
+            ),
+            "parent": lambda: harness.cpu_seconds(parent.pids()),
+            "parent pg": lambda: harness.cpu_seconds(
+                harness.postgres_pids(parent_db, auxiliary=False)
+            ),
+            "load": lambda: sum(os.times()[:2]),
+        }
+        self.mark()
+
+    def _sample(self) -> dict[str, float]:
+        got = {name: read() for name, read in self.parties.items()}
+        got["other"] = harness.machine_busy_seconds() - sum(got.values())
+        return got
+
+    def mark(self) -> None:
+        self.t0, self.start = time.perf_counter(), self._sample()
+
+    def line(self, drained: int = 0) -> str:
+        """Busy cores per party since the mark (and CPU µs per drained rating), then re-mark."""
+        end, wall = self._sample(), time.perf_counter() - self.t0
+        used = {k: (end[k] - self.start[k]) for k in end}
+        text = ", ".join(f"{k} {v / wall:.2f}" for k, v in used.items())
+        if drained:
+            work = used["child"] + used["child pg"] + used["parent"] + used["parent pg"]
+            text += f"; {work / drained * 1e6:,.0f} µs of CPU per drained rating (both sides)"
+        self.mark()
+        return f"busy cores: {text}"
+
+
 async def intake_rate(
     server: harness.Server, world: harness.World, dbname: str, args, counter
 ) -> float:
@@ -173,11 +211,13 @@ async def main(args: argparse.Namespace) -> int:
         await conn.close()
         started = time.perf_counter()
         at_start = await count(parent_dsn)
+        split = Split(child, parent, child_name, parent_name)
         draining = await intake_rate(child, world, child_name, args, counter)
         during_s = time.perf_counter() - started
         during_n = await count(parent_dsn) - at_start
         print(f"child intake while draining:             {draining:,.0f} ratings/s")
         print(f"  ratio draining/idle: {draining / idle:.2f} (goal >= 0.80)")
+        print(f"  {split.line()}")
         total = await count(child_dsn)
         while True:
             got = await count(parent_dsn)
@@ -196,6 +236,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"  while the intake load ran: {during_n / during_s:,.0f}/s")
         if after_s > 0:
             print(f"  after it:                  {after_n / after_s:,.0f}/s")
+            print(f"  after it, {split.line(after_n)}")
         print(f"load average after: {os.getloadavg()}")
         return 0
     finally:
