@@ -28,6 +28,7 @@ from haochaping.core.security import (
     split_identifiers,
 )
 from haochaping.core.timeutil import utcnow
+from haochaping.db import bulk
 from haochaping.db.crypto import DataKeys
 from haochaping.evaluations import schemas
 from haochaping.evaluations.choices import (
@@ -768,14 +769,18 @@ async def _insert_many(
     a case and stage rated before gets its 409 in `refusals`."""
     bound = [p for p in pending if p[1]["case_id"] is not None]
     free = [p for p in pending if p[1]["case_id"] is None]
-    for chunk_start in range(0, len(bound), 400):
-        chunk = bound[chunk_start : chunk_start + 400]
-        # executemany: SQLAlchemy sends the chunk as one multi-row INSERT ("insertmanyvalues").
-        stmt = _prepared(db, _INSERT_BOUND)
-        got = {
-            (c, s): new_id
-            for new_id, c, s in (await db.execute(stmt, [row for _, row, _ in chunk])).all()
-        }
+    postgres = db.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+    step = (len(bound) or 1) if postgres else 400  # PostgreSQL: one parameter however many
+    for chunk_start in range(0, len(bound), step):
+        chunk = bound[chunk_start : chunk_start + step]
+        stored = await bulk.insert_rows(
+            db,
+            EVALUATION,
+            [row for _, row, _ in chunk],
+            returning=("id", "case_id", "stage"),
+            on_conflict_do_nothing=True,
+        )
+        got = {(c, s): new_id for new_id, c, s in stored}
         for i, row, target in chunk:
             new_id = got.get((row["case_id"], row["stage"]))
             if new_id is None:

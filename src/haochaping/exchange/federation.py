@@ -29,6 +29,7 @@ from haochaping.cases.models import Case
 from haochaping.core.auth import Principal
 from haochaping.core.errors import Forbidden, Invalid, Malformed
 from haochaping.core.timeutil import utcnow
+from haochaping.db import bulk
 from haochaping.db.types import dialect_keys
 from haochaping.evaluations.choices import EXCHANGE_CHANNEL, Channel
 from haochaping.evaluations.models import Evaluation
@@ -296,17 +297,15 @@ async def take_ratings(
     inserted: dict[int, int] = {}
     if rows:
         # A twin (same child id, or same case, stage and count) is skipped, not an error.
-        table = Evaluation.__table__
         inserted = {
             ref: eid
-            for eid, ref in (
-                await db.execute(
-                    _ins(db)(table)
-                    .on_conflict_do_nothing()
-                    .returning(table.c.id, table.c.origin_ref),
-                    rows,
-                )
-            ).all()
+            for eid, ref in await bulk.insert_rows(
+                db,
+                Evaluation.__table__,
+                rows,
+                returning=("id", "origin_ref"),
+                on_conflict_do_nothing=True,
+            )
         }
     rest = [r for _, r in placed if r.id not in inserted]
     ids = await _ids_of(db, scope.client_id, rest, case_ids)
@@ -390,11 +389,10 @@ async def _cases(
         for no, r in sorted(wanted.items())  # one lock order across parallel batches
     ]
     # New cases come back from the insert; only those that existed are looked up.
-    table = Case.__table__
-    stmt = _ins(db)(table).on_conflict_do_nothing().returning(table.c.case_no, table.c.id)
-    found: dict[str, tuple[int, int | None]] = {
-        no: (cid, scope.client_id) for no, cid in (await db.execute(stmt, rows)).all()
-    }
+    new = await bulk.insert_rows(
+        db, Case.__table__, rows, returning=("case_no", "id"), on_conflict_do_nothing=True
+    )
+    found: dict[str, tuple[int, int | None]] = {no: (cid, scope.client_id) for no, cid in new}
     missing = [no for no in wanted if no not in found]
     if missing:
         query = select(Case.case_no, Case.id, Case.client_id).where(Case.case_no.in_(missing))
