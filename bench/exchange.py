@@ -1,7 +1,7 @@
 """Reporting up: a child instance draining a backlog of ratings to its parent (issue 14).
 
     .venv/bin/python bench/exchange.py [--n 1000000] [--batch 1000] [--in-flight 2]
-        [--parent-workers 1] [--intake-seconds 15]
+        [--parent-workers 1] [--intake-seconds 15] [--sender process|inline]
 
 Creates two fresh PostgreSQL databases (child and parent, postgres@127.0.0.1:5432), seeds the
 child with `--n` stored ratings (set-based INSERT, received an hour ago: all due), makes the
@@ -179,6 +179,7 @@ async def main(args: argparse.Namespace) -> int:
             f"parent {parent_name}; set up in {time.perf_counter() - t0:.1f} s"
         )
         print(f"machine {socket.gethostname()}, {os.cpu_count()} cores, load {os.getloadavg()}")
+        print(f"child sender: {args.sender}, {args.in_flight} in flight, batch {args.batch}")
         parent = harness.Server(
             parent_url,
             access_log=False,
@@ -188,6 +189,9 @@ async def main(args: argparse.Namespace) -> int:
         child = harness.Server(
             child_url,
             access_log=False,
+            # `serve` runs the sender in a lower-priority process of its own; "inline" is the
+            # sender on the worker's event loop, as before (uvicorn started directly).
+            uvicorn=args.sender == "inline",
             env={
                 "HAOCHAPING_JOB_INTERVAL_SECONDS": "0",
                 "HAOCHAPING_UPSTREAM_URL": parent.base,
@@ -254,6 +258,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--intake-seconds", type=float, default=15.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--parent-workers", type=int, default=1)
+    p.add_argument(
+        "--sender",
+        choices=("process", "inline"),
+        default="process",
+        help="the child's sender: its own process (serve's way) or on the worker's loop",
+    )
     p.add_argument("--timeout", type=float, default=3600.0)
     return p.parse_args()
 

@@ -302,8 +302,10 @@ class Server:
         access_log: bool = True,
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
+        uvicorn: bool = False,
     ) -> None:
         self.url, self.workers, self.access_log = url, workers, access_log
+        self.uvicorn = uvicorn  # uvicorn directly: without what `serve` adds (the sender process)
         self.extra_env = env or {}
         self.port = port or free_port()
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="hcp-server-", suffix=".log")[1])
@@ -321,7 +323,7 @@ class Server:
             "HAOCHAPING_ENV": "development",
             **self.extra_env,
         }
-        if self.access_log:
+        if not self.uvicorn:
             cmd = [
                 sys.executable,
                 "-c",
@@ -331,8 +333,9 @@ class Server:
                 str(self.port),
                 "--workers",
                 str(self.workers),
+                "--access-log" if self.access_log else "--no-access-log",
             ]
-        else:  # same app and loop, without uvicorn's per-request access log line
+        else:
             cmd = [
                 sys.executable,
                 "-m",
@@ -344,7 +347,7 @@ class Server:
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--no-access-log",
+                *([] if self.access_log else ["--no-access-log"]),
             ]
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(

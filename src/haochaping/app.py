@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # backlog of millions drains without holding up a pass (the stream's lease keeps one
         # sender at a time across processes).
         sender = None
-        if app.state.upstream is not None:
+        if app.state.upstream is not None and settings.upstream_sender_inline:
             sender = asyncio.create_task(exchange_jobs.run_forever(app.state))
         # What startup built lives as long as the process: out of the collector's sight, a
         # full collection walks only what requests allocate. Without it every ~10th request

@@ -222,8 +222,12 @@ def serve(
     workers: Annotated[int, typer.Option(help="服务进程数")] = 1,
     demo: Annotated[bool, typer.Option(help="数据库为空时先加载演示省份")] = False,
     demo_cases: Annotated[int, typer.Option(min=1, help="演示省份的办件数")] = 200_000,
+    access_log: Annotated[
+        bool, typer.Option(help="每个请求记录一行访问日志（默认记录）", show_default=False)
+    ] = True,
 ) -> None:
-    """Migrate, then serve the API and the pages (127.0.0.1:8000 by default)."""
+    """Migrate, then serve the API and the pages (127.0.0.1:8000 by default); with a parent
+    configured, the reporting-up sender runs beside the workers in a process of its own."""
     import uvicorn
 
     # The app is built from the environment in uvicorn's workers: hand them the address, so
@@ -250,14 +254,46 @@ def serve(
         if summary is not None:
             typer.echo(summary)
     typer.echo(f"对外地址（评价链接、二维码）：{settings.base_url}")
-    uvicorn.run(
-        "haochaping.asgi:app",
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level="info",
-        proxy_headers=False,
+    sender = _start_sender(settings)
+    try:
+        uvicorn.run(
+            "haochaping.asgi:app",
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+            proxy_headers=False,
+        )
+    finally:
+        if sender is not None:
+            _stop_sender(sender)
+
+
+def _start_sender(settings: Settings):
+    """With a parent configured, the reporting-up sender in a process of its own (lower
+    priority, `exchange send`); the workers then run none. None when there is no parent or
+    the settings keep the sender inline."""
+    import subprocess
+
+    if not settings.upstream_url or not settings.upstream_sender_inline:
+        return None
+    os.environ["HAOCHAPING_UPSTREAM_SENDER_INLINE"] = "false"  # for the workers
+    command = [sys.executable, "-c", "from haochaping.cli import main; main()"]
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [*command, "exchange", "send", "--parent-pid", str(os.getpid())]
     )
+
+
+def _stop_sender(sender) -> None:
+    import subprocess
+
+    if sender.poll() is None:
+        sender.terminate()  # it releases the stream's lease on its way out
+        try:
+            sender.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sender.kill()
 
 
 @app.command("demo", help="加载演示省份（可重复运行：再次运行不做任何改动）")
@@ -1104,6 +1140,55 @@ def exchange_reconcile(
         typer.secho("不一致的日期：" + "、".join(str(c.day) for c in bad), fg="red", err=True)
         raise typer.Exit(1)
     typer.echo(f"{len(found)} 天全部一致")
+
+
+@exchange_app.command(
+    "send", help="持续向上级平台报送评价和工单结果，直到被停止（serve 会在单独的进程中自动运行）"
+)
+def exchange_send(
+    parent_pid: Annotated[
+        int | None, typer.Option(hidden=True, help="启动本进程的 serve 进程号：其退出时一并退出")
+    ] = None,
+) -> None:
+    """Run the reporting-up sender alone, at the configured lower priority, until SIGTERM
+    or Ctrl-C (or, started by `serve`, until that process is gone)."""
+    import logging
+    import signal
+
+    from haochaping.app import create_app, shutdown, startup
+    from haochaping.exchange import jobs as exchange_jobs
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings()
+    if not settings.upstream_url:
+        typer.secho("错误：未配置上级平台（HAOCHAPING_UPSTREAM_URL）", fg="red", err=True)
+        raise typer.Exit(2)
+    os.nice(settings.upstream_sender_nice)  # first: everything after runs at it
+    settings = _migrated_settings()
+
+    async def orphaned() -> None:
+        while os.getppid() == parent_pid:
+            await asyncio.sleep(1.0)
+
+    async def run() -> None:
+        application = create_app(settings.model_copy(update={"upstream_sender_inline": False}))
+        await startup(application)
+        sender = asyncio.create_task(exchange_jobs.run_forever(application.state))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, sender.cancel)
+        watch = asyncio.create_task(orphaned()) if parent_pid else None
+        if watch is not None:
+            watch.add_done_callback(lambda _: sender.cancel())
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender  # cancelled: the stream's lease is released on the way out
+        finally:
+            if watch is not None:
+                watch.cancel()
+            await shutdown(application)
+
+    asyncio.run(run())
 
 
 @exchange_app.command("export", help="把一天的评价按上报格式写成文件（每行一条记录）")

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: float = Field(30, gt=0, le=600)
     # Seconds between reconciliations with the parent in the periodic job (0: never).
     upstream_reconcile_interval_seconds: int = Field(86400, ge=0)
+    # Where the sender runs. `haochaping serve` starts it in a process of its own beside the
+    # workers, at a lower priority (niceness `upstream_sender_nice`): draining a backlog is
+    # background work, and in a worker its reading and encoding would hold up the requests
+    # on the same event loop. It sets `upstream_sender_inline` false for its workers; an
+    # app served any other way (uvicorn directly, tests) runs the sender in its own loop.
+    upstream_sender_inline: bool = True
+    upstream_sender_nice: int = Field(10, ge=0, le=19)
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDRs,
     # e.g. "10.0.0.0/8,192.0.2.7"); empty: none, the connecting address is the client's.
     trusted_proxies: str = ""

@@ -320,3 +320,60 @@ async def test_a_child_reports_to_its_parent_through_an_outage_and_a_loss(pair, 
         child_server.signal_group(signal.SIGTERM)
         if parent_server.proc is not None and parent_server.proc.poll() is None:
             parent_server.signal_group(signal.SIGTERM)
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes `pid` started: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, IndexError, ValueError):
+            continue
+    return {p: c.decode(errors="replace") for p, c in found.items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_serve_runs_the_sender_in_a_process_of_its_own(pair, tmp_path):
+    """`serve` drains to the parent from a separate, lower-priority process (not on the
+    workers' event loop), which ends with the server even when the server is killed."""
+    child, _ = pair
+    env = {"HAOCHAPING_UPSTREAM_URL": f"http://127.0.0.1:{_free_port()}"}  # a parent down
+    server = ServerProcess(child, _free_port(), tmp_path / "serve.log", env)
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            await server.wait_ready(client)
+        senders = [p for p, cmd in _children(server.proc.pid).items() if "exchange send" in cmd]
+        assert len(senders) == 1, _children(server.proc.pid)
+        sender = senders[0]
+        wanted = min(os.getpriority(os.PRIO_PROCESS, server.proc.pid) + 10, 19)
+        deadline = time.monotonic() + 30  # it lowers its priority once it has started
+        while os.getpriority(os.PRIO_PROCESS, sender) != wanted and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert os.getpriority(os.PRIO_PROCESS, sender) == wanted
+        os.kill(server.proc.pid, signal.SIGKILL)  # the server alone, not its group
+        server.proc.wait(timeout=15)
+        deadline = time.monotonic() + 20
+        while _alive(sender) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert not _alive(sender), "the sender outlived the server that started it"
+    finally:
+        server.signal_group(signal.SIGKILL)
+
+
+def test_the_sender_alone_needs_a_parent(pair):
+    child, _ = pair
+    result = _cli(child, "exchange", "send", env={"HAOCHAPING_UPSTREAM_URL": ""})
+    assert result.returncode == 2 and "未配置上级平台" in result.stderr, result.stderr
