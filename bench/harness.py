@@ -302,10 +302,13 @@ class Server:
         access_log: bool = True,
         log_path: Path | None = None,
         env: dict[str, str] | None = None,
-        uvicorn: bool = False,
+        uvicorn: bool | None = None,
     ) -> None:
         self.url, self.workers, self.access_log = url, workers, access_log
-        self.uvicorn = uvicorn  # uvicorn directly: without what `serve` adds (the sender process)
+        # uvicorn directly: without what `serve` adds (the sender process); by default when
+        # the access log is off, as before `serve --no-access-log` existed (older trees in
+        # code A/B runs have no such option)
+        self.uvicorn = not access_log if uvicorn is None else uvicorn
         self.extra_env = env or {}
         self.port = port or free_port()
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="hcp-server-", suffix=".log")[1])
@@ -333,7 +336,7 @@ class Server:
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--access-log" if self.access_log else "--no-access-log",
+                *([] if self.access_log else ["--no-access-log"]),
             ]
         else:
             cmd = [

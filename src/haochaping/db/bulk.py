@@ -12,7 +12,8 @@ was tried first: asyncpg checks every element of an array parameter against the 
 when they are constants; a row set must carry every column whose default is computed (the
 callers compute them already).
 
-On SQLite the same call is SQLAlchemy's executemany, as before.
+On SQLite, and for fewer than `JSON_MIN_ROWS` rows, the same call is SQLAlchemy's
+executemany, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Table, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -51,9 +53,16 @@ def _statement(
     return text(sql)
 
 
+# Below this many rows the executemany path costs less: the JSON round trip pays off on the
+# batch route's thousand rows, not on a group commit's dozen (measured, docs/benchmarks.md).
+JSON_MIN_ROWS = 100
+
+
 @cache
-def _sqlite_statement(table: Table, returning: tuple[str, ...], on_conflict: bool) -> Any:
-    stmt = sqlite_insert(table)
+def _executemany_statement(
+    table: Table, returning: tuple[str, ...], on_conflict: bool, postgres: bool
+) -> Any:
+    stmt = (pg_insert if postgres else sqlite_insert)(table)
     if on_conflict:
         stmt = stmt.on_conflict_do_nothing()
     if returning:
@@ -88,8 +97,9 @@ async def insert_rows(
     if not rows:
         return []
     dialect = db.get_bind().dialect
-    if dialect.name != "postgresql":
-        stmt = _sqlite_statement(table, tuple(returning), on_conflict_do_nothing)
+    postgres = dialect.name == "postgresql"
+    if not postgres or len(rows) < JSON_MIN_ROWS:
+        stmt = _executemany_statement(table, tuple(returning), on_conflict_do_nothing, postgres)
         result = await db.execute(stmt, list(rows))
         return list(result.all()) if returning else []
     given = tuple(rows[0])
