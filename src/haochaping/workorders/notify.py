@@ -302,19 +302,20 @@ class Recipients:
     @classmethod
     async def load(cls, db: AsyncSession, org_ids: Collection[int]) -> Recipients:
         tree: dict[int, tuple[int | None, str]] = {}
-        wanted = set(org_ids)
-        while wanted:  # one level of the tree per round
-            rows = [
-                row
-                for chunk in _chunks(sorted(wanted))
-                for row in (
-                    await db.execute(
-                        select(Org.id, Org.parent_id, Org.name).where(Org.id.in_(chunk))
-                    )
-                ).all()
-            ]
+        for chunk in _chunks(sorted(set(org_ids))):
+            # The organisations and all their ancestors in one round trip (a recursive CTE,
+            # on both databases), not one round per level of the tree: this runs inside the
+            # intake transaction of every group that holds a bad rating.
+            up = (
+                select(Org.id, Org.parent_id, Org.name)
+                .where(Org.id.in_(chunk))
+                .cte("up", recursive=True)
+            )
+            up = up.union(
+                select(Org.id, Org.parent_id, Org.name).join(up, Org.id == up.c.parent_id)
+            )
+            rows = (await db.execute(select(up.c.id, up.c.parent_id, up.c.name))).all()
             tree.update({org_id: (parent_id, name) for org_id, parent_id, name in rows})
-            wanted = {parent for _, parent, _ in rows if parent is not None and parent not in tree}
         emails: dict[tuple[int, str], set[str]] = defaultdict(set)
         for chunk in _chunks(sorted(tree)):
             for org_id, role, email in (
