@@ -254,7 +254,7 @@ def serve(
         if summary is not None:
             typer.echo(summary)
     typer.echo(f"对外地址（评价链接、二维码）：{settings.base_url}")
-    sender = _start_sender(settings)
+    sender = _Sender.for_settings(settings)
     try:
         uvicorn.run(
             "haochaping.asgi:app",
@@ -267,33 +267,63 @@ def serve(
         )
     finally:
         if sender is not None:
-            _stop_sender(sender)
+            sender.stop()
 
 
-def _start_sender(settings: Settings):
-    """With a parent configured, the reporting-up sender in a process of its own (lower
-    priority, `exchange send`); the workers then run none. None when there is no parent or
-    the settings keep the sender inline."""
-    import subprocess
+class _Sender:
+    """The reporting-up sender process `serve` runs beside its workers (`exchange send`, at
+    a lower priority), started again five seconds after it dies; the workers then run none."""
 
-    if not settings.upstream_url or not settings.upstream_sender_inline:
-        return None
-    os.environ["HAOCHAPING_UPSTREAM_SENDER_INLINE"] = "false"  # for the workers
-    command = [sys.executable, "-c", "from haochaping.cli import main; main()"]
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [*command, "exchange", "send", "--parent-pid", str(os.getpid())]
-    )
+    RESTART_SECONDS = 5.0
 
+    def __init__(self) -> None:
+        import threading
 
-def _stop_sender(sender) -> None:
-    import subprocess
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.proc = self._spawn()
+        self._watcher = threading.Thread(target=self._watch, name="upstream-sender", daemon=True)
+        self._watcher.start()
 
-    if sender.poll() is None:
-        sender.terminate()  # it releases the stream's lease on its way out
-        try:
-            sender.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            sender.kill()
+    @classmethod
+    def for_settings(cls, settings: Settings) -> _Sender | None:
+        """None when there is no parent, or the settings keep the sender elsewhere."""
+        if not settings.upstream_url or not settings.upstream_sender_inline:
+            return None
+        os.environ["HAOCHAPING_UPSTREAM_SENDER_INLINE"] = "false"  # for the workers
+        return cls()
+
+    def _spawn(self):
+        import subprocess
+
+        command = [sys.executable, "-c", "from haochaping.cli import main; main()"]
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [*command, "exchange", "send", "--parent-pid", str(os.getpid())]
+        )
+
+    def _watch(self) -> None:
+        while True:
+            code = self.proc.wait()
+            if self._stopping.wait(self.RESTART_SECONDS):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                typer.secho(f"上报进程已退出（状态 {code}），重新启动", fg="yellow", err=True)
+                self.proc = self._spawn()
+
+    def stop(self) -> None:
+        import subprocess
+
+        with self._lock:
+            self._stopping.set()
+            proc = self.proc
+        if proc.poll() is None:
+            proc.terminate()  # it releases the stream's lease on its way out
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @app.command("demo", help="加载演示省份（可重复运行：再次运行不做任何改动）")

@@ -347,7 +347,8 @@ def _alive(pid: int) -> bool:
 
 async def test_serve_runs_the_sender_in_a_process_of_its_own(pair, tmp_path):
     """`serve` drains to the parent from a separate, lower-priority process (not on the
-    workers' event loop), which ends with the server even when the server is killed."""
+    workers' event loop), started again when it dies, and ended with the server even when
+    the server is killed."""
     child, _ = pair
     env = {"HAOCHAPING_UPSTREAM_URL": f"http://127.0.0.1:{_free_port()}"}  # a parent down
     server = ServerProcess(child, _free_port(), tmp_path / "serve.log", env)
@@ -363,6 +364,20 @@ async def test_serve_runs_the_sender_in_a_process_of_its_own(pair, tmp_path):
         while os.getpriority(os.PRIO_PROCESS, sender) != wanted and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         assert os.getpriority(os.PRIO_PROCESS, sender) == wanted
+        # A sender that dies is started again.
+        os.kill(sender, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            again = [
+                p
+                for p, cmd in _children(server.proc.pid).items()
+                if "exchange send" in cmd and p != sender and _alive(p)
+            ]
+            if again:
+                break
+            await asyncio.sleep(0.2)
+        assert again, "the sender was not started again"
+        sender = again[0]
         os.kill(server.proc.pid, signal.SIGKILL)  # the server alone, not its group
         server.proc.wait(timeout=15)
         deadline = time.monotonic() + 20
