@@ -272,7 +272,8 @@ def serve(
 
 class _Sender:
     """The reporting-up sender process `serve` runs beside its workers (`exchange send`, at
-    a lower priority), started again five seconds after it dies; the workers then run none."""
+    a lower priority), started again five seconds after it dies (not after it was asked to
+    stop); the workers then run none."""
 
     RESTART_SECONDS = 5.0
 
@@ -304,7 +305,9 @@ class _Sender:
     def _watch(self) -> None:
         while True:
             code = self.proc.wait()
-            if self._stopping.wait(self.RESTART_SECONDS):
+            # 0: it was asked to stop (SIGTERM, or Ctrl-C reaching the whole terminal group
+            # while the server shuts down), not a crash.
+            if code == 0 or self._stopping.wait(self.RESTART_SECONDS):
                 return
             with self._lock:
                 if self._stopping.is_set():
